@@ -1,0 +1,220 @@
+"""The one hardened XML parser of docgw.
+
+Every byte of XML that docgw reads goes through :func:`parse_stream`: no DTD (a DOCTYPE is
+refused outright, which ends billion-laughs and external-entity attacks before they start), no
+entity resolution, no network, and limits on depth, element count, attribute count, text size and
+input size enforced while parsing, so hostile input fails fast and in bounded memory.
+
+It is a streaming parser: input is fed in chunks to lxml with a parser *target*, which builds a
+small tree (the "skeleton") and hands the text of chosen elements — the base64 attachments — to a
+sink chunk by chunk instead of keeping it. That is what lets a 100 MB attachment pass through
+without being held in memory several times over. Comments and processing instructions are dropped:
+signed content is read from text nodes that a comment cannot split (the classic XML-DSig comment
+attack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from lxml import etree
+
+from envelopes.errors import GatewayError, XmlMalformed, XmlRejected
+
+CHUNK_SIZE = 1 << 20
+
+#: The parser options; the target below refuses DOCTYPEs on top of these.
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    # Text we keep is bounded by Limits; attachment text is streamed away by the target.
+    "huge_tree": True,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Bounds on what one XML input may contain. The defaults fit edXML with generous room."""
+
+    max_input_bytes: int = 4 << 30  # 4 GiB: attachments have no public size limit
+    max_depth: int = 64  # edXML nests about 9 deep
+    max_elements: int = 200_000
+    max_attributes: int = 64  # per element
+    max_kept_text: int = 32 << 20  # all text kept in the skeleton (attachments excluded)
+    max_stray_prefix: int = 1024  # bytes tolerated before the XML declaration
+
+
+class TextSink(Protocol):
+    """Receives the text of a streamed element, chunk by chunk."""
+
+    def write(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Decides, when an element starts, whether its text is streamed: given the element's tag and its
+#: parent's tag (Clark notation), returns a sink, or None to keep the text in the skeleton.
+StreamChooser = Callable[[str, str | None], TextSink | None]
+
+
+@dataclass(kw_only=True)
+class ParsedXml:
+    root: etree._Element
+    #: Bytes skipped before the first '<' (real packages sometimes carry a few).
+    stray_prefix: bytes = b""
+    #: Streamed elements, in document order, each with the sink that took its text.
+    streamed: list[tuple[etree._Element, TextSink]] = field(default_factory=list)
+
+
+class _SkeletonTarget:
+    """lxml parser target: a TreeBuilder that enforces limits and diverts streamed text."""
+
+    def __init__(self, limits: Limits, choose: StreamChooser | None) -> None:
+        self._builder = etree.TreeBuilder()
+        self._limits = limits
+        self._choose = choose
+        self._stack: list[str] = []
+        self._elements = 0
+        self._kept_text = 0
+        self._sink: TextSink | None = None
+        self.streamed: list[tuple[etree._Element, TextSink]] = []
+        self._error: GatewayError | None = None
+
+    def _refuse(self, error: GatewayError) -> GatewayError:
+        # lxml calls close() after a callback raised; close() must then re-raise this error
+        # rather than let TreeBuilder complain about the unfinished tree.
+        self._error = error
+        return error
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise self._refuse(XmlRejected("a DOCTYPE is not allowed (no DTDs, no entities)"))
+
+    def start(
+        self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str] | None = None
+    ) -> None:
+        self._elements += 1
+        if self._elements > self._limits.max_elements:
+            raise self._refuse(XmlRejected(f"more than {self._limits.max_elements} elements"))
+        if len(self._stack) >= self._limits.max_depth:
+            raise self._refuse(
+                XmlRejected(f"nesting deeper than {self._limits.max_depth}", element=tag)
+            )
+        if len(attrib) > self._limits.max_attributes:
+            raise self._refuse(
+                XmlRejected(f"more than {self._limits.max_attributes} attributes", element=tag)
+            )
+        if self._sink is not None:
+            raise self._refuse(
+                XmlRejected("an element inside a streamed text element", element=tag)
+            )
+        parent = self._stack[-1] if self._stack else None
+        self._stack.append(tag)
+        element = self._builder.start(tag, attrib, nsmap)  # type: ignore[call-arg]
+        if self._choose is not None:
+            self._sink = self._choose(tag, parent)
+            if self._sink is not None:
+                self.streamed.append((element, self._sink))
+
+    def end(self, tag: str) -> None:
+        self._stack.pop()
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            try:
+                sink.close()
+            except GatewayError as exc:
+                raise self._refuse(exc) from None
+        self._builder.end(tag)
+
+    def data(self, text: str) -> None:
+        if self._sink is not None:
+            try:
+                self._sink.write(text)
+            except GatewayError as exc:
+                raise self._refuse(exc) from None
+            return
+        self._kept_text += len(text)
+        if self._kept_text > self._limits.max_kept_text:
+            raise self._refuse(
+                XmlRejected(f"more than {self._limits.max_kept_text} characters of text")
+            )
+        self._builder.data(text)
+
+    def comment(self, text: str) -> None:
+        """Dropped; see the module docstring."""
+
+    def pi(self, target: str, data: str | None = None) -> None:
+        """Dropped."""
+
+    def close(self) -> etree._Element:
+        if self._error is not None:
+            raise self._error
+        return self._builder.close()
+
+
+def iter_chunks(source: bytes | IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Bytes or a binary stream, as chunks."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source)
+        for start in range(0, len(view), size):
+            yield bytes(view[start : start + size])
+        return
+    while chunk := source.read(size):
+        yield chunk
+
+
+def parse_stream(
+    chunks: Iterable[bytes], *, limits: Limits | None = None, stream: StreamChooser | None = None
+) -> ParsedXml:
+    """Parse XML fed as chunks into a skeleton tree; raises XmlRejected or XmlMalformed."""
+    limits = limits or Limits()
+    target = _SkeletonTarget(limits, stream)
+    parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)  # type: ignore[call-overload]
+    total = 0
+    stray = b""
+    started = False
+    try:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limits.max_input_bytes:
+                raise XmlRejected(f"input larger than {limits.max_input_bytes} bytes")
+            if not started:
+                stray, chunk = _split_stray_prefix(stray + chunk, limits)
+                started = bool(chunk)
+                if not started:
+                    continue
+            parser.feed(chunk)
+        if not started:
+            raise XmlMalformed("no XML content")
+        root = parser.close()
+    except etree.XMLSyntaxError as exc:
+        raise XmlMalformed(f"not well-formed XML: {exc.msg}") from exc
+    except GatewayError:
+        raise
+    except ValueError as exc:  # lxml reports some refused input (e.g. huge names) as ValueError
+        raise XmlMalformed(f"not well-formed XML: {exc}") from exc
+    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=target.streamed)
+
+
+def _split_stray_prefix(data: bytes, limits: Limits) -> tuple[bytes, bytes]:
+    """Split off bytes before the first '<': tolerated up to a limit, reported by the caller."""
+    lt = data.find(b"<")
+    if lt == 0:
+        return b"", data
+    if lt < 0:
+        if len(data) > limits.max_stray_prefix:
+            raise XmlMalformed("no XML content in the first bytes")
+        return data, b""
+    if lt > limits.max_stray_prefix:
+        raise XmlMalformed(f"{lt} bytes before the XML declaration")
+    return data[:lt], data[lt:]
+
+
+def parse_bytes(data: bytes, *, limits: Limits | None = None) -> etree._Element:
+    """Parse a whole small document (status packages, SOAP bodies, schemas) with the same rules."""
+    return parse_stream(iter_chunks(data), limits=limits).root

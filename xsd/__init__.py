@@ -1,0 +1,1 @@
+"""Schemas and WSDL docgw validates against, shipped as package data"""
