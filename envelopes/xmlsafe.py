@@ -115,6 +115,8 @@ class _SkeletonTarget:
             )
         parent = self._stack[-1] if self._stack else None
         self._stack.append(tag)
+        # lxml's target hands the default namespace as prefix "", TreeBuilder wants None.
+        nsmap = {(prefix or None): uri for prefix, uri in (nsmap or {}).items()}
         element = self._builder.start(tag, attrib, nsmap)  # type: ignore[call-arg]
         if self._choose is not None:
             self._sink = self._choose(tag, parent)

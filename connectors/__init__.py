@@ -1,0 +1,1 @@
+"""One module per counterparty protocol behind one Connector protocol (built in later issues)."""

@@ -1,0 +1,576 @@
+"""Read edXML packages from bytes or a stream into the model.
+
+Namespace-aware (prefixed and unprefixed elements are the same namespace), order-agnostic (the SDK
+and QCVN order their elements differently), tolerant of what is safe to tolerate — stray bytes
+before the XML declaration, ``TimeStamp`` for ``Timestamp``, unknown elements, non-conforming unit
+codes, the SDK's placeholder ``<Signature>`` — each reported as a :class:`Notice`; everything else
+is a typed error naming the element. Attachments are decoded while streaming (see xmlsafe).
+
+What this module returns is *unverified*. Only :mod:`envelopes.verification` makes the objects that
+the rest of docgw may trust.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO
+
+from lxml import etree
+
+from envelopes.attachments import Base64Decoder, Digest, sniffed_mismatch
+from envelopes.datetimes import parse_date, parse_timestamp
+from envelopes.errors import AttachmentError, PackageStructureError
+from envelopes.model import (
+    AttachmentInfo,
+    Business,
+    BusinessDocType,
+    DocumentCode,
+    DocumentPackage,
+    DocumentType,
+    MessageHeader,
+    Organization,
+    OtherInfo,
+    Priority,
+    PromulgationInfo,
+    Receiver,
+    Replacement,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusCode,
+    StatusPackage,
+    TraceHeader,
+    UpdateInfo,
+    strip_cid,
+)
+from envelopes.namespaces import DSIG, QCVN, q
+from envelopes.unit_codes import parse_lenient
+from envelopes.xmlsafe import Limits, TextSink, iter_chunks, parse_stream
+
+
+class PackageKind(StrEnum):
+    DOCUMENT = "document"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """Something odd but tolerated, reported to the operator (never silently dropped)."""
+
+    code: str
+    message: str
+    element: str | None = None
+
+
+@dataclass(kw_only=True)
+class StreamedAttachment:
+    element_id: str | None  # the Id attribute of ContentTransferEncoded, if any
+    content_id: str
+    digest: Digest
+    content: IO[bytes] | None  # decoded bytes, where a sink factory was given
+
+
+@dataclass(kw_only=True)
+class ParsedPackage:
+    """A package read but not verified. ``root`` is the skeleton (attachment text streamed away)."""
+
+    kind: PackageKind
+    root: etree._Element
+    attachments: list[StreamedAttachment] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    def document(self) -> DocumentPackage:
+        """The unverified document model (for inspection; not for the store)."""
+        return document_from_tree(self.root, self.attachments, self.notices)
+
+    def status(self) -> StatusPackage:
+        return status_from_tree(self.root, self.notices)
+
+
+#: Makes a fresh binary stream for one attachment's decoded bytes (e.g. a spooled temp file).
+SinkFactory = Callable[[], IO[bytes]]
+
+
+def read_package(
+    source: bytes | IO[bytes] | Iterable[bytes],
+    *,
+    sink_factory: SinkFactory | None = None,
+    limits: Limits | None = None,
+) -> ParsedPackage:
+    """Parse a package; attachment bytes go to streams from ``sink_factory`` (or are dropped,
+    keeping only their digest, size and first bytes)."""
+    decoders: list[Base64Decoder] = []
+    outputs: list[IO[bytes] | None] = []
+
+    def choose(tag: str, parent: str | None) -> TextSink | None:
+        if tag != q("ContentTransferEncoded") or parent != q("Attachment"):
+            return None
+        out = sink_factory() if sink_factory is not None else None
+        decoder = Base64Decoder(out, element=f"Attachment[{len(decoders) + 1}]")
+        decoders.append(decoder)
+        outputs.append(out)
+        return decoder
+
+    chunks = (
+        source
+        if not isinstance(source, bytes | bytearray) and not hasattr(source, "read")
+        else iter_chunks(source)
+    )  # type: ignore[arg-type]
+    parsed = parse_stream(chunks, limits=limits, stream=choose)  # type: ignore[arg-type]
+    root = parsed.root
+    notices: list[Notice] = []
+    if parsed.stray_prefix:
+        notices.append(
+            Notice(
+                code="STRAY_BYTES_BEFORE_XML",
+                message=f"{len(parsed.stray_prefix)} bytes before the XML declaration were skipped",
+            )
+        )
+    if root.tag != q("edXML"):
+        raise PackageStructureError(
+            f"the root element must be edXML in namespace {QCVN}, not {root.tag}", element="/"
+        )
+    header = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
+    kind = PackageKind.STATUS if header.find(q("StatusCode")) is not None else PackageKind.DOCUMENT
+    attachments = []
+    for (element, _), decoder, out in zip(parsed.streamed, decoders, outputs, strict=True):
+        if out is not None:
+            out.seek(0)
+        content_id = element.getparent().findtext(q("ContentId"))  # type: ignore[union-attr]
+        attachments.append(
+            StreamedAttachment(
+                element_id=element.get("Id"),
+                content_id=strip_cid(content_id or ""),
+                digest=decoder.digest,
+                content=out,
+            )
+        )
+    return ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
+
+
+def _path(root: etree._Element, *names: str) -> etree._Element:
+    element = root
+    walked = "/edXML"
+    for name in names:
+        walked += f"/{name}"
+        found = element.findall(q(name))
+        if len(found) != 1:
+            problem = "missing" if not found else f"repeated {len(found)} times"
+            raise PackageStructureError(f"required element {problem}", element=walked)
+        element = found[0]
+    return element
+
+
+class _Reader:
+    """Lenient, order-agnostic access to one element's children, with paths for errors."""
+
+    def __init__(self, element: etree._Element, path: str, notices: list[Notice]) -> None:
+        self.element = element
+        self.path = path
+        self.notices = notices
+
+    def children(self, name: str) -> list[_Reader]:
+        return [
+            _Reader(child, f"{self.path}/{name}", self.notices)
+            for child in self.element.iterfind(q(name))
+        ]
+
+    def child(self, name: str, *, required: bool = False) -> _Reader | None:
+        found = self.children(name)
+        if not found:
+            if required:
+                raise PackageStructureError(
+                    "required element missing", element=f"{self.path}/{name}"
+                )
+            return None
+        return found[0]
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        found = self.child(name, required=required)
+        value = (found.element.text or "").strip() if found is not None else ""
+        if not value:
+            if required:
+                raise PackageStructureError("required element empty", element=f"{self.path}/{name}")
+            return None
+        return value
+
+    def required_text(self, name: str) -> str:
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def integer(self, name: str, *, required: bool = False) -> int | None:
+        value = self.text(name, required=required)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise PackageStructureError(
+                f"{value!r} is not a whole number", element=f"{self.path}/{name}"
+            ) from None
+
+    def date(self, name: str, *, required: bool = False) -> dt.date | None:
+        value = self.text(name, required=required)
+        if value is None:
+            return None
+        try:
+            return parse_date(value)
+        except ValueError:
+            raise PackageStructureError(
+                f"{value!r} is not a date (yyyy/MM/dd)", element=f"{self.path}/{name}"
+            ) from None
+
+    def timestamp(self, *names: str) -> dt.datetime | None:
+        for name in names:
+            value = self.text(name)
+            if value is not None:
+                try:
+                    return parse_timestamp(value)
+                except ValueError:
+                    raise PackageStructureError(
+                        f"{value!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)",
+                        element=f"{self.path}/{name}",
+                    ) from None
+        return None
+
+    def note_unknown(self, known: Iterable[str]) -> None:
+        allowed = {q(name) for name in known}
+        for child in self.element:
+            if child.tag not in allowed and not str(child.tag).startswith(f"{{{DSIG}}}"):
+                local = etree.QName(child).localname
+                self.notices.append(
+                    Notice(
+                        code="UNKNOWN_ELEMENT",
+                        message=f"element {local} is not part of docgw's model and was ignored",
+                        element=f"{self.path}/{local}",
+                    )
+                )
+
+
+def _organ_id(reader: _Reader, name: str = "OrganId") -> str:
+    code = parse_lenient(reader.required_text(name))
+    if not code.is_conforming:
+        reader.notices.append(
+            Notice(
+                code="NONCONFORMING_UNIT_CODE",
+                message=f"unit code {code.value!r} has neither the QCVN 102 nor the QĐ 20 form",
+                element=f"{reader.path}/{name}",
+            )
+        )
+    return code.value
+
+
+_ORGANIZATION_FIELDS = (
+    "OrganId", "OrganizationInCharge", "OrganName", "OrganAdd", "Email", "Telephone", "Fax",
+    "Website",
+)  # fmt: skip
+
+
+def _organization(reader: _Reader) -> Organization:
+    reader.note_unknown(_ORGANIZATION_FIELDS)
+    return Organization(
+        organ_id=_organ_id(reader),
+        organization_in_charge=reader.text("OrganizationInCharge"),
+        organ_name=reader.text("OrganName"),
+        organ_add=reader.text("OrganAdd"),
+        email=reader.text("Email"),
+        telephone=reader.text("Telephone"),
+        fax=reader.text("Fax"),
+        website=reader.text("Website"),
+    )
+
+
+def _response_for(reader: _Reader) -> ResponseFor:
+    return ResponseFor(
+        organ_id=_organ_id(reader),
+        code=reader.text("Code"),
+        promulgation_date=reader.date("PromulgationDate"),
+        document_id=reader.text("DocumentId"),
+    )
+
+
+def _staff_info(reader: _Reader | None) -> StaffInfo | None:
+    if reader is None:
+        return None
+    return StaffInfo(
+        department=reader.text("Department"),
+        staff=reader.text("Staff"),
+        mobile=reader.text("Mobile"),
+        email=reader.text("Email"),
+    )
+
+
+_HEADER_FIELDS = (
+    "From", "To", "Code", "PromulgationInfo", "DocumentType", "Subject", "Content", "SignerInfo",
+    "DueDate", "ToPlaces", "OtherInfo", "ResponseFor", "SteeringType", "DocumentId",
+)  # fmt: skip
+
+
+def header_from_element(element: etree._Element, notices: list[Notice]) -> MessageHeader:
+    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader", notices)
+    reader.note_unknown(_HEADER_FIELDS)
+    recipients = reader.children("To")
+    if not recipients:
+        raise PackageStructureError("at least one To is required", element=f"{reader.path}/To")
+    code = reader.child("Code", required=True)
+    promulgation = reader.child("PromulgationInfo", required=True)
+    doc_type = reader.child("DocumentType", required=True)
+    signer = reader.child("SignerInfo")
+    places = reader.child("ToPlaces")
+    assert code is not None and promulgation is not None and doc_type is not None
+    promulgation_date = promulgation.date("PromulgationDate", required=True)
+    doc_type_value = doc_type.integer("Type", required=True)
+    assert promulgation_date is not None and doc_type_value is not None
+    from_ = reader.child("From", required=True)
+    assert from_ is not None
+    return MessageHeader(
+        from_=_organization(from_),
+        to=tuple(_organization(to) for to in recipients),
+        code=DocumentCode(
+            number=code.text("CodeNumber") or "", notation=code.text("CodeNotation") or ""
+        ),
+        promulgation=PromulgationInfo(place=promulgation.text("Place"), date=promulgation_date),
+        document_type=DocumentType(
+            type=doc_type_value,
+            type_detail=doc_type.integer("TypeDetail"),
+            type_name=doc_type.text("TypeName") or "",
+        ),
+        subject=reader.required_text("Subject"),
+        content=reader.text("Content"),
+        signer=SignerInfo(
+            competence=signer.text("Competence"),
+            position=signer.text("Position"),
+            full_name=signer.text("FullName"),
+        )
+        if signer is not None
+        else None,
+        due_date=reader.date("DueDate"),
+        to_places=tuple(p.element.text.strip() for p in places.children("Place") if p.element.text)
+        if places is not None
+        else (),
+        other_info=_other_info(reader.child("OtherInfo")),
+        response_for=tuple(_response_for(r) for r in reader.children("ResponseFor")),
+        steering_type=reader.integer("SteeringType"),
+        document_id=reader.required_text("DocumentId"),
+    )
+
+
+def _other_info(reader: _Reader | None) -> OtherInfo:
+    if reader is None:
+        return OtherInfo()
+    priority = reader.integer("Priority") or 0
+    if priority not in Priority._value2member_map_:
+        raise PackageStructureError(
+            f"priority {priority} is not one of 0..4", element=f"{reader.path}/Priority"
+        )
+    direction = reader.text("Direction")
+    appendixes = reader.child("Appendixes")
+    return OtherInfo(
+        priority=Priority(priority),
+        sphere_of_promulgation=reader.text("SphereOfPromulgation"),
+        typer_notation=reader.text("TyperNotation"),
+        promulgation_amount=reader.integer("PromulgationAmount"),
+        page_amount=reader.integer("PageAmount"),
+        direction=None if direction is None else direction.lower() in ("true", "1"),
+        appendixes=tuple(
+            a.element.text.strip() for a in appendixes.children("Appendix") if a.element.text
+        )
+        if appendixes is not None
+        else (),
+    )
+
+
+def business_from_element(element: etree._Element, notices: list[Notice]) -> Business:
+    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/Bussiness", notices)
+    doc_type = reader.integer("BussinessDocType", required=True)
+    if doc_type not in BusinessDocType._value2member_map_:
+        raise PackageStructureError(
+            f"BussinessDocType {doc_type} is not one of 0..3",
+            element=f"{reader.path}/BussinessDocType",
+        )
+    info = reader.child("BussinessDocumentInfo")
+    update = None
+    if info is not None:
+        receivers_list = info.child("ReceiverList")
+        update = UpdateInfo(
+            document_info=info.text("DocumentInfo"),
+            document_receiver=info.text("DocumentReceiver"),
+            receivers=tuple(
+                Receiver(organ_id=_organ_id(r), receiver_type=r.integer("ReceiverType"))
+                for r in receivers_list.children("Receiver")
+            )
+            if receivers_list is not None
+            else (),
+        )
+    replacements = []
+    replacement_list = reader.child("ReplacementInfoList")
+    for item in replacement_list.children("ReplacementInfo") if replacement_list else []:
+        organs = item.child("OrganIdList")
+        replacements.append(
+            Replacement(
+                document_id=item.required_text("DocumentId"),
+                organ_ids=tuple(
+                    o.element.text.strip() for o in organs.children("OrganId") if o.element.text
+                )
+                if organs is not None
+                else (),
+            )
+        )
+    return Business(
+        doc_type=BusinessDocType(doc_type),
+        document_id=reader.text("DocumentId"),
+        reason=reader.text("BussinessDocReason"),
+        paper=reader.integer("Paper") or 0,
+        staff_info=_staff_info(reader.child("StaffInfo")),
+        update=update,
+        replacements=tuple(replacements),
+    )
+
+
+def traces_from_element(
+    element: etree._Element | None, notices: list[Notice]
+) -> tuple[TraceHeader, ...]:
+    if element is None:
+        return ()
+    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList", notices)
+    traces = []
+    for trace in reader.children("TraceHeader"):
+        organ_id = trace.text("OrganId")
+        traces.append(
+            TraceHeader(
+                organ_id=None if organ_id in (None, "null") else organ_id,
+                timestamp=trace.timestamp("Timestamp", "TimeStamp"),
+            )
+        )
+    return tuple(traces)
+
+
+def attachments_from_manifest(
+    manifest: etree._Element | None,
+    streamed: list[StreamedAttachment],
+    notices: list[Notice],
+) -> tuple[AttachmentInfo, ...]:
+    """Join the manifest's references with the streamed attachments on ContentId."""
+    by_content_id = {a.content_id: a for a in streamed}
+    if len(by_content_id) != len(streamed):
+        raise AttachmentError(
+            "two attachments share a ContentId", element="/edXML/AttachmentEncoded"
+        )
+    references = [] if manifest is None else list(manifest.iterfind(q("Reference")))
+    infos = []
+    for index, reference in enumerate(references, start=1):
+        reader = _Reader(
+            reference, f"/edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference[{index}]", notices
+        )
+        content_id = strip_cid(reader.required_text("ContentId"))
+        attachment = by_content_id.pop(content_id, None)
+        if attachment is None:
+            raise AttachmentError(
+                f"the manifest names cid:{content_id} but no attachment carries it",
+                element=f"{reader.path}/ContentId",
+            )
+        content_type = reader.text("ContentType") or "application/octet-stream"
+        sniffed = sniffed_mismatch(content_type, attachment.digest.head)
+        name = reader.text("AttachmentName") or content_id
+        if sniffed is not None:
+            notices.append(
+                Notice(
+                    code="ATTACHMENT_TYPE_MISMATCH",
+                    message=f"{name} is labelled {content_type} but its bytes are {sniffed}",
+                    element=f"{reader.path}/ContentType",
+                )
+            )
+        infos.append(
+            AttachmentInfo(
+                content_id=content_id,
+                name=name,
+                content_type=content_type,
+                description=reader.text("Description"),
+                size=attachment.digest.size,
+                sha256=attachment.digest.sha256_hex,
+                sniffed_type=sniffed,
+            )
+        )
+    if by_content_id:
+        raise AttachmentError(
+            f"attachments not in the manifest: {', '.join(sorted(by_content_id))}",
+            element="/edXML/AttachmentEncoded",
+        )
+    return tuple(infos)
+
+
+def document_from_tree(
+    root: etree._Element, streamed: list[StreamedAttachment], notices: list[Notice]
+) -> DocumentPackage:
+    xml_header = _path(root, "edXMLEnvelope", "edXMLHeader")
+    trace_list = xml_header.find(q("TraceHeaderList"))
+    business = trace_list.find(q("Bussiness")) if trace_list is not None else None
+    _note_placeholder_signature(xml_header, notices)
+    return DocumentPackage(
+        header=header_from_element(
+            _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
+        ),
+        traces=traces_from_element(trace_list, notices),
+        business=business_from_element(business, notices) if business is not None else None,
+        attachments=attachments_from_manifest(
+            root.find(f"{q('edXMLEnvelope')}/{q('edXMLBody')}/{q('edXMLManifest')}"),
+            streamed,
+            notices,
+        ),
+    )
+
+
+def _note_placeholder_signature(xml_header: etree._Element, notices: list[Notice]) -> None:
+    if xml_header.find(q("Signature")) is not None:
+        notices.append(
+            Notice(
+                code="PLACEHOLDER_SIGNATURE",
+                message="a Signature element outside the XML-DSig namespace (the SDK's "
+                "placeholder) was ignored: the package is unsigned",
+                element="/edXML/edXMLEnvelope/edXMLHeader/Signature",
+            )
+        )
+
+
+def status_from_element(element: etree._Element, notices: list[Notice]) -> StatusPackage:
+    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader", notices)
+    reader.note_unknown(
+        ("From", "ResponseFor", "StaffInfo", "StatusCode", "Description", "Timestamp", "TimeStamp")
+    )
+    code_text = reader.required_text("StatusCode")
+    if code_text not in StatusCode._value2member_map_:
+        raise PackageStructureError(
+            f"status code {code_text!r} is not one of 01-06, 13, 15, 16",
+            element=f"{reader.path}/StatusCode",
+        )
+    timestamp = reader.timestamp("Timestamp", "TimeStamp")
+    if timestamp is None:
+        raise PackageStructureError("required element missing", element=f"{reader.path}/Timestamp")
+    from_ = reader.child("From", required=True)
+    response_for = reader.child("ResponseFor", required=True)
+    assert from_ is not None and response_for is not None
+    status = StatusPackage(
+        from_=_organization(from_),
+        response_for=_response_for(response_for),
+        status_code=StatusCode(code_text),
+        timestamp=timestamp,
+        description=reader.text("Description"),
+        staff_info=_staff_info(reader.child("StaffInfo")),
+    )
+    if status.status_code.requires_reason and not status.description:
+        raise PackageStructureError(
+            f"status {code_text} requires a reason", element=f"{reader.path}/Description"
+        )
+    return status
+
+
+def status_from_tree(root: etree._Element, notices: list[Notice]) -> StatusPackage:
+    xml_header = _path(root, "edXMLEnvelope", "edXMLHeader")
+    _note_placeholder_signature(xml_header, notices)
+    return status_from_element(
+        _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
+    )

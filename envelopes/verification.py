@@ -1,0 +1,124 @@
+"""Verify a read package and build the objects the rest of docgw may trust.
+
+``verify_document`` / ``verify_status`` check the signature (envelopes.signing), compare each
+signed attachment digest with the digest computed while streaming, and build the model from the
+signed elements only: the MessageHeader, the Bussiness block and the manifest that the signature
+covers. Trace entries are not signed (the axis appends them) and are returned apart, marked so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envelopes import signing
+from envelopes.errors import AttachmentAdded, AttachmentTampered, PackageStructureError
+from envelopes.model import DocumentPackage, StatusPackage, TraceHeader, strip_cid
+from envelopes.namespaces import q
+from envelopes.reading import (
+    Notice,
+    PackageKind,
+    ParsedPackage,
+    StreamedAttachment,
+    attachments_from_manifest,
+    business_from_element,
+    header_from_element,
+    status_from_element,
+    traces_from_element,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedDocument(signing.VerifiedBase):
+    """A document package whose every field below was covered by a valid, trusted signature."""
+
+    package: DocumentPackage
+    #: Not signed: the axis appends its own entries in transit.
+    unsigned_traces: tuple[TraceHeader, ...]
+    notices: tuple[Notice, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedStatus(signing.VerifiedBase):
+    status: StatusPackage
+    notices: tuple[Notice, ...]
+
+
+def verify_document(parsed: ParsedPackage, trust: signing.TrustPolicy) -> VerifiedDocument:
+    if parsed.kind is not PackageKind.DOCUMENT:
+        raise PackageStructureError("a status package, not a document package", element="/edXML")
+    signed = signing.verify_signature(parsed.root, trust)
+    _check_attachments(parsed, signed)
+    notices = list(parsed.notices)
+    elements = signed.elements
+    header = header_from_element(elements[signing.HEADER_ID], notices)
+    business_element = elements.get(signing.BUSINESS_ID)
+    business = (
+        business_from_element(business_element, notices) if business_element is not None else None
+    )
+    trace_list = parsed.root.find(f".//{q('TraceHeaderList')}")
+    package = DocumentPackage(
+        header=header,
+        traces=(),
+        business=business,
+        attachments=attachments_from_manifest(
+            elements.get(signing.MANIFEST_ID), parsed.attachments, notices
+        ),
+    )
+    return VerifiedDocument(
+        package=package,
+        unsigned_traces=traces_from_element(trace_list, notices),
+        notices=tuple(notices),
+        signer=signed.signer,
+        algorithm=signed.algorithm,
+        _seal=signing.seal_token(),
+    )
+
+
+def _check_attachments(parsed: ParsedPackage, signed: signing.SignedReferences) -> None:
+    """Each signed attachment's streamed digest must match; each attachment must be signed; and
+    each attachment's unsigned labels must agree with the signed manifest entry of its position."""
+    expected = signing.attachment_digests(parsed.root)
+    by_id: dict[str, StreamedAttachment] = {
+        a.element_id: a for a in parsed.attachments if a.element_id is not None
+    }
+    for element_id in signed.attachment_ids:
+        method, digest = expected[element_id]
+        attachment = by_id[element_id]
+        actual = (
+            attachment.digest.sha256
+            if method == signing.ns.SHA256
+            else _rehash_unavailable(element_id)
+        )
+        signing.check_attachment_digest(element_id, digest, actual)
+    if len(signed.attachment_ids) != len(parsed.attachments):
+        raise AttachmentAdded("an attachment is not covered by the signature")
+    manifest = signed.elements.get(signing.MANIFEST_ID)
+    references = [] if manifest is None else list(manifest.iterfind(q("Reference")))
+    for index, reference in enumerate(references, start=1):
+        attachment = by_id.get(signing.attachment_id(index))
+        signed_cid = (reference.findtext(q("ContentId")) or "").strip()
+        if attachment is None or attachment.content_id != strip_cid(signed_cid):
+            raise AttachmentTampered(
+                f"attachment {index} does not carry the ContentId the signed manifest gives it"
+            )
+
+
+def _rehash_unavailable(element_id: str) -> bytes:
+    raise AttachmentTampered(
+        f"attachment #{element_id} is signed with a digest other than SHA-256, which docgw "
+        "does not compute while streaming"
+    )
+
+
+def verify_status(parsed: ParsedPackage, trust: signing.TrustPolicy) -> VerifiedStatus:
+    if parsed.kind is not PackageKind.STATUS:
+        raise PackageStructureError("a document package, not a status package", element="/edXML")
+    signed = signing.verify_signature(parsed.root, trust)
+    notices = list(parsed.notices)
+    return VerifiedStatus(
+        status=status_from_element(signed.elements[signing.HEADER_ID], notices),
+        notices=tuple(notices),
+        signer=signed.signer,
+        algorithm=signed.algorithm,
+        _seal=signing.seal_token(),
+    )
