@@ -26,8 +26,8 @@ rule that failed: ``"maxLength 500"``, ``"minLength 1"``, ``"maxInclusive 4"``, 
 ``"enumeration"``, ``"type xs:nonNegativeInteger"``, ``"missing required element DocumentId"``,
 ``"unexpected element"``, ``"unexpected attribute"``, ``"missing required attribute version"``,
 ``"element-only content"``, ``"root element"``; libxml2's error type name where none of these fits.
-The exception's ``errors`` attribute holds every error libxml2 reported, as ``"<path>: <message>"``
-strings (the first one is the exception's own).
+The exception's ``errors`` attribute holds every error libxml2 reported, in document order, as
+``"<path>: <message> [<rule>]"`` strings (the first one is the exception's own).
 """
 
 from __future__ import annotations
@@ -280,8 +280,9 @@ _ATOMIC_TYPE: Final = re.compile(
     r"is not a valid value of the (?:atomic|list|union) type '(?P<type>[^']*)'"
 )
 _EXPECTED: Final = re.compile(r"Expected is (?:one of )?\( (?P<names>.*) \)")
+#: One element step of such a path; text(), comment() and @attribute steps do not match.
 _STEP: Final = re.compile(
-    r"(?:(?P<prefix>[^:\[\]/]+):)?(?P<name>[^:\[\]/]+)(?:\[(?P<index>\d+)\])?"
+    r"(?:(?P<prefix>[^\W\d][\w.-]*):)?(?P<name>\*|[^\W\d][\w.-]*)(?:\[(?P<index>\d+)\])?"
 )
 _REQUIRED_ATTRIBUTE: Final = re.compile(r"The attribute '(?P<name>[^']*)' is required but missing")
 

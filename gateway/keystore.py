@@ -82,7 +82,7 @@ def create_ca(*, days: int = 3650, now: dt.datetime | None = None) -> Issued:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -124,7 +124,7 @@ def issue_unit_certificate(
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(_dns_label(unit_code))]), False)
         .add_extension(
@@ -148,7 +148,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def init_keys(directory: Path, unit_codes: list[str], *, force: bool = False) -> list[Path]:
-    """Create the development CA (unless present) and a certificate per unit; return paths written."""
+    """Create the development CA (unless present) and a certificate per unit; return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     ca_key, ca_cert = directory / CA_KEY, directory / CA_CERT

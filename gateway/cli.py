@@ -1,0 +1,333 @@
+"""The ``docgw`` command. Entry points stay thin: parse arguments, call the core, print.
+
+Every expected failure prints one line ``error: CODE: message [element]`` on stderr and exits 1
+(2 for a command-line usage error, from argparse); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from cryptography import x509
+
+from envelopes import sealing, signing
+from envelopes.attachments import AttachmentSource
+from envelopes.building import build_document
+from envelopes.errors import GatewayError
+from envelopes.metadata import parse_metadata
+from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.verification import verify_document, verify_status
+from gateway import keystore
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+class CliError(GatewayError):
+    code = "CLI_ERROR"
+
+
+class InputFileError(GatewayError):
+    code = "FILE_UNREADABLE"
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
+# ------------------------------------------------------------------------------------------ keys
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    written = keystore.init_keys(Path(args.dir), args.unit, force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"nothing to do: keys for every unit are already in {args.dir}")
+    print("These are development keys. Production keys come from the government CA.")
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    entries = keystore.list_keys(Path(args.dir))
+    if not entries:
+        print(f"no certificates in {args.dir} (run: docgw keys init --unit CODE)")
+    now = dt.datetime.now(dt.UTC)
+    for entry in entries:
+        role = "CA  " if entry.is_ca else "unit"
+        state = "EXPIRED" if entry.not_after < now else f"expires {entry.not_after:%Y-%m-%d}"
+        key = "key" if entry.has_private_key else "no key"
+        print(f"{role}  {entry.subject:<60}  {state}  ({key})  {entry.path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- package
+
+
+def cmd_package_build(args: argparse.Namespace) -> int:
+    request = parse_metadata(_read(args.meta), today=dt.datetime.now(VIETNAM).date())
+    attachments = []
+    for name in args.attach:
+        path = Path(name)
+        if not path.is_file():
+            raise InputFileError(f"cannot read attachment {name}: no such file")
+        attachments.append(AttachmentSource(name=path.name, open=_opener(path)))
+    signer = None
+    if not args.unsigned:
+        if not args.key or not args.cert:
+            raise CliError("--key and --cert are required (or --unsigned)")
+        signer = signing.Signer.from_pem(_read(args.key), _read(args.cert))
+    out_path = Path(args.output)
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            build_document(
+                request.header,
+                out=out,
+                attachments=attachments,
+                business=request.business,
+                signer=signer,
+            )
+        if args.seal_for:
+            _seal_file(partial, x509.load_pem_x509_certificate(_read(args.seal_for)))
+        partial.replace(out_path)  # atomic: a reader never sees half a package
+    finally:
+        partial.unlink(missing_ok=True)
+    print(
+        f"wrote {out_path} (document id {request.header.document_id}, "
+        f"classification {request.classification.value})"
+    )
+    return 0
+
+
+def _seal_file(path: Path, cert: x509.Certificate) -> None:
+    sealed = path.with_name(path.name + ".sealed")
+    with path.open("rb") as src, sealed.open("wb") as dst:
+        sealing.seal_stream(src, dst, cert)
+    sealed.replace(path)
+
+
+def _trust(args: argparse.Namespace) -> signing.TrustPolicy:
+    try:
+        return signing.TrustPolicy.from_pem(_read(args.trust), allow_sha1=args.allow_sha1)
+    except ValueError as exc:
+        raise CliError(f"{args.trust} holds no usable certificate: {exc}") from exc
+
+
+def _open_package(path: str) -> ParsedPackage:
+    try:
+        with open(path, "rb") as stream:
+            return read_package(stream)
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def cmd_package_verify(args: argparse.Namespace) -> int:
+    trust = _trust(args)
+    parsed = _open_package(args.file)
+    if parsed.kind is PackageKind.STATUS:
+        status = verify_status(parsed, trust)
+        summary: dict[str, Any] = {
+            "valid": True,
+            "kind": "status",
+            "signer": status.signer,
+            "status_code": status.status.status_code.value,
+        }
+    else:
+        document = verify_document(parsed, trust)
+        summary = {
+            "valid": True,
+            "kind": "document",
+            "signer": document.signer,
+            "document_id": document.package.header.document_id,
+            "attachments": len(document.package.attachments),
+            "notices": document.notices,
+        }
+    if args.json:
+        print(json.dumps(summary, default=_json_default, ensure_ascii=False, indent=2))
+    else:
+        print(f"valid {summary['kind']} package, signed by {summary['signer'].subject}")
+    return 0
+
+
+def cmd_package_inspect(args: argparse.Namespace) -> int:
+    parsed = _open_package(args.file)
+    summary = inspect_summary(parsed)
+    if args.json:
+        print(json.dumps(summary, default=_json_default, ensure_ascii=False, indent=2))
+        return 0
+    for key, value in summary.items():
+        if key == "attachments":
+            print("attachments:")
+            for item in value:
+                sniffed = f" (bytes are {item['sniffed_type']})" if item["sniffed_type"] else ""
+                print(
+                    f"  - {item['name']}  {item['content_type']}{sniffed}  {item['size']} bytes"
+                    f"  sha256 {item['sha256']}"
+                )
+        elif key == "notices":
+            print("warnings:" if value else "warnings: none")
+            for notice in value:
+                print(f"  - {notice.code}: {notice.message}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def inspect_summary(parsed: ParsedPackage) -> dict[str, Any]:
+    """An unverified summary of a package, for people (``docgw package inspect``)."""
+    signed = parsed.root.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature") is not None
+    if parsed.kind is PackageKind.STATUS:
+        status = parsed.status()
+        return {
+            "kind": "status",
+            "sender": status.from_.organ_id,
+            "status_code": status.status_code.value,
+            "status": status.status_code.name.lower(),
+            "description": status.description,
+            "response_for": status.response_for.document_id,
+            "timestamp": status.timestamp,
+            "signed": signed,
+            "notices": parsed.notices,
+        }
+    document = parsed.document()
+    header = document.header
+    return {
+        "kind": "document",
+        "sender": header.from_.organ_id,
+        "recipients": [to.organ_id for to in header.to],
+        "document_id": header.document_id,
+        "code": str(header.code),
+        "subject": header.subject,
+        "promulgation_date": header.promulgation.date,
+        "business_type": document.business.doc_type.name.lower() if document.business else None,
+        "status_code": None,
+        "signed": signed,
+        "attachments": [dataclasses.asdict(a) for a in document.attachments],
+        "notices": parsed.notices,
+    }
+
+
+def _json_default(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)
+
+
+def cmd_package_open(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(_read(args.key), password=None)
+    out_path = Path(args.output)
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        with open(args.file, "rb") as src, partial.open("wb") as dst:
+            sealing.open_stream(src, dst, key)
+        partial.replace(out_path)
+    except OSError as exc:
+        raise InputFileError(f"cannot open {args.file}: {exc.strerror}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"wrote {out_path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docgw", description="docgw: edXML document gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    keys = commands.add_parser("keys", help="development keys and certificates").add_subparsers(
+        dest="keys_command", required=True
+    )
+    init = keys.add_parser("init", help="create a development CA and a certificate per unit")
+    init.add_argument("--dir", default="keys", help="where to write (default: keys/)")
+    init.add_argument(
+        "--unit",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="a unit code to issue a signing certificate for (repeatable)",
+    )
+    init.add_argument("--force", action="store_true", help="replace existing keys")
+    init.set_defaults(handler=cmd_keys_init)
+    show = keys.add_parser("show", help="list certificates with their expiry")
+    show.add_argument("--dir", default="keys")
+    show.set_defaults(handler=cmd_keys_show)
+
+    package = commands.add_parser("package", help="build, verify and inspect edXML packages")
+    package_commands = package.add_subparsers(dest="package_command", required=True)
+    build = package_commands.add_parser("build", help="build (and sign) a document package")
+    build.add_argument("--meta", required=True, help="document metadata JSON")
+    build.add_argument("--attach", nargs="*", default=[], metavar="FILE")
+    build.add_argument("--key", help="the sending unit's private key (PEM)")
+    build.add_argument("--cert", help="the sending unit's certificate (PEM)")
+    build.add_argument("--unsigned", action="store_true", help="build without a signature")
+    build.add_argument(
+        "--seal-for",
+        metavar="CERT",
+        help="encrypt the signed package for this recipient certificate",
+    )
+    build.add_argument("-o", "--output", required=True)
+    build.set_defaults(handler=cmd_package_build)
+    verify = package_commands.add_parser("verify", help="verify a package's signature")
+    verify.add_argument("file")
+    verify.add_argument("--trust", required=True, help="PEM: CA certificate(s) or the sender's")
+    verify.add_argument(
+        "--allow-sha1",
+        action="store_true",
+        help="accept RSA-SHA1 (only for a peer known to need it)",
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=cmd_package_verify)
+    inspect = package_commands.add_parser("inspect", help="summarize a package (not verified)")
+    inspect.add_argument("file")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(handler=cmd_package_inspect)
+    open_ = package_commands.add_parser("open", help="decrypt a sealed (classified) package")
+    open_.add_argument("file")
+    open_.add_argument("--key", required=True, help="the recipient's private key (PEM)")
+    open_.add_argument("-o", "--output", required=True)
+    open_.set_defaults(handler=cmd_package_open)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: IO_ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: INTERRUPTED", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
