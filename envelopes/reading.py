@@ -75,19 +75,33 @@ class StreamedAttachment:
 
 @dataclass(kw_only=True)
 class ParsedPackage:
-    """A package read but not verified. ``root`` is the skeleton (attachment text streamed away)."""
+    """A package read but not verified. ``root`` is the skeleton (attachment text streamed away).
+
+    The model is built while reading, so a structural problem fails the read itself, and
+    ``notices`` is complete when ``read_package`` returns.
+    """
 
     kind: PackageKind
     root: etree._Element
     attachments: list[StreamedAttachment] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    _document: DocumentPackage | None = None
+    _status: StatusPackage | None = None
 
     def document(self) -> DocumentPackage:
-        """The unverified document model (for inspection; not for the store)."""
-        return document_from_tree(self.root, self.attachments, self.notices)
+        """The unverified document model (for inspection; never for the store)."""
+        if self._document is None:
+            raise PackageStructureError(
+                "a status package, not a document package", element="/edXML"
+            )
+        return self._document
 
     def status(self) -> StatusPackage:
-        return status_from_tree(self.root, self.notices)
+        if self._status is None:
+            raise PackageStructureError(
+                "a document package, not a status package", element="/edXML"
+            )
+        return self._status
 
 
 #: Makes a fresh binary stream for one attachment's decoded bytes (e.g. a spooled temp file).
@@ -148,7 +162,12 @@ def read_package(
                 content=out,
             )
         )
-    return ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
+    parsed_package = ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
+    if kind is PackageKind.STATUS:
+        parsed_package._status = status_from_tree(root, notices)
+    else:
+        parsed_package._document = document_from_tree(root, attachments, notices)
+    return parsed_package
 
 
 def _path(root: etree._Element, *names: str) -> etree._Element:

@@ -67,7 +67,7 @@ def verify_document(parsed: ParsedPackage, trust: signing.TrustPolicy) -> Verifi
     return VerifiedDocument(
         package=package,
         unsigned_traces=traces_from_element(trace_list, notices),
-        notices=tuple(notices),
+        notices=tuple(dict.fromkeys(notices)),
         signer=signed.signer,
         algorithm=signed.algorithm,
         _seal=signing.seal_token(),
@@ -117,7 +117,7 @@ def verify_status(parsed: ParsedPackage, trust: signing.TrustPolicy) -> Verified
     notices = list(parsed.notices)
     return VerifiedStatus(
         status=status_from_element(signed.elements[signing.HEADER_ID], notices),
-        notices=tuple(notices),
+        notices=tuple(dict.fromkeys(notices)),
         signer=signed.signer,
         algorithm=signed.algorithm,
         _seal=signing.seal_token(),

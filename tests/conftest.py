@@ -1,0 +1,18 @@
+"""Shared test configuration. Tests import docgw as installed (scripts/test.sh installs it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: Real packages from the field, beside the repository (CI always has them; a fresh clone may not).
+SAMPLES = REPO.parent / "shared" / "samples" / "real"
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"the real samples are not at {SAMPLES} (they live beside the repository)")
+    return SAMPLES
