@@ -23,9 +23,10 @@ Every failure is a :class:`~envelopes.errors.SchemaError` (code ``SCHEMA_INVALID
 ``element`` is a readable path of local names (``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/
 Subject``; ``To[2]`` where a name repeats; ``/@Id`` for an attribute) and whose ``rule`` names the
 rule that failed: ``"maxLength 500"``, ``"minLength 1"``, ``"maxInclusive 4"``, ``"pattern"``,
-``"enumeration"``, ``"type xs:nonNegativeInteger"``, ``"missing required element DocumentId"``,
-``"unexpected element"``, ``"unexpected attribute"``, ``"missing required attribute version"``,
-``"element-only content"``, ``"root element"``; libxml2's error type name where none of these fits.
+``"enumeration"``, ``"type xs:nonNegativeInteger"``, ``"unique xs:ID"`` (an Id used twice),
+``"missing required element DocumentId"``, ``"unexpected element"``, ``"unexpected attribute"``,
+``"missing required attribute version"``, ``"element-only content"``, ``"root element"``; and
+libxml2's error type name where none of these fits.
 The exception's ``errors`` attribute holds every error libxml2 reported, in document order, as
 ``"<path>: <message> [<rule>]"`` strings (the first one is the exception's own).
 """
@@ -279,6 +280,8 @@ _LIMIT: Final = re.compile(r"'(?P<limit>[^']*)'\)?\.?\s*$")
 _ATOMIC_TYPE: Final = re.compile(
     r"is not a valid value of the (?:atomic|list|union) type '(?P<type>[^']*)'"
 )
+_VALUE: Final = re.compile(r"'(?P<value>[^']*)' is not a valid value")
+_NCNAME: Final = re.compile(r"[^\W\d][\w.-]*")
 _EXPECTED: Final = re.compile(r"Expected is (?:one of )?\( (?P<names>.*) \)")
 #: One element step of such a path; text(), comment() and @attribute steps do not match.
 _STEP: Final = re.compile(
@@ -327,6 +330,10 @@ def _rule(
             rule = f"{rule} {limit.group('limit')}"
         return rule
     if (atomic := _ATOMIC_TYPE.search(detail)) is not None:
+        value = _VALUE.match(detail)
+        if atomic.group("type") == "xs:ID" and value and _NCNAME.fullmatch(value.group("value")):
+            # libxml2 words a repeated ID like a malformed one; a well-formed one is a duplicate.
+            return "unique xs:ID"
         return f"type {atomic.group('type')}"
     if detail.startswith("Missing child element(s)"):
         expected = _expected_names(detail)

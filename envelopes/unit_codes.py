@@ -19,8 +19,9 @@ from enum import StrEnum
 
 from envelopes.errors import UnitCodeError
 
-QCVN_102_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
-QD20_PATTERN = re.compile(r"^[A-Z0-9.]{1,35}$")
+# ASCII classes and fullmatch on purpose: \d would accept other scripts' digits, $ a final newline.
+QCVN_102_PATTERN = re.compile(r"[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}")
+QD20_PATTERN = re.compile(r"[A-Z0-9.]{1,35}")
 
 
 class UnitCodeForm(StrEnum):
@@ -77,9 +78,9 @@ class UnitCode:
 
 
 def classify(value: str) -> UnitCodeForm:
-    if QCVN_102_PATTERN.match(value):
+    if QCVN_102_PATTERN.fullmatch(value):
         return UnitCodeForm.QCVN_102
-    if QD20_PATTERN.match(value):
+    if QD20_PATTERN.fullmatch(value):
         return UnitCodeForm.QD20
     return UnitCodeForm.NONCONFORMING
 

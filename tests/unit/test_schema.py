@@ -166,12 +166,12 @@ FULL_DOCUMENT = f"""<?xml version="1.0" encoding="UTF-8"?>
     </edXMLBody>
   </edXMLEnvelope>
   <AttachmentEncoded>
-    <Attachment Id="attachment-1">
+    <Attachment Id="attachment-block-1">
       <ContentId>cid:1</ContentId>
       <AttachmentName>7816_VPCP-TTĐT.pdf</AttachmentName>
       <Description>Công văn số 7816</Description>
       <ContentType>application/pdf</ContentType>
-      <ContentTransferEncoded>JVBERi0xLjQK</ContentTransferEncoded>
+      <ContentTransferEncoded Id="attachment-1">JVBERi0xLjQK</ContentTransferEncoded>
     </Attachment>
   </AttachmentEncoded>
 </edXML>
@@ -387,6 +387,13 @@ def _header_attribute(name: str, value: str) -> Callable[[etree._Element], None]
     return mutate
 
 
+def _set_attribute(path: str, name: str, value: str) -> Callable[[etree._Element], None]:
+    def mutate(root: etree._Element) -> None:
+        _find(root, path).set(name, value)
+
+    return mutate
+
+
 def _manifest_without_version(root: etree._Element) -> None:
     del _find(root, "edXMLEnvelope/edXMLBody/edXMLManifest").attrib["version"]
 
@@ -512,6 +519,12 @@ DOCUMENT_CASES: list[tuple[str, Callable[[etree._Element], None], str, str]] = [
         "unexpected element",
     ),
     ("Id not an NCName", _header_attribute("Id", "1 header"), f"{HEADER}/@Id", "type xs:ID"),
+    (
+        "Id used twice",
+        _set_attribute("edXMLEnvelope/edXMLHeader/TraceHeaderList/Bussiness", "Id", "header"),
+        f"{TRACES}/Bussiness/@Id",
+        "unique xs:ID",
+    ),
     (
         "unknown attribute",
         _header_attribute("Version", "2"),

@@ -34,7 +34,18 @@ def test_35_characters_is_the_qd20_maximum() -> None:
         parse_strict("A" * 36)
 
 
-@pytest.mark.parametrize("bad", ["", "vxp.saas.03", "000.00.00.g22", "000 00 00 G22", "Đ.01"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "vxp.saas.03",
+        "000.00.00.g22",
+        "000 00 00 G22",
+        "Đ.01",
+        "000.00.00.A0٠",
+        "000.00.00.G22\n",
+    ],
+)
 def test_strict_mode_rejects_nonconforming_codes_naming_the_field(bad: str) -> None:
     with pytest.raises(UnitCodeError) as caught:
         parse_strict(bad, field="to[0].organ_id")
