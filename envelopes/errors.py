@@ -79,10 +79,19 @@ class AttachmentError(PackageError):
 class SchemaError(GatewayError):
     code = "SCHEMA_INVALID"
 
-    def __init__(self, message: str, *, element: str | None = None, rule: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        element: str | None = None,
+        rule: str = "",
+        errors: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, element=element)
-        #: The schema rule that failed, e.g. "maxLength 500" or "required element".
+        #: The schema rule that failed, e.g. "maxLength 500" or "missing required element To".
         self.rule = rule
+        #: Every error the validator reported, as "<path>: <message> [<rule>]".
+        self.errors = errors
 
 
 class SigningError(GatewayError):

@@ -262,7 +262,7 @@ def _schema_error(
     error = SchemaError(_clip(message), element=element, rule=rule)
     all_errors = tuple(_clip(e) for e in errors) if errors else (error.message,)
     # TODO(lead): declare ``errors: tuple[str, ...]`` on SchemaError (errors.py); drop the ignore.
-    error.errors = all_errors  # type: ignore[attr-defined]
+    error.errors = all_errors
     return error
 
 

@@ -166,7 +166,7 @@ FULL_DOCUMENT = f"""<?xml version="1.0" encoding="UTF-8"?>
     </edXMLBody>
   </edXMLEnvelope>
   <AttachmentEncoded>
-    <Attachment Id="attachment-block-1">
+    <Attachment>
       <ContentId>cid:1</ContentId>
       <AttachmentName>7816_VPCP-TTĐT.pdf</AttachmentName>
       <Description>Công văn số 7816</Description>
