@@ -71,6 +71,10 @@ class StreamedAttachment:
     content_id: str
     digest: Digest
     content: IO[bytes] | None  # decoded bytes, where a sink factory was given
+    # The Attachment element's own (unsigned) labels; the manifest's are the ones signed.
+    name: str | None = None
+    content_type: str | None = None
+    description: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -153,13 +157,17 @@ def read_package(
     for (element, _), decoder, out in zip(parsed.streamed, decoders, outputs, strict=True):
         if out is not None:
             out.seek(0)
-        content_id = element.getparent().findtext(q("ContentId"))  # type: ignore[union-attr]
+        labels = element.getparent()
+        assert labels is not None  # the chooser streams only Attachment/ContentTransferEncoded
         attachments.append(
             StreamedAttachment(
                 element_id=element.get("Id"),
-                content_id=strip_cid(content_id or ""),
+                content_id=strip_cid(labels.findtext(q("ContentId")) or ""),
                 digest=decoder.digest,
                 content=out,
+                name=(labels.findtext(q("AttachmentName")) or "").strip() or None,
+                content_type=(labels.findtext(q("ContentType")) or "").strip() or None,
+                description=(labels.findtext(q("Description")) or "").strip() or None,
             )
         )
     parsed_package = ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
@@ -488,38 +496,72 @@ def attachments_from_manifest(
         content_id = strip_cid(reader.required_text("ContentId"))
         attachment = by_content_id.pop(content_id, None)
         if attachment is None:
-            raise AttachmentError(
-                f"the manifest names cid:{content_id} but no attachment carries it",
-                element=f"{reader.path}/ContentId",
-            )
-        content_type = reader.text("ContentType") or "application/octet-stream"
-        sniffed = sniffed_mismatch(content_type, attachment.digest.head)
-        name = reader.text("AttachmentName") or content_id
-        if sniffed is not None:
             notices.append(
                 Notice(
-                    code="ATTACHMENT_TYPE_MISMATCH",
-                    message=f"{name} is labelled {content_type} but its bytes are {sniffed}",
-                    element=f"{reader.path}/ContentType",
+                    code="MANIFEST_WITHOUT_ATTACHMENT",
+                    message=f"the manifest names cid:{content_id} but no attachment carries it",
+                    element=f"{reader.path}/ContentId",
                 )
             )
+            continue
         infos.append(
-            AttachmentInfo(
-                content_id=content_id,
-                name=name,
-                content_type=content_type,
+            _attachment_info(
+                attachment,
+                name=reader.text("AttachmentName") or content_id,
+                content_type=reader.text("ContentType") or "application/octet-stream",
                 description=reader.text("Description"),
-                size=attachment.digest.size,
-                sha256=attachment.digest.sha256_hex,
-                sniffed_type=sniffed,
+                path=reader.path,
+                notices=notices,
             )
         )
-    if by_content_id:
-        raise AttachmentError(
-            f"attachments not in the manifest: {', '.join(sorted(by_content_id))}",
-            element="/edXML/AttachmentEncoded",
+    for attachment in by_content_id.values():
+        notices.append(
+            Notice(
+                code="ATTACHMENT_NOT_IN_MANIFEST",
+                message=f"attachment cid:{attachment.content_id} is not in the manifest",
+                element="/edXML/AttachmentEncoded",
+            )
+        )
+        infos.append(
+            _attachment_info(
+                attachment,
+                name=attachment.name or attachment.content_id,
+                content_type=attachment.content_type or "application/octet-stream",
+                description=attachment.description,
+                path="/edXML/AttachmentEncoded/Attachment",
+                notices=notices,
+            )
         )
     return tuple(infos)
+
+
+def _attachment_info(
+    attachment: StreamedAttachment,
+    *,
+    name: str,
+    content_type: str,
+    description: str | None,
+    path: str,
+    notices: list[Notice],
+) -> AttachmentInfo:
+    sniffed = sniffed_mismatch(content_type, attachment.digest.head)
+    if sniffed is not None:
+        notices.append(
+            Notice(
+                code="ATTACHMENT_TYPE_MISMATCH",
+                message=f"{name} is labelled {content_type} but its bytes are {sniffed}",
+                element=f"{path}/ContentType",
+            )
+        )
+    return AttachmentInfo(
+        content_id=attachment.content_id,
+        name=name,
+        content_type=content_type,
+        description=description,
+        size=attachment.digest.size,
+        sha256=attachment.digest.sha256_hex,
+        sniffed_type=sniffed,
+    )
 
 
 def document_from_tree(

@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import io
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from cryptography import x509
 
@@ -80,28 +81,41 @@ def other_ca() -> Issued:
     return create_ca()
 
 
-@functools.cache
+_Kind = Literal["valid", "untrusted", "expired", "future"]
+
+
 def unit(code: str = SENDER) -> Issued:
     """A valid unit certificate issued by the trusted CA."""
-    return issue_unit_certificate(dev_ca(), code)
+    return _issued("valid", code)
 
 
-@functools.cache
 def untrusted_unit(code: str = STRANGER) -> Issued:
     """A valid certificate from :func:`other_ca`."""
-    return issue_unit_certificate(other_ca(), code)
+    return _issued("untrusted", code)
 
 
-@functools.cache
 def expired_unit(code: str = SENDER) -> Issued:
     """Issued by the trusted CA; valid for one year, ending about a year ago."""
-    return issue_unit_certificate(dev_ca(), code, now=_now() - dt.timedelta(days=730), days=365)
+    return _issued("expired", code)
+
+
+def future_unit(code: str = SENDER) -> Issued:
+    """Issued by the trusted CA; valid only from tomorrow."""
+    return _issued("future", code)
 
 
 @functools.cache
-def future_unit(code: str = SENDER) -> Issued:
-    """Issued by the trusted CA; valid only from tomorrow."""
-    return issue_unit_certificate(dev_ca(), code, not_before=_now() + dt.timedelta(days=1))
+def _issued(kind: _Kind, code: str) -> Issued:
+    # One cache for all, keyed by positional arguments only: functools.cache would otherwise keep
+    # unit() and unit(SENDER) apart and make two different keys for the same unit.
+    now = _now()
+    if kind == "untrusted":
+        return issue_unit_certificate(other_ca(), code)
+    if kind == "expired":
+        return issue_unit_certificate(dev_ca(), code, now=now - dt.timedelta(days=730), days=365)
+    if kind == "future":
+        return issue_unit_certificate(dev_ca(), code, not_before=now + dt.timedelta(days=1))
+    return issue_unit_certificate(dev_ca(), code)
 
 
 def signer_for(issued: Issued, *, chain: Sequence[x509.Certificate] = ()) -> Signer:
