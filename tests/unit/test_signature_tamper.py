@@ -17,12 +17,11 @@ import io
 import zipfile
 from collections.abc import Callable
 
+import pki  # tests/pki.py (tests/ is on sys.path through tests/conftest.py)
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
-
-import pki  # tests/pki.py (tests/ is on sys.path through tests/conftest.py)
 
 from envelopes import namespaces as ns
 from envelopes.building import build_status
@@ -272,6 +271,16 @@ def _remove_attachment(root: etree._Element) -> None:
     attachment.getparent().remove(attachment)  # type: ignore[union-attr]
 
 
+def _strip_attachment_id(root: etree._Element) -> None:
+    del _one(root, q("ContentTransferEncoded"), 1).attrib["Id"]
+
+
+def _swap_content_ids(root: etree._Element) -> None:
+    first, second = (a.find(q("ContentId")) for a in root.iter(q("Attachment")))
+    assert first is not None and second is not None
+    first.text, second.text = second.text, first.text
+
+
 def _duplicate_id(tag: str, element_id: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         _one(root, q(tag)).set("Id", element_id)
@@ -314,93 +323,133 @@ def _rsa_sha1(root: etree._Element) -> None:
     _resign(root, pki.unit().key, hashes.SHA1())
 
 
-ATTACKS: list[tuple[str, Mutation, type[VerificationError], str]] = [
-    ("header Subject changed", _change_subject, HeaderTampered, "SIGNED_HEADER_CHANGED"),
-    ("Bussiness changed", _revoke_business, BusinessTampered, "SIGNED_BUSINESS_CHANGED"),
-    ("manifest name changed", _rename_in_manifest, ManifestTampered, "SIGNED_MANIFEST_CHANGED"),
-    ("attachment byte", _flip_attachment_byte, AttachmentTampered, "SIGNED_ATTACHMENT_CHANGED"),
-    # An attachment added with its manifest entry changes the signed manifest; that reference is
-    # checked (in SignedInfo order: header, business, manifest, attachments) before the "every
-    # attachment is signed" rule, so the manifest error comes first.
-    (
-        "attachment added with manifest entry",
+def _attack(
+    name: str,
+    mutate: Mutation,
+    error: type[VerificationError],
+    code: str,
+    *marks: pytest.MarkDecorator,
+) -> object:
+    return pytest.param(mutate, error, code, id=name, marks=marks)
+
+
+ATTACKS = [
+    _attack("header Subject changed", _change_subject, HeaderTampered, "SIGNED_HEADER_CHANGED"),
+    _attack("Bussiness changed", _revoke_business, BusinessTampered, "SIGNED_BUSINESS_CHANGED"),
+    _attack(
+        "manifest AttachmentName changed",
+        _rename_in_manifest,
+        ManifestTampered,
+        "SIGNED_MANIFEST_CHANGED",
+    ),
+    _attack(
+        "one attachment byte flipped",
+        _flip_attachment_byte,
+        AttachmentTampered,
+        "SIGNED_ATTACHMENT_CHANGED",
+    ),
+    # The attachments' own ContentIds are not signed; swapping them would pair each signed
+    # manifest entry (name, type) with the other attachment's bytes.
+    _attack(
+        "attachment ContentIds swapped",
+        _swap_content_ids,
+        AttachmentTampered,
+        "SIGNED_ATTACHMENT_CHANGED",
+    ),
+    # An attachment added with its manifest entry changes the signed manifest, and that reference
+    # is checked (SignedInfo order: header, business, manifest, attachments) before the rule that
+    # every attachment is signed: SIGNED_MANIFEST_CHANGED, not ATTACHMENT_NOT_SIGNED.
+    _attack(
+        "attachment added with a manifest entry",
         lambda root: _new_attachment(root, in_manifest=True),
         ManifestTampered,
         "SIGNED_MANIFEST_CHANGED",
     ),
-    # Added without a manifest entry, the manifest still verifies: the unsigned attachment is
-    # caught by the coverage rule.
-    (
+    # Added without a manifest entry, the manifest still verifies: the rule that every attachment
+    # is signed answers (the reader only notes ATTACHMENT_NOT_IN_MANIFEST).
+    _attack(
         "attachment added, manifest untouched",
         lambda root: _new_attachment(root, in_manifest=False),
         AttachmentAdded,
         "ATTACHMENT_NOT_SIGNED",
     ),
-    ("attachment removed", _remove_attachment, AttachmentRemoved, "SIGNED_ATTACHMENT_MISSING"),
-    (
+    _attack(
+        "attachment removed",
+        _remove_attachment,
+        AttachmentRemoved,
+        "SIGNED_ATTACHMENT_MISSING",
+    ),
+    # The same verdict when the bytes are still there but no longer under the signed Id.
+    _attack(
+        "Id of a signed attachment removed",
+        _strip_attachment_id,
+        AttachmentRemoved,
+        "SIGNED_ATTACHMENT_MISSING",
+    ),
+    _attack(
         "header moved into TraceHeaderList, copy without Id",
         _wrap("MessageHeader", "trace", copy_keeps_id=False),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "header moved into TraceHeaderList, copy with the same Id",
         _wrap("MessageHeader", "trace", copy_keeps_id=True),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "header moved into ds:Object, copy without Id",
         _wrap("MessageHeader", "object", copy_keeps_id=False),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "header moved into ds:Object, copy with the same Id",
         _wrap("MessageHeader", "object", copy_keeps_id=True),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "Bussiness moved into ds:Object, copy without Id",
         _wrap("Bussiness", "object", copy_keeps_id=False),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "manifest moved into TraceHeaderList, copy without Id",
         _wrap("edXMLManifest", "trace", copy_keeps_id=False),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "duplicate Id of the header",
         _duplicate_id("TraceHeader", "edxml-header"),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "duplicate Id of the manifest",
         _duplicate_id("edXMLBody", "edxml-manifest"),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    (
+    _attack(
         "duplicate Id of an attachment",
         _duplicate_id("Attachment", "edxml-att-1"),
         SignatureWrapping,
         "SIGNATURE_WRAPPING",
     ),
-    ("wrong key, original certificate", _wrong_key, SignatureInvalid, "SIGNATURE_INVALID"),
-    ("RSA-SHA1", _rsa_sha1, AlgorithmNotAllowed, "SIGNATURE_ALGORITHM_NOT_ALLOWED"),
-    ("signature removed", _remove_signature, SignatureMissing, "SIGNATURE_MISSING"),
-    (
+    _attack("wrong key, original certificate", _wrong_key, SignatureInvalid, "SIGNATURE_INVALID"),
+    _attack("RSA-SHA1", _rsa_sha1, AlgorithmNotAllowed, "SIGNATURE_ALGORITHM_NOT_ALLOWED"),
+    _attack("signature removed", _remove_signature, SignatureMissing, "SIGNATURE_MISSING"),
+    _attack(
         "SDK placeholder Signature (package namespace)",
         _placeholder_signature(ns.QCVN),
         SignatureMissing,
         "SIGNATURE_MISSING",
     ),
-    (
+    _attack(
         "SDK placeholder Signature (no namespace)",
         _placeholder_signature(""),
         SignatureMissing,
@@ -409,10 +458,7 @@ ATTACKS: list[tuple[str, Mutation, type[VerificationError], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "error", "code"),
-    [pytest.param(*attack[1:], id=attack[0]) for attack in ATTACKS],
-)
+@pytest.mark.parametrize(("mutate", "error", "code"), ATTACKS)
 def test_attack_is_rejected_with_its_own_code(
     signed: bytes, mutate: Mutation, error: type[VerificationError], code: str
 ) -> None:
