@@ -328,6 +328,11 @@ def verify_signature(root: etree._Element, trust: TrustPolicy) -> SignedReferenc
             raise SignatureMalformed(f"#{element_id} is referenced twice", element="Reference")
         if element_id.startswith(ATTACHMENT_ID_PREFIX):
             _require(transform == BASE64_TRANSFORM, f"#{element_id} must use the base64 transform")
+            if digest_method != ns.SHA256:  # streamed digests are SHA-256, whatever the policy
+                raise AlgorithmNotAllowed(
+                    f"#{element_id}: attachments are digested with SHA-256 only",
+                    element="DigestMethod",
+                )
             _check_attachment_place(target, element_id)
             attachment_ids.append(element_id)
             continue

@@ -173,21 +173,35 @@ def test_reserializing_alone_changes_nothing(signed: bytes) -> None:
     assert _verify(again).package == _verify(signed).package
 
 
-def test_trace_entries_appended_in_transit_keep_the_signature(signed: bytes) -> None:
-    axis = TraceHeader(organ_id="000.00.00.A01", timestamp=dt.datetime(2024, 3, 15, 8, 31, 5))
+#: What the test axis appends in transit (../shared/samples/real/axis_download_*.edxml): a
+#: TraceHeader with a Timestamp and no OrganId.
+AXIS_TRACE = TraceHeader(organ_id=None, timestamp=dt.datetime(2024, 3, 15, 8, 31, 5))
+AXIS_TRACE_XML = (
+    b"<edXML:TraceHeader><edXML:Timestamp>2024/03/15 08:31:05</edXML:Timestamp></edXML:TraceHeader>"
+)
 
+
+def test_trace_appended_at_the_end_of_the_list_keeps_the_signature(signed: bytes) -> None:
+    """Spliced into the bytes, after Bussiness: nothing else in the package changes."""
+    end = b"</edXML:TraceHeaderList>"
+    assert signed.count(end) == 1
+    data = signed.replace(end, AXIS_TRACE_XML + end)
+    verified = _verify(data)
+    assert verified.unsigned_traces == (*pki.sample_traces(), AXIS_TRACE)
+    assert verified.package.header == pki.sample_header()
+
+
+def test_trace_appended_before_bussiness_keeps_the_signature(signed: bytes) -> None:
     def append_trace(root: etree._Element) -> None:
-        trace_list = _one(root, q("TraceHeaderList"))
         trace = etree.Element(q("TraceHeader"))
-        etree.SubElement(trace, q("OrganId")).text = axis.organ_id
+        etree.SubElement(trace, q("OrganId")).text = "000.00.00.A01"
         etree.SubElement(trace, q("Timestamp")).text = "2024/03/15 08:31:05"
-        # The axis writes its entry after the existing ones, before Bussiness.
         _one(root, q("Bussiness")).addprevious(trace)
-        assert trace.getparent() is trace_list
 
     verified = _verify(_tampered(signed, append_trace))
-    assert verified.unsigned_traces == (*pki.sample_traces(), axis)
-    assert verified.package.header == pki.sample_header()
+    relay = dataclasses.replace(AXIS_TRACE, organ_id="000.00.00.A01")
+    assert verified.unsigned_traces == (*pki.sample_traces(), relay)
+    assert verified.package.business == pki.NEW_DOCUMENT
 
 
 def test_a_comment_cannot_split_signed_text(signed: bytes) -> None:
@@ -504,10 +518,23 @@ def test_signer_certificate_is_checked(
 def test_certificate_swapped_in_keyinfo_is_untrusted(signed: bytes) -> None:
     """KeyInfo is not signed: replacing its certificate by one from another CA is caught by the
     trust check before the signature value is even looked at."""
-    der = pki.untrusted_unit().cert_pem
+    pem = pki.untrusted_unit().cert_pem
 
     def swap(root: etree._Element) -> None:
-        body = b"".join(der.splitlines()[1:-1]).decode()
+        body = b"".join(pem.splitlines()[1:-1]).decode()
         _one(root, ds("X509Certificate")).text = body
 
     _rejected(_tampered(signed, swap), CertificateUntrusted, "CERT_UNTRUSTED")
+
+
+def test_the_signer_is_reported_not_matched_with_from(signed: bytes) -> None:
+    """A trusted CA vouches for every unit it certified: the receiving unit's valid certificate
+    verifies a package whose From is the sending unit. Binding the signer to From/OrganId is the
+    caller's job (pinned certificates per sender, or a check of ``signer``), so the identity is
+    reported as it is."""
+    forged = pki.build_signed(ATTACHMENTS, pki.signer(pki.RECEIVER))
+    verified = _verify(forged)
+    assert verified.package.header.from_.organ_id == pki.SENDER
+    assert verified.signer.subject.startswith(f"CN={pki.RECEIVER},")
+    sender_only = TrustPolicy(pinned=(pki.unit(pki.SENDER).certificate,))
+    _rejected(forged, CertificateUntrusted, "CERT_UNTRUSTED", sender_only)

@@ -1,0 +1,1 @@
+"""Pure domain rules of the gateway: lifecycle, retry, deadlines, routing."""

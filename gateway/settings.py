@@ -1,0 +1,223 @@
+"""docgw's one typed, frozen configuration, loaded once at the edge (the CLI) from a TOML file
+with environment overrides. Nothing else in docgw reads ``os.environ``.
+
+Environment overrides use one prefix and ``__`` between levels:
+``DOCGW_DATABASE__URL=postgresql+asyncpg://…`` sets ``[database] url``. Values are parsed as TOML
+scalars where they look like one (numbers, booleans), else taken as strings.
+
+Secure defaults: the API listens on loopback; no secret has a default (there are none in this
+file yet: API tokens live hashed in the database; the axis secret arrives with the connectors).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from envelopes.errors import GatewayError
+from envelopes.unit_codes import parse_strict
+from gateway.domain.retry import RetryPolicy
+
+ENV_PREFIX = "DOCGW_"
+
+
+class SettingsError(GatewayError):
+    code = "CONFIG_INVALID"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    #: SQLite file (embedded default) or ``postgresql+asyncpg://user@host/db``.
+    url: str = "sqlite+aiosqlite:///var/docgw.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 512 * 1024 * 1024
+    page_size: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    #: The units this gateway sends for; each needs ``<code>.key.pem`` and ``<code>.cert.pem``.
+    local_units: tuple[str, ...] = ()
+    #: Where package blobs over ``inline_blob_bytes`` are chunked in the database.
+    inline_blob_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeySettings:
+    dir: Path = Path("keys")
+    #: PEM files of CA certificates trusted to issue units' certificates.
+    trust_anchors: tuple[Path, ...] = ()
+    #: Unit codes whose packages may be signed with RSA-SHA1 (old SDK peers).
+    sha1_peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliverySettings:
+    workers: int = 2
+    batch_size: int = 20
+    #: A claim not finished within this time is presumed dead and becomes ``unconfirmed``.
+    lease_seconds: float = 120.0
+    idle_poll_seconds: float = 0.5
+    send_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySettings:
+    base_seconds: float = 5.0
+    max_delay_seconds: float = 3600.0
+    max_attempts: int = 12
+    jitter: float = 0.5
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.base_seconds,
+            max_delay_seconds=self.max_delay_seconds,
+            max_attempts=self.max_attempts,
+            jitter=self.jitter,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelSettings:
+    """One configured channel. ``kind``: ``fake`` (in-memory, scriptable) or ``http_push``."""
+
+    name: str
+    kind: str
+    endpoint: str = ""
+    #: For the fake: fraction of sends that fail with a transport error / time out after commit.
+    fail_rate: float = 0.0
+    timeout_rate: float = 0.0
+    retry: RetrySettings | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlineSettings:
+    workday_start: str = "07:30"
+    workday_end: str = "17:00"
+    morning_end: str = "12:00"
+    urgent_send_minutes: int = 30
+    holidays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    channels: tuple[ChannelSettings, ...] = ()
+    #: The folder relative paths are resolved against (the config file's folder).
+    base_dir: Path = Path(".")
+
+    def channel(self, name: str) -> ChannelSettings:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise SettingsError(f"no channel named {name!r} is configured", element="channels")
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze."""
+    raw: dict[str, Any] = {}
+    base_dir = Path(".")
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+        base_dir = path.resolve().parent
+    _apply_environment(raw, os.environ if environ is None else environ)
+    channels_raw = raw.pop("channels", {})
+    if not isinstance(channels_raw, dict):
+        raise SettingsError("must be a table of channels", element="channels")
+    channels = tuple(
+        _build(
+            ChannelSettings, {"name": name, **_table(value, f"channels.{name}")}, f"channels.{name}"
+        )
+        for name, value in channels_raw.items()
+    )
+    settings = _build(Settings, {**raw, "channels": channels, "base_dir": base_dir}, "")
+    for code in settings.gateway.local_units:
+        parse_strict(code, field="gateway.local_units")
+    return settings
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingsError("must be a table", element=where)
+    return value
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        target = raw
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        try:
+            target[keys[-1]] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            target[keys[-1]] = value
+
+
+def _build(cls: type[Any], values: Any, where: str) -> Any:
+    if isinstance(values, cls):
+        return values
+    values = _table(values, where or "(root)")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError("unknown setting", element=f"{where}.{unknown[0]}".lstrip("."))
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}".lstrip("."))
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc), element=where or "(root)") from exc
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    args = getattr(hint, "__args__", ())
+    if is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise SettingsError("must be a list", element=where)
+        return tuple(_coerce(args[0], item, where) for item in value)
+    if type(None) in args:  # Optional[X]
+        inner = next(a for a in args if a is not type(None))
+        return None if value is None else _coerce(inner, value, where)
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise SettingsError("must be a path", element=where)
+        return Path(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (
+        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
+    ):
+        raise SettingsError(f"must be {hint.__name__}", element=where)
+    return value

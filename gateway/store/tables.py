@@ -1,0 +1,189 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations must produce exactly this; a test
+compares them on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = sa.DateTime(timezone=True)
+
+units = sa.Table(
+    "units",
+    metadata,
+    sa.Column("code", sa.String(35), primary_key=True),
+    sa.Column("code_qd20", sa.String(35), nullable=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("parent_code", sa.String(35), nullable=True),
+    #: The channel documents for this unit go through (a name from the config), or NULL.
+    sa.Column("channel", sa.String(64), nullable=True),
+    #: The unit's registered secure endpoint (classified traffic), or NULL.
+    sa.Column("secure_endpoint", sa.String(500), nullable=True),
+    sa.Column("is_local", sa.Boolean, nullable=False, default=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+unit_certificates = sa.Table(
+    "unit_certificates",
+    metadata,
+    sa.Column("fingerprint_sha256", sa.String(64), primary_key=True),
+    sa.Column("unit_code", sa.String(35), sa.ForeignKey("units.code"), nullable=False, index=True),
+    sa.Column("pem", sa.Text, nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("not_after", TS, nullable=False),
+    sa.Column("added_at", TS, nullable=False),
+    sa.Column("revoked_at", TS, nullable=True),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    #: Small blobs are kept inline; large ones in blob_chunks under chunk_key.
+    sa.Column("data", sa.LargeBinary, nullable=True),
+    sa.Column("chunk_key", sa.String(36), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+blob_chunks = sa.Table(
+    "blob_chunks",
+    metadata,
+    sa.Column("chunk_key", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # "out" | "in"
+    sa.Column("kind", sa.String(8), nullable=False),  # "document" | "status"
+    sa.Column("document_id", sa.String(300), nullable=False, index=True),
+    sa.Column("sender", sa.String(35), nullable=False, index=True),
+    sa.Column("classification", sa.String(10), nullable=False),
+    sa.Column("subject", sa.Text, nullable=True),
+    sa.Column("code", sa.String(100), nullable=True),
+    sa.Column("promulgation_date", sa.Date, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("status_code", sa.String(2), nullable=True),  # status packages
+    #: For a status package: the document message it is about (NULL while unknown).
+    sa.Column("related_message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=True),
+    sa.Column("package_sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=False),
+    sa.Column("client", sa.String(100), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    #: Received packages: "<sender>|<DocumentId>" (documents) — the receiver-side deduplication.
+    sa.Column("dedup_key", sa.String(500), nullable=True),
+    sa.Column("route", sa.String(64), nullable=True),
+    sa.Column("notices", sa.JSON, nullable=True),
+    sa.Column("signer_subject", sa.String(500), nullable=True),
+    sa.Column("send_due_at", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False, index=True),
+    sa.UniqueConstraint("client", "idempotency_key"),
+    sa.UniqueConstraint("direction", "dedup_key"),
+)
+
+recipients = sa.Table(
+    "recipients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("unit_code", sa.String(35), nullable=False, index=True),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempt_count", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", TS, nullable=True),
+    sa.Column("lease_until", TS, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("remote_id", sa.String(200), nullable=True),
+    #: The package this recipient gets, when it differs from the message's (e.g. sealed for it).
+    sa.Column("package_sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=True),
+    sa.Column("business_status", sa.String(2), nullable=True),
+    sa.Column("business_updated_at", TS, nullable=True),
+    sa.Column("sent_at", TS, nullable=True),
+    sa.Column("arrival_due_at", TS, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("message_id", "unit_code"),
+    sa.Index("ix_recipients_due", "state", "next_attempt_at"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "recipient_id", sa.Integer, sa.ForeignKey("recipients.id"), nullable=False, index=True
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("worker", sa.String(100), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+status_events = sa.Table(
+    "status_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("direction", sa.String(3), nullable=False),
+    #: The status package's own message row (sent or received).
+    sa.Column("status_message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=True),
+    #: The document it is about, when known; NULL = unknown document (kept and shown).
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=True, index=True),
+    sa.Column("recipient_id", sa.Integer, sa.ForeignKey("recipients.id"), nullable=True),
+    sa.Column("reporter", sa.String(35), nullable=False),
+    sa.Column("document_id", sa.String(300), nullable=True),
+    sa.Column("status_code", sa.String(2), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("reported_at", TS, nullable=True),
+    sa.Column("recorded_at", TS, nullable=False),
+    sa.Column("out_of_order", sa.Boolean, nullable=False, default=False),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(36), nullable=True, index=True),
+    sa.Column("recipient_id", sa.Integer, nullable=True),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("unit_code", sa.String(35), nullable=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS, nullable=True),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("beat_at", TS, nullable=False),
+)
