@@ -94,6 +94,10 @@ class ChannelSettings:
     name: str
     kind: str
     endpoint: str = ""
+    #: An axis channel (national or provincial): classified packages are refused there.
+    axis: bool = False
+    #: A secure-network channel: the only kind classified packages may take.
+    secure: bool = False
     #: For the fake: fraction of sends that fail with a transport error / time out after commit.
     fail_rate: float = 0.0
     timeout_rate: float = 0.0

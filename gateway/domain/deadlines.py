@@ -2,26 +2,28 @@
 
 The rules:
 
-* **Send** — Decision 28/2018/QĐ-TTg (Art. 6, on sending and receiving electronic documents between
-  state agencies): an electronic document is sent on the day it is signed, at the latest in the
-  *morning of the next working day*; urgent documents (mức độ khẩn) are sent *immediately* after they
-  are digitally signed. Decree 30/2020/NĐ-CP (clerical work) says the same for outgoing documents
-  in general: issued the day they are signed, urgent ones at once.
+* **Send** — Decision 28/2018/QĐ-TTg (Art. 6, on sending and receiving electronic documents
+  between state agencies): an electronic document is sent on the day it is signed, at the latest in
+  the *morning of the next working day*; urgent documents (mức độ khẩn) are sent *immediately*
+  after they are digitally signed. Decree 30/2020/NĐ-CP (clerical work) also has outgoing documents
+  issued the day they are signed and urgent ones at once, but allows the whole next working day;
+  docgw applies the stricter electronic rule.
 * **Arrival notice** — the receiver notifies arrival (business status ``01``) the *same day*
   (Decision 28/2018 and Decree 30/2020 as summarised in DOMAIN.md §4).
 
 Neither text says what "immediately" or "morning" is in minutes; docgw makes both measurable with
 configurable values (:class:`DeadlinePolicy`, :class:`WorkingCalendar`), whose defaults are:
 
-* "immediately" = within ``urgent_send_minutes`` = **30 minutes** of the gateway accepting the document;
+* "immediately" = within ``urgent_send_minutes`` = **30 minutes** of the gateway accepting the
+  document;
 * the "morning" of a working day ends at ``morning_end`` = **12:00**;
 * a working day runs ``workday_start``–``workday_end`` = **07:30–17:00**, Monday to Friday
   (``weekend`` = Saturday and Sunday), minus the configured ``holidays`` (none by default: the
   public-holiday list, Tết included, changes every year and must come from configuration);
 * local time is **Asia/Ho_Chi_Minh** (UTC+7, no daylight saving time).
 
-Everything here is pure: no I/O, no clock reads (``now`` is always a parameter). Every moment must be
-a timezone-aware ``datetime``; naive ones are refused, because the same wall-clock reading means a
+Everything here is pure: no I/O, no clock reads (``now`` is always a parameter). Every moment must
+be a timezone-aware ``datetime``; naive ones are refused, because the same wall-clock reading is a
 different instant in UTC and in Vietnam. Results are expressed in the calendar's local timezone.
 A deadline that is already passed when it is computed (say, a document signed days before it reached
 the gateway) is not an error: it is a breach the operator must see (:class:`DeadlineStatus`).
@@ -94,7 +96,9 @@ class WorkingCalendar:
             )
         weekend = frozenset(self.weekend)
         if any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < 7 for d in weekend):
-            raise ValueError(f"weekend must hold weekday numbers 0 (Monday) to 6, got {self.weekend!r}")
+            raise ValueError(
+                f"weekend must hold weekday numbers 0 (Monday) to 6, got {self.weekend!r}"
+            )
         if len(weekend) >= _DAYS_IN_WEEK:
             raise ValueError("weekend cannot cover the whole week: there would be no working day")
         holidays = frozenset(self.holidays)
@@ -168,11 +172,14 @@ def send_deadline(
     * Urgent (``priority >= 1``: khẩn, thượng khẩn, hỏa tốc, hỏa tốc hẹn giờ — see
       ``envelopes.model.Priority``): "immediately", i.e. ``accepted_at`` + ``urgent_send_minutes``.
     * Normal (``priority == 0``): "the day it is signed, at the latest the next working morning",
-      i.e. ``morning_end`` of the first working day after the later of ``signed_on`` and
-      ``accepted_at``'s local date.
+      i.e. ``morning_end`` of the first working day after ``signed_on``.
 
-    ``signed_on`` is the promulgation date (a local date). If it lies in the past the deadline may
-    already be passed: that is a breach to show, not an error.
+    ``signed_on`` is the promulgation date (a local date). The clock starts at signing, not when the
+    gateway got the document: if ``signed_on`` lies days in the past the deadline may already be
+    passed when it is computed; that is a breach to show, not an error. A ``signed_on`` later than
+    ``accepted_at``'s local date (a future-dated package, or a clock error) cannot push the deadline
+    back: the clock then starts on the day of acceptance, so the base day is the *earlier* of the
+    two.
     """
     _require_date("signed_on", signed_on)
     _require_aware("accepted_at", accepted_at)
@@ -183,7 +190,7 @@ def send_deadline(
         # Absolute-time arithmetic in UTC, then back to local time.
         due = accepted_at.astimezone(dt.UTC) + dt.timedelta(minutes=policy.urgent_send_minutes)
         return calendar.local(due)
-    base = max(signed_on, calendar.local(accepted_at).date())
+    base = min(signed_on, calendar.local(accepted_at).date())
     return calendar.at(calendar.next_working_day(base), calendar.morning_end)
 
 
@@ -217,11 +224,13 @@ class DeadlineStatus:
             _require_aware("met_at", self.met_at)
 
     def is_breached(self, now: dt.datetime) -> bool:
-        """Met late, or still unmet while ``now`` is past ``due_at``. Meeting it at ``due_at`` is on time."""
+        """Met late, or still unmet while ``now`` is past ``due_at``; meeting it at ``due_at`` is on
+        time."""
         return self.overdue_by(now) is not None
 
     def overdue_by(self, now: dt.datetime) -> dt.timedelta | None:
-        """How late: ``met_at - due_at`` once met, ``now - due_at`` while unmet; ``None`` if on time."""
+        """How late: ``met_at - due_at`` once met, ``now - due_at`` while unmet; ``None`` if on
+        time."""
         _require_aware("now", now)
         late = (self.met_at if self.met_at is not None else now) - self.due_at
         return late if late > dt.timedelta(0) else None
@@ -307,5 +316,7 @@ def policy_from_settings(
     )
     minutes: object = urgent_send_minutes
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
-        raise ValueError(f"urgent_send_minutes: {minutes!r} is not a positive whole number of minutes")
+        raise ValueError(
+            f"urgent_send_minutes: {minutes!r} is not a positive whole number of minutes"
+        )
     return DeadlinePolicy(calendar=calendar, urgent_send_minutes=minutes)

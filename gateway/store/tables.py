@@ -28,6 +28,8 @@ units = sa.Table(
     sa.Column("channel", sa.String(64), nullable=True),
     #: The unit's registered secure endpoint (classified traffic), or NULL.
     sa.Column("secure_endpoint", sa.String(500), nullable=True),
+    #: Tuyệt mật travels only where the route explicitly allows it.
+    sa.Column("allows_tuyet_mat", sa.Boolean, nullable=False, default=False),
     sa.Column("is_local", sa.Boolean, nullable=False, default=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", TS, nullable=False),

@@ -1,0 +1,76 @@
+"""The one Connector protocol every counterparty module implements, and its outcomes.
+
+A connector hands one package to one channel for one or more recipients and says how it went:
+
+* it returns a :class:`Receipt` — the channel accepted the package (transport acknowledgement);
+* :class:`PeerUnavailable` — not delivered, safe to retry (refused connection, 5xx, busy);
+* :class:`OutcomeUnknown` — the request may have been committed (a timeout after sending): the
+  gateway resends the SAME package later and the receiver deduplicates;
+* :class:`PeerRefused` — a business error (unknown receiver, package not compliant): final.
+
+Connectors never decide retries; the outbox does, durably (gateway.domain.retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from envelopes.errors import GatewayError
+from envelopes.model import Classification
+
+
+class ConnectorError(GatewayError):
+    code = "CONNECTOR_ERROR"
+
+
+class PeerUnavailable(ConnectorError):
+    code = "PEER_UNAVAILABLE"
+
+
+class OutcomeUnknown(ConnectorError):
+    code = "PEER_OUTCOME_UNKNOWN"
+
+
+class PeerRefused(ConnectorError):
+    code = "PEER_REFUSED"
+
+
+class ClassifiedRefused(ConnectorError):
+    """An axis connector was handed a classified package: refused, whatever routed it there."""
+
+    code = "CLASSIFIED_REFUSED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    message_id: str
+    document_id: str
+    kind: str  # "document" | "status"
+    sender: str
+    recipients: tuple[str, ...]
+    classification: Classification
+    #: Opens the package bytes (possibly large) as a fresh binary stream.
+    open_package: Callable[[], IO[bytes]]
+    package_size: int
+    package_sha256: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """The channel took the package. ``remote_id`` is its id for it (e.g. the axis DocId)."""
+
+    remote_id: str | None = None
+    duplicate: bool = False
+
+
+class Connector(Protocol):
+    name: str
+    #: True for connectors to an axis: they must refuse classified packages themselves.
+    is_axis: bool
+
+    async def deliver(self, delivery: Delivery) -> Receipt: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,94 @@
+"""Push a package to a peer over HTTP: ``POST {endpoint}`` with the package as the body.
+
+The peer is another docgw (its ``POST /api/v1/inbox``) or any receiver that answers the same way:
+2xx with JSON ``{"id": …, "duplicate": bool}`` when it has the package; 4xx (but 408 and 429) when
+it refuses it for good; anything else is a transport failure. A timeout after the body was sent is
+an unknown outcome: the gateway resends the same package and the peer deduplicates.
+
+The session is a constructor argument (tests and the composition root inject it). The body streams
+from the package file, so large packages are not loaded into memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import IO
+
+import aiohttp
+
+from connectors.base import (
+    ClassifiedRefused,
+    Delivery,
+    OutcomeUnknown,
+    PeerRefused,
+    PeerUnavailable,
+    Receipt,
+)
+
+CHUNK = 1 << 20
+RETRYABLE_4XX = (408, 425, 429)
+
+
+async def _body(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    with stream:
+        while chunk := await asyncio.to_thread(stream.read, CHUNK):
+            yield chunk
+
+
+@dataclass
+class HttpPushConnector:
+    name: str
+    endpoint: str
+    session: aiohttp.ClientSession
+    #: Extra headers, e.g. an Authorization bearer token for the peer's inbox.
+    headers: dict[str, str] | None = None
+    timeout_seconds: float = 60.0
+    is_axis: bool = False
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        if self.is_axis and delivery.classification.is_classified:
+            raise ClassifiedRefused(
+                f"{self.name} is an axis channel: classified packages never go there"
+            )
+        headers = {
+            "Content-Type": "application/xml",
+            "Content-Length": str(delivery.package_size),
+            "X-Docgw-Message-Id": delivery.message_id,
+            "X-Docgw-Sender": delivery.sender,
+            "X-Docgw-Recipients": ",".join(delivery.recipients),
+            "X-Docgw-Package-Sha256": delivery.package_sha256,
+            **(self.headers or {}),
+        }
+        sent = False
+        try:
+            async with self.session.post(
+                self.endpoint,
+                data=_body(delivery.open_package()),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
+            ) as response:
+                sent = True
+                text = await response.text()
+                if 200 <= response.status < 300:
+                    payload = await response.json(content_type=None) if text else {}
+                    return Receipt(
+                        remote_id=str(payload.get("id")) if payload.get("id") else None,
+                        duplicate=bool(payload.get("duplicate", False)),
+                    )
+                if 400 <= response.status < 500 and response.status not in RETRYABLE_4XX:
+                    raise PeerRefused(f"{self.name}: HTTP {response.status}: {text[:300]}")
+                raise PeerUnavailable(f"{self.name}: HTTP {response.status}: {text[:300]}")
+        except TimeoutError as exc:
+            raise OutcomeUnknown(f"{self.name}: no answer within {self.timeout_seconds}s") from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            # The peer may have committed before the connection dropped.
+            raise OutcomeUnknown(f"{self.name}: disconnected before answering") from exc
+        except aiohttp.ClientError as exc:
+            if sent:
+                raise OutcomeUnknown(f"{self.name}: {exc}") from exc
+            raise PeerUnavailable(f"{self.name}: {exc}") from exc
+
+    async def close(self) -> None:
+        return None

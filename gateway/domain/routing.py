@@ -1,0 +1,79 @@
+"""The routing policy: which channel each recipient's copy goes through, or why it is held.
+
+Pure: inputs are the document's classification, each recipient's registry entry and the
+configured channels; the output explains itself. The rules (DOMAIN.md §6), which no configuration
+can bend:
+
+* ``thuong`` goes to the recipient's channel (the axis, a provincial axis, a peer).
+* ``mat`` and ``toi_mat`` go ONLY to the recipient's registered secure endpoint, over a secure
+  channel; ``tuyet_mat`` only where that route explicitly allows it.
+* No such route → held, with the reason, never downgraded to another channel.
+* A classified document never gets an axis channel; the axis connectors refuse it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from envelopes.model import Classification
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelInfo:
+    name: str
+    is_axis: bool
+    is_secure: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientEntry:
+    """What the unit registry says of one recipient."""
+
+    code: str
+    active: bool
+    channel: str | None
+    secure_channel: str | None = None
+    allows_tuyet_mat: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    recipient: str
+    channel: str | None  # None = held
+    reason: str
+
+    @property
+    def is_held(self) -> bool:
+        return self.channel is None
+
+
+def route_recipient(
+    classification: Classification,
+    entry: RecipientEntry,
+    channels: Mapping[str, ChannelInfo],
+) -> Route:
+    def held(reason: str) -> Route:
+        return Route(recipient=entry.code, channel=None, reason=reason)
+
+    if not entry.active:
+        return held(f"unit {entry.code} is not active in the registry")
+    if classification is Classification.THUONG:
+        channel = channels.get(entry.channel or "")
+        if channel is None:
+            return held(f"unit {entry.code} has no configured channel")
+        return Route(
+            recipient=entry.code, channel=channel.name, reason=f"unclassified → {channel.name}"
+        )
+    secure = channels.get(entry.secure_channel or "")
+    if secure is None or not secure.is_secure or secure.is_axis:
+        return held(
+            f"{classification.value} needs a secure endpoint for {entry.code}; none is registered"
+        )
+    if classification is Classification.TUYET_MAT and not entry.allows_tuyet_mat:
+        return held(f"tuyet_mat is not explicitly allowed on the route to {entry.code}")
+    return Route(
+        recipient=entry.code,
+        channel=secure.name,
+        reason=f"{classification.value} → secure channel {secure.name} only",
+    )

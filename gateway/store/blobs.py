@@ -1,0 +1,104 @@
+"""Content-addressed package blobs in the database, written and read as streams.
+
+A blob is named by the SHA-256 of its bytes. Small blobs live inline in ``blobs.data``; larger ones
+are cut into 1 MiB rows of ``blob_chunks`` written while hashing, so a 100 MB package is never held
+whole in memory, and the blob commits (or not) in the caller's transaction with the message that
+uses it. Storing a blob that exists already costs nothing more than the hashing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import IO
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import blob_chunks, blobs
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlobRef:
+    sha256: str
+    size: int
+
+
+async def put_stream(
+    connection: AsyncConnection, stream: IO[bytes], *, inline_limit: int, now: dt.datetime
+) -> BlobRef:
+    hasher = hashlib.sha256()
+    first = stream.read(inline_limit + 1)
+    if len(first) <= inline_limit:
+        hasher.update(first)
+        ref = BlobRef(sha256=hasher.hexdigest(), size=len(first))
+        if not await exists(connection, ref.sha256):
+            await connection.execute(
+                blobs.insert().values(sha256=ref.sha256, size=ref.size, data=first, created_at=now)
+            )
+        return ref
+    chunk_key = str(uuid.uuid4())
+    size, seq, pending = 0, 0, first
+    while pending:
+        for start in range(0, len(pending), CHUNK):
+            piece = pending[start : start + CHUNK]
+            hasher.update(piece)
+            size += len(piece)
+            await connection.execute(
+                blob_chunks.insert().values(chunk_key=chunk_key, seq=seq, data=piece)
+            )
+            seq += 1
+        pending = stream.read(CHUNK)
+    ref = BlobRef(sha256=hasher.hexdigest(), size=size)
+    if await exists(connection, ref.sha256):
+        await connection.execute(blob_chunks.delete().where(blob_chunks.c.chunk_key == chunk_key))
+    else:
+        await connection.execute(
+            blobs.insert().values(sha256=ref.sha256, size=size, chunk_key=chunk_key, created_at=now)
+        )
+    return ref
+
+
+async def put_bytes(
+    connection: AsyncConnection, data: bytes, *, inline_limit: int, now: dt.datetime
+) -> BlobRef:
+    return await put_stream(connection, io.BytesIO(data), inline_limit=inline_limit, now=now)
+
+
+async def exists(connection: AsyncConnection, sha256: str) -> bool:
+    found = await connection.scalar(sa.select(blobs.c.sha256).where(blobs.c.sha256 == sha256))
+    return found is not None
+
+
+async def read_chunks(connection: AsyncConnection, sha256: str) -> AsyncIterator[bytes]:
+    row = (
+        await connection.execute(
+            sa.select(blobs.c.data, blobs.c.chunk_key).where(blobs.c.sha256 == sha256)
+        )
+    ).one_or_none()
+    if row is None:
+        raise KeyError(sha256)
+    if row.data is not None:
+        yield bytes(row.data)
+        return
+    seq = 0
+    while True:
+        data = await connection.scalar(
+            sa.select(blob_chunks.c.data).where(
+                blob_chunks.c.chunk_key == row.chunk_key, blob_chunks.c.seq == seq
+            )
+        )
+        if data is None:
+            return
+        yield bytes(data)
+        seq += 1
+
+
+async def read_bytes(connection: AsyncConnection, sha256: str) -> bytes:
+    return b"".join([chunk async for chunk in read_chunks(connection, sha256)])

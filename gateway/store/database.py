@@ -1,0 +1,86 @@
+"""Engines and migrations. SQLite (embedded default) and PostgreSQL run the same code."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from envelopes.errors import GatewayError
+
+
+class DatabaseError(GatewayError):
+    code = "DATABASE_UNAVAILABLE"
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
+    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    if is_sqlite(url):
+        _make_sqlite_folder(url)
+        # One connection: SQLite has one writer; serialising in the pool avoids "database is
+        # locked" and keeps the embedded default simple. PostgreSQL is the way to scale out.
+        engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=300)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _make_sqlite_folder(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL + synchronous=NORMAL: a committed transaction survives the process being killed
+    # (kill -9); only a power loss could lose the last commits. foreign_keys: SQLite's are off
+    # by default.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("gateway.store").joinpath("migrations"))
+    )
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the latest migration (idempotent)."""
+
+    def upgrade(connection: sa.Connection) -> None:
+        config = alembic_config(str(engine.url))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)
+
+
+def migrate_blocking(url: str) -> None:
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -1,0 +1,784 @@
+"""Named queries: all SQL of docgw. Functions take an open connection (the caller owns the
+transaction) and return records.
+
+Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so N workers on N hosts share one queue
+without taking the same row; on SQLite the single connection serialises writers and the clause is
+not rendered. Every state change goes through :func:`transition`, which checks the move against
+the lifecycle, guards it with the expected current state (a concurrent move makes it fail), and
+writes the audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store.records import (
+    CertificateRecord,
+    Claimed,
+    MessageRecord,
+    RecipientRecord,
+    UnitRecord,
+)
+from gateway.store.tables import (
+    attempts,
+    audit_events,
+    messages,
+    recipients,
+    status_events,
+    tokens,
+    unit_certificates,
+    units,
+    workers,
+)
+
+# ------------------------------------------------------------------------------------ audit
+
+
+async def audit(
+    conn: AsyncConnection,
+    *,
+    now: dt.datetime,
+    actor: str,
+    action: str,
+    message_id: str | None = None,
+    recipient_id: int | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+) -> None:
+    await conn.execute(
+        audit_events.insert().values(
+            at=now,
+            actor=actor,
+            action=action,
+            message_id=message_id,
+            recipient_id=recipient_id,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------ units
+
+
+def _unit(row: Any) -> UnitRecord:
+    return UnitRecord(
+        code=row.code,
+        name=row.name,
+        code_qd20=row.code_qd20,
+        parent_code=row.parent_code,
+        channel=row.channel,
+        secure_endpoint=row.secure_endpoint,
+        allows_tuyet_mat=row.allows_tuyet_mat,
+        is_local=row.is_local,
+        active=row.active,
+    )
+
+
+async def upsert_unit(conn: AsyncConnection, unit: UnitRecord, *, now: dt.datetime) -> bool:
+    """Insert or update; True when the unit is new."""
+    values = {
+        "name": unit.name,
+        "code_qd20": unit.code_qd20,
+        "parent_code": unit.parent_code,
+        "channel": unit.channel,
+        "secure_endpoint": unit.secure_endpoint,
+        "allows_tuyet_mat": unit.allows_tuyet_mat,
+        "is_local": unit.is_local,
+        "active": unit.active,
+        "updated_at": now,
+    }
+    result = await conn.execute(units.update().where(units.c.code == unit.code).values(**values))
+    if result.rowcount:
+        return False
+    await conn.execute(units.insert().values(code=unit.code, created_at=now, **values))
+    return True
+
+
+async def get_unit(conn: AsyncConnection, code: str) -> UnitRecord | None:
+    row = (await conn.execute(sa.select(units).where(units.c.code == code))).one_or_none()
+    return _unit(row) if row is not None else None
+
+
+async def get_units(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, UnitRecord]:
+    rows = (await conn.execute(sa.select(units).where(units.c.code.in_(list(codes))))).all()
+    return {row.code: _unit(row) for row in rows}
+
+
+async def list_units(
+    conn: AsyncConnection, *, text: str | None, after: str | None, limit: int
+) -> list[UnitRecord]:
+    query = sa.select(units).order_by(units.c.code).limit(limit)
+    if text:
+        like = f"%{text}%"
+        query = query.where(sa.or_(units.c.code.ilike(like), units.c.name.ilike(like)))
+    if after:
+        query = query.where(units.c.code > after)
+    return [_unit(row) for row in (await conn.execute(query)).all()]
+
+
+async def add_certificate(
+    conn: AsyncConnection, record: CertificateRecord, *, now: dt.datetime
+) -> bool:
+    exists = await conn.scalar(
+        sa.select(unit_certificates.c.fingerprint_sha256).where(
+            unit_certificates.c.fingerprint_sha256 == record.fingerprint_sha256
+        )
+    )
+    if exists:
+        return False
+    await conn.execute(
+        unit_certificates.insert().values(
+            fingerprint_sha256=record.fingerprint_sha256,
+            unit_code=record.unit_code,
+            pem=record.pem,
+            subject=record.subject,
+            not_after=record.not_after,
+            added_at=now,
+        )
+    )
+    return True
+
+
+async def certificates(conn: AsyncConnection, unit_code: str) -> list[CertificateRecord]:
+    rows = (
+        await conn.execute(
+            sa.select(unit_certificates)
+            .where(unit_certificates.c.unit_code == unit_code)
+            .order_by(unit_certificates.c.added_at)
+        )
+    ).all()
+    return [
+        CertificateRecord(
+            fingerprint_sha256=row.fingerprint_sha256,
+            unit_code=row.unit_code,
+            pem=row.pem,
+            subject=row.subject,
+            not_after=_aware(row.not_after),
+            revoked=row.revoked_at is not None,
+        )
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------------- messages
+
+
+async def message_id_for_idempotency_key(
+    conn: AsyncConnection, client: str, key: str
+) -> str | None:
+    return await conn.scalar(  # type: ignore[no-any-return]
+        sa.select(messages.c.id).where(
+            messages.c.client == client, messages.c.idempotency_key == key
+        )
+    )
+
+
+async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: str) -> str | None:
+    return await conn.scalar(  # type: ignore[no-any-return]
+        sa.select(messages.c.id).where(
+            messages.c.direction == direction, messages.c.dedup_key == key
+        )
+    )
+
+
+async def insert_message(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(messages.insert().values(**values))
+
+
+async def insert_recipient(
+    conn: AsyncConnection,
+    *,
+    message_id: str,
+    unit_code: str,
+    channel: str | None,
+    state: TransportState,
+    now: dt.datetime,
+    actor: str,
+    reason: str,
+    package_sha256: str | None = None,
+) -> int:
+    result = await conn.execute(
+        recipients.insert()
+        .values(
+            message_id=message_id,
+            unit_code=unit_code,
+            channel=channel,
+            state=state.value,
+            attempt_count=0,
+            next_attempt_at=now if state is TransportState.QUEUED else None,
+            package_sha256=package_sha256,
+            updated_at=now,
+        )
+        .returning(recipients.c.id)
+    )
+    recipient_id = int(result.scalar_one())
+    await audit(
+        conn,
+        now=now,
+        actor=actor,
+        action="created",
+        message_id=message_id,
+        recipient_id=recipient_id,
+        to_state=state.value,
+        reason=reason,
+    )
+    return recipient_id
+
+
+async def transition(
+    conn: AsyncConnection,
+    recipient_id: int,
+    current: TransportState,
+    new: TransportState,
+    *,
+    now: dt.datetime,
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    message_id: str | None = None,
+    **fields: Any,
+) -> None:
+    check_transition(current, new)
+    result = await conn.execute(
+        recipients.update()
+        .where(recipients.c.id == recipient_id, recipients.c.state == current.value)
+        .values(state=new.value, updated_at=now, **fields)
+    )
+    if result.rowcount != 1:
+        raise IllegalTransition(
+            f"recipient {recipient_id} is no longer {current.value} (moved concurrently)"
+        )
+    await audit(
+        conn,
+        now=now,
+        actor=actor,
+        action=action,
+        message_id=message_id,
+        recipient_id=recipient_id,
+        from_state=current.value,
+        to_state=new.value,
+        reason=reason,
+    )
+
+
+def _recipient(row: Any) -> RecipientRecord:
+    return RecipientRecord(
+        id=row.id,
+        message_id=row.message_id,
+        unit_code=row.unit_code,
+        channel=row.channel,
+        state=TransportState(row.state),
+        attempt_count=row.attempt_count,
+        next_attempt_at=_aware(row.next_attempt_at),
+        last_error=row.last_error,
+        remote_id=row.remote_id,
+        business_status=row.business_status,
+        sent_at=_aware(row.sent_at),
+        arrival_due_at=_aware(row.arrival_due_at),
+        package_sha256=row.package_sha256,
+    )
+
+
+def _aware(value: dt.datetime | None) -> Any:
+    """SQLite returns naive datetimes: docgw stores UTC, so make them aware again."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _message(row: Any, recipient_rows: Sequence[RecipientRecord] = ()) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
+        direction=row.direction,
+        kind=row.kind,
+        document_id=row.document_id,
+        sender=row.sender,
+        classification=row.classification,
+        subject=row.subject,
+        code=row.code,
+        priority=row.priority,
+        status_code=row.status_code,
+        related_message_id=row.related_message_id,
+        package_sha256=row.package_sha256,
+        client=row.client,
+        idempotency_key=row.idempotency_key,
+        route=row.route,
+        notices=row.notices,
+        signer_subject=row.signer_subject,
+        send_due_at=_aware(row.send_due_at),
+        created_at=_aware(row.created_at),
+        recipients=tuple(recipient_rows),
+    )
+
+
+async def get_message(conn: AsyncConnection, message_id: str) -> MessageRecord | None:
+    row = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).one_or_none()
+    if row is None:
+        return None
+    rows = (
+        await conn.execute(
+            sa.select(recipients)
+            .where(recipients.c.message_id == message_id)
+            .order_by(recipients.c.id)
+        )
+    ).all()
+    return _message(row, [_recipient(r) for r in rows])
+
+
+async def get_recipients(conn: AsyncConnection, message_id: str) -> list[RecipientRecord]:
+    rows = (
+        await conn.execute(
+            sa.select(recipients)
+            .where(recipients.c.message_id == message_id)
+            .order_by(recipients.c.id)
+        )
+    ).all()
+    return [_recipient(r) for r in rows]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageFilter:
+    direction: str | None = None
+    state: str | None = None
+    recipient: str | None = None
+    sender: str | None = None
+    classification: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    text: str | None = None
+    #: Only messages with a deadline (send, or arrival notice) passed before this moment.
+    breached_before: dt.datetime | None = None
+    #: A member unit sees only what it sent or received.
+    visible_to_unit: str | None = None
+
+
+def _has_recipient(*conditions: Any) -> Any:
+    return sa.exists().where(recipients.c.message_id == messages.c.id, *conditions)
+
+
+def _conditions(f: MessageFilter) -> list[Any]:
+    equal = {
+        messages.c.direction: f.direction,
+        messages.c.sender: f.sender,
+        messages.c.classification: f.classification,
+    }
+    conditions: list[Any] = [column == value for column, value in equal.items() if value]
+    if f.created_from:
+        conditions.append(messages.c.created_at >= f.created_from)
+    if f.created_to:
+        conditions.append(messages.c.created_at < f.created_to)
+    if f.text:
+        like = f"%{f.text}%"
+        conditions.append(
+            sa.or_(messages.c.subject.ilike(like), messages.c.document_id.ilike(like))
+        )
+    if f.state:
+        conditions.append(_has_recipient(recipients.c.state == f.state))
+    if f.recipient:
+        conditions.append(_has_recipient(recipients.c.unit_code == f.recipient))
+    if f.breached_before is not None:
+        unsent = _has_recipient(
+            recipients.c.sent_at.is_(None), recipients.c.state != TransportState.CANCELLED.value
+        )
+        no_arrival_notice = _has_recipient(
+            recipients.c.arrival_due_at < f.breached_before, recipients.c.business_status.is_(None)
+        )
+        conditions.append(
+            sa.or_(sa.and_(messages.c.send_due_at < f.breached_before, unsent), no_arrival_notice)
+        )
+    if f.visible_to_unit:
+        conditions.append(
+            sa.or_(
+                messages.c.sender == f.visible_to_unit,
+                _has_recipient(recipients.c.unit_code == f.visible_to_unit),
+            )
+        )
+    return conditions
+
+
+async def list_messages(
+    conn: AsyncConnection,
+    f: MessageFilter,
+    *,
+    after: tuple[dt.datetime, str] | None = None,
+    limit: int = 50,
+) -> list[MessageRecord]:
+    """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+    query = sa.select(messages).where(*_conditions(f))
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            sa.or_(
+                messages.c.created_at < created,
+                sa.and_(messages.c.created_at == created, messages.c.id < last_id),
+            )
+        )
+    query = query.order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
+    rows = (await conn.execute(query)).all()
+    if not rows:
+        return []
+    by_message: dict[str, list[RecipientRecord]] = {row.id: [] for row in rows}
+    recipient_rows = (
+        await conn.execute(
+            sa.select(recipients)
+            .where(recipients.c.message_id.in_(list(by_message)))
+            .order_by(recipients.c.id)
+        )
+    ).all()
+    for r in recipient_rows:
+        by_message[r.message_id].append(_recipient(r))
+    return [_message(row, by_message[row.id]) for row in rows]
+
+
+# ----------------------------------------------------------------------------------- claims
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    *,
+    now: dt.datetime,
+    limit: int,
+    lease_until: dt.datetime,
+    worker: str,
+) -> list[Claimed]:
+    """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease."""
+    due = (
+        sa.select(recipients.c.id, recipients.c.state)
+        .where(
+            recipients.c.state.in_([s.value for s in CLAIMABLE]),
+            recipients.c.next_attempt_at <= now,
+        )
+        .order_by(recipients.c.next_attempt_at, recipients.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await conn.execute(due)).all()
+    claimed_ids = []
+    for row in rows:
+        await transition(
+            conn,
+            row.id,
+            TransportState(row.state),
+            TransportState.SENDING,
+            now=now,
+            actor=worker,
+            action="claimed",
+            lease_until=lease_until,
+            attempt_count=recipients.c.attempt_count + 1,
+        )
+        claimed_ids.append(row.id)
+    if not claimed_ids:
+        return []
+    joined = (
+        await conn.execute(
+            sa.select(
+                recipients.c.id,
+                recipients.c.message_id,
+                recipients.c.unit_code,
+                recipients.c.channel,
+                recipients.c.attempt_count,
+                sa.func.coalesce(recipients.c.package_sha256, messages.c.package_sha256).label(
+                    "package_sha256"
+                ),
+                messages.c.kind,
+                messages.c.document_id,
+                messages.c.sender,
+                messages.c.classification,
+            )
+            .join(messages, messages.c.id == recipients.c.message_id)
+            .where(recipients.c.id.in_(claimed_ids))
+        )
+    ).all()
+    return [
+        Claimed(
+            recipient_id=row.id,
+            message_id=row.message_id,
+            unit_code=row.unit_code,
+            channel=row.channel,
+            attempt=row.attempt_count,
+            package_sha256=row.package_sha256,
+            kind=row.kind,
+            document_id=row.document_id,
+            sender=row.sender,
+            classification=row.classification,
+        )
+        for row in joined
+    ]
+
+
+async def start_attempt(
+    conn: AsyncConnection, claimed: Claimed, *, worker: str, now: dt.datetime
+) -> int:
+    result = await conn.execute(
+        attempts.insert()
+        .values(
+            recipient_id=claimed.recipient_id,
+            number=claimed.attempt,
+            channel=claimed.channel,
+            worker=worker,
+            started_at=now,
+        )
+        .returning(attempts.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def finish_attempt(
+    conn: AsyncConnection,
+    attempt_id: int,
+    *,
+    now: dt.datetime,
+    outcome: str,
+    error_code: str | None,
+    detail: str | None,
+) -> None:
+    await conn.execute(
+        attempts.update()
+        .where(attempts.c.id == attempt_id)
+        .values(finished_at=now, outcome=outcome, error_code=error_code, detail=detail)
+    )
+
+
+async def expired_leases(conn: AsyncConnection, *, now: dt.datetime) -> list[tuple[int, str]]:
+    rows = (
+        await conn.execute(
+            sa.select(recipients.c.id, recipients.c.message_id)
+            .where(
+                recipients.c.state == TransportState.SENDING.value,
+                recipients.c.lease_until < now,
+            )
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    return [(row.id, row.message_id) for row in rows]
+
+
+async def recipient_state(conn: AsyncConnection, recipient_id: int) -> TransportState:
+    return TransportState(
+        await conn.scalar(sa.select(recipients.c.state).where(recipients.c.id == recipient_id))
+    )
+
+
+# ---------------------------------------------------------------------------- status events
+
+
+async def find_document_recipient(
+    conn: AsyncConnection, *, document_id: str, reporter: str
+) -> tuple[str, int | None] | None:
+    """The outgoing document a status is about, and the recipient row of the reporting unit."""
+    message_id = await conn.scalar(
+        sa.select(messages.c.id)
+        .where(
+            messages.c.direction == "out",
+            messages.c.kind == "document",
+            messages.c.document_id == document_id,
+        )
+        .order_by(messages.c.created_at.desc())
+        .limit(1)
+    )
+    if message_id is None:
+        return None
+    recipient_id = await conn.scalar(
+        sa.select(recipients.c.id).where(
+            recipients.c.message_id == message_id, recipients.c.unit_code == reporter
+        )
+    )
+    return message_id, recipient_id
+
+
+async def find_received_document(
+    conn: AsyncConnection, *, document_id: str, sender: str | None = None
+) -> str | None:
+    query = sa.select(messages.c.id).where(
+        messages.c.direction == "in",
+        messages.c.kind == "document",
+        messages.c.document_id == document_id,
+    )
+    if sender:
+        query = query.where(messages.c.sender == sender)
+    return await conn.scalar(query.limit(1))  # type: ignore[no-any-return]
+
+
+async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(status_events.insert().values(**values))
+
+
+async def set_business_status(
+    conn: AsyncConnection, recipient_id: int, code: str, *, now: dt.datetime
+) -> None:
+    await conn.execute(
+        recipients.update()
+        .where(recipients.c.id == recipient_id)
+        .values(business_status=code, business_updated_at=now, updated_at=now)
+    )
+
+
+async def message_history(
+    conn: AsyncConnection, message_id: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Attempts, audit events and status events of one message, oldest first."""
+    recipient_ids = sa.select(recipients.c.id).where(recipients.c.message_id == message_id)
+    attempt_rows = (
+        (
+            await conn.execute(
+                sa.select(attempts, recipients.c.unit_code)
+                .join(recipients, recipients.c.id == attempts.c.recipient_id)
+                .where(attempts.c.recipient_id.in_(recipient_ids))
+                .order_by(attempts.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    audit_rows = (
+        (
+            await conn.execute(
+                sa.select(audit_events)
+                .where(audit_events.c.message_id == message_id)
+                .order_by(audit_events.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    status_rows = (
+        (
+            await conn.execute(
+                sa.select(status_events)
+                .where(
+                    sa.or_(
+                        status_events.c.message_id == message_id,
+                        status_events.c.status_message_id == message_id,
+                    )
+                )
+                .order_by(status_events.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "attempts": [dict(r) for r in attempt_rows],
+        "audit": [dict(r) for r in audit_rows],
+        "status_events": [dict(r) for r in status_rows],
+    }
+
+
+async def unmatched_status_events(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = (
+        (
+            await conn.execute(
+                sa.select(status_events)
+                .where(status_events.c.message_id.is_(None))
+                .order_by(status_events.c.id.desc())
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+async def insert_token(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    role: str,
+    unit_code: str | None,
+    token_sha256: str,
+    now: dt.datetime,
+) -> None:
+    await conn.execute(
+        tokens.insert().values(
+            name=name, role=role, unit_code=unit_code, token_sha256=token_sha256, created_at=now
+        )
+    )
+
+
+async def token_by_hash(conn: AsyncConnection, token_sha256: str) -> Any:
+    return (
+        await conn.execute(
+            sa.select(tokens).where(
+                tokens.c.token_sha256 == token_sha256, tokens.c.revoked_at.is_(None)
+            )
+        )
+    ).one_or_none()
+
+
+async def revoke_token(conn: AsyncConnection, name: str, *, now: dt.datetime) -> bool:
+    result = await conn.execute(
+        tokens.update()
+        .where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+# --------------------------------------------------------------------------- health, metrics
+
+
+async def heartbeat(conn: AsyncConnection, worker: str, *, now: dt.datetime) -> None:
+    result = await conn.execute(workers.update().where(workers.c.id == worker).values(beat_at=now))
+    if not result.rowcount:
+        await conn.execute(workers.insert().values(id=worker, started_at=now, beat_at=now))
+
+
+async def live_workers(conn: AsyncConnection, *, since: dt.datetime) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).where(workers.c.beat_at >= since)) or 0)
+
+
+async def oldest_due(conn: AsyncConnection, *, now: dt.datetime) -> dt.datetime | None:
+    value = await conn.scalar(
+        sa.select(sa.func.min(recipients.c.next_attempt_at)).where(
+            recipients.c.state.in_([s.value for s in CLAIMABLE]),
+            recipients.c.next_attempt_at <= now,
+        )
+    )
+    return _aware(value)  # type: ignore[no-any-return]
+
+
+async def counts_by_state_and_channel(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    rows = (
+        await conn.execute(
+            sa.select(recipients.c.state, recipients.c.channel, sa.func.count()).group_by(
+                recipients.c.state, recipients.c.channel
+            )
+        )
+    ).all()
+    return [(row[0], row[1] or "", int(row[2])) for row in rows]
+
+
+async def attempt_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    rows = (
+        await conn.execute(
+            sa.select(attempts.c.channel, attempts.c.outcome, sa.func.count()).group_by(
+                attempts.c.channel, attempts.c.outcome
+            )
+        )
+    ).all()
+    return [(row[0] or "", row[1] or "unfinished", int(row[2])) for row in rows]
+
+
+async def status_event_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    rows = (
+        await conn.execute(
+            sa.select(
+                status_events.c.direction, status_events.c.status_code, sa.func.count()
+            ).group_by(status_events.c.direction, status_events.c.status_code)
+        )
+    ).all()
+    return [(row[0], row[1], int(row[2])) for row in rows]

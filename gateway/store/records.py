@@ -1,0 +1,89 @@
+"""What the store returns: frozen values, never rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.domain.lifecycle import TransportState
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitRecord:
+    code: str
+    name: str
+    code_qd20: str | None = None
+    parent_code: str | None = None
+    channel: str | None = None
+    secure_endpoint: str | None = None
+    allows_tuyet_mat: bool = False
+    is_local: bool = False
+    active: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateRecord:
+    fingerprint_sha256: str
+    unit_code: str
+    pem: str
+    subject: str
+    not_after: dt.datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientRecord:
+    id: int
+    message_id: str
+    unit_code: str
+    channel: str | None
+    state: TransportState
+    attempt_count: int
+    next_attempt_at: dt.datetime | None
+    last_error: str | None
+    remote_id: str | None
+    business_status: str | None
+    sent_at: dt.datetime | None
+    arrival_due_at: dt.datetime | None
+    package_sha256: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRecord:
+    id: str
+    direction: str
+    kind: str
+    document_id: str
+    sender: str
+    classification: str
+    subject: str | None
+    code: str | None
+    priority: int
+    status_code: str | None
+    related_message_id: str | None
+    package_sha256: str
+    client: str
+    idempotency_key: str | None
+    route: str | None
+    notices: list[Any] | None
+    signer_subject: str | None
+    send_due_at: dt.datetime | None
+    created_at: dt.datetime
+    recipients: tuple[RecipientRecord, ...] = field(default=())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claimed:
+    """A recipient a worker has claimed, with what it needs to deliver."""
+
+    recipient_id: int
+    message_id: str
+    unit_code: str
+    channel: str | None
+    attempt: int
+    package_sha256: str
+    kind: str
+    document_id: str
+    sender: str
+    classification: str
