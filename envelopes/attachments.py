@@ -121,6 +121,7 @@ class Base64Decoder:
         self._size = 0
         self._head = b""
         self._closed = False
+        self._padded = False  # a quantum with "=" was decoded: nothing may follow it
 
     def write(self, text: str) -> None:
         text = self._pending + text.translate(_WHITESPACE)
@@ -130,6 +131,11 @@ class Base64Decoder:
             self._emit(text[:usable])
 
     def _emit(self, text: str) -> None:
+        # strict_mode sees one piece at a time; padding at the end of an earlier piece must end
+        # the data however the text was split into pieces.
+        if self._padded:
+            raise AttachmentError("invalid base64: data after padding", element=self._element)
+        self._padded = text.endswith("=")
         try:
             data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError) as exc:

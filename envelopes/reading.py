@@ -137,7 +137,24 @@ def read_package(
         if not isinstance(source, bytes | bytearray) and not hasattr(source, "read")
         else iter_chunks(source)
     )  # type: ignore[arg-type]
-    parsed = parse_stream(chunks, limits=limits, stream=choose)  # type: ignore[arg-type]
+    try:
+        return _read(chunks, limits, choose, decoders, outputs)  # type: ignore[arg-type]
+    except BaseException:
+        # The caller never sees these sinks (spooled temp files, say): close them here.
+        for out in outputs:
+            if out is not None:
+                out.close()
+        raise
+
+
+def _read(
+    chunks: Iterable[bytes],
+    limits: Limits | None,
+    choose: Callable[[str, str | None], TextSink | None],
+    decoders: list[Base64Decoder],
+    outputs: list[IO[bytes] | None],
+) -> ParsedPackage:
+    parsed = parse_stream(chunks, limits=limits, stream=choose)
     root = parsed.root
     notices: list[Notice] = []
     if parsed.stray_prefix:

@@ -24,6 +24,8 @@ from lxml import etree
 from envelopes.errors import GatewayError, XmlMalformed, XmlRejected
 
 CHUNK_SIZE = 1 << 20
+#: Bytes handed to libxml2 at a time, so that parse_stream sees progress at a fine grain.
+FEED_SIZE = 64 << 10
 
 #: The parser options; the target below refuses DOCTYPEs on top of these.
 _PARSER_OPTIONS = {
@@ -33,8 +35,9 @@ _PARSER_OPTIONS = {
     "dtd_validation": False,
     "remove_comments": True,
     "remove_pis": True,
-    # Text we keep is bounded by Limits; attachment text is streamed away by the target.
-    "huge_tree": True,
+    # No huge_tree: libxml2 keeps its own caps (names 50,000 chars, attribute values, comments and
+    # PIs 10 MB). Attachment text is unaffected: it reaches the target in pieces.
+    "huge_tree": False,
 }
 
 
@@ -48,6 +51,9 @@ class Limits:
     max_attributes: int = 64  # per element
     max_kept_text: int = 32 << 20  # all text kept in the skeleton (attachments excluded)
     max_stray_prefix: int = 1024  # bytes tolerated before the XML declaration
+    #: Bytes fed without the parser reporting anything: libxml2 buffers an unfinished tag, comment,
+    #: PI or CDATA section whole, so this bounds the memory one such construct can take.
+    max_stalled_bytes: int = 16 << 20
 
 
 class TextSink(Protocol):
@@ -85,6 +91,8 @@ class _SkeletonTarget:
         self._sink: TextSink | None = None
         self.streamed: list[tuple[etree._Element, TextSink]] = []
         self._error: GatewayError | None = None
+        #: Callbacks so far; parse_stream watches it to see that the parser makes progress.
+        self.events = 0
 
     def _refuse(self, error: GatewayError) -> GatewayError:
         # lxml calls close() after a callback raised; close() must then re-raise this error
@@ -98,6 +106,7 @@ class _SkeletonTarget:
     def start(
         self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str] | None = None
     ) -> None:
+        self.events += 1
         self._elements += 1
         if self._elements > self._limits.max_elements:
             raise self._refuse(XmlRejected(f"more than {self._limits.max_elements} elements"))
@@ -105,9 +114,20 @@ class _SkeletonTarget:
             raise self._refuse(
                 XmlRejected(f"nesting deeper than {self._limits.max_depth}", element=tag)
             )
-        if len(attrib) > self._limits.max_attributes:
+        # Namespace declarations count: lxml's TreeBuilder takes quadratic time in their number.
+        if len(attrib) + len(nsmap or {}) > self._limits.max_attributes:
             raise self._refuse(
-                XmlRejected(f"more than {self._limits.max_attributes} attributes", element=tag)
+                XmlRejected(
+                    f"more than {self._limits.max_attributes} attributes and namespace "
+                    "declarations",
+                    element=tag,
+                )
+            )
+        # Names and attribute values stay in the skeleton too.
+        self._kept_text += len(tag) + sum(len(k) + len(v) for k, v in attrib.items())
+        if self._kept_text > self._limits.max_kept_text:
+            raise self._refuse(
+                XmlRejected(f"more than {self._limits.max_kept_text} characters of text")
             )
         if self._sink is not None:
             raise self._refuse(
@@ -124,6 +144,7 @@ class _SkeletonTarget:
                 self.streamed.append((element, self._sink))
 
     def end(self, tag: str) -> None:
+        self.events += 1
         self._stack.pop()
         if self._sink is not None:
             sink, self._sink = self._sink, None
@@ -134,6 +155,7 @@ class _SkeletonTarget:
         self._builder.end(tag)
 
     def data(self, text: str) -> None:
+        self.events += 1
         if self._sink is not None:
             try:
                 self._sink.write(text)
@@ -149,9 +171,11 @@ class _SkeletonTarget:
 
     def comment(self, text: str) -> None:
         """Dropped; see the module docstring."""
+        self.events += 1
 
     def pi(self, target: str, data: str | None = None) -> None:
         """Dropped."""
+        self.events += 1
 
     def close(self) -> etree._Element:
         if self._error is not None:
@@ -177,7 +201,9 @@ def parse_stream(
     limits = limits or Limits()
     target = _SkeletonTarget(limits, stream)
     parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)  # type: ignore[call-overload]
+    etree.clear_error_log()  # per thread: XMLSyntaxError then carries this parse's errors only
     total = 0
+    events = stalled = 0
     stray = b""
     started = False
     try:
@@ -190,12 +216,29 @@ def parse_stream(
                 started = bool(chunk)
                 if not started:
                     continue
-            parser.feed(chunk)
+            for start in range(0, len(chunk), FEED_SIZE):
+                parser.feed(chunk[start : start + FEED_SIZE])
+                if target.events != events:
+                    events, stalled = target.events, 0
+                    continue
+                stalled += min(FEED_SIZE, len(chunk) - start)
+                if stalled > limits.max_stalled_bytes:
+                    raise XmlRejected(
+                        f"more than {limits.max_stalled_bytes} bytes in one tag, comment, "
+                        "processing instruction or CDATA section"
+                    )
         if not started:
             raise XmlMalformed("no XML content")
         root = parser.close()
     except etree.XMLSyntaxError as exc:
-        raise XmlMalformed(f"not well-formed XML: {exc.msg}") from exc
+        # exc.msg is often lxml's "missing end tags"; libxml2's first error says what went wrong.
+        errors = exc.error_log.filter_from_errors()  # type: ignore[attr-defined]
+        detail = (
+            f"{errors[0].message.strip()} (line {errors[0].line}, column {errors[0].column})"
+            if errors
+            else exc.msg
+        )
+        raise XmlMalformed(f"not well-formed XML: {detail}") from exc
     except GatewayError:
         raise
     except ValueError as exc:  # lxml reports some refused input (e.g. huge names) as ValueError
@@ -203,8 +246,16 @@ def parse_stream(
     return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=target.streamed)
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _split_stray_prefix(data: bytes, limits: Limits) -> tuple[bytes, bytes]:
     """Split off bytes before the first '<': tolerated up to a limit, reported by the caller."""
+    # A byte order mark is not stray: libxml2 needs it to tell the encoding (in UTF-16 a '<' is
+    # not the first byte of its character, so cutting at the first b"<" would break the text).
+    if data.startswith(_UTF16_BOMS) or (data.startswith(_UTF8_BOM) and data[3:4] == b"<"):
+        return b"", data
     lt = data.find(b"<")
     if lt == 0:
         return b"", data

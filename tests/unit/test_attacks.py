@@ -356,11 +356,6 @@ def test_bad_base64_is_an_attachment_error(package: bytes, kind: str) -> None:
     refused(attacks.one_byte_chunks(data), AttachmentError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Base64Decoder checks padding per piece, so data after '=' passes when the "
-    "text reaches it in two pieces (patch in the report); remove this marker with the fix",
-)
 def test_data_after_padding_is_refused_wherever_the_input_is_cut(package: bytes) -> None:
     data = attacks.with_base64(package, b"QUJD" * 1_000 + b"QQ==" + b"QUJD" * 1_000)
     cut = data.index(b"QQ==") + 4
@@ -379,11 +374,6 @@ def test_an_element_inside_an_attachment_is_rejected(package: bytes) -> None:
     assert error.element == f"{{{QCVN}}}x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_package leaves the sink_factory streams open when it fails (patch in the "
-    "report); remove this marker with the fix",
-)
 def test_sinks_are_closed_when_reading_fails(package: bytes) -> None:
     sinks: list[io.BytesIO] = []
 
@@ -547,24 +537,22 @@ def test_a_100_mb_attachment_streams_through_in_bounded_memory() -> None:
     assert result["peak_rss_mib"] < 128, result
 
 
-#: Found with this corpus; each is refused in bounded memory once the patches in the report land.
-KNOWN_GAPS = {
-    # lxml's TreeBuilder takes quadratic time in the namespace declarations of one element, and
-    # they do not count against max_attributes (40,000 take ~9 s, 1,000,000 hours).
+#: Found with this corpus and fixed in xmlsafe; each must be refused in bounded memory.
+HUGE_CONSTRUCTS = {
+    # lxml's TreeBuilder takes quadratic time in the namespace declarations of one element:
+    # they count against max_attributes.
     "namespace_declarations_20_000": ("many_namespace_declarations", 20_000),
-    # An attribute value is kept in the skeleton but not counted in max_kept_text: accepted,
-    # at ~4x its size in memory.
+    # Attribute values count against max_kept_text.
     "attribute_value_200_mb": ("huge_attribute_value", 200_000_000),
-    # libxml2 buffers a whole comment or CDATA section before reporting it (2-3x its size).
+    # libxml2 buffers a whole comment or CDATA section before reporting it: max_stalled_bytes.
     "comment_200_mb": ("huge_comment", 200_000_000),
     "cdata_200_mb": ("huge_cdata", 200_000_000),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gaps in xmlsafe (patch in the report)")
-@pytest.mark.parametrize("case", KNOWN_GAPS.values(), ids=KNOWN_GAPS.keys())
-def test_known_gaps_are_refused_in_bounded_memory(case: tuple[str, int]) -> None:
+@pytest.mark.parametrize("case", HUGE_CONSTRUCTS.values(), ids=HUGE_CONSTRUCTS.keys())
+def test_huge_constructs_are_refused_in_bounded_memory(case: tuple[str, int]) -> None:
     attack, size = case
     result = run_attack(attack, size)
     assert result["outcome"] == "XML_REJECTED", result

@@ -1,0 +1,214 @@
+"""The delivery worker: claim due recipients, hand each package to its channel's connector, and
+record what happened as a durable decision (sent, retry at T, unconfirmed, failed).
+
+Recipients of one message on one channel that are claimed together go in one call (the axis routes
+by the package's To list). A worker that dies mid-send leaves its claims ``sending``; when their
+lease expires :func:`recover_expired` makes them ``unconfirmed`` and they are resent with the same
+package, which the receiver deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from connectors.base import (
+    ClassifiedRefused,
+    ConnectorError,
+    Delivery,
+    OutcomeUnknown,
+    PeerRefused,
+    Receipt,
+)
+from envelopes.model import Classification
+from gateway.bootstrap import Gateway
+from gateway.domain.deadlines import arrival_notice_deadline
+from gateway.domain.lifecycle import IllegalTransition, TransportState
+from gateway.domain.retry import Outcome, Verdict, decide
+from gateway.store import queries
+from gateway.store.records import Claimed
+from gateway.usecases.packages import load_to_spool, opener
+
+log = logging.getLogger("docgw.delivery")
+
+_VERDICT_STATE = {
+    Verdict.SENT: TransportState.SENT,
+    Verdict.RETRY: TransportState.RETRY_SCHEDULED,
+    Verdict.UNCONFIRMED: TransportState.UNCONFIRMED,
+    Verdict.FAIL: TransportState.FAILED,
+}
+
+
+async def deliver_due(gateway: Gateway, worker: str) -> int:
+    """One round: claim a batch, deliver it, record outcomes. Returns how many were claimed."""
+    now = gateway.clock()
+    settings = gateway.settings.delivery
+    lease_until = now + _seconds(settings.lease_seconds)
+    async with gateway.engine.begin() as conn:
+        claimed = await queries.claim_due(
+            conn, now=now, limit=settings.batch_size, lease_until=lease_until, worker=worker
+        )
+        attempt_ids = {
+            c.recipient_id: await queries.start_attempt(conn, c, worker=worker, now=now)
+            for c in claimed
+        }
+    groups: dict[tuple[str, str | None, str], list[Claimed]] = defaultdict(list)
+    for item in claimed:
+        groups[(item.message_id, item.channel, item.package_sha256)].append(item)
+    await asyncio.gather(
+        *(_deliver_group(gateway, g, attempt_ids, worker) for g in groups.values())
+    )
+    return len(claimed)
+
+
+def _seconds(value: float) -> dt.timedelta:
+    return dt.timedelta(seconds=value)
+
+
+async def _deliver_group(
+    gateway: Gateway, group: Sequence[Claimed], attempt_ids: dict[int, int], worker: str
+) -> None:
+    first = group[0]
+    outcome, detail, error_code, receipt = await _send(gateway, group)
+    log.info(
+        "delivery_attempt",
+        extra={
+            "event": "delivery_attempt",
+            "message_id": first.message_id,
+            "channel": first.channel,
+            "recipients": [c.unit_code for c in group],
+            "outcome": outcome.value,
+            "detail": detail,
+        },
+    )
+    now = gateway.clock()
+    policy = gateway.retry_policy(first.channel)
+    async with gateway.engine.begin() as conn:
+        for item in group:
+            decision = decide(
+                outcome=outcome, attempt=item.attempt, now=now, policy=policy, detail=detail
+            )
+            new_state = _VERDICT_STATE[decision.verdict]
+            fields: dict[str, object] = {"lease_until": None}
+            if new_state is TransportState.SENT:
+                fields.update(
+                    sent_at=now,
+                    remote_id=receipt.remote_id if receipt else None,
+                    last_error=None,
+                    next_attempt_at=None,
+                    arrival_due_at=arrival_notice_deadline(
+                        delivered_at=now, policy=gateway.deadlines
+                    ),
+                )
+            else:
+                fields.update(last_error=decision.reason, next_attempt_at=decision.next_attempt_at)
+            try:
+                await queries.transition(
+                    conn,
+                    item.recipient_id,
+                    TransportState.SENDING,
+                    new_state,
+                    now=now,
+                    actor=worker,
+                    action=f"attempt_{outcome.value}",
+                    reason=decision.reason or None,
+                    message_id=item.message_id,
+                    **fields,
+                )
+            except IllegalTransition:
+                # Recovery already declared this claim lost (lease expired): its decision stands.
+                log.warning("late_outcome_ignored", extra={"recipient_id": item.recipient_id})
+            await queries.finish_attempt(
+                conn,
+                attempt_ids[item.recipient_id],
+                now=now,
+                outcome=outcome.value,
+                error_code=error_code,
+                detail=detail or None,
+            )
+
+
+async def _send(
+    gateway: Gateway, group: Sequence[Claimed]
+) -> tuple[Outcome, str, str | None, Receipt | None]:
+    first = group[0]
+    connector = gateway.connectors.get(first.channel or "")
+    if connector is None:
+        return Outcome.TRANSPORT_ERROR, f"channel {first.channel!r} is not configured", None, None
+    async with gateway.engine.connect() as conn:
+        package = await load_to_spool(conn, first.package_sha256)
+    size = package.seek(0, 2)
+    delivery = Delivery(
+        message_id=first.message_id,
+        document_id=first.document_id,
+        kind=first.kind,
+        sender=first.sender,
+        recipients=tuple(c.unit_code for c in group),
+        classification=Classification(first.classification),
+        open_package=opener(package),
+        package_size=size,
+        package_sha256=first.package_sha256,
+        attempt=max(c.attempt for c in group),
+    )
+    timeout = gateway.settings.delivery.send_timeout_seconds
+    try:
+        receipt = await asyncio.wait_for(connector.deliver(delivery), timeout)
+    except (PeerRefused, ClassifiedRefused) as exc:
+        return Outcome.BUSINESS_ERROR, exc.message, exc.code, None
+    except OutcomeUnknown as exc:
+        return Outcome.OUTCOME_UNKNOWN, exc.message, exc.code, None
+    except ConnectorError as exc:
+        return Outcome.TRANSPORT_ERROR, exc.message, exc.code, None
+    except TimeoutError:
+        return Outcome.OUTCOME_UNKNOWN, f"no answer within {timeout}s", "PEER_TIMEOUT", None
+    except Exception as exc:  # a connector bug must not kill the worker; the retry covers it
+        log.exception("connector_crashed", extra={"message_id": first.message_id})
+        return Outcome.TRANSPORT_ERROR, f"connector error: {exc!r}", "CONNECTOR_CRASHED", None
+    finally:
+        package.close()
+    return Outcome.SENT, "", None, receipt
+
+
+async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
+    """Claims whose lease expired (the worker died or hung): their outcome is unknown."""
+    now = gateway.clock()
+    async with gateway.engine.begin() as conn:
+        expired = await queries.expired_leases(conn, now=now)
+        for recipient_id, message_id in expired:
+            await queries.transition(
+                conn,
+                recipient_id,
+                TransportState.SENDING,
+                TransportState.UNCONFIRMED,
+                now=now,
+                actor=actor,
+                action="lease_expired",
+                reason="the worker stopped mid-send; resending the same package",
+                message_id=message_id,
+                lease_until=None,
+                next_attempt_at=now,
+            )
+    if expired:
+        gateway.work_available.set()
+    return len(expired)
+
+
+async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
+    """Deliver until ``stop`` is set; sleep when idle until new work or the poll interval."""
+    idle = gateway.settings.delivery.idle_poll_seconds
+    while not stop.is_set():
+        try:
+            claimed = await deliver_due(gateway, name)
+        except Exception:
+            log.exception("worker_round_failed", extra={"worker": name})
+            claimed = 0
+            await asyncio.sleep(idle)
+        if claimed:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gateway.work_available.wait(), idle)
+        gateway.work_available.clear()

@@ -1,0 +1,29 @@
+"""Use-case errors (part of docgw's one error tree; codes are stable)."""
+
+from __future__ import annotations
+
+from envelopes.errors import GatewayError
+
+
+class UnknownUnit(GatewayError):
+    code = "UNKNOWN_UNIT"
+
+
+class UnknownSender(GatewayError):
+    code = "UNKNOWN_SENDER"
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+
+
+class Conflict(GatewayError):
+    code = "CONFLICT"
+
+
+class ReasonRequired(GatewayError):
+    code = "REASON_REQUIRED"

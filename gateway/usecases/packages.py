@@ -1,0 +1,73 @@
+"""Package bytes between the blob store and the rest: spooled files, so large packages stay on
+disk, and sealing for classified recipients."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import IO
+
+from cryptography import x509
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes import sealing
+from gateway.store import blobs, queries
+
+SPOOL_BYTES = 8 << 20
+
+
+def spool() -> IO[bytes]:
+    """In memory up to 8 MiB, then a temporary file."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+
+
+async def load_to_spool(conn: AsyncConnection, sha256: str) -> IO[bytes]:
+    out = spool()
+    async for chunk in blobs.read_chunks(conn, sha256):
+        out.write(chunk)
+    out.seek(0)
+    return out
+
+
+def seal_copy(source: IO[bytes], cert: x509.Certificate) -> IO[bytes]:
+    """The package sealed for one certificate, as a new spooled stream."""
+    source.seek(0)
+    out = spool()
+    sealing.seal_stream(source, out, cert)  # type: ignore[arg-type]
+    out.seek(0)
+    return out
+
+
+async def current_certificate(
+    conn: AsyncConnection, unit_code: str, now: object
+) -> x509.Certificate | None:
+    """The newest registered, unrevoked, unexpired certificate of a unit."""
+    for record in reversed(await queries.certificates(conn, unit_code)):
+        if not record.revoked and record.not_after > now:
+            return x509.load_pem_x509_certificate(record.pem.encode())
+    return None
+
+
+class _Reopened:
+    """A read view of a shared spool; closing it leaves the spool open for the next reader."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        source.seek(0)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._source.read(size)
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> _Reopened:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def opener(source: IO[bytes]) -> Callable[[], IO[bytes]]:
+    """``open_package`` for a connector: each call reads the spool from the start."""
+    return lambda: _Reopened(source)  # type: ignore[return-value]

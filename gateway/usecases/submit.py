@@ -1,0 +1,218 @@
+"""Submit a document: check it, route it, build + sign + validate the package, and store the
+message, its package and every recipient's first state in ONE transaction.
+
+A repeated idempotency key (per client) returns the original message, not a new one. Classified
+documents are sealed before they are stored: each secure recipient's copy is sealed for that
+recipient's registered certificate, and the message's own copy for the sender's certificate, so
+the database never holds their plaintext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes.attachments import AttachmentSource
+from envelopes.building import build_document
+from envelopes.metadata import DocumentRequest
+from gateway.bootstrap import Gateway
+from gateway.domain.deadlines import send_deadline
+from gateway.domain.lifecycle import TransportState, summarize
+from gateway.domain.routing import RecipientEntry, Route, route_recipient
+from gateway.store import blobs, queries
+from gateway.store.records import UnitRecord
+from gateway.usecases.errors import Forbidden, UnknownUnit
+from gateway.usecases.packages import current_certificate, seal_copy, spool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted:
+    message_id: str
+    document_id: str
+    state: str
+    routes: tuple[Route, ...]
+    created: bool
+
+
+def _entry(unit: UnitRecord, gateway: Gateway) -> RecipientEntry:
+    secure = next(
+        (c.name for c in gateway.channels.values() if c.is_secure and not c.is_axis), None
+    )
+    return RecipientEntry(
+        code=unit.code,
+        active=unit.active,
+        channel=unit.channel,
+        secure_channel=secure if unit.secure_endpoint else None,
+        allows_tuyet_mat=unit.allows_tuyet_mat,
+    )
+
+
+async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
+    """Where each recipient's copy would go, and why (nothing is sent or stored)."""
+    codes = [to.organ_id for to in request.header.to]
+    async with gateway.engine.connect() as conn:
+        registry = await queries.get_units(conn, codes)
+    missing = [code for code in codes if code not in registry]
+    if missing:
+        raise UnknownUnit(f"not in the unit registry: {', '.join(missing)}", element="to")
+    return tuple(
+        route_recipient(request.classification, _entry(registry[code], gateway), gateway.channels)
+        for code in codes
+    )
+
+
+async def submit_document(
+    gateway: Gateway,
+    request: DocumentRequest,
+    attachments: Sequence[AttachmentSource],
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None = None,
+    member_unit: str | None = None,
+) -> Submitted:
+    header = request.header
+    if member_unit is not None and header.from_.organ_id != member_unit:
+        raise Forbidden(f"a member token of {member_unit} cannot send for {header.from_.organ_id}")
+    if idempotency_key:
+        existing = await _existing(gateway, client, idempotency_key)
+        if existing is not None:
+            return existing
+    signer = gateway.signer(header.from_.organ_id)
+    routes = await explain_routes(gateway, request)
+    package = spool()
+    await asyncio.to_thread(
+        build_document,
+        header,
+        out=package,
+        attachments=attachments,
+        business=request.business,
+        signer=signer,
+    )
+    now = gateway.clock()
+    message_id = str(uuid.uuid4())
+    try:
+        async with gateway.engine.begin() as conn:
+            stored = await _store_packages(gateway, conn, request, routes, package, now)
+            await queries.insert_message(
+                conn,
+                id=message_id,
+                direction="out",
+                kind="document",
+                document_id=header.document_id,
+                sender=header.from_.organ_id,
+                classification=request.classification.value,
+                subject=header.subject,
+                code=str(header.code),
+                promulgation_date=header.promulgation.date,
+                priority=int(header.other_info.priority),
+                package_sha256=stored.message_package,
+                client=client,
+                idempotency_key=idempotency_key,
+                route=",".join(sorted({r.channel or "held" for r in routes})),
+                send_due_at=send_deadline(
+                    signed_on=header.promulgation.date,
+                    accepted_at=now,
+                    priority=int(header.other_info.priority),
+                    policy=gateway.deadlines,
+                ),
+                created_at=now,
+            )
+            for route in routes:
+                held = route.is_held or route.recipient in stored.unsealable
+                await queries.insert_recipient(
+                    conn,
+                    message_id=message_id,
+                    unit_code=route.recipient,
+                    channel=route.channel,
+                    state=TransportState.HELD if held else TransportState.QUEUED,
+                    now=now,
+                    actor=actor,
+                    reason=stored.unsealable.get(route.recipient, route.reason),
+                    package_sha256=stored.per_recipient.get(route.recipient),
+                )
+    except sa.exc.IntegrityError:
+        if idempotency_key:  # a concurrent submission with the same key won the race
+            existing = await _existing(gateway, client, idempotency_key)
+            if existing is not None:
+                return existing
+        raise
+    finally:
+        package.close()
+    gateway.work_available.set()
+    held_all = all(r.is_held for r in routes)
+    return Submitted(
+        message_id=message_id,
+        document_id=header.document_id,
+        state=(TransportState.HELD if held_all else TransportState.QUEUED).value,
+        routes=routes,
+        created=True,
+    )
+
+
+@dataclass
+class _Stored:
+    message_package: str
+    per_recipient: dict[str, str]
+    unsealable: dict[str, str]
+
+
+async def _store_packages(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    request: DocumentRequest,
+    routes: Sequence[Route],
+    package: IO[bytes],
+    now: dt.datetime,
+) -> _Stored:
+    inline = gateway.settings.gateway.inline_blob_bytes
+    if not request.classification.is_classified:
+        package.seek(0)
+        ref = await blobs.put_stream(conn, package, inline_limit=inline, now=now)
+        return _Stored(message_package=ref.sha256, per_recipient={}, unsealable={})
+    # Classified: never store the plaintext. The message keeps a copy sealed for the sender.
+    sender_cert = gateway.signer(request.header.from_.organ_id).certificate
+    own = seal_copy(package, sender_cert)
+    ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
+    per_recipient: dict[str, str] = {}
+    unsealable: dict[str, str] = {}
+    for route in routes:
+        if route.is_held:
+            continue
+        cert = await current_certificate(conn, route.recipient, now)
+        if cert is None:
+            unsealable[route.recipient] = (
+                f"no current certificate registered for {route.recipient} to seal for"
+            )
+            continue
+        sealed = seal_copy(package, cert)
+        per_recipient[route.recipient] = (
+            await blobs.put_stream(conn, sealed, inline_limit=inline, now=now)
+        ).sha256
+    return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable=unsealable)
+
+
+async def _existing(gateway: Gateway, client: str, key: str) -> Submitted | None:
+    async with gateway.engine.connect() as conn:
+        message_id = await queries.message_id_for_idempotency_key(conn, client, key)
+        if message_id is None:
+            return None
+        message = await queries.get_message(conn, message_id)
+    assert message is not None
+    return Submitted(
+        message_id=message.id,
+        document_id=message.document_id,
+        state=summarize([r.state for r in message.recipients]).value,
+        routes=tuple(
+            Route(recipient=r.unit_code, channel=r.channel, reason="as first submitted")
+            for r in message.recipients
+        ),
+        created=False,
+    )
