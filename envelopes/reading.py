@@ -13,6 +13,7 @@ the rest of docgw may trust.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -208,6 +209,9 @@ def _path(root: etree._Element, *names: str) -> etree._Element:
     return element
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 class _Reader:
     """Lenient, order-agnostic access to one element's children, with paths for errors."""
 
@@ -250,12 +254,11 @@ class _Reader:
         value = self.text(name, required=required)
         if value is None:
             return None
-        try:
-            return int(value)
-        except ValueError:
+        if not _INTEGER.fullmatch(value):  # int() would take "1_0" and other scripts' digits
             raise PackageStructureError(
                 f"{value!r} is not a whole number", element=f"{self.path}/{name}"
-            ) from None
+            )
+        return int(value)
 
     def date(self, name: str, *, required: bool = False) -> dt.date | None:
         value = self.text(name, required=required)
