@@ -39,6 +39,8 @@ class FakeConnector:
     script: list[Scripted] = field(default_factory=list)
     registered: dict[tuple[str, str, str], int] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
+    #: The bytes of each delivered package, in delivery order.
+    packages: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -66,7 +68,7 @@ class FakeConnector:
             if outcome is Scripted.REFUSED:
                 raise PeerRefused(f"{self.name}: scripted refusal")
             with delivery.open_package() as stream:
-                stream.read()  # a real peer reads the whole package
+                self.packages.append(stream.read())
             self.deliveries.append(delivery)
             duplicate = False
             for recipient in delivery.recipients:

@@ -453,7 +453,7 @@ async def claim_due(
 ) -> list[Claimed]:
     """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease."""
     due = (
-        sa.select(recipients.c.id, recipients.c.state)
+        sa.select(recipients.c.id, recipients.c.state, recipients.c.message_id)
         .where(
             recipients.c.state.in_([s.value for s in CLAIMABLE]),
             recipients.c.next_attempt_at <= now,
@@ -473,6 +473,7 @@ async def claim_due(
             now=now,
             actor=worker,
             action="claimed",
+            message_id=row.message_id,
             lease_until=lease_until,
             attempt_count=recipients.c.attempt_count + 1,
         )
@@ -611,6 +612,12 @@ async def find_received_document(
 
 async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(status_events.insert().values(**values))
+
+
+async def set_related_message(conn: AsyncConnection, message_id: str, related: str) -> None:
+    await conn.execute(
+        messages.update().where(messages.c.id == message_id).values(related_message_id=related)
+    )
 
 
 async def set_business_status(

@@ -3,6 +3,8 @@ compares them on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -15,7 +17,32 @@ metadata = sa.MetaData(
     }
 )
 
-TS = sa.DateTime(timezone=True)
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timestamps are stored in UTC and come back timezone-aware on every database: SQLite keeps
+    no offset, so a Vietnam-local value written as is would be read back seven hours off."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("docgw stores only timezone-aware datetimes")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+TS = UtcDateTime()
 
 units = sa.Table(
     "units",

@@ -1,0 +1,295 @@
+"""Receive a package: open it if sealed, read it (hardened, streaming), verify it against the
+sender's REGISTERED certificates, deduplicate on (sender, DocumentId), store it, and answer a
+document automatically with status 01 from each local unit it is addressed to — all of it in one
+transaction. A duplicate is acknowledged with the original message id and stores nothing.
+
+Incoming status packages move the business status of the right recipient of the right message;
+unknown or out-of-order ones are kept and shown, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import IO
+
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes import sealing
+from envelopes.errors import SealError
+from envelopes.model import ResponseFor, StatusCode
+from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.signing import TrustPolicy
+from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
+from gateway.bootstrap import Gateway
+from gateway.domain.lifecycle import TransportState
+from gateway.store import blobs, queries
+from gateway.usecases.errors import UnknownSender
+from gateway.usecases.packages import spool
+from gateway.usecases.statuses import VIETNAM, apply_received_status, enqueue_status
+
+
+@dataclass(frozen=True, kw_only=True)
+class Received:
+    message_id: str
+    kind: str
+    document_id: str
+    sender: str
+    duplicate: bool
+    #: Status messages queued in answer (01 for a new document).
+    answers: tuple[str, ...] = ()
+
+
+async def receive_package(gateway: Gateway, source: IO[bytes], *, via: str) -> Received:
+    """``source`` is the package as received (a seekable stream, possibly sealed)."""
+    plain, sealed = await asyncio.to_thread(_open_if_sealed, gateway, source)
+    parsed = await asyncio.to_thread(read_package, plain)
+    sender = _sender(parsed)
+    async with gateway.engine.connect() as conn:
+        trust = await _trust_for(gateway, conn, sender)
+    verified: VerifiedDocument | VerifiedStatus
+    if parsed.kind is PackageKind.DOCUMENT:
+        verified = await asyncio.to_thread(verify_document, parsed, trust)
+    else:
+        verified = await asyncio.to_thread(verify_status, parsed, trust)
+    stored = sealed if sealed is not None else plain
+    try:
+        return await _store(gateway, verified, stored, via)
+    except sa.exc.IntegrityError:
+        # The same package arrived twice at once; the other copy committed first.
+        async with gateway.engine.connect() as conn:
+            existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
+        if existing is None:
+            raise
+        return _duplicate(existing, verified)
+
+
+def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
+    source.seek(0)
+    if source.read(len(sealing.MAGIC)) != sealing.MAGIC:
+        source.seek(0)
+        return source, None
+    source.seek(0)
+    header = sealing.read_seal_header(source)  # type: ignore[arg-type]
+    for signer in gateway.signers.values():
+        if header.is_for(signer.certificate):
+            source.seek(0)
+            plain = spool()
+            try:
+                sealing.open_stream(source, plain, signer.private_key)  # type: ignore[arg-type]
+            except SealError:
+                plain.close()  # GCM authenticates at the end: discard what was written
+                raise
+            plain.seek(0)
+            source.seek(0)
+            return plain, source
+    raise SealError("the package is sealed for a certificate this gateway does not hold")
+
+
+def _sender(parsed: ParsedPackage) -> str:
+    if parsed.kind is PackageKind.DOCUMENT:
+        return parsed.document().header.from_.organ_id
+    return parsed.status().from_.organ_id
+
+
+async def _trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
+    """Only the sender's own registered certificates: a valid certificate of another unit does
+    not make a package from this sender genuine."""
+    unit = await queries.get_unit(conn, sender)
+    if unit is None or not unit.active:
+        raise UnknownSender(f"sender {sender} is not an active unit in the registry")
+    pinned = tuple(
+        x509.load_pem_x509_certificate(c.pem.encode())
+        for c in await queries.certificates(conn, sender)
+        if not c.revoked
+    )
+    if not pinned:
+        raise UnknownSender(f"no certificate is registered for sender {sender}")
+    return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)
+
+
+def _dedup_key(verified: VerifiedDocument | VerifiedStatus) -> str:
+    if isinstance(verified, VerifiedDocument):
+        header = verified.package.header
+        return f"{header.from_.organ_id}|{header.document_id}"
+    status = verified.status
+    return (
+        f"{status.from_.organ_id}|{status.response_for.document_id}|{status.status_code.value}"
+        f"|{status.timestamp.isoformat()}"
+    )
+
+
+def _duplicate(message_id: str, verified: VerifiedDocument | VerifiedStatus) -> Received:
+    if isinstance(verified, VerifiedDocument):
+        header = verified.package.header
+        return Received(
+            message_id=message_id,
+            kind="document",
+            document_id=header.document_id,
+            sender=header.from_.organ_id,
+            duplicate=True,
+        )
+    status = verified.status
+    return Received(
+        message_id=message_id,
+        kind="status",
+        document_id=status.response_for.document_id or "",
+        sender=status.from_.organ_id,
+        duplicate=True,
+    )
+
+
+async def _store(
+    gateway: Gateway, verified: VerifiedDocument | VerifiedStatus, package: IO[bytes], via: str
+) -> Received:
+    now = gateway.clock()
+    key = _dedup_key(verified)
+    async with gateway.engine.begin() as conn:
+        existing = await queries.message_id_for_dedup_key(conn, "in", key)
+        if existing is not None:
+            return _duplicate(existing, verified)
+        package.seek(0)
+        ref = await blobs.put_stream(
+            conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
+        )
+        message_id = str(uuid.uuid4())
+        if isinstance(verified, VerifiedDocument):
+            answers = await _store_document(
+                gateway, conn, verified, message_id, ref.sha256, key, via, now
+            )
+            header = verified.package.header
+            return Received(
+                message_id=message_id,
+                kind="document",
+                document_id=header.document_id,
+                sender=header.from_.organ_id,
+                duplicate=False,
+                answers=answers,
+            )
+        await _store_status(conn, verified, message_id, ref.sha256, key, via, now)
+        status = verified.status
+        return Received(
+            message_id=message_id,
+            kind="status",
+            document_id=status.response_for.document_id or "",
+            sender=status.from_.organ_id,
+            duplicate=False,
+        )
+
+
+async def _store_document(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    verified: VerifiedDocument,
+    message_id: str,
+    package_sha256: str,
+    dedup_key: str,
+    via: str,
+    now: dt.datetime,
+) -> tuple[str, ...]:
+    header = verified.package.header
+    await queries.insert_message(
+        conn,
+        id=message_id,
+        direction="in",
+        kind="document",
+        document_id=header.document_id,
+        sender=header.from_.organ_id,
+        # A sealed package arrived over a secure channel; its classification is not in edXML.
+        classification="thuong",
+        subject=header.subject,
+        code=str(header.code),
+        promulgation_date=header.promulgation.date,
+        priority=int(header.other_info.priority),
+        package_sha256=package_sha256,
+        client=via,
+        dedup_key=dedup_key,
+        route=via,
+        notices=[n.code for n in verified.notices],
+        signer_subject=verified.signer.subject,
+        created_at=now,
+    )
+    local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
+    answers = []
+    for unit_code in local:
+        recipient_id = await queries.insert_recipient(
+            conn,
+            message_id=message_id,
+            unit_code=unit_code,
+            channel=None,
+            state=TransportState.SENT,
+            now=now,
+            actor=via,
+            reason=f"received via {via}, signed by {verified.signer.subject}",
+        )
+        await queries.set_business_status(conn, recipient_id, StatusCode.ARRIVED.value, now=now)
+        answers.append(
+            await enqueue_status(
+                gateway,
+                conn,
+                reporter=unit_code,
+                to=header.from_.organ_id,
+                about=ResponseFor(
+                    organ_id=header.from_.organ_id,
+                    code=str(header.code),
+                    promulgation_date=header.promulgation.date,
+                    document_id=header.document_id,
+                ),
+                code=StatusCode.ARRIVED,
+                description="Đã đến hệ thống quản lý văn bản (docgw)",
+                staff=None,
+                related_message_id=message_id,
+                actor="intake",
+                now=now,
+            )
+        )
+    gateway.work_available.set()
+    return tuple(answers)
+
+
+async def _store_status(
+    conn: AsyncConnection,
+    verified: VerifiedStatus,
+    message_id: str,
+    package_sha256: str,
+    dedup_key: str,
+    via: str,
+    now: dt.datetime,
+) -> None:
+    status = verified.status
+    await queries.insert_message(
+        conn,
+        id=message_id,
+        direction="in",
+        kind="status",
+        document_id=status.response_for.document_id or "",
+        sender=status.from_.organ_id,
+        classification="thuong",
+        subject=status.description,
+        priority=0,
+        status_code=status.status_code.value,
+        package_sha256=package_sha256,
+        client=via,
+        dedup_key=dedup_key,
+        route=via,
+        notices=[n.code for n in verified.notices],
+        signer_subject=verified.signer.subject,
+        created_at=now,
+    )
+    related, _ = await apply_received_status(
+        conn,
+        reporter=status.from_.organ_id,
+        document_id=status.response_for.document_id,
+        code=status.status_code,
+        description=status.description,
+        # edXML writes Vietnamese local time; the store keeps UTC.
+        reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
+        status_message_id=message_id,
+        now=now,
+    )
+    if related is not None:
+        await queries.set_related_message(conn, message_id, related)

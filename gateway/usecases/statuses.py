@@ -1,0 +1,223 @@
+"""Status packages: sending them (the local system's replies, and 01 on arrival) and applying the
+ones received to the right recipient of the right message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes.building import build_status
+from envelopes.model import (
+    Classification,
+    Organization,
+    ResponseFor,
+    StaffInfo,
+    StatusCode,
+    StatusPackage,
+)
+from gateway.bootstrap import Gateway
+from gateway.domain import business
+from gateway.domain.lifecycle import TransportState
+from gateway.store import blobs, queries
+from gateway.store.records import UnitRecord
+from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+async def enqueue_status(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    *,
+    reporter: str,
+    to: str,
+    about: ResponseFor,
+    code: StatusCode,
+    description: str | None,
+    staff: StaffInfo | None,
+    related_message_id: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> str:
+    """Build, sign and queue one status package from a local unit to another unit, inside the
+    caller's transaction. Returns the new message id."""
+    if code.requires_reason and not (description or "").strip():
+        raise ReasonRequired(f"status {code.value} needs a reason", element="description")
+    unit = await queries.get_unit(conn, to)
+    if unit is None:
+        raise UnknownUnit(f"unit {to} is not in the registry", element="to")
+    reporter_unit = await queries.get_unit(conn, reporter)
+    package = build_status(
+        _status(reporter, reporter_unit, about, code, description, staff, now),
+        signer=gateway.signer(reporter),
+    )
+    ref = await blobs.put_bytes(
+        conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
+    )
+    message_id = str(uuid.uuid4())
+    await queries.insert_message(
+        conn,
+        id=message_id,
+        direction="out",
+        kind="status",
+        document_id=about.document_id or "",
+        sender=reporter,
+        classification=Classification.THUONG.value,
+        subject=description,
+        priority=0,
+        status_code=code.value,
+        related_message_id=related_message_id,
+        package_sha256=ref.sha256,
+        client=actor,
+        route=unit.channel,
+        created_at=now,
+    )
+    channel = unit.channel if unit.channel in gateway.connectors else None
+    await queries.insert_recipient(
+        conn,
+        message_id=message_id,
+        unit_code=to,
+        channel=channel,
+        state=TransportState.QUEUED if channel else TransportState.HELD,
+        now=now,
+        actor=actor,
+        reason=f"status {code.value}" if channel else f"unit {to} has no configured channel",
+    )
+    await queries.insert_status_event(
+        conn,
+        direction="out",
+        status_message_id=message_id,
+        message_id=related_message_id,
+        reporter=reporter,
+        document_id=about.document_id,
+        status_code=code.value,
+        description=description,
+        reported_at=now,
+        recorded_at=now,
+        out_of_order=False,
+    )
+    return message_id
+
+
+def _status(
+    reporter: str,
+    unit: UnitRecord | None,
+    about: ResponseFor,
+    code: StatusCode,
+    description: str | None,
+    staff: StaffInfo | None,
+    now: dt.datetime,
+) -> StatusPackage:
+    return StatusPackage(
+        from_=Organization(organ_id=reporter, organ_name=unit.name if unit else None),
+        response_for=about,
+        status_code=code,
+        timestamp=now.astimezone(VIETNAM).replace(tzinfo=None, microsecond=0),
+        description=description,
+        staff_info=staff,
+    )
+
+
+async def reply(
+    gateway: Gateway,
+    message_id: str,
+    *,
+    code: StatusCode,
+    description: str | None,
+    staff: StaffInfo | None,
+    actor: str,
+    member_unit: str | None = None,
+) -> list[str]:
+    """The local system's status about a message: 02–06, 15, 16 on a received document (from
+    each local recipient unit to the sender), 13 on a sent one (to each of its recipients)."""
+    now = gateway.clock()
+    async with gateway.engine.begin() as conn:
+        message = await queries.get_message(conn, message_id)
+        if message is None or message.kind != "document":
+            raise NotFound(f"no document message {message_id}")
+        about = ResponseFor(
+            organ_id=message.sender,
+            code=message.code,
+            promulgation_date=None,
+            document_id=message.document_id,
+        )
+        if message.direction == "in":
+            if code.sent_by_sender:
+                raise Conflict(f"status {code.value} is the sender's; this document was received")
+            pairs = [(r.unit_code, message.sender) for r in message.recipients]
+        else:
+            if not code.sent_by_sender:
+                raise Conflict(f"status {code.value} is a receiver's; this document was sent")
+            pairs = [(message.sender, r.unit_code) for r in message.recipients]
+        if member_unit is not None:
+            pairs = [p for p in pairs if p[0] == member_unit]
+            if not pairs:
+                raise NotFound(f"no document message {message_id}")
+        return [
+            await enqueue_status(
+                gateway,
+                conn,
+                reporter=reporter,
+                to=to,
+                about=about,
+                code=code,
+                description=description,
+                staff=staff,
+                related_message_id=message.id,
+                actor=actor,
+                now=now,
+            )
+            for reporter, to in pairs
+        ]
+
+
+async def apply_received_status(
+    conn: AsyncConnection,
+    *,
+    reporter: str,
+    document_id: str | None,
+    code: StatusCode,
+    description: str | None,
+    reported_at: dt.datetime | None,
+    status_message_id: str,
+    now: dt.datetime,
+) -> tuple[str | None, bool]:
+    """Attach a received status to the recipient that reported it. Returns (message id or None
+    when the document is unknown, out_of_order). Nothing is dropped: unknown ones are kept."""
+    found = (
+        await queries.find_document_recipient(conn, document_id=document_id, reporter=reporter)
+        if document_id
+        else None
+    )
+    if found is None and document_id and code is StatusCode.RETRACT_REQUESTED:
+        # 13 comes from the sender about a document we received.
+        received = await queries.find_received_document(conn, document_id=document_id)
+        found = (received, None) if received else None
+    message_id, recipient_id = found if found else (None, None)
+    out_of_order = False
+    if recipient_id is not None:
+        recipients = await queries.get_recipients(conn, message_id or "")
+        recipient = next(r for r in recipients if r.id == recipient_id)
+        current = StatusCode(recipient.business_status) if recipient.business_status else None
+        applied = business.apply(current, code)
+        out_of_order = applied.out_of_order
+        if not out_of_order:
+            await queries.set_business_status(conn, recipient_id, code.value, now=now)
+    await queries.insert_status_event(
+        conn,
+        direction="in",
+        status_message_id=status_message_id,
+        message_id=message_id,
+        recipient_id=recipient_id,
+        reporter=reporter,
+        document_id=document_id,
+        status_code=code.value,
+        description=description,
+        reported_at=reported_at,
+        recorded_at=now,
+        out_of_order=out_of_order,
+    )
+    return message_id, out_of_order
