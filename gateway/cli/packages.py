@@ -1,54 +1,30 @@
-"""The ``docgw`` command. Entry points stay thin: parse arguments, call the core, print.
-
-Every expected failure prints one line ``error: CODE: message [element]`` on stderr and exits 1
-(2 for a command-line usage error, from argparse); never a traceback.
-"""
+"""``docgw keys …`` and ``docgw package …``: development keys and the package tool."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime as dt
-import enum
-import json
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from cryptography import x509
 
 from envelopes import sealing, signing
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
-from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway import keystore
-
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-class CliError(GatewayError):
-    code = "CLI_ERROR"
-
-
-class InputFileError(GatewayError):
-    code = "FILE_UNREADABLE"
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _opener(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: path.open("rb")
-
+from gateway.cli.common import (
+    VIETNAM,
+    CliError,
+    InputFileError,
+    opener,
+    print_json,
+    read_file,
+)
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -80,18 +56,18 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_package_build(args: argparse.Namespace) -> int:
-    request = parse_metadata(_read(args.meta), today=dt.datetime.now(VIETNAM).date())
+    request = parse_metadata(read_file(args.meta), today=dt.datetime.now(VIETNAM).date())
     attachments = []
     for name in args.attach:
         path = Path(name)
         if not path.is_file():
             raise InputFileError(f"cannot read attachment {name}: no such file")
-        attachments.append(AttachmentSource(name=path.name, open=_opener(path)))
+        attachments.append(AttachmentSource(name=path.name, open=opener(path)))
     signer = None
     if not args.unsigned:
         if not args.key or not args.cert:
             raise CliError("--key and --cert are required (or --unsigned)")
-        signer = signing.Signer.from_pem(_read(args.key), _read(args.cert))
+        signer = signing.Signer.from_pem(read_file(args.key), read_file(args.cert))
     out_path = Path(args.output)
     partial = out_path.with_name(out_path.name + ".partial")
     try:
@@ -104,7 +80,7 @@ def cmd_package_build(args: argparse.Namespace) -> int:
                 signer=signer,
             )
         if args.seal_for:
-            _seal_file(partial, x509.load_pem_x509_certificate(_read(args.seal_for)))
+            _seal_file(partial, x509.load_pem_x509_certificate(read_file(args.seal_for)))
         partial.replace(out_path)  # atomic: a reader never sees half a package
     finally:
         partial.unlink(missing_ok=True)
@@ -124,7 +100,7 @@ def _seal_file(path: Path, cert: x509.Certificate) -> None:
 
 def _trust(args: argparse.Namespace) -> signing.TrustPolicy:
     try:
-        return signing.TrustPolicy.from_pem(_read(args.trust), allow_sha1=args.allow_sha1)
+        return signing.TrustPolicy.from_pem(read_file(args.trust), allow_sha1=args.allow_sha1)
     except ValueError as exc:
         raise CliError(f"{args.trust} holds no usable certificate: {exc}") from exc
 
@@ -159,7 +135,7 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
             "notices": document.notices,
         }
     if args.json:
-        print(json.dumps(summary, default=_json_default, ensure_ascii=False, indent=2))
+        print_json(summary)
     else:
         print(f"valid {summary['kind']} package, signed by {summary['signer'].subject}")
     return 0
@@ -169,7 +145,7 @@ def cmd_package_inspect(args: argparse.Namespace) -> int:
     parsed = _open_package(args.file)
     summary = inspect_summary(parsed)
     if args.json:
-        print(json.dumps(summary, default=_json_default, ensure_ascii=False, indent=2))
+        print_json(summary)
         return 0
     for key, value in summary.items():
         if key == "attachments":
@@ -223,20 +199,10 @@ def inspect_summary(parsed: ParsedPackage) -> dict[str, Any]:
     }
 
 
-def _json_default(value: object) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    return str(value)
-
-
 def cmd_package_open(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    key = serialization.load_pem_private_key(_read(args.key), password=None)
+    key = serialization.load_pem_private_key(read_file(args.key), password=None)
     out_path = Path(args.output)
     partial = out_path.with_name(out_path.name + ".partial")
     try:
@@ -251,13 +217,7 @@ def cmd_package_open(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------ main
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="docgw", description="docgw: edXML document gateway")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="development keys and certificates").add_subparsers(
         dest="keys_command", required=True
     )
@@ -310,24 +270,3 @@ def build_parser() -> argparse.ArgumentParser:
     open_.add_argument("--key", required=True, help="the recipient's private key (PEM)")
     open_.add_argument("-o", "--output", required=True)
     open_.set_defaults(handler=cmd_package_open)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        result: int = args.handler(args)
-        return result
-    except GatewayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: IO_ERROR: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: INTERRUPTED", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

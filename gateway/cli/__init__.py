@@ -1,0 +1,48 @@
+"""The ``docgw`` command. Entry points stay thin: parse arguments, call a use case, print.
+
+Every expected failure prints one line ``error: CODE: message [element]`` on stderr and exits 1
+(2 for a command-line usage error, from argparse); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from envelopes.errors import GatewayError
+from gateway.cli import operations, packages, service
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docgw", description="docgw: edXML document gateway")
+    parser.add_argument("--config", help="configuration file (default: ./docgw.toml when present)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    packages.register(commands)
+    service.register(commands)
+    operations.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        result: int = args.handler(args)
+        return result
+    except GatewayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: IO_ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: INTERRUPTED", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

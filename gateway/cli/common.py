@@ -1,0 +1,75 @@
+"""What every ``docgw`` subcommand shares: errors, file reading, JSON output, configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from envelopes.errors import GatewayError
+from gateway.bootstrap import Gateway, build
+from gateway.settings import Settings, load_settings
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+DEFAULT_CONFIG = Path("docgw.toml")
+T = TypeVar("T")
+
+
+class CliError(GatewayError):
+    code = "CLI_ERROR"
+
+
+class InputFileError(GatewayError):
+    code = "FILE_UNREADABLE"
+
+
+def read_file(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
+def json_default(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, default=json_default, ensure_ascii=False, indent=2))
+
+
+def settings_from(args: Any) -> Settings:
+    """``--config FILE``, else ./docgw.toml if present, else the defaults (+ DOCGW_ overrides)."""
+    path = Path(args.config) if getattr(args, "config", None) else None
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    return load_settings(path)
+
+
+def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Build the gateway from the configuration, run one use case, close everything."""
+
+    async def run() -> T:
+        gateway = await build(settings_from(args))
+        try:
+            return await work(gateway)
+        finally:
+            await gateway.close()
+
+    return asyncio.run(run())

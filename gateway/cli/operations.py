@@ -1,0 +1,251 @@
+"""``docgw send``, ``docgw queue …``, ``docgw units …`` and ``docgw route explain``: the CLI over
+the same use cases as the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from envelopes.attachments import AttachmentSource
+from envelopes.metadata import parse_metadata
+from gateway.bootstrap import Gateway
+from gateway.cli.common import VIETNAM, InputFileError, opener, print_json, read_file, with_gateway
+from gateway.domain.lifecycle import summarize
+from gateway.store import queries
+from gateway.store.records import MessageRecord, UnitRecord
+from gateway.usecases import operations, registry, submit
+from gateway.usecases.errors import NotFound
+
+CLI_CLIENT = "cli"
+
+
+def _attachments(names: list[str]) -> list[AttachmentSource]:
+    sources = []
+    for name in names:
+        path = Path(name)
+        if not path.is_file():
+            raise InputFileError(f"cannot read attachment {name}: no such file")
+        sources.append(AttachmentSource(name=path.name, open=opener(path)))
+    return sources
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    async def work(gateway: Gateway) -> submit.Submitted:
+        today = gateway.clock().astimezone(VIETNAM).date()
+        request = parse_metadata(read_file(args.meta), today=today)
+        return await submit.submit_document(
+            gateway,
+            request,
+            _attachments(args.attach),
+            client=CLI_CLIENT,
+            actor=CLI_CLIENT,
+            idempotency_key=args.idempotency_key,
+        )
+
+    result = with_gateway(args, work)
+    verb = "accepted" if result.created else "already accepted (same idempotency key)"
+    print(f"{verb}: {result.message_id} ({result.document_id}) state {result.state}")
+    for route in result.routes:
+        print(f"  {route.recipient}: {route.channel or 'HELD'} — {route.reason}")
+    return 0
+
+
+def cmd_route_explain(args: argparse.Namespace) -> int:
+    async def work(gateway: Gateway) -> Any:
+        today = gateway.clock().astimezone(VIETNAM).date()
+        return await submit.explain_routes(
+            gateway, parse_metadata(read_file(args.meta), today=today)
+        )
+
+    for route in with_gateway(args, work):
+        print(f"{route.recipient}: {route.channel or 'HELD'} — {route.reason}")
+    return 0
+
+
+def _summary_line(message: MessageRecord) -> str:
+    state = summarize([r.state for r in message.recipients]).value
+    recipients = ", ".join(
+        f"{r.unit_code}:{r.state.value}{'/' + r.business_status if r.business_status else ''}"
+        for r in message.recipients
+    )
+    return (
+        f"{message.id}  {message.created_at:%Y-%m-%d %H:%M}  {message.direction:<3} "
+        f"{message.kind:<8} {state:<15} {message.document_id}  [{recipients}]"
+    )
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    async def work(gateway: Gateway) -> list[MessageRecord]:
+        now = gateway.clock()
+        filters = queries.MessageFilter(
+            direction=args.direction,
+            state=args.state,
+            recipient=args.recipient,
+            sender=args.sender,
+            text=args.text,
+            breached_before=now if args.breached else None,
+        )
+        async with gateway.engine.connect() as conn:
+            return await queries.list_messages(conn, filters, limit=args.limit)
+
+    messages = with_gateway(args, work)
+    if args.json:
+        print_json([dataclasses.asdict(m) for m in messages])
+        return 0
+    if not messages:
+        print("no messages")
+    for message in messages:
+        print(_summary_line(message))
+    return 0
+
+
+def cmd_queue_show(args: argparse.Namespace) -> int:
+    async def work(gateway: Gateway) -> dict[str, Any]:
+        async with gateway.engine.connect() as conn:
+            message = await queries.get_message(conn, args.id)
+            if message is None:
+                raise NotFound(f"no message {args.id}")
+            return {"message": message, **(await queries.message_history(conn, args.id))}
+
+    detail = with_gateway(args, work)
+    if args.json:
+        print_json(detail)
+        return 0
+    message: MessageRecord = detail["message"]
+    print(_summary_line(message))
+    print(f"subject: {message.subject}\nclassification: {message.classification}")
+    print(f"send due: {message.send_due_at}")
+    for r in message.recipients:
+        print(
+            f"  {r.unit_code}: {r.state.value} via {r.channel or '-'}, attempts {r.attempt_count}, "
+            f"next {r.next_attempt_at}, business {r.business_status or '-'}, "
+            f"last error {r.last_error or '-'}"
+        )
+    print("timeline:")
+    for event in detail["audit"]:
+        print(
+            f"  {event['at']:%Y-%m-%d %H:%M:%S} {event['actor']}: {event['action']} "
+            f"{event['from_state'] or ''}→{event['to_state'] or ''} {event['reason'] or ''}"
+        )
+    for event in detail["status_events"]:
+        print(f"  status {event['status_code']} from {event['reporter']}: {event['description']}")
+    return 0
+
+
+def cmd_queue_resend(args: argparse.Namespace) -> int:
+    changed = with_gateway(
+        args, lambda gw: operations.resend(gw, args.id, reason=args.reason, actor=CLI_CLIENT)
+    )
+    print(f"queued again: {', '.join(changed.recipients)}")
+    return 0
+
+
+def cmd_queue_cancel(args: argparse.Namespace) -> int:
+    changed = with_gateway(
+        args, lambda gw: operations.cancel(gw, args.id, reason=args.reason, actor=CLI_CLIENT)
+    )
+    print(f"cancelled: {', '.join(changed.recipients)}")
+    return 0
+
+
+def cmd_units_add(args: argparse.Namespace) -> int:
+    unit = UnitRecord(
+        code=args.code,
+        name=args.name,
+        parent_code=args.parent,
+        code_qd20=args.qd20,
+        channel=args.channel,
+        secure_endpoint=args.secure_endpoint,
+    )
+    pem = read_file(args.cert).decode() if args.cert else None
+    created = with_gateway(
+        args, lambda gw: registry.register_unit(gw, unit, certificate_pem=pem, actor=CLI_CLIENT)
+    )
+    print(f"{'added' if created else 'updated'} {args.code}")
+    return 0
+
+
+def cmd_units_list(args: argparse.Namespace) -> int:
+    units = with_gateway(args, lambda gw: registry.list_units(gw, text=args.q, limit=args.limit))
+    for unit in units:
+        state = "active" if unit.active else "inactive"
+        print(f"{unit.code:<15} {unit.channel or '-':<10} {state:<8}  {unit.name}")
+    return 0
+
+
+def cmd_units_show(args: argparse.Namespace) -> int:
+    detail = with_gateway(args, lambda gw: registry.get_unit(gw, args.code))
+    print_json(detail)
+    return 0
+
+
+def cmd_units_import(args: argparse.Namespace) -> int:
+    data = read_file(args.csv).decode("utf-8-sig")
+    created, updated = with_gateway(
+        args, lambda gw: registry.import_csv(gw, data, actor=CLI_CLIENT)
+    )
+    print(f"imported: {created} added, {updated} updated")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser("send", help="submit a document to send")
+    send.add_argument("--meta", required=True)
+    send.add_argument("--attach", nargs="*", default=[], metavar="FILE")
+    send.add_argument("--idempotency-key")
+    send.set_defaults(handler=cmd_send)
+
+    route = commands.add_parser("route", help="routing").add_subparsers(
+        dest="route_command", required=True
+    )
+    explain = route.add_parser("explain", help="where a document would go, and why")
+    explain.add_argument("--meta", required=True)
+    explain.set_defaults(handler=cmd_route_explain)
+
+    queue = commands.add_parser("queue", help="the send/receive queue").add_subparsers(
+        dest="queue_command", required=True
+    )
+    listing = queue.add_parser("list", help="messages, newest first")
+    listing.add_argument("--state")
+    listing.add_argument("--direction", choices=["in", "out"])
+    listing.add_argument("--recipient")
+    listing.add_argument("--sender")
+    listing.add_argument("--text")
+    listing.add_argument("--breached", action="store_true", help="only deadline breaches")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_queue_list)
+    show = queue.add_parser("show", help="one message with its timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_queue_show)
+    for name, handler in (("resend", cmd_queue_resend), ("cancel", cmd_queue_cancel)):
+        action = queue.add_parser(name, help=f"{name} a message (a reason is required)")
+        action.add_argument("id")
+        action.add_argument("--reason", required=True)
+        action.set_defaults(handler=handler)
+
+    units = commands.add_parser("units", help="the unit registry").add_subparsers(
+        dest="units_command", required=True
+    )
+    add = units.add_parser("add", help="add or update a unit")
+    add.add_argument("code")
+    add.add_argument("--name", required=True)
+    add.add_argument("--parent")
+    add.add_argument("--qd20", help="the unit's QĐ 20 code")
+    add.add_argument("--channel")
+    add.add_argument("--secure-endpoint")
+    add.add_argument("--cert", help="a PEM certificate to register for the unit")
+    add.set_defaults(handler=cmd_units_add)
+    lst = units.add_parser("list")
+    lst.add_argument("--q")
+    lst.add_argument("--limit", type=int, default=100)
+    lst.set_defaults(handler=cmd_units_list)
+    shw = units.add_parser("show")
+    shw.add_argument("code")
+    shw.set_defaults(handler=cmd_units_show)
+    imp = units.add_parser("import", help="import units from CSV (all or nothing)")
+    imp.add_argument("csv")
+    imp.set_defaults(handler=cmd_units_import)

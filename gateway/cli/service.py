@@ -1,0 +1,129 @@
+"""``docgw init``, ``docgw serve`` and ``docgw tokens …``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from envelopes.errors import GatewayError
+from gateway import keystore
+from gateway.bootstrap import build
+from gateway.cli.common import settings_from, with_gateway
+from gateway.service import serve
+from gateway.settings import load_settings
+from gateway.store.database import migrate
+from gateway.store.records import UnitRecord
+from gateway.usecases import registry, tokens
+
+DEMO_PEER = ("000.00.00.H41", "UBND tỉnh Nghệ An")
+
+CONFIG_TEMPLATE = """\
+# docgw configuration, written by `docgw init`. Reference: docs/reference/config.md
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[api]
+host = "127.0.0.1"
+port = {port}
+
+[gateway]
+local_units = ["{unit}"]
+
+[keys]
+dir = "keys"
+trust_anchors = ["keys/ca.cert.pem"]
+
+[delivery]
+workers = 2
+
+# Until the real axis connectors are configured, documents go to an in-memory stand-in of the axis
+# (it accepts everything and keeps nothing across restarts).
+[channels.axis]
+kind = "fake"
+axis = true
+"""
+
+
+class AlreadyInitialised(GatewayError):
+    code = "ALREADY_INITIALISED"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    home = Path(args.dir)
+    config = home / "docgw.toml"
+    if config.exists():
+        raise AlreadyInitialised(f"{config} exists already; nothing was changed")
+    home.mkdir(parents=True, exist_ok=True)
+    keystore.init_keys(home / "keys", [args.unit, DEMO_PEER[0]])
+    config.write_text(
+        CONFIG_TEMPLATE.format(db=(home / "docgw.db").resolve(), unit=args.unit, port=args.port),
+        encoding="utf-8",
+    )
+    token = asyncio.run(_initialise_database(config, args.unit))
+    print(f"wrote {config}, keys in {home / 'keys'}, database {home / 'docgw.db'}")
+    print(f"registered {args.unit} (this gateway) and {DEMO_PEER[0]} (a demo peer on 'axis')")
+    print("admin token (shown once, store it now):")
+    print(token)
+    return 0
+
+
+async def _initialise_database(config: Path, unit: str) -> str:
+    settings = load_settings(config)
+    gateway = await build(settings)
+    try:
+        await migrate(gateway.engine)
+        keys = settings.resolve(settings.keys.dir)
+        for code, name, local in ((unit, f"Đơn vị {unit}", True), (*DEMO_PEER, False)):
+            await registry.register_unit(
+                gateway,
+                UnitRecord(code=code, name=name, channel="axis", is_local=local),
+                certificate_pem=(keys / f"{code}.cert.pem").read_text(encoding="utf-8"),
+                actor="init",
+            )
+        return await tokens.create_token(gateway, name="admin", role="admin")
+    finally:
+        await gateway.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    asyncio.run(serve(settings_from(args)))
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    token = with_gateway(
+        args,
+        lambda gw: tokens.create_token(gw, name=args.name, role=args.role, unit_code=args.unit),
+    )
+    print(token)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    with_gateway(args, lambda gw: tokens.revoke_token(gw, args.name))
+    print(f"revoked {args.name}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = commands.add_parser("init", help="write a working config, keys and database")
+    init.add_argument("--dir", default="docgw-home", help="where (default: docgw-home/)")
+    init.add_argument("--unit", default="000.00.00.G22", help="this gateway's unit code")
+    init.add_argument("--port", type=int, default=8080)
+    init.set_defaults(handler=cmd_init)
+
+    serve_parser = commands.add_parser("serve", help="run the API, the workers and the scheduler")
+    serve_parser.set_defaults(handler=cmd_serve)
+
+    token_commands = commands.add_parser("tokens", help="API tokens").add_subparsers(
+        dest="tokens_command", required=True
+    )
+    create = token_commands.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--role", required=True, choices=[r.value for r in tokens.Role])
+    create.add_argument("--name", required=True)
+    create.add_argument("--unit", help="the member unit's code (role member)")
+    create.set_defaults(handler=cmd_tokens_create)
+    revoke = token_commands.add_parser("revoke", help="revoke a token")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=cmd_tokens_revoke)

@@ -1,0 +1,64 @@
+"""``docgw serve``: one process running the HTTP API, the delivery workers and the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from gateway.bootstrap import Gateway, build
+from gateway.scheduler import create_scheduler, heartbeat
+from gateway.settings import Settings
+from gateway.store.database import migrate
+from gateway.usecases.delivery import recover_expired, run_worker
+from gateway.web.app import create_app
+
+log = logging.getLogger("docgw")
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    gateway = await build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await _run(gateway, stop, ready)
+    finally:
+        await gateway.close()
+
+
+async def _run(gateway: Gateway, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+    await migrate(gateway.engine)
+    # Claims left by a previous process that died are recovered before new work starts.
+    await recover_expired(gateway)
+    await heartbeat(gateway)
+    runner = web.AppRunner(create_app(gateway), access_log=None)
+    await runner.setup()
+    api = gateway.settings.api
+    site = web.TCPSite(runner, api.host, api.port, reuse_address=True)
+    await site.start()
+    scheduler = create_scheduler(gateway)
+    scheduler.start()
+    workers = [
+        asyncio.create_task(run_worker(gateway, f"{gateway.instance}/w{i}", stop))
+        for i in range(gateway.settings.delivery.workers)
+    ]
+    log.info(
+        "serving",
+        extra={"event": "serving", "host": api.host, "port": api.port, "workers": len(workers)},
+    )
+    print(f"docgw serving on http://{api.host}:{api.port} with {len(workers)} workers", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        gateway.work_available.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await runner.cleanup()

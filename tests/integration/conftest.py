@@ -1,0 +1,146 @@
+"""Integration fixtures: a real database (SQLite file, and PostgreSQL where one is reachable),
+real keys, gateways built by the composition root.
+
+PostgreSQL: the URL comes from DOCGW_TEST_POSTGRES_URL (scripts/test.sh sets it to the local
+server); each test gets a fresh database, dropped afterwards. Without it the PostgreSQL variants
+skip with the reason shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from connectors.base import Connector
+from gateway.bootstrap import Gateway, build
+from gateway.keystore import init_keys
+from gateway.settings import load_settings
+from gateway.store.database import migrate
+from gateway.store.records import UnitRecord
+from gateway.usecases import registry
+
+PG_ENV = "DOCGW_TEST_POSTGRES_URL"
+SENDER, RECIPIENT, OTHER = "000.00.00.G22", "000.00.00.H41", "000.00.00.H14"
+UNITS = (SENDER, RECIPIENT, OTHER)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+async def _admin(sql: str) -> None:
+    url = postgres_url()
+    assert url is not None
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes fresh databases of one kind (each test runs on both kinds): call it for a URL."""
+    created: list[str] = []
+    base = postgres_url()
+    if request.param == "postgresql" and base is None:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (scripts/test.sh sets it)")
+
+    def new_database() -> str:
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path}/docgw-{uuid.uuid4().hex[:8]}.db"
+        assert base is not None
+        name = f"docgw_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return base.rsplit("/", 1)[0] + f"/{name}"
+
+    try:
+        yield new_database
+    finally:
+        for name in created:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(databases: Callable[[], str]) -> str:
+    return databases()
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    init_keys(directory, list(UNITS))
+    return directory
+
+
+def write_config(
+    path: Path, *, database_url: str, keys_dir: Path, local_units: tuple[str, ...], extra: str = ""
+) -> Path:
+    units = ", ".join(f'"{u}"' for u in local_units)
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n'
+        f"[gateway]\nlocal_units = [{units}]\n"
+        f'[keys]\ndir = "{keys_dir}"\n'
+        "[delivery]\nidle_poll_seconds = 0.05\nlease_seconds = 5\n"
+        "[retry]\nbase_seconds = 0.05\nmax_delay_seconds = 0.2\nmax_attempts = 50\n" + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+async def register_all(gateway: Gateway, keys_dir: Path, channel: str = "axis") -> None:
+    for code in UNITS:
+        await registry.register_unit(
+            gateway,
+            UnitRecord(
+                code=code, name=f"Đơn vị {code}", channel=channel, is_local=code in gateway.signers
+            ),
+            certificate_pem=(keys_dir / f"{code}.cert.pem").read_text(),
+            actor="test",
+        )
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+def make_gateway(database_url: str, keys_dir: Path, tmp_path: Path) -> Callable[..., Any]:
+    """``async with make_gateway(local_units=(...), connectors={...}) as gateway:`` — migrated,
+    with every test unit registered (channel "axis") and its certificate."""
+
+    @asynccontextmanager
+    async def factory(
+        *,
+        local_units: tuple[str, ...] = (SENDER,),
+        connectors: dict[str, Connector] | None = None,
+        url: str | None = None,
+        extra: str = "",
+    ) -> AsyncIterator[Gateway]:
+        config = write_config(
+            tmp_path / f"docgw-{uuid.uuid4().hex[:6]}.toml",
+            database_url=url or database_url,
+            keys_dir=keys_dir,
+            local_units=local_units,
+            extra=extra,
+        )
+        gateway = await build(load_settings(config, {}), connectors=connectors)
+        try:
+            await migrate(gateway.engine)
+            await register_all(gateway, keys_dir)
+            yield gateway
+        finally:
+            await gateway.close()
+
+    return factory
