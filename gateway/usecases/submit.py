@@ -179,8 +179,8 @@ async def _store_packages(
         return _Stored(message_package=ref.sha256, per_recipient={}, unsealable={})
     # Classified: never store the plaintext. The message keeps a copy sealed for the sender.
     sender_cert = gateway.signer(request.header.from_.organ_id).certificate
-    own = seal_copy(package, sender_cert)
-    ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
+    with seal_copy(package, sender_cert) as own:
+        ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
     per_recipient: dict[str, str] = {}
     unsealable: dict[str, str] = {}
     for route in routes:
@@ -192,10 +192,9 @@ async def _store_packages(
                 f"no current certificate registered for {route.recipient} to seal for"
             )
             continue
-        sealed = seal_copy(package, cert)
-        per_recipient[route.recipient] = (
-            await blobs.put_stream(conn, sealed, inline_limit=inline, now=now)
-        ).sha256
+        with seal_copy(package, cert) as sealed:
+            stored = await blobs.put_stream(conn, sealed, inline_limit=inline, now=now)
+        per_recipient[route.recipient] = stored.sha256
     return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable=unsealable)
 
 
