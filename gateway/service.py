@@ -1,4 +1,5 @@
-"""``docgw serve``: one process running the HTTP API, the delivery workers and the scheduler."""
+"""``docgw serve``: one process running the HTTP API, the delivery workers and the scheduler;
+``docgw worker``: the workers and the scheduler only (scale-out: N of them on one PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from gateway.web.app import create_app
 log = logging.getLogger("docgw")
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, *, api: bool = True) -> None:
     gateway = await build(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -27,38 +28,36 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await _run(gateway, stop, ready)
+        await _run(gateway, stop, api)
     finally:
         await gateway.close()
 
 
-async def _run(gateway: Gateway, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
     await migrate(gateway.engine)
     # Claims left by a previous process that died are recovered before new work starts.
     await recover_expired(gateway)
     await heartbeat(gateway)
-    runner = web.AppRunner(create_app(gateway), access_log=None)
-    await runner.setup()
+    runner = None
     api = gateway.settings.api
-    site = web.TCPSite(runner, api.host, api.port, reuse_address=True)
-    await site.start()
+    if with_api:
+        runner = web.AppRunner(create_app(gateway), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, api.host, api.port, reuse_address=True).start()
     scheduler = create_scheduler(gateway)
     scheduler.start()
     workers = [
         asyncio.create_task(run_worker(gateway, f"{gateway.instance}/w{i}", stop))
         for i in range(gateway.settings.delivery.workers)
     ]
-    log.info(
-        "serving",
-        extra={"event": "serving", "host": api.host, "port": api.port, "workers": len(workers)},
-    )
-    print(f"docgw serving on http://{api.host}:{api.port} with {len(workers)} workers", flush=True)
-    if ready is not None:
-        ready.set()
+    where = f"http://{api.host}:{api.port}" if with_api else "no API"
+    log.info("serving", extra={"event": "serving", "api": where, "workers": len(workers)})
+    print(f"docgw serving ({where}) with {len(workers)} workers", flush=True)
     try:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
         gateway.work_available.set()
         await asyncio.gather(*workers, return_exceptions=True)
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()

@@ -91,6 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    asyncio.run(serve(settings_from(args), api=False))
+    return 0
+
+
 def cmd_tokens_create(args: argparse.Namespace) -> int:
     token = with_gateway(
         args,
@@ -115,6 +120,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     serve_parser = commands.add_parser("serve", help="run the API, the workers and the scheduler")
     serve_parser.set_defaults(handler=cmd_serve)
+    worker = commands.add_parser("worker", help="run the workers and the scheduler, no API")
+    worker.set_defaults(handler=cmd_worker)
 
     token_commands = commands.add_parser("tokens", help="API tokens").add_subparsers(
         dest="tokens_command", required=True
