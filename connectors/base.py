@@ -74,3 +74,48 @@ class Connector(Protocol):
     async def deliver(self, delivery: Delivery) -> Receipt: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteItem:
+    """Something waiting for us at a counterparty (e.g. on the axis): a package to fetch."""
+
+    remote_id: str
+    kind: str  # "document" | "status"
+    sender: str | None = None
+    created_at: str | None = None
+
+
+class Pollable(Protocol):
+    """A channel we fetch from (the axis, a SOAP axis, a drop folder). The gateway's scheduled
+    job polls, fetches each item, hands it to intake, then acknowledges it — so an item is only
+    acknowledged once it is durably stored (or refused for good)."""
+
+    name: str
+
+    async def pending(self, kind: str) -> list[RemoteItem]: ...
+
+    async def fetch(self, item: RemoteItem) -> bytes: ...
+
+    async def acknowledge(self, item: RemoteItem, *, ok: bool, reason: str = "") -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientState:
+    """A per-recipient state as a channel reports it (the axis' getSentEdocList)."""
+
+    recipient: str
+    send_status: str | None = None
+    receive_status: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectoryEntry:
+    """One agency from a channel's directory (getAgenciesList, GetOrganizations)."""
+
+    code: str
+    name: str
+    parent_code: str | None = None
+    code_qd20: str | None = None
+    email: str | None = None
+    old_code: str | None = None
