@@ -789,3 +789,69 @@ async def status_event_counts(conn: AsyncConnection) -> list[tuple[str, str, int
         )
     ).all()
     return [(row[0], row[1], int(row[2])) for row in rows]
+
+
+# -------------------------------------------------------------------------------- directory
+
+
+async def upsert_directory(
+    conn: AsyncConnection,
+    entries: Sequence[UnitRecord],
+    *,
+    channel: str,
+    now: dt.datetime,
+    chunk: int = 2000,
+) -> None:
+    """Bulk insert-or-update of a channel's directory (≈120,000 agencies nationally). Names,
+    parents and QĐ 20 codes follow the directory; a unit's channel, secure endpoint and local
+    flag are the registry's own and are kept."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(units)
+    statement = statement.on_conflict_do_update(
+        index_elements=[units.c.code],
+        set_={
+            "name": statement.excluded.name,
+            "parent_code": statement.excluded.parent_code,
+            "code_qd20": statement.excluded.code_qd20,
+            "active": True,
+            "updated_at": now,
+        },
+    )
+    for start in range(0, len(entries), chunk):
+        rows = [
+            {
+                "code": e.code,
+                "name": e.name,
+                "parent_code": e.parent_code,
+                "code_qd20": e.code_qd20,
+                "channel": channel,
+                "is_local": False,
+                "active": True,
+                "allows_tuyet_mat": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for e in entries[start : start + chunk]
+        ]
+        await conn.execute(statement, rows)  # executemany: one compiled statement, batched
+
+
+async def deactivate_missing(
+    conn: AsyncConnection, *, channel: str, synced_before: dt.datetime
+) -> int:
+    """Units of this channel's directory that the last sync did not list: closed or merged."""
+    result = await conn.execute(
+        units.update()
+        .where(
+            units.c.channel == channel,
+            units.c.is_local.is_(False),
+            units.c.active.is_(True),
+            units.c.updated_at < synced_before,
+        )
+        .values(active=False)
+    )
+    return int(result.rowcount or 0)
