@@ -186,7 +186,7 @@ def parse_metadata(data: bytes | str | Mapping[str, Any], *, today: dt.date) -> 
     if isinstance(data, bytes | str):
         try:
             data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise MetadataError(f"not valid JSON: {exc}") from None
     try:
         return _parse(_Obj(data, "", _TOP), today)

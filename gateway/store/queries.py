@@ -149,6 +149,14 @@ async def add_certificate(
     return True
 
 
+async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> str | None:
+    return await conn.scalar(  # type: ignore[no-any-return]
+        sa.select(unit_certificates.c.unit_code).where(
+            unit_certificates.c.fingerprint_sha256 == fingerprint_sha256
+        )
+    )
+
+
 async def certificates(conn: AsyncConnection, unit_code: str) -> list[CertificateRecord]:
     rows = (
         await conn.execute(

@@ -15,7 +15,7 @@ from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import CertificateRecord, UnitRecord
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import Conflict, NotFound
 
 CSV_COLUMNS = ("code", "name", "parent_code", "code_qd20", "channel", "secure_endpoint")
 
@@ -65,6 +65,9 @@ async def register_unit(
     async with gateway.engine.begin() as conn:
         created = await queries.upsert_unit(conn, unit, now=now)
         if record is not None:
+            owner = await queries.certificate_owner(conn, record.fingerprint_sha256)
+            if owner not in (None, unit.code):
+                raise Conflict(f"this certificate is registered for {owner}", element="certificate")
             await queries.add_certificate(conn, record, now=now)
         await queries.audit(
             conn,

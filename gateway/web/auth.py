@@ -60,7 +60,7 @@ def authentication(gateway: Gateway) -> Middleware:
         match_info = request.match_info
         if match_info.http_exception is not None:
             return await handler(request)
-        roles = getattr(match_info.handler, _ROLES_ATTRIBUTE, frozenset())
+        roles: frozenset[Role] | str = getattr(match_info.handler, _ROLES_ATTRIBUTE, frozenset())
         if roles == _PUBLIC:
             return await handler(request)
         principal = await tokens.authenticate(gateway, bearer_token(request))

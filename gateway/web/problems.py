@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -85,7 +86,7 @@ def problem(
     detail: str,
     *,
     element: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> web.Response:
     body = {
@@ -106,7 +107,7 @@ def problem(
 
 def from_error(exc: GatewayError) -> web.Response:
     status = status_for(exc.code)
-    headers = {}
+    headers: dict[str, str] = {}
     if status == 401:
         headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="docgw"'
     extra: dict[str, Any] = {}
@@ -118,7 +119,7 @@ def from_error(exc: GatewayError) -> web.Response:
 def from_http_exception(exc: web.HTTPException, request: web.Request) -> web.Response:
     status = exc.status
     code = _CODE_BY_HTTP_STATUS.get(status) or HTTPStatus(status).name
-    headers = {}
+    headers: dict[str, str] = {}
     if hdrs.ALLOW in exc.headers:
         headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
     if status == 404:

@@ -1,0 +1,614 @@
+"""The OpenAPI 3.1 document of the HTTP API, built once per app by :func:`build_document` and
+served without a token at ``GET /api/v1/openapi.json``. A test checks that it names every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envelopes.model import Classification, StatusCode
+from gateway.domain.lifecycle import TransportState
+
+PROBLEM = "application/problem+json"
+REPLY_CODES = [c.value for c in StatusCode if c is not StatusCode.ARRIVED]
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], **extra}
+
+
+def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+STRING: Schema = {"type": "string"}
+OPT_STRING = _nullable("string")
+DATETIME: Schema = {"type": "string", "format": "date-time"}
+OPT_DATETIME = _nullable("string", format="date-time")
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+STATE: Schema = {"type": "string", "enum": [s.value for s in TransportState]}
+ROW: Schema = {"type": "object", "additionalProperties": True}
+
+
+def _schemas() -> dict[str, Schema]:
+    summary_fields: dict[str, Schema] = {
+        "id": STRING,
+        "direction": {"type": "string", "enum": ["in", "out"]},
+        "kind": {"type": "string", "enum": ["document", "status"]},
+        "document_id": STRING,
+        "sender": STRING,
+        "classification": {"type": "string", "enum": [c.value for c in Classification]},
+        "subject": OPT_STRING,
+        "state": {
+            "type": ["string", "null"],
+            "enum": [*STATE["enum"], None],
+            "description": "The least advanced recipient state; null without recipients.",
+        },
+        "created_at": DATETIME,
+        "send_due_at": OPT_DATETIME,
+        "recipients": _array(_ref("RecipientSummary")),
+    }
+    return {
+        "Problem": _object(
+            {
+                "type": {"type": "string", "format": "uri"},
+                "title": STRING,
+                "status": INTEGER,
+                "detail": STRING,
+                "code": {"type": "string", "description": "Stable error code (errors.md)."},
+                "element": OPT_STRING,
+                "rule": {"type": "string", "description": "SCHEMA_INVALID only."},
+                "errors": _array(STRING),
+            },
+            ("type", "title", "status", "detail", "code", "element"),
+        ),
+        "Metadata": {
+            "type": "object",
+            "description": "Document metadata; every key in docs/reference/metadata.md. "
+            "Unknown keys are errors (METADATA_INVALID, element = the key's path).",
+            "required": [
+                "classification",
+                "from",
+                "to",
+                "code",
+                "promulgation",
+                "document_type",
+                "subject",
+            ],
+            "properties": {
+                "classification": summary_fields["classification"],
+                "from": ROW,
+                "to": _array(ROW),
+                "code": ROW,
+                "promulgation": ROW,
+                "document_type": ROW,
+                "subject": STRING,
+            },
+        },
+        "Route": _object(
+            {"recipient": STRING, "channel": OPT_STRING, "reason": STRING},
+            ("recipient", "channel", "reason"),
+        ),
+        "Submitted": _object(
+            {
+                "id": STRING,
+                "document_id": STRING,
+                "state": STATE,
+                "routes": _array(_ref("Route")),
+                "created": {"type": "boolean", "description": "false for a repeated key"},
+            },
+            ("id", "document_id", "state", "routes", "created"),
+        ),
+        "RecipientSummary": _object(
+            {"unit_code": STRING, "state": STATE, "business_status": OPT_STRING},
+            ("unit_code", "state", "business_status"),
+        ),
+        "MessageSummary": _object(summary_fields, tuple(summary_fields)),
+        "MessageList": _object(
+            {"items": _array(_ref("MessageSummary")), "next_cursor": OPT_STRING},
+            ("items", "next_cursor"),
+        ),
+        "RecipientDetail": _object(
+            {
+                "unit_code": STRING,
+                "channel": OPT_STRING,
+                "state": STATE,
+                "attempt_count": INTEGER,
+                "last_error": OPT_STRING,
+                "next_attempt_at": OPT_DATETIME,
+                "sent_at": OPT_DATETIME,
+                "arrival_due_at": OPT_DATETIME,
+                "business_status": OPT_STRING,
+                "remote_id": OPT_STRING,
+            }
+        ),
+        "MessageDetail": _object(
+            {
+                **summary_fields,
+                "recipients": _array(_ref("RecipientDetail")),
+                "code": OPT_STRING,
+                "priority": INTEGER,
+                "status_code": OPT_STRING,
+                "related_message_id": OPT_STRING,
+                "route": OPT_STRING,
+                "client": STRING,
+                "idempotency_key": OPT_STRING,
+                "notices": _array(STRING),
+                "signer_subject": OPT_STRING,
+                "package_sha256": STRING,
+                "attempts": {**_array(ROW), "description": "Delivery attempts, oldest first."},
+                "audit": {**_array(ROW), "description": "Every state change: who, when, why."},
+                "status_events": {**_array(ROW), "description": "Business statuses in and out."},
+            },
+            ("id", "recipients", "attempts", "audit", "status_events"),
+        ),
+        "OperatorAction": _object(
+            {
+                "reason": {"type": "string", "description": "Required (REASON_REQUIRED)."},
+                "recipient": {"type": "string", "description": "Only this recipient."},
+            }
+        ),
+        "Reroute": _object({"channel": STRING, "reason": STRING}, ("channel",)),
+        "Changed": _object(
+            {"message_id": STRING, "recipients": _array(STRING), "new_state": STATE},
+            ("message_id", "recipients", "new_state"),
+        ),
+        "StaffInfo": _object(
+            {"department": STRING, "staff": STRING, "mobile": STRING, "email": STRING}
+        ),
+        "StatusReply": _object(
+            {
+                "code": {"type": "string", "enum": REPLY_CODES},
+                "description": {"type": "string", "description": "Required for 02 and 13."},
+                "staff_info": _ref("StaffInfo"),
+            },
+            ("code",),
+        ),
+        "StatusReplied": _object({"status_messages": _array(STRING)}, ("status_messages",)),
+        "Received": _object(
+            {
+                "id": STRING,
+                "kind": {"type": "string", "enum": ["document", "status"]},
+                "document_id": STRING,
+                "sender": STRING,
+                "duplicate": BOOLEAN,
+                "answers": {**_array(STRING), "description": "Status 01 messages queued."},
+            },
+            ("id", "kind", "document_id", "duplicate", "answers"),
+        ),
+        "Unit": _object(
+            {
+                "code": STRING,
+                "name": STRING,
+                "code_qd20": OPT_STRING,
+                "parent_code": OPT_STRING,
+                "channel": OPT_STRING,
+                "secure_endpoint": OPT_STRING,
+                "allows_tuyet_mat": BOOLEAN,
+                "is_local": BOOLEAN,
+                "active": BOOLEAN,
+            },
+            ("code", "name"),
+        ),
+        "Certificate": _object(
+            {
+                "subject": STRING,
+                "fingerprint_sha256": STRING,
+                "not_after": DATETIME,
+                "revoked": BOOLEAN,
+            },
+            ("subject", "fingerprint_sha256", "not_after", "revoked"),
+        ),
+        "UnitDetail": {
+            "allOf": [
+                _ref("Unit"),
+                _object({"certificates": _array(_ref("Certificate"))}, ("certificates",)),
+            ]
+        },
+        "UnitList": _object(
+            {"items": _array(_ref("Unit")), "next_after": OPT_STRING}, ("items", "next_after")
+        ),
+        "UnitRegistration": {
+            **_object(
+                {
+                    "code": STRING,
+                    "name": STRING,
+                    "parent_code": OPT_STRING,
+                    "code_qd20": OPT_STRING,
+                    "channel": OPT_STRING,
+                    "secure_endpoint": OPT_STRING,
+                    "certificate_pem": STRING,
+                },
+                ("code",),
+            ),
+            "description": "Omitted fields keep their current value. A member token may "
+            "register only its own unit and change only its name and certificates.",
+        },
+        "Health": _object(
+            {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "database": BOOLEAN,
+                "workers_alive": INTEGER,
+                "queue_lag_seconds": _nullable("number"),
+            },
+            ("status", "database", "workers_alive", "queue_lag_seconds"),
+        ),
+    }
+
+
+_PROBLEMS = {
+    "BadRequest": "Malformed request (BAD_REQUEST): not JSON, wrong type, missing part.",
+    "Unauthorized": "Missing, unknown or revoked token (UNAUTHORIZED).",
+    "Forbidden": "The token's role or unit may not do this (FORBIDDEN).",
+    "NotFound": "No such message or unit, or not visible to this member (NOT_FOUND).",
+    "Conflict": "The state does not allow it (CONFLICT, ILLEGAL_TRANSITION).",
+    "PayloadTooLarge": "The body is over [api] max_upload_bytes (PAYLOAD_TOO_LARGE).",
+    "UnsupportedMediaType": "Wrong Content-Type (UNSUPPORTED_MEDIA_TYPE).",
+    "Unprocessable": "Understood but refused: METADATA_INVALID, UNKNOWN_UNIT, REASON_REQUIRED, "
+    "STATUS_CODE_INVALID, CERT_INVALID, XML_*, SIGNATURE_*, SIGNED_*, CERT_*, UNKNOWN_SENDER …",
+    "InternalError": "Unexpected; the body carries an incident id only (INTERNAL_ERROR).",
+}
+_STATUS_OF = {
+    "BadRequest": "400",
+    "Unauthorized": "401",
+    "Forbidden": "403",
+    "NotFound": "404",
+    "Conflict": "409",
+    "PayloadTooLarge": "413",
+    "UnsupportedMediaType": "415",
+    "Unprocessable": "422",
+    "InternalError": "500",
+}
+
+
+def _responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        name: {"description": text, "content": {PROBLEM: {"schema": _ref("Problem")}}}
+        for name, text in _PROBLEMS.items()
+    }
+    responses["Unauthorized"]["headers"] = {
+        "WWW-Authenticate": {"schema": {"type": "string", "example": 'Bearer realm="docgw"'}}
+    }
+    return responses
+
+
+def _json_body(schema: str, description: str = "") -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
+
+
+def _ok(schema: str, description: str, status: str = "200") -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": _ref(schema)}},
+        }
+    }
+
+
+def _errors(*names: str) -> dict[str, Any]:
+    """Problem responses of an operation; every authenticated one can be 401 and 500."""
+    chosen = ("Unauthorized", *names, "InternalError")
+    return {_STATUS_OF[n]: {"$ref": f"#/components/responses/{n}"} for n in chosen}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    roles: str,
+    responses: dict[str, Any],
+    *,
+    tag: str,
+    parameters: list[Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": f"Roles: {roles}.",
+        "tags": [tag],
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    return operation
+
+
+def _query(name: str, description: str, schema: Schema | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema or STRING}
+
+
+def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
+    message_id = {"$ref": "#/components/parameters/MessageId"}
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": page_size},
+    }
+    upload = {
+        "required": True,
+        "description": f"At most {max_upload_bytes} bytes in all (413 above).",
+        "content": {
+            "multipart/form-data": {
+                "schema": _object(
+                    {
+                        "metadata": _ref("Metadata"),
+                        "attachment": _array({"type": "string", "format": "binary"}),
+                    },
+                    ("metadata",),
+                ),
+                "encoding": {
+                    "metadata": {"contentType": "application/json"},
+                    "attachment": {"contentType": "*/*"},
+                },
+            }
+        },
+    }
+    package = {"type": "string", "format": "binary"}
+    action = _errors("BadRequest", "Forbidden", "NotFound", "Conflict", "Unprocessable")
+    return {
+        "/api/v1/messages": {
+            "post": _operation(
+                "submitMessage",
+                "Send a document: one metadata part and attachment parts",
+                "admin, operator, member (for its own unit)",
+                {
+                    **_ok("Submitted", "Accepted and durable", "201"),
+                    **_ok("Submitted", "A repeated Idempotency-Key: the original message"),
+                    **_errors(
+                        "BadRequest",
+                        "Forbidden",
+                        "PayloadTooLarge",
+                        "UnsupportedMediaType",
+                        "Unprocessable",
+                    ),
+                },
+                tag="messages",
+                parameters=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "maxLength": 200},
+                        "description": "A repeat returns the original message (200).",
+                    }
+                ],
+                body=upload,
+            ),
+            "get": _operation(
+                "listMessages",
+                "List messages, newest first",
+                "admin, operator, member (its unit's messages only)",
+                {**_ok("MessageList", "One page"), **_errors("BadRequest", "Forbidden")},
+                tag="messages",
+                parameters=[
+                    _query("direction", "in or out", {"type": "string", "enum": ["in", "out"]}),
+                    _query("state", "a recipient in this transport state", STATE),
+                    _query("recipient", "a recipient unit code"),
+                    _query("sender", "the sender's unit code"),
+                    _query(
+                        "classification",
+                        "",
+                        {"type": "string", "enum": [c.value for c in Classification]},
+                    ),
+                    _query("from", "created at or after: ISO date (Vietnam day) or datetime"),
+                    _query("to", "created before: ISO datetime, or ISO date (that day included)"),
+                    _query("text", "in the subject or document id"),
+                    _query("breached", "a send or arrival deadline has passed", BOOLEAN),
+                    limit,
+                    _query("cursor", "next_cursor of the previous page (opaque)"),
+                ],
+            ),
+        },
+        "/api/v1/messages/{id}": {
+            "get": _operation(
+                "showMessage",
+                "A message with its recipients and timelines",
+                "admin, operator, member (its unit's messages only)",
+                {**_ok("MessageDetail", "The message"), **_errors("Forbidden", "NotFound")},
+                tag="messages",
+                parameters=[message_id],
+            )
+        },
+        "/api/v1/messages/{id}/resend": {
+            "post": _operation(
+                "resendMessage",
+                "Queue again failed, sent, unconfirmed or held recipients (same package)",
+                "admin, operator",
+                {**_ok("Changed", "Moved"), **action},
+                tag="operations",
+                parameters=[message_id],
+                body=_json_body("OperatorAction"),
+            )
+        },
+        "/api/v1/messages/{id}/cancel": {
+            "post": _operation(
+                "cancelMessage",
+                "Cancel recipients not yet sent",
+                "admin, operator",
+                {**_ok("Changed", "Moved"), **action},
+                tag="operations",
+                parameters=[message_id],
+                body=_json_body("OperatorAction"),
+            )
+        },
+        "/api/v1/messages/{id}/reroute": {
+            "post": _operation(
+                "rerouteMessage",
+                "Send held or failed recipients through another channel",
+                "admin, operator",
+                {**_ok("Changed", "Moved"), **action},
+                tag="operations",
+                parameters=[message_id],
+                body=_json_body("Reroute"),
+            )
+        },
+        "/api/v1/messages/{id}/status": {
+            "post": _operation(
+                "replyStatus",
+                "Send a business status about a message (02–06, 15, 16 received; 13 sent)",
+                "admin, operator, member (for its unit)",
+                {**_ok("StatusReplied", "Queued", "201"), **action},
+                tag="statuses",
+                parameters=[message_id],
+                body=_json_body("StatusReply"),
+            )
+        },
+        "/api/v1/inbox": {
+            "post": _operation(
+                "receivePackage",
+                "Hand over a received package (from a peer gateway or a connector)",
+                "admin, operator",
+                {
+                    **_ok("Received", "Stored; status 01 queued", "201"),
+                    **_ok("Received", "A duplicate: the original message id"),
+                    **_errors(
+                        "BadRequest",
+                        "Forbidden",
+                        "PayloadTooLarge",
+                        "UnsupportedMediaType",
+                        "Unprocessable",
+                    ),
+                },
+                tag="messages",
+                body={
+                    "required": True,
+                    "description": f"The package as received, at most {max_upload_bytes} bytes.",
+                    "content": {
+                        "application/xml": {"schema": package},
+                        "application/octet-stream": {"schema": package},
+                    },
+                },
+            )
+        },
+        "/api/v1/units": {
+            "get": _operation(
+                "listUnits",
+                "The unit registry, by code",
+                "admin, operator, member",
+                {**_ok("UnitList", "One page"), **_errors("BadRequest")},
+                tag="units",
+                parameters=[
+                    _query("q", "in the code or name"),
+                    _query("after", "next_after of the previous page"),
+                    limit,
+                ],
+            ),
+            "post": _operation(
+                "registerUnit",
+                "Register or update a unit, and add a certificate",
+                "admin; member for its own unit (name and certificates only)",
+                {
+                    **_ok("UnitDetail", "Registered", "201"),
+                    **_ok("UnitDetail", "Updated"),
+                    **_errors("BadRequest", "Forbidden", "Unprocessable"),
+                },
+                tag="units",
+                body=_json_body("UnitRegistration"),
+            ),
+        },
+        "/api/v1/units/{code}": {
+            "get": _operation(
+                "showUnit",
+                "A unit and its certificates",
+                "admin, operator, member",
+                {**_ok("UnitDetail", "The unit"), **_errors("NotFound")},
+                tag="units",
+                parameters=[{"$ref": "#/components/parameters/UnitCode"}],
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "tags": ["service"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "summary": "Database reachable and a worker heartbeat in the last 30 s",
+                "tags": ["service"],
+                "security": [],
+                "responses": {
+                    **_ok("Health", "Healthy"),
+                    **_ok("Health", "Degraded", "503"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text format 0.0.4)",
+                "tags": ["service"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "docgw_recipients, docgw_oldest_due_age_seconds, "
+                        "docgw_attempts_total, docgw_failures_total, docgw_status_events_total, "
+                        "docgw_workers_alive",
+                        "content": {"text/plain": {"schema": STRING}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "docgw",
+            "version": "1",
+            "description": "Inter-agency document gateway (edXML, QCVN 102:2016). Datetimes "
+            "are ISO 8601 in UTC. Every error is an RFC 9457 problem with a stable `code`.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [
+            {"name": "messages"},
+            {"name": "operations"},
+            {"name": "statuses"},
+            {"name": "units"},
+            {"name": "service"},
+        ],
+        "paths": _paths(max_upload_bytes, page_size),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `docgw token create` (roles admin, operator, "
+                    "member).",
+                }
+            },
+            "parameters": {
+                "MessageId": {"name": "id", "in": "path", "required": True, "schema": STRING},
+                "UnitCode": {"name": "code", "in": "path", "required": True, "schema": STRING},
+            },
+            "schemas": _schemas(),
+            "responses": _responses(),
+        },
+    }
