@@ -12,9 +12,9 @@ if ! command -v xmlsec1 >/dev/null 2>&1; then
   fi
 fi
 
-# PostgreSQL: the tests that need it read DOCGW_TEST_POSTGRES_URL. Use the machine's server on
+# PostgreSQL: the tests that need it read TEST_POSTGRES_URL. Use the machine's server on
 # 127.0.0.1:5432 (database "test", trust auth), starting it if it is installed but down.
-if [ -z "${DOCGW_TEST_POSTGRES_URL:-}" ]; then
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 \
       && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     for version in $(ls /etc/postgresql); do
@@ -23,7 +23,7 @@ if [ -z "${DOCGW_TEST_POSTGRES_URL:-}" ]; then
     for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
-    export DOCGW_TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    export TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/test"
   else
     echo "note: no PostgreSQL on 127.0.0.1:5432; the PostgreSQL tests will skip" >&2
   fi

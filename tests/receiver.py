@@ -69,6 +69,7 @@ class Receiver:
         self._started.set()
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
 
     def start(self) -> Receiver:
         self._thread.start()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway, build
 from gateway.settings import Settings, load_settings
+from gateway.store.database import migrate
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_CONFIG = Path("docgw.toml")
@@ -63,11 +64,13 @@ def settings_from(args: Any) -> Settings:
 
 
 def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:
-    """Build the gateway from the configuration, run one use case, close everything."""
+    """Build the gateway from the configuration (migrating the database if it is behind), run
+    one use case, close everything."""
 
     async def run() -> T:
         gateway = await build(settings_from(args))
         try:
+            await migrate(gateway.engine)  # a no-op at the latest revision
             return await work(gateway)
         finally:
             await gateway.close()

@@ -1,7 +1,7 @@
 """Integration fixtures: a real database (SQLite file, and PostgreSQL where one is reachable),
 real keys, gateways built by the composition root.
 
-PostgreSQL: the URL comes from DOCGW_TEST_POSTGRES_URL (scripts/test.sh sets it to the local
+PostgreSQL: the URL comes from TEST_POSTGRES_URL (scripts/test.sh sets it to the local
 server); each test gets a fresh database, dropped afterwards. Without it the PostgreSQL variants
 skip with the reason shown.
 """
@@ -28,7 +28,7 @@ from gateway.store.database import migrate
 from gateway.store.records import UnitRecord
 from gateway.usecases import registry
 
-PG_ENV = "DOCGW_TEST_POSTGRES_URL"
+PG_ENV = "TEST_POSTGRES_URL"
 SENDER, RECIPIENT, OTHER = "000.00.00.G22", "000.00.00.H41", "000.00.00.H14"
 UNITS = (SENDER, RECIPIENT, OTHER)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

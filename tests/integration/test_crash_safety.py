@@ -121,11 +121,12 @@ def _prepare(config: Path, keys_dir: Path) -> None:
         ("000.00.00.G22", "Văn phòng Chính phủ"),
         ("000.00.00.H41", "UBND tỉnh Nghệ An"),
     ):
-        subprocess.run(
+        added = subprocess.run(
             [str(DOCGW), "--config", str(config), "units", "add", code, "--name", name,
              "--channel", "axis", "--cert", str(keys_dir / f"{code}.cert.pem")],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )  # fmt: skip
+        assert added.returncode == 0, added.stderr
 
 
 async def _submit_all(port: int, token: str) -> set[str]:

@@ -48,14 +48,15 @@ def test_four_worker_processes_deliver_each_message_exactly_once(
     )
     asyncio.run(_seed(config, keys_dir))
     env = {**os.environ, "DOCGW_DELIVERY__WORKERS": "2", "DOCGW_DELIVERY__BATCH_SIZE": "10"}
+    logs = [(tmp_path / f"worker-{i}.log").open("wb") for i in range(WORKERS)]
     processes = [
         subprocess.Popen(
             [str(DOCGW), "--config", str(config), "worker"],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        for _ in range(WORKERS)
+        for log in logs
     ]
     try:
         deadline = time.monotonic() + 300
@@ -67,6 +68,8 @@ def test_four_worker_processes_deliver_each_message_exactly_once(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(30)
+        for log in logs:
+            log.close()
         receiver.stop()
     assert len(receiver.registered) == MESSAGES, "messages were lost"
     duplicates = {key: n for key, n in receiver.deliveries.items() if n > 1}
@@ -76,6 +79,8 @@ def test_four_worker_processes_deliver_each_message_exactly_once(
     assert states == {"sent": MESSAGES}
     assert attempt_count == MESSAGES
     assert workers_used > 1, "the load was not shared between processes"
+    for i in range(WORKERS):
+        assert "Traceback" not in (tmp_path / f"worker-{i}.log").read_text(errors="replace")
 
 
 async def _seed(config: Path, keys_dir: Path) -> None:

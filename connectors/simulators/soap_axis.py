@@ -1,0 +1,589 @@
+"""A stand-in for a provincial SOAP platform (LGSP): ``xsd/document_service.wsdl`` served over
+HTTP with aiohttp, for tests and demos.
+
+zeep is a client only, so the server side is written by hand with lxml. Each request envelope is
+parsed with docgw's hardened parser (``envelopes.xmlsafe``); the ``Package`` text is decoded while
+streaming rather than kept in the tree. The platform behaves as the real ones are described
+(DOMAIN.md §5):
+
+* ``SendDocument`` routes by ``MessageHeader/To/OrganId`` (a status package: by
+  ``ResponseFor/OrganId``) into one queue per receiver and kind, and appends its own
+  ``TraceHeader`` to the package *textually*: the bytes around it are untouched, so docgw's
+  Id-referenced signature still verifies, as it must after a real axis relayed the package.
+  The same bytes sent twice are one send (``Duplicate``), as a receiver that deduplicates.
+* Business errors are ``Status FAIL`` answers with the platform's ErrorCode (18 unknown receiver,
+  19 sender not registered, 22 package not compliant, 10 invalid file, 30 unknown document id);
+  malformed requests are SOAP ``Client`` faults; injected failures are SOAP ``Server`` faults
+  with HTTP 500, after an optional latency.
+* Every request body is recorded in ``state.requests``, so a test can prove what never got here.
+
+``GET <path>?wsdl`` serves the WSDL with the service address rewritten to this server's.
+Run it alone with ``python -m connectors.simulators.soap_axis --port 8090 --units A,B``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import io
+import itertools
+import random
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from lxml import etree
+
+from connectors.base import DirectoryEntry
+from connectors.soap_axis import SERVICE_NS, wsdl_bytes
+from envelopes.attachments import Base64Decoder
+from envelopes.datetimes import format_timestamp
+from envelopes.errors import AttachmentError, GatewayError, PackageError
+from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.xmlsafe import TextSink, iter_chunks, parse_bytes, parse_stream
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+DEFAULT_PATH = "/DocumentService"
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+#: A QĐ 20-form code, so readers see a conforming OrganId in the appended trace.
+DEFAULT_RELAY_ID = "LGSP.SIMULATOR"
+TRANSPORT_STATUSES = ("done", "fail", "processing")
+
+
+class ErrorCode(StrEnum):
+    """The platform's ErrorCode values (DOMAIN.md §5, probable); 30 is ours."""
+
+    OK = "0"
+    INVALID_FILE = "10"
+    UNKNOWN_RECEIVER = "18"
+    SENDER_NOT_REGISTERED = "19"
+    SYSTEM_ERROR = "20"
+    NOT_COMPLIANT = "22"
+    UNKNOWN_DOCUMENT = "30"
+
+
+def _tns(local: str) -> str:
+    return f"{{{SERVICE_NS}}}{local}"
+
+
+def _vietnam_now() -> dt.datetime:
+    """Trace timestamps are local Vietnamese time without an offset, as edXML writes them."""
+    return dt.datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentPackage:
+    """One accepted send: the package as relayed (with the platform's trace entry)."""
+
+    document_id: str
+    sender: str
+    kind: str
+    receivers: tuple[str, ...]
+    package: bytes
+    sha256: str  # of the package as received, to recognise a resend
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuedItem:
+    """One receiver's copy of a send, with its own id (so that one receiver's confirmation does
+    not touch another's)."""
+
+    remote_id: str
+    receiver: str
+    kind: str
+    document_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confirmation:
+    remote_id: str
+    ok: bool
+    reason: str | None
+
+
+@dataclass(kw_only=True)
+class SoapAxisState:
+    """The platform's memory, shared with the test that runs it. Touched only on the event loop."""
+
+    organizations: list[DirectoryEntry] = field(default_factory=list)
+    relay_organ_id: str = DEFAULT_RELAY_ID
+    #: Share of requests answered with a SOAP Server fault (HTTP 500) instead of being processed.
+    error_rate: float = 0.0
+    #: Seconds to wait before answering each request (before processing it).
+    latency_seconds: float = 0.0
+    seed: int | None = None
+    clock: Callable[[], dt.datetime] = _vietnam_now
+    max_request_bytes: int = 512 << 20
+    #: Every POST body, in arrival order, whatever became of it.
+    requests: list[bytes] = field(default_factory=list)
+    sent: dict[str, SentPackage] = field(default_factory=dict)
+    queues: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: Every receiver's copy ever queued, by its id; what is still pending is in ``queues``.
+    items: dict[str, QueuedItem] = field(default_factory=dict)
+    confirmations: list[Confirmation] = field(default_factory=list)
+    transport_statuses: dict[str, str] = field(default_factory=dict)
+    _rng: random.Random = field(init=False, repr=False)
+    _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    #: SHA-256 of each package as received → its DocumentId, to recognise a resend.
+    digests: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def knows(self, code: str) -> bool:
+        return any(org.code == code for org in self.organizations)
+
+    def pending(self, receiver: str, kind: str) -> list[str]:
+        return list(self.queues.get((receiver, kind), ()))
+
+    def inject_failure(self) -> bool:
+        return self.error_rate > 0 and self._rng.random() < self.error_rate
+
+    def next_document_id(self) -> str:
+        return f"lgsp-{next(self._sequence):06d}"
+
+
+STATE = web.AppKey("soap_axis_state", SoapAxisState)
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+class _SoapFault(Exception):
+    """Answered as a SOAP 1.1 Fault (HTTP 500, as SOAP 1.1 over HTTP requires)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # Client | Server | VersionMismatch | MustUnderstand
+        self.message = message
+
+
+class _Fail(Exception):
+    """A business refusal: ``Status FAIL`` in the operation's response element."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------------------------ requests
+
+
+@dataclass(kw_only=True)
+class _Request:
+    operation: etree._Element
+    #: The decoded SendDocument/Package, or None.
+    package: bytes | None = None
+    #: Set when the Package text was not valid base64.
+    package_error: AttachmentError | None = None
+
+    @property
+    def name(self) -> str:
+        return etree.QName(self.operation).localname
+
+    def text(self, local: str, *, required: bool = True) -> str | None:
+        child = self.operation.find(_tns(local))
+        value = (child.text or "").strip() if child is not None else None
+        if required and not value:
+            raise _SoapFault("Client", f"{self.name}: {local} is required")
+        return value or None
+
+    def required(self, local: str) -> str:
+        value = self.text(local)
+        assert value is not None  # text(required=True) faults otherwise
+        return value
+
+
+class _PackageSink:
+    """Collects the decoded Package bytes; remembers bad base64 instead of failing the parse."""
+
+    def __init__(self) -> None:
+        self.out = io.BytesIO()
+        self.error: AttachmentError | None = None
+        self._decoder = Base64Decoder(self.out, element="SendDocument/Package")
+
+    def write(self, text: str) -> None:
+        if self.error is None:
+            try:
+                self._decoder.write(text)
+            except AttachmentError as exc:
+                self.error = exc
+
+    def close(self) -> None:
+        if self.error is None:
+            try:
+                self._decoder.close()
+            except AttachmentError as exc:
+                self.error = exc
+
+
+def _parse_request(body: bytes) -> _Request:
+    sinks: list[_PackageSink] = []
+
+    def choose(tag: str, parent: str | None) -> TextSink | None:
+        if tag == _tns("Package") and parent == _tns("SendDocument"):
+            sinks.append(_PackageSink())
+            return sinks[-1]
+        return None
+
+    try:
+        root = parse_stream(iter_chunks(body), stream=choose).root
+    except GatewayError as exc:
+        raise _SoapFault("Client", f"not a readable SOAP request: {exc}") from exc
+    if etree.QName(root).localname != "Envelope":
+        raise _SoapFault("Client", "the root element is not a SOAP Envelope")
+    if root.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise _SoapFault("VersionMismatch", "only SOAP 1.1 envelopes are understood")
+    header = root.find(f"{{{SOAP_ENV}}}Header")
+    for entry in header if header is not None else ():
+        if entry.get(f"{{{SOAP_ENV}}}mustUnderstand") in ("1", "true"):
+            raise _SoapFault("MustUnderstand", f"header {entry.tag} is not understood")
+    body_element = root.find(f"{{{SOAP_ENV}}}Body")
+    if body_element is None:
+        raise _SoapFault("Client", "the SOAP Envelope has no Body")
+    operations = [child for child in body_element if isinstance(child.tag, str)]
+    if len(operations) != 1:
+        raise _SoapFault("Client", "the SOAP Body must hold exactly one operation element")
+    if len(sinks) > 1:
+        raise _SoapFault("Client", "SendDocument holds more than one Package")
+    request = _Request(operation=operations[0])
+    if sinks:
+        request.package = sinks[0].out.getvalue()
+        request.package_error = sinks[0].error
+    return request
+
+
+# ----------------------------------------------------------------------------------- responses
+
+
+def _envelope(content: etree._Element) -> bytes:
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
+    etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(content)
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def _soap_response(content: etree._Element, status: int = 200) -> web.Response:
+    return web.Response(
+        body=_envelope(content), status=status, content_type="text/xml", charset="utf-8"
+    )
+
+
+def _fault_response(fault: _SoapFault) -> web.Response:
+    element = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV})
+    # faultcode and faultstring are unqualified in SOAP 1.1.
+    etree.SubElement(element, "faultcode").text = f"soap:{fault.code}"
+    etree.SubElement(element, "faultstring").text = fault.message
+    return _soap_response(element, status=500)
+
+
+def _result(operation: str, code: ErrorCode = ErrorCode.OK, desc: str = "") -> etree._Element:
+    element = etree.Element(_tns(f"{operation}Response"), nsmap={"tns": SERVICE_NS})
+    etree.SubElement(element, _tns("Status")).text = "OK" if code is ErrorCode.OK else "FAIL"
+    etree.SubElement(element, _tns("ErrorCode")).text = code.value
+    if desc:
+        etree.SubElement(element, _tns("ErrorDesc")).text = desc
+    return element
+
+
+def _add(parent: etree._Element, local: str, value: str | None) -> None:
+    if value is not None:
+        etree.SubElement(parent, _tns(local)).text = value
+
+
+# ---------------------------------------------------------------------------------- operations
+
+
+_TRACE_LIST = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?TraceHeaderList(?=[\s/>])[^>]*?(/?)>")
+_TRACE_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?TraceHeader\s*>")
+_BUSINESS_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Bussiness(?=[\s/>])")
+
+
+def append_trace(package: bytes, organ_id: str, timestamp: dt.datetime) -> bytes:
+    """The package with one more TraceHeader, spliced in as text.
+
+    It goes after the last TraceHeader, or before the Bussiness block (QCVN order: TraceHeader*
+    then Bussiness), or at the end of the list, and takes the list's own prefix, so it lands in
+    the QCVN namespace whether the sender wrote ``edXML:`` or not. Nothing else changes by a byte.
+    The caller re-reads the result to check that it went where it should (see _relay); that also
+    catches a package in an encoding the byte search cannot see into (UTF-16).
+    """
+    match = _TRACE_LIST.search(package)
+    if match is None:
+        raise PackageError("no TraceHeaderList to append to", element="TraceHeaderList")
+    prefix = match.group(1) + b":" if match.group(1) else b""
+    p = prefix.decode("ascii")
+    trace = (
+        f"<{p}TraceHeader><{p}OrganId>{escape(organ_id)}</{p}OrganId>"
+        f"<{p}Timestamp>{format_timestamp(timestamp)}</{p}Timestamp></{p}TraceHeader>"
+    ).encode()
+    if match.group(2):  # <TraceHeaderList/>: open it up
+        opened = match.group(0)[:-2].rstrip() + b">"
+        closing = b"</%sTraceHeaderList>" % prefix
+        return package[: match.start()] + opened + trace + closing + package[match.end() :]
+    end = package.find(b"</%sTraceHeaderList>" % prefix, match.end())
+    if end < 0:
+        raise PackageError("TraceHeaderList is not closed", element="TraceHeaderList")
+    region = package[match.end() : end]
+    last_trace = None
+    for last_trace in _TRACE_END.finditer(region):  # noqa: B007 — the last match is wanted
+        pass
+    business = _BUSINESS_START.search(region)
+    if last_trace is not None:
+        at = match.end() + last_trace.end()
+    elif business is not None:
+        at = match.end() + business.start()
+    else:
+        at = end
+    return package[:at] + trace + package[at:]
+
+
+def _route(parsed: ParsedPackage) -> tuple[str, tuple[str, ...]]:
+    """(the package's sender, its receivers), from the package itself."""
+    if parsed.kind is PackageKind.DOCUMENT:
+        header = parsed.document().header
+        receivers = tuple(dict.fromkeys(org.organ_id for org in header.to))
+        return header.from_.organ_id, receivers
+    status = parsed.status()
+    return status.from_.organ_id, (status.response_for.organ_id,)
+
+
+def _relay(package: bytes, relay_id: str, now: dt.datetime) -> tuple[ParsedPackage, bytes]:
+    """Read the package, append the platform's trace, and check the result (runs in a thread)."""
+    try:
+        parsed = read_package(package)
+    except PackageError as exc:
+        raise _Fail(ErrorCode.NOT_COMPLIANT, str(exc)) from exc
+    if parsed.kind is not PackageKind.DOCUMENT:
+        return parsed, package  # status packages carry no trace list
+    before = parsed.document().traces
+    try:
+        relayed = append_trace(package, relay_id, now)
+        after = read_package(relayed).document().traces
+    except PackageError as exc:
+        raise _Fail(ErrorCode.NOT_COMPLIANT, f"cannot relay the package: {exc}") from exc
+    # A TraceHeaderList inside a comment or CDATA would fool the text search: re-reading shows it.
+    if len(after) != len(before) + 1 or after[: len(before)] != before:
+        raise _Fail(ErrorCode.NOT_COMPLIANT, "cannot append a trace entry to this package")
+    return parsed, relayed
+
+
+async def _send_document(state: SoapAxisState, request: _Request) -> etree._Element:
+    operation = "SendDocument"
+    sender = request.required("Sender")
+    kind = request.required("MessageType")
+    if kind not in (PackageKind.DOCUMENT.value, PackageKind.STATUS.value):
+        raise _SoapFault("Client", f"MessageType {kind!r} is not document or status")
+    if request.package_error is not None:
+        raise _Fail(ErrorCode.INVALID_FILE, str(request.package_error))
+    if not request.package:
+        raise _SoapFault("Client", "SendDocument: Package is required")
+    if not state.knows(sender):
+        raise _Fail(ErrorCode.SENDER_NOT_REGISTERED, f"sender {sender} is not registered")
+    package = request.package
+    parsed, relayed = await asyncio.to_thread(_relay, package, state.relay_organ_id, state.clock())
+    if parsed.kind.value != kind:
+        raise _Fail(ErrorCode.NOT_COMPLIANT, f"MessageType {kind} but a {parsed.kind} package")
+    from_, receivers = _route(parsed)
+    if from_ != sender:
+        raise _Fail(ErrorCode.NOT_COMPLIANT, f"Sender {sender} but the package is from {from_}")
+    unknown = [code for code in receivers if not state.knows(code)]
+    if unknown:
+        raise _Fail(ErrorCode.UNKNOWN_RECEIVER, f"unknown receiver(s): {', '.join(unknown)}")
+    digest = hashlib.sha256(package).hexdigest()
+    result = _result(operation)
+    if digest in state.digests:
+        _add(result, "DocumentId", state.digests[digest])
+        _add(result, "Duplicate", "true")
+        return result
+    document_id = state.next_document_id()
+    state.digests[digest] = document_id
+    state.sent[document_id] = SentPackage(
+        document_id=document_id,
+        sender=sender,
+        kind=kind,
+        receivers=receivers,
+        package=relayed,
+        sha256=digest,
+    )
+    for index, receiver in enumerate(receivers, start=1):
+        item = QueuedItem(
+            remote_id=f"{document_id}.{index}",
+            receiver=receiver,
+            kind=kind,
+            document_id=document_id,
+        )
+        state.items[item.remote_id] = item
+        state.queues.setdefault((receiver, kind), []).append(item.remote_id)
+    _add(result, "DocumentId", document_id)
+    _add(result, "Duplicate", "false")
+    return result
+
+
+async def _get_pending(state: SoapAxisState, request: _Request) -> etree._Element:
+    receiver = request.required("Receiver")
+    kind = request.required("MessageType")
+    if not state.knows(receiver):
+        raise _Fail(ErrorCode.UNKNOWN_RECEIVER, f"unknown receiver {receiver}")
+    result = _result("GetPendingDocumentIds")
+    for remote_id in state.pending(receiver, kind):
+        _add(result, "DocumentId", remote_id)
+    return result
+
+
+def _item(state: SoapAxisState, request: _Request) -> QueuedItem:
+    remote_id = request.required("DocumentId")
+    item = state.items.get(remote_id)
+    if item is None:
+        raise _Fail(ErrorCode.UNKNOWN_DOCUMENT, f"no document {remote_id}")
+    return item
+
+
+async def _get_document(state: SoapAxisState, request: _Request) -> etree._Element:
+    item = _item(state, request)
+    result = _result("GetDocument")
+    _add(result, "Package", base64.b64encode(state.sent[item.document_id].package).decode())
+    return result
+
+
+def _boolean(request: _Request, local: str) -> bool:
+    value = request.required(local)
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise _SoapFault("Client", f"{request.name}: {local} {value!r} is not an xs:boolean")
+
+
+async def _confirm_received(state: SoapAxisState, request: _Request) -> etree._Element:
+    item = _item(state, request)
+    ok = _boolean(request, "Ok")
+    queue = state.queues[(item.receiver, item.kind)]
+    # Confirming twice is fine: a client that lost the first answer confirms again.
+    if item.remote_id in queue:
+        # Off the queue either way: ok=false says the receiver refused the package for good.
+        queue.remove(item.remote_id)
+        reason = request.text("Reason", required=False)
+        state.confirmations.append(Confirmation(remote_id=item.remote_id, ok=ok, reason=reason))
+    return _result("ConfirmReceived")
+
+
+async def _update_status(state: SoapAxisState, request: _Request) -> etree._Element:
+    remote_id = request.required("DocumentId")
+    status = request.required("Status")
+    if status not in TRANSPORT_STATUSES:
+        raise _SoapFault("Client", f"UpdateStatus: Status {status!r} is not done/fail/processing")
+    if remote_id not in state.items:
+        raise _Fail(ErrorCode.UNKNOWN_DOCUMENT, f"no document {remote_id}")
+    state.transport_statuses[remote_id] = status
+    return _result("UpdateStatus")
+
+
+async def _get_organizations(state: SoapAxisState, request: _Request) -> etree._Element:
+    result = _result("GetOrganizations")
+    for org in state.organizations:
+        element = etree.SubElement(result, _tns("Organization"))
+        _add(element, "Code", org.code)
+        _add(element, "Name", org.name)
+        _add(element, "ParentCode", org.parent_code)
+        _add(element, "Email", org.email)
+    return result
+
+
+_Handler = Callable[[SoapAxisState, _Request], Awaitable[etree._Element]]
+_OPERATIONS: dict[str, _Handler] = {
+    "SendDocument": _send_document,
+    "GetPendingDocumentIds": _get_pending,
+    "GetDocument": _get_document,
+    "ConfirmReceived": _confirm_received,
+    "UpdateStatus": _update_status,
+    "GetOrganizations": _get_organizations,
+}
+
+
+# ----------------------------------------------------------------------------------------- app
+
+
+async def _handle_soap(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await request.read()
+    state.requests.append(body)
+    if state.latency_seconds:
+        await asyncio.sleep(state.latency_seconds)
+    try:
+        if state.inject_failure():
+            raise _SoapFault("Server", "injected failure")
+        soap = _parse_request(body)
+        handler = _OPERATIONS.get(soap.name)
+        if handler is None or soap.operation.tag != _tns(soap.name):
+            raise _SoapFault("Client", f"unknown operation {soap.operation.tag}")
+        try:
+            return _soap_response(await handler(state, soap))
+        except _Fail as fail:
+            return _soap_response(_result(soap.name, fail.code, fail.message))
+    except _SoapFault as fault:
+        return _fault_response(fault)
+
+
+async def _handle_wsdl(request: web.Request) -> web.Response:
+    if "wsdl" not in request.query:
+        raise web.HTTPBadRequest(text="GET serves the WSDL: add ?wsdl")
+    root = parse_bytes(wsdl_bytes())
+    address = str(request.url.with_query(None))
+    for element in root.iter(f"{{{WSDL_SOAP}}}address"):
+        element.set("location", address)
+    body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return web.Response(body=body, content_type="text/xml", charset="utf-8")
+
+
+def create_soap_app(state: SoapAxisState, *, path: str = DEFAULT_PATH) -> web.Application:
+    app = web.Application(client_max_size=state.max_request_bytes)
+    app[STATE] = state
+    app.router.add_post(path, _handle_soap)
+    app.router.add_get(path, _handle_wsdl)
+    return app
+
+
+def _organization(spec: str) -> DirectoryEntry:
+    """``CODE`` or ``CODE=Name``."""
+    code, _, name = spec.partition("=")
+    return DirectoryEntry(code=code.strip(), name=name.strip() or code.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.simulators.soap_axis",
+        description="A provincial SOAP document-exchange platform, simulated.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--path", default=DEFAULT_PATH)
+    parser.add_argument("--units", default="", help="registered units: CODE[=Name],CODE[=Name],…")
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--relay-id", default=DEFAULT_RELAY_ID)
+    args = parser.parse_args(argv)
+    state = SoapAxisState(
+        organizations=[_organization(s) for s in args.units.split(",") if s.strip()],
+        relay_organ_id=args.relay_id,
+        error_rate=args.error_rate,
+        latency_seconds=args.latency,
+        seed=args.seed,
+    )
+    print(f"SOAP axis simulator: http://{args.host}:{args.port}{args.path}?wsdl")
+    web.run_app(create_soap_app(state, path=args.path), host=args.host, port=args.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

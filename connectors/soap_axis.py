@@ -1,0 +1,330 @@
+"""The provincial/legacy SOAP axis (LGSP): ``xsd/document_service.wsdl`` spoken with zeep.
+
+Older provincial platforms expose a SOAP service rather than the national axis' HTTP API
+(DOMAIN.md §5). docgw's WSDL describes one (SOAP 1.1, document/literal); element names are ours,
+so a real platform with other names needs its own mapping (probable).
+
+The WSDL comes from package data and never from the network: zeep is handed its bytes as a stream
+(a path would make zeep read it through ``transport.load()``, the injected transport), the schema
+is embedded, and the WSDL document is parsed with a transport that refuses every load, so an import
+added to the file one day fails loudly instead of fetching. It is parsed once per connector, lazily,
+in a thread (WSDL loading is blocking).
+
+Transport: zeep's default, requests-based :class:`zeep.transports.Transport`, with each call in
+``asyncio.to_thread``. zeep's ``AsyncTransport`` needs httpx, which docgw does not otherwise use,
+and zeep still loads WSDLs synchronously with it; threads keep one code path and work offline.
+The requests timeout bounds the connection and each read, not the whole call.
+
+Outcomes and errors (raised ``from`` the zeep / requests exception)::
+
+    Status OK                               → Receipt(remote_id = DocumentId)
+    Status FAIL, ErrorCode in TRANSIENT     → PeerUnavailable   (20 "system error")
+    Status FAIL, any other ErrorCode        → PeerRefused       (business error: final)
+    SOAP Fault, faultcode Client / Sender   → PeerRefused       (the request itself is wrong)
+    SOAP Fault, other faultcode             → PeerUnavailable
+    HTTP 5xx, 408, 425, 429 without a Fault → PeerUnavailable
+    HTTP 4xx otherwise                      → PeerRefused
+    could not connect                       → PeerUnavailable   (nothing was sent)
+    read timeout, dropped connection,
+    unreadable answer, no Status            → OutcomeUnknown    on SendDocument (it may have
+                                              committed: the gateway resends the same package);
+                                              PeerUnavailable   on the read-only calls
+    answer too large for the parser         → PeerRefused       (see below)
+
+Size: the package travels inline as base64, so a call holds it in memory a few times over, and
+with ``xml_huge_tree=False`` libxml2 refuses a text node over 10,000,000 characters: a package
+over about 7.5 MB cannot be *received* through this connector (the national axis connector has
+no such limit). That is reported as a final refusal naming the limit, not retried for ever.
+
+Classified packages are refused before their bytes are read, whatever the configuration says:
+this is an axis (DOMAIN.md §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import requests
+import urllib3.exceptions
+import zeep
+import zeep.exceptions
+import zeep.proxy
+import zeep.wsdl
+from zeep.transports import Transport
+
+from connectors.base import (
+    ClassifiedRefused,
+    ConnectorError,
+    Delivery,
+    DirectoryEntry,
+    OutcomeUnknown,
+    PeerRefused,
+    PeerUnavailable,
+    Receipt,
+    RemoteItem,
+)
+
+#: The service's target namespace, and the package data it is described in.
+SERVICE_NS = "urn:docgw:lgsp:document-service:1"
+WSDL_PACKAGE = "xsd"
+WSDL_NAME = "document_service.wsdl"
+BINDING = f"{{{SERVICE_NS}}}DocumentServiceSoap11"
+
+OK = "OK"
+FAIL = "FAIL"
+#: FAIL codes that describe the platform's own trouble, not the package: retried.
+TRANSIENT_ERROR_CODES = frozenset({"20"})
+RETRYABLE_4XX = (408, 425, 429)
+MESSAGE_TYPES = ("document", "status")
+#: What libxml2 says when a text node passes its default 10 MB limit (xml_huge_tree=False).
+_TEXT_LIMIT_MESSAGE = "Resource limit exceeded"
+
+
+def wsdl_bytes() -> bytes:
+    """The WSDL, from package data."""
+    return importlib.resources.files(WSDL_PACKAGE).joinpath(WSDL_NAME).read_bytes()
+
+
+def zeep_settings() -> zeep.Settings:
+    """zeep's hardening: no DTD, no entities, no external fetch, no huge text nodes."""
+    return zeep.Settings(
+        strict=True,
+        xml_huge_tree=False,
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
+
+
+class _NoLoading(Transport):
+    """Parses the WSDL: it must be self-contained, so any load is a bug in the file."""
+
+    def __init__(self) -> None:
+        # Not Transport.__init__: that opens a requests.Session this transport never uses.
+        pass
+
+    def load(self, url: str) -> bytes:
+        raise ConnectorError(f"{WSDL_NAME} must be self-contained; it tried to load {url!r}")
+
+    def __del__(self) -> None:
+        pass
+
+
+def load_service_client(transport: Transport) -> zeep.Client:
+    """A zeep client for the WSDL in package data, calling through ``transport``."""
+    settings = zeep_settings()
+    # zeep annotates Document's transport as a class and leaves Client untyped.
+    document = zeep.wsdl.Document(
+        io.BytesIO(wsdl_bytes()),
+        _NoLoading(),  # type: ignore[arg-type]
+        settings=settings,
+    )
+    return zeep.Client(  # type: ignore[no-untyped-call]
+        document, transport=transport, settings=settings
+    )
+
+
+def _read_all(open_package: Callable[[], IO[bytes]]) -> bytes:
+    with open_package() as stream:
+        return stream.read()
+
+
+def _excerpt(content: bytes | str | None) -> str:
+    if isinstance(content, bytes):
+        content = content[:300].decode("utf-8", "replace")
+    return (content or "")[:300]
+
+
+def _is_client_fault(code: str | None) -> bool:
+    """``soap:Client``, ``Client.Authentication``, SOAP 1.2 ``Sender``: the request is wrong."""
+    local = (code or "").rsplit(":", 1)[-1].split(".", 1)[0]
+    return local in ("Client", "Sender")
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the peer: the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+@dataclass
+class SoapAxisConnector:
+    """Connector and Pollable for a provincial SOAP platform.
+
+    ``receivers`` are the local units this connector polls for. ``transport`` is injected (tests,
+    the composition root); without one, a requests-based transport with ``timeout_seconds`` is
+    made and closed by :meth:`close`. An injected transport keeps its own timeouts.
+    """
+
+    name: str
+    endpoint: str
+    receivers: tuple[str, ...] = ()
+    transport: Transport | None = None
+    timeout_seconds: float = 60.0
+    #: Always True: this is an axis, and no configuration may say otherwise.
+    is_axis: bool = field(default=True, init=False)
+    _service: zeep.proxy.ServiceProxy | None = field(default=None, init=False, repr=False)
+    _owned: Transport | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # ------------------------------------------------------------------------------ Connector
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        # Before anything else, and before the bytes are even read: classified content never
+        # enters this process' SOAP stack.
+        if delivery.classification.is_classified:
+            raise ClassifiedRefused(
+                f"{self.name} is an axis channel: classified packages never go there"
+            )
+        if delivery.kind not in MESSAGE_TYPES:
+            raise ValueError(f"unknown delivery kind {delivery.kind!r}")
+        package = await asyncio.to_thread(_read_all, delivery.open_package)
+        result = await self._call(
+            "SendDocument",
+            committing=True,
+            Package=package,
+            Sender=delivery.sender,
+            MessageType=delivery.kind,
+        )
+        return Receipt(
+            remote_id=str(result.DocumentId) if result.DocumentId else None,
+            duplicate=bool(result.Duplicate),
+        )
+
+    async def close(self) -> None:
+        owned, self._owned = self._owned, None
+        self._service = None
+        if owned is not None:
+            owned.session.close()
+
+    # ------------------------------------------------------------------------------- Pollable
+
+    async def pending(self, kind: str) -> list[RemoteItem]:
+        if kind not in MESSAGE_TYPES:
+            raise ValueError(f"unknown kind {kind!r}")
+        if not self.receivers:
+            raise ConnectorError(f"{self.name}: no receiving units configured to poll for")
+        items: list[RemoteItem] = []
+        for receiver in self.receivers:
+            result = await self._call("GetPendingDocumentIds", Receiver=receiver, MessageType=kind)
+            items.extend(
+                RemoteItem(remote_id=str(remote_id), kind=kind)
+                for remote_id in result.DocumentId or ()
+            )
+        return items
+
+    async def fetch(self, item: RemoteItem) -> bytes:
+        result = await self._call("GetDocument", DocumentId=item.remote_id)
+        if not result.Package:
+            raise PeerUnavailable(f"{self.name}: GetDocument {item.remote_id}: OK, no package")
+        return bytes(result.Package)
+
+    async def acknowledge(self, item: RemoteItem, *, ok: bool, reason: str = "") -> None:
+        await self._call("ConfirmReceived", DocumentId=item.remote_id, Ok=ok, Reason=reason or None)
+
+    # ------------------------------------------------------------------------------ directory
+
+    async def organizations(self) -> list[DirectoryEntry]:
+        result = await self._call("GetOrganizations")
+        return [
+            DirectoryEntry(
+                code=str(org.Code),
+                name=str(org.Name),
+                parent_code=str(org.ParentCode) if org.ParentCode else None,
+                email=str(org.Email) if org.Email else None,
+            )
+            for org in result.Organization or ()
+        ]
+
+    # -------------------------------------------------------------------------------- calling
+
+    def _build_service(self) -> zeep.proxy.ServiceProxy:
+        """Runs in a thread: parsing the WSDL blocks. Once per connector."""
+        with self._lock:
+            if self._service is None:
+                transport = self.transport
+                if transport is None:
+                    transport = self._owned = Transport(  # type: ignore[no-untyped-call]
+                        timeout=self.timeout_seconds, operation_timeout=self.timeout_seconds
+                    )
+                client = load_service_client(transport)
+                service: zeep.proxy.ServiceProxy = client.create_service(  # type: ignore[no-untyped-call]
+                    BINDING, self.endpoint
+                )
+                self._service = service
+            return self._service
+
+    async def _call(self, operation: str, *, committing: bool = False, **params: Any) -> Any:
+        """Call one operation; return its answer if Status is OK, raise a ConnectorError if not.
+
+        ``committing``: the call may change the platform's state (SendDocument), so an answer
+        lost after sending is an unknown outcome rather than a plain unavailability.
+        """
+        service = self._service
+        if service is None:
+            service = await asyncio.to_thread(self._build_service)
+        try:
+            result = await asyncio.to_thread(service[operation], **params)
+        except (zeep.exceptions.Error, requests.RequestException) as exc:
+            raise self._translate(operation, exc, committing=committing) from exc
+        self._check(result, operation, committing=committing)
+        return result
+
+    def _check(self, result: Any, operation: str, *, committing: bool) -> None:
+        """A FAIL answer is the platform's business decision about this request."""
+        status = getattr(result, "Status", None)
+        if status == OK:
+            return
+        if status != FAIL:
+            # An empty 202 or an answer without a Status: the platform did something, or not.
+            unknown = OutcomeUnknown if committing else PeerUnavailable
+            raise unknown(f"{self.name}: {operation}: an answer without a Status")
+        code = str(result.ErrorCode or "")
+        message = f"{self.name}: {operation}: FAIL, ErrorCode {code}: {result.ErrorDesc or ''}"
+        if code in TRANSIENT_ERROR_CODES:
+            raise PeerUnavailable(message)
+        raise PeerRefused(message)
+
+    def _translate(self, operation: str, exc: Exception, *, committing: bool) -> ConnectorError:
+        where = f"{self.name}: {operation}"
+        # After the request was (perhaps) sent: only SendDocument can have committed something.
+        unknown = OutcomeUnknown if committing else PeerUnavailable
+        if isinstance(exc, zeep.exceptions.Fault):
+            text = f"{where}: SOAP Fault {exc.code}: {exc.message}"
+            return PeerRefused(text) if _is_client_fault(exc.code) else PeerUnavailable(text)
+        if isinstance(exc, zeep.exceptions.TransportError):
+            status = exc.status_code
+            if _TEXT_LIMIT_MESSAGE in exc.message:
+                return PeerRefused(
+                    f"{where}: the answer holds a text node over libxml2's 10 MB limit "
+                    "(a package over about 7.5 MB cannot travel inline through this connector)"
+                )
+            text = f"{where}: HTTP {status}: {_excerpt(exc.content)}"
+            if status >= 500 or status in RETRYABLE_4XX:
+                return PeerUnavailable(text)
+            if 400 <= status < 500:
+                return PeerRefused(text)
+            return unknown(f"{where}: unreadable answer (HTTP {status})")
+        if isinstance(exc, requests.RequestException):
+            if _never_sent(exc):
+                return PeerUnavailable(f"{where}: could not connect: {exc}")
+            if isinstance(exc, requests.Timeout):
+                return unknown(f"{where}: no answer within {self._timeout_text()}")
+            return unknown(f"{where}: {exc}")
+        # zeep could not read the answer (unexpected elements, invalid values).
+        return unknown(f"{where}: unreadable answer: {exc}")
+
+    def _timeout_text(self) -> str:
+        transport = self.transport or self._owned
+        timeout = getattr(transport, "operation_timeout", None)
+        return f"{timeout}s" if timeout is not None else "the transport's timeout"
