@@ -13,12 +13,15 @@ Connectors never decide retries; the outbox does, durably (gateway.domain.retry)
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from envelopes.errors import GatewayError
+from envelopes.errors import GatewayError, SealError
 from envelopes.model import Classification
+from envelopes.sealing import TAG_LENGTH, SealHeader, read_seal_header
 
 
 class ConnectorError(GatewayError):
@@ -41,6 +44,13 @@ class ClassifiedRefused(ConnectorError):
     """An axis connector was handed a classified package: refused, whatever routed it there."""
 
     code = "CLASSIFIED_REFUSED"
+
+
+class NotSealed(PeerRefused):
+    """A classified package that is not sealed for its recipient. Final: resending the same bytes
+    cannot help, and they must never reach a wire."""
+
+    code = "NOT_SEALED"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,3 +129,39 @@ class DirectoryEntry:
     code_qd20: str | None = None
     email: str | None = None
     old_code: str | None = None
+
+
+# ------------------------------------------------------------------- classified defence in depth
+
+
+async def require_sealed(delivery: Delivery) -> SealHeader:
+    """The seal header of ``delivery``'s package; :class:`NotSealed` if it is not a whole seal.
+
+    Reads only the container prefix (a few hundred bytes), off the event loop. The header is not
+    authenticated — only the recipient's key can do that — so this proves the bytes are ciphertext
+    in the seal format, not who sealed them.
+    """
+    return await asyncio.to_thread(_read_seal, delivery)
+
+
+def _read_seal(delivery: Delivery) -> SealHeader:
+    what = f"{delivery.classification.value} package of message {delivery.message_id}"
+    with delivery.open_package() as stream:
+        try:
+            header = read_seal_header(stream)  # type: ignore[arg-type]
+        except SealError as exc:
+            raise NotSealed(
+                f"the {what} is not sealed ({exc.message}); classified packages travel only as "
+                "ciphertext sealed for their recipient"
+            ) from exc
+        try:
+            prefix_length = stream.tell()
+        except (OSError, io.UnsupportedOperation):
+            return header  # not seekable: the size check below cannot be made
+    expected = prefix_length + header.plaintext_length + TAG_LENGTH
+    if delivery.package_size != expected:
+        raise NotSealed(
+            f"the {what} has {delivery.package_size} bytes but its seal header announces "
+            f"{expected}: a truncated or padded seal is not sent"
+        )
+    return header

@@ -65,8 +65,8 @@ from connectors.base import (
     Delivery,
     PeerUnavailable,
     Receipt,
+    require_sealed,
 )
-from connectors.secure_endpoint import require_sealed
 
 CHUNK: Final = 1 << 20
 READY_SUFFIX: Final = ".ready"

@@ -34,7 +34,6 @@ Failures, translated at this boundary::
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import ssl
@@ -54,9 +53,8 @@ from connectors.base import (
     PeerRefused,
     PeerUnavailable,
     Receipt,
+    require_sealed,
 )
-from envelopes.errors import SealError
-from envelopes.sealing import TAG_LENGTH, SealHeader, read_seal_header
 from envelopes.unit_codes import UnitCodeForm, classify
 
 CHUNK: Final = 1 << 20
@@ -70,13 +68,6 @@ UNIT_DNS_SUFFIX: Final = ".unit.docgw"
 MAX_ANSWER_BYTES: Final = 64 * 1024
 
 PathLike = str | os.PathLike[str]
-
-
-class NotSealed(PeerRefused):
-    """A classified package that is not sealed for its recipient. Final: resending the same bytes
-    cannot help, and they must never reach a wire."""
-
-    code = "NOT_SEALED"
 
 
 class TlsConfigurationError(ConnectorError):
@@ -181,39 +172,6 @@ def _is_unit_code(value: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------- the seal
-
-
-async def require_sealed(delivery: Delivery) -> SealHeader:
-    """The seal header of ``delivery``'s package; :class:`NotSealed` if it is not a whole seal.
-
-    Reads only the container prefix (a few hundred bytes), off the event loop. The header is not
-    authenticated — only the recipient's key can do that — so this proves the bytes are ciphertext
-    in the seal format, not who sealed them.
-    """
-    return await asyncio.to_thread(_read_seal, delivery)
-
-
-def _read_seal(delivery: Delivery) -> SealHeader:
-    what = f"{delivery.classification.value} package of message {delivery.message_id}"
-    with delivery.open_package() as stream:
-        try:
-            header = read_seal_header(stream)  # type: ignore[arg-type]
-        except SealError as exc:
-            raise NotSealed(
-                f"the {what} is not sealed ({exc.message}); classified packages travel only as "
-                "ciphertext sealed for their recipient"
-            ) from exc
-        try:
-            prefix_length = stream.tell()
-        except (OSError, io.UnsupportedOperation):
-            return header  # not seekable: the size check below cannot be made
-    expected = prefix_length + header.plaintext_length + TAG_LENGTH
-    if delivery.package_size != expected:
-        raise NotSealed(
-            f"the {what} has {delivery.package_size} bytes but its seal header announces "
-            f"{expected}: a truncated or padded seal is not sent"
-        )
-    return header
 
 
 # ---------------------------------------------------------------------------------- connector

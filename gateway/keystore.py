@@ -125,7 +125,12 @@ def issue_unit_certificate(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
+            critical=False,
+        )
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(_dns_label(unit_code))]), False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
@@ -133,6 +138,11 @@ def issue_unit_certificate(
         .sign(ca.key, hashes.SHA256())
     )
     return Issued(key=key, certificate=cert)
+
+
+_BOTH_TLS_ROLES = x509.ExtendedKeyUsage(
+    [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+)
 
 
 def _dns_label(unit_code: str) -> str:

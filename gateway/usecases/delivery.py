@@ -156,7 +156,9 @@ async def _send(
     )
     timeout = gateway.settings.delivery.send_timeout_seconds
     try:
-        receipt = await asyncio.wait_for(connector.deliver(delivery), timeout)
+        # The connectors enforce the same timeout themselves, knowing whether the body was sent;
+        # this outer bound only catches a connector that hangs past it.
+        receipt = await asyncio.wait_for(connector.deliver(delivery), timeout + 5)
     except (PeerRefused, ClassifiedRefused) as exc:
         return Outcome.BUSINESS_ERROR, exc.message, exc.code, None
     except OutcomeUnknown as exc:

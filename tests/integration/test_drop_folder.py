@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from connectors.base import Delivery, PeerRefused
+from connectors.base import Delivery, NotSealed, PeerRefused
 from connectors.drop_folder import (
     DropFolder,
     DropFolderBusy,
@@ -33,7 +33,6 @@ from connectors.drop_folder import (
     DropPackageMismatch,
     OutboxItem,
 )
-from connectors.secure_endpoint import NotSealed
 from envelopes.model import Classification
 from envelopes.sealing import seal
 from gateway.keystore import Issued, create_ca, issue_unit_certificate

@@ -28,9 +28,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from connectors.base import Delivery, OutcomeUnknown, PeerRefused, PeerUnavailable, Receipt
-from connectors.secure_endpoint import (
+from connectors.base import (
+    Delivery,
     NotSealed,
+    OutcomeUnknown,
+    PeerRefused,
+    PeerUnavailable,
+    Receipt,
+)
+from connectors.secure_endpoint import (
     SecureEndpointConnector,
     TlsConfigurationError,
     client_ssl_context,
