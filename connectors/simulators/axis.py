@@ -1,0 +1,1116 @@
+"""A VXP-compatible national axis on loopback, with fault injection (``docgw axis-sim``).
+
+It speaks what :mod:`connectors.vxp` speaks (DOMAIN.md §5): ``POST /{operation}`` with signed
+``XroadVnpt-*`` headers, JSON answers ``{status, ErrorCode, ErrorDesc, …}``.
+
+What it does with a package (``sendEdoc``)
+------------------------------------------
+1. authenticates the system (HMAC of :mod:`connectors.vxp_signing`; a failure answers HTTP 401
+   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package with
+   :func:`envelopes.reading.read_package` (unreadable → 22; messagetype and package kind must
+   agree);
+2. checks the sender: the package's From/OrganId (and the ``from`` header, when given, must be the
+   same) is one of the units the calling system serves (19);
+3. routes by MessageHeader/To/OrganId — a status package, which has no To, by the ``to`` header or
+   else its ResponseFor/OrganId — to the systems serving those units (unknown → 18, locked → 23);
+   nothing is queued unless every receiver is known;
+4. appends its own TraceHeader *textually* (:func:`append_trace_header`): everything else stays
+   byte-identical, as on the real axis, so docgw's signature (by Id over MessageHeader, Bussiness,
+   manifest and attachments) still verifies at the receiver;
+5. queues one item per recipient unit, each with its own receiver docId, and answers the sender's
+   DocId.
+
+Receivers list (getReceivedEdocList: items whose state is not done/fail), download (getEdoc, base64)
+and acknowledge (updateStatus done|fail|processing); the sender sees per-recipient states
+(getSentEdocList: sendStatus is ``done`` once queued, receiveStatus the recipient's state). The
+directory answers getAgenciesList, getAgenciesListQD20, getSynchronizeUnit, registerAgency and
+deleteAgency; registerAgency also makes the new code a unit of the calling system (probable: that
+is how an agency joins the axis behind its system), deleteAgency removes it.
+
+Error codes are the probable ones of DOMAIN.md §5; where the API is silent the simulator picks:
+unknown docId or bad parameter → 10; agency already registered / invalid code → 22; deleting an
+unknown agency → 18.
+
+Faults (:class:`AxisFaults`; at start, or ``POST /_sim/faults`` with any subset as JSON)
+----------------------------------------------------------------------------------------
+* ``latency_ms`` — every request waits this long first;
+* ``down_until`` — epoch seconds: until then every request answers 503;
+* ``burst_5xx`` — the next N requests answer 503 (the setting counts down as they are served);
+* ``error_rate`` — that share of requests answers 500 (before anything is committed);
+* ``timeout_after_commit_rate`` — that share of sendEdoc calls commit the package, then hang for
+  ``hang_seconds`` (past the client's timeout) or, with ``drop_connection``, close the connection
+  without an answer;
+* ``duplicate_delivery_rate`` — that share of queued packages is queued twice for a recipient
+  (two receiver docIds: delivered twice), and that share of listed items is listed twice.
+
+The request is read whole before any fault is applied, so every body the simulator receives is
+recorded (``AxisState.received_bodies``, ``record_file`` and the ``record_bytes`` hook, when
+set): a test can prove that classified content never reached it. ``GET /_sim/state`` shows counts
+and queues. The ``/_sim`` endpoints are unauthenticated: the simulator listens on loopback and is
+a test tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import datetime as dt
+import json
+import random
+import re
+import signal
+import sys
+import time
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from connectors.vxp_signing import (
+    VIETNAM,
+    VerifiedRequest,
+    VxpAuthError,
+    hash_file,
+    hash_file_matches,
+    parse_timestamp,
+    verify_request,
+)
+from envelopes.errors import GatewayError
+from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.unit_codes import parse_strict
+
+RECEIVE_STATES = ("initial", "processing", "done", "fail")
+ACK_STATES = ("done", "fail", "processing")
+TRACE_TIMESTAMP = "%Y/%m/%d %H:%M:%S"
+
+# ---------------------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, kw_only=True)
+class AxisSystem:
+    """A system connected to the axis: its secret and the unit codes it sends and receives for."""
+
+    secret: bytes = field(repr=False)
+    units: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AxisFaults:
+    error_rate: float = 0.0
+    latency_ms: int = 0
+    burst_5xx: int = 0
+    timeout_after_commit_rate: float = 0.0
+    hang_seconds: float = 30.0
+    drop_connection: bool = False
+    duplicate_delivery_rate: float = 0.0
+    down_until: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "timeout_after_commit_rate", "duplicate_delivery_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.latency_ms < 0 or self.burst_5xx < 0 or self.hang_seconds < 0:
+            raise ValueError("latency_ms, burst_5xx and hang_seconds cannot be negative")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Agency:
+    """One directory entry. ``parent_code`` is explicit: real directories re-parent codes."""
+
+    id: int
+    code: str
+    code_qd20: str
+    name: str
+    parent_id: int | None = None
+    parent_code: str | None = None
+    mail: str = ""
+    old_code: str | None = None
+    updated_at: float = 0.0
+    deleted: bool = False
+
+
+@dataclass(kw_only=True)
+class QueuedItem:
+    """One package waiting for one recipient unit (the receiver's docId is its own)."""
+
+    doc_id: str
+    sender_doc_id: str
+    to_code: str
+    from_code: str
+    system_id: str  # the receiving system
+    message_type: str
+    data: bytes
+    created_at: float
+    status: str = "initial"
+    description: str = ""
+    updated_at: float | None = None
+
+
+@dataclass(kw_only=True)
+class SentEdoc:
+    doc_id: str
+    system_id: str  # the sending system
+    from_code: str
+    message_type: str
+    document_id: str | None
+    created_at: float
+    receiver_doc_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class AxisState:
+    systems: dict[str, AxisSystem] = field(default_factory=dict)
+    #: Directory by QCVN 102 code, in listing order.
+    directory: dict[str, Agency] = field(default_factory=dict)
+    faults: AxisFaults = field(default_factory=AxisFaults)
+    locked_units: set[str] = field(default_factory=set)
+    sent: dict[str, SentEdoc] = field(default_factory=dict)
+    #: Every queued item by its receiver docId; ``queues`` orders them per recipient unit.
+    items: dict[str, QueuedItem] = field(default_factory=dict)
+    queues: dict[str, list[str]] = field(default_factory=dict)
+    received_bodies: list[bytes] = field(default_factory=list)
+    record_bodies: bool = True
+    record_file: Path | None = None
+    #: Called with (operation, body) for every request body received, before anything else.
+    record_bytes: Callable[[str, bytes], None] | None = None
+    #: None: accept any timestamp (the SDK sends one fixed when its service object was built).
+    max_skew: dt.timedelta | None = dt.timedelta(minutes=5)
+    #: The OrganId of the TraceHeader the axis appends; None: the sending unit's code.
+    trace_organ_id: str | None = None
+    seed: int | None = None
+    clock: Callable[[], float] = time.time
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._listings: dict[str, bytes] = {}
+        self._next_id = max((a.id for a in self.directory.values()), default=0) + 1
+
+    # -- systems and units
+
+    def add_system(self, system_id: str, secret: bytes, units: Sequence[str]) -> None:
+        self.systems[system_id] = AxisSystem(secret=secret, units=tuple(units))
+        for unit in units:
+            if unit not in self.directory:
+                self.add_agency(code=unit, name=f"Đơn vị {unit}")
+
+    def secret_for(self, system_id: str) -> bytes | None:
+        system = self.systems.get(system_id)
+        return system.secret if system is not None else None
+
+    def system_of(self, unit: str) -> str | None:
+        for system_id, system in self.systems.items():
+            if unit in system.units:
+                return system_id
+        return None
+
+    # -- directory
+
+    def load_directory(self, agencies: Sequence[Agency]) -> None:
+        """Add a directory (e.g. :func:`generate_directory`); an entry already present under the
+        same code is replaced, and entries added before it are renumbered after it."""
+        loaded = {a.code: a for a in agencies}
+        earlier = [a for a in self.directory.values() if a.code not in loaded]
+        self.directory = loaded
+        self._next_id = max((a.id for a in agencies), default=0) + 1
+        for agency in earlier:
+            self.directory[agency.code] = dataclasses.replace(agency, id=self._next_id)
+            self._next_id += 1
+        self._listings.clear()
+
+    def add_agency(
+        self, *, code: str, name: str, parent_code: str | None = None, mail: str = ""
+    ) -> Agency:
+        parent = self.directory.get(parent_code) if parent_code else None
+        agency = Agency(
+            id=self._next_id,
+            code=code,
+            code_qd20=qd20_code(code),
+            name=name,
+            parent_id=parent.id if parent is not None else None,
+            parent_code=parent_code,
+            mail=mail,
+            updated_at=self.clock(),
+        )
+        self._next_id += 1
+        self.directory[code] = agency
+        self._listings.clear()
+        return agency
+
+    def remove_agency(self, code: str) -> None:
+        agency = self.directory[code]
+        self.directory[code] = dataclasses.replace(agency, deleted=True, updated_at=self.clock())
+        for system_id, system in list(self.systems.items()):
+            if code in system.units:
+                units = tuple(u for u in system.units if u != code)
+                self.systems[system_id] = dataclasses.replace(system, units=units)
+        self._listings.clear()
+
+    def listing(self, operation: str, build: Callable[[], list[dict[str, Any]]]) -> bytes:
+        """A directory answer, serialised once until the directory changes (120k entries)."""
+        if operation not in self._listings:
+            self._listings[operation] = _encode(_ok(data=build()))
+        return self._listings[operation]
+
+    # -- recording and faults
+
+    def record(self, operation: str, body: bytes) -> None:
+        if self.record_bytes is not None:
+            self.record_bytes(operation, body)
+        if self.record_bodies:
+            self.received_bodies.append(body)
+        if self.record_file is not None:
+            with self.record_file.open("ab") as out:
+                out.write(f"--- {operation} {len(body)}\n".encode())
+                out.write(body)
+                out.write(b"\n")
+
+    def set_faults(self, faults: AxisFaults) -> None:
+        """Replace the faults; ``burst_5xx`` counts down as the burst is served."""
+        self.faults = faults
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "systems": {k: {"units": list(v.units)} for k, v in self.systems.items()},
+            "packages": len(self.sent),
+            "counters": dict(self.counters),
+            "queues": {
+                unit: [
+                    {
+                        "docId": item.doc_id,
+                        "senderDocId": item.sender_doc_id,
+                        "from": item.from_code,
+                        "messagetype": item.message_type,
+                        "status": item.status,
+                        "size": len(item.data),
+                    }
+                    for item in (self.items[doc_id] for doc_id in doc_ids)
+                ]
+                for unit, doc_ids in self.queues.items()
+            },
+            "received_bodies": len(self.received_bodies),
+            "directory_size": sum(1 for a in self.directory.values() if not a.deleted),
+            "faults": dataclasses.asdict(self.faults),
+        }
+
+
+# ------------------------------------------------------------------------------- trace headers
+
+_TRACE_LIST = re.compile(rb"<(?:([A-Za-z_][\w.\-]*):)?TraceHeaderList(?=[\s/>])[^>]*?(/?)>")
+_BUSINESS = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?Bussiness(?=[\s/>])")
+
+
+def append_trace_header(package: bytes, *, organ_id: str | None, timestamp: dt.datetime) -> bytes:
+    """Add ``<TraceHeader><OrganId/><Timestamp/></TraceHeader>`` to the package's TraceHeaderList,
+    textually, with the list's own prefix; every other byte is left as it was.
+
+    The entry goes after the existing TraceHeaders and before Bussiness (QCVN order, which docgw's
+    XSD enforces) — i.e. before ``</…TraceHeaderList>`` when there is no Bussiness. A package
+    without a TraceHeaderList (a status package) is returned unchanged.
+    """
+    opening = _TRACE_LIST.search(package)
+    if opening is None:
+        return package
+    prefix = opening.group(1) + b":" if opening.group(1) else b""
+    moment = timestamp.astimezone(VIETNAM) if timestamp.tzinfo else timestamp
+    parts = [b"<", prefix, b"TraceHeader>"]
+    if organ_id:
+        parts += [b"<", prefix, b"OrganId>", escape(organ_id).encode(), b"</", prefix, b"OrganId>"]
+    stamp = moment.strftime(TRACE_TIMESTAMP).encode()
+    parts += [b"<", prefix, b"Timestamp>", stamp, b"</", prefix, b"Timestamp>"]
+    parts += [b"</", prefix, b"TraceHeader>"]
+    entry = b"".join(parts)
+    if opening.group(2) == b"/":  # <TraceHeaderList/>
+        head = package[: opening.end() - 2].rstrip() + b">"
+        closing = b"</" + prefix + b"TraceHeaderList>"
+        return head + entry + closing + package[opening.end() :]
+    close = re.compile(rb"</" + re.escape(prefix) + rb"TraceHeaderList\s*>").search(
+        package, opening.end()
+    )
+    if close is None:
+        return package
+    business = _BUSINESS.search(package, opening.end(), close.start())
+    at = business.start() if business is not None else close.start()
+    indent = _whitespace_before(package, at, opening.end())
+    if business is None and b"\n" in indent:
+        entry = b"  " + entry
+    return package[:at] + entry + indent + package[at:]
+
+
+def _whitespace_before(data: bytes, at: int, floor: int) -> bytes:
+    start = at
+    while start > floor and data[start - 1 : start] in (b" ", b"\t", b"\n", b"\r"):
+        start -= 1
+    return data[start:at]
+
+
+# ------------------------------------------------------------------------------------ directory
+
+_PROVINCES = (
+    "An Giang", "Bà Rịa - Vũng Tàu", "Bạc Liêu", "Bắc Giang", "Bắc Kạn", "Bắc Ninh", "Bến Tre",
+    "Bình Dương", "Bình Định", "Bình Phước", "Bình Thuận", "Cà Mau", "Cao Bằng", "Cần Thơ",
+    "Đà Nẵng", "Đắk Lắk", "Đắk Nông", "Điện Biên", "Đồng Nai", "Đồng Tháp", "Gia Lai", "Hà Giang",
+    "Hà Nam", "Hà Nội", "Hà Tĩnh", "Hải Dương", "Hải Phòng", "Hậu Giang", "Hòa Bình", "Hưng Yên",
+    "Khánh Hòa", "Kiên Giang", "Kon Tum", "Lai Châu", "Lâm Đồng", "Lạng Sơn", "Lào Cai",
+    "Long An", "Nam Định", "Nghệ An", "Ninh Bình", "Ninh Thuận", "Phú Thọ", "Phú Yên",
+    "Quảng Bình", "Quảng Nam", "Quảng Ngãi", "Quảng Ninh", "Quảng Trị", "Sóc Trăng", "Sơn La",
+    "Tây Ninh", "Thái Bình", "Thái Nguyên", "Thanh Hóa", "Thừa Thiên Huế", "Tiền Giang",
+    "Hồ Chí Minh", "Trà Vinh", "Tuyên Quang", "Vĩnh Long", "Vĩnh Phúc", "Yên Bái",
+)  # fmt: skip
+_CITIES = {"Cần Thơ", "Đà Nẵng", "Hà Nội", "Hải Phòng", "Hồ Chí Minh"}
+_MINISTRIES = (
+    "Bộ Quốc phòng", "Bộ Công an", "Bộ Ngoại giao", "Bộ Nội vụ", "Bộ Tư pháp",
+    "Bộ Kế hoạch và Đầu tư", "Bộ Tài chính", "Bộ Công Thương",
+    "Bộ Nông nghiệp và Phát triển nông thôn", "Bộ Giao thông vận tải", "Bộ Xây dựng",
+    "Bộ Tài nguyên và Môi trường", "Bộ Thông tin và Truyền thông",
+    "Bộ Lao động - Thương binh và Xã hội", "Bộ Văn hóa, Thể thao và Du lịch",
+    "Bộ Khoa học và Công nghệ", "Bộ Giáo dục và Đào tạo", "Bộ Y tế", "Ủy ban Dân tộc",
+    "Ngân hàng Nhà nước Việt Nam", "Thanh tra Chính phủ", "Văn phòng Chính phủ",
+    "Bảo hiểm xã hội Việt Nam", "Thông tấn xã Việt Nam", "Đài Tiếng nói Việt Nam",
+    "Đài Truyền hình Việt Nam", "Viện Hàn lâm Khoa học và Công nghệ Việt Nam",
+    "Viện Hàn lâm Khoa học xã hội Việt Nam", "Học viện Chính trị quốc gia Hồ Chí Minh",
+)  # fmt: skip
+_ORGANISATIONS = (
+    "Ủy ban Trung ương Mặt trận Tổ quốc Việt Nam", "Tổng Liên đoàn Lao động Việt Nam",
+    "Trung ương Đoàn Thanh niên Cộng sản Hồ Chí Minh", "Trung ương Hội Liên hiệp Phụ nữ Việt Nam",
+    "Trung ương Hội Nông dân Việt Nam", "Trung ương Hội Cựu chiến binh Việt Nam",
+)  # fmt: skip
+_DEPARTMENTS = (
+    "Văn phòng UBND", "Sở Nội vụ", "Sở Tư pháp", "Sở Kế hoạch và Đầu tư", "Sở Tài chính",
+    "Sở Công Thương", "Sở Nông nghiệp và Phát triển nông thôn", "Sở Giao thông vận tải",
+    "Sở Xây dựng", "Sở Tài nguyên và Môi trường", "Sở Thông tin và Truyền thông",
+    "Sở Lao động - Thương binh và Xã hội", "Sở Văn hóa, Thể thao và Du lịch",
+    "Sở Khoa học và Công nghệ", "Sở Giáo dục và Đào tạo", "Sở Y tế", "Thanh tra tỉnh",
+    "Ban Dân tộc", "Ban Quản lý các khu công nghiệp",
+)  # fmt: skip
+_MINISTRY_UNITS = (
+    "Văn phòng", "Vụ Tổ chức cán bộ", "Vụ Pháp chế", "Vụ Kế hoạch - Tài chính",
+    "Vụ Hợp tác quốc tế", "Thanh tra", "Cục Công nghệ thông tin", "Trung tâm Thông tin",
+    "Tạp chí", "Viện Chiến lược",
+)  # fmt: skip
+_DEPARTMENT_UNITS = ("Văn phòng", "Thanh tra", "Phòng Tổ chức - Hành chính", "Phòng Kế hoạch",
+                     "Chi cục", "Trung tâm")  # fmt: skip
+_LOCAL_UNITS = ("Trường Mầm non", "Trường Tiểu học", "Trường Trung học cơ sở", "Trạm Y tế",
+                "Công an", "Hợp tác xã", "Nhà văn hóa", "Ban Chỉ huy Quân sự")  # fmt: skip
+_SYLLABLES = (
+    "An", "Bình", "Hòa", "Phú", "Tân", "Thạnh", "Long", "Mỹ", "Đông", "Tây", "Nam", "Bắc",
+    "Hưng", "Thuận", "Phước", "Lộc", "Quang", "Trung", "Hải", "Sơn", "Xuân", "Thịnh", "Vĩnh",
+    "Đức", "Minh", "Thành", "Cẩm", "Hà", "Kim", "Ngọc", "Yên", "Lâm", "Nghĩa", "Hợp", "Tiến",
+)  # fmt: skip
+
+
+def qd20_code(code: str) -> str:
+    """A plausible Decision 20 code for a QCVN 102 code: the used groups, level 1 first
+    (``000.46.24.H44`` → ``H44.24.46``); non-conforming codes are kept as they are."""
+    groups = code.split(".")
+    if len(groups) != 4:
+        return code.upper()
+    used = [g for g in reversed(groups) if g.strip("0")]
+    return ".".join(used)
+
+
+def _slug(text: str) -> str:
+    plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    ascii_only = "".join(c for c in plain if c.isascii() and c.isalnum())
+    return ascii_only.lower()
+
+
+def _place(rng: random.Random) -> str:
+    return f"{rng.choice(_SYLLABLES)} {rng.choice(_SYLLABLES)}"
+
+
+def generate_directory(n: int, seed: int = 0) -> list[Agency]:
+    """``n`` plausible agencies with QCVN 102 codes, explicit parents and Vietnamese names.
+
+    Level 1: provincial People's Committees (H01…), People's Councils (K01…), ministries and
+    government bodies (G01…, Văn phòng Chính phủ at G22) and mass organisations (T01…); level 2:
+    departments and districts / a ministry's units; level 3: communes and departments' units;
+    level 4 fills up the rest (schools, health stations …), round-robin over level 3. About 1% of
+    level-3 agencies are re-parented (after a merger, the code no longer says the parent) and about
+    2% carry an old code, as real directories do. Deterministic for a seed; 120,000 in well under
+    a second.
+    """
+    builder = _DirectoryBuilder(n=n, rng=random.Random(seed))
+    level3 = builder.level3(builder.level2(builder.roots()))
+    builder.level4(level3)
+    return builder.out
+
+
+#: (agency, mail domain, kind) while the directory is built.
+_Node = tuple[Agency, str, str]
+
+
+@dataclass(kw_only=True)
+class _DirectoryBuilder:
+    n: int
+    rng: random.Random
+    out: list[Agency] = field(default_factory=list)
+
+    def add(self, code: str, name: str, parent: Agency | None, domain: str) -> Agency | None:
+        if len(self.out) >= self.n:
+            return None
+        qd20 = qd20_code(code)
+        old_code = None
+        if parent is not None and self.rng.random() < 0.02:
+            old_code = f"{code[:4]}{self.rng.randrange(100):02d}{code[6:]}"
+        agency = Agency(
+            id=len(self.out) + 1,
+            code=code,
+            code_qd20=qd20,
+            name=name,
+            parent_id=parent.id if parent is not None else None,
+            parent_code=parent.code if parent is not None else None,
+            mail=f"vanthu.{qd20.lower().replace('.', '')}@{domain}.gov.vn",
+            old_code=old_code,
+        )
+        self.out.append(agency)
+        return agency
+
+    def roots(self) -> list[_Node]:
+        wanted: list[tuple[str, str, str, str]] = []  # code, name, domain, kind
+        for index, province in enumerate(_PROVINCES, start=1):
+            title = "thành phố" if province in _CITIES else "tỉnh"
+            domain = _slug(province)
+            wanted.append((f"H{index:02d}", f"UBND {title} {province}", domain, "province"))
+            wanted.append((f"K{index:02d}", f"HĐND {title} {province}", domain, "council"))
+        for index, ministry in enumerate(_MINISTRIES, start=1):
+            wanted.append((f"G{index:02d}", ministry, _slug(ministry)[:16], "ministry"))
+        for index, organisation in enumerate(_ORGANISATIONS, start=1):
+            wanted.append((f"T{index:02d}", organisation, _slug(organisation)[:16], "other"))
+        nodes = []
+        for level1, name, domain, kind in wanted:
+            root = self.add(f"000.00.00.{level1}", name, None, domain)
+            if root is not None:
+                nodes.append((root, domain, kind))
+        return nodes
+
+    def _children_names(self, root: Agency, kind: str) -> list[tuple[str, str]]:
+        if kind == "province":
+            province = root.name.split(" ", 2)[2]
+            names = [(f"{d} tỉnh {province}", "department") for d in _DEPARTMENTS]
+            districts = self.rng.randint(7, 12)
+            return names + [
+                (f"UBND huyện {_place(self.rng)}", "district") for _ in range(districts)
+            ]
+        if kind == "ministry":
+            return [(f"{u} - {root.name}", "department") for u in _MINISTRY_UNITS]
+        return [
+            (f"Văn phòng {root.name}", "department"),
+            (f"Ban Tổ chức {root.name}", "department"),
+        ]
+
+    def level2(self, roots: list[_Node]) -> list[_Node]:
+        nodes = []
+        for root, domain, kind in roots:
+            for index, (name, child_kind) in enumerate(self._children_names(root, kind), 1):
+                child = self.add(f"000.00.{index:02d}.{root.code[-3:]}", name, root, domain)
+                if child is not None:
+                    nodes.append((child, domain, child_kind))
+        return nodes
+
+    def level3(self, level2: list[_Node]) -> list[_Node]:
+        siblings: dict[str, list[Agency]] = {}
+        for parent, _, _ in level2:
+            siblings.setdefault(parent.code[-3:], []).append(parent)
+        nodes: list[_Node] = []
+        for parent, domain, kind in level2:
+            district = kind == "district"
+            count = self.rng.randint(10, 18) if district else self.rng.randint(3, 6)
+            for index in range(1, count + 1):
+                name = (
+                    f"UBND xã {_place(self.rng)}"
+                    if district
+                    else f"{_DEPARTMENT_UNITS[index - 1]} - {parent.name}"
+                )
+                code = f"000.{index:02d}.{parent.code[7:9]}.{parent.code[-3:]}"
+                child = self.add(code, name, parent, domain)
+                if child is None:
+                    return nodes
+                others = siblings[parent.code[-3:]]
+                if len(others) > 1 and self.rng.random() < 0.01:  # re-parented after a merger
+                    other = self.rng.choice(others)
+                    child = dataclasses.replace(child, parent_id=other.id, parent_code=other.code)
+                    self.out[-1] = child
+                nodes.append((child, domain, "commune" if district else "unit"))
+        return nodes
+
+    def level4(self, level3: list[_Node]) -> None:
+        serial = 0
+        while len(self.out) < self.n and level3 and serial < 999:
+            serial += 1
+            for parent, domain, kind in level3:
+                if kind == "commune":
+                    place = parent.name.removeprefix("UBND xã ")
+                    name = f"{_LOCAL_UNITS[(serial + parent.id) % len(_LOCAL_UNITS)]} {place}"
+                    if serial > len(_LOCAL_UNITS):
+                        name += f" số {serial // len(_LOCAL_UNITS) + 1}"
+                else:
+                    name = f"Phòng số {serial}, {parent.name}"
+                if self.add(f"{serial:03d}.{parent.code[4:]}", name, parent, domain) is None:
+                    return
+
+
+def _agency_json(agency: Agency) -> dict[str, Any]:
+    return {
+        "id": agency.id,
+        "code": agency.code,
+        "pid": agency.parent_id if agency.parent_id is not None else 0,
+        "name": agency.name,
+        "mail": agency.mail,
+        "oldCode": agency.old_code or "",
+    }
+
+
+def _agency_qd20_json(agency: Agency) -> dict[str, Any]:
+    return {
+        "id": agency.id,
+        "code": agency.code_qd20,
+        "code102": agency.code,
+        "pid": agency.parent_id if agency.parent_id is not None else 0,
+        "name": agency.name,
+        "mail": agency.mail,
+    }
+
+
+# ------------------------------------------------------------------------------------ answers
+
+
+def _ok(**fields: Any) -> dict[str, Any]:
+    return {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Success", **fields}
+
+
+def _encode(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _answer(payload: Mapping[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=_encode(payload), status=status, content_type="application/json")
+
+
+def _fail(code: str, description: str, status: int = 200) -> web.Response:
+    return _answer({"status": "FAIL", "ErrorCode": code, "ErrorDesc": description}, status)
+
+
+def _now_text(state: AxisState, moment: float | None = None) -> str:
+    when = dt.datetime.fromtimestamp(state.clock() if moment is None else moment, VIETNAM)
+    return when.strftime(TRACE_TIMESTAMP)
+
+
+# --------------------------------------------------------------------------------- operations
+
+Operation = Callable[[AxisState, VerifiedRequest, bytes, web.Request], Awaitable[web.Response]]
+
+
+def _receivers(
+    kind: PackageKind, params: Mapping[str, str], parsed: ParsedPackage
+) -> tuple[str, list[str]]:
+    """(sending unit, receiving units) of a read package."""
+    if kind is PackageKind.DOCUMENT:
+        header = parsed.document().header
+        return header.from_.organ_id, [org.organ_id for org in header.to]
+    status = parsed.status()
+    to = _parse_to(params.get("to", ""))
+    return status.from_.organ_id, to or [status.response_for.organ_id]
+
+
+def _parse_to(text: str) -> list[str]:
+    """The ``to`` header: JSON array or string (the SDK sends JSON text), or a comma list."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text.split(",")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+async def send_edoc(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    params = verified.params
+    if not body:
+        return _fail("10", "empty file")
+    expected = params.get("hash-file", "")
+    if not hash_file_matches(expected, await asyncio.to_thread(hash_file, body)):
+        return _fail("10", "hash-file does not match the package")
+    message_type = params.get("messagetype", "edoc")
+    if message_type not in ("edoc", "status"):
+        return _fail("22", f"unknown messagetype {message_type!r}")
+    try:
+        parsed = await asyncio.to_thread(read_package, body)
+        kind = parsed.kind
+        from_code, receivers = _receivers(kind, params, parsed)
+    except (GatewayError, ValueError) as exc:
+        return _fail("22", f"package not compliant: {exc}")
+    if (kind is PackageKind.STATUS) != (message_type == "status"):
+        return _fail("22", f"messagetype {message_type} but a {kind.value} package")
+    header_from = params.get("from")
+    if header_from and header_from != from_code:
+        return _fail("22", f"from {header_from} but the package is from {from_code}")
+    if from_code not in state.systems[verified.system_id].units:
+        return _fail("19", f"sender {from_code} is not registered for {verified.system_id}")
+    receivers = list(dict.fromkeys(receivers))
+    unknown = [r for r in receivers if state.system_of(r) is None]
+    if unknown or not receivers:
+        return _fail("18", f"unknown receiver {', '.join(unknown) or '(none)'}")
+    locked = [r for r in receivers if r in state.locked_units]
+    if locked:
+        return _fail("23", f"receiver locked: {', '.join(locked)}")
+    sent = _commit(state, verified.system_id, from_code, message_type, receivers, body, parsed)
+    faults = state.faults
+    if faults.timeout_after_commit_rate and state.rng.random() < faults.timeout_after_commit_rate:
+        state.counters["timeouts_after_commit"] += 1
+        if faults.drop_connection and request.transport is not None:
+            request.transport.abort()
+        else:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(request.app[STOPPING].wait(), faults.hang_seconds)
+    return _answer(_ok(DocId=sent.doc_id))
+
+
+def _commit(
+    state: AxisState,
+    system_id: str,
+    from_code: str,
+    message_type: str,
+    receivers: list[str],
+    body: bytes,
+    parsed: ParsedPackage,
+) -> SentEdoc:
+    now = state.clock()
+    data = append_trace_header(
+        body,
+        organ_id=state.trace_organ_id or from_code,
+        timestamp=dt.datetime.fromtimestamp(now, VIETNAM),
+    )
+    document_id = (
+        parsed.document().header.document_id
+        if parsed.kind is PackageKind.DOCUMENT
+        else parsed.status().response_for.document_id
+    )
+    sent = SentEdoc(
+        doc_id=str(uuid.uuid4()),
+        system_id=system_id,
+        from_code=from_code,
+        message_type=message_type,
+        document_id=document_id,
+        created_at=now,
+    )
+    state.sent[sent.doc_id] = sent
+    state.counters["packages"] += 1
+    rate = state.faults.duplicate_delivery_rate
+    for unit in receivers:
+        copies = 2 if rate and state.rng.random() < rate else 1
+        state.counters["duplicate_deliveries"] += copies - 1
+        for _ in range(copies):
+            item = QueuedItem(
+                doc_id=str(uuid.uuid4()),
+                sender_doc_id=sent.doc_id,
+                to_code=unit,
+                from_code=from_code,
+                system_id=state.system_of(unit) or "",
+                message_type=message_type,
+                data=data,
+                created_at=now,
+            )
+            state.items[item.doc_id] = item
+            state.queues.setdefault(unit, []).append(item.doc_id)
+            sent.receiver_doc_ids.append(item.doc_id)
+    return sent
+
+
+async def get_received_edoc_list(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    message_type = verified.params.get("messagetype", "edoc")
+    rate = state.faults.duplicate_delivery_rate
+    data = []
+    for unit in state.systems[verified.system_id].units:
+        for doc_id in state.queues.get(unit, ()):
+            item = state.items[doc_id]
+            if item.message_type != message_type or item.status in ("done", "fail"):
+                continue
+            entry = {
+                "docId": item.doc_id,
+                "from": item.from_code,
+                "to": item.to_code,
+                "status": item.status,
+                "created_time": _now_text(state, item.created_at),
+                "messageType": item.message_type,
+                "serviceType": "eDoc",
+            }
+            data.append(entry)
+            if rate and state.rng.random() < rate:
+                data.append(dict(entry))  # listed twice
+    return _answer(_ok(data=data))
+
+
+def _own_item(state: AxisState, verified: VerifiedRequest) -> QueuedItem | None:
+    item = state.items.get(verified.params.get("docId", ""))
+    if item is None or item.system_id != verified.system_id:
+        return None  # another system's item is as unknown as a missing one
+    return item
+
+
+async def get_edoc(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    item = _own_item(state, verified)
+    if item is None:
+        return _fail("10", "unknown docId")
+    state.counters["downloads"] += 1
+    encoded = await asyncio.to_thread(base64.b64encode, item.data)
+    return _answer(_ok(data=encoded.decode("ascii")))
+
+
+async def update_status(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    item = _own_item(state, verified)
+    if item is None:
+        return _fail("10", "unknown docId")
+    status = verified.params.get("status", "")
+    if status not in ACK_STATES:
+        return _fail("10", f"status must be one of {', '.join(ACK_STATES)}")
+    item.status = status
+    item.description = unquote(verified.params.get("description", ""))
+    item.updated_at = state.clock()
+    return _answer(_ok())
+
+
+async def get_sent_edoc_list(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    doc_id = verified.params.get("docId")
+    sent = [
+        s
+        for s in state.sent.values()
+        if s.system_id == verified.system_id and (doc_id is None or s.doc_id == doc_id)
+    ]
+    if doc_id is not None and not sent:
+        return _fail("10", "unknown docId")
+    data = []
+    for edoc in sent:
+        for receiver_id in edoc.receiver_doc_ids:
+            item = state.items[receiver_id]
+            data.append(
+                {
+                    "senderDocId": edoc.doc_id,
+                    "receiverDocId": item.doc_id,
+                    "fromCode": edoc.from_code,
+                    "toCode": item.to_code,
+                    "messageType": edoc.message_type,
+                    "serviceType": "eDoc",
+                    "sendStatus": "done",
+                    "sendStatusDesc": "Đã gửi lên trục",
+                    "receiveStatus": item.status,
+                    "receiveStatusDesc": item.description,
+                    "sentTime": _now_text(state, edoc.created_at),
+                    "receivedTime": _now_text(state, item.updated_at) if item.updated_at else "",
+                }
+            )
+    return _answer(_ok(data=data))
+
+
+async def get_agencies_list(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    payload = state.listing(
+        "getAgenciesList",
+        lambda: [_agency_json(a) for a in state.directory.values() if not a.deleted],
+    )
+    return web.Response(body=payload, content_type="application/json")
+
+
+async def get_agencies_list_qd20(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    payload = state.listing(
+        "getAgenciesListQD20",
+        lambda: [_agency_qd20_json(a) for a in state.directory.values() if not a.deleted],
+    )
+    return web.Response(body=payload, content_type="application/json")
+
+
+async def get_synchronize_unit(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    since = 0.0
+    if verified.params.get("fromDate"):
+        try:
+            since = parse_timestamp(verified.params["fromDate"]).timestamp()
+        except ValueError as exc:
+            return _fail("10", f"fromDate: {exc}")
+    data = []
+    for agency in state.directory.values():
+        if agency.updated_at < since:
+            continue
+        entry = _agency_json(agency)
+        entry.update(
+            pcode=agency.parent_code or "",
+            codeQD20=agency.code_qd20,
+            status="deleted" if agency.deleted else "active",
+            updatedTime=_now_text(state, agency.updated_at),
+        )
+        data.append(entry)
+    return _answer(_ok(data=data))
+
+
+async def register_agency(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    try:
+        fields = json.loads(body.decode("utf-8"))
+        code = str(fields["code"]).strip()
+        name = str(fields["name"]).strip()
+        parse_strict(code, field="code")
+    except (ValueError, KeyError, TypeError, AttributeError, GatewayError) as exc:
+        return _fail("22", f"invalid agency: {exc}")
+    if not name:
+        return _fail("22", "invalid agency: name is empty")
+    existing = state.directory.get(code)
+    if existing is not None and not existing.deleted:
+        return _fail("22", f"agency {code} is already registered")
+    parent_code = str(fields.get("pcode") or "").strip() or None
+    if parent_code is not None and parent_code not in state.directory:
+        return _fail("22", f"unknown parent {parent_code}")
+    state.add_agency(
+        code=code, name=name, parent_code=parent_code, mail=str(fields.get("mail") or "")
+    )
+    system = state.systems[verified.system_id]
+    state.systems[verified.system_id] = dataclasses.replace(system, units=(*system.units, code))
+    return _answer(_ok())
+
+
+async def delete_agency(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    code = verified.params.get("code", "")
+    agency = state.directory.get(code)
+    if agency is None or agency.deleted:
+        return _fail("18", f"unknown agency {code!r}")
+    state.remove_agency(code)
+    return _answer(_ok())
+
+
+OPERATIONS: dict[str, Operation] = {
+    "sendEdoc": send_edoc,
+    "getReceivedEdocList": get_received_edoc_list,
+    "getEdoc": get_edoc,
+    "updateStatus": update_status,
+    "getSentEdocList": get_sent_edoc_list,
+    "getAgenciesList": get_agencies_list,
+    "getAgenciesListQD20": get_agencies_list_qd20,
+    "getSynchronizeUnit": get_synchronize_unit,
+    "registerAgency": register_agency,
+    "deleteAgency": delete_agency,
+}
+
+# ------------------------------------------------------------------------------------ the app
+
+STATE = web.AppKey("axis_state", AxisState)
+STOPPING = web.AppKey("axis_stopping", asyncio.Event)
+
+
+def _fault(state: AxisState) -> web.Response | None:
+    faults = state.faults
+    if faults.down_until is not None and state.clock() < faults.down_until:
+        state.counters["faults_down"] += 1
+        return _fail("20", "axis down (simulated)", status=503)
+    if faults.burst_5xx > 0:
+        state.faults = dataclasses.replace(faults, burst_5xx=faults.burst_5xx - 1)
+        state.counters["faults_burst_5xx"] += 1
+        return _fail("20", "busy (simulated burst)", status=503)
+    if faults.error_rate and state.rng.random() < faults.error_rate:
+        state.counters["faults_error"] += 1
+        return _fail("20", "system error (simulated)", status=500)
+    return None
+
+
+async def _operation(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    operation = request.match_info["operation"]
+    body = await request.read()
+    state.record(operation, body)
+    state.counters["requests"] += 1
+    if state.faults.latency_ms:
+        await asyncio.sleep(state.faults.latency_ms / 1000)
+    faulted = _fault(state)
+    if faulted is not None:
+        return faulted
+    try:
+        verified = verify_request(
+            request.headers.items(),
+            state.secret_for,
+            dt.datetime.fromtimestamp(state.clock(), dt.UTC),
+            state.max_skew,
+        )
+    except VxpAuthError as exc:
+        state.counters["auth_failures"] += 1
+        return _fail("15", f"bad credentials: {exc}", status=401)
+    handler = OPERATIONS.get(operation)
+    if handler is None:
+        return _fail("10", f"unknown operation {operation!r}", status=404)
+    return await handler(state, verified, body, request)
+
+
+async def _sim_state(request: web.Request) -> web.Response:
+    return _answer(request.app[STATE].snapshot())
+
+
+async def _sim_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.method == "POST":
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise TypeError("a JSON object of fault settings is expected")
+            state.set_faults(dataclasses.replace(state.faults, **changes))
+        except (ValueError, TypeError) as exc:
+            return _answer({"error": str(exc)}, status=400)
+    return _answer(dataclasses.asdict(state.faults))
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[STOPPING].set()  # wakes handlers hanging on a simulated timeout
+
+
+def create_axis_app(state: AxisState, *, max_body: int = 1 << 30) -> web.Application:
+    app = web.Application(client_max_size=max_body)
+    app[STATE] = state
+    app[STOPPING] = asyncio.Event()
+    app.router.add_get("/_sim/state", _sim_state)
+    app.router.add_get("/_sim/faults", _sim_faults)
+    app.router.add_post("/_sim/faults", _sim_faults)
+    app.router.add_post("/{operation}", _operation)
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+@asynccontextmanager
+async def running_axis(
+    state: AxisState, *, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 2.0
+) -> AsyncIterator[str]:
+    """Serve the simulator while the block runs; yields its base URL (port 0: any free port)."""
+    runner = web.AppRunner(
+        create_axis_app(state), access_log=None, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()
+
+
+# ------------------------------------------------------------------------------------- the CLI
+
+
+def _system(text: str) -> tuple[str, bytes, tuple[str, ...]]:
+    system_id, sep, rest = text.partition(":")
+    secret, sep2, units = rest.rpartition(":")
+    if not (sep and sep2 and system_id and secret and units):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SYSTEM:SECRET:UNIT[,UNIT]")
+    return system_id, secret.encode("utf-8"), tuple(u.strip() for u in units.split(",") if u)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docgw axis-sim",
+        description="A VXP-compatible national axis on loopback, with fault injection. "
+        "Secrets given here are for the simulator only: never put a real axis secret on a "
+        "command line (it shows in the process list and the shell history).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument(
+        "--systems", nargs="+", action="extend", type=_system, default=[],
+        metavar="SYSTEM:SECRET:UNIT[,UNIT]", help="a connected system, its secret and its units",
+    )  # fmt: skip
+    parser.add_argument("--directory-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-skew", type=float, default=300.0,
+        help="seconds a request timestamp may be off (0: no check)",
+    )  # fmt: skip
+    parser.add_argument("--record", type=Path, help="append every request body to this file")
+    faults = parser.add_argument_group("faults (also settable at run time: POST /_sim/faults)")
+    faults.add_argument("--error-rate", type=float, default=0.0)
+    faults.add_argument("--latency-ms", type=int, default=0)
+    faults.add_argument("--burst-5xx", type=int, default=0)
+    faults.add_argument("--timeout-after-commit-rate", type=float, default=0.0)
+    faults.add_argument("--hang-seconds", type=float, default=30.0)
+    faults.add_argument("--drop-connection", action="store_true")
+    faults.add_argument("--duplicate-delivery-rate", type=float, default=0.0)
+    faults.add_argument("--down-until", type=float, default=None, help="epoch seconds")
+    return parser
+
+
+def _state_from(args: argparse.Namespace) -> AxisState:
+    state = AxisState(
+        faults=AxisFaults(
+            error_rate=args.error_rate,
+            latency_ms=args.latency_ms,
+            burst_5xx=args.burst_5xx,
+            timeout_after_commit_rate=args.timeout_after_commit_rate,
+            hang_seconds=args.hang_seconds,
+            drop_connection=args.drop_connection,
+            duplicate_delivery_rate=args.duplicate_delivery_rate,
+            down_until=args.down_until,
+        ),
+        # A long-running simulator keeps no bodies in memory; --record keeps them on disk.
+        record_bodies=False,
+        record_file=args.record,
+        max_skew=dt.timedelta(seconds=args.max_skew) if args.max_skew > 0 else None,
+        seed=args.seed,
+    )
+    state.load_directory(generate_directory(args.directory_size, args.seed))
+    for system_id, secret, units in args.systems:
+        state.add_system(system_id, secret, units)
+    return state
+
+
+async def _serve(state: AxisState, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with running_axis(state, host=host, port=port) as url:
+        systems = ", ".join(f"{k} ({', '.join(v.units)})" for k, v in state.systems.items())
+        print(f"docgw axis simulator listening on {url}", flush=True)
+        print(f"  systems: {systems or 'none'}; directory: {len(state.directory)} agencies")
+        print(f"  state: {url}/_sim/state  faults: POST {url}/_sim/faults", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        state = _state_from(args)
+    except ValueError as exc:
+        print(f"docgw axis-sim: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(state, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,514 @@
+"""The national document interconnection axis (VXP / VDXP), as the official SDK speaks to it.
+
+Every operation is ``POST {endpoint}/{operation}``; parameters travel as signed ``XroadVnpt-*``
+headers (:mod:`connectors.vxp_signing`); answers are JSON ``{status: OK|FAIL, ErrorCode, ErrorDesc,
+…}`` with ErrorCode ``"0"`` on success (DOMAIN.md §5).
+
+=======================  ========================================  ==============================
+method                   operation                                 returns
+=======================  ========================================  ==============================
+``deliver``              sendEdoc (raw package, octet-stream)      Receipt(remote_id=DocId)
+``pending(kind)``        getReceivedEdocList (messagetype)          list[RemoteItem]
+``fetch(item)``          getEdoc(docId) → base64 ``data``           bytes
+``acknowledge``          updateStatus(docId, status=done|fail)      None
+``sent_states``          getSentEdocList(docId)                     list[RecipientState]
+``agencies``             getAgenciesList                            list[DirectoryEntry]
+``agencies_qd20``        getAgenciesListQD20                        list[DirectoryEntry]
+``synchronize_units``    getSynchronizeUnit(fromDate)               list[UnitChange]
+``register_agency``      registerAgency (JSON body)                 None
+``delete_agency``        deleteAgency(code)                         None
+=======================  ========================================  ==============================
+
+How failures are translated (all at this boundary, with ``raise … from``)::
+
+    ClassifiedRefused   a classified delivery: refused before a byte of the package is read
+    VxpRefused          (PeerRefused) FAIL with a business ErrorCode — final:
+                        10 invalid file, 15 bad credentials, 18 unknown receiver,
+                        19 sender not registered, 22 package not compliant, 23 receiver locked;
+                        any other 4xx
+    PeerUnavailable     ErrorCode 20 (system error) or an unknown ErrorCode, HTTP 5xx / 408 /
+                        425 / 429, connection refused or reset before the request was sent,
+                        and any failure of a read-only call
+    OutcomeUnknown      sendEdoc (or another call that changes the axis) timed out or was cut
+                        off after the request started going out: the axis may have committed it
+
+The error codes are *probable* (from a provincial clone of the axis); both sets are fields, so a
+deployment can move a code without a code change. An unknown ErrorCode counts as unavailable: the
+outbox's bounded, durable retries then decide (retrying is cheaper than losing a document to a
+code we misread).
+
+tenacity smooths ONE call only: a connection refused before anything was sent is retried once,
+immediately (a restarting axis node, a stale pooled connection). Durable retries belong to the
+outbox (gateway.domain.retry), never here.
+
+Probable details beyond DOMAIN.md, each a field or a documented choice:
+
+* ``hash-file``: canonical 64 hex digits by default; ``hash_form=HashFileForm.SDK`` sends the
+  SDK's leading-zero-less form, in case an axis compares the text instead of the digest.
+* ``to``: sent for status packages only, as compact JSON array text (the SDK sends the JSON text of
+  its ``to`` value); a status package has no To element, and a retraction request (13) goes from
+  the document's sender to its receivers, so the package alone cannot route it. Documents are
+  routed by their MessageHeader/To.
+* ``updateStatus`` with ``fail`` carries the reason as ``description``, percent-encoded UTF-8
+  (headers cannot carry Vietnamese text safely).
+* ``getSynchronizeUnit`` takes ``fromDate`` in the request's timestamp format.
+* ``getAgenciesList``'s ``pid`` is the parent's ``id`` (resolved through the same list); a ``pid``
+  that is no id but a unit code, or an explicit ``pcode``, is taken as the parent's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import datetime as dt
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import quote
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_none
+
+from connectors.base import (
+    ClassifiedRefused,
+    Delivery,
+    DirectoryEntry,
+    OutcomeUnknown,
+    PeerRefused,
+    PeerUnavailable,
+    Receipt,
+    RecipientState,
+    RemoteItem,
+)
+from connectors.vxp_signing import (
+    HashFileForm,
+    TimestampFormat,
+    format_timestamp,
+    hash_file,
+    render_hash,
+    sign_headers,
+)
+from envelopes.unit_codes import parse_strict
+
+CHUNK = 1 << 20
+JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
+SERVICE_TYPE = "eDoc"
+#: Delivery.kind / RemoteItem.kind → the axis' messagetype.
+MESSAGE_TYPES = {"document": "edoc", "status": "status"}
+#: Probable business error codes (final) and system error codes (retried).
+REFUSED_CODES = frozenset({"10", "15", "18", "19", "22", "23"})
+UNAVAILABLE_CODES = frozenset({"20"})
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+class VxpRefused(PeerRefused):
+    """The axis refused the call for good; ``axis_code`` is its ErrorCode (or None for a bare
+    HTTP 4xx). The code stays ``PEER_REFUSED``: callers handle every final refusal alike."""
+
+    def __init__(self, message: str, *, axis_code: str | None = None) -> None:
+        super().__init__(message)
+        self.axis_code = axis_code
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitChange:
+    """One entry of getSynchronizeUnit: an agency created, changed or deleted since a moment."""
+
+    entry: DirectoryEntry
+    deleted: bool = False
+    changed_at: str | None = None
+
+
+@dataclass
+class _Progress:
+    """Did the request start going out? Set when the first byte of the body is handed over."""
+
+    started: bool = False
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _stream(
+    open_package: Callable[[], IO[bytes]], progress: _Progress
+) -> AsyncIterator[bytes]:
+    # Opened here, not before the request: nothing is read until a connection exists.
+    stream = await asyncio.to_thread(open_package)
+    try:
+        while chunk := await asyncio.to_thread(stream.read, CHUNK):
+            progress.started = True
+            yield chunk
+    finally:
+        stream.close()
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+@dataclass
+class VxpConnector:
+    name: str
+    endpoint: str
+    system_id: str
+    secret: bytes = field(repr=False)  # never in logs
+    session: aiohttp.ClientSession
+    #: Seconds for a whole call, the upload of the package included: size it for the largest.
+    timeout: float = 60.0
+    #: Always True: the VXP connector refuses classified packages whatever the configuration says.
+    is_axis: bool = True
+    timestamp_format: TimestampFormat = TimestampFormat.EPOCH_MILLIS
+    hash_form: HashFileForm = HashFileForm.CANONICAL
+    refused_codes: frozenset[str] = REFUSED_CODES
+    unavailable_codes: frozenset[str] = UNAVAILABLE_CODES
+    clock: Callable[[], dt.datetime] = field(default=_utcnow, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.is_axis:
+            raise ValueError("the VXP connector is an axis connector: is_axis cannot be False")
+        self.endpoint = self.endpoint.rstrip("/")
+
+    # ------------------------------------------------------------------------------- sending
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        # First, before the package is opened: classified content never goes near the axis.
+        if delivery.classification.is_classified:
+            raise ClassifiedRefused(
+                f"{self.name} is the national axis: a {delivery.classification.value} package "
+                "never goes there"
+            )
+        message_type = MESSAGE_TYPES.get(delivery.kind)
+        if message_type is None:
+            raise ValueError(f"unknown delivery kind {delivery.kind!r}")
+        digest = delivery.package_sha256.lower()
+        if not _SHA256_HEX.fullmatch(digest):
+            digest = await asyncio.to_thread(self._digest, delivery.open_package)
+        params = {
+            "servicetype": SERVICE_TYPE,
+            "messagetype": message_type,
+            "from": delivery.sender,
+            "hash-file": render_hash(digest, self.hash_form),
+        }
+        if delivery.kind == "status":
+            params["to"] = json.dumps(list(delivery.recipients), separators=(",", ":"))
+        progress = _Progress()
+        payload = await self._post(
+            "sendEdoc",
+            params,
+            content_type=OCTET_STREAM,
+            body=lambda: _stream(delivery.open_package, progress),
+            content_length=delivery.package_size,
+            progress=progress,
+            commits=True,
+        )
+        return Receipt(remote_id=_text(payload.get("DocId")))
+
+    @staticmethod
+    def _digest(open_package: Callable[[], IO[bytes]]) -> str:
+        with open_package() as stream:
+            return hash_file(stream)
+
+    # ------------------------------------------------------------------------------ receiving
+
+    async def pending(self, kind: str) -> list[RemoteItem]:
+        message_type = MESSAGE_TYPES.get(kind)
+        if message_type is None:
+            raise ValueError(f"unknown kind {kind!r}")
+        payload = await self._post(
+            "getReceivedEdocList", {"servicetype": SERVICE_TYPE, "messagetype": message_type}
+        )
+        items: dict[str, RemoteItem] = {}
+        for entry in self._data(payload, "getReceivedEdocList"):
+            doc_id = _text(entry.get("docId") or entry.get("DocId"))
+            # The same docId listed twice is one item; two docIds for one package are two items
+            # (intake deduplicates those on sender and DocumentId).
+            if doc_id is None or doc_id in items:
+                continue
+            items[doc_id] = RemoteItem(
+                remote_id=doc_id,
+                kind=kind,
+                sender=_text(entry.get("from")),
+                created_at=_text(entry.get("created_time")),
+            )
+        return list(items.values())
+
+    async def fetch(self, item: RemoteItem) -> bytes:
+        payload = await self._post(
+            "getEdoc", {"servicetype": SERVICE_TYPE, "docId": item.remote_id}
+        )
+        data = payload.get("data")
+        if not isinstance(data, str) or not data:
+            raise VxpRefused(f"{self.name}: getEdoc {item.remote_id}: no data in the answer")
+        try:
+            return await asyncio.to_thread(_b64decode, data)
+        except (binascii.Error, ValueError) as exc:
+            raise VxpRefused(
+                f"{self.name}: getEdoc {item.remote_id}: data is not base64: {exc}"
+            ) from exc
+
+    async def acknowledge(self, item: RemoteItem, *, ok: bool, reason: str = "") -> None:
+        params = {
+            "servicetype": SERVICE_TYPE,
+            "docId": item.remote_id,
+            "status": "done" if ok else "fail",
+        }
+        if not ok and reason:
+            params["description"] = quote(reason[:500], safe="")
+        await self._post("updateStatus", params)
+
+    async def sent_states(self, doc_id: str) -> list[RecipientState]:
+        payload = await self._post(
+            "getSentEdocList", {"servicetype": SERVICE_TYPE, "docId": doc_id}
+        )
+        states = []
+        for entry in self._data(payload, "getSentEdocList"):
+            recipient = _text(entry.get("toCode") or entry.get("to"))
+            if recipient is None:
+                continue
+            states.append(
+                RecipientState(
+                    recipient=recipient,
+                    send_status=_text(entry.get("sendStatus")),
+                    receive_status=_text(entry.get("receiveStatus")),
+                )
+            )
+        return states
+
+    # ------------------------------------------------------------------------------ directory
+
+    async def agencies(self) -> list[DirectoryEntry]:
+        payload = await self._post("getAgenciesList", {})
+        data = self._data(payload, "getAgenciesList")
+        by_id = {str(e["id"]): str(e["code"]) for e in data if e.get("id") and e.get("code")}
+        entries = []
+        for entry in data:
+            code = _text(entry.get("code"))
+            if code is None:
+                continue
+            entries.append(
+                DirectoryEntry(
+                    code=code,
+                    name=_text(entry.get("name")) or code,
+                    parent_code=_parent(entry, by_id),
+                    email=_text(entry.get("mail")),
+                    old_code=_text(entry.get("oldCode")),
+                )
+            )
+        return entries
+
+    async def agencies_qd20(self) -> list[DirectoryEntry]:
+        """The directory with both codes: ``code`` is the QCVN 102 code where the axis has one
+        (``code102``), otherwise the QĐ 20 code; ``code_qd20`` is always the QĐ 20 code."""
+        payload = await self._post("getAgenciesListQD20", {})
+        data = self._data(payload, "getAgenciesListQD20")
+        by_id = {
+            str(e["id"]): str(e.get("code102") or e.get("code"))
+            for e in data
+            if e.get("id") and (e.get("code102") or e.get("code"))
+        }
+        entries = []
+        for entry in data:
+            qd20 = _text(entry.get("code"))
+            code = _text(entry.get("code102")) or qd20
+            if code is None:
+                continue
+            entries.append(
+                DirectoryEntry(
+                    code=code,
+                    name=_text(entry.get("name")) or code,
+                    parent_code=_parent(entry, by_id, explicit="pcode102"),
+                    code_qd20=qd20,
+                    email=_text(entry.get("mail")),
+                    old_code=_text(entry.get("oldCode")),
+                )
+            )
+        return entries
+
+    async def synchronize_units(self, since: dt.datetime | None = None) -> list[UnitChange]:
+        """Agencies changed since ``since`` (all when None). Deletions come back as
+        ``deleted=True`` (probable: a ``deleted`` flag or a ``status`` of deleted/inactive/0)."""
+        params = (
+            {} if since is None else {"fromDate": format_timestamp(since, self.timestamp_format)}
+        )
+        payload = await self._post("getSynchronizeUnit", params)
+        data = self._data(payload, "getSynchronizeUnit")
+        by_id = {str(e["id"]): str(e["code"]) for e in data if e.get("id") and e.get("code")}
+        changes = []
+        for entry in data:
+            code = _text(entry.get("code"))
+            if code is None:
+                continue
+            status = str(entry.get("status", "")).strip().lower()
+            changes.append(
+                UnitChange(
+                    entry=DirectoryEntry(
+                        code=code,
+                        name=_text(entry.get("name")) or code,
+                        parent_code=_parent(entry, by_id),
+                        code_qd20=_text(entry.get("codeQD20")),
+                        email=_text(entry.get("mail")),
+                        old_code=_text(entry.get("oldCode")),
+                    ),
+                    deleted=entry.get("deleted") is True or status in ("deleted", "inactive", "0"),
+                    changed_at=_text(entry.get("updatedTime")),
+                )
+            )
+        return changes
+
+    async def register_agency(
+        self,
+        *,
+        code: str,
+        name: str,
+        parent_code: str | None = None,
+        mail: str | None = None,
+        mobile: str | None = None,
+        fax: str | None = None,
+    ) -> None:
+        """Register an agency with the axis. Codes are validated strictly first (DOMAIN.md §2):
+        a UnitCodeError leaves docgw before any request is made."""
+        parse_strict(code, field="code")
+        if parent_code:
+            parse_strict(parent_code, field="parent_code")
+        body = json.dumps(
+            {
+                "pcode": parent_code or "",
+                "code": code,
+                "name": name,
+                "mail": mail or "",
+                "mobile": mobile or "",
+                "fax": fax or "",
+            },
+            ensure_ascii=False,
+        ).encode("utf-8")
+        await self._post("registerAgency", {}, body=lambda: body, commits=True)
+
+    async def delete_agency(self, code: str) -> None:
+        await self._post("deleteAgency", {"code": code}, commits=True)
+
+    async def close(self) -> None:
+        # The session belongs to whoever injected it.
+        return None
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    async def _post(
+        self,
+        operation: str,
+        params: Mapping[str, str],
+        *,
+        content_type: str = JSON,
+        body: Callable[[], Any] | None = None,
+        content_length: int | None = None,
+        progress: _Progress | None = None,
+        commits: bool = False,
+    ) -> dict[str, Any]:
+        """One signed call. ``body`` makes a fresh payload per attempt; ``progress`` tells whether
+        a streamed body started going out; ``commits`` marks calls that change the axis, whose
+        interrupted requests are outcome-unknown rather than unavailable."""
+        url = f"{self.endpoint}/{operation}"
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(aiohttp.ClientConnectorError),
+            stop=stop_after_attempt(2),
+            wait=wait_none(),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    headers = sign_headers(
+                        system_id=self.system_id,
+                        secret=self.secret,
+                        timestamp=self.clock(),
+                        params={"Content-Type": content_type, **params},
+                        timestamp_format=self.timestamp_format,
+                    )
+                    if content_length is not None:
+                        headers["Content-Length"] = str(content_length)
+                    async with self.session.post(
+                        url,
+                        data=body() if body is not None else None,
+                        headers=headers,
+                        timeout=aiohttp.ClientTimeout(total=self.timeout),
+                    ) as response:
+                        return await self._answer(operation, response, commits)
+        except aiohttp.ClientConnectorError as exc:
+            # Connection refused / unreachable: nothing was sent.
+            raise PeerUnavailable(f"{self.name}: {operation}: {exc}") from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise PeerUnavailable(f"{self.name}: {operation}: connect timeout") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            what = f"no answer within {self.timeout}s" if isinstance(exc, TimeoutError) else exc
+            maybe_sent = progress.started if progress is not None else True
+            if commits and maybe_sent:
+                raise OutcomeUnknown(f"{self.name}: {operation}: {what}") from exc
+            raise PeerUnavailable(f"{self.name}: {operation}: {what}") from exc
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _answer(
+        self, operation: str, response: aiohttp.ClientResponse, commits: bool
+    ) -> dict[str, Any]:
+        status = response.status
+        text = await response.text(encoding="utf-8", errors="replace")
+        where = f"{self.name}: {operation}"
+        if status >= 500 or status in RETRYABLE_HTTP:
+            raise PeerUnavailable(f"{where}: HTTP {status}: {text[:300]}")
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            if 200 <= status < 300:
+                # A 2xx we cannot read: for sendEdoc the axis may well have taken the package.
+                error = OutcomeUnknown if commits else PeerUnavailable
+                raise error(f"{where}: HTTP {status} without a VXP answer: {text[:300]}")
+            raise VxpRefused(f"{where}: HTTP {status}: {text[:300]}")
+        verdict = str(payload.get("status", "")).strip().upper()
+        code = str(payload.get("ErrorCode", "")).strip()
+        description = str(payload.get("ErrorDesc", "") or "")[:300]
+        if 200 <= status < 300 and verdict != "FAIL" and code in ("0", ""):
+            return payload
+        message = f"{where}: VXP ErrorCode {code or '?'}: {description} (HTTP {status})"
+        if code in self.refused_codes:
+            raise VxpRefused(message, axis_code=code)
+        if code in self.unavailable_codes:
+            raise PeerUnavailable(message)
+        if 400 <= status < 500:
+            raise VxpRefused(message, axis_code=code or None)
+        raise PeerUnavailable(message)
+
+    def _data(self, payload: Mapping[str, Any], operation: str) -> list[dict[str, Any]]:
+        data = payload.get("data")
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise PeerUnavailable(f"{self.name}: {operation}: data is not a list")
+        return [entry for entry in data if isinstance(entry, dict)]
+
+
+def _b64decode(data: str) -> bytes:
+    raw = _WHITESPACE.sub(b"", data.encode("ascii"))
+    return binascii.a2b_base64(raw, strict_mode=True)
+
+
+def _parent(
+    entry: Mapping[str, Any], by_id: Mapping[str, str], *, explicit: str = "pcode"
+) -> str | None:
+    parent = _text(entry.get(explicit))
+    if parent is not None:
+        return parent
+    pid = _text(entry.get("pid"))
+    if pid is None or pid in ("0", "-1"):
+        return None
+    # pid is the parent's id; a pid that is no id of this list but holds a dot is a code.
+    return by_id.get(pid) or (pid if "." in pid else None)

@@ -1,0 +1,602 @@
+"""The national axis: docgw's VxpConnector against the axis simulator, over real HTTP on loopback.
+
+Two systems: A serves 000.00.00.G22, B serves 000.00.00.H41. A package docgw built and signed goes
+A → axis → B; B lists it, fetches it with exactly one TraceHeader appended (every other byte
+unchanged) and docgw's signature still verifies; B acknowledges and A sees B's state. Then every
+way a delivery can end: refusals with the axis' codes, 5xx, bursts, a timeout after the axis
+committed, duplicates, and classified packages that never leave the process. Each test runs its
+own event loop (``asyncio.run``) with a fresh simulator on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import io
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import IO
+
+import aiohttp
+import pytest
+from pki import NEW_DOCUMENT, attachment_sources, sample_header, sample_status, sample_traces
+
+from connectors.base import (
+    ClassifiedRefused,
+    Delivery,
+    OutcomeUnknown,
+    PeerRefused,
+    PeerUnavailable,
+    Receipt,
+    RecipientState,
+)
+from connectors.simulators.axis import (
+    AxisFaults,
+    AxisState,
+    append_trace_header,
+    generate_directory,
+    running_axis,
+)
+from connectors.vxp import VxpConnector, VxpRefused
+from connectors.vxp_signing import HashFileForm, TimestampFormat
+from envelopes.building import build_document_bytes, build_status
+from envelopes.errors import UnitCodeError
+from envelopes.model import Classification, Organization
+from envelopes.reading import read_package
+from envelopes.signing import Signer, TrustPolicy
+from envelopes.verification import verify_document, verify_status
+from gateway.keystore import Issued, create_ca, issue_unit_certificate
+
+A_UNIT, B_UNIT = "000.00.00.G22", "000.00.00.H41"
+A_SYSTEM, B_SYSTEM = "he-thong-a", "he-thong-b"
+A_SECRET, B_SECRET = b"secret-of-a", b"secret-of-b"
+#: The entry the axis appends (with the indentation it copies), as A is the sending unit.
+ADDED_TRACE = re.compile(
+    rb"<edXML:TraceHeader><edXML:OrganId>000\.00\.00\.G22</edXML:OrganId>"
+    rb"<edXML:Timestamp>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d</edXML:Timestamp></edXML:TraceHeader>\s*"
+)
+ATTACHMENTS = {"cong-van.pdf": b"%PDF-1.7\n" + bytes(range(256)) * 64, "phu-luc.txt": b"Phu luc"}
+
+# ---------------------------------------------------------------------------------- packages
+
+
+@functools.cache
+def _ca() -> Issued:
+    return create_ca()
+
+
+@functools.cache
+def unit_keys(code: str) -> Issued:
+    return issue_unit_certificate(_ca(), code)
+
+
+def signer(code: str) -> Signer:
+    keys = unit_keys(code)
+    return Signer(private_key=keys.key, certificate=keys.certificate)
+
+
+def pinned(code: str) -> TrustPolicy:
+    return TrustPolicy(pinned=(unit_keys(code).certificate,))
+
+
+@functools.cache
+def document(to: str = B_UNIT) -> bytes:
+    """A docgw-built, signed document from A to ``to`` (with the sender's own trace entry)."""
+    header = dataclasses.replace(
+        sample_header(),
+        to=(Organization(organ_id=to, organ_name="UBND tỉnh Quảng Trị"),),
+    )
+    data, _ = build_document_bytes(
+        header,
+        attachments=attachment_sources(ATTACHMENTS),
+        business=NEW_DOCUMENT,
+        traces=sample_traces(),
+        signer=signer(A_UNIT),
+    )
+    return data
+
+
+@functools.cache
+def status_from_b() -> bytes:
+    """B's status 03 about A's document (a status package has no To: the ``to`` header routes)."""
+    status = dataclasses.replace(
+        sample_status(), from_=Organization(organ_id=B_UNIT, organ_name="UBND tỉnh Quảng Trị")
+    )
+    return build_status(status, signer=signer(B_UNIT))
+
+
+def delivery(
+    data: bytes,
+    *,
+    sender: str = A_UNIT,
+    recipients: tuple[str, ...] = (B_UNIT,),
+    kind: str = "document",
+    classification: Classification = Classification.THUONG,
+    open_package: Callable[[], IO[bytes]] | None = None,
+    sha256: str | None = None,
+) -> Delivery:
+    return Delivery(
+        message_id="msg-1",
+        document_id="000.00.00.G22,2024/03/15,7816/VPCP-TTĐT",
+        kind=kind,
+        sender=sender,
+        recipients=recipients,
+        classification=classification,
+        open_package=open_package or (lambda: io.BytesIO(data)),
+        package_size=len(data),
+        package_sha256=sha256 or hashlib.sha256(data).hexdigest(),
+        attempt=1,
+    )
+
+
+# ------------------------------------------------------------------------------------ the axis
+
+
+@dataclasses.dataclass
+class Axis:
+    state: AxisState
+    url: str
+    session: aiohttp.ClientSession
+    a: VxpConnector
+    b: VxpConnector
+
+    def connector(self, **changes: object) -> VxpConnector:
+        return dataclasses.replace(self.a, **changes)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def axis(
+    faults: AxisFaults | None = None, *, timeout: float = 10.0, state: AxisState | None = None
+) -> AsyncIterator[Axis]:
+    state = state or AxisState(seed=7)
+    if faults is not None:
+        state.set_faults(faults)
+    state.add_system(A_SYSTEM, A_SECRET, [A_UNIT])
+    state.add_system(B_SYSTEM, B_SECRET, [B_UNIT])
+    async with (
+        running_axis(state, shutdown_timeout=1.0) as url,
+        aiohttp.ClientSession() as session,
+    ):
+
+        def make(name: str, system_id: str, secret: bytes) -> VxpConnector:
+            return VxpConnector(
+                name=name,
+                endpoint=url,
+                system_id=system_id,
+                secret=secret,
+                session=session,
+                timeout=timeout,
+            )
+
+        yield Axis(
+            state=state,
+            url=url,
+            session=session,
+            a=make("axis-a", A_SYSTEM, A_SECRET),
+            b=make("axis-b", B_SYSTEM, B_SECRET),
+        )
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())  # type: ignore[arg-type]
+
+
+def nothing_queued(state: AxisState) -> bool:
+    return not state.sent and not state.items and not any(state.queues.values())
+
+
+async def refusal(axis_call: Awaitable[object]) -> VxpRefused:
+    with pytest.raises(PeerRefused) as caught:
+        await axis_call
+    assert isinstance(caught.value, VxpRefused)
+    return caught.value
+
+
+# ------------------------------------------------------------------------------- the journey
+
+
+def test_a_signed_document_travels_a_to_b_and_still_verifies() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            data = document()
+            receipt = await ax.a.deliver(delivery(data))
+            assert isinstance(receipt, Receipt) and receipt.remote_id
+
+            assert await ax.a.pending("document") == []  # A does not see B's mail
+            assert await ax.b.pending("status") == []
+            items = await ax.b.pending("document")
+            assert len(items) == 1
+            assert items[0].sender == A_UNIT and items[0].kind == "document"
+
+            got = await ax.b.fetch(items[0])
+            # Exactly one insertion, the axis' TraceHeader; every other byte as A sent it.
+            added = re.findall(ADDED_TRACE, got)
+            assert len(added) == 1 and len(got) - len(data) == len(added[0])
+            assert got.replace(added[0], b"", 1) == data
+
+            verified = verify_document(read_package(got), pinned(A_UNIT))
+            assert verified.package.header.document_id == sample_header().document_id
+            assert verified.package.header.to[0].organ_id == B_UNIT
+            assert len(verified.unsigned_traces) == len(sample_traces()) + 1
+            assert verified.unsigned_traces[-1].organ_id == A_UNIT
+            assert [a.name for a in verified.package.attachments] == list(ATTACHMENTS)
+
+            await ax.b.acknowledge(items[0], ok=True)
+            assert await ax.b.pending("document") == []
+            assert await ax.a.sent_states(receipt.remote_id) == [
+                RecipientState(recipient=B_UNIT, send_status="done", receive_status="done")
+            ]
+
+    run(scenario)
+
+
+def test_a_status_package_is_routed_by_the_to_header_and_verifies() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            data = status_from_b()
+            await ax.b.deliver(delivery(data, sender=B_UNIT, recipients=(A_UNIT,), kind="status"))
+            assert await ax.a.pending("document") == []
+            (item,) = await ax.a.pending("status")
+            got = await ax.a.fetch(item)
+            assert got == data  # no TraceHeaderList in a status package: left as it was
+            assert verify_status(read_package(got), pinned(B_UNIT)).status.from_.organ_id == B_UNIT
+            await ax.a.acknowledge(item, ok=False, reason="Không đọc được gói tin")
+            queued = ax.state.items[item.remote_id]
+            assert (queued.status, queued.description) == ("fail", "Không đọc được gói tin")
+
+    run(scenario)
+
+
+def test_the_sdk_forms_of_hash_file_and_timestamp_are_accepted_too() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            sdk_like = ax.connector(
+                hash_form=HashFileForm.SDK, timestamp_format=TimestampFormat.SDK
+            )
+            assert (await sdk_like.deliver(delivery(document()))).remote_id
+            assert len(await ax.b.pending("document")) == 1
+
+    run(scenario)
+
+
+# ----------------------------------------------------------------------------------- refusals
+
+
+def test_a_wrong_secret_is_refused_with_code_15_and_nothing_is_queued() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            intruder = ax.connector(secret=b"not-the-secret")
+            error = await refusal(intruder.deliver(delivery(document())))
+            assert error.axis_code == "15" and "15" in str(error)
+            assert ax.state.counters["auth_failures"] == 1
+            assert ax.state.counters["packages"] == 0 and nothing_queued(ax.state)
+            assert await ax.b.pending("document") == []
+
+    run(scenario)
+
+
+def test_an_unknown_receiver_is_refused_with_code_18() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            data = document(to="000.00.00.H99")
+            error = await refusal(ax.a.deliver(delivery(data, recipients=("000.00.00.H99",))))
+            assert error.axis_code == "18" and "000.00.00.H99" in str(error)
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+def test_a_sender_the_system_does_not_serve_is_refused_with_code_19() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            error = await refusal(ax.b.deliver(delivery(document())))  # B sends A's package
+            assert error.axis_code == "19"
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+def test_a_locked_receiver_is_refused_with_code_23() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            ax.state.locked_units.add(B_UNIT)
+            assert (await refusal(ax.a.deliver(delivery(document())))).axis_code == "23"
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+def test_an_unreadable_package_is_refused_with_code_22() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            error = await refusal(ax.a.deliver(delivery(b"<edXML><not-closed>")))
+            assert error.axis_code == "22"
+            status_as_document = delivery(status_from_b(), sender=B_UNIT, recipients=(A_UNIT,))
+            assert (await refusal(ax.b.deliver(status_as_document))).axis_code == "22"
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+def test_a_hash_file_that_does_not_match_the_body_is_refused_with_code_10() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            wrong = hashlib.sha256(b"another package").hexdigest()
+            error = await refusal(ax.a.deliver(delivery(document(), sha256=wrong)))
+            assert error.axis_code == "10"
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------------------------- faults
+
+
+def test_a_30_percent_error_rate_makes_the_axis_unavailable_sometimes() -> None:
+    async def scenario() -> None:
+        async with axis(AxisFaults(error_rate=0.3)) as ax:
+            outcomes: list[str] = []
+            for _ in range(30):
+                try:
+                    await ax.a.deliver(delivery(document()))
+                    outcomes.append("ok")
+                except PeerUnavailable:
+                    outcomes.append("unavailable")
+            assert 0 < outcomes.count("unavailable") < 30
+            # A 500 comes before anything is committed: only the successes were queued.
+            assert ax.state.counters["packages"] == outcomes.count("ok")
+            assert len(await ax.b.pending("document")) == outcomes.count("ok")
+
+    run(scenario)
+
+
+def test_a_burst_of_503_then_recovery_with_faults_changed_at_run_time() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            async with ax.session.post(f"{ax.url}/_sim/faults", json={"burst_5xx": 2}) as answer:
+                assert answer.status == 200
+            for _ in range(2):
+                with pytest.raises(PeerUnavailable):
+                    await ax.a.deliver(delivery(document()))
+            assert (await ax.a.deliver(delivery(document()))).remote_id
+
+            down = {"down_until": time.time() + 60}
+            async with ax.session.post(f"{ax.url}/_sim/faults", json=down) as answer:
+                assert answer.status == 200
+            with pytest.raises(PeerUnavailable):
+                await ax.b.pending("document")
+            async with ax.session.post(f"{ax.url}/_sim/faults", json={"down_until": None}):
+                pass
+            assert len(await ax.b.pending("document")) == 1
+
+            async with ax.session.post(f"{ax.url}/_sim/faults", json={"no_such": 1}) as answer:
+                assert answer.status == 400
+            async with ax.session.get(f"{ax.url}/_sim/state") as answer:
+                state = await answer.json()
+            assert state["packages"] == 1
+            assert state["counters"]["faults_burst_5xx"] == 2
+            assert [i["from"] for i in state["queues"][B_UNIT]] == [A_UNIT]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("drop_connection", [False, True], ids=["hang", "drop"])
+def test_a_timeout_after_commit_is_outcome_unknown_and_the_package_is_queued(
+    drop_connection: bool,
+) -> None:
+    async def scenario() -> None:
+        faults = AxisFaults(
+            timeout_after_commit_rate=1.0, hang_seconds=5.0, drop_connection=drop_connection
+        )
+        async with axis(faults, timeout=0.5) as ax:
+            started = time.monotonic()
+            with pytest.raises(OutcomeUnknown):
+                await ax.a.deliver(delivery(document()))
+            assert time.monotonic() - started < 4.0
+            assert ax.state.counters["timeouts_after_commit"] == 1
+            ax.state.set_faults(AxisFaults())
+            (item,) = await ax.b.pending("document")
+            verify_document(read_package(await ax.b.fetch(item)), pinned(A_UNIT))
+
+    run(scenario)
+
+
+def test_a_refused_connection_is_unavailable() -> None:
+    async def scenario() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        async with aiohttp.ClientSession() as session:
+            connector = VxpConnector(
+                name="axis",
+                endpoint=f"http://127.0.0.1:{port}",
+                system_id=A_SYSTEM,
+                secret=A_SECRET,
+                session=session,
+                timeout=2.0,
+            )
+            with pytest.raises(PeerUnavailable) as caught:
+                await connector.deliver(delivery(document()))
+            assert not isinstance(caught.value, OutcomeUnknown)
+            with pytest.raises(PeerUnavailable):
+                await connector.pending("document")
+
+    run(scenario)
+
+
+def test_a_duplicated_delivery_reaches_the_receiver_twice_with_the_same_bytes() -> None:
+    async def scenario() -> None:
+        async with axis(AxisFaults(duplicate_delivery_rate=1.0)) as ax:
+            await ax.a.deliver(delivery(document()))
+            items = await ax.b.pending("document")  # listed 4 times: 2 docIds, each twice
+            assert len(items) == 2 and items[0].remote_id != items[1].remote_id
+            first, second = [await ax.b.fetch(item) for item in items]
+            assert first == second
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------------------------- classified
+
+
+@pytest.mark.parametrize(
+    "classification",
+    [Classification.MAT, Classification.TOI_MAT, Classification.TUYET_MAT],
+)
+def test_a_classified_delivery_never_reaches_the_axis(classification: Classification) -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            secret_package = document().replace(b"V/v ", "TUYỆT MẬT ".encode())
+            opened: list[int] = []
+            hooked: list[tuple[str, bytes]] = []
+            ax.state.record_bytes = lambda operation, body: hooked.append((operation, body))
+
+            def open_package() -> IO[bytes]:
+                opened.append(1)
+                return io.BytesIO(secret_package)
+
+            with pytest.raises(ClassifiedRefused):
+                await ax.a.deliver(
+                    delivery(
+                        secret_package, classification=classification, open_package=open_package
+                    )
+                )
+            assert opened == []  # not a byte was read
+            assert ax.state.received_bodies == [] and ax.state.counters["requests"] == 0
+            assert hooked == []
+            assert nothing_queued(ax.state)
+
+            # The recorder does see what does reach the axis.
+            await ax.a.deliver(delivery(document()))
+            assert ax.state.received_bodies == [document()]
+            assert hooked == [("sendEdoc", document())]
+            assert all("MẬT".encode() not in body for body in ax.state.received_bodies)
+
+    run(scenario)
+
+
+def test_the_vxp_connector_cannot_be_configured_as_a_non_axis_channel() -> None:
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(ValueError):
+                VxpConnector(
+                    name="x",
+                    endpoint="http://127.0.0.1:9",
+                    system_id="s",
+                    secret=b"k",
+                    session=session,
+                    is_axis=False,
+                )
+
+    run(scenario)
+
+
+# ---------------------------------------------------------------------------------- directory
+
+
+def test_a_directory_of_120000_agencies_is_listed_with_its_parents() -> None:
+    agencies = generate_directory(120_000, seed=3)
+    expected = {a.code: a for a in agencies}
+
+    async def scenario() -> None:
+        state = AxisState(seed=7)
+        state.load_directory(agencies)
+        async with axis(state=state, timeout=120.0) as ax:
+            started = time.monotonic()
+            entries = await ax.a.agencies()
+            assert time.monotonic() - started < 60.0  # loose: it completes
+            assert len(entries) == 120_000
+            assert {e.code for e in entries} == set(expected)
+            for entry in entries:
+                assert entry.parent_code == expected[entry.code].parent_code
+            by_code = {e.code: e for e in entries}
+            assert by_code[A_UNIT].name == "Văn phòng Chính phủ"
+            assert sum(1 for e in entries if e.old_code) > 0
+
+            qd20 = {e.code: e for e in await ax.a.agencies_qd20()}
+            assert len(qd20) == 120_000
+            assert qd20[A_UNIT].code_qd20 == "G22"
+            commune = next(a for a in agencies if a.code.startswith("000.01.2"))
+            assert qd20[commune.code].parent_code == commune.parent_code
+
+    run(scenario)
+
+
+def test_register_and_delete_an_agency_round_trip() -> None:
+    code = "000.00.01.G22"
+
+    async def scenario() -> None:
+        async with axis() as ax:
+            await asyncio.sleep(0.01)  # "since" has millisecond precision and is inclusive
+            before = dt.datetime.now(dt.UTC)
+            await ax.a.register_agency(
+                code=code,
+                name="Cục Kiểm soát thủ tục hành chính",
+                parent_code=A_UNIT,
+                mail="vanthu.ksthc@chinhphu.vn",
+                mobile="0243000000",
+            )
+            entry = next(e for e in await ax.a.agencies() if e.code == code)
+            assert (entry.name, entry.parent_code) == ("Cục Kiểm soát thủ tục hành chính", A_UNIT)
+            assert ax.state.system_of(code) == A_SYSTEM  # it joined the axis behind A
+            changes = await ax.b.synchronize_units(before)
+            assert [(c.entry.code, c.deleted) for c in changes] == [(code, False)]
+
+            again = ax.a.register_agency(code=code, name="Trùng mã", parent_code=A_UNIT)
+            assert (await refusal(again)).axis_code == "22"
+
+            await ax.a.delete_agency(code)
+            assert code not in {e.code for e in await ax.a.agencies()}
+            assert ax.state.system_of(code) is None
+            changes = await ax.b.synchronize_units(before)
+            assert [(c.entry.code, c.deleted) for c in changes] == [(code, True)]
+            assert (await refusal(ax.a.delete_agency(code))).axis_code == "18"
+
+            requests = ax.state.counters["requests"]
+            with pytest.raises(UnitCodeError):
+                await ax.a.register_agency(code="vxp.saas.03", name="Mã không chuẩn")
+            assert ax.state.counters["requests"] == requests  # refused before any request
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ the trace splice, no sockets
+
+TRACE_MOMENT = dt.datetime(2024, 3, 15, 1, 30, tzinfo=dt.UTC)  # 08:30 in Hà Nội
+
+
+def test_the_trace_header_goes_before_bussiness_with_the_lists_prefix() -> None:
+    data = document()
+    spliced = append_trace_header(data, organ_id="axis", timestamp=TRACE_MOMENT)
+    entry = (
+        b"<edXML:TraceHeader><edXML:OrganId>axis</edXML:OrganId>"
+        b"<edXML:Timestamp>2024/03/15 08:30:00</edXML:Timestamp></edXML:TraceHeader>"
+    )
+    assert spliced.index(entry) < spliced.index(b"<edXML:Bussiness")
+    traces = read_package(spliced).document().traces
+    assert traces[-1].organ_id == "axis" and traces[-1].timestamp == dt.datetime(2024, 3, 15, 8, 30)
+
+
+def test_the_trace_header_is_spliced_into_unprefixed_and_empty_lists() -> None:
+    unprefixed = (
+        b'<?xml version="1.0"?><edXML xmlns="urn:x"><edXMLEnvelope><edXMLHeader>'
+        b"<TraceHeaderList>\n  <TraceHeader><OrganId>a</OrganId></TraceHeader>\n</TraceHeaderList>"
+        b"</edXMLHeader></edXMLEnvelope></edXML>"
+    )
+    spliced = append_trace_header(unprefixed, organ_id="b&c", timestamp=TRACE_MOMENT)
+    assert b"<TraceHeader><OrganId>b&amp;c</OrganId><Timestamp>2024/03/15 08:30:00" in spliced
+    assert spliced.endswith(
+        b"</TraceHeader>\n</TraceHeaderList></edXMLHeader></edXMLEnvelope></edXML>"
+    )
+    empty = b"<r><e:TraceHeaderList xmlns:e='urn:x'/></r>"
+    assert append_trace_header(empty, organ_id=None, timestamp=TRACE_MOMENT) == (
+        b"<r><e:TraceHeaderList xmlns:e='urn:x'><e:TraceHeader>"
+        b"<e:Timestamp>2024/03/15 08:30:00</e:Timestamp></e:TraceHeader></e:TraceHeaderList></r>"
+    )
+    assert append_trace_header(b"<status/>", organ_id="x", timestamp=TRACE_MOMENT) == b"<status/>"
