@@ -66,6 +66,8 @@ class Delivery:
     package_size: int
     package_sha256: str
     attempt: int
+    #: The recipient's own endpoint where the channel has one per recipient (secure endpoints).
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -204,8 +204,9 @@ async def _body(open_package: Callable[[], IO[bytes]], progress: _Progress) -> A
 @dataclass(kw_only=True)
 class SecureEndpointConnector:
     name: str
-    #: The peer's secure inbox, e.g. ``https://gw.example.gov.vn:8443/api/v1/inbox``.
-    endpoint: str
+    #: The peer's secure inbox, e.g. ``https://gw.example.gov.vn:8443/inbox``; a delivery's own
+    #: ``endpoint`` (the recipient unit's registered secure endpoint) takes precedence.
+    endpoint: str = ""
     #: From :func:`client_ssl_context`: our unit's certificate and the CA that signs the peers.
     ssl_context: ssl.SSLContext
     #: Injected (tests, a shared pool) or None: the connector then owns one, closed by ``close``.
@@ -238,14 +239,24 @@ class SecureEndpointConnector:
             "X-Docgw-Recipients": ",".join(delivery.recipients),
             "X-Docgw-Package-Sha256": delivery.package_sha256,
         }
+        url = delivery.endpoint or self.endpoint
+        if not url:
+            raise PeerRefused(f"{self.name}: no secure endpoint is registered for the recipient")
+        # A per-recipient endpoint must be served by that unit's gateway: check its certificate
+        # names the unit, whatever host name the endpoint uses.
+        expected_server = self.server_hostname or (
+            unit_dns_name(delivery.recipients[0])
+            if delivery.endpoint and len(delivery.recipients) == 1
+            else None
+        )
         progress = _Progress()
         try:
             async with self._session().post(
-                self.endpoint,
+                url,
                 data=_body(delivery.open_package, progress),
                 headers=headers,
                 ssl=self.ssl_context,
-                server_hostname=self.server_hostname,
+                server_hostname=expected_server,
                 expect100=self.expect_continue,
                 timeout=aiohttp.ClientTimeout(
                     total=self.timeout_seconds,

@@ -234,6 +234,10 @@ class SoapAxisConnector:
 
     # ------------------------------------------------------------------------------ directory
 
+    async def agencies(self) -> list[DirectoryEntry]:
+        """The directory, under the name every directory source shares (``organizations``)."""
+        return await self.organizations()
+
     async def organizations(self) -> list[DirectoryEntry]:
         result = await self._call("GetOrganizations")
         return [

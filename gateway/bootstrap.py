@@ -15,16 +15,21 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.base import Connector
+from connectors.base import Connector, Pollable
+from connectors.drop_folder import DropFolderConnector
 from connectors.fake import FakeConnector
 from connectors.http_push import HttpPushConnector
+from connectors.secure_endpoint import SecureEndpointConnector, client_ssl_context
+from connectors.soap_axis import SoapAxisConnector
+from connectors.vxp import VxpConnector
+from connectors.vxp_signing import HashFileForm, TimestampFormat
 from envelopes.errors import GatewayError
 from envelopes.signing import Signer
 from gateway.domain.deadlines import DeadlinePolicy, policy_from_settings
 from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
-from gateway.keystore import unit_paths
-from gateway.settings import Settings
+from gateway.keystore import CA_CERT, unit_paths
+from gateway.settings import ChannelSettings, Settings, SettingsError
 from gateway.store.database import create_engine
 
 log = logging.getLogger("docgw")
@@ -65,6 +70,15 @@ class Gateway:
             )
         return signer
 
+    @property
+    def pollables(self) -> dict[str, Pollable]:
+        """The channels we fetch from (the axes): those whose connector can list what waits."""
+        return {
+            name: connector  # type: ignore[misc]
+            for name, connector in self.connectors.items()
+            if hasattr(connector, "pending") and hasattr(connector, "acknowledge")
+        }
+
     def retry_policy(self, channel: str | None) -> RetryPolicy:
         return self.retry_policies.get(channel or "", self.default_retry)
 
@@ -74,6 +88,62 @@ class Gateway:
         if self.http is not None:
             await self.http.close()
         await self.engine.dispose()
+
+
+def _connector(
+    channel: ChannelSettings, settings: Settings, http: aiohttp.ClientSession
+) -> Connector:
+    """One connector per configured channel (the config was checked by load_settings)."""
+    timeout = settings.delivery.send_timeout_seconds
+    if channel.kind == "fake":
+        return FakeConnector(
+            name=channel.name,
+            is_axis=channel.is_axis,
+            fail_rate=channel.fail_rate,
+            timeout_rate=channel.timeout_rate,
+        )
+    if channel.kind == "http_push":
+        return HttpPushConnector(
+            name=channel.name,
+            endpoint=channel.endpoint,
+            session=http,
+            is_axis=channel.is_axis,
+            timeout_seconds=timeout,
+        )
+    if channel.kind == "vxp":
+        return VxpConnector(
+            name=channel.name,
+            endpoint=channel.endpoint,
+            system_id=channel.system_id,
+            secret=channel.secret.encode(),
+            session=http,
+            timeout=timeout,
+            timestamp_format=TimestampFormat(channel.timestamp_format),
+            hash_form=HashFileForm(channel.hash_form),
+        )
+    if channel.kind == "soap":
+        return SoapAxisConnector(
+            name=channel.name,
+            endpoint=channel.endpoint,
+            receivers=channel.receivers or settings.gateway.local_units,
+            timeout_seconds=timeout,
+        )
+    if channel.kind == "secure":
+        own = settings.gateway.local_units[0] if settings.gateway.local_units else ""
+        keys = settings.resolve(settings.keys.dir)
+        key_path, cert_path = unit_paths(keys, own)
+        return SecureEndpointConnector(
+            name=channel.name,
+            endpoint=channel.endpoint,
+            ssl_context=client_ssl_context(
+                settings.resolve(channel.cert_file or cert_path),
+                settings.resolve(channel.key_file or key_path),
+                settings.resolve(channel.ca_file or keys / CA_CERT),
+            ),
+            timeout_seconds=timeout,
+        )
+    assert channel.kind == "drop_folder" and channel.root is not None
+    return DropFolderConnector(name=channel.name, root=settings.resolve(channel.root))
 
 
 def load_signers(keys_dir: Path, unit_codes: tuple[str, ...]) -> dict[str, Signer]:
@@ -95,33 +165,11 @@ async def build(
 ) -> Gateway:
     """Build the gateway. ``connectors`` replaces the configured ones (tests inject fakes)."""
     engine = create_engine(settings.database.url, echo=settings.database.echo)
-    http = None
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     if connectors is None:
-        connectors = {}
-        for channel in settings.channels:
-            if channel.kind == "fake":
-                connectors[channel.name] = FakeConnector(
-                    name=channel.name,
-                    is_axis=channel.axis,
-                    fail_rate=channel.fail_rate,
-                    timeout_rate=channel.timeout_rate,
-                )
-            elif channel.kind == "http_push":
-                if http is None:
-                    http = aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=64, force_close=False)
-                    )
-                connectors[channel.name] = HttpPushConnector(
-                    name=channel.name,
-                    endpoint=channel.endpoint,
-                    session=http,
-                    is_axis=channel.axis,
-                    timeout_seconds=settings.delivery.send_timeout_seconds,
-                )
-            else:
-                raise GatewayError(f"channel {channel.name}: unknown kind {channel.kind!r}")
+        connectors = {c.name: _connector(c, settings, http) for c in settings.channels}
     channel_infos = {
-        c.name: ChannelInfo(name=c.name, is_axis=c.axis, is_secure=c.secure)
+        c.name: ChannelInfo(name=c.name, is_axis=c.is_axis, is_secure=c.is_secure)
         for c in settings.channels
     }
     for name, connector in connectors.items():
@@ -129,6 +177,16 @@ async def build(
             name, ChannelInfo(name=name, is_axis=connector.is_axis, is_secure=False)
         )
     deadline = settings.deadlines
+    try:
+        deadlines = policy_from_settings(
+            holidays=deadline.holidays,
+            workday_start=deadline.workday_start,
+            workday_end=deadline.workday_end,
+            morning_end=deadline.morning_end,
+            urgent_send_minutes=deadline.urgent_send_minutes,
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc), element="deadlines") from exc
     return Gateway(
         settings=settings,
         engine=engine,
@@ -136,13 +194,7 @@ async def build(
         channels=channel_infos,
         retry_policies={c.name: c.retry.policy() for c in settings.channels if c.retry},
         default_retry=settings.retry.policy(),
-        deadlines=policy_from_settings(
-            holidays=deadline.holidays,
-            workday_start=deadline.workday_start,
-            workday_end=deadline.workday_end,
-            morning_end=deadline.morning_end,
-            urgent_send_minutes=deadline.urgent_send_minutes,
-        ),
+        deadlines=deadlines,
         signers=load_signers(settings.resolve(settings.keys.dir), settings.gateway.local_units),
         clock=clock,
         http=http,

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
@@ -18,7 +19,10 @@ from sqlalchemy import text
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import is_sqlite
+from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
+from gateway.usecases.directory import sync_directory
+from gateway.usecases.polling import poll_channel
 
 log = logging.getLogger("docgw.scheduler")
 
@@ -74,4 +78,50 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
             log.exception("heartbeat_failed")
 
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
+    _add_channel_jobs(gateway, scheduler)
     return scheduler
+
+
+def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
+    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory."""
+    configured = {c.name: c for c in gateway.settings.channels}
+    for name, connector in gateway.connectors.items():
+        channel = configured.get(name)
+        if channel is None:
+            continue
+        jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        pollable = gateway.pollables.get(name)
+        if pollable is not None and channel.poll_seconds > 0:
+            jobs.append(
+                (
+                    f"poll:{name}",
+                    channel.poll_seconds,
+                    partial(poll_channel, gateway, name, pollable),
+                )
+            )
+        if hasattr(connector, "sent_states") and channel.sent_states_seconds > 0:
+            jobs.append(
+                (
+                    f"sent_states:{name}",
+                    channel.sent_states_seconds,
+                    partial(refresh_sent_states, gateway, name, connector),  # type: ignore[arg-type]
+                )
+            )
+        if hasattr(connector, "agencies") and channel.directory_sync_hours > 0:
+            jobs.append(
+                (
+                    f"directory:{name}",
+                    channel.directory_sync_hours * 3600,
+                    partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
+                )
+            )
+        for job_id, seconds, job in jobs:
+            scheduler.add_job(
+                _guarded(gateway, job_id, job),
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=dt.datetime.now(dt.UTC),  # first run at start, then every interval
+            )

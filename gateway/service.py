@@ -16,6 +16,7 @@ from gateway.settings import Settings
 from gateway.store.database import migrate
 from gateway.usecases.delivery import recover_expired, run_worker
 from gateway.web.app import create_app
+from gateway.web.secure_inbox import create_secure_inbox_app, secure_inbox_ssl_context
 
 log = logging.getLogger("docgw")
 
@@ -38,12 +39,22 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
     # Claims left by a previous process that died are recovered before new work starts.
     await recover_expired(gateway)
     await heartbeat(gateway)
-    runner = None
     api = gateway.settings.api
+    runners = []
     if with_api:
         runner = web.AppRunner(create_app(gateway), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, api.host, api.port, reuse_address=True).start()
+        runners.append(runner)
+    inbox = gateway.settings.secure_inbox
+    if inbox.enabled:
+        secure = web.AppRunner(create_secure_inbox_app(gateway), access_log=None)
+        await secure.setup()
+        context = secure_inbox_ssl_context(gateway.settings)
+        await web.TCPSite(
+            secure, inbox.host, inbox.port, ssl_context=context, reuse_address=True
+        ).start()
+        runners.append(secure)
     scheduler = create_scheduler(gateway)
     scheduler.start()
     workers = [
@@ -51,6 +62,8 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
         for i in range(gateway.settings.delivery.workers)
     ]
     where = f"http://{api.host}:{api.port}" if with_api else "no API"
+    if inbox.enabled:
+        where += f", secure inbox https://{inbox.host}:{inbox.port}/inbox"
     log.info("serving", extra={"event": "serving", "api": where, "workers": len(workers)})
     print(f"docgw serving ({where}) with {len(workers)} workers", flush=True)
     try:
@@ -59,5 +72,5 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
         scheduler.shutdown(wait=False)
         gateway.work_available.set()
         await asyncio.gather(*workers, return_exceptions=True)
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()

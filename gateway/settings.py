@@ -46,6 +46,9 @@ class ApiSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class GatewaySettings:
+    #: "standard", or "secure" for a gateway on the classified side (TSLCD / independent LAN):
+    #: it refuses to start if any axis channel is configured.
+    profile: str = "standard"
     #: The units this gateway sends for; each needs ``<code>.key.pem`` and ``<code>.cert.pem``.
     local_units: tuple[str, ...] = ()
     #: Where package blobs over ``inline_blob_bytes`` are chunked in the database.
@@ -87,9 +90,19 @@ class RetrySettings:
         )
 
 
+CHANNEL_KINDS = ("fake", "http_push", "vxp", "soap", "secure", "drop_folder")
+#: Kinds that ARE an axis: classified packages are refused there whatever the flags say.
+AXIS_KINDS = ("vxp", "soap")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChannelSettings:
-    """One configured channel. ``kind``: ``fake`` (in-memory, scriptable) or ``http_push``."""
+    """One configured channel.
+
+    ``kind``: ``vxp`` (the national axis), ``soap`` (a provincial/legacy SOAP axis), ``secure``
+    (secure-network endpoints over mutual TLS), ``http_push`` (another docgw's inbox),
+    ``drop_folder`` (hand-off through folders) or ``fake`` (in-memory stand-in for tests).
+    """
 
     name: str
     kind: str
@@ -98,10 +111,53 @@ class ChannelSettings:
     axis: bool = False
     #: A secure-network channel: the only kind classified packages may take.
     secure: bool = False
-    #: For the fake: fraction of sends that fail with a transport error / time out after commit.
+    #: vxp: this system's id on the axis and its shared secret. The secret has no default: set
+    #: it with DOCGW_CHANNELS__<NAME>__SECRET, never in a committed file.
+    system_id: str = ""
+    secret: str = ""
+    #: vxp: "epoch_millis" (default) or "sdk" timestamps; "canonical" or "sdk" hash-file form.
+    timestamp_format: str = "epoch_millis"
+    hash_form: str = "canonical"
+    #: soap: the units to poll for (default: the gateway's local units).
+    receivers: tuple[str, ...] = ()
+    #: secure: our unit certificate and key for mutual TLS and the CA that signs peers'
+    #: certificates (default: the first local unit's files and keys/ca.cert.pem).
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    #: drop_folder: the folder shared with the local document-management system.
+    root: Path | None = None
+    #: vxp, soap: how often to fetch received documents and statuses (0 = never).
+    poll_seconds: float = 30.0
+    #: vxp: how often to ask the axis for per-recipient states of recent sends (0 = never).
+    sent_states_seconds: float = 300.0
+    #: vxp, soap: how often to re-sync the directory into the unit registry (0 = never).
+    directory_sync_hours: float = 0.0
+    #: fake: fraction of sends that fail with a transport error / time out after commit.
     fail_rate: float = 0.0
     timeout_rate: float = 0.0
     retry: RetrySettings | None = None
+
+    @property
+    def is_axis(self) -> bool:
+        return self.axis or self.kind in AXIS_KINDS
+
+    @property
+    def is_secure(self) -> bool:
+        return self.kind == "secure" or (self.secure and not self.is_axis)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecureInboxSettings:
+    """The listener that receives from secure-network peers (mutual TLS)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8443
+    #: Default: the first local unit's certificate and key, and keys/ca.cert.pem for clients.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +178,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -161,7 +218,34 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     settings = _build(Settings, {**raw, "channels": channels, "base_dir": base_dir}, "")
     for code in settings.gateway.local_units:
         parse_strict(code, field="gateway.local_units")
+    check(settings)
     return settings
+
+
+def check(settings: Settings) -> None:
+    """Rules across keys; a gateway with a configuration that breaks one does not start."""
+    if settings.gateway.profile not in ("standard", "secure"):
+        raise SettingsError("must be standard or secure", element="gateway.profile")
+    for channel in settings.channels:
+        where = f"channels.{channel.name}"
+        if channel.kind not in CHANNEL_KINDS:
+            raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
+        if settings.gateway.profile == "secure" and channel.is_axis:
+            raise SettingsError(
+                'a gateway with profile = "secure" carries classified traffic and must not '
+                "have an axis channel",
+                element=where,
+            )
+        if channel.kind in ("vxp", "soap", "http_push") and not channel.endpoint:
+            raise SettingsError("an endpoint is required", element=f"{where}.endpoint")
+        if channel.kind == "vxp" and not (channel.system_id and channel.secret):
+            raise SettingsError(
+                f"system_id and secret are required; the secret has no default: set "
+                f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
+                element=f"{where}.secret",
+            )
+        if channel.kind == "drop_folder" and channel.root is None:
+            raise SettingsError("a root folder is required", element=f"{where}.root")
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -1045,6 +1045,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SYSTEM:SECRET:UNIT[,UNIT]", help="a connected system, its secret and its units",
     )  # fmt: skip
     parser.add_argument("--directory-size", type=int, default=1000)
+    parser.add_argument(
+        "--national-directory", action="store_const", const=120_000, dest="directory_size",
+        help="seed the directory with about 120,000 agencies, the size of the national one",
+    )  # fmt: skip
+    parser.add_argument(
+        "--soap-port", type=int, default=0,
+        help="also serve the SOAP variant (a provincial platform) on this port; 0: off",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--max-skew", type=float, default=300.0,
@@ -1087,7 +1095,7 @@ def _state_from(args: argparse.Namespace) -> AxisState:
     return state
 
 
-async def _serve(state: AxisState, host: str, port: int) -> None:
+async def _serve(state: AxisState, host: str, port: int, soap_port: int = 0) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -1098,7 +1106,26 @@ async def _serve(state: AxisState, host: str, port: int) -> None:
         print(f"docgw axis simulator listening on {url}", flush=True)
         print(f"  systems: {systems or 'none'}; directory: {len(state.directory)} agencies")
         print(f"  state: {url}/_sim/state  faults: POST {url}/_sim/faults", flush=True)
-        await stop.wait()
+        soap = await _start_soap(state, host, soap_port) if soap_port else None
+        try:
+            await stop.wait()
+        finally:
+            if soap is not None:
+                await soap.cleanup()
+
+
+async def _start_soap(state: AxisState, host: str, port: int) -> web.AppRunner:
+    """The SOAP variant, for the same units (its own queues: a provincial platform)."""
+    from connectors.base import DirectoryEntry
+    from connectors.simulators.soap_axis import SoapAxisState, create_soap_app
+
+    units = sorted({u for system in state.systems.values() for u in system.units})
+    soap_state = SoapAxisState(organizations=[DirectoryEntry(code=u, name=u) for u in units])
+    runner = web.AppRunner(create_soap_app(soap_state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print(f"  SOAP variant: http://{host}:{port}/DocumentService?wsdl", flush=True)
+    return runner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1108,7 +1135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"docgw axis-sim: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(state, args.host, args.port))
+    asyncio.run(_serve(state, args.host, args.port, args.soap_port))
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from envelopes.errors import GatewayError
-from gateway.cli import operations, packages, service
+from gateway.cli import operations, packages, service, simulator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,10 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
     packages.register(commands)
     service.register(commands)
     operations.register(commands)
+    simulator.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [simulator.COMMAND]:  # the simulator parses its own options
+        return simulator.run(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"

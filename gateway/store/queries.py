@@ -503,8 +503,10 @@ async def claim_due(
                 messages.c.document_id,
                 messages.c.sender,
                 messages.c.classification,
+                units.c.secure_endpoint,
             )
             .join(messages, messages.c.id == recipients.c.message_id)
+            .outerjoin(units, units.c.code == recipients.c.unit_code)
             .where(recipients.c.id.in_(claimed_ids))
         )
     ).all()
@@ -520,6 +522,7 @@ async def claim_due(
             document_id=row.document_id,
             sender=row.sender,
             classification=row.classification,
+            secure_endpoint=row.secure_endpoint,
         )
         for row in joined
     ]
@@ -863,3 +866,50 @@ async def deactivate_missing(
         .values(active=False)
     )
     return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- channel states
+
+
+async def sent_to_check(
+    conn: AsyncConnection, *, channel: str, since: dt.datetime, limit: int
+) -> list[tuple[int, str, str]]:
+    """(recipient id, unit code, remote id) of recent sends on a channel, least recently checked
+    first, whose recipient has not answered yet with a final business status."""
+    rows = (
+        await conn.execute(
+            sa.select(recipients.c.id, recipients.c.unit_code, recipients.c.remote_id)
+            .where(
+                recipients.c.channel == channel,
+                recipients.c.state == TransportState.SENT.value,
+                recipients.c.remote_id.is_not(None),
+                recipients.c.sent_at >= since,
+                sa.or_(
+                    recipients.c.business_status.is_(None),
+                    recipients.c.business_status.not_in(["02", "06", "15", "16"]),
+                ),
+            )
+            .order_by(recipients.c.channel_checked_at.asc().nulls_first(), recipients.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [(row.id, row.unit_code, row.remote_id) for row in rows]
+
+
+async def set_channel_state(
+    conn: AsyncConnection,
+    recipient_id: int,
+    *,
+    send_status: str | None,
+    receive_status: str | None,
+    now: dt.datetime,
+) -> None:
+    await conn.execute(
+        recipients.update()
+        .where(recipients.c.id == recipient_id)
+        .values(
+            channel_send_status=send_status,
+            channel_receive_status=receive_status,
+            channel_checked_at=now,
+        )
+    )

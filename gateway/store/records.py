@@ -57,6 +57,8 @@ class MessageRecord:
     document_id: str
     sender: str
     classification: str
+    #: The recipient unit's registered secure endpoint (used by secure channels).
+    secure_endpoint: str | None = None
     subject: str | None
     code: str | None
     priority: int
@@ -87,3 +89,5 @@ class Claimed:
     document_id: str
     sender: str
     classification: str
+    #: The recipient unit's registered secure endpoint (used by secure channels).
+    secure_endpoint: str | None = None

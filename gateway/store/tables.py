@@ -139,6 +139,10 @@ recipients = sa.Table(
     sa.Column("remote_id", sa.String(200), nullable=True),
     #: The package this recipient gets, when it differs from the message's (e.g. sealed for it).
     sa.Column("package_sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=True),
+    #: The channel's own view of this recipient (the axis' getSentEdocList send/receive states).
+    sa.Column("channel_send_status", sa.String(40), nullable=True),
+    sa.Column("channel_receive_status", sa.String(40), nullable=True),
+    sa.Column("channel_checked_at", TS, nullable=True),
     sa.Column("business_status", sa.String(2), nullable=True),
     sa.Column("business_updated_at", TS, nullable=True),
     sa.Column("sent_at", TS, nullable=True),

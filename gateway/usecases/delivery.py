@@ -153,6 +153,7 @@ async def _send(
         package_size=size,
         package_sha256=first.package_sha256,
         attempt=max(c.attempt for c in group),
+        endpoint=first.secure_endpoint if gateway.channels[first.channel or ""].is_secure else None,
     )
     timeout = gateway.settings.delivery.send_timeout_seconds
     try:

@@ -27,3 +27,7 @@ class Conflict(GatewayError):
 
 class ReasonRequired(GatewayError):
     code = "REASON_REQUIRED"
+
+
+class SenderMismatch(GatewayError):
+    code = "SENDER_MISMATCH"

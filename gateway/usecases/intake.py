@@ -28,7 +28,7 @@ from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_docu
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
-from gateway.usecases.errors import UnknownSender
+from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import spool
 from gateway.usecases.statuses import VIETNAM, apply_received_status, enqueue_status
 
@@ -44,11 +44,21 @@ class Received:
     answers: tuple[str, ...] = ()
 
 
-async def receive_package(gateway: Gateway, source: IO[bytes], *, via: str) -> Received:
-    """``source`` is the package as received (a seekable stream, possibly sealed)."""
+async def receive_package(
+    gateway: Gateway, source: IO[bytes], *, via: str, expected_sender: str | None = None
+) -> Received:
+    """``source`` is the package as received (a seekable stream, possibly sealed).
+
+    ``expected_sender``: the unit the connection itself is authenticated as (a secure peer's
+    client certificate); a package from any other unit is refused before anything is stored.
+    """
     plain, sealed = await asyncio.to_thread(_open_if_sealed, gateway, source)
     parsed = await asyncio.to_thread(read_package, plain)
     sender = _sender(parsed)
+    if expected_sender is not None and sender != expected_sender:
+        raise SenderMismatch(
+            f"the package is from {sender} but the connection is authenticated as {expected_sender}"
+        )
     async with gateway.engine.connect() as conn:
         trust = await _trust_for(gateway, conn, sender)
     verified: VerifiedDocument | VerifiedStatus

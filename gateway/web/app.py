@@ -133,6 +133,7 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_post(f"{API}/messages/{{id}}/cancel", cancel_message, name="cancel")
     router.add_post(f"{API}/messages/{{id}}/reroute", reroute_message, name="reroute")
     router.add_post(f"{API}/messages/{{id}}/status", reply_status, name="status")
+    router.add_post(f"{API}/route/explain", explain_route, name="explain_route")
     router.add_post(f"{API}/inbox", receive_package, name="inbox")
     router.add_get(f"{API}/units", list_units, name="units")
     router.add_post(f"{API}/units", register_unit, name="register_unit")
@@ -176,6 +177,26 @@ async def submit_message(request: web.Request) -> web.Response:
     location = request.app.router["message"].url_for(id=submitted.message_id)
     return _json(
         body, status=201 if submitted.created else 200, headers={hdrs.LOCATION: str(location)}
+    )
+
+
+@allow(EVERYONE)
+async def explain_route(request: web.Request) -> web.Response:
+    """Where a document would go and why; a member may ask only about its own unit's sends."""
+    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
+    document = _parse_document(await request.read(), gateway)
+    unit = member_unit(principal)
+    if unit is not None and document.header.from_.organ_id != unit:
+        raise Forbidden(
+            f"a member token of {unit} cannot route for {document.header.from_.organ_id}"
+        )
+    routes = await submit.explain_routes(gateway, document)
+    return _json(
+        {
+            "routes": [
+                {"recipient": r.recipient, "channel": r.channel, "reason": r.reason} for r in routes
+            ]
+        }
     )
 
 

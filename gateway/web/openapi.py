@@ -112,6 +112,7 @@ def _schemas() -> dict[str, Schema]:
             },
             ("id", "document_id", "state", "routes", "created"),
         ),
+        "RouteExplanation": _object({"routes": _array(_ref("Route"))}, ("routes",)),
         "RecipientSummary": _object(
             {"unit_code": STRING, "state": STATE, "business_status": OPT_STRING},
             ("unit_code", "state", "business_status"),
@@ -469,6 +470,23 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                 tag="statuses",
                 parameters=[message_id],
                 body=_json_body("StatusReply"),
+            )
+        },
+        "/api/v1/route/explain": {
+            "post": _operation(
+                "explainRoute",
+                "Where a document would go, and why — nothing is sent or stored",
+                "admin, operator, member",
+                {
+                    **_ok("RouteExplanation", "One route per recipient"),
+                    **_errors("BadRequest", "Unprocessable"),
+                },
+                tag="messages",
+                body={
+                    "required": True,
+                    "description": "The document metadata JSON (docs/reference/metadata.md).",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
             )
         },
         "/api/v1/inbox": {

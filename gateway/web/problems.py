@@ -56,6 +56,8 @@ STATUS_BY_CODE: dict[str, int] = {
     BadRequest.code: 400,
     "UNAUTHORIZED": 401,
     "FORBIDDEN": 403,
+    "PEER_NOT_REGISTERED": 403,
+    "SENDER_MISMATCH": 403,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,

@@ -890,7 +890,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 for route in client.app.router.routes()  # type: ignore[union-attr]
                 if route.method != "HEAD" and route.resource is not None
             }
-            assert len(routes) == 14
+            assert len(routes) == 15
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
@@ -1023,3 +1023,23 @@ def test_metric_label_values_are_escaped() -> None:
     assert "docgw_oldest_due_age_seconds 1.5" in text
     assert 'docgw_status_events_total{direction="in",code="01"} 4' in text
     assert all("\n" not in line for line in text.splitlines())
+
+
+def test_route_explain_says_where_and_why_without_storing(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        axis = {"axis": FakeConnector(name="axis", is_axis=True)}
+        async with make_gateway(extra=API_SETTINGS, connectors=axis) as gw, serve(gw) as client:
+            token = await tokens.create_token(gw, name="ops-route", role="operator")
+            meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
+            headers = {"Authorization": f"Bearer {token}"}
+            for classification, channel in (("thuong", "axis"), ("mat", None)):
+                body = json.dumps({**meta, "classification": classification})
+                response = await client.post("/api/v1/route/explain", data=body, headers=headers)
+                [route] = (await ok(response))["routes"]
+                assert route["recipient"] == RECIPIENT and route["channel"] == channel
+                assert route["reason"]
+            async with gw.engine.connect() as conn:
+                count = await conn.scalar(sa.select(sa.func.count()).select_from(messages))
+            assert count == 0
+
+    asyncio.run(scenario())
