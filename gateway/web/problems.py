@@ -19,8 +19,10 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError, SchemaError
+from gateway.store.database import DatabaseError
 
 log = logging.getLogger("docgw.web")
 
@@ -147,6 +149,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return from_http_exception(exc, request)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionRefusedError):
+        # The database is down or unreachable (asyncpg raises the refusal unwrapped): say so
+        # (503); the transaction did not commit, so nothing was changed.
+        log.warning("database_unavailable", extra={"event": "database_unavailable"})
+        return from_error(DatabaseError("the database is unavailable; try again later"))
     except ConnectionResetError:
         # The client went away mid-request; nobody is left to read an answer.
         log.info("api_client_disconnected", extra={"path": request.path})

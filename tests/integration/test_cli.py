@@ -164,3 +164,32 @@ def test_real_samples_inspect_without_error(samples: Path) -> None:
         result = docgw("package", "inspect", path, "--json")
         assert result.returncode == 0, (path, result.stderr)
         assert json.loads(result.stdout)["kind"] in ("document", "status")
+
+
+def test_an_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "docgw.toml"
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    config.write_text('[database]\nurl = "postgresql+asyncpg://docgw@127.0.0.1:1/docgw"\n')
+    assert_clean_failure(docgw("--config", config, "queue", "list"), "DATABASE_UNAVAILABLE")
+
+
+def test_a_secure_profile_with_an_axis_channel_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "docgw.toml"
+    config.write_text(
+        '[gateway]\nprofile = "secure"\n'
+        '[channels.axis]\nkind = "vxp"\nendpoint = "http://127.0.0.1:9"\n'
+        'system_id = "x"\nsecret = "not-a-real-secret"\n'
+    )
+    result = docgw("--config", config, "serve")
+    assert_clean_failure(result, "CONFIG_INVALID")
+    assert "secure" in result.stderr and "[channels.axis]" in result.stderr
+
+
+def test_an_axis_channel_without_its_secret_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "docgw.toml"
+    config.write_text(
+        '[channels.axis]\nkind = "vxp"\nendpoint = "http://127.0.0.1:9"\nsystem_id = "x"\n'
+    )
+    result = docgw("--config", config, "serve")
+    assert_clean_failure(result, "CONFIG_INVALID")
+    assert "DOCGW_CHANNELS__AXIS__SECRET" in result.stderr
