@@ -3,8 +3,12 @@
 Run by hand (this is not a test; tests/integration/test_benchmark_smoke.py only checks that it
 runs)::
 
-    .venv/bin/python benchmarks/bench_envelopes.py            # the full run (a few minutes)
+    .venv/bin/python benchmarks/bench_envelopes.py            # the full run (under a minute)
     .venv/bin/python benchmarks/bench_envelopes.py --quick    # a reduced smoke run (no 100 MB)
+
+It measures the docgw that Python imports: the installed copy in .venv (a snapshot taken by the
+last ``pip install .``), unless ``PYTHONPATH=.`` puts the working tree first. The first lines of
+the output say which one ran, with its git commit.
 
 Everything runs on ONE core: docgw's envelope code is single-threaded (lxml, cryptography and
 hashlib each work on one thread here), the process pins itself to one CPU, and the child processes
@@ -190,6 +194,9 @@ def realistic_header() -> MessageHeader:
     )
 
 
+#: Built once: making the model is the caller's work, not part of build+sign.
+HEADER = realistic_header()
+
 BUSINESS = Business(
     doc_type=BusinessDocType.NEW,
     document_id=f"{SENDER},2024/03/15,7816/VPCP-KSTT",
@@ -263,9 +270,7 @@ def source_from_file(path: Path) -> AttachmentSource:
 
 
 def build(out: IO[bytes], sources: Sequence[AttachmentSource], keys: Keys) -> None:
-    build_document(
-        realistic_header(), out=out, attachments=sources, business=BUSINESS, signer=keys.signer
-    )
+    build_document(HEADER, out=out, attachments=sources, business=BUSINESS, signer=keys.signer)
 
 
 def build_bytes(data: bytes, keys: Keys) -> bytes:
@@ -365,10 +370,11 @@ def bench_rates(keys: Keys, timing: Timing, raw: RawRsa) -> list[RateRow]:
             verify=rate(verify_once, timing),
         )
         rows.append(row)
+        build_share, verify_share = share(row.build, raw.sign), share(row.verify, raw.verify)
         print(
             f"  {size_label(size):>13}  package {row.package_bytes / KIB:>9,.0f} KB  "
-            f"build+sign {row.build:>8,.1f}/s ({share(row.build, raw.sign):>5} of raw sign)  "
-            f"read+verify {row.verify:>8,.1f}/s ({share(row.verify, raw.verify):>6} of raw verify)",
+            f"build+sign {per_second(row.build):>10} ({build_share:>5} of raw sign)  "
+            f"read+verify {per_second(row.verify):>10} ({verify_share:>6} of raw verify)",
             flush=True,
         )
     return rows
@@ -536,7 +542,7 @@ def prepare_files(directory: Path, keys: Keys, sizes: Sequence[int]) -> Files:
         files.unsigned[size] = directory / f"unsigned-{size}.edxml"
         with files.unsigned[size].open("wb") as out:
             build_document(
-                realistic_header(),
+                HEADER,
                 out=out,
                 attachments=[source_from_file(attachment)],
                 business=BUSINESS,
@@ -603,6 +609,13 @@ def bench_signxml(files: Files, timing: Timing) -> list[ChildResult]:
 # ------------------------------------------------------------------------------------ summary
 
 
+def per_second(rate: float) -> str:
+    """A rate with enough digits that the verdict beside it can be checked by eye."""
+    return (
+        f"{rate:,.0f}/s" if rate >= 1000 else f"{rate:,.1f}/s" if rate >= 100 else f"{rate:.2f}/s"
+    )
+
+
 def share(value: float, reference: float) -> str:
     """A ratio as a percentage with two significant digits: 39%, 1.2%, 0.037%."""
     percent = 100 * value / reference
@@ -639,7 +652,7 @@ def summary_rows(
         rows.append(
             (
                 f"build+sign, 2 KB header, {label}",
-                f"{row.build:,.1f}/s",
+                per_second(row.build),
                 share(row.build, raw.sign),
                 build_target,
                 "" if build_ok is None else _verdict(build_ok),
@@ -648,7 +661,7 @@ def summary_rows(
         rows.append(
             (
                 f"read+verify, 2 KB header, {label}",
-                f"{row.verify:,.1f}/s",
+                per_second(row.verify),
                 share(row.verify, raw.verify),
                 verify_target,
                 "" if verify_ok is None else _verdict(verify_ok),
@@ -670,7 +683,7 @@ def summary_rows(
         rows.append(
             (
                 f"signxml {what}, {size_label(result.size)}: rate",
-                f"{result.rate or 0:.2f}/s",
+                per_second(result.rate or 0),
                 "",
                 "(comparison)",
                 "",
@@ -723,14 +736,36 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def docgw_source() -> str:
+    """Where envelopes was imported from and, for a git checkout, its commit."""
+    import envelopes
+
+    package = Path(envelopes.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return str(package)
+    return f"{package} (git {commit})"
+
+
 def print_environment(quick: bool, pin: str) -> None:
+    from cryptography.hazmat.backends.openssl.backend import backend
+
     print(f"docgw envelope benchmark{' (--quick)' if quick else ''}")
     print(f"  machine: {os.cpu_count()} CPUs, {cpu_model()}; {platform.platform()}")
     print(f"  core:    {pin}")
+    print(f"  docgw:   {docgw_source()}")
     print(
         f"  python {platform.python_version()}, lxml {lxml.__version__} "
         f"(libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))}), "
-        f"cryptography {cryptography.__version__}, signxml {importlib.metadata.version('signxml')}"
+        f"cryptography {cryptography.__version__} ({backend.openssl_version_text()}), "
+        f"signxml {importlib.metadata.version('signxml')}"
     )
 
 

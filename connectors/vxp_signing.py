@@ -91,7 +91,7 @@ class VxpAuthError(GatewayError):
 class TimestampFormat(StrEnum):
     """How the client writes ``XroadVnpt-timestamp`` (probable: see the module docstring)."""
 
-    EPOCH_MILLIS = "epoch_ms"  # "1710466200123"
+    EPOCH_MILLIS = "epoch_millis"  # "1710466200123"
     SDK = "sdk"  # "15032024T083000+0123": ddMMyyyy'T'HHmmss+SSSS, Vietnam time
 
 

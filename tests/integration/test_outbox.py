@@ -20,6 +20,7 @@ from connectors.fake import FakeConnector, Scripted
 from envelopes.attachments import AttachmentSource
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StatusCode
+from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.store import queries
@@ -309,9 +310,11 @@ def test_exchange_between_two_gateways_with_dedupe_and_statuses(
             )  # fmt: skip
             await drain(b)
             assert len(axis_b.packages) == 2  # 01 then 03
-            # They reach A out of order: 03 first, then 01.
-            await intake.receive_package(a, io.BytesIO(axis_b.packages[1]), via="axis")
-            await intake.receive_package(a, io.BytesIO(axis_b.packages[0]), via="axis")
+            # They reach A out of order: 03 first, then 01. (The fake keeps them in delivery
+            # order, which concurrent groups do not fix: pick each by its status code.)
+            by_code = {read_package(p).status().status_code.value: p for p in axis_b.packages}
+            await intake.receive_package(a, io.BytesIO(by_code["03"]), via="axis")
+            await intake.receive_package(a, io.BytesIO(by_code["01"]), via="axis")
             async with a.engine.connect() as conn:
                 [recipient] = await queries.get_recipients(conn, message_id)
                 history = await queries.message_history(conn, message_id)
