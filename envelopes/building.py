@@ -286,11 +286,11 @@ def _write_streaming(
     out: IO[bytes],
 ) -> None:
     """Serialize the skeleton with a marker in each attachment slot, then splice in the base64."""
-    markers = []
+    markers: list[bytes] = []
     for index, slot in enumerate(slots):
-        marker = f"@@docgw-attachment-{index}@@"
-        slot.text = marker
-        markers.append(marker.encode("ascii"))
+        text = f"@@docgw-attachment-{index}@@"
+        slot.text = text
+        markers.append(text.encode("ascii"))
     xml = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
     for slot in slots:
         slot.text = None
@@ -326,4 +326,5 @@ def build_status(status: StatusPackage, *, signer: signing.Signer | None = None)
     schema.validate_status(root)
     if signer is not None:
         signing.sign(root, signer, attachment_digests={})
-    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False) + b"\n"
+    xml: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    return XML_DECLARATION + xml + b"\n"

@@ -133,13 +133,13 @@ def read_package(
         outputs.append(out)
         return decoder
 
-    chunks = (
-        source
-        if not isinstance(source, bytes | bytearray) and not hasattr(source, "read")
-        else iter_chunks(source)
-    )  # type: ignore[arg-type]
+    chunks: Iterable[bytes] = (
+        iter_chunks(source)  # type: ignore[arg-type]  # bytes or a stream, by the checks
+        if isinstance(source, bytes | bytearray) or hasattr(source, "read")
+        else source
+    )
     try:
-        return _read(chunks, limits, choose, decoders, outputs)  # type: ignore[arg-type]
+        return _read(chunks, limits, choose, decoders, outputs)
     except BaseException:
         # The caller never sees these sinks (spooled temp files, say): close them here.
         for out in outputs:
@@ -467,6 +467,7 @@ def business_from_element(element: etree._Element, notices: list[Notice]) -> Bus
                 else (),
             )
         )
+    assert doc_type is not None  # required=True above
     return Business(
         doc_type=BusinessDocType(doc_type),
         document_id=reader.text("DocumentId"),

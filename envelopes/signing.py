@@ -160,7 +160,8 @@ class SignerIdentity:
 
 
 def _c14n(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    canonical: bytes = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    return canonical
 
 
 def _reference(signed_info: etree._Element, uri: str, transform: str, digest: bytes) -> None:
@@ -340,7 +341,7 @@ def verify_signature(root: etree._Element, trust: TrustPolicy) -> SignedReferenc
             raise SignatureMalformed(f"unexpected reference #{element_id}", element="Reference")
         _require(transform == ns.EXC_C14N, f"#{element_id} must use exclusive C14N")
         _check_place(root, target, element_id)
-        actual = hashlib.new(_HASHES[digest_method].name, _c14n(target)).digest()
+        actual = hashlib.new(_HASHES[digest_method]().name, _c14n(target)).digest()
         if actual != expected:
             raise _TAMPERED[element_id](f"the signed {target.tag.split('}')[1]} was changed")
         elements[element_id] = target
@@ -431,7 +432,7 @@ def _resolve(root: etree._Element, element_id: str) -> etree._Element:
         )
     if len(matches) > 1:
         raise SignatureWrapping(f"{len(matches)} elements carry Id {element_id!r}")
-    return matches[0]  # type: ignore[no-any-return]
+    return matches[0]
 
 
 def _check_place(root: etree._Element, target: etree._Element, element_id: str) -> None:

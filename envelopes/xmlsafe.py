@@ -137,7 +137,7 @@ class _SkeletonTarget:
         self._stack.append(tag)
         # lxml's target hands the default namespace as prefix "", TreeBuilder wants None.
         nsmap = {(prefix or None): uri for prefix, uri in (nsmap or {}).items()}
-        element = self._builder.start(tag, attrib, nsmap)  # type: ignore[call-arg]
+        element = self._builder.start(tag, attrib, nsmap)
         if self._choose is not None:
             self._sink = self._choose(tag, parent)
             if self._sink is not None:
@@ -200,7 +200,7 @@ def parse_stream(
     """Parse XML fed as chunks into a skeleton tree; raises XmlRejected or XmlMalformed."""
     limits = limits or Limits()
     target = _SkeletonTarget(limits, stream)
-    parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)  # type: ignore[call-overload]
+    parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)
     etree.clear_error_log()  # per thread: XMLSyntaxError then carries this parse's errors only
     total = 0
     events = stalled = 0
@@ -232,7 +232,7 @@ def parse_stream(
         root = parser.close()
     except etree.XMLSyntaxError as exc:
         # exc.msg is often lxml's "missing end tags"; libxml2's first error says what went wrong.
-        errors = exc.error_log.filter_from_errors()  # type: ignore[attr-defined]
+        errors = exc.error_log.filter_from_errors()
         detail = (
             f"{errors[0].message.strip()} (line {errors[0].line}, column {errors[0].column})"
             if errors

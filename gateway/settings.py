@@ -215,7 +215,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         )
         for name, value in channels_raw.items()
     )
-    settings = _build(Settings, {**raw, "channels": channels, "base_dir": base_dir}, "")
+    settings: Settings = _build(Settings, {**raw, "channels": channels, "base_dir": base_dir}, "")
     for code in settings.gateway.local_units:
         parse_strict(code, field="gateway.local_units")
     check(settings)
@@ -288,8 +288,8 @@ def _build(cls: type[Any], values: Any, where: str) -> Any:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = getattr(hint, "__origin__", None)
-    args = getattr(hint, "__args__", ())
-    if is_dataclass(hint):
+    args: tuple[Any, ...] = getattr(hint, "__args__", ())
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, where)
     if origin is tuple:
         if not isinstance(value, list | tuple):

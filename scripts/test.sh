@@ -30,6 +30,10 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
 fi
 
 bash scripts/setup.sh test
+# Static checks first: lint, formatting, strict types (pyproject.toml holds their settings).
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 # pytest from the venv's bin/: the source tree is not on sys.path, so the tests exercise the
 # installed package.
 exec .venv/bin/pytest "$@"

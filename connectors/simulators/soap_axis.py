@@ -189,7 +189,8 @@ class _Request:
 
     @property
     def name(self) -> str:
-        return etree.QName(self.operation).localname
+        local: str = etree.QName(self.operation).localname
+        return local
 
     def text(self, local: str, *, required: bool = True) -> str | None:
         child = self.operation.find(_tns(local))
@@ -269,7 +270,8 @@ def _parse_request(body: bytes) -> _Request:
 def _envelope(content: etree._Element) -> bytes:
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
     etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(content)
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    data: bytes = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    return data
 
 
 def _soap_response(content: etree._Element, status: int = 200) -> web.Response:

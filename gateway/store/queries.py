@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
@@ -150,7 +152,7 @@ async def add_certificate(
 
 
 async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> str | None:
-    return await conn.scalar(  # type: ignore[no-any-return]
+    return await conn.scalar(
         sa.select(unit_certificates.c.unit_code).where(
             unit_certificates.c.fingerprint_sha256 == fingerprint_sha256
         )
@@ -184,7 +186,7 @@ async def certificates(conn: AsyncConnection, unit_code: str) -> list[Certificat
 async def message_id_for_idempotency_key(
     conn: AsyncConnection, client: str, key: str
 ) -> str | None:
-    return await conn.scalar(  # type: ignore[no-any-return]
+    return await conn.scalar(
         sa.select(messages.c.id).where(
             messages.c.client == client, messages.c.idempotency_key == key
         )
@@ -192,7 +194,7 @@ async def message_id_for_idempotency_key(
 
 
 async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: str) -> str | None:
-    return await conn.scalar(  # type: ignore[no-any-return]
+    return await conn.scalar(
         sa.select(messages.c.id).where(
             messages.c.direction == direction, messages.c.dedup_key == key
         )
@@ -575,12 +577,6 @@ async def expired_leases(conn: AsyncConnection, *, now: dt.datetime) -> list[tup
     return [(row.id, row.message_id) for row in rows]
 
 
-async def recipient_state(conn: AsyncConnection, recipient_id: int) -> TransportState:
-    return TransportState(
-        await conn.scalar(sa.select(recipients.c.state).where(recipients.c.id == recipient_id))
-    )
-
-
 # ---------------------------------------------------------------------------- status events
 
 
@@ -618,7 +614,7 @@ async def find_received_document(
     )
     if sender:
         query = query.where(messages.c.sender == sender)
-    return await conn.scalar(query.limit(1))  # type: ignore[no-any-return]
+    return await conn.scalar(query.limit(1))
 
 
 async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
@@ -816,12 +812,9 @@ async def upsert_directory(
     """Bulk insert-or-update of a channel's directory (≈120,000 agencies nationally). Names,
     parents and QĐ 20 codes follow the directory; a unit's channel, secure endpoint and local
     flag are the registry's own and are kept."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(units)
+    # Both dialects spell the upsert alike (ON CONFLICT … DO UPDATE); each has its own construct.
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement: Any = insert(units)
     statement = statement.on_conflict_do_update(
         index_elements=[units.c.code],
         set_={

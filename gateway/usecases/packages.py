@@ -3,6 +3,7 @@ disk, and sealing for classified recipients."""
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections.abc import Callable
 from typing import IO
@@ -39,7 +40,7 @@ def seal_copy(source: IO[bytes], cert: x509.Certificate) -> IO[bytes]:
 
 
 async def current_certificate(
-    conn: AsyncConnection, unit_code: str, now: object
+    conn: AsyncConnection, unit_code: str, now: dt.datetime
 ) -> x509.Certificate | None:
     """The newest registered, unrevoked, unexpired certificate of a unit."""
     for record in reversed(await queries.certificates(conn, unit_code)):
