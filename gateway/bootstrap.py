@@ -166,6 +166,21 @@ async def build(
     """Build the gateway. ``connectors`` replaces the configured ones (tests inject fakes)."""
     engine = create_engine(settings.database.url, echo=settings.database.echo)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+    try:
+        return _assemble(settings, engine, http, connectors, clock)
+    except BaseException:
+        await http.close()
+        await engine.dispose()
+        raise
+
+
+def _assemble(
+    settings: Settings,
+    engine: AsyncEngine,
+    http: aiohttp.ClientSession,
+    connectors: dict[str, Connector] | None,
+    clock: Callable[[], dt.datetime],
+) -> Gateway:
     if connectors is None:
         connectors = {c.name: _connector(c, settings, http) for c in settings.channels}
     channel_infos = {

@@ -7,6 +7,7 @@ at its next tick.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import zlib
@@ -48,6 +49,10 @@ def _guarded(
     async def run() -> None:
         try:
             await run_once(gateway, name, job)
+        except asyncio.CancelledError:
+            # Shutting down mid-job: what it did not commit runs again at the next start.
+            log.info("job_cancelled", extra={"event": "job_cancelled", "job": name})
+            raise
         except Exception:
             log.exception("job_failed", extra={"event": "job_failed", "job": name})
 
@@ -60,6 +65,9 @@ async def heartbeat(gateway: Gateway) -> None:
 
 
 def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
+    # A poll that outlasts its interval makes APScheduler warn at every skipped tick; that is
+    # the intended back-pressure (max_instances=1), not news for the log.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     lease = gateway.settings.delivery.lease_seconds
     scheduler.add_job(

@@ -244,6 +244,10 @@ def check(settings: Settings) -> None:
                 f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
                 element=f"{where}.secret",
             )
+        if channel.timestamp_format not in ("epoch_millis", "sdk"):
+            raise SettingsError("must be epoch_millis or sdk", element=f"{where}.timestamp_format")
+        if channel.hash_form not in ("canonical", "sdk"):
+            raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
 

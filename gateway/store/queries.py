@@ -3,16 +3,20 @@ transaction) and return records.
 
 Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so N workers on N hosts share one queue
 without taking the same row; on SQLite the single connection serialises writers and the clause is
-not rendered. Every state change goes through :func:`transition`, which checks the move against
-the lifecycle, guards it with the expected current state (a concurrent move makes it fail), and
-writes the audit event in the same transaction.
+not rendered. Every state change goes through :func:`transition` (or, for a worker's batch,
+:func:`transition_many` and :func:`claim_due`), which checks the move against the lifecycle, guards
+it with the expected current state (a concurrent move makes it fail), and writes the audit event in
+the same transaction.
+
+The delivery path batches: a claimed batch is moved, audited and given its attempt rows in a few
+statements, not a few per recipient — round trips to the database are most of its cost.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +35,7 @@ from gateway.store.records import (
 from gateway.store.tables import (
     attempts,
     audit_events,
+    blobs,
     messages,
     recipients,
     status_events,
@@ -55,17 +60,20 @@ async def audit(
     to_state: str | None = None,
     reason: str | None = None,
 ) -> None:
+    # Values as parameters of a constant statement, not baked into a new one: SQLAlchemy then
+    # reuses the compiled form without rebuilding a cache key (this runs for every state change).
     await conn.execute(
-        audit_events.insert().values(
-            at=now,
-            actor=actor,
-            action=action,
-            message_id=message_id,
-            recipient_id=recipient_id,
-            from_state=from_state,
-            to_state=to_state,
-            reason=reason,
-        )
+        audit_events.insert(),
+        {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "message_id": message_id,
+            "recipient_id": recipient_id,
+            "from_state": from_state,
+            "to_state": to_state,
+            "reason": reason,
+        },
     )
 
 
@@ -202,7 +210,7 @@ async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: s
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(messages.insert().values(**values))
+    await conn.execute(messages.insert(), values)
 
 
 async def insert_recipient(
@@ -218,18 +226,17 @@ async def insert_recipient(
     package_sha256: str | None = None,
 ) -> int:
     result = await conn.execute(
-        recipients.insert()
-        .values(
-            message_id=message_id,
-            unit_code=unit_code,
-            channel=channel,
-            state=state.value,
-            attempt_count=0,
-            next_attempt_at=now if state is TransportState.QUEUED else None,
-            package_sha256=package_sha256,
-            updated_at=now,
-        )
-        .returning(recipients.c.id)
+        recipients.insert().returning(recipients.c.id),
+        {
+            "message_id": message_id,
+            "unit_code": unit_code,
+            "channel": channel,
+            "state": state.value,
+            "attempt_count": 0,
+            "next_attempt_at": now if state is TransportState.QUEUED else None,
+            "package_sha256": package_sha256,
+            "updated_at": now,
+        },
     )
     recipient_id = int(result.scalar_one())
     await audit(
@@ -279,6 +286,76 @@ async def transition(
         to_state=new.value,
         reason=reason,
     )
+
+
+#: One recipient's guarded state change; the SET columns come from the parameters' other keys.
+#: A constant statement: SQLAlchemy compiles it once per set of columns, not once per call.
+_GUARDED_UPDATE = recipients.update().where(
+    recipients.c.id == sa.bindparam("guard_id"),
+    recipients.c.state == sa.bindparam("guard_state"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Move:
+    """One recipient's state change, for :func:`transition_many`."""
+
+    recipient_id: int
+    message_id: str | None
+    current: TransportState
+    new: TransportState
+    at: dt.datetime
+    action: str
+    reason: str | None = None
+    #: Other columns to set, by name; plain values (they travel as parameters).
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def transition_many(
+    conn: AsyncConnection, moves: Sequence[Move], *, actor: str
+) -> list[Move]:
+    """Several :func:`transition` moves in the caller's transaction, each checked against the
+    lifecycle and guarded by its expected state; their audit events go in one statement. Returns
+    the moves NOT applied because the recipient had moved concurrently (the others stand)."""
+    for move in moves:
+        check_transition(move.current, move.new)
+    applied: list[Move] = []
+    lost: list[Move] = []
+    for move in moves:
+        result = await conn.execute(
+            _GUARDED_UPDATE,
+            {
+                "guard_id": move.recipient_id,
+                "guard_state": move.current.value,
+                "state": move.new.value,
+                "updated_at": move.at,
+                **move.fields,
+            },
+        )
+        (applied if result.rowcount == 1 else lost).append(move)
+    await _audit_many(
+        conn,
+        [
+            {
+                "at": move.at,
+                "actor": actor,
+                "action": move.action,
+                "message_id": move.message_id,
+                "recipient_id": move.recipient_id,
+                "from_state": move.current.value,
+                "to_state": move.new.value,
+                "reason": move.reason,
+            }
+            for move in applied
+        ],
+    )
+    return lost
+
+
+async def _audit_many(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
+    # executemany: one INSERT … VALUES (…), (…) on both databases (SQLAlchemy's insertmanyvalues).
+    if events:
+        await conn.execute(audit_events.insert(), list(events))
 
 
 def _recipient(row: Any) -> RecipientRecord:
@@ -473,23 +550,44 @@ async def claim_due(
         .with_for_update(skip_locked=True)
     )
     rows = (await conn.execute(due)).all()
-    claimed_ids = []
+    if not rows:
+        return []
+    # One guarded UPDATE for the batch: the rows are ours (locked above on PostgreSQL; SQLite has
+    # one writer), so every one of them must move, or nothing does.
     for row in rows:
-        await transition(
-            conn,
-            row.id,
-            TransportState(row.state),
-            TransportState.SENDING,
-            now=now,
-            actor=worker,
-            action="claimed",
-            message_id=row.message_id,
+        check_transition(TransportState(row.state), TransportState.SENDING)
+    claimed_ids = [row.id for row in rows]
+    result = await conn.execute(
+        recipients.update()
+        .where(
+            recipients.c.id.in_(claimed_ids),
+            recipients.c.state.in_([s.value for s in CLAIMABLE]),
+        )
+        .values(
+            state=TransportState.SENDING.value,
+            updated_at=now,
             lease_until=lease_until,
             attempt_count=recipients.c.attempt_count + 1,
         )
-        claimed_ids.append(row.id)
-    if not claimed_ids:
-        return []
+    )
+    if result.rowcount != len(claimed_ids):
+        raise IllegalTransition("a recipient being claimed moved concurrently; nothing claimed")
+    await _audit_many(
+        conn,
+        [
+            {
+                "at": now,
+                "actor": worker,
+                "action": "claimed",
+                "message_id": row.message_id,
+                "recipient_id": row.id,
+                "from_state": row.state,
+                "to_state": TransportState.SENDING.value,
+                "reason": None,
+            }
+            for row in rows
+        ],
+    )
     joined = (
         await conn.execute(
             sa.select(
@@ -530,37 +628,71 @@ async def claim_due(
     ]
 
 
-async def start_attempt(
-    conn: AsyncConnection, claimed: Claimed, *, worker: str, now: dt.datetime
-) -> int:
+async def start_attempts(
+    conn: AsyncConnection, claimed: Sequence[Claimed], *, worker: str, now: dt.datetime
+) -> dict[int, int]:
+    """One attempt row per claimed recipient, in one statement; recipient id → attempt id."""
+    if not claimed:
+        return {}
     result = await conn.execute(
-        attempts.insert()
-        .values(
-            recipient_id=claimed.recipient_id,
-            number=claimed.attempt,
-            channel=claimed.channel,
-            worker=worker,
-            started_at=now,
-        )
-        .returning(attempts.c.id)
+        attempts.insert().returning(
+            attempts.c.id, attempts.c.recipient_id, sort_by_parameter_order=True
+        ),
+        [
+            {
+                "recipient_id": c.recipient_id,
+                "number": c.attempt,
+                "channel": c.channel,
+                "worker": worker,
+                "started_at": now,
+            }
+            for c in claimed
+        ],
     )
-    return int(result.scalar_one())
+    return {row.recipient_id: row.id for row in result}
 
 
-async def finish_attempt(
-    conn: AsyncConnection,
-    attempt_id: int,
-    *,
-    now: dt.datetime,
-    outcome: str,
-    error_code: str | None,
-    detail: str | None,
-) -> None:
+@dataclass(frozen=True, kw_only=True)
+class AttemptEnd:
+    attempt_id: int
+    at: dt.datetime
+    outcome: str
+    error_code: str | None
+    detail: str | None
+
+
+async def finish_attempts(conn: AsyncConnection, ends: Sequence[AttemptEnd]) -> None:
+    if not ends:
+        return
     await conn.execute(
-        attempts.update()
-        .where(attempts.c.id == attempt_id)
-        .values(finished_at=now, outcome=outcome, error_code=error_code, detail=detail)
+        attempts.update().where(attempts.c.id == sa.bindparam("attempt_id")),
+        [
+            {
+                "attempt_id": end.attempt_id,
+                "finished_at": end.at,
+                "outcome": end.outcome,
+                "error_code": end.error_code,
+                "detail": end.detail,
+            }
+            for end in ends
+        ],
     )
+
+
+async def inline_packages(conn: AsyncConnection, sha256s: Iterable[str]) -> dict[str, bytes]:
+    """The bytes of those packages that are stored inline (small ones: ``[gateway]
+    inline_blob_bytes`` at most each); chunked ones are not read here."""
+    wanted = sorted(set(sha256s))
+    if not wanted:
+        return {}
+    rows = (
+        await conn.execute(
+            sa.select(blobs.c.sha256, blobs.c.data).where(
+                blobs.c.sha256.in_(wanted), blobs.c.data.is_not(None)
+            )
+        )
+    ).all()
+    return {row.sha256: bytes(row.data) for row in rows}
 
 
 async def expired_leases(conn: AsyncConnection, *, now: dt.datetime) -> list[tuple[int, str]]:

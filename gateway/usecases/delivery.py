@@ -5,6 +5,12 @@ Recipients of one message on one channel that are claimed together go in one cal
 by the package's To list). A worker that dies mid-send leaves its claims ``sending``; when their
 lease expires :func:`recover_expired` makes them ``unconfirmed`` and they are resent with the same
 package, which the receiver deduplicates.
+
+One round costs two transactions, whatever the batch size: the claim (which also starts the
+attempts and reads the packages stored inline, i.e. the small ones), then, once every send of the
+batch has ended, the outcomes. Each outcome keeps the moment its own send ended. Until the slowest
+send of the batch ends the others stay ``sending``; that is bounded by the send timeout, which the
+lease must exceed anyway.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
 
 from connectors.base import (
     ClassifiedRefused,
@@ -27,7 +36,7 @@ from connectors.base import (
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import arrival_notice_deadline
-from gateway.domain.lifecycle import IllegalTransition, TransportState
+from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome, Verdict, decide
 from gateway.store import queries
 from gateway.store.records import Claimed
@@ -43,6 +52,18 @@ _VERDICT_STATE = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Sent:
+    """How one group's send ended."""
+
+    group: Sequence[Claimed]
+    outcome: Outcome
+    detail: str
+    error_code: str | None
+    receipt: Receipt | None
+    ended_at: dt.datetime
+
+
 async def deliver_due(gateway: Gateway, worker: str) -> int:
     """One round: claim a batch, deliver it, record outcomes. Returns how many were claimed."""
     now = gateway.clock()
@@ -52,16 +73,19 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
         claimed = await queries.claim_due(
             conn, now=now, limit=settings.batch_size, lease_until=lease_until, worker=worker
         )
-        attempt_ids = {
-            c.recipient_id: await queries.start_attempt(conn, c, worker=worker, now=now)
-            for c in claimed
-        }
+        if not claimed:
+            return 0
+        attempt_ids = await queries.start_attempts(conn, claimed, worker=worker, now=now)
+        # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
+        # ones are streamed from their chunks by the send that needs them.
+        inline = await queries.inline_packages(conn, (c.package_sha256 for c in claimed))
     groups: dict[tuple[str, str | None, str], list[Claimed]] = defaultdict(list)
     for item in claimed:
         groups[(item.message_id, item.channel, item.package_sha256)].append(item)
-    await asyncio.gather(
-        *(_deliver_group(gateway, g, attempt_ids, worker) for g in groups.values())
+    ended = await asyncio.gather(
+        *(_deliver_group(gateway, g, inline.get(g[0].package_sha256)) for g in groups.values())
     )
+    await _record(gateway, ended, attempt_ids, worker)
     return len(claimed)
 
 
@@ -69,11 +93,9 @@ def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=value)
 
 
-async def _deliver_group(
-    gateway: Gateway, group: Sequence[Claimed], attempt_ids: dict[int, int], worker: str
-) -> None:
+async def _deliver_group(gateway: Gateway, group: Sequence[Claimed], inline: bytes | None) -> _Sent:
     first = group[0]
-    outcome, detail, error_code, receipt = await _send(gateway, group)
+    outcome, detail, error_code, receipt = await _send(gateway, group, inline)
     log.info(
         "delivery_attempt",
         extra={
@@ -85,19 +107,36 @@ async def _deliver_group(
             "detail": detail,
         },
     )
-    now = gateway.clock()
-    policy = gateway.retry_policy(first.channel)
-    async with gateway.engine.begin() as conn:
-        for item in group:
+    return _Sent(
+        group=group,
+        outcome=outcome,
+        detail=detail,
+        error_code=error_code,
+        receipt=receipt,
+        ended_at=gateway.clock(),
+    )
+
+
+async def _record(
+    gateway: Gateway, ended: Sequence[_Sent], attempt_ids: dict[int, int], worker: str
+) -> None:
+    """Every outcome of the round as a durable decision, in one transaction."""
+    moves: list[queries.Move] = []
+    ends: list[queries.AttemptEnd] = []
+    for sent in ended:
+        now = sent.ended_at
+        policy = gateway.retry_policy(sent.group[0].channel)
+        for item in sent.group:
             decision = decide(
-                outcome=outcome, attempt=item.attempt, now=now, policy=policy, detail=detail
-            )
+                outcome=sent.outcome, attempt=item.attempt, now=now, policy=policy,
+                detail=sent.detail,
+            )  # fmt: skip
             new_state = _VERDICT_STATE[decision.verdict]
             fields: dict[str, object] = {"lease_until": None}
             if new_state is TransportState.SENT:
                 fields.update(
                     sent_at=now,
-                    remote_id=receipt.remote_id if receipt else None,
+                    remote_id=sent.receipt.remote_id if sent.receipt else None,
                     last_error=None,
                     next_attempt_at=None,
                     arrival_due_at=arrival_notice_deadline(
@@ -106,41 +145,48 @@ async def _deliver_group(
                 )
             else:
                 fields.update(last_error=decision.reason, next_attempt_at=decision.next_attempt_at)
-            try:
-                await queries.transition(
-                    conn,
-                    item.recipient_id,
-                    TransportState.SENDING,
-                    new_state,
-                    now=now,
-                    actor=worker,
-                    action=f"attempt_{outcome.value}",
-                    reason=decision.reason or None,
+            moves.append(
+                queries.Move(
+                    recipient_id=item.recipient_id,
                     message_id=item.message_id,
-                    **fields,
+                    current=TransportState.SENDING,
+                    new=new_state,
+                    at=now,
+                    action=f"attempt_{sent.outcome.value}",
+                    reason=decision.reason or None,
+                    fields=fields,
                 )
-            except IllegalTransition:
-                # Recovery already declared this claim lost (lease expired): its decision stands.
-                log.warning("late_outcome_ignored", extra={"recipient_id": item.recipient_id})
-            await queries.finish_attempt(
-                conn,
-                attempt_ids[item.recipient_id],
-                now=now,
-                outcome=outcome.value,
-                error_code=error_code,
-                detail=detail or None,
             )
+            ends.append(
+                queries.AttemptEnd(
+                    attempt_id=attempt_ids[item.recipient_id],
+                    at=now,
+                    outcome=sent.outcome.value,
+                    error_code=sent.error_code,
+                    detail=sent.detail or None,
+                )
+            )
+    async with gateway.engine.begin() as conn:
+        lost = await queries.transition_many(conn, moves, actor=worker)
+        await queries.finish_attempts(conn, ends)
+    for move in lost:
+        # Recovery already declared this claim lost (lease expired): its decision stands.
+        log.warning("late_outcome_ignored", extra={"recipient_id": move.recipient_id})
 
 
 async def _send(
-    gateway: Gateway, group: Sequence[Claimed]
+    gateway: Gateway, group: Sequence[Claimed], inline: bytes | None
 ) -> tuple[Outcome, str, str | None, Receipt | None]:
     first = group[0]
     connector = gateway.connectors.get(first.channel or "")
     if connector is None:
         return Outcome.TRANSPORT_ERROR, f"channel {first.channel!r} is not configured", None, None
-    async with gateway.engine.connect() as conn:
-        package = await load_to_spool(conn, first.package_sha256)
+    package: IO[bytes]
+    if inline is not None:
+        package = io.BytesIO(inline)
+    else:
+        async with gateway.engine.connect() as conn:
+            package = await load_to_spool(conn, first.package_sha256)
     size = package.seek(0, 2)
     delivery = Delivery(
         message_id=first.message_id,

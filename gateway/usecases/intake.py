@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import sealing
 from envelopes.errors import SealError
-from envelopes.model import ResponseFor, StatusCode
+from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.signing import TrustPolicy
 from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
@@ -53,6 +53,20 @@ async def receive_package(
     client certificate); a package from any other unit is refused before anything is stored.
     """
     plain, sealed = await asyncio.to_thread(_open_if_sealed, gateway, source)
+    try:
+        return await _receive(gateway, plain, sealed, via, expected_sender)
+    finally:
+        if sealed is not None:
+            plain.close()  # the opened plaintext of a sealed package is never kept
+
+
+async def _receive(
+    gateway: Gateway,
+    plain: IO[bytes],
+    sealed: IO[bytes] | None,
+    via: str,
+    expected_sender: str | None,
+) -> Received:
     parsed = await asyncio.to_thread(read_package, plain)
     sender = _sender(parsed)
     if expected_sender is not None and sender != expected_sender:
@@ -66,16 +80,19 @@ async def receive_package(
         verified = await asyncio.to_thread(verify_document, parsed, trust)
     else:
         verified = await asyncio.to_thread(verify_status, parsed, trust)
-    stored = sealed if sealed is not None else plain
+    # edXML carries no classification. A package that came sealed came over a secure channel:
+    # it is recorded at least as "mat", so that everything about it (the 01 answer included)
+    # stays off the axis.
+    classification = Classification.MAT if sealed is not None else Classification.THUONG
     try:
-        return await _store(gateway, verified, stored, via)
+        return await _store(gateway, verified, sealed or plain, via, classification)
     except sa.exc.IntegrityError:
         # The same package arrived twice at once; the other copy committed first.
         async with gateway.engine.connect() as conn:
             existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
         if existing is None:
             raise
-        return _duplicate(existing, verified)
+        return _received(existing, verified, duplicate=True)
 
 
 def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
@@ -133,7 +150,13 @@ def _dedup_key(verified: VerifiedDocument | VerifiedStatus) -> str:
     )
 
 
-def _duplicate(message_id: str, verified: VerifiedDocument | VerifiedStatus) -> Received:
+def _received(
+    message_id: str,
+    verified: VerifiedDocument | VerifiedStatus,
+    *,
+    duplicate: bool,
+    answers: tuple[str, ...] = (),
+) -> Received:
     if isinstance(verified, VerifiedDocument):
         header = verified.package.header
         return Received(
@@ -141,7 +164,8 @@ def _duplicate(message_id: str, verified: VerifiedDocument | VerifiedStatus) -> 
             kind="document",
             document_id=header.document_id,
             sender=header.from_.organ_id,
-            duplicate=True,
+            duplicate=duplicate,
+            answers=answers,
         )
     status = verified.status
     return Received(
@@ -149,79 +173,87 @@ def _duplicate(message_id: str, verified: VerifiedDocument | VerifiedStatus) -> 
         kind="status",
         document_id=status.response_for.document_id or "",
         sender=status.from_.organ_id,
-        duplicate=True,
+        duplicate=duplicate,
     )
 
 
 async def _store(
-    gateway: Gateway, verified: VerifiedDocument | VerifiedStatus, package: IO[bytes], via: str
+    gateway: Gateway,
+    verified: VerifiedDocument | VerifiedStatus,
+    package: IO[bytes],
+    via: str,
+    classification: Classification,
 ) -> Received:
     now = gateway.clock()
     key = _dedup_key(verified)
     async with gateway.engine.begin() as conn:
         existing = await queries.message_id_for_dedup_key(conn, "in", key)
         if existing is not None:
-            return _duplicate(existing, verified)
+            return _received(existing, verified, duplicate=True)
         package.seek(0)
         ref = await blobs.put_stream(
             conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
         )
         message_id = str(uuid.uuid4())
-        if isinstance(verified, VerifiedDocument):
-            answers = await _store_document(
-                gateway, conn, verified, message_id, ref.sha256, key, via, now
-            )
-            header = verified.package.header
-            return Received(
-                message_id=message_id,
-                kind="document",
-                document_id=header.document_id,
-                sender=header.from_.organ_id,
-                duplicate=False,
-                answers=answers,
-            )
-        await _store_status(conn, verified, message_id, ref.sha256, key, via, now)
-        status = verified.status
-        return Received(
+        stored = _Stored(
             message_id=message_id,
-            kind="status",
-            document_id=status.response_for.document_id or "",
-            sender=status.from_.organ_id,
-            duplicate=False,
+            package_sha256=ref.sha256,
+            dedup_key=key,
+            via=via,
+            classification=classification,
+            now=now,
         )
+        if isinstance(verified, VerifiedDocument):
+            answers = await _store_document(gateway, conn, verified, stored)
+            return _received(message_id, verified, duplicate=False, answers=answers)
+        await _store_status(conn, verified, stored)
+        return _received(message_id, verified, duplicate=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Stored:
+    """Where and how a received package was stored (shared by documents and statuses)."""
+
+    message_id: str
+    package_sha256: str
+    dedup_key: str
+    via: str
+    classification: Classification
+    now: dt.datetime
+
+
+def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -> dict[str, Any]:
+    """The columns both kinds share. A classified message keeps no readable subject: its
+    content lives only in the sealed package."""
+    return {
+        "id": stored.message_id,
+        "direction": "in",
+        "classification": stored.classification.value,
+        "package_sha256": stored.package_sha256,
+        "client": stored.via,
+        "dedup_key": stored.dedup_key,
+        "route": stored.via,
+        "notices": [n.code for n in verified.notices],
+        "signer_subject": verified.signer.subject,
+        "created_at": stored.now,
+    }
 
 
 async def _store_document(
-    gateway: Gateway,
-    conn: AsyncConnection,
-    verified: VerifiedDocument,
-    message_id: str,
-    package_sha256: str,
-    dedup_key: str,
-    via: str,
-    now: dt.datetime,
+    gateway: Gateway, conn: AsyncConnection, verified: VerifiedDocument, stored: _Stored
 ) -> tuple[str, ...]:
     header = verified.package.header
+    message_id, via, now = stored.message_id, stored.via, stored.now
     await queries.insert_message(
         conn,
-        id=message_id,
-        direction="in",
+        **_message_row(stored, verified),
         kind="document",
         document_id=header.document_id,
         sender=header.from_.organ_id,
-        # A sealed package arrived over a secure channel; its classification is not in edXML.
-        classification="thuong",
-        subject=header.subject,
+        subject=None if stored.classification.is_classified else header.subject,
         code=str(header.code),
         promulgation_date=header.promulgation.date,
         priority=int(header.other_info.priority),
-        package_sha256=package_sha256,
-        client=via,
-        dedup_key=dedup_key,
-        route=via,
-        notices=[n.code for n in verified.notices],
-        signer_subject=verified.signer.subject,
-        created_at=now,
     )
     local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
     answers = []
@@ -261,41 +293,25 @@ async def _store_document(
     return tuple(answers)
 
 
-async def _store_status(
-    conn: AsyncConnection,
-    verified: VerifiedStatus,
-    message_id: str,
-    package_sha256: str,
-    dedup_key: str,
-    via: str,
-    now: dt.datetime,
-) -> None:
+async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored: _Stored) -> None:
     status = verified.status
+    message_id, now = stored.message_id, stored.now
     await queries.insert_message(
         conn,
-        id=message_id,
-        direction="in",
+        **_message_row(stored, verified),
         kind="status",
         document_id=status.response_for.document_id or "",
         sender=status.from_.organ_id,
-        classification="thuong",
-        subject=status.description,
+        subject=None if stored.classification.is_classified else status.description,
         priority=0,
         status_code=status.status_code.value,
-        package_sha256=package_sha256,
-        client=via,
-        dedup_key=dedup_key,
-        route=via,
-        notices=[n.code for n in verified.notices],
-        signer_subject=verified.signer.subject,
-        created_at=now,
     )
     related, _ = await apply_received_status(
         conn,
         reporter=status.from_.organ_id,
         document_id=status.response_for.document_id,
         code=status.status_code,
-        description=status.description,
+        description=None if stored.classification.is_classified else status.description,
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
         status_message_id=message_id,

@@ -3,12 +3,21 @@ checked by the lifecycle and audited in the same transaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes import sealing
+from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
-from gateway.store import queries
+from gateway.domain.routing import route_recipient
+from gateway.store import blobs, queries
+from gateway.store.records import MessageRecord, RecipientRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
+from gateway.usecases.packages import current_certificate, load_to_spool, seal_copy, spool
+from gateway.usecases.submit import recipient_entry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +123,7 @@ async def _move(
             extra = dict(fields)
             if to is TransportState.QUEUED:
                 extra.update(next_attempt_at=now, attempt_count=0, last_error=None)
+                extra.update(await _requeue_fields(gateway, conn, message, recipient, extra, now))
             await queries.transition(
                 conn,
                 recipient.id,
@@ -133,3 +143,43 @@ async def _move(
     if to is TransportState.QUEUED:
         gateway.work_available.set()
     return Changed(message_id=message_id, recipients=tuple(moved), new_state=to.value)
+
+
+async def _requeue_fields(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    message: MessageRecord,
+    recipient: RecipientRecord,
+    fields: dict[str, object],
+    now: dt.datetime,
+) -> dict[str, object]:
+    """What a recipient needs to be sent again: a channel — a held one is routed anew by the
+    policy (the operator may have registered a secure endpoint or allowed Tuyệt mật since) — and,
+    for a classified message, a copy sealed for the recipient's current certificate."""
+    classification = Classification(message.classification)
+    channel = fields.get("channel") or recipient.channel
+    updates: dict[str, object] = {}
+    if recipient.state is TransportState.HELD and "channel" not in fields:
+        unit = await queries.get_unit(conn, recipient.unit_code)
+        if unit is None:
+            raise Conflict(f"unit {recipient.unit_code} is no longer in the registry")
+        route = route_recipient(classification, recipient_entry(unit, gateway), gateway.channels)
+        if route.is_held:
+            raise Conflict(f"{recipient.unit_code} has still no route: {route.reason}")
+        channel = updates["channel"] = route.channel
+    if classification.is_classified and (
+        recipient.package_sha256 is None or channel != recipient.channel
+    ):
+        cert = await current_certificate(conn, recipient.unit_code, now)
+        if cert is None:
+            raise Conflict(f"no current certificate of {recipient.unit_code} to seal for")
+        # The message keeps only a copy sealed for its sender: open it, seal it for the recipient.
+        sender_key = gateway.signer(message.sender).private_key
+        with await load_to_spool(conn, message.package_sha256) as own, spool() as plain:
+            sealing.open_stream(own, plain, sender_key)  # type: ignore[arg-type]
+            with seal_copy(plain, cert) as sealed:
+                ref = await blobs.put_stream(
+                    conn, sealed, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
+                )
+        updates["package_sha256"] = ref.sha256
+    return updates

@@ -59,6 +59,9 @@ class _Reopened:
     def read(self, size: int = -1) -> bytes:
         return self._source.read(size)
 
+    def tell(self) -> int:
+        return self._source.tell()
+
     def close(self) -> None:
         return None
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes import sealing
 from envelopes.building import build_status
 from envelopes.model import (
     Classification,
@@ -21,9 +22,12 @@ from envelopes.model import (
 from gateway.bootstrap import Gateway
 from gateway.domain import business
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.routing import route_recipient
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
+from gateway.usecases.packages import current_certificate
+from gateway.usecases.submit import recipient_entry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -49,14 +53,30 @@ async def enqueue_status(
     unit = await queries.get_unit(conn, to)
     if unit is None:
         raise UnknownUnit(f"unit {to} is not in the registry", element="to")
+    # A status about a classified document names it (DocumentId, số/ký hiệu): it travels under
+    # the document's classification — over a secure channel, sealed — or is held.
+    related = await queries.get_message(conn, related_message_id) if related_message_id else None
+    classification = Classification(related.classification if related else "thuong")
+    route = route_recipient(classification, recipient_entry(unit, gateway), gateway.channels)
     reporter_unit = await queries.get_unit(conn, reporter)
     package = build_status(
         _status(reporter, reporter_unit, about, code, description, staff, now),
         signer=gateway.signer(reporter),
     )
-    ref = await blobs.put_bytes(
-        conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
-    )
+    inline = gateway.settings.gateway.inline_blob_bytes
+    own_copy, recipient_copy, held_reason = package, None, None if route.channel else route.reason
+    if classification.is_classified:
+        own_copy = sealing.seal(package, gateway.signer(reporter).certificate)
+        cert = await current_certificate(conn, to, now)
+        if cert is None:
+            held_reason = held_reason or f"no current certificate registered for {to} to seal for"
+        else:
+            recipient_copy = (
+                await blobs.put_bytes(
+                    conn, sealing.seal(package, cert), inline_limit=inline, now=now
+                )
+            ).sha256
+    ref = await blobs.put_bytes(conn, own_copy, inline_limit=inline, now=now)
     message_id = str(uuid.uuid4())
     await queries.insert_message(
         conn,
@@ -65,26 +85,27 @@ async def enqueue_status(
         kind="status",
         document_id=about.document_id or "",
         sender=reporter,
-        classification=Classification.THUONG.value,
-        subject=description,
+        classification=classification.value,
+        # A classified document's statuses keep their wording only inside the sealed package.
+        subject=None if classification.is_classified else description,
         priority=0,
         status_code=code.value,
         related_message_id=related_message_id,
         package_sha256=ref.sha256,
         client=actor,
-        route=unit.channel,
+        route=route.channel,
         created_at=now,
     )
-    channel = unit.channel if unit.channel in gateway.connectors else None
     await queries.insert_recipient(
         conn,
         message_id=message_id,
         unit_code=to,
-        channel=channel,
-        state=TransportState.QUEUED if channel else TransportState.HELD,
+        channel=route.channel,
+        state=TransportState.HELD if held_reason else TransportState.QUEUED,
         now=now,
         actor=actor,
-        reason=f"status {code.value}" if channel else f"unit {to} has no configured channel",
+        reason=held_reason or f"status {code.value}: {route.reason}",
+        package_sha256=recipient_copy,
     )
     await queries.insert_status_event(
         conn,
@@ -94,7 +115,7 @@ async def enqueue_status(
         reporter=reporter,
         document_id=about.document_id,
         status_code=code.value,
-        description=description,
+        description=None if classification.is_classified else description,
         reported_at=now,
         recorded_at=now,
         out_of_order=False,
@@ -156,7 +177,7 @@ async def reply(
             pairs = [p for p in pairs if p[0] == member_unit]
             if not pairs:
                 raise NotFound(f"no document message {message_id}")
-        return [
+        queued = [
             await enqueue_status(
                 gateway,
                 conn,
@@ -172,6 +193,8 @@ async def reply(
             )
             for reporter, to in pairs
         ]
+    gateway.work_available.set()
+    return queued
 
 
 async def apply_received_status(

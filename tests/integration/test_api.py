@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import EXAMPLES, OTHER, RECIPIENT, SENDER
+from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
 
 from connectors.base import Delivery, PeerRefused
 from connectors.fake import FakeConnector, Scripted

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import EXAMPLES
+from integration_support import EXAMPLES
 from receiver import Receiver
 
 pytestmark = pytest.mark.slow

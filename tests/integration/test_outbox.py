@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import EXAMPLES, OTHER, RECIPIENT, SENDER
+from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
 
 from connectors.fake import FakeConnector, Scripted
 from envelopes.attachments import AttachmentSource

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import EXAMPLES, RECIPIENT, register_all, write_config
+from integration_support import EXAMPLES, RECIPIENT, register_all, write_config
 from receiver import Receiver
 
 from envelopes.attachments import AttachmentSource
