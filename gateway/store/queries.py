@@ -412,14 +412,7 @@ async def get_message(conn: AsyncConnection, message_id: str) -> MessageRecord |
     row = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).one_or_none()
     if row is None:
         return None
-    rows = (
-        await conn.execute(
-            sa.select(recipients)
-            .where(recipients.c.message_id == message_id)
-            .order_by(recipients.c.id)
-        )
-    ).all()
-    return _message(row, [_recipient(r) for r in rows])
+    return _message(row, await get_recipients(conn, message_id))
 
 
 async def get_recipients(conn: AsyncConnection, message_id: str) -> list[RecipientRecord]:
@@ -769,71 +762,51 @@ async def set_business_status(
     )
 
 
+async def _dicts(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in (await conn.execute(query)).mappings().all()]
+
+
 async def message_history(
     conn: AsyncConnection, message_id: str
 ) -> dict[str, list[dict[str, Any]]]:
     """Attempts, audit events and status events of one message, oldest first."""
     recipient_ids = sa.select(recipients.c.id).where(recipients.c.message_id == message_id)
-    attempt_rows = (
-        (
-            await conn.execute(
-                sa.select(attempts, recipients.c.unit_code)
-                .join(recipients, recipients.c.id == attempts.c.recipient_id)
-                .where(attempts.c.recipient_id.in_(recipient_ids))
-                .order_by(attempts.c.id)
-            )
-        )
-        .mappings()
-        .all()
-    )
-    audit_rows = (
-        (
-            await conn.execute(
-                sa.select(audit_events)
-                .where(audit_events.c.message_id == message_id)
-                .order_by(audit_events.c.id)
-            )
-        )
-        .mappings()
-        .all()
-    )
-    status_rows = (
-        (
-            await conn.execute(
-                sa.select(status_events)
-                .where(
-                    sa.or_(
-                        status_events.c.message_id == message_id,
-                        status_events.c.status_message_id == message_id,
-                    )
-                )
-                .order_by(status_events.c.id)
-            )
-        )
-        .mappings()
-        .all()
-    )
     return {
-        "attempts": [dict(r) for r in attempt_rows],
-        "audit": [dict(r) for r in audit_rows],
-        "status_events": [dict(r) for r in status_rows],
+        "attempts": await _dicts(
+            conn,
+            sa.select(attempts, recipients.c.unit_code)
+            .join(recipients, recipients.c.id == attempts.c.recipient_id)
+            .where(attempts.c.recipient_id.in_(recipient_ids))
+            .order_by(attempts.c.id),
+        ),
+        "audit": await _dicts(
+            conn,
+            sa.select(audit_events)
+            .where(audit_events.c.message_id == message_id)
+            .order_by(audit_events.c.id),
+        ),
+        "status_events": await _dicts(
+            conn,
+            sa.select(status_events)
+            .where(
+                sa.or_(
+                    status_events.c.message_id == message_id,
+                    status_events.c.status_message_id == message_id,
+                )
+            )
+            .order_by(status_events.c.id),
+        ),
     }
 
 
 async def unmatched_status_events(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
-    rows = (
-        (
-            await conn.execute(
-                sa.select(status_events)
-                .where(status_events.c.message_id.is_(None))
-                .order_by(status_events.c.id.desc())
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+    return await _dicts(
+        conn,
+        sa.select(status_events)
+        .where(status_events.c.message_id.is_(None))
+        .order_by(status_events.c.id.desc())
+        .limit(limit),
     )
-    return [dict(r) for r in rows]
 
 
 # ---------------------------------------------------------------------------------- tokens
