@@ -92,6 +92,8 @@ class ParsedPackage:
     notices: list[Notice] = field(default_factory=list)
     _document: DocumentPackage | None = None
     _status: StatusPackage | None = None
+    #: For a document: the elements its model was read from.
+    sources: SourceElements | None = None
 
     def document(self) -> DocumentPackage:
         """The unverified document model (for inspection; never for the store)."""
@@ -192,7 +194,9 @@ def _read(
     if kind is PackageKind.STATUS:
         parsed_package._status = status_from_tree(root, notices)
     else:
-        parsed_package._document = document_from_tree(root, attachments, notices)
+        parsed_package._document, parsed_package.sources = document_from_tree(
+            root, attachments, notices
+        )
     return parsed_package
 
 
@@ -226,19 +230,19 @@ class _Reader:
             for child in self.element.iterfind(q(name))
         ]
 
+    def _first(self, name: str, required: bool) -> etree._Element | None:
+        found = self.element.find(q(name))
+        if found is None and required:
+            raise PackageStructureError("required element missing", element=f"{self.path}/{name}")
+        return found
+
     def child(self, name: str, *, required: bool = False) -> _Reader | None:
-        found = self.children(name)
-        if not found:
-            if required:
-                raise PackageStructureError(
-                    "required element missing", element=f"{self.path}/{name}"
-                )
-            return None
-        return found[0]
+        found = self._first(name, required)
+        return None if found is None else _Reader(found, f"{self.path}/{name}", self.notices)
 
     def text(self, name: str, *, required: bool = False) -> str | None:
-        found = self.child(name, required=required)
-        value = (found.element.text or "").strip() if found is not None else ""
+        found = self._first(name, required)
+        value = (found.text or "").strip() if found is not None else ""
         if not value:
             if required:
                 raise PackageStructureError("required element empty", element=f"{self.path}/{name}")
@@ -585,25 +589,36 @@ def _attachment_info(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SourceElements:
+    """The elements a document model was read from; verification reuses the model when the
+    signature covers exactly these elements (it checks that they are where a reader reads)."""
+
+    header: etree._Element
+    business: etree._Element | None
+    manifest: etree._Element | None
+
+
 def document_from_tree(
     root: etree._Element, streamed: list[StreamedAttachment], notices: list[Notice]
-) -> DocumentPackage:
+) -> tuple[DocumentPackage, SourceElements]:
     xml_header = _path(root, "edXMLEnvelope", "edXMLHeader")
     trace_list = xml_header.find(q("TraceHeaderList"))
-    business = trace_list.find(q("Bussiness")) if trace_list is not None else None
-    _note_placeholder_signature(xml_header, notices)
-    return DocumentPackage(
-        header=header_from_element(
-            _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
-        ),
-        traces=traces_from_element(trace_list, notices),
-        business=business_from_element(business, notices) if business is not None else None,
-        attachments=attachments_from_manifest(
-            root.find(f"{q('edXMLEnvelope')}/{q('edXMLBody')}/{q('edXMLManifest')}"),
-            streamed,
-            notices,
-        ),
+    sources = SourceElements(
+        header=_path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"),
+        business=trace_list.find(q("Bussiness")) if trace_list is not None else None,
+        manifest=root.find(f"{q('edXMLEnvelope')}/{q('edXMLBody')}/{q('edXMLManifest')}"),
     )
+    _note_placeholder_signature(xml_header, notices)
+    document = DocumentPackage(
+        header=header_from_element(sources.header, notices),
+        traces=traces_from_element(trace_list, notices),
+        business=business_from_element(sources.business, notices)
+        if sources.business is not None
+        else None,
+        attachments=attachments_from_manifest(sources.manifest, streamed, notices),
+    )
+    return document, sources
 
 
 def _note_placeholder_signature(xml_header: etree._Element, notices: list[Notice]) -> None:

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -89,6 +89,15 @@ class Signer:
     private_key: rsa.RSAPrivateKey
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
+
+    @functools.cached_property
+    def key_info_certificates(self) -> tuple[str, ...]:
+        """The base64 DER of the certificate and its chain, as KeyInfo carries them (computed
+        once per signer: a unit signs every package with the same ones)."""
+        return tuple(
+            base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+            for cert in (self.certificate, *self.chain)
+        )
 
     @classmethod
     def from_pem(cls, key_pem: bytes, cert_pem: bytes, password: bytes | None = None) -> Signer:
@@ -147,6 +156,11 @@ class SignerIdentity:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> SignerIdentity:
+        # A peer signs many packages with one certificate: describe each certificate once.
+        return _identity_of(cert.public_bytes(serialization.Encoding.DER))
+
+    @classmethod
+    def _describe(cls, cert: x509.Certificate) -> SignerIdentity:
         return cls(
             subject=cert.subject.rfc4514_string(),
             issuer=cert.issuer.rfc4514_string(),
@@ -154,6 +168,11 @@ class SignerIdentity:
             fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
             not_after=cert.not_valid_after_utc,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _identity_of(der: bytes) -> SignerIdentity:
+    return SignerIdentity._describe(x509.load_der_x509_certificate(der))
 
 
 # --------------------------------------------------------------------------------------- signing
@@ -185,10 +204,9 @@ def sign(root: etree._Element, signer: Signer, *, attachment_digests: Mapping[st
     signed_info = etree.SubElement(signature, ds("SignedInfo"))
     etree.SubElement(signed_info, ds("CanonicalizationMethod"), Algorithm=ns.EXC_C14N)
     etree.SubElement(signed_info, ds("SignatureMethod"), Algorithm=ns.RSA_SHA256)
+    ids = _ids(root)
     for element_id in (HEADER_ID, BUSINESS_ID, MANIFEST_ID):
-        matches = root.xpath("//*[@Id=$id]", id=element_id)
-        if matches:
-            element = matches[0]
+        for element in ids.get(element_id, [])[:1]:
             _reference(
                 signed_info, element_id, ns.EXC_C14N, hashlib.sha256(_c14n(element)).digest()
             )
@@ -197,9 +215,8 @@ def sign(root: etree._Element, signer: Signer, *, attachment_digests: Mapping[st
     value = signer.private_key.sign(_c14n(signed_info), padding.PKCS1v15(), hashes.SHA256())
     etree.SubElement(signature, ds("SignatureValue")).text = base64.b64encode(value).decode()
     x509_data = etree.SubElement(etree.SubElement(signature, ds("KeyInfo")), ds("X509Data"))
-    for cert in (signer.certificate, *signer.chain):
-        der = cert.public_bytes(serialization.Encoding.DER)
-        etree.SubElement(x509_data, ds("X509Certificate")).text = base64.b64encode(der).decode()
+    for encoded in signer.key_info_certificates:
+        etree.SubElement(x509_data, ds("X509Certificate")).text = encoded
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -322,9 +339,10 @@ def verify_signature(root: etree._Element, trust: TrustPolicy) -> SignedReferenc
     _check_signature_value(signature, signed_info, cert, method)
     elements: dict[str, etree._Element] = {}
     attachment_ids: list[str] = []
+    ids = _ids(root)
     for reference in signed_info.findall(ds("Reference")):
         element_id, transform, digest_method, expected = _read_reference(reference, digest_methods)
-        target = _resolve(root, element_id)
+        target = _resolve(ids, element_id)
         if element_id in elements or element_id in attachment_ids:
             raise SignatureMalformed(f"#{element_id} is referenced twice", element="Reference")
         if element_id.startswith(ATTACHMENT_ID_PREFIX):
@@ -422,8 +440,18 @@ def _read_reference(
     return uri[1:], transforms[0].get("Algorithm", ""), digest_method, expected
 
 
-def _resolve(root: etree._Element, element_id: str) -> etree._Element:
-    matches: list[Any] = root.xpath("//*[@Id=$id]", id=element_id)
+def _ids(root: etree._Element) -> dict[str, list[etree._Element]]:
+    """Every element carrying an Id, by Id (one pass over the skeleton)."""
+    index: dict[str, list[etree._Element]] = {}
+    for element in root.iter():
+        element_id = element.get("Id")
+        if element_id is not None:
+            index.setdefault(element_id, []).append(element)
+    return index
+
+
+def _resolve(ids: dict[str, list[etree._Element]], element_id: str) -> etree._Element:
+    matches = ids.get(element_id, [])
     if not matches:
         if element_id.startswith(ATTACHMENT_ID_PREFIX):
             raise AttachmentRemoved(f"the signed attachment #{element_id} is missing")

@@ -8,6 +8,7 @@ covers. Trace entries are not signed (the axis appends them) and are returned ap
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from envelopes import signing
@@ -50,23 +51,35 @@ def verify_document(parsed: ParsedPackage, trust: signing.TrustPolicy) -> Verifi
     _check_attachments(parsed, signed)
     notices = list(parsed.notices)
     elements = signed.elements
-    header = header_from_element(elements[signing.HEADER_ID], notices)
+    header_element = elements[signing.HEADER_ID]
     business_element = elements.get(signing.BUSINESS_ID)
-    business = (
-        business_from_element(business_element, notices) if business_element is not None else None
-    )
-    trace_list = parsed.root.find(f".//{q('TraceHeaderList')}")
-    package = DocumentPackage(
-        header=header,
-        traces=(),
-        business=business,
-        attachments=attachments_from_manifest(
-            elements.get(signing.MANIFEST_ID), parsed.attachments, notices
-        ),
-    )
+    manifest_element = elements.get(signing.MANIFEST_ID)
+    sources = parsed.sources
+    read = parsed.document()
+    if (
+        sources is not None
+        and sources.header is header_element
+        and sources.business is business_element
+        and sources.manifest is manifest_element
+    ):
+        # The model read from the package was built from exactly the signed elements.
+        package = dataclasses.replace(read, traces=())
+        unsigned_traces = read.traces
+    else:
+        package = DocumentPackage(
+            header=header_from_element(header_element, notices),
+            traces=(),
+            business=business_from_element(business_element, notices)
+            if business_element is not None
+            else None,
+            attachments=attachments_from_manifest(manifest_element, parsed.attachments, notices),
+        )
+        unsigned_traces = traces_from_element(
+            parsed.root.find(f".//{q('TraceHeaderList')}"), notices
+        )
     return VerifiedDocument(
         package=package,
-        unsigned_traces=traces_from_element(trace_list, notices),
+        unsigned_traces=unsigned_traces,
         notices=tuple(dict.fromkeys(notices)),
         signer=signed.signer,
         algorithm=signed.algorithm,

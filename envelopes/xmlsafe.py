@@ -106,42 +106,52 @@ class _SkeletonTarget:
     def start(
         self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str] | None = None
     ) -> None:
+        # Called for every element: one combined check on the hot path, the precise error on
+        # the slow one.
         self.events += 1
         self._elements += 1
-        if self._elements > self._limits.max_elements:
-            raise self._refuse(XmlRejected(f"more than {self._limits.max_elements} elements"))
-        if len(self._stack) >= self._limits.max_depth:
-            raise self._refuse(
-                XmlRejected(f"nesting deeper than {self._limits.max_depth}", element=tag)
-            )
-        # Namespace declarations count: lxml's TreeBuilder takes quadratic time in their number.
-        if len(attrib) + len(nsmap or {}) > self._limits.max_attributes:
-            raise self._refuse(
-                XmlRejected(
-                    f"more than {self._limits.max_attributes} attributes and namespace "
-                    "declarations",
-                    element=tag,
-                )
-            )
+        limits = self._limits
+        depth = len(self._stack)
         # Names and attribute values stay in the skeleton too.
-        self._kept_text += len(tag) + sum(len(k) + len(v) for k, v in attrib.items())
-        if self._kept_text > self._limits.max_kept_text:
-            raise self._refuse(
-                XmlRejected(f"more than {self._limits.max_kept_text} characters of text")
-            )
-        if self._sink is not None:
-            raise self._refuse(
-                XmlRejected("an element inside a streamed text element", element=tag)
-            )
-        parent = self._stack[-1] if self._stack else None
+        self._kept_text += len(tag)
+        if attrib:
+            self._kept_text += sum(len(k) + len(v) for k, v in attrib.items())
+        if (
+            self._elements > limits.max_elements
+            or depth >= limits.max_depth
+            or len(attrib) + len(nsmap or ()) > limits.max_attributes
+            or self._kept_text > limits.max_kept_text
+            or self._sink is not None
+        ):
+            raise self._refuse(self._limit_error(tag, attrib, nsmap, depth))
+        parent = self._stack[-1] if depth else None
         self._stack.append(tag)
-        # lxml's target hands the default namespace as prefix "", TreeBuilder wants None.
-        nsmap = {(prefix or None): uri for prefix, uri in (nsmap or {}).items()}
+        if nsmap:
+            # lxml's target hands the default namespace as prefix "", TreeBuilder wants None.
+            nsmap = {(prefix or None): uri for prefix, uri in nsmap.items()}
         element = self._builder.start(tag, attrib, nsmap)
         if self._choose is not None:
             self._sink = self._choose(tag, parent)
             if self._sink is not None:
                 self.streamed.append((element, self._sink))
+
+    def _limit_error(
+        self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str] | None, depth: int
+    ) -> XmlRejected:
+        limits = self._limits
+        if self._elements > limits.max_elements:
+            return XmlRejected(f"more than {limits.max_elements} elements")
+        if depth >= limits.max_depth:
+            return XmlRejected(f"nesting deeper than {limits.max_depth}", element=tag)
+        # Namespace declarations count: lxml's TreeBuilder takes quadratic time in their number.
+        if len(attrib) + len(nsmap or ()) > limits.max_attributes:
+            return XmlRejected(
+                f"more than {limits.max_attributes} attributes and namespace declarations",
+                element=tag,
+            )
+        if self._kept_text > limits.max_kept_text:
+            return XmlRejected(f"more than {limits.max_kept_text} characters of text")
+        return XmlRejected("an element inside a streamed text element", element=tag)
 
     def end(self, tag: str) -> None:
         self.events += 1
