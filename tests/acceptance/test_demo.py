@@ -1,0 +1,90 @@
+"""``docgw demo``, the README's main job, run as a user runs it: the installed command in its own
+process, with the axis simulator and four gateways inside it, on loopback only.
+
+The story is checked through what it prints (the summary lines are its contract with the reader);
+a second test stops a running demo with Ctrl-C, as a user does, and wants a clean exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+# Each run starts five servers and waits for the scheduler's one-second polls: about 7 s.
+pytestmark = pytest.mark.slow
+
+DOCGW = Path(sys.executable).parent / "docgw"
+RUNNING = "Running. Press Ctrl-C to stop."
+
+
+def test_the_demo_exchanges_documents_and_exits_with_once() -> None:
+    result = subprocess.run(
+        [str(DOCGW), "demo", "--once"], capture_output=True, text=True, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    summary = result.stdout.split("── Summary", 1)[-1]
+    # A → B unclassified over the axis, registered by B (03).
+    assert re.search(r"A → B .*VPCP-TTĐT .*sent via axis, business status 03", summary), summary
+    # B's reply, with its ResponseFor, back to A, which answered 01.
+    assert re.search(r"B → A .*reply to .*VPCP-TTĐT .*business status 01", summary), summary
+    # C → D classified, over the secure channel only.
+    assert re.search(r"C → D .* mat .*delivered over the secure channel", summary), summary
+    # A → B classified: no secure endpoint for B, so held, never sent to the axis.
+    assert re.search(r"A → B .* mat .*held: mat needs a secure endpoint", summary), summary
+    assert re.search(r"request bodies mentioning .*VPCP-M: 0", result.stdout)
+    assert "/_sim/state" in result.stdout and "queue list" in result.stdout
+    assert result.stdout.rstrip().endswith("stopped cleanly.")
+    # The temporary folder is removed on the way out.
+    folder = re.search(r"Folder: (\S+)", result.stdout)
+    assert folder is not None and not Path(folder.group(1)).exists()
+
+
+def test_ctrl_c_stops_a_running_demo_cleanly(tmp_path: Path) -> None:
+    seen: list[str] = []
+    with subprocess.Popen(
+        [str(DOCGW), "demo", "--dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = process.stdout
+        reader = threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in stdout])
+        reader.start()
+        try:
+            deadline = time.monotonic() + 120
+            while not seen or seen[-1] != RUNNING:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0 and process.poll() is None, "\n".join(seen)[-4000:]
+                with contextlib.suppress(queue.Empty):
+                    seen.append(lines.get(timeout=min(remaining, 1.0)))
+            process.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            returncode = process.wait(timeout=30)
+            stopping = time.monotonic() - started
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        reader.join(5)
+        stderr = process.stderr.read()
+    while not lines.empty():
+        seen.append(lines.get())
+    assert returncode == 0, stderr[-4000:]
+    assert stopping < 10, f"took {stopping:.1f}s to stop"
+    assert "Traceback" not in stderr and "Traceback" not in "\n".join(seen)
+    assert seen[-1] == "stopped cleanly.", seen[-5:]
+    # --dir keeps the configuration, so `docgw --config DIR/A/docgw.toml …` works afterwards.
+    assert (tmp_path / "demo" / "A" / "docgw.toml").is_file()
