@@ -17,12 +17,14 @@ from functools import partial
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
+from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import is_sqlite
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
+from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
 
 log = logging.getLogger("docgw.scheduler")
@@ -122,6 +124,14 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                     channel.directory_sync_hours * 3600,
                     partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
                 )
+            )
+        if channel.kind == "drop_folder" and channel.root is not None and channel.poll_seconds > 0:
+            folder = DropFolder(root=gateway.settings.resolve(channel.root))
+            jobs.append(
+                (f"pickup:{name}", channel.poll_seconds, partial(pick_up, gateway, name, folder))
+            )
+            jobs.append(
+                (f"handover:{name}", channel.poll_seconds, partial(hand_over, gateway, folder))
             )
         for job_id, seconds, job in jobs:
             scheduler.add_job(

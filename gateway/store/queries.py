@@ -1011,3 +1011,25 @@ async def set_channel_state(
             channel_checked_at=now,
         )
     )
+
+
+# ------------------------------------------------------------------------------- hand-off
+
+
+async def not_handed_off(conn: AsyncConnection, *, limit: int) -> list[MessageRecord]:
+    """Received messages not yet handed to the local system, oldest first."""
+    rows = (
+        await conn.execute(
+            sa.select(messages)
+            .where(messages.c.direction == "in", messages.c.handed_off_at.is_(None))
+            .order_by(messages.c.created_at, messages.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [_message(row) for row in rows]
+
+
+async def mark_handed_off(conn: AsyncConnection, message_id: str, *, now: dt.datetime) -> None:
+    await conn.execute(
+        messages.update().where(messages.c.id == message_id).values(handed_off_at=now)
+    )

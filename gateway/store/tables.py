@@ -119,6 +119,8 @@ messages = sa.Table(
     sa.Column("notices", sa.JSON, nullable=True),
     sa.Column("signer_subject", sa.String(500), nullable=True),
     sa.Column("send_due_at", TS, nullable=True),
+    #: Received messages: when the package was handed to the local system (drop folder).
+    sa.Column("handed_off_at", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False, index=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),

@@ -1,0 +1,138 @@
+"""The hand-off with the local document-management system through a drop folder.
+
+* Pick-up: complete items of ``outbox/`` (a ``NAME.ready/`` folder with ``metadata.json`` and the
+  attachment files, renamed atomically by the local system) are submitted like any document, with
+  an idempotency key made from the item, then moved to ``outbox/taken/`` — or to
+  ``outbox/rejected/`` with the error code. A crash between submitting and moving resubmits the
+  same item, which the key makes harmless.
+* Hand-over: every received package (documents and statuses) is written to ``inbox/`` as
+  ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off. A
+  classified package is stored sealed for our unit: it is opened and handed over only by a gateway
+  with ``profile = "secure"`` (the classified side's own LAN); elsewhere it waits for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from connectors.drop_folder import DropFolder, OutboxItem
+from envelopes import sealing
+from envelopes.attachments import AttachmentSource
+from envelopes.errors import GatewayError
+from envelopes.metadata import parse_metadata
+from gateway.bootstrap import Gateway
+from gateway.store import queries
+from gateway.store.records import MessageRecord
+from gateway.usecases.packages import load_to_spool, spool
+from gateway.usecases.statuses import VIETNAM
+from gateway.usecases.submit import submit_document
+
+log = logging.getLogger("docgw.handoff")
+
+#: Ready packages (``NAME.edxml`` in the outbox) would need a submit path of their own (the
+#: package is signed by the local system already); docgw takes document folders only for now.
+READY_PACKAGE_UNSUPPORTED = "READY_PACKAGE_UNSUPPORTED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PickUpReport:
+    submitted: int = 0
+    rejected: int = 0
+
+
+async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpReport:
+    submitted = rejected = 0
+    for item in await folder.scan_outbox():
+        if item.is_package or item.metadata is None:
+            await folder.mark_rejected(
+                item,
+                READY_PACKAGE_UNSUPPORTED,
+                "put a document folder (metadata.json + files), not a ready package",
+            )
+            rejected += 1
+            continue
+        try:
+            message_id = await _submit(gateway, channel, item)
+        except GatewayError as exc:
+            await folder.mark_rejected(item, exc.code, str(exc))
+            rejected += 1
+            continue
+        await folder.mark_taken(item, message_id)
+        submitted += 1
+    return PickUpReport(submitted=submitted, rejected=rejected)
+
+
+async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
+    assert item.metadata is not None
+    request = parse_metadata(item.metadata, today=gateway.clock().astimezone(VIETNAM).date())
+    attachments = [
+        AttachmentSource(name=path.name, open=_opener(path)) for path in item.attachments
+    ]
+    submitted = await submit_document(
+        gateway,
+        request,
+        attachments,
+        client=f"drop-folder:{channel}",
+        actor=f"drop-folder:{channel}",
+        idempotency_key=item.idempotency_key,
+    )
+    return submitted.message_id
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
+async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) -> int:
+    """Write received packages to the inbox; returns how many were handed over."""
+    async with gateway.engine.connect() as conn:
+        pending = await queries.not_handed_off(conn, limit=limit)
+    handed = 0
+    for message in pending:
+        if message.classification != "thuong" and gateway.settings.gateway.profile != "secure":
+            continue  # classified plaintext is written only on the classified side
+        async with gateway.engine.connect() as conn:
+            package = await load_to_spool(conn, message.package_sha256)
+        try:
+            if message.classification != "thuong":
+                package = await asyncio.to_thread(_open, gateway, package)
+            await folder.write_inbox(message.id, package, _meta(message))
+        finally:
+            package.close()
+        async with gateway.engine.begin() as conn:
+            await queries.mark_handed_off(conn, message.id, now=gateway.clock())
+        handed += 1
+    return handed
+
+
+def _open(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
+    """The plaintext of a package sealed for one of our units (the classified side only)."""
+    header = sealing.read_seal_header(sealed)  # type: ignore[arg-type]
+    sealed.seek(0)
+    for signer in gateway.signers.values():
+        if header.is_for(signer.certificate):
+            plain = spool()
+            sealing.open_stream(sealed, plain, signer.private_key)  # type: ignore[arg-type]
+            plain.seek(0)
+            sealed.close()
+            return plain
+    raise GatewayError("the package is sealed for a certificate this gateway does not hold")
+
+
+def _meta(message: MessageRecord) -> dict[str, object]:
+    return {
+        "message_id": message.id,
+        "kind": message.kind,
+        "document_id": message.document_id,
+        "sender": message.sender,
+        "classification": message.classification,
+        "status_code": message.status_code,
+        "related_message_id": message.related_message_id,
+        "signed_by": message.signer_subject,
+        "received_at": message.created_at.isoformat(),
+    }
