@@ -10,9 +10,12 @@ It measures the docgw that Python imports: the installed copy in .venv (a snapsh
 last ``pip install .``), unless ``PYTHONPATH=.`` puts the working tree first. The first lines of
 the output say which one ran, with its git commit.
 
-Everything runs on ONE core: docgw's envelope code is single-threaded (lxml, cryptography and
-hashlib each work on one thread here), the process pins itself to one CPU, and the child processes
-of the memory measurements inherit that pin and run one after another.
+Everything runs on ONE core at a time: docgw's envelope code is single-threaded (lxml,
+cryptography and hashlib each work on one thread here), and the child processes of the memory
+measurements run one after another. ``--cpu N`` also pins the process (and its children) to CPU N,
+which steadies the figures on a quiet machine; on a shared, busy one it is better left off, so the
+scheduler can move the process away from a competing one. The load average is printed before and
+after: figures from a busy machine are low, and a ratio to the raw RSA rate can then mislead.
 
 What it prints, in one run:
 
@@ -393,7 +396,6 @@ class ChildResult:
     rss_before_kib: int
     document_bytes: int
     rate: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def multiple(self) -> float:
@@ -617,9 +619,9 @@ def per_second(rate: float) -> str:
 
 
 def share(value: float, reference: float) -> str:
-    """A ratio as a percentage with two significant digits: 39%, 1.2%, 0.037%."""
+    """A ratio as a percentage, never rounded up onto a target: 49.6%, 1.2%, 0.037%."""
     percent = 100 * value / reference
-    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+    return f"{percent:.1f}%" if percent >= 1 else f"{percent:.2g}%"
 
 
 def _verdict(ok: bool) -> str:
@@ -717,13 +719,21 @@ def print_table(rows: Sequence[tuple[str, str, str, str, str]]) -> None:
 # --------------------------------------------------------------------------------------- main
 
 
-def pin_to_one_core() -> str:
+def pin(cpu: int | None) -> str:
+    if cpu is None:
+        return "single-threaded, not pinned (--cpu N pins); children run one at a time"
     try:
-        cpu = max(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
     except (AttributeError, OSError) as exc:
-        return f"not pinned ({exc}); the process is single-threaded all the same"
-    return f"pinned to CPU {cpu}; single-threaded; children inherit the pin and run one at a time"
+        return f"single-threaded; pinning to CPU {cpu} failed ({exc})"
+    return f"single-threaded, pinned to CPU {cpu}; children inherit the pin, run one at a time"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def cpu_model() -> str:
@@ -754,12 +764,13 @@ def docgw_source() -> str:
     return f"{package} (git {commit})"
 
 
-def print_environment(quick: bool, pin: str) -> None:
+def print_environment(quick: bool, core: str) -> None:
     from cryptography.hazmat.backends.openssl.backend import backend
 
     print(f"docgw envelope benchmark{' (--quick)' if quick else ''}")
     print(f"  machine: {os.cpu_count()} CPUs, {cpu_model()}; {platform.platform()}")
-    print(f"  core:    {pin}")
+    print(f"  core:    {core}")
+    print(f"  load:    {load_average()} (1, 5, 15 min) at the start")
     print(f"  docgw:   {docgw_source()}")
     print(
         f"  python {platform.python_version()}, lxml {lxml.__version__} "
@@ -772,13 +783,14 @@ def print_environment(quick: bool, pin: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="reduced smoke run, no 100 MB")
+    parser.add_argument("--cpu", type=int, help="pin to this CPU (default: not pinned)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child_main(json.loads(args.child))
         return 0
     timing = QUICK if args.quick else FULL
-    print_environment(args.quick, pin_to_one_core())
+    print_environment(args.quick, pin(args.cpu))
     keys = Keys.create()
     text_bytes, header_bytes = header_size(build_bytes(b"", keys))
     print(
@@ -803,6 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signxml = bench_signxml(files, timing)
 
     print_table(summary_rows(raw, rates, memory, signxml))
+    print(f"\nload average at the end: {load_average()} (1, 5, 15 min)")
     return 0
 
 

@@ -124,7 +124,11 @@ class Base64Decoder:
         self._padded = False  # a quantum with "=" was decoded: nothing may follow it
 
     def write(self, text: str) -> None:
-        text = self._pending + text.translate(_WHITESPACE)
+        # docgw and the SDK write one line: skip the translate pass (a copy) when there is nothing
+        # to remove; a one-character `in` is a memchr, some 20 times faster than translate.
+        if "\n" in text or " " in text or "\r" in text or "\t" in text:
+            text = text.translate(_WHITESPACE)
+        text = self._pending + text
         usable = len(text) - len(text) % 4
         self._pending = text[usable:]
         if usable:
@@ -137,8 +141,9 @@ class Base64Decoder:
             raise AttachmentError("invalid base64: data after padding", element=self._element)
         self._padded = text.endswith("=")
         try:
-            data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-        except (binascii.Error, UnicodeEncodeError) as exc:
+            # a2b_base64 takes an ASCII str as it is (no encode copy); ValueError otherwise.
+            data = binascii.a2b_base64(text, strict_mode=True)
+        except ValueError as exc:  # binascii.Error is a ValueError
             raise AttachmentError(f"invalid base64: {exc}", element=self._element) from exc
         if len(self._head) < HEAD_SIZE:
             self._head = (self._head + data)[:HEAD_SIZE]

@@ -15,6 +15,9 @@ attack).
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
@@ -204,11 +207,100 @@ def iter_chunks(source: bytes | IO[bytes], size: int = CHUNK_SIZE) -> Iterator[b
         yield chunk
 
 
+#: Inputs up to this size are first parsed by libxml2's own tree builder — some 7 times faster
+#: than the Python parser target on a 10 KB package — and the finished tree is checked against the
+#: limits. Whatever is not plainly acceptable (a DOCTYPE anywhere, an encoding other than UTF-8, a
+#: limit possibly reached, a syntax error) goes to the streaming target, which then decides: its
+#: errors are the only ones, word for word, and no sink sees a byte before that decision.
+FAST_PATH_MAX_BYTES = 1 << 20
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
+_NAMESPACE_URIS = re.compile(rb"""xmlns(?::[^\s=]*)?\s*=\s*["']([^"']*)""")
+_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+_COUNT_ELEMENTS = etree.XPath("count(//*)")
+_COUNT_ATTRIBUTES = etree.XPath("count(//@*)")
+_ANY_WITH_MORE_ATTRIBUTES = etree.XPath("boolean(//*[count(@*) > $n])")
+
+
+@functools.cache
+def _deeper_than(depth: int) -> etree.XPath:
+    return etree.XPath("boolean(/" + "/".join(["*"] * (depth + 1)) + ")")
+
+
 def parse_stream(
     chunks: Iterable[bytes], *, limits: Limits | None = None, stream: StreamChooser | None = None
 ) -> ParsedXml:
     """Parse XML fed as chunks into a skeleton tree; raises XmlRejected or XmlMalformed."""
     limits = limits or Limits()
+    head: list[bytes] = []
+    size = 0
+    rest = iter(chunks)
+    for chunk in rest:
+        head.append(chunk)
+        size += len(chunk)
+        if size > FAST_PATH_MAX_BYTES:
+            return _parse_streaming(itertools.chain(head, rest), limits, stream)
+    data = b"".join(head)
+    return _parse_small(data, limits, stream) or _parse_streaming([data], limits, stream)
+
+
+def _parse_small(data: bytes, limits: Limits, choose: StreamChooser | None) -> ParsedXml | None:
+    """The fast path for a small input, or None where the streaming parser must decide."""
+    if len(data) > min(limits.max_input_bytes, limits.max_stalled_bytes):
+        return None
+    try:
+        stray, body = _split_stray_prefix(data, limits)
+    except XmlMalformed:
+        return None
+    text = body[3:] if body.startswith(_UTF8_BOM) else body
+    # UTF-8 only, so that a DOCTYPE has these very bytes (and not UTF-16/32 without a BOM).
+    if text[:1] != b"<" or text[1:2] == b"\x00" or b"<!DOCTYPE" in text:
+        return None
+    if text.startswith(b"<?xml"):
+        encoding = _ENCODING.search(text, 0, max(text.find(b"?>"), 0))
+        if encoding is not None and encoding.group(1).lower() != b"utf-8":
+            return None
+    try:
+        root = etree.fromstring(body, etree.XMLParser(**_PARSER_OPTIONS))
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if not _within_limits(root, text, limits):
+        return None
+    streamed: list[tuple[etree._Element, TextSink]] = []
+    for element in root.iter(etree.Element) if choose is not None else ():
+        parent = element.getparent()
+        sink = choose(element.tag, None if parent is None else parent.tag)  # type: ignore[misc]
+        if sink is None:
+            continue
+        streamed.append((element, sink))
+        if element.text:
+            sink.write(element.text)
+            element.text = None
+        if len(element):
+            raise XmlRejected("an element inside a streamed text element", element=element[0].tag)
+        sink.close()
+    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=streamed)
+
+
+def _within_limits(root: etree._Element, text: bytes, limits: Limits) -> bool:
+    """The target's limits on a finished small tree, counted in C; where a count is a bound (an
+    over-estimate), the streaming target decides the doubtful cases."""
+    elements = int(_COUNT_ELEMENTS(root))
+    if elements > limits.max_elements or _deeper_than(limits.max_depth)(root):
+        return False
+    attributes = int(_COUNT_ATTRIBUTES(root))
+    room = limits.max_attributes - text.count(b"xmlns")  # every declaration counted everywhere
+    if attributes > room and _ANY_WITH_MORE_ATTRIBUTES(root, n=room):
+        return False
+    # Kept text in characters is at most the input's bytes, plus the namespace URI that Clark
+    # notation writes into each element and attribute name.
+    uris = [len(uri) for uri in _NAMESPACE_URIS.findall(text)]
+    longest = max([len(_XML_NAMESPACE), *uris]) + 2
+    return len(text) + (elements + attributes) * longest <= limits.max_kept_text
+
+
+def _parse_streaming(
+    chunks: Iterable[bytes], limits: Limits, stream: StreamChooser | None
+) -> ParsedXml:
     target = _SkeletonTarget(limits, stream)
     parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)
     etree.clear_error_log()  # per thread: XMLSyntaxError then carries this parse's errors only
