@@ -52,9 +52,9 @@ def _guarded(
         try:
             await run_once(gateway, name, job)
         except asyncio.CancelledError:
-            # Shutting down mid-job: what it did not commit runs again at the next start.
+            # Shutting down mid-job: what it did not commit runs again at the next start. Not
+            # re-raised: APScheduler would log the cancellation as a job error with a traceback.
             log.info("job_cancelled", extra={"event": "job_cancelled", "job": name})
-            raise
         except Exception:
             log.exception("job_failed", extra={"event": "job_failed", "job": name})
 

@@ -65,7 +65,8 @@ def cmd_route_explain(args: argparse.Namespace) -> int:
 
 
 def _summary_line(message: MessageRecord) -> str:
-    state = summarize([r.state for r in message.recipients]).value
+    # A received status package has no recipients: no transport state to show.
+    state = summarize([r.state for r in message.recipients]).value if message.recipients else "-"
     recipients = ", ".join(
         f"{r.unit_code}:{r.state.value}{'/' + r.business_status if r.business_status else ''}"
         for r in message.recipients
