@@ -114,7 +114,7 @@ class ChannelSettings:
     #: vxp: this system's id on the axis and its shared secret. The secret has no default: set
     #: it with DOCGW_CHANNELS__<NAME>__SECRET, never in a committed file.
     system_id: str = ""
-    secret: str = ""
+    secret: str = field(default="", repr=False)  # never in logs or error messages
     #: vxp: "epoch_millis" (default) or "sdk" timestamps; "canonical" or "sdk" hash-file form.
     timestamp_format: str = "epoch_millis"
     hash_form: str = "canonical"
