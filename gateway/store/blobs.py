@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import IO
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import blob_chunks, blobs
@@ -38,10 +40,13 @@ async def put_stream(
     if len(first) <= inline_limit:
         hasher.update(first)
         ref = BlobRef(sha256=hasher.hexdigest(), size=len(first))
-        if not await exists(connection, ref.sha256):
-            await connection.execute(
-                blobs.insert().values(sha256=ref.sha256, size=ref.size, data=first, created_at=now)
-            )
+        # One statement: the same bytes stored before are simply kept (content addressing).
+        insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        await connection.execute(
+            insert(blobs)
+            .values(sha256=ref.sha256, size=ref.size, data=first, created_at=now)
+            .on_conflict_do_nothing(index_elements=[blobs.c.sha256])
+        )
         return ref
     chunk_key = str(uuid.uuid4())
     size, seq, pending = 0, 0, first

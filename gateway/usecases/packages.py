@@ -62,6 +62,9 @@ class _Reopened:
     def tell(self) -> int:
         return self._source.tell()
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._source.seek(offset, whence)
+
     def close(self) -> None:
         return None
 
