@@ -10,6 +10,7 @@ handed to intake and only then acknowledged, so nothing is acknowledged before i
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from gateway.bootstrap import Gateway
 from gateway.usecases.intake import receive_package
 
 log = logging.getLogger("docgw.polling")
+
+#: How many listed items one poll takes at once.
+CONCURRENT_ITEMS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,10 +44,22 @@ async def poll_channel(gateway: Gateway, channel: str, connector: Pollable) -> P
         except ConnectorError as exc:
             log.warning("poll_failed", extra={"channel": channel, "kind": kind, "error": exc.code})
             continue
-        for item in items:
-            counts[await _take(gateway, channel, connector, item)] += 1
+        # Items are taken concurrently (bounded): fetching, verifying (in threads) and storing
+        # overlap. Each item still commits before it is acknowledged; two copies of one package
+        # meet at the deduplication constraint, and statuses may apply in any order.
+        slots = asyncio.Semaphore(CONCURRENT_ITEMS)
+        taken = [_take_bounded(slots, gateway, channel, connector, item) for item in items]
+        for outcome in await asyncio.gather(*taken):
+            counts[outcome] += 1
             counts["fetched"] += 1
     return PollReport(channel=channel, **counts)
+
+
+async def _take_bounded(
+    slots: asyncio.Semaphore, gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem
+) -> str:
+    async with slots:
+        return await _take(gateway, channel, connector, item)
 
 
 async def _take(gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem) -> str:
