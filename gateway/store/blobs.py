@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import IO
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.database import upsert_insert
 from gateway.store.tables import blob_chunks, blobs
 
 CHUNK = 1 << 20
@@ -41,7 +40,7 @@ async def put_stream(
         hasher.update(first)
         ref = BlobRef(sha256=hasher.hexdigest(), size=len(first))
         # One statement: the same bytes stored before are simply kept (content addressing).
-        insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(connection)
         await connection.execute(
             insert(blobs)
             .values(sha256=ref.sha256, size=ref.size, data=first, created_at=now)

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from envelopes.errors import GatewayError
 
@@ -23,6 +25,12 @@ class DatabaseError(GatewayError):
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
     return url.startswith("sqlite")
+
+
+def upsert_insert(connection: AsyncConnection) -> Any:
+    """The INSERT construct with ON CONFLICT for the connection's database: PostgreSQL and SQLite
+    spell the upsert alike, and each dialect has its own construct for it."""
+    return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

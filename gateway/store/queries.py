@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store.database import upsert_insert
 from gateway.store.records import (
     CertificateRecord,
     Claimed,
@@ -917,8 +916,7 @@ async def upsert_directory(
     """Bulk insert-or-update of a channel's directory (≈120,000 agencies nationally). Names,
     parents and QĐ 20 codes follow the directory; a unit's channel, secure endpoint and local
     flag are the registry's own and are kept."""
-    # Both dialects spell the upsert alike (ON CONFLICT … DO UPDATE); each has its own construct.
-    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(conn)
     statement: Any = insert(units)
     statement = statement.on_conflict_do_update(
         index_elements=[units.c.code],

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import IO
 
 from connectors.drop_folder import DropFolder, OutboxItem
-from envelopes import sealing
 from envelopes.attachments import AttachmentSource
 from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import MessageRecord
-from gateway.usecases.packages import load_to_spool, spool
+from gateway.usecases.packages import load_to_spool, open_sealed_for_us
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.submit import submit_document
 
@@ -98,30 +97,16 @@ async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) ->
             continue  # classified plaintext is written only on the classified side
         async with gateway.engine.connect() as conn:
             package = await load_to_spool(conn, message.package_sha256)
-        try:
+        with package:
             if message.classification != "thuong":
-                package = await asyncio.to_thread(_open, gateway, package)
-            await folder.write_inbox(message.id, package, _meta(message))
-        finally:
-            package.close()
+                with await asyncio.to_thread(open_sealed_for_us, gateway, package) as plain:
+                    await folder.write_inbox(message.id, plain, _meta(message))
+            else:
+                await folder.write_inbox(message.id, package, _meta(message))
         async with gateway.engine.begin() as conn:
             await queries.mark_handed_off(conn, message.id, now=gateway.clock())
         handed += 1
     return handed
-
-
-def _open(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
-    """The plaintext of a package sealed for one of our units (the classified side only)."""
-    header = sealing.read_seal_header(sealed)  # type: ignore[arg-type]
-    sealed.seek(0)
-    for signer in gateway.signers.values():
-        if header.is_for(signer.certificate):
-            plain = spool()
-            sealing.open_stream(sealed, plain, signer.private_key)  # type: ignore[arg-type]
-            plain.seek(0)
-            sealed.close()
-            return plain
-    raise GatewayError("the package is sealed for a certificate this gateway does not hold")
 
 
 def _meta(message: MessageRecord) -> dict[str, object]:

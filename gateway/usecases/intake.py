@@ -20,7 +20,6 @@ from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import sealing
-from envelopes.errors import SealError
 from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.signing import TrustPolicy
@@ -29,7 +28,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
 from gateway.usecases.errors import SenderMismatch, UnknownSender
-from gateway.usecases.packages import spool
+from gateway.usecases.packages import open_sealed_for_us
 from gateway.usecases.statuses import VIETNAM, apply_received_status, enqueue_status
 
 
@@ -96,25 +95,13 @@ async def _receive(
 
 
 def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
+    """(plaintext, the sealed original or None)."""
     source.seek(0)
-    if source.read(len(sealing.MAGIC)) != sealing.MAGIC:
-        source.seek(0)
+    sealed = source.read(len(sealing.MAGIC)) == sealing.MAGIC
+    source.seek(0)
+    if not sealed:
         return source, None
-    source.seek(0)
-    header = sealing.read_seal_header(source)  # type: ignore[arg-type]
-    for signer in gateway.signers.values():
-        if header.is_for(signer.certificate):
-            source.seek(0)
-            plain = spool()
-            try:
-                sealing.open_stream(source, plain, signer.private_key)  # type: ignore[arg-type]
-            except SealError:
-                plain.close()  # GCM authenticates at the end: discard what was written
-                raise
-            plain.seek(0)
-            source.seek(0)
-            return plain, source
-    raise SealError("the package is sealed for a certificate this gateway does not hold")
+    return open_sealed_for_us(gateway, source), source
 
 
 def _sender(parsed: ParsedPackage) -> str:

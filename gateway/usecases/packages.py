@@ -12,6 +12,8 @@ from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import sealing
+from envelopes.errors import SealError
+from gateway.bootstrap import Gateway
 from gateway.store import blobs, queries
 
 SPOOL_BYTES = 8 << 20
@@ -78,3 +80,26 @@ class _Reopened:
 def opener(source: IO[bytes]) -> Callable[[], IO[bytes]]:
     """``open_package`` for a connector: each call reads the spool from the start."""
     return lambda: _Reopened(source)  # type: ignore[return-value]
+
+
+def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
+    """The plaintext (a new spool) of a package sealed for one of our units' certificates.
+
+    The caller keeps ``sealed`` (rewound to its start). GCM authenticates only at the end, so on a
+    bad seal the partial plaintext is discarded before the error propagates.
+    """
+    sealed.seek(0)
+    header = sealing.read_seal_header(sealed)  # type: ignore[arg-type]
+    for signer in gateway.signers.values():
+        if header.is_for(signer.certificate):
+            sealed.seek(0)
+            plain = spool()
+            try:
+                sealing.open_stream(sealed, plain, signer.private_key)  # type: ignore[arg-type]
+            except SealError:
+                plain.close()
+                raise
+            plain.seek(0)
+            sealed.seek(0)
+            return plain
+    raise SealError("the package is sealed for a certificate this gateway does not hold")
