@@ -35,6 +35,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -500,7 +501,7 @@ def by_package(stats: Any) -> dict[str, float]:
     return totals
 
 
-async def run_all(sizes: Sizes, kinds: Sequence[str], profile: bool) -> int:
+async def run_all(sizes: Sizes, kinds: Sequence[str], profile: bool, keep: Path | None) -> int:
     figures: list[ExchangeFigures] = []
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="docgw-bench-exchange-") as tmp:
@@ -525,6 +526,8 @@ async def run_all(sizes: Sizes, kinds: Sequence[str], profile: bool) -> int:
                         process.stop()
             if profile:
                 print_profiles(run, sizes.documents + WARMUP)
+            if keep is not None:
+                shutil.copytree(folder, keep / kind, dirs_exist_ok=True)
     rows: list[tuple[str, str, str, str, str]] = []
     for kind in kinds:
         found = [f for f in figures if f.kind == kind]
@@ -553,6 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile gateways A and B")
+    parser.add_argument(
+        "--keep", type=Path, help="a folder to copy the run (logs, configs, profiles) into"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.documents:
@@ -564,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"polls every {POLL_SECONDS * 1000:.0f} ms"
     )
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
-    return asyncio.run(run_all(sizes, kinds, args.profile))
+    return asyncio.run(run_all(sizes, kinds, args.profile, args.keep))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from connectors.offload import run_blocking
 from connectors.vxp_signing import (
     VIETNAM,
     VerifiedRequest,
@@ -646,13 +647,13 @@ async def send_edoc(
     if not body:
         return _fail("10", "empty file")
     expected = params.get("hash-file", "")
-    if not hash_file_matches(expected, await asyncio.to_thread(hash_file, body)):
+    if not hash_file_matches(expected, await run_blocking(len(body), hash_file, body)):
         return _fail("10", "hash-file does not match the package")
     message_type = params.get("messagetype", "edoc")
     if message_type not in ("edoc", "status"):
         return _fail("22", f"unknown messagetype {message_type!r}")
     try:
-        parsed = await asyncio.to_thread(read_package, body)
+        parsed = await run_blocking(len(body), read_package, body)
         kind = parsed.kind
         from_code, receivers = _receivers(kind, params, parsed)
     except (GatewayError, ValueError) as exc:
@@ -774,7 +775,7 @@ async def get_edoc(
     if item is None:
         return _fail("10", "unknown docId")
     state.counters["downloads"] += 1
-    encoded = await asyncio.to_thread(base64.b64encode, item.data)
+    encoded = await run_blocking(len(item.data), base64.b64encode, item.data)
     return _answer(_ok(data=encoded.decode("ascii")))
 
 

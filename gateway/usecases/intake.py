@@ -9,7 +9,6 @@ unknown or out-of-order ones are kept and shown, never dropped.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
 from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import PackageKind, ParsedPackage, read_package
@@ -51,7 +51,7 @@ async def receive_package(
     ``expected_sender``: the unit the connection itself is authenticated as (a secure peer's
     client certificate); a package from any other unit is refused before anything is stored.
     """
-    plain, sealed = await asyncio.to_thread(_open_if_sealed, gateway, source)
+    plain, sealed = await run_blocking(stream_size(source), _open_if_sealed, gateway, source)
     try:
         return await _receive(gateway, plain, sealed, via, expected_sender)
     finally:
@@ -66,7 +66,8 @@ async def _receive(
     via: str,
     expected_sender: str | None,
 ) -> Received:
-    parsed = await asyncio.to_thread(read_package, plain)
+    size = stream_size(plain)
+    parsed = await run_blocking(size, read_package, plain)
     sender = _sender(parsed)
     if expected_sender is not None and sender != expected_sender:
         raise SenderMismatch(
@@ -76,9 +77,9 @@ async def _receive(
         trust = await _trust_for(gateway, conn, sender)
     verified: VerifiedDocument | VerifiedStatus
     if parsed.kind is PackageKind.DOCUMENT:
-        verified = await asyncio.to_thread(verify_document, parsed, trust)
+        verified = await run_blocking(size, verify_document, parsed, trust)
     else:
-        verified = await asyncio.to_thread(verify_status, parsed, trust)
+        verified = await run_blocking(size, verify_status, parsed, trust)
     # edXML carries no classification. A package that came sealed came over a secure channel:
     # it is recorded at least as "mat", so that everything about it (the 01 answer included)
     # stays off the axis.

@@ -9,9 +9,7 @@ the database never holds their plaintext.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connectors.offload import run_blocking, stream_size
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.metadata import DocumentRequest
@@ -56,18 +55,15 @@ def recipient_entry(unit: UnitRecord, gateway: Gateway) -> RecipientEntry:
     )
 
 
-#: Packages whose attachments total at most this are built on the event loop.
-INLINE_BUILD_BYTES = 256 * 1024
-
-
-def _total_size(attachments: Sequence[AttachmentSource]) -> int:
+def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
+    """The attachments' bytes, or None when one of them cannot tell (not seekable)."""
     total = 0
     for source in attachments:
         with source.open() as stream:
-            try:
-                total += stream.seek(0, 2)
-            except (AttributeError, OSError, ValueError):  # not seekable: assume large
-                return INLINE_BUILD_BYTES + 1
+            size = stream_size(stream)
+        if size is None:
+            return None
+        total += size
     return total
 
 
@@ -112,7 +108,8 @@ async def submit_document(
             return existing
     signer = gateway.signer(header.from_.organ_id)
     package = spool()
-    build = functools.partial(
+    await run_blocking(
+        _total_size(attachments),
         build_document,
         header,
         out=package,
@@ -120,10 +117,6 @@ async def submit_document(
         business=request.business,
         signer=signer,
     )
-    if _total_size(attachments) <= INLINE_BUILD_BYTES:
-        build()  # ~1 ms: cheaper than handing it to a thread and back
-    else:
-        await asyncio.to_thread(build)  # large attachments: keep the event loop free
     now = gateway.clock()
     message_id = str(uuid.uuid4())
     try:
