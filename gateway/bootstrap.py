@@ -164,7 +164,9 @@ async def build(
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> Gateway:
     """Build the gateway. ``connectors`` replaces the configured ones (tests inject fakes)."""
-    engine = create_engine(settings.database.url, echo=settings.database.echo)
+    engine = create_engine(
+        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     try:
         return _assemble(settings, engine, http, connectors, clock)

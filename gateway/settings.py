@@ -34,6 +34,10 @@ class DatabaseSettings:
     #: SQLite file (embedded default) or ``postgresql+asyncpg://user@host/db``.
     url: str = "sqlite+aiosqlite:///var/docgw.db"
     echo: bool = False
+    #: PostgreSQL: connections each process keeps open (up to 10 more are opened, then closed, in
+    #: bursts). Fewer than the process's concurrent work means a connection opened and closed
+    #: per use — a new server process each time. SQLite uses one connection whatever this says.
+    pool_size: int = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +230,8 @@ def check(settings: Settings) -> None:
     """Rules across keys; a gateway with a configuration that breaks one does not start."""
     if settings.gateway.profile not in ("standard", "secure"):
         raise SettingsError("must be standard or secure", element="gateway.profile")
+    if settings.database.pool_size < 1:
+        raise SettingsError("must be at least 1", element="database.pool_size")
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.kind not in CHANNEL_KINDS:

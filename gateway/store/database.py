@@ -36,7 +36,7 @@ def upsert_insert(connection: AsyncConnection) -> Any:
     return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:
     if is_sqlite(url):
         _make_sqlite_folder(url)
         # One connection: SQLite has one writer; serialising in the pool avoids "database is
@@ -63,7 +63,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # path). A connection the server dropped fails its first statement instead; SQLAlchemy then
     # discards the whole pool's stale connections, the request answers DATABASE_UNAVAILABLE once
     # and a worker's round is retried — nothing is committed half-way.
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10)
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=10)
 
 
 class InlineSqliteConnection(aiosqlite.Connection):

@@ -212,6 +212,17 @@ async def insert_message(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(messages.insert(), values)
 
 
+async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
+    """Insert a received message; False (nothing written) when its (direction, dedup_key) is
+    already stored. One statement instead of a look-up first, and no constraint error."""
+    statement = (
+        upsert_insert(conn)(messages)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[messages.c.direction, messages.c.dedup_key])
+    )
+    return bool((await conn.execute(statement)).rowcount)
+
+
 async def insert_recipient(
     conn: AsyncConnection,
     *,
@@ -223,6 +234,7 @@ async def insert_recipient(
     actor: str,
     reason: str,
     package_sha256: str | None = None,
+    business_status: str | None = None,
 ) -> int:
     result = await conn.execute(
         recipients.insert().returning(recipients.c.id),
@@ -234,6 +246,8 @@ async def insert_recipient(
             "attempt_count": 0,
             "next_attempt_at": now if state is TransportState.QUEUED else None,
             "package_sha256": package_sha256,
+            "business_status": business_status,
+            "business_updated_at": now if business_status is not None else None,
             "updated_at": now,
         },
     )
@@ -704,28 +718,45 @@ async def expired_leases(conn: AsyncConnection, *, now: dt.datetime) -> list[tup
 # ---------------------------------------------------------------------------- status events
 
 
+@dataclass(frozen=True, kw_only=True)
+class StatusTarget:
+    """The outgoing document a received status is about, and the reporting unit's recipient row
+    on it (None when that unit is not one of its recipients)."""
+
+    message_id: str
+    recipient_id: int | None
+    business_status: str | None
+
+
 async def find_document_recipient(
     conn: AsyncConnection, *, document_id: str, reporter: str
-) -> tuple[str, int | None] | None:
-    """The outgoing document a status is about, and the recipient row of the reporting unit."""
-    message_id = await conn.scalar(
-        sa.select(messages.c.id)
-        .where(
-            messages.c.direction == "out",
-            messages.c.kind == "document",
-            messages.c.document_id == document_id,
+) -> StatusTarget | None:
+    """The latest outgoing document with this DocumentId and the reporter's recipient row, in one
+    statement (a status arrives for every document: this is on the hot path)."""
+    row = (
+        await conn.execute(
+            sa.select(messages.c.id, recipients.c.id, recipients.c.business_status)
+            .select_from(
+                messages.outerjoin(
+                    recipients,
+                    sa.and_(
+                        recipients.c.message_id == messages.c.id,
+                        recipients.c.unit_code == reporter,
+                    ),
+                )
+            )
+            .where(
+                messages.c.direction == "out",
+                messages.c.kind == "document",
+                messages.c.document_id == document_id,
+            )
+            .order_by(messages.c.created_at.desc())
+            .limit(1)
         )
-        .order_by(messages.c.created_at.desc())
-        .limit(1)
-    )
-    if message_id is None:
+    ).first()
+    if row is None:
         return None
-    recipient_id = await conn.scalar(
-        sa.select(recipients.c.id).where(
-            recipients.c.message_id == message_id, recipients.c.unit_code == reporter
-        )
-    )
-    return message_id, recipient_id
+    return StatusTarget(message_id=row[0], recipient_id=row[1], business_status=row[2])
 
 
 async def find_received_document(
@@ -743,12 +774,6 @@ async def find_received_document(
 
 async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(status_events.insert().values(**values))
-
-
-async def set_related_message(conn: AsyncConnection, message_id: str, related: str) -> None:
-    await conn.execute(
-        messages.update().where(messages.c.id == message_id).values(related_message_id=related)
-    )
 
 
 async def set_business_status(

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,7 +28,12 @@ from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us
-from gateway.usecases.statuses import VIETNAM, apply_received_status, enqueue_status
+from gateway.usecases.statuses import (
+    VIETNAM,
+    apply_received_status,
+    enqueue_status,
+    find_status_target,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,13 +90,18 @@ async def _receive(
     classification = Classification.MAT if sealed is not None else Classification.THUONG
     try:
         return await _store(gateway, verified, sealed or plain, via, classification)
-    except sa.exc.IntegrityError:
-        # The same package arrived twice at once; the other copy committed first.
+    except _AlreadyStored:
+        # Stored before (or by a concurrent copy that committed first): nothing of this copy was
+        # kept; the answer names the stored one.
         async with gateway.engine.connect() as conn:
             existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
-        if existing is None:
+        if existing is None:  # pragma: no cover - the insert just met it
             raise
         return _received(existing, verified, duplicate=True)
+
+
+class _AlreadyStored(Exception):
+    """Raised inside the store transaction to roll it back: the package is a duplicate."""
 
 
 def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
@@ -175,9 +184,6 @@ async def _store(
     now = gateway.clock()
     key = _dedup_key(verified)
     async with gateway.engine.begin() as conn:
-        existing = await queries.message_id_for_dedup_key(conn, "in", key)
-        if existing is not None:
-            return _received(existing, verified, duplicate=True)
         package.seek(0)
         ref = await blobs.put_stream(
             conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
@@ -232,7 +238,7 @@ async def _store_document(
 ) -> tuple[str, ...]:
     header = verified.package.header
     message_id, via, now = stored.message_id, stored.via, stored.now
-    await queries.insert_message(
+    await _insert_received(
         conn,
         **_message_row(stored, verified),
         kind="document",
@@ -246,7 +252,7 @@ async def _store_document(
     local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
     answers = []
     for unit_code in local:
-        recipient_id = await queries.insert_recipient(
+        await queries.insert_recipient(
             conn,
             message_id=message_id,
             unit_code=unit_code,
@@ -255,8 +261,8 @@ async def _store_document(
             now=now,
             actor=via,
             reason=f"received via {via}, signed by {verified.signer.subject}",
+            business_status=StatusCode.ARRIVED.value,
         )
-        await queries.set_business_status(conn, recipient_id, StatusCode.ARRIVED.value, now=now)
         answers.append(
             await enqueue_status(
                 gateway,
@@ -273,6 +279,7 @@ async def _store_document(
                 description="Đã đến hệ thống quản lý văn bản (docgw)",
                 staff=None,
                 related_message_id=message_id,
+                classification=stored.classification,
                 actor="intake",
                 now=now,
             )
@@ -283,27 +290,35 @@ async def _store_document(
 
 async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored: _Stored) -> None:
     status = verified.status
-    message_id, now = stored.message_id, stored.now
-    await queries.insert_message(
+    reporter, document_id = status.from_.organ_id, status.response_for.document_id
+    target = await find_status_target(
+        conn, reporter=reporter, document_id=document_id, code=status.status_code
+    )
+    await _insert_received(
         conn,
         **_message_row(stored, verified),
         kind="status",
-        document_id=status.response_for.document_id or "",
-        sender=status.from_.organ_id,
+        document_id=document_id or "",
+        sender=reporter,
         subject=None if stored.classification.is_classified else status.description,
         priority=0,
         status_code=status.status_code.value,
+        related_message_id=target.message_id if target else None,
     )
-    related, _ = await apply_received_status(
+    await apply_received_status(
         conn,
-        reporter=status.from_.organ_id,
-        document_id=status.response_for.document_id,
+        target,
+        reporter=reporter,
+        document_id=document_id,
         code=status.status_code,
         description=None if stored.classification.is_classified else status.description,
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
-        status_message_id=message_id,
-        now=now,
+        status_message_id=stored.message_id,
+        now=stored.now,
     )
-    if related is not None:
-        await queries.set_related_message(conn, message_id, related)
+
+
+async def _insert_received(conn: AsyncConnection, **values: Any) -> None:
+    if not await queries.insert_message_unless_received(conn, **values):
+        raise _AlreadyStored

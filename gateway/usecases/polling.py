@@ -23,7 +23,7 @@ from gateway.usecases.intake import receive_package
 log = logging.getLogger("docgw.polling")
 
 #: How many listed items one poll takes at once.
-CONCURRENT_ITEMS = 8
+CONCURRENT_ITEMS = 16
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,22 +43,25 @@ async def enqueue_status(
     description: str | None,
     staff: StaffInfo | None,
     related_message_id: str | None,
+    classification: Classification,
     actor: str,
     now: dt.datetime,
 ) -> str:
     """Build, sign and queue one status package from a local unit to another unit, inside the
-    caller's transaction. Returns the new message id."""
+    caller's transaction. Returns the new message id.
+
+    ``classification`` is the related document's: a status about a classified document names it
+    (DocumentId, số/ký hiệu), so it travels under that classification — over a secure channel,
+    sealed — or is held. A status about no stored document is ``thuong``.
+    """
     if code.requires_reason and not (description or "").strip():
         raise ReasonRequired(f"status {code.value} needs a reason", element="description")
-    unit = await queries.get_unit(conn, to)
+    units = await queries.get_units(conn, {to, reporter})
+    unit = units.get(to)
     if unit is None:
         raise UnknownUnit(f"unit {to} is not in the registry", element="to")
-    # A status about a classified document names it (DocumentId, số/ký hiệu): it travels under
-    # the document's classification — over a secure channel, sealed — or is held.
-    related = await queries.get_message(conn, related_message_id) if related_message_id else None
-    classification = Classification(related.classification if related else "thuong")
     route = route_recipient(classification, recipient_entry(unit, gateway), gateway.channels)
-    reporter_unit = await queries.get_unit(conn, reporter)
+    reporter_unit = units.get(reporter)
     package = build_status(
         _status(reporter, reporter_unit, about, code, description, staff, now),
         signer=gateway.signer(reporter),
@@ -188,6 +191,7 @@ async def reply(
                 description=description,
                 staff=staff,
                 related_message_id=message.id,
+                classification=Classification(message.classification),
                 actor=actor,
                 now=now,
             )
@@ -197,8 +201,26 @@ async def reply(
     return queued
 
 
+async def find_status_target(
+    conn: AsyncConnection, *, reporter: str, document_id: str | None, code: StatusCode
+) -> queries.StatusTarget | None:
+    """The document a received status is about (None when unknown: the status is still kept)."""
+    if not document_id:
+        return None
+    found = await queries.find_document_recipient(conn, document_id=document_id, reporter=reporter)
+    if found is None and code is StatusCode.RETRACT_REQUESTED:
+        # 13 comes from the sender about a document we received.
+        received = await queries.find_received_document(conn, document_id=document_id)
+        if received is not None:
+            return queries.StatusTarget(
+                message_id=received, recipient_id=None, business_status=None
+            )
+    return found
+
+
 async def apply_received_status(
     conn: AsyncConnection,
+    target: queries.StatusTarget | None,
     *,
     reporter: str,
     document_id: str | None,
@@ -207,26 +229,16 @@ async def apply_received_status(
     reported_at: dt.datetime | None,
     status_message_id: str,
     now: dt.datetime,
-) -> tuple[str | None, bool]:
-    """Attach a received status to the recipient that reported it. Returns (message id or None
-    when the document is unknown, out_of_order). Nothing is dropped: unknown ones are kept."""
-    found = (
-        await queries.find_document_recipient(conn, document_id=document_id, reporter=reporter)
-        if document_id
-        else None
-    )
-    if found is None and document_id and code is StatusCode.RETRACT_REQUESTED:
-        # 13 comes from the sender about a document we received.
-        received = await queries.find_received_document(conn, document_id=document_id)
-        found = (received, None) if received else None
-    message_id, recipient_id = found if found else (None, None)
+) -> bool:
+    """Attach a received status to the recipient that reported it (``target``, from
+    :func:`find_status_target`). Returns whether it came out of order. Nothing is dropped:
+    unknown ones are kept."""
+    message_id = target.message_id if target else None
+    recipient_id = target.recipient_id if target else None
     out_of_order = False
-    if recipient_id is not None:
-        recipients = await queries.get_recipients(conn, message_id or "")
-        recipient = next(r for r in recipients if r.id == recipient_id)
-        current = StatusCode(recipient.business_status) if recipient.business_status else None
-        applied = business.apply(current, code)
-        out_of_order = applied.out_of_order
+    if target is not None and recipient_id is not None:
+        current = StatusCode(target.business_status) if target.business_status else None
+        out_of_order = business.apply(current, code).out_of_order
         if not out_of_order:
             await queries.set_business_status(conn, recipient_id, code.value, now=now)
     await queries.insert_status_event(
@@ -243,4 +255,4 @@ async def apply_received_status(
         recorded_at=now,
         out_of_order=out_of_order,
     )
-    return message_id, out_of_order
+    return out_of_order

@@ -344,7 +344,8 @@ def test_status_for_an_unknown_document_is_kept(
                     c, conn, reporter=OTHER, to=SENDER,
                     about=statuses.ResponseFor(organ_id=SENDER, document_id="không-có"),
                     code=StatusCode.ARRIVED, description=None, staff=None,
-                    related_message_id=None, actor="t", now=c.clock(),
+                    related_message_id=None, classification=Classification.THUONG,
+                    actor="t", now=c.clock(),
                 )  # fmt: skip
             await drain(c)
             connector = c.connectors["axis"]
