@@ -292,10 +292,14 @@ def _within_limits(root: etree._Element, text: bytes, limits: Limits) -> bool:
     if attributes > room and _ANY_WITH_MORE_ATTRIBUTES(root, n=room):
         return False
     # Kept text in characters is at most the input's bytes, plus the namespace URI that Clark
-    # notation writes into each element and attribute name.
+    # notation writes into each element and attribute name. No URI is longer than the input: when
+    # even that bound fits, the scan for the actual URIs (a pass over the whole input) is skipped.
+    names = elements + attributes
+    if len(text) + names * (max(len(_XML_NAMESPACE), len(text)) + 2) <= limits.max_kept_text:
+        return True
     uris = [len(uri) for uri in _NAMESPACE_URIS.findall(text)]
     longest = max([len(_XML_NAMESPACE), *uris]) + 2
-    return len(text) + (elements + attributes) * longest <= limits.max_kept_text
+    return len(text) + names * longest <= limits.max_kept_text
 
 
 def _parse_streaming(

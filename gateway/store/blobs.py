@@ -19,7 +19,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.database import upsert_insert
+from gateway.store.database import insert_or_ignore
 from gateway.store.tables import blob_chunks, blobs
 
 CHUNK = 1 << 20
@@ -40,11 +40,9 @@ async def put_stream(
         hasher.update(first)
         ref = BlobRef(sha256=hasher.hexdigest(), size=len(first))
         # One statement: the same bytes stored before are simply kept (content addressing).
-        insert = upsert_insert(connection)
         await connection.execute(
-            insert(blobs)
-            .values(sha256=ref.sha256, size=ref.size, data=first, created_at=now)
-            .on_conflict_do_nothing(index_elements=[blobs.c.sha256])
+            insert_or_ignore(connection, blobs, blobs.c.sha256),
+            {"sha256": ref.sha256, "size": ref.size, "data": first, "created_at": now},
         )
         return ref
     chunk_key = str(uuid.uuid4())

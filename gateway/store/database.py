@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Generator
 from importlib import resources
@@ -34,6 +35,18 @@ def upsert_insert(connection: AsyncConnection) -> Any:
     """The INSERT construct with ON CONFLICT for the connection's database: PostgreSQL and SQLite
     spell the upsert alike, and each dialect has its own construct for it."""
     return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+
+
+def insert_or_ignore(connection: AsyncConnection, table: sa.Table, *unique: sa.Column[Any]) -> Any:
+    """``INSERT … ON CONFLICT (unique) DO NOTHING`` for the connection's database, built once per
+    dialect and table; the row goes in as execute() parameters (rowcount 0: it existed)."""
+    return _insert_or_ignore(connection.dialect.name, table, tuple(c.name for c in unique))
+
+
+@functools.cache
+def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique))
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:

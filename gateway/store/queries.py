@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
-from gateway.store.database import upsert_insert
+from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.records import (
     CertificateRecord,
     Claimed,
@@ -113,13 +113,20 @@ async def upsert_unit(conn: AsyncConnection, unit: UnitRecord, *, now: dt.dateti
     return True
 
 
+# The statements of every document's path are built once, with bound parameters: SQLAlchemy then
+# skips building the statement and its cache key on each call (about half of a small statement's
+# cost on the embedded SQLite).
+_UNIT = sa.select(units).where(units.c.code == sa.bindparam("code"))
+_UNITS = sa.select(units).where(units.c.code.in_(sa.bindparam("codes", expanding=True)))
+
+
 async def get_unit(conn: AsyncConnection, code: str) -> UnitRecord | None:
-    row = (await conn.execute(sa.select(units).where(units.c.code == code))).one_or_none()
+    row = (await conn.execute(_UNIT, {"code": code})).one_or_none()
     return _unit(row) if row is not None else None
 
 
 async def get_units(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, UnitRecord]:
-    rows = (await conn.execute(sa.select(units).where(units.c.code.in_(list(codes))))).all()
+    rows = (await conn.execute(_UNITS, {"codes": list(codes)})).all()
     return {row.code: _unit(row) for row in rows}
 
 
@@ -166,14 +173,15 @@ async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> s
     )
 
 
+_CERTIFICATES = (
+    sa.select(unit_certificates)
+    .where(unit_certificates.c.unit_code == sa.bindparam("unit_code"))
+    .order_by(unit_certificates.c.added_at)
+)
+
+
 async def certificates(conn: AsyncConnection, unit_code: str) -> list[CertificateRecord]:
-    rows = (
-        await conn.execute(
-            sa.select(unit_certificates)
-            .where(unit_certificates.c.unit_code == unit_code)
-            .order_by(unit_certificates.c.added_at)
-        )
-    ).all()
+    rows = (await conn.execute(_CERTIFICATES, {"unit_code": unit_code})).all()
     return [
         CertificateRecord(
             fingerprint_sha256=row.fingerprint_sha256,
@@ -200,12 +208,13 @@ async def message_id_for_idempotency_key(
     )
 
 
+_BY_DEDUP_KEY = sa.select(messages.c.id).where(
+    messages.c.direction == sa.bindparam("direction"), messages.c.dedup_key == sa.bindparam("key")
+)
+
+
 async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: str) -> str | None:
-    return await conn.scalar(
-        sa.select(messages.c.id).where(
-            messages.c.direction == direction, messages.c.dedup_key == key
-        )
-    )
+    return await conn.scalar(_BY_DEDUP_KEY, {"direction": direction, "key": key})
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
@@ -215,12 +224,8 @@ async def insert_message(conn: AsyncConnection, **values: Any) -> None:
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
     """Insert a received message; False (nothing written) when its (direction, dedup_key) is
     already stored. One statement instead of a look-up first, and no constraint error."""
-    statement = (
-        upsert_insert(conn)(messages)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[messages.c.direction, messages.c.dedup_key])
-    )
-    return bool((await conn.execute(statement)).rowcount)
+    statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
+    return bool((await conn.execute(statement, values)).rowcount)
 
 
 async def insert_recipient(
@@ -728,32 +733,34 @@ class StatusTarget:
     business_status: str | None
 
 
+_STATUS_TARGET = (
+    sa.select(messages.c.id, recipients.c.id, recipients.c.business_status)
+    .select_from(
+        messages.outerjoin(
+            recipients,
+            sa.and_(
+                recipients.c.message_id == messages.c.id,
+                recipients.c.unit_code == sa.bindparam("reporter"),
+            ),
+        )
+    )
+    .where(
+        messages.c.direction == "out",
+        messages.c.kind == "document",
+        messages.c.document_id == sa.bindparam("document_id"),
+    )
+    .order_by(messages.c.created_at.desc())
+    .limit(1)
+)
+
+
 async def find_document_recipient(
     conn: AsyncConnection, *, document_id: str, reporter: str
 ) -> StatusTarget | None:
     """The latest outgoing document with this DocumentId and the reporter's recipient row, in one
     statement (a status arrives for every document: this is on the hot path)."""
-    row = (
-        await conn.execute(
-            sa.select(messages.c.id, recipients.c.id, recipients.c.business_status)
-            .select_from(
-                messages.outerjoin(
-                    recipients,
-                    sa.and_(
-                        recipients.c.message_id == messages.c.id,
-                        recipients.c.unit_code == reporter,
-                    ),
-                )
-            )
-            .where(
-                messages.c.direction == "out",
-                messages.c.kind == "document",
-                messages.c.document_id == document_id,
-            )
-            .order_by(messages.c.created_at.desc())
-            .limit(1)
-        )
-    ).first()
+    params = {"document_id": document_id, "reporter": reporter}
+    row = (await conn.execute(_STATUS_TARGET, params)).first()
     if row is None:
         return None
     return StatusTarget(message_id=row[0], recipient_id=row[1], business_status=row[2])
@@ -773,17 +780,25 @@ async def find_received_document(
 
 
 async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(status_events.insert().values(**values))
+    await conn.execute(status_events.insert(), values)
+
+
+_SET_BUSINESS_STATUS = (
+    recipients.update()
+    .where(recipients.c.id == sa.bindparam("recipient_id"))
+    .values(
+        business_status=sa.bindparam("code"),
+        business_updated_at=sa.bindparam("at"),
+        updated_at=sa.bindparam("at"),
+    )
+)
 
 
 async def set_business_status(
     conn: AsyncConnection, recipient_id: int, code: str, *, now: dt.datetime
 ) -> None:
-    await conn.execute(
-        recipients.update()
-        .where(recipients.c.id == recipient_id)
-        .values(business_status=code, business_updated_at=now, updated_at=now)
-    )
+    params = {"recipient_id": recipient_id, "code": code, "at": now}
+    await conn.execute(_SET_BUSINESS_STATUS, params)
 
 
 async def _dicts(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
@@ -852,14 +867,13 @@ async def insert_token(
     )
 
 
+_LIVE_TOKEN = sa.select(tokens).where(
+    tokens.c.token_sha256 == sa.bindparam("sha256"), tokens.c.revoked_at.is_(None)
+)
+
+
 async def token_by_hash(conn: AsyncConnection, token_sha256: str) -> Any:
-    return (
-        await conn.execute(
-            sa.select(tokens).where(
-                tokens.c.token_sha256 == token_sha256, tokens.c.revoked_at.is_(None)
-            )
-        )
-    ).one_or_none()
+    return (await conn.execute(_LIVE_TOKEN, {"sha256": token_sha256})).one_or_none()
 
 
 async def revoke_token(conn: AsyncConnection, name: str, *, now: dt.datetime) -> bool:
