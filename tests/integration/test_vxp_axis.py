@@ -11,6 +11,7 @@ own event loop (``asyncio.run``) with a fresh simulator on a free port.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import datetime as dt
 import functools
@@ -25,6 +26,7 @@ from typing import IO
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pki import NEW_DOCUMENT, attachment_sources, sample_header, sample_status, sample_traces
 
 from connectors.base import (
@@ -35,6 +37,7 @@ from connectors.base import (
     PeerUnavailable,
     Receipt,
     RecipientState,
+    RemoteItem,
 )
 from connectors.simulators.axis import (
     AxisFaults,
@@ -600,3 +603,55 @@ def test_the_trace_header_is_spliced_into_unprefixed_and_empty_lists() -> None:
         b"<e:Timestamp>2024/03/15 08:30:00</e:Timestamp></e:TraceHeader></e:TraceHeaderList></r>"
     )
     assert append_trace_header(b"<status/>", organ_id="x", timestamp=TRACE_MOMENT) == b"<status/>"
+
+
+# ------------------------------------------------------------------- getEdoc answers as sent
+
+
+@pytest.mark.parametrize(
+    ("encode", "expected"),
+    [
+        (lambda data: base64.b64encode(data).decode(), "same"),
+        # Other producers wrap base64 at 76 columns (MIME) or use CRLF: tolerated.
+        (lambda data: base64.encodebytes(data).decode(), "same"),
+        (lambda data: base64.encodebytes(data).decode().replace("\n", "\r\n"), "same"),
+        (lambda data: base64.b64encode(data).decode()[:-1] + "*", "refused"),
+        (lambda data: base64.b64encode(data).decode() + "Đ", "refused"),
+    ],
+    ids=["one-line", "wrapped-76", "wrapped-crlf", "bad-character", "not-ascii"],
+)
+def test_get_edoc_data_is_decoded_strictly_whatever_its_line_breaks(
+    encode: Callable[[bytes], str], expected: str
+) -> None:
+    package = document()
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"status": "OK", "ErrorCode": "0", "data": encode(package)})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/{operation}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                connector = VxpConnector(
+                    name="axis",
+                    endpoint=f"http://127.0.0.1:{port}",
+                    system_id=A_SYSTEM,
+                    secret=A_SECRET,
+                    session=session,
+                )
+                item = RemoteItem(remote_id="d-1", kind="document", sender=B_UNIT, created_at=None)
+                if expected == "same":
+                    assert await connector.fetch(item) == package
+                else:
+                    with pytest.raises(VxpRefused, match="not base64"):
+                        await connector.fetch(item)
+        finally:
+            await runner.cleanup()
+
+    run(scenario)
