@@ -168,12 +168,7 @@ def _read(
                 message=f"{len(parsed.stray_prefix)} bytes before the XML declaration were skipped",
             )
         )
-    if root.tag != q("edXML"):
-        raise PackageStructureError(
-            f"the root element must be edXML in namespace {QCVN}, not {root.tag}", element="/"
-        )
-    header = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
-    kind = PackageKind.STATUS if header.find(q("StatusCode")) is not None else PackageKind.DOCUMENT
+    kind = _kind(root)
     attachments = []
     for (element, _), decoder, out in zip(parsed.streamed, decoders, outputs, strict=True):
         if out is not None:
@@ -199,6 +194,72 @@ def _read(
             root, attachments, notices
         )
     return parsed_package
+
+
+def _kind(root: etree._Element) -> PackageKind:
+    if root.tag != q("edXML"):
+        raise PackageStructureError(
+            f"the root element must be edXML in namespace {QCVN}, not {root.tag}", element="/"
+        )
+    header = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
+    return PackageKind.STATUS if header.find(q("StatusCode")) is not None else PackageKind.DOCUMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Routing:
+    """What a router needs of a package (unverified)."""
+
+    kind: PackageKind
+    sender: str
+    #: A document's MessageHeader/To units; a status package names none.
+    receivers: tuple[str, ...]
+    document_id: str | None
+    #: A status package's ResponseFor/OrganId (the document's sender); None for a document.
+    response_to: str | None
+
+
+class _PassOver:
+    """A text sink that keeps nothing (attachment text a router does not read)."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def read_routing(source: bytes | IO[bytes], *, limits: Limits | None = None) -> Routing:
+    """The package's kind, and its MessageHeader or status — what an axis needs to route it —
+    with the same hardened parser and header readers as :func:`read_package`. Attachment text is
+    passed over, not decoded or hashed: this says nothing of whether the package is intact or
+    genuine (the receiving gateway verifies it), and costs a fraction of a full read."""
+
+    def choose(tag: str, parent: str | None) -> TextSink | None:
+        if tag == q("ContentTransferEncoded") and parent == q("Attachment"):
+            return _PassOver()
+        return None
+
+    root = parse_stream(iter_chunks(source), limits=limits, stream=choose).root
+    notices: list[Notice] = []
+    if _kind(root) is PackageKind.STATUS:
+        status = status_from_tree(root, notices)
+        return Routing(
+            kind=PackageKind.STATUS,
+            sender=status.from_.organ_id,
+            receivers=(),
+            document_id=status.response_for.document_id,
+            response_to=status.response_for.organ_id,
+        )
+    header = header_from_element(
+        _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
+    )
+    return Routing(
+        kind=PackageKind.DOCUMENT,
+        sender=header.from_.organ_id,
+        receivers=tuple(to.organ_id for to in header.to),
+        document_id=header.document_id,
+        response_to=None,
+    )
 
 
 def _path(root: etree._Element, *names: str) -> etree._Element:

@@ -6,9 +6,9 @@ It speaks what :mod:`connectors.vxp` speaks (DOMAIN.md §5): ``POST /{operation}
 What it does with a package (``sendEdoc``)
 ------------------------------------------
 1. authenticates the system (HMAC of :mod:`connectors.vxp_signing`; a failure answers HTTP 401
-   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package with
-   :func:`envelopes.reading.read_package` (unreadable → 22; messagetype and package kind must
-   agree);
+   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package's header with
+   :func:`envelopes.reading.read_routing` — docgw's hardened parser; attachments are passed over,
+   as a router need not decode them (unreadable → 22; messagetype and package kind must agree);
 2. checks the sender: the package's From/OrganId (and the ``from`` header, when given, must be the
    same) is one of the units the calling system serves (19);
 3. routes by MessageHeader/To/OrganId — a status package, which has no To, by the ``to`` header or
@@ -87,7 +87,7 @@ from connectors.vxp_signing import (
     verify_request,
 )
 from envelopes.errors import GatewayError
-from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.reading import PackageKind, Routing, read_routing
 from envelopes.unit_codes import parse_strict
 
 RECEIVE_STATES = ("initial", "processing", "done", "fail")
@@ -612,16 +612,13 @@ def _now_text(state: AxisState, moment: float | None = None) -> str:
 Operation = Callable[[AxisState, VerifiedRequest, bytes, web.Request], Awaitable[web.Response]]
 
 
-def _receivers(
-    kind: PackageKind, params: Mapping[str, str], parsed: ParsedPackage
-) -> tuple[str, list[str]]:
-    """(sending unit, receiving units) of a read package."""
-    if kind is PackageKind.DOCUMENT:
-        header = parsed.document().header
-        return header.from_.organ_id, [org.organ_id for org in header.to]
-    status = parsed.status()
+def _receivers(params: Mapping[str, str], routing: Routing) -> list[str]:
+    """The receiving units of a package: a document's To list; a status package's ``to`` header,
+    or else its ResponseFor/OrganId."""
+    if routing.kind is PackageKind.DOCUMENT:
+        return list(routing.receivers)
     to = _parse_to(params.get("to", ""))
-    return status.from_.organ_id, to or [status.response_for.organ_id]
+    return to or ([routing.response_to] if routing.response_to else [])
 
 
 def _parse_to(text: str) -> list[str]:
@@ -653,9 +650,9 @@ async def send_edoc(
     if message_type not in ("edoc", "status"):
         return _fail("22", f"unknown messagetype {message_type!r}")
     try:
-        parsed = await run_blocking(len(body), read_package, body)
-        kind = parsed.kind
-        from_code, receivers = _receivers(kind, params, parsed)
+        routing = await run_blocking(len(body), read_routing, body)
+        kind, from_code = routing.kind, routing.sender
+        receivers = _receivers(params, routing)
     except (GatewayError, ValueError) as exc:
         return _fail("22", f"package not compliant: {exc}")
     if (kind is PackageKind.STATUS) != (message_type == "status"):
@@ -672,7 +669,7 @@ async def send_edoc(
     locked = [r for r in receivers if r in state.locked_units]
     if locked:
         return _fail("23", f"receiver locked: {', '.join(locked)}")
-    sent = _commit(state, verified.system_id, from_code, message_type, receivers, body, parsed)
+    sent = _commit(state, verified.system_id, from_code, message_type, receivers, body, routing)
     faults = state.faults
     if faults.timeout_after_commit_rate and state.rng.random() < faults.timeout_after_commit_rate:
         state.counters["timeouts_after_commit"] += 1
@@ -691,7 +688,7 @@ def _commit(
     message_type: str,
     receivers: list[str],
     body: bytes,
-    parsed: ParsedPackage,
+    routing: Routing,
 ) -> SentEdoc:
     now = state.clock()
     data = append_trace_header(
@@ -699,17 +696,12 @@ def _commit(
         organ_id=state.trace_organ_id or from_code,
         timestamp=dt.datetime.fromtimestamp(now, VIETNAM),
     )
-    document_id = (
-        parsed.document().header.document_id
-        if parsed.kind is PackageKind.DOCUMENT
-        else parsed.status().response_for.document_id
-    )
     sent = SentEdoc(
         doc_id=str(uuid.uuid4()),
         system_id=system_id,
         from_code=from_code,
         message_type=message_type,
-        document_id=document_id,
+        document_id=routing.document_id,
         created_at=now,
     )
     state.sent[sent.doc_id] = sent

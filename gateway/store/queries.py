@@ -182,17 +182,46 @@ _CERTIFICATES = (
 
 async def certificates(conn: AsyncConnection, unit_code: str) -> list[CertificateRecord]:
     rows = (await conn.execute(_CERTIFICATES, {"unit_code": unit_code})).all()
-    return [
-        CertificateRecord(
-            fingerprint_sha256=row.fingerprint_sha256,
-            unit_code=row.unit_code,
-            pem=row.pem,
-            subject=row.subject,
-            not_after=_aware(row.not_after),
-            revoked=row.revoked_at is not None,
-        )
-        for row in rows
-    ]
+    return [_certificate(row) for row in rows]
+
+
+def _certificate(row: Any) -> CertificateRecord:
+    return CertificateRecord(
+        fingerprint_sha256=row.fingerprint_sha256,
+        unit_code=row.unit_code,
+        pem=row.pem,
+        subject=row.subject,
+        not_after=_aware(row.not_after),
+        revoked=row.revoked_at is not None,
+    )
+
+
+_SENDER_CERTIFICATES = (
+    sa.select(units.c.active, unit_certificates)
+    .select_from(units.outerjoin(unit_certificates, unit_certificates.c.unit_code == units.c.code))
+    .where(units.c.code == sa.bindparam("code"))
+    .order_by(unit_certificates.c.added_at)
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SenderCertificates:
+    """A sender's registry entry as intake needs it: whether it is a known, active unit, and
+    its registered certificates (revoked ones included, marked)."""
+
+    active: bool
+    certificates: tuple[CertificateRecord, ...]
+
+
+async def sender_certificates(conn: AsyncConnection, code: str) -> SenderCertificates | None:
+    """None when the unit is not in the registry. One statement: this runs for every package."""
+    rows = (await conn.execute(_SENDER_CERTIFICATES, {"code": code})).all()
+    if not rows:
+        return None
+    return SenderCertificates(
+        active=bool(rows[0].active),
+        certificates=tuple(_certificate(row) for row in rows if row.fingerprint_sha256),
+    )
 
 
 # --------------------------------------------------------------------------------- messages

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
@@ -27,7 +26,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
 from gateway.usecases.errors import SenderMismatch, UnknownSender
-from gateway.usecases.packages import open_sealed_for_us
+from gateway.usecases.packages import load_certificate, open_sealed_for_us
 from gateway.usecases.statuses import (
     VIETNAM,
     apply_received_status,
@@ -123,14 +122,10 @@ def _sender(parsed: ParsedPackage) -> str:
 async def _trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
-    unit = await queries.get_unit(conn, sender)
-    if unit is None or not unit.active:
+    found = await queries.sender_certificates(conn, sender)
+    if found is None or not found.active:
         raise UnknownSender(f"sender {sender} is not an active unit in the registry")
-    pinned = tuple(
-        x509.load_pem_x509_certificate(c.pem.encode())
-        for c in await queries.certificates(conn, sender)
-        if not c.revoked
-    )
+    pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)
     if not pinned:
         raise UnknownSender(f"no certificate is registered for sender {sender}")
     return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)

@@ -4,6 +4,7 @@ disk, and sealing for classified recipients."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import tempfile
 from collections.abc import Callable
 from typing import IO
@@ -47,8 +48,15 @@ async def current_certificate(
     """The newest registered, unrevoked, unexpired certificate of a unit."""
     for record in reversed(await queries.certificates(conn, unit_code)):
         if not record.revoked and record.not_after > now:
-            return x509.load_pem_x509_certificate(record.pem.encode())
+            return load_certificate(record.pem)
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def load_certificate(pem: str) -> x509.Certificate:
+    """A registered certificate, parsed once per process (every package needs its sender's;
+    certificate objects are immutable)."""
+    return x509.load_pem_x509_certificate(pem.encode())
 
 
 class _Reopened:

@@ -1,0 +1,69 @@
+"""read_routing: what an axis needs of a package, read with the same hardened parser and header
+readers as read_package, the attachments passed over."""
+
+from __future__ import annotations
+
+import attacks  # tests/attacks.py
+import pytest
+from pki import RECEIVER, SENDER, build_package, sample_header, sample_status, signer
+
+from envelopes.building import build_status
+from envelopes.errors import AttachmentError, GatewayError, XmlMalformed, XmlRejected
+from envelopes.reading import PackageKind, read_package, read_routing
+
+
+def test_a_document_routes_by_its_header() -> None:
+    data, _ = build_package({"van-ban.pdf": b"%PDF-1.7 routing"}, signer())
+    routing = read_routing(data)
+    header = sample_header()
+    assert routing.kind is PackageKind.DOCUMENT
+    assert routing.sender == SENDER
+    assert routing.receivers == tuple(to.organ_id for to in header.to)
+    assert routing.document_id == header.document_id
+    assert routing.response_to is None
+    # The same as a full read says.
+    full = read_package(data).document().header
+    assert (full.from_.organ_id, full.document_id) == (routing.sender, routing.document_id)
+
+
+def test_a_status_package_names_the_document_and_its_sender() -> None:
+    status = sample_status()
+    routing = read_routing(build_status(status, signer=signer(RECEIVER)))
+    assert routing.kind is PackageKind.STATUS
+    assert routing.sender == RECEIVER
+    assert routing.receivers == ()
+    assert routing.document_id == status.response_for.document_id
+    assert routing.response_to == SENDER
+
+
+def test_attachment_text_is_passed_over_not_decoded() -> None:
+    """A router does not judge the attachments (the receiver verifies them): bad base64 routes,
+    and a full read still refuses it."""
+    package = attacks.bad_base64_in(attacks.sample_package(), "invalid_character")
+    assert read_routing(package).kind is PackageKind.DOCUMENT
+    with pytest.raises(AttachmentError):
+        read_package(package)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (attacks.billion_laughs(levels=3), XmlRejected),
+        (attacks.external_entity(attacks.PASSWD_URL), XmlRejected),
+        (attacks.doctype_without_subset(), XmlRejected),
+        (b"".join(attacks.deep_nesting(levels=10_000)), XmlRejected),
+        (attacks.unterminated(attacks.sample_package()), XmlMalformed),
+        (attacks.empty(), XmlMalformed),
+        (b"<other/>", GatewayError),
+    ],
+    ids=["billion-laughs", "external-entity", "doctype", "deep", "unterminated", "empty", "root"],
+)
+def test_hostile_or_broken_input_is_refused_as_read_package_refuses_it(
+    data: bytes, error: type[GatewayError]
+) -> None:
+    with pytest.raises(error) as routed:
+        read_routing(data)
+    with pytest.raises(error) as read:
+        read_package(data)
+    assert routed.value.code == read.value.code
+    assert b"root:x:0:0" not in str(routed.value).encode()
