@@ -24,9 +24,9 @@ from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.store import queries
-from gateway.store.tables import messages, recipients
+from gateway.store.tables import messages, recipients, unit_certificates, units
 from gateway.usecases import delivery, intake, operations, statuses, submit
-from gateway.usecases.errors import Conflict, ReasonRequired, UnknownUnit
+from gateway.usecases.errors import Conflict, ReasonRequired, UnknownSender, UnknownUnit
 
 TODAY = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
 
@@ -394,5 +394,51 @@ def test_records_are_plain_values(make_gateway: Any) -> None:
             assert dataclasses.is_dataclass(message)
             assert message.classification == Classification.THUONG.value
             assert message.created_at.tzinfo is not None
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("registry_state", ["unknown", "inactive", "no-certificate", "revoked"])
+def test_a_package_from_a_sender_without_a_live_registration_is_refused_and_stores_nothing(
+    make_gateway: Any, databases: Callable[[], str], registry_state: str
+) -> None:
+    """Intake trusts only the sender's own registered, unrevoked certificates of an active unit:
+    each way of lacking one is UNKNOWN_SENDER, and nothing is stored."""
+    axis_a = FakeConnector(name="axis")
+    url_b = databases()
+
+    async def scenario() -> None:
+        async with (
+            make_gateway(connectors={"axis": axis_a}) as a,
+            make_gateway(local_units=(RECIPIENT,), url=url_b) as b,
+        ):
+            await send(a)
+            await drain(a)
+            package = axis_a.packages[0]
+            async with b.engine.begin() as conn:
+                if registry_state == "unknown":
+                    await conn.execute(
+                        sa.delete(unit_certificates).where(unit_certificates.c.unit_code == SENDER)
+                    )
+                    await conn.execute(sa.delete(units).where(units.c.code == SENDER))
+                elif registry_state == "inactive":
+                    await conn.execute(
+                        sa.update(units).where(units.c.code == SENDER).values(active=False)
+                    )
+                elif registry_state == "no-certificate":
+                    await conn.execute(
+                        sa.delete(unit_certificates).where(unit_certificates.c.unit_code == SENDER)
+                    )
+                else:
+                    await conn.execute(
+                        sa.update(unit_certificates)
+                        .where(unit_certificates.c.unit_code == SENDER)
+                        .values(revoked_at=b.clock())
+                    )
+            with pytest.raises(UnknownSender) as refused:
+                await intake.receive_package(b, io.BytesIO(package), via="axis")
+            assert refused.value.code == "UNKNOWN_SENDER"
+            async with b.engine.connect() as conn:
+                assert await conn.scalar(sa.select(sa.func.count()).select_from(messages)) == 0
 
     run(scenario)
