@@ -16,7 +16,6 @@ lease must exceed anyway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import io
 import logging
@@ -247,17 +246,31 @@ async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
 
 
 async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
-    """Deliver until ``stop`` is set; sleep when idle until new work or the poll interval."""
-    idle = gateway.settings.delivery.idle_poll_seconds
+    """Deliver until ``stop`` is set; between rounds, wait for new work or the poll interval."""
+    settings = gateway.settings.delivery
     while not stop.is_set():
         try:
             claimed = await deliver_due(gateway, name)
         except Exception:
             log.exception("worker_round_failed", extra={"worker": name})
             claimed = 0
-            await asyncio.sleep(idle)
-        if claimed:
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(gateway.work_available.wait(), idle)
-        gateway.work_available.clear()
+            await asyncio.sleep(settings.idle_poll_seconds)
+        if claimed >= settings.batch_size:
+            continue  # a full batch: more may be due already
+        await _wait_for_work(gateway, settings.idle_poll_seconds)
+
+
+async def _wait_for_work(gateway: Gateway, seconds: float) -> None:
+    """Until new work is announced, or ``seconds`` pass (retries come due without an
+    announcement). The first worker to wake takes the announcement; the others keep waiting —
+    not each running a round that finds nothing (measured: two empty rounds per document)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(gateway.work_available.wait(), remaining)
+        except TimeoutError:
+            return
+        if gateway.work_available.is_set():
+            gateway.work_available.clear()
+            return

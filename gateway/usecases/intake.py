@@ -192,11 +192,14 @@ async def _store(
             classification=classification,
             now=now,
         )
+        answers: tuple[str, ...] = ()
         if isinstance(verified, VerifiedDocument):
             answers = await _store_document(gateway, conn, verified, stored)
-            return _received(message_id, verified, duplicate=False, answers=answers)
-        await _store_status(conn, verified, stored)
-        return _received(message_id, verified, duplicate=False)
+        else:
+            await _store_status(conn, verified, stored)
+    if answers:
+        gateway.work_available.set()  # after the commit: a worker woken now finds the answers
+    return _received(message_id, verified, duplicate=False, answers=answers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,7 +282,6 @@ async def _store_document(
                 now=now,
             )
         )
-    gateway.work_available.set()
     return tuple(answers)
 
 

@@ -9,21 +9,24 @@ import datetime as dt
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
+from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER, register_all, write_config
 
 from connectors.fake import FakeConnector, Scripted
 from envelopes.attachments import AttachmentSource
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StatusCode
 from envelopes.reading import read_package
-from gateway.bootstrap import Gateway
+from gateway.bootstrap import Gateway, build
 from gateway.domain.lifecycle import IllegalTransition, TransportState
+from gateway.settings import load_settings
 from gateway.store import queries
+from gateway.store.database import migrate
 from gateway.store.tables import messages, recipients, unit_certificates, units
 from gateway.usecases import delivery, intake, operations, statuses, submit
 from gateway.usecases.errors import Conflict, ReasonRequired, UnknownSender, UnknownUnit
@@ -440,5 +443,56 @@ def test_a_package_from_a_sender_without_a_live_registration_is_refused_and_stor
             assert refused.value.code == "UNKNOWN_SENDER"
             async with b.engine.connect() as conn:
                 assert await conn.scalar(sa.select(sa.func.count()).select_from(messages)) == 0
+
+    run(scenario)
+
+
+def test_one_announcement_of_new_work_runs_one_round_not_one_per_worker(
+    database_url: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """Idle workers wait for an announcement; the first to wake takes it, the others keep
+    waiting (a round per worker per submission cost two empty claims per document)."""
+
+    async def scenario() -> None:
+        config = write_config(
+            tmp_path / "workers.toml",
+            database_url=database_url,
+            keys_dir=keys_dir,
+            local_units=(SENDER,),
+        )
+        axis = FakeConnector(name="axis")
+        settings = load_settings(config, {"DOCGW_DELIVERY__IDLE_POLL_SECONDS": "60"})
+        gateway = await build(settings, connectors={"axis": axis})
+        claims: list[str] = []
+
+        def count_claims(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "next_attempt_at <=" in statement and statement.lstrip().startswith("SELECT"):
+                claims.append(statement)
+
+        sa.event.listen(gateway.engine.sync_engine, "before_cursor_execute", count_claims)
+        stop = asyncio.Event()
+        workers: list[asyncio.Task[None]] = []
+        try:
+            await migrate(gateway.engine)
+            await register_all(gateway, keys_dir)
+            workers = [
+                asyncio.create_task(delivery.run_worker(gateway, f"w{n}", stop)) for n in range(3)
+            ]
+            await asyncio.sleep(0.3)  # each ran its first round, found nothing, and waits
+            assert len(claims) == 3
+            await send(gateway)
+            for _ in range(100):
+                if axis.packages:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # time for any other worker to run a round, were it woken
+            assert len(axis.packages) == 1
+            assert len(claims) == 4
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await gateway.close()
 
     run(scenario)
