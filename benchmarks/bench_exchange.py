@@ -247,6 +247,8 @@ async def start_gateway(
         keys=run.keys,
         local_units=(unit,),
         workers=2,
+        # docgw's default: new work is announced to the workers; this only paces retries.
+        idle_poll_seconds=0.5,
         extra=extra,
     )
     gateway = await build(load_settings(config, {}))

@@ -239,6 +239,7 @@ def write_config(
     keys: Path,
     local_units: Sequence[str],
     workers: int,
+    idle_poll_seconds: float = 0.05,
     extra: str = "",
 ) -> Path:
     units = ", ".join(f'"{u}"' for u in local_units)
@@ -246,7 +247,7 @@ def write_config(
         f'[database]\nurl = "{url}"\n'
         f"[gateway]\nlocal_units = [{units}]\n"
         f'[keys]\ndir = "{keys}"\n'
-        f"[delivery]\nworkers = {workers}\nidle_poll_seconds = 0.05\n"
+        f"[delivery]\nworkers = {workers}\nidle_poll_seconds = {idle_poll_seconds}\n"
         "[retry]\nbase_seconds = 0.2\nmax_delay_seconds = 1\n" + extra,
         encoding="utf-8",
     )
