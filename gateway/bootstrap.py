@@ -30,7 +30,7 @@ from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.keystore import CA_CERT, unit_paths
 from gateway.settings import ChannelSettings, Settings, SettingsError
-from gateway.store.database import create_engine
+from gateway.store.database import create_engine, reader_of
 
 log = logging.getLogger("docgw")
 
@@ -49,6 +49,8 @@ class Gateway:
 
     settings: Settings
     engine: AsyncEngine
+    #: The same pool, for single reads outside a transaction (store.database.reader_of).
+    reader: AsyncEngine
     connectors: dict[str, Connector]
     channels: dict[str, ChannelInfo]
     retry_policies: dict[str, RetryPolicy]
@@ -207,6 +209,7 @@ def _assemble(
     return Gateway(
         settings=settings,
         engine=engine,
+        reader=reader_of(engine),
         connectors=connectors,
         channels=channel_infos,
         retry_policies={c.name: c.retry.policy() for c in settings.channels if c.retry},

@@ -76,7 +76,7 @@ async def _receive(
         raise SenderMismatch(
             f"the package is from {sender} but the connection is authenticated as {expected_sender}"
         )
-    async with gateway.engine.connect() as conn:
+    async with gateway.reader.connect() as conn:
         trust = await _trust_for(gateway, conn, sender)
     verified: VerifiedDocument | VerifiedStatus
     if parsed.kind is PackageKind.DOCUMENT:

@@ -75,7 +75,7 @@ async def revoke_token(gateway: Gateway, name: str) -> None:
 
 
 async def authenticate(gateway: Gateway, token: str) -> Principal:
-    async with gateway.engine.connect() as conn:
+    async with gateway.reader.connect() as conn:
         row = await queries.token_by_hash(conn, _hash(token))
     if row is None:
         raise Unauthorized("unknown or revoked token")

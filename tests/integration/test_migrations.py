@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -33,3 +34,27 @@ def test_migrations_match_the_models(database_url: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(scenario()) == []
+
+
+def test_package_bytes_are_stored_without_compression_on_postgresql(database_url: str) -> None:
+    """Migration 0004: TOAST compression of (already compressed) package bytes only costs CPU."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage setting; SQLite does not compress")
+
+    async def scenario() -> set[tuple[str, str]]:
+        engine = create_engine(database_url)
+        try:
+            await migrate(engine)
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.text(
+                        "SELECT c.relname, a.attstorage::text FROM pg_attribute a "
+                        "JOIN pg_class c ON c.oid = a.attrelid "
+                        "WHERE c.relname IN ('blobs', 'blob_chunks') AND a.attname = 'data'"
+                    )
+                )
+                return {(row[0], row[1]) for row in rows}
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == {("blobs", "e"), ("blob_chunks", "e")}
