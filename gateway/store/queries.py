@@ -570,6 +570,39 @@ async def list_messages(
 # ----------------------------------------------------------------------------------- claims
 
 
+_DUE = (
+    sa.select(
+        recipients.c.id,
+        recipients.c.state,
+        recipients.c.message_id,
+        recipients.c.unit_code,
+        recipients.c.channel,
+        recipients.c.attempt_count,
+        sa.func.coalesce(recipients.c.package_sha256, messages.c.package_sha256).label(
+            "package_sha256"
+        ),
+        messages.c.kind,
+        messages.c.document_id,
+        messages.c.sender,
+        messages.c.classification,
+        units.c.secure_endpoint,
+    )
+    .select_from(
+        recipients.join(messages, messages.c.id == recipients.c.message_id).outerjoin(
+            units, units.c.code == recipients.c.unit_code
+        )
+    )
+    .where(
+        recipients.c.state.in_([s.value for s in CLAIMABLE]),
+        recipients.c.next_attempt_at <= sa.bindparam("now"),
+    )
+    .order_by(recipients.c.next_attempt_at, recipients.c.id)
+    .limit(sa.bindparam("limit"))
+    # Only the recipient rows are locked (PostgreSQL); a row another worker holds is skipped.
+    .with_for_update(skip_locked=True, of=recipients)
+)
+
+
 async def claim_due(
     conn: AsyncConnection,
     *,
@@ -578,18 +611,10 @@ async def claim_due(
     lease_until: dt.datetime,
     worker: str,
 ) -> list[Claimed]:
-    """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease."""
-    due = (
-        sa.select(recipients.c.id, recipients.c.state, recipients.c.message_id)
-        .where(
-            recipients.c.state.in_([s.value for s in CLAIMABLE]),
-            recipients.c.next_attempt_at <= now,
-        )
-        .order_by(recipients.c.next_attempt_at, recipients.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = (await conn.execute(due)).all()
+    """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease.
+    Three statements whatever the batch: the due rows with what their delivery needs, the one
+    guarded UPDATE, the audit events."""
+    rows = (await conn.execute(_DUE, {"now": now, "limit": limit})).all()
     if not rows:
         return []
     # One guarded UPDATE for the batch: the rows are ours (locked above on PostgreSQL; SQLite has
@@ -628,35 +653,13 @@ async def claim_due(
             for row in rows
         ],
     )
-    joined = (
-        await conn.execute(
-            sa.select(
-                recipients.c.id,
-                recipients.c.message_id,
-                recipients.c.unit_code,
-                recipients.c.channel,
-                recipients.c.attempt_count,
-                sa.func.coalesce(recipients.c.package_sha256, messages.c.package_sha256).label(
-                    "package_sha256"
-                ),
-                messages.c.kind,
-                messages.c.document_id,
-                messages.c.sender,
-                messages.c.classification,
-                units.c.secure_endpoint,
-            )
-            .join(messages, messages.c.id == recipients.c.message_id)
-            .outerjoin(units, units.c.code == recipients.c.unit_code)
-            .where(recipients.c.id.in_(claimed_ids))
-        )
-    ).all()
     return [
         Claimed(
             recipient_id=row.id,
             message_id=row.message_id,
             unit_code=row.unit_code,
             channel=row.channel,
-            attempt=row.attempt_count,
+            attempt=row.attempt_count + 1,  # as the UPDATE above counted it
             package_sha256=row.package_sha256,
             kind=row.kind,
             document_id=row.document_id,
@@ -664,7 +667,7 @@ async def claim_due(
             classification=row.classification,
             secure_endpoint=row.secure_endpoint,
         )
-        for row in joined
+        for row in rows
     ]
 
 
