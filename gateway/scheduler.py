@@ -20,7 +20,7 @@ from sqlalchemy import text
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
 from gateway.store import queries
-from gateway.store.database import is_sqlite
+from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -88,6 +88,15 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
             log.exception("heartbeat_failed")
 
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
+    if is_sqlite(gateway.engine):
+        scheduler.add_job(
+            _guarded(gateway, "checkpoint", lambda: checkpoint_wal(gateway.engine)),
+            "interval",
+            seconds=1,
+            id="checkpoint",
+            max_instances=1,
+            coalesce=True,
+        )
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 
