@@ -186,6 +186,20 @@ async def axis(
         )
 
 
+def a_connector_at(
+    port: int, session: aiohttp.ClientSession, *, timeout: float = 10.0
+) -> VxpConnector:
+    """System A's connector to whatever listens on this loopback port."""
+    return VxpConnector(
+        name="axis",
+        endpoint=f"http://127.0.0.1:{port}",
+        system_id=A_SYSTEM,
+        secret=A_SECRET,
+        session=session,
+        timeout=timeout,
+    )
+
+
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(scenario())  # type: ignore[arg-type]
 
@@ -416,14 +430,7 @@ def test_a_refused_connection_is_unavailable() -> None:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         async with aiohttp.ClientSession() as session:
-            connector = VxpConnector(
-                name="axis",
-                endpoint=f"http://127.0.0.1:{port}",
-                system_id=A_SYSTEM,
-                secret=A_SECRET,
-                session=session,
-                timeout=2.0,
-            )
+            connector = a_connector_at(port, session, timeout=2.0)
             with pytest.raises(PeerUnavailable) as caught:
                 await connector.deliver(delivery(document()))
             assert not isinstance(caught.value, OutcomeUnknown)
@@ -638,13 +645,7 @@ def test_get_edoc_data_is_decoded_strictly_whatever_its_line_breaks(
         port = runner.addresses[0][1]
         try:
             async with aiohttp.ClientSession() as session:
-                connector = VxpConnector(
-                    name="axis",
-                    endpoint=f"http://127.0.0.1:{port}",
-                    system_id=A_SYSTEM,
-                    secret=A_SECRET,
-                    session=session,
-                )
+                connector = a_connector_at(port, session)
                 item = RemoteItem(remote_id="d-1", kind="document", sender=B_UNIT, created_at=None)
                 if expected == "same":
                     assert await connector.fetch(item) == package
