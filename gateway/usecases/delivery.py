@@ -257,13 +257,14 @@ async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
             await asyncio.sleep(settings.idle_poll_seconds)
         if claimed >= settings.batch_size:
             continue  # a full batch: more may be due already
-        await _wait_for_work(gateway, settings.idle_poll_seconds)
+        await _wait_for_work(gateway, settings.idle_poll_seconds, stop)
 
 
-async def _wait_for_work(gateway: Gateway, seconds: float) -> None:
+async def _wait_for_work(gateway: Gateway, seconds: float, stop: asyncio.Event) -> None:
     """Until new work is announced, or ``seconds`` pass (retries come due without an
-    announcement). The first worker to wake takes the announcement; the others keep waiting —
-    not each running a round that finds nothing (measured: two empty rounds per document)."""
+    announcement), or ``stop`` is set (the service announces once more when it stops, which wakes
+    every waiting worker). The first worker to wake takes an announcement; the others keep waiting
+    — not each running a round that finds nothing (measured: two empty rounds per document)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while (remaining := deadline - loop.time()) > 0:
@@ -271,6 +272,6 @@ async def _wait_for_work(gateway: Gateway, seconds: float) -> None:
             await asyncio.wait_for(gateway.work_available.wait(), remaining)
         except TimeoutError:
             return
-        if gateway.work_available.is_set():
+        if stop.is_set() or gateway.work_available.is_set():
             gateway.work_available.clear()
             return

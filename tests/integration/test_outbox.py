@@ -451,7 +451,8 @@ def test_one_announcement_of_new_work_runs_one_round_not_one_per_worker(
     database_url: str, keys_dir: Path, tmp_path: Path
 ) -> None:
     """Idle workers wait for an announcement; the first to wake takes it, the others keep
-    waiting (a round per worker per submission cost two empty claims per document)."""
+    waiting (a round per worker per submission cost two empty claims per document). Stopping
+    wakes them all."""
 
     async def scenario() -> None:
         config = write_config(
@@ -488,6 +489,11 @@ def test_one_announcement_of_new_work_runs_one_round_not_one_per_worker(
             await asyncio.sleep(0.3)  # time for any other worker to run a round, were it woken
             assert len(axis.packages) == 1
             assert len(claims) == 4
+            # Stopping as the service does (stop, then one announcement) ends every waiting
+            # worker at once, not after its 60 s idle wait.
+            stop.set()
+            gateway.work_available.set()
+            await asyncio.wait_for(asyncio.gather(*workers), timeout=5)
         finally:
             stop.set()
             for worker in workers:
