@@ -35,7 +35,11 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
 def upsert_insert(connection: AsyncConnection) -> Any:
     """The INSERT construct with ON CONFLICT for the connection's database: PostgreSQL and SQLite
     spell the upsert alike, and each dialect has its own construct for it."""
-    return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    return _upsert_insert_of(connection.dialect.name)
+
+
+def _upsert_insert_of(dialect: str) -> Any:
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
 def insert_or_ignore(connection: AsyncConnection, table: sa.Table, *unique: sa.Column[Any]) -> Any:
@@ -46,8 +50,7 @@ def insert_or_ignore(connection: AsyncConnection, table: sa.Table, *unique: sa.C
 
 @functools.cache
 def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> Any:
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return _upsert_insert_of(dialect)(table).on_conflict_do_nothing(index_elements=list(unique))
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:

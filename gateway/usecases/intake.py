@@ -92,7 +92,7 @@ async def _receive(
     except _AlreadyStored:
         # Stored before (or by a concurrent copy that committed first): nothing of this copy was
         # kept; the answer names the stored one.
-        async with gateway.engine.connect() as conn:
+        async with gateway.reader.connect() as conn:
             existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
         if existing is None:  # pragma: no cover - the insert just met it
             raise
