@@ -569,10 +569,16 @@ def _fingerprint(seed: bytes, files: Iterable[tuple[str, os.stat_result]]) -> st
     return digest.hexdigest()
 
 
-def _read_regular(path: Path, limit: int) -> bytes:
-    # O_NOFOLLOW: the file was a regular file when listed; refuse it if swapped for a link since.
+def open_item_file(path: Path) -> IO[bytes]:
+    """Open a file of an outbox item for reading. ``O_NOFOLLOW``: it was a regular file when
+    scanned; if it has been swapped for a link since, this fails (OSError) instead of reading
+    whatever the link points at."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
+    return os.fdopen(fd, "rb")
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    with open_item_file(path) as handle:
         return handle.read(limit + 1)[:limit]
 
 

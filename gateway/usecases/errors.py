@@ -31,3 +31,9 @@ class ReasonRequired(GatewayError):
 
 class SenderMismatch(GatewayError):
     code = "SENDER_MISMATCH"
+
+
+class ReadyPackageRefused(GatewayError):
+    """A ready package from the drop folder that docgw will not send as it is."""
+
+    code = "READY_PACKAGE_REFUSED"

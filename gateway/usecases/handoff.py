@@ -1,10 +1,12 @@
 """The hand-off with the local document-management system through a drop folder.
 
-* Pick-up: complete items of ``outbox/`` (a ``NAME.ready/`` folder with ``metadata.json`` and the
-  attachment files, renamed atomically by the local system) are submitted like any document, with
-  an idempotency key made from the item, then moved to ``outbox/taken/`` — or to
-  ``outbox/rejected/`` with the error code. A crash between submitting and moving resubmits the
-  same item, which the key makes harmless.
+* Pick-up: complete items of ``outbox/``, each renamed into place atomically by the local system,
+  are submitted with an idempotency key made from the item, then moved to ``outbox/taken/`` — or
+  to ``outbox/rejected/`` with the error code. A crash between submitting and moving resubmits the
+  same item, which the key makes harmless. Two kinds of item: a ``NAME.ready/`` folder with
+  ``metadata.json`` and the attachment files (built and signed by docgw like any submission), and
+  a ready package ``NAME.edxml`` (built and signed by the local system, sent as it is, as
+  unclassified: see :func:`~gateway.usecases.submit.submit_package`).
 * Hand-over: every received package (documents and statuses) is written to ``inbox/`` as
   ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off. A
   classified package is stored sealed for our unit: it is opened and handed over only by a gateway
@@ -14,13 +16,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from connectors.drop_folder import DropFolder, OutboxItem
+from connectors.drop_folder import DropFolder, DropItemGone, OutboxItem, open_item_file
 from envelopes.attachments import AttachmentSource
 from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
@@ -29,13 +32,9 @@ from gateway.store import queries
 from gateway.store.records import MessageRecord
 from gateway.usecases.packages import load_to_spool, open_sealed_for_us
 from gateway.usecases.statuses import VIETNAM
-from gateway.usecases.submit import submit_document
+from gateway.usecases.submit import submit_document, submit_package
 
 log = logging.getLogger("docgw.handoff")
-
-#: Ready packages (``NAME.edxml`` in the outbox) would need a submit path of their own (the
-#: package is signed by the local system already); docgw takes document folders only for now.
-READY_PACKAGE_UNSUPPORTED = "READY_PACKAGE_UNSUPPORTED"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,18 +46,14 @@ class PickUpReport:
 async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpReport:
     submitted = rejected = 0
     for item in await folder.scan_outbox():
-        if item.is_package or item.metadata is None:
-            await folder.mark_rejected(
-                item,
-                READY_PACKAGE_UNSUPPORTED,
-                "put a document folder (metadata.json + files), not a ready package",
-            )
-            rejected += 1
-            continue
         try:
-            message_id = await _submit(gateway, channel, item)
+            if item.package_path is not None:
+                message_id = await _submit_package(gateway, channel, item.package_path, item)
+            else:
+                message_id = await _submit(gateway, channel, item)
         except GatewayError as exc:
-            await folder.mark_rejected(item, exc.code, str(exc))
+            with contextlib.suppress(DropItemGone):  # another scanner moved it meanwhile
+                await folder.mark_rejected(item, exc.code, str(exc))
             rejected += 1
             continue
         await folder.mark_taken(item, message_id)
@@ -67,7 +62,7 @@ async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpR
 
 
 async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
-    assert item.metadata is not None
+    assert item.metadata is not None  # a document folder always has it
     request = parse_metadata(item.metadata, today=gateway.clock().astimezone(VIETNAM).date())
     attachments = [
         AttachmentSource(name=path.name, open=_opener(path)) for path in item.attachments
@@ -83,8 +78,27 @@ async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
     return submitted.message_id
 
 
+async def _submit_package(gateway: Gateway, channel: str, path: Path, item: OutboxItem) -> str:
+    with await asyncio.to_thread(_open_item_file, path) as package:
+        submitted = await submit_package(
+            gateway,
+            package,
+            client=f"drop-folder:{channel}",
+            actor=f"drop-folder:{channel}",
+            idempotency_key=item.idempotency_key,
+        )
+    return submitted.message_id
+
+
 def _opener(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: path.open("rb")
+    return lambda: _open_item_file(path)
+
+
+def _open_item_file(path: Path) -> IO[bytes]:
+    try:
+        return open_item_file(path)
+    except OSError as exc:  # swapped for a link, or moved away, since the scan
+        raise DropItemGone(f"{path.name} cannot be opened: {exc.strerror or exc}") from exc
 
 
 async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) -> int:

@@ -20,13 +20,12 @@ from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
 from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import PackageKind, ParsedPackage, read_package
-from envelopes.signing import TrustPolicy
 from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
-from gateway.usecases.errors import SenderMismatch, UnknownSender
-from gateway.usecases.packages import load_certificate, open_sealed_for_us
+from gateway.usecases.errors import SenderMismatch
+from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
     VIETNAM,
     apply_received_status,
@@ -77,7 +76,7 @@ async def _receive(
             f"the package is from {sender} but the connection is authenticated as {expected_sender}"
         )
     async with gateway.reader.connect() as conn:
-        trust = await _trust_for(gateway, conn, sender)
+        trust = await trust_for(gateway, conn, sender)
     verified: VerifiedDocument | VerifiedStatus
     if parsed.kind is PackageKind.DOCUMENT:
         verified = await run_blocking(size, verify_document, parsed, trust)
@@ -117,18 +116,6 @@ def _sender(parsed: ParsedPackage) -> str:
     if parsed.kind is PackageKind.DOCUMENT:
         return parsed.document().header.from_.organ_id
     return parsed.status().from_.organ_id
-
-
-async def _trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
-    """Only the sender's own registered certificates: a valid certificate of another unit does
-    not make a package from this sender genuine."""
-    found = await queries.sender_certificates(conn, sender)
-    if found is None or not found.active:
-        raise UnknownSender(f"sender {sender} is not an active unit in the registry")
-    pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)
-    if not pinned:
-        raise UnknownSender(f"no certificate is registered for sender {sender}")
-    return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)
 
 
 def _dedup_key(verified: VerifiedDocument | VerifiedStatus) -> str:

@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import sealing
 from envelopes.errors import SealError
+from envelopes.signing import TrustPolicy
 from gateway.bootstrap import Gateway
 from gateway.store import blobs, queries
+from gateway.usecases.errors import UnknownSender
 
 SPOOL_BYTES = 8 << 20
 
@@ -50,6 +52,18 @@ async def current_certificate(
         if not record.revoked and record.not_after > now:
             return load_certificate(record.pem)
     return None
+
+
+async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
+    """Only the sender's own registered certificates: a valid certificate of another unit does
+    not make a package from this sender genuine."""
+    found = await queries.sender_certificates(conn, sender)
+    if found is None or not found.active:
+        raise UnknownSender(f"sender {sender} is not an active unit in the registry")
+    pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)
+    if not pinned:
+        raise UnknownSender(f"no certificate is registered for sender {sender}")
+    return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -22,14 +22,17 @@ from connectors.offload import run_blocking, stream_size
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.metadata import DocumentRequest
+from envelopes.model import Classification, MessageHeader
+from envelopes.reading import PackageKind, read_package
+from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import send_deadline
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
-from gateway.usecases.errors import Forbidden, UnknownUnit
-from gateway.usecases.packages import current_certificate, seal_copy, spool
+from gateway.usecases.errors import Forbidden, ReadyPackageRefused, UnknownUnit
+from gateway.usecases.packages import current_certificate, seal_copy, spool, trust_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,21 +73,22 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
 async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
     """Where each recipient's copy would go, and why (nothing is sent or stored)."""
     async with gateway.engine.connect() as conn:
-        return await _routes(conn, gateway, request)
+        return await _routes(conn, gateway, request.header, request.classification)
 
 
 async def _routes(
-    conn: AsyncConnection, gateway: Gateway, request: DocumentRequest
+    conn: AsyncConnection,
+    gateway: Gateway,
+    header: MessageHeader,
+    classification: Classification,
 ) -> tuple[Route, ...]:
-    codes = [to.organ_id for to in request.header.to]
+    codes = [to.organ_id for to in header.to]
     registry = await queries.get_units(conn, codes)
     missing = [code for code in codes if code not in registry]
     if missing:
         raise UnknownUnit(f"not in the unit registry: {', '.join(missing)}", element="to")
     return tuple(
-        route_recipient(
-            request.classification, recipient_entry(registry[code], gateway), gateway.channels
-        )
+        route_recipient(classification, recipient_entry(registry[code], gateway), gateway.channels)
         for code in codes
     )
 
@@ -108,15 +112,92 @@ async def submit_document(
             return existing
     signer = gateway.signer(header.from_.organ_id)
     package = spool()
-    await run_blocking(
-        _total_size(attachments),
-        build_document,
-        header,
-        out=package,
-        attachments=attachments,
-        business=request.business,
-        signer=signer,
+    try:
+        await run_blocking(
+            _total_size(attachments),
+            build_document,
+            header,
+            out=package,
+            attachments=attachments,
+            business=request.business,
+            signer=signer,
+        )
+        return await _store_new(
+            gateway,
+            header,
+            request.classification,
+            package,
+            client=client,
+            actor=actor,
+            idempotency_key=idempotency_key,
+        )
+    finally:
+        package.close()
+
+
+async def submit_package(
+    gateway: Gateway,
+    package: IO[bytes],
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Send a ready package — built and signed by the local document-management system — as it
+    is: byte for byte, so the local system's signature is what recipients verify.
+
+    edXML carries no classification, so a ready package is sent as unclassified (``thuong``): a
+    classified document comes as a document folder whose metadata says so, and a gateway with
+    ``profile = "secure"`` (where everything is classified) takes no ready packages. The package
+    must be a document from one of this gateway's local units, signed by a certificate the
+    registry holds for that unit (the rule every received package meets).
+    """
+    if gateway.settings.gateway.profile == "secure":
+        raise ReadyPackageRefused(
+            "a secure gateway takes no ready packages: edXML cannot say a package is "
+            "classified; put a document folder whose metadata gives the classification"
+        )
+    if idempotency_key:
+        existing = await _existing(gateway, client, idempotency_key)
+        if existing is not None:
+            return existing
+    size = stream_size(package)
+    package.seek(0)
+    parsed = await run_blocking(size, read_package, package)
+    if parsed.kind is not PackageKind.DOCUMENT:
+        raise ReadyPackageRefused("a status package: only documents are sent from the outbox")
+    sender = parsed.document().header.from_.organ_id
+    if sender not in gateway.settings.gateway.local_units:
+        raise ReadyPackageRefused(
+            f"the package is from {sender}, which is not one of this gateway's local units",
+            element="From/OrganId",
+        )
+    async with gateway.reader.connect() as conn:
+        trust = await trust_for(gateway, conn, sender)
+    verified = await run_blocking(size, verify_document, parsed, trust)
+    return await _store_new(
+        gateway,
+        verified.package.header,
+        Classification.THUONG,
+        package,
+        client=client,
+        actor=actor,
+        idempotency_key=idempotency_key,
     )
+
+
+async def _store_new(
+    gateway: Gateway,
+    header: MessageHeader,
+    classification: Classification,
+    package: IO[bytes],
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None,
+) -> Submitted:
+    """Store a new outgoing message, its package and every recipient's first state in one
+    transaction, and wake the delivery workers."""
     now = gateway.clock()
     message_id = str(uuid.uuid4())
     try:
@@ -124,8 +205,10 @@ async def submit_document(
             # The registry is read in the transaction that stores: one connection per submission
             # instead of two (round trips are most of a small submission's cost). An unknown
             # recipient is therefore found after the build, which costs only that wasted build.
-            routes = await _routes(conn, gateway, request)
-            stored = await _store_packages(gateway, conn, request, routes, package, now)
+            routes = await _routes(conn, gateway, header, classification)
+            stored = await _store_packages(
+                gateway, conn, header, classification, routes, package, now
+            )
             await queries.insert_message(
                 conn,
                 id=message_id,
@@ -133,9 +216,9 @@ async def submit_document(
                 kind="document",
                 document_id=header.document_id,
                 sender=header.from_.organ_id,
-                classification=request.classification.value,
+                classification=classification.value,
                 # Classified: the subject stays inside the sealed package, never in a column.
-                subject=None if request.classification.is_classified else header.subject,
+                subject=None if classification.is_classified else header.subject,
                 code=str(header.code),
                 promulgation_date=header.promulgation.date,
                 priority=int(header.other_info.priority),
@@ -170,8 +253,6 @@ async def submit_document(
             if existing is not None:
                 return existing
         raise
-    finally:
-        package.close()
     gateway.work_available.set()
     held_all = all(r.is_held for r in routes)
     return Submitted(
@@ -193,18 +274,19 @@ class _Stored:
 async def _store_packages(
     gateway: Gateway,
     conn: AsyncConnection,
-    request: DocumentRequest,
+    header: MessageHeader,
+    classification: Classification,
     routes: Sequence[Route],
     package: IO[bytes],
     now: dt.datetime,
 ) -> _Stored:
     inline = gateway.settings.gateway.inline_blob_bytes
-    if not request.classification.is_classified:
+    if not classification.is_classified:
         package.seek(0)
         ref = await blobs.put_stream(conn, package, inline_limit=inline, now=now)
         return _Stored(message_package=ref.sha256, per_recipient={}, unsealable={})
     # Classified: never store the plaintext. The message keeps a copy sealed for the sender.
-    sender_cert = gateway.signer(request.header.from_.organ_id).certificate
+    sender_cert = gateway.signer(header.from_.organ_id).certificate
     with seal_copy(package, sender_cert) as own:
         ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
     per_recipient: dict[str, str] = {}

@@ -5,19 +5,25 @@ the inbox atomically, once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
-from integration_support import EXAMPLES, RECIPIENT
+from integration_support import EXAMPLES, RECIPIENT, SENDER
 
 from connectors.drop_folder import DropFolder
 from connectors.fake import FakeConnector
-from envelopes.metadata import parse_metadata
-from gateway.store.tables import messages
+from envelopes.building import build_document_bytes, build_status
+from envelopes.metadata import DocumentRequest, parse_metadata
+from envelopes.model import Organization, ResponseFor, StatusCode, StatusPackage
+from gateway.bootstrap import Gateway
+from gateway.store.tables import messages, recipients
 from gateway.usecases import delivery, intake, submit
 from gateway.usecases.handoff import hand_over, pick_up
 
@@ -86,5 +92,221 @@ def test_received_packages_are_handed_over_once(
             meta = json.loads((folder.inbox / f"{received.message_id}.json").read_text())
             assert meta["document_id"] == received.document_id and meta["kind"] == "document"
             assert not list(folder.inbox.glob("*.tmp"))
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------------------ ready packages
+
+
+def example_request(gateway: Gateway) -> DocumentRequest:
+    return parse_metadata(
+        (EXAMPLES / "new-document.json").read_bytes(), today=gateway.clock().date()
+    )
+
+
+def signed_package(gateway: Gateway, *, signed: bool = True) -> bytes:
+    """A package as the local document-management system builds it, signed with our unit's key."""
+    request = example_request(gateway)
+    data, _ = build_document_bytes(
+        request.header,
+        business=request.business,
+        signer=gateway.signer(SENDER) if signed else None,
+    )
+    return data
+
+
+def put_package(folder: DropFolder, name: str, data: bytes) -> None:
+    """As the local system does: write NAME.edxml.tmp, then rename it to NAME.edxml."""
+    folder.outbox.mkdir(parents=True, exist_ok=True)
+    staging = folder.outbox / f"{name}.edxml.tmp"
+    staging.write_bytes(data)
+    staging.rename(folder.outbox / f"{name}.edxml")
+
+
+async def stored_messages(gateway: Gateway) -> int:
+    async with gateway.engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(messages)) or 0)
+
+
+def test_a_ready_package_is_sent_byte_for_byte(make_gateway: Any, tmp_path: Path) -> None:
+    folder = DropFolder(root=tmp_path / "dms")
+    axis = FakeConnector(name="axis")
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": axis}) as gateway:
+            data = signed_package(gateway)
+            put_package(folder, "cv-7816", data)
+            report = await pick_up(gateway, "dms", folder)
+            assert (report.submitted, report.rejected) == (1, 0)
+            taken = json.loads((folder.taken / "cv-7816.taken.json").read_text())
+            assert (folder.taken / "cv-7816.edxml").read_bytes() == data
+            async with gateway.engine.connect() as conn:
+                message = (
+                    await conn.execute(
+                        sa.select(messages).where(messages.c.id == taken["message_id"])
+                    )
+                ).one()
+                states = (
+                    await conn.execute(
+                        sa.select(recipients.c.unit_code, recipients.c.state).where(
+                            recipients.c.message_id == message.id
+                        )
+                    )
+                ).all()
+            header = example_request(gateway).header
+            assert (message.sender, message.document_id) == (SENDER, header.document_id)
+            assert (message.classification, message.subject) == ("thuong", header.subject)
+            assert states == [(RECIPIENT, "queued")]
+            await delivery.deliver_due(gateway, "w")
+            # The local system's signature is what the recipient verifies: nothing re-signed.
+            assert axis.packages == [data]
+
+    asyncio.run(scenario())
+
+
+def test_a_ready_package_picked_up_twice_is_sent_once(make_gateway: Any, tmp_path: Path) -> None:
+    """A crash between submitting and moving the item: the next scan submits it again."""
+    folder = DropFolder(root=tmp_path / "dms")
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
+            put_package(folder, "cv-7816", signed_package(gateway))
+            (item,) = await folder.scan_outbox()
+            assert item.package_path is not None
+            ids = set()
+            for _ in range(2):
+                with item.package_path.open("rb") as package:
+                    submitted = await submit.submit_package(
+                        gateway,
+                        package,
+                        client="drop-folder:dms",
+                        actor="drop-folder:dms",
+                        idempotency_key=item.idempotency_key,
+                    )
+                ids.add(submitted.message_id)
+            assert len(ids) == 1 and await stored_messages(gateway) == 1
+
+    asyncio.run(scenario())
+
+
+def _unsigned(gateway: Gateway) -> bytes:
+    return signed_package(gateway, signed=False)
+
+
+def _tampered(gateway: Gateway) -> bytes:
+    data = signed_package(gateway)
+    subject = example_request(gateway).header.subject.encode()
+    assert subject in data
+    return data.replace(subject, subject.upper(), 1)
+
+
+def _from_another_unit(gateway: Gateway) -> bytes:
+    request = example_request(gateway)
+    header = dataclasses.replace(
+        request.header, from_=dataclasses.replace(request.header.from_, organ_id=RECIPIENT)
+    )
+    return build_document_bytes(header, business=request.business)[0]
+
+
+def _a_status(gateway: Gateway) -> bytes:
+    header = example_request(gateway).header
+    status = StatusPackage(
+        from_=Organization(organ_id=SENDER, organ_name="Văn phòng Chính phủ"),
+        response_for=ResponseFor(
+            organ_id=RECIPIENT,
+            code=str(header.code),
+            promulgation_date=header.promulgation.date,
+            document_id=header.document_id,
+        ),
+        status_code=StatusCode.ACCEPTED,
+        timestamp=dt.datetime(2024, 3, 15, 9, 5, 0),
+    )
+    return build_status(status, signer=gateway.signer(SENDER))
+
+
+@pytest.mark.parametrize(
+    ("make_package", "code"),
+    [
+        (_unsigned, "SIGNATURE_MISSING"),
+        (_tampered, "SIGNED_HEADER_CHANGED"),
+        (_from_another_unit, "READY_PACKAGE_REFUSED"),
+        (_a_status, "READY_PACKAGE_REFUSED"),
+        (lambda gateway: b"<edXMLEnvelope>not a package", "XML_MALFORMED"),
+    ],
+    ids=["unsigned", "tampered", "from-another-unit", "status", "malformed"],
+)
+def test_a_ready_package_docgw_cannot_send_as_it_is_is_rejected(
+    make_gateway: Any, tmp_path: Path, make_package: Callable[[Gateway], bytes], code: str
+) -> None:
+    folder = DropFolder(root=tmp_path / "dms")
+    axis = FakeConnector(name="axis")
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": axis}) as gateway:
+            put_package(folder, "cv-bad", make_package(gateway))
+            report = await pick_up(gateway, "dms", folder)
+            assert (report.submitted, report.rejected) == (0, 1)
+            error = json.loads((folder.rejected / "cv-bad.error.json").read_text())
+            assert error["error_code"] == code, error
+            assert (folder.rejected / "cv-bad.edxml").is_file()
+            assert await stored_messages(gateway) == 0
+            await delivery.deliver_due(gateway, "w")
+            assert axis.packages == []
+
+    asyncio.run(scenario())
+
+
+def test_a_secure_gateway_takes_no_ready_packages(make_gateway: Any, tmp_path: Path) -> None:
+    """edXML cannot say a package is classified: on the classified side, where everything is,
+    a ready package would be sent without its classification."""
+    folder = DropFolder(root=tmp_path / "dms")
+
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            gateway.settings = dataclasses.replace(
+                gateway.settings,
+                gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+            )
+            put_package(folder, "cv-7816", signed_package(gateway))
+            report = await pick_up(gateway, "dms", folder)
+            assert (report.submitted, report.rejected) == (0, 1)
+            error = json.loads((folder.rejected / "cv-7816.error.json").read_text())
+            assert error["error_code"] == "READY_PACKAGE_REFUSED"
+            assert await stored_messages(gateway) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_package_swapped_for_a_link_after_the_scan_is_not_read(
+    make_gateway: Any, tmp_path: Path
+) -> None:
+    """Between the scan and the read the local system's folder changes: a link to another file of
+    the host (another agency's document, a key) must not be sent."""
+    folder = DropFolder(root=tmp_path / "dms")
+    axis = FakeConnector(name="axis")
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": axis}) as gateway:
+            elsewhere = tmp_path / "elsewhere.edxml"
+            elsewhere.write_bytes(signed_package(gateway))
+            put_package(folder, "cv-7816", signed_package(gateway))
+            scan = folder.scan_outbox
+
+            async def scan_then_swap() -> Any:
+                items = await scan()
+                path = folder.outbox / "cv-7816.edxml"
+                path.unlink()
+                path.symlink_to(elsewhere)
+                return items
+
+            folder_with_swap = dataclasses.replace(folder)
+            object.__setattr__(folder_with_swap, "scan_outbox", scan_then_swap)
+            report = await pick_up(gateway, "dms", folder_with_swap)
+            assert (report.submitted, report.rejected) == (0, 1)
+            error = json.loads((folder.rejected / "cv-7816.error.json").read_text())
+            assert error["error_code"] == "DROP_ITEM_GONE"
+            assert (folder.rejected / "cv-7816.edxml").is_symlink()
+            assert await stored_messages(gateway) == 0
 
     asyncio.run(scenario())
