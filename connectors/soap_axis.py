@@ -29,12 +29,13 @@ Outcomes and errors (raised ``from`` the zeep / requests exception)::
     unreadable answer, no Status            → OutcomeUnknown    on SendDocument (it may have
                                               committed: the gateway resends the same package);
                                               PeerUnavailable   on the read-only calls
-    answer too large for the parser         → PeerRefused       (see below)
 
-Size: the package travels inline as base64, so a call holds it in memory a few times over, and
-with ``xml_huge_tree=False`` libxml2 refuses a text node over 10,000,000 characters: a package
-over about 7.5 MB cannot be *received* through this connector (the national axis connector has
-no such limit). That is reported as a final refusal naming the limit, not retried for ever.
+Size: the package travels inline as base64, so a call holds it in memory a few times over (as
+the national axis connector's JSON does). Answers are parsed with libxml2's ``huge_tree`` option:
+without it libxml2 refuses a text node over 10,000,000 characters, and a package over about
+7.5 MB — a scanned document with its appendices — could never be received. The option lifts only
+size limits (text nodes, names, depth up to 2,048); DTDs, entities and network access stay
+forbidden, so an answer still cannot expand beyond its own bytes.
 
 Classified packages are refused before their bytes are read, whatever the configuration says:
 this is an axis (DOMAIN.md §6).
@@ -82,8 +83,6 @@ FAIL = "FAIL"
 TRANSIENT_ERROR_CODES = frozenset({"20"})
 RETRYABLE_4XX = (408, 425, 429)
 MESSAGE_TYPES = ("document", "status")
-#: What libxml2 says when a text node passes its default 10 MB limit (xml_huge_tree=False).
-_TEXT_LIMIT_MESSAGE = "Resource limit exceeded"
 
 
 def wsdl_bytes() -> bytes:
@@ -92,10 +91,11 @@ def wsdl_bytes() -> bytes:
 
 
 def zeep_settings() -> zeep.Settings:
-    """zeep's hardening: no DTD, no entities, no external fetch, no huge text nodes."""
+    """zeep's hardening: no DTD, no entities, no external fetch. Huge text nodes are allowed: a
+    package travels as one base64 text node (see the module's "Size")."""
     return zeep.Settings(
         strict=True,
-        xml_huge_tree=False,
+        xml_huge_tree=True,
         forbid_dtd=True,
         forbid_entities=True,
         forbid_external=True,
@@ -308,11 +308,6 @@ class SoapAxisConnector:
             return PeerRefused(text) if _is_client_fault(exc.code) else PeerUnavailable(text)
         if isinstance(exc, zeep.exceptions.TransportError):
             status = exc.status_code
-            if _TEXT_LIMIT_MESSAGE in exc.message:
-                return PeerRefused(
-                    f"{where}: the answer holds a text node over libxml2's 10 MB limit "
-                    "(a package over about 7.5 MB cannot travel inline through this connector)"
-                )
             text = f"{where}: HTTP {status}: {_excerpt(exc.content)}"
             if status >= 500 or status in RETRYABLE_4XX:
                 return PeerUnavailable(text)

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -558,18 +559,85 @@ def test_the_simulator_answers_bad_requests_with_a_soap_fault(body: bytes) -> No
     assert state.requests == [body]
 
 
-def test_a_package_over_libxml2s_text_limit_cannot_be_fetched_and_says_why() -> None:
+def test_a_package_over_libxml2s_default_text_limit_travels() -> None:
+    """Without huge_tree, libxml2 refuses a text node over 10,000,000 characters: a package over
+    about 7.5 MB (a scanned document with appendices) could never be received this way."""
     big = bytes(range(256)) * (8 << 12)  # 8 MiB of incompressible-looking bytes
     header = sample_header()
     data, _ = build_document_bytes(
         header, attachments=attachment_sources({"big.pdf": PDF + big}), signer=signer()
     )
+    assert len(data) > 10_000_000
+
+    async def body() -> bytes:
+        async with serve(seeded()) as url, connector(url, receivers=(RECEIVER,)) as soap:
+            await soap.deliver(delivery(data))
+            (item,) = await soap.pending("document")
+            return await soap.fetch(item)
+
+    fetched = asyncio.run(body())
+    verified = verify_document(read_package(fetched), pinned())
+    (attachment,) = verified.package.attachments
+    assert attachment.size == len(PDF + big)
+
+
+_PACKAGE_TEXT = re.compile(rb"(<(?:[\w.-]+:)?Package>)[^<]*(</(?:[\w.-]+:)?Package>)")
+_HOSTILE_DOCTYPES = {
+    # Each defines what the Package text then references: expansion, a local file, a URL.
+    "billion-laughs": (
+        b'<!DOCTYPE Envelope [<!ENTITY l0 "lol">'
+        + b"".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">'.encode() for n in range(1, 10))
+        + b"]>",
+        b"&l9;",
+    ),
+    "external-file": (b'<!DOCTYPE Envelope [<!ENTITY x SYSTEM "file:///etc/passwd">]>', b"&x;"),
+    "external-dtd": (b'<!DOCTYPE Envelope SYSTEM "http://127.0.0.1:9/x.dtd">', b"&x;"),
+}
+
+
+@asynccontextmanager
+async def hostile_answers(upstream: str, doctype: bytes, reference: bytes) -> AsyncIterator[str]:
+    """A platform that answers like the simulator, but with a DOCTYPE whose entities the
+    package text references."""
+
+    async def handle(request: web.Request) -> web.Response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(upstream, data=await request.read(), headers=dict(request.headers)) as up,
+        ):
+            answer = await up.read()
+        if b"Package>" in answer:
+            answer = _PACKAGE_TEXT.sub(rb"\g<1>" + reference + rb"\g<2>", answer)
+            answer = doctype + b"\n" + answer.split(b"?>", 1)[-1].lstrip()
+        return web.Response(body=answer, content_type="text/xml")
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post(DEFAULT_PATH, handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{DEFAULT_PATH}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("attack", sorted(_HOSTILE_DOCTYPES))
+def test_huge_tree_answers_still_refuse_dtds_and_entities(attack: str) -> None:
+    """huge_tree lifts libxml2's size limits only: an answer with a DTD is still refused, its
+    entities never expanded or fetched."""
+    doctype, reference = _HOSTILE_DOCTYPES[attack]
 
     async def body() -> None:
-        async with serve(seeded()) as url, connector(url, receivers=(RECEIVER,)) as soap:
-            await soap.deliver(delivery(data))  # sending is not limited
+        async with (
+            serve(seeded()) as upstream,
+            hostile_answers(upstream, doctype, reference) as url,
+            connector(url, receivers=(RECEIVER,)) as soap,
+        ):
+            await soap.deliver(delivery(document()))
             (item,) = await soap.pending("document")
-            with pytest.raises(PeerRefused, match="10 MB"):
+            with pytest.raises(PeerUnavailable, match=r"unreadable answer|Forbidden|DTD"):
                 await soap.fetch(item)
 
     asyncio.run(body())
