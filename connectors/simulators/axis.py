@@ -768,7 +768,10 @@ async def get_edoc(
         return _fail("10", "unknown docId")
     state.counters["downloads"] += 1
     encoded = await run_blocking(len(item.data), base64.b64encode, item.data)
-    return _answer(_ok(data=encoded.decode("ascii")))
+    # Base64 needs no JSON escaping: the answer is put together around it instead of passing
+    # the whole package text through the JSON encoder (a fifth of the simulator's CPU).
+    body = _encode(_ok())[:-1] + b',"data":"' + encoded + b'"}'
+    return web.Response(body=body, content_type="application/json")
 
 
 async def update_status(

@@ -33,6 +33,8 @@ import binascii
 import contextlib
 import dataclasses
 import datetime as dt
+import email.message
+import email.utils
 import enum
 import functools
 import json
@@ -599,16 +601,17 @@ async def _read_submission(
     with _multipart_errors():
         reader = await request.multipart()
     while (part := await _next_part(reader)) is not None:
-        if part.name == "metadata":
+        name, filename = _disposition(part)
+        if name == "metadata":
             if metadata is not None:
                 raise BadRequest("more than one metadata part", element="metadata")
             metadata = await _read_metadata_part(part, request, limit)
-        elif part.name == "attachment":
-            attachments.append(await _spool_attachment(part, request, limit, spools))
+        elif name == "attachment":
+            attachments.append(await _spool_attachment(part, filename, request, limit, spools))
         else:
             raise BadRequest(
-                f"unexpected part {part.name!r}: send one metadata part and attachment parts",
-                element=part.name,
+                f"unexpected part {name!r}: send one metadata part and attachment parts",
+                element=name,
             )
     if metadata is None:
         raise BadRequest("the metadata part is missing", element="metadata")
@@ -643,11 +646,28 @@ async def _read_metadata_part(part: BodyPartReader, request: web.Request, limit:
     return bytes(data)
 
 
+def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
+    """A form-data part's (name, filename), RFC 2231 ``filename*`` included. (aiohttp's
+    ``part.name`` and ``part.filename`` each parse the header with a function that rebuilds an
+    escaped character class on every call: twice the CPU of the email package's parser.)"""
+    header = email.message.Message()
+    header["Content-Disposition"] = part.headers.get(hdrs.CONTENT_DISPOSITION, "")
+    name = header.get_param("name", header="content-disposition")
+    return (
+        None if name is None else email.utils.collapse_rfc2231_value(name),
+        header.get_filename(),
+    )
+
+
 async def _spool_attachment(
-    part: BodyPartReader, request: web.Request, limit: int, spools: contextlib.ExitStack
+    part: BodyPartReader,
+    filename: str | None,
+    request: web.Request,
+    limit: int,
+    spools: contextlib.ExitStack,
 ) -> AttachmentSource:
     # Browsers on Windows may send a whole path: the attachment's name is its last segment.
-    name = (part.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     if not name:
         raise BadRequest("an attachment part needs a filename", element="attachment")
     out = spools.enter_context(spool())
