@@ -68,6 +68,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 import aiohttp
+import pybase64
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_none
 
 from connectors.base import (
@@ -500,11 +501,11 @@ class VxpConnector:
 def _b64decode(data: str) -> bytes:
     try:
         # The common case, one line: decoded from the str as it is, no copy first.
-        return binascii.a2b_base64(data, strict_mode=True)
+        return pybase64.b64decode(data, validate=True)
     except ValueError:
         # Line-wrapped: bytes.translate deletes the whitespace in one C pass, then strict again.
         raw = data.encode("ascii").translate(None, _WHITESPACE)
-        return binascii.a2b_base64(raw, strict_mode=True)
+        return pybase64.b64decode(raw, validate=True)
 
 
 def _parent(
