@@ -30,7 +30,7 @@ from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.keystore import CA_CERT, unit_paths
 from gateway.settings import ChannelSettings, Settings, SettingsError
-from gateway.store.database import create_engine, dispose_reader, reader_of
+from gateway.store.database import create_engine, reader_of
 
 log = logging.getLogger("docgw")
 
@@ -49,7 +49,7 @@ class Gateway:
 
     settings: Settings
     engine: AsyncEngine
-    #: For single reads outside a transaction (store.database.reader_of).
+    #: The same pool, for single reads outside a transaction (store.database.reader_of).
     reader: AsyncEngine
     connectors: dict[str, Connector]
     channels: dict[str, ChannelInfo]
@@ -89,7 +89,6 @@ class Gateway:
             await connector.close()
         if self.http is not None:
             await self.http.close()
-        await dispose_reader(self.reader, self.engine)
         await self.engine.dispose()
 
 

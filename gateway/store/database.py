@@ -125,23 +125,10 @@ def reader_of(engine: AsyncEngine) -> AsyncEngine:
     """The engine for single reads on the hot path (a token, a sender's certificates): on
     PostgreSQL in autocommit, which spares the BEGIN and ROLLBACK round trips around the one
     statement (two of three). SQLite begins no transaction for a read anyway, and resetting its
-    isolation level on return would cost a statement: there the engine itself.
-
-    On PostgreSQL it is an engine of its own with a small pool, not
-    ``engine.execution_options(isolation_level=…)``: that variant switches each connection's
-    isolation level at every checkout and return, through an event listener that also makes
-    every statement on it run SQLAlchemy's event dispatch — measured 10–20 % more CPU per read.
-    Close it with :func:`dispose_reader`."""
+    isolation level on return would cost a statement: there the engine itself."""
     if is_sqlite(engine):
         return engine
-    return create_async_engine(
-        engine.url, echo=engine.echo, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10
-    )
-
-
-async def dispose_reader(reader: AsyncEngine, engine: AsyncEngine) -> None:
-    if reader is not engine:
-        await reader.dispose()
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def checkpoint_wal(engine: AsyncEngine) -> None:
