@@ -579,6 +579,37 @@ def print_environment(name: str, quick: bool) -> None:
     import gateway
 
     print(f"  docgw:   {Path(gateway.__file__).resolve().parent.parent}")
+    print(f"  speed:   {machine_speed()}")
+
+
+def machine_speed() -> str:
+    """Three fixed workloads, so that figures from different machines can be compared: machines
+    of the same name differ (an AMD EPYC guest ran the same docgw code 2.5× slower than a Xeon
+    one), and a shared machine's speed drifts within an hour."""
+    import binascii
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    started = time.process_time()
+    total = 0
+    for number in range(1_000_000):
+        total += number % 7
+    loop = time.process_time() - started
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    started = time.process_time()
+    for _ in range(100):
+        key.sign(b"docgw", padding.PKCS1v15(), hashes.SHA256())
+    signs = 100 / (time.process_time() - started)
+    text = binascii.b2a_base64(os.urandom(1 << 20), newline=False)
+    started = time.process_time()
+    for _ in range(20):
+        binascii.a2b_base64(text)
+    decode = 20 * len(text) / (time.process_time() - started) / 1e6
+    return (
+        f"python loop of 1M {loop * 1000:.0f} ms, RSA-2048 {signs:,.0f} signs/s, "
+        f"CPython base64 decode {decode:,.0f} MB/s (process CPU time)"
+    )
 
 
 # ----------------------------------------------------------------------------------- main
