@@ -47,8 +47,8 @@ async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpR
     submitted = rejected = 0
     for item in await folder.scan_outbox():
         try:
-            if item.package_path is not None:
-                message_id = await _submit_package(gateway, channel, item.package_path, item)
+            if item.is_package:
+                message_id = await _submit_package(gateway, channel, item)
             else:
                 message_id = await _submit(gateway, channel, item)
         except GatewayError as exc:
@@ -78,8 +78,9 @@ async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
     return submitted.message_id
 
 
-async def _submit_package(gateway: Gateway, channel: str, path: Path, item: OutboxItem) -> str:
-    with await asyncio.to_thread(_open_item_file, path) as package:
+async def _submit_package(gateway: Gateway, channel: str, item: OutboxItem) -> str:
+    assert item.package_path is not None  # a ready package always has it
+    with await asyncio.to_thread(_open_item_file, item.package_path) as package:
         submitted = await submit_package(
             gateway,
             package,

@@ -1,6 +1,9 @@
 """Submit a document: check it, route it, build + sign + validate the package, and store the
 message, its package and every recipient's first state in ONE transaction.
 
+A ready package (built and signed by the local document-management system, from the drop folder)
+is checked like a received one and stored as it is: :func:`submit_package`.
+
 A repeated idempotency key (per client) returns the original message, not a new one. Classified
 documents are sealed before they are stored: each secure recipient's copy is sealed for that
 recipient's registered certificate, and the message's own copy for the sender's certificate, so
