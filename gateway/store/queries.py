@@ -366,20 +366,25 @@ async def transition_many(
     the moves NOT applied because the recipient had moved concurrently (the others stand)."""
     for move in moves:
         check_transition(move.current, move.new)
-    applied: list[Move] = []
-    lost: list[Move] = []
-    for move in moves:
-        result = await conn.execute(
-            _GUARDED_UPDATE,
-            {
-                "guard_id": move.recipient_id,
-                "guard_state": move.current.value,
-                "state": move.new.value,
-                "updated_at": move.at,
-                **move.fields,
-            },
-        )
-        (applied if result.rowcount == 1 else lost).append(move)
+    if conn.dialect.name == "postgresql" and len(moves) > 1:
+        moved = await _guarded_update_batched(conn, moves)
+    else:
+        moved = set()
+        for move in moves:
+            result = await conn.execute(
+                _GUARDED_UPDATE,
+                {
+                    "guard_id": move.recipient_id,
+                    "guard_state": move.current.value,
+                    "state": move.new.value,
+                    "updated_at": move.at,
+                    **move.fields,
+                },
+            )
+            if result.rowcount == 1:
+                moved.add(move.recipient_id)
+    applied = [move for move in moves if move.recipient_id in moved]
+    lost = [move for move in moves if move.recipient_id not in moved]
     await _audit_many(
         conn,
         [
@@ -397,6 +402,45 @@ async def transition_many(
         ],
     )
     return lost
+
+
+async def _guarded_update_batched(conn: AsyncConnection, moves: Sequence[Move]) -> set[int]:
+    """PostgreSQL: the guarded updates of moves that set the same columns as ONE statement,
+    ``UPDATE recipients … FROM (VALUES …) WHERE id = … AND state = <guard> RETURNING id``: a
+    round trip per group instead of per recipient (a delivery round records a few at a time).
+    SQLite is left to the statement per move: there a statement is a function call, and its
+    VALUES cannot name columns. Returns the ids that moved."""
+    groups: dict[tuple[str, ...], list[Move]] = {}
+    for move in moves:
+        groups.setdefault(tuple(sorted(move.fields)), []).append(move)
+    moved: set[int] = set()
+    for keys, group in groups.items():
+        rows = sa.values(
+            sa.column("guard_id", sa.Integer),
+            sa.column("guard_state", recipients.c.state.type),
+            sa.column("new_state", recipients.c.state.type),
+            sa.column("at", recipients.c.updated_at.type),
+            *(sa.column(key, recipients.c[key].type) for key in keys),
+            name="moves",
+        ).data(
+            [
+                (m.recipient_id, m.current.value, m.new.value, m.at, *(m.fields[k] for k in keys))
+                for m in group
+            ]
+        )
+        statement = (
+            recipients.update()
+            .where(recipients.c.id == rows.c.guard_id, recipients.c.state == rows.c.guard_state)
+            # Cast: a column whose values are all None is rendered as untyped NULLs (text).
+            .values(
+                state=rows.c.new_state,
+                updated_at=rows.c.at,
+                **{k: sa.cast(rows.c[k], recipients.c[k].type) for k in keys},
+            )
+            .returning(recipients.c.id)
+        )
+        moved.update((await conn.execute(statement)).scalars())
+    return moved
 
 
 async def _audit_many(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:

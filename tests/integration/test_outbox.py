@@ -27,7 +27,7 @@ from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.settings import load_settings
 from gateway.store import queries
 from gateway.store.database import migrate
-from gateway.store.tables import messages, recipients, unit_certificates, units
+from gateway.store.tables import audit_events, messages, recipients, unit_certificates, units
 from gateway.usecases import delivery, intake, operations, statuses, submit
 from gateway.usecases.errors import Conflict, ReasonRequired, UnknownSender, UnknownUnit
 
@@ -500,5 +500,93 @@ def test_one_announcement_of_new_work_runs_one_round_not_one_per_worker(
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await gateway.close()
+
+    run(scenario)
+
+
+def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
+    make_gateway: Any,
+) -> None:
+    """transition_many: sent and retry moves (two sets of columns) in one transaction; a recipient
+    that recovery already took out of ``sending`` stays where it is and is reported lost. On
+    PostgreSQL the moves that set the same columns go as ONE guarded UPDATE."""
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
+            ids = [await send(gateway, request(to=[{"organ_id": RECIPIENT}, {"organ_id": OTHER}]))]
+            ids.append(await send(gateway))
+            now = gateway.clock()
+            async with gateway.engine.begin() as conn:
+                claimed = await queries.claim_due(
+                    conn, now=now, limit=10, lease_until=now + dt.timedelta(minutes=1), worker="w"
+                )
+            assert len(claimed) == 3
+            sent_a, sent_b, lost = claimed
+            async with gateway.engine.begin() as conn:  # recovery got there first
+                await queries.transition(
+                    conn, lost.recipient_id, TransportState.SENDING, TransportState.UNCONFIRMED,
+                    now=now, actor="recovery", action="lease_expired",
+                )  # fmt: skip
+            later = now + dt.timedelta(seconds=5)
+            moves = [
+                queries.Move(
+                    recipient_id=sent_a.recipient_id, message_id=sent_a.message_id,
+                    current=TransportState.SENDING, new=TransportState.SENT, at=later,
+                    action="attempt_delivered",
+                    fields={"lease_until": None, "sent_at": later, "remote_id": "axis-1"},
+                ),
+                queries.Move(
+                    recipient_id=lost.recipient_id, message_id=lost.message_id,
+                    current=TransportState.SENDING, new=TransportState.SENT, at=later,
+                    action="attempt_delivered",
+                    fields={"lease_until": None, "sent_at": later, "remote_id": "axis-2"},
+                ),
+                queries.Move(
+                    recipient_id=sent_b.recipient_id, message_id=sent_b.message_id,
+                    current=TransportState.SENDING, new=TransportState.RETRY_SCHEDULED, at=later,
+                    action="attempt_transport_error", reason="peer down",
+                    fields={"lease_until": None, "last_error": "peer down",
+                            "next_attempt_at": later + dt.timedelta(seconds=30)},
+                ),
+            ]  # fmt: skip
+            updates: list[str] = []
+
+            def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("UPDATE recipients"):
+                    updates.append(statement)
+
+            sa.event.listen(gateway.engine.sync_engine, "before_cursor_execute", count)
+            try:
+                async with gateway.engine.begin() as conn:
+                    result = await queries.transition_many(conn, moves, actor="w")
+            finally:
+                sa.event.remove(gateway.engine.sync_engine, "before_cursor_execute", count)
+            assert [m.recipient_id for m in result] == [lost.recipient_id]
+            per_shape = gateway.engine.dialect.name == "postgresql"
+            assert len(updates) == (2 if per_shape else 3)
+            async with gateway.engine.connect() as conn:
+                rows = {
+                    row.id: row
+                    for row in (
+                        await conn.execute(
+                            sa.select(recipients).where(
+                                recipients.c.id.in_([c.recipient_id for c in claimed])
+                            )
+                        )
+                    ).all()
+                }
+            a, b, c = rows[sent_a.recipient_id], rows[sent_b.recipient_id], rows[lost.recipient_id]
+            assert (a.state, a.remote_id, a.lease_until) == ("sent", "axis-1", None)
+            assert queries._aware(a.sent_at) == later
+            assert (b.state, b.last_error) == ("retry_scheduled", "peer down")
+            assert queries._aware(b.next_attempt_at) == later + dt.timedelta(seconds=30)
+            assert (c.state, c.remote_id) == ("unconfirmed", None)
+            async with gateway.engine.connect() as conn:
+                audited = await conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(audit_events)
+                    .where(audit_events.c.actor == "w", audit_events.c.action.like("attempt_%"))
+                )
+            assert audited == 2  # the lost move leaves no audit row
 
     run(scenario)
