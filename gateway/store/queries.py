@@ -269,7 +269,11 @@ async def insert_recipient(
     reason: str,
     package_sha256: str | None = None,
     business_status: str | None = None,
+    audit_rows: list[dict[str, Any]] | None = None,
 ) -> int:
+    """Insert a recipient and its "created" audit event. ``audit_rows``: collect the event there
+    instead, for the caller to insert with the transaction's others in one statement
+    (:func:`insert_audit_rows`)."""
     result = await conn.execute(
         recipients.insert().returning(recipients.c.id),
         {
@@ -286,16 +290,20 @@ async def insert_recipient(
         },
     )
     recipient_id = int(result.scalar_one())
-    await audit(
-        conn,
-        now=now,
-        actor=actor,
-        action="created",
-        message_id=message_id,
-        recipient_id=recipient_id,
-        to_state=state.value,
-        reason=reason,
-    )
+    row = {
+        "at": now,
+        "actor": actor,
+        "action": "created",
+        "message_id": message_id,
+        "recipient_id": recipient_id,
+        "from_state": None,
+        "to_state": state.value,
+        "reason": reason,
+    }
+    if audit_rows is not None:
+        audit_rows.append(row)
+    else:
+        await conn.execute(audit_events.insert(), row)
     return recipient_id
 
 
@@ -385,7 +393,7 @@ async def transition_many(
                 moved.add(move.recipient_id)
     applied = [move for move in moves if move.recipient_id in moved]
     lost = [move for move in moves if move.recipient_id not in moved]
-    await _audit_many(
+    await insert_audit_rows(
         conn,
         [
             {
@@ -443,7 +451,7 @@ async def _guarded_update_batched(conn: AsyncConnection, moves: Sequence[Move]) 
     return moved
 
 
-async def _audit_many(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
+async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
     # executemany: one INSERT … VALUES (…), (…) on both databases (SQLAlchemy's insertmanyvalues).
     if events:
         await conn.execute(audit_events.insert(), list(events))
@@ -681,7 +689,7 @@ async def claim_due(
     )
     if result.rowcount != len(claimed_ids):
         raise IllegalTransition("a recipient being claimed moved concurrently; nothing claimed")
-    await _audit_many(
+    await insert_audit_rows(
         conn,
         [
             {

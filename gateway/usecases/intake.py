@@ -236,6 +236,7 @@ async def _store_document(
     )
     local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
     answers = []
+    audit_rows: list[dict[str, Any]] = []  # every recipient's "created", in one INSERT
     for unit_code in local:
         await queries.insert_recipient(
             conn,
@@ -247,6 +248,7 @@ async def _store_document(
             actor=via,
             reason=f"received via {via}, signed by {verified.signer.subject}",
             business_status=StatusCode.ARRIVED.value,
+            audit_rows=audit_rows,
         )
         answers.append(
             await enqueue_status(
@@ -267,8 +269,10 @@ async def _store_document(
                 classification=stored.classification,
                 actor="intake",
                 now=now,
+                audit_rows=audit_rows,
             )
         )
+    await queries.insert_audit_rows(conn, audit_rows)
     return tuple(answers)
 
 

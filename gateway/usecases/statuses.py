@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,9 +47,11 @@ async def enqueue_status(
     classification: Classification,
     actor: str,
     now: dt.datetime,
+    audit_rows: list[dict[str, Any]] | None = None,
 ) -> str:
     """Build, sign and queue one status package from a local unit to another unit, inside the
-    caller's transaction. Returns the new message id.
+    caller's transaction. Returns the new message id. ``audit_rows``: as for
+    :func:`gateway.store.queries.insert_recipient`.
 
     ``classification`` is the related document's: a status about a classified document names it
     (DocumentId, số/ký hiệu), so it travels under that classification — over a secure channel,
@@ -109,6 +112,7 @@ async def enqueue_status(
         actor=actor,
         reason=held_reason or f"status {code.value}: {route.reason}",
         package_sha256=recipient_copy,
+        audit_rows=audit_rows,
     )
     await queries.insert_status_event(
         conn,

@@ -590,3 +590,56 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
             assert audited == 2  # the lost move leaves no audit row
 
     run(scenario)
+
+
+def test_a_received_document_audits_both_recipients_in_one_insert(
+    make_gateway: Any, databases: Callable[[], str]
+) -> None:
+    """The received copy's recipient and the 01 answer's recipient are both audited as created,
+    with one INSERT for the transaction."""
+    axis_a = FakeConnector(name="axis")
+    url_b = databases()
+
+    async def scenario() -> None:
+        async with (
+            make_gateway(connectors={"axis": axis_a}) as a,
+            make_gateway(
+                local_units=(RECIPIENT,), connectors={"axis": FakeConnector(name="axis")}, url=url_b
+            ) as b,
+        ):
+            await send(a)
+            await drain(a)
+            inserts: list[str] = []
+
+            def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("INSERT INTO audit_events"):
+                    inserts.append(statement)
+
+            sa.event.listen(b.engine.sync_engine, "before_cursor_execute", count)
+            try:
+                received = await intake.receive_package(
+                    b, io.BytesIO(axis_a.packages[0]), via="axis"
+                )
+            finally:
+                sa.event.remove(b.engine.sync_engine, "before_cursor_execute", count)
+            assert len(inserts) == 1
+            (answer,) = received.answers
+            async with b.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(
+                            audit_events.c.message_id,
+                            audit_events.c.action,
+                            audit_events.c.to_state,
+                            audit_events.c.actor,
+                        )
+                        .where(audit_events.c.action == "created")
+                        .order_by(audit_events.c.id)
+                    )
+                ).all()
+            assert [tuple(r) for r in rows] == [
+                (received.message_id, "created", "sent", "axis"),
+                (answer, "created", "queued", "intake"),
+            ]
+
+    run(scenario)
