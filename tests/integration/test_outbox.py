@@ -4,11 +4,12 @@ connector's scriptable failures: every lifecycle path a recipient can take."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,6 +75,22 @@ async def recipient_states(gateway: Gateway, message_id: str) -> dict[str, Trans
 
 def run(scenario: Callable[[], Any]) -> Any:
     return asyncio.run(scenario())
+
+
+@contextlib.contextmanager
+def statements(gateway: Gateway, prefix: str) -> Iterator[list[str]]:
+    """The SQL statements starting with ``prefix`` that the gateway's engine runs meanwhile."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith(prefix):
+            seen.append(statement)
+
+    sa.event.listen(gateway.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(gateway.engine.sync_engine, "before_cursor_execute", count)
 
 
 def test_transport_failures_are_retried_until_sent(make_gateway: Any) -> None:
@@ -549,18 +566,9 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
                             "next_attempt_at": later + dt.timedelta(seconds=30)},
                 ),
             ]  # fmt: skip
-            updates: list[str] = []
-
-            def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("UPDATE recipients"):
-                    updates.append(statement)
-
-            sa.event.listen(gateway.engine.sync_engine, "before_cursor_execute", count)
-            try:
+            with statements(gateway, "UPDATE recipients") as updates:
                 async with gateway.engine.begin() as conn:
                     result = await queries.transition_many(conn, moves, actor="w")
-            finally:
-                sa.event.remove(gateway.engine.sync_engine, "before_cursor_execute", count)
             assert [m.recipient_id for m in result] == [lost.recipient_id]
             per_shape = gateway.engine.dialect.name == "postgresql"
             assert len(updates) == (2 if per_shape else 3)
@@ -609,19 +617,10 @@ def test_a_received_document_audits_both_recipients_in_one_insert(
         ):
             await send(a)
             await drain(a)
-            inserts: list[str] = []
-
-            def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("INSERT INTO audit_events"):
-                    inserts.append(statement)
-
-            sa.event.listen(b.engine.sync_engine, "before_cursor_execute", count)
-            try:
+            with statements(b, "INSERT INTO audit_events") as inserts:
                 received = await intake.receive_package(
                     b, io.BytesIO(axis_a.packages[0]), via="axis"
                 )
-            finally:
-                sa.event.remove(b.engine.sync_engine, "before_cursor_execute", count)
             assert len(inserts) == 1
             (answer,) = received.answers
             async with b.engine.connect() as conn:
