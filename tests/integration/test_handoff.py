@@ -310,3 +310,30 @@ def test_a_package_swapped_for_a_link_after_the_scan_is_not_read(
             assert await stored_messages(gateway) == 0
 
     asyncio.run(scenario())
+
+
+def test_real_packages_from_other_units_are_refused_with_a_code(
+    make_gateway: Any, tmp_path: Path, samples: Path
+) -> None:
+    """Packages from the field (other agencies' documents and statuses) dropped in the outbox by
+    mistake: read with the hardened parser, refused with a stable code, nothing stored."""
+    folder = DropFolder(root=tmp_path / "dms")
+    names = sorted(path.stem for path in samples.glob("*.edxml"))
+    assert names
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
+            for name in names:
+                put_package(folder, name, (samples / f"{name}.edxml").read_bytes())
+            report = await pick_up(gateway, "dms", folder)
+            assert (report.submitted, report.rejected) == (0, len(names))
+            for name in names:
+                error = json.loads((folder.rejected / f"{name}.error.json").read_text())
+                # edoc_update is from 000.00.00.G22, this gateway's own unit in the tests, and
+                # carries the SDK's placeholder instead of a signature; the others are from
+                # units that are not ours, or statuses.
+                expected = "SIGNATURE_MISSING" if name == "edoc_update" else "READY_PACKAGE_REFUSED"
+                assert error["error_code"] == expected, (name, error)
+            assert await stored_messages(gateway) == 0
+
+    asyncio.run(scenario())
