@@ -47,6 +47,30 @@ from gateway.store.tables import (
 # ------------------------------------------------------------------------------------ audit
 
 
+def audit_row(
+    *,
+    now: dt.datetime,
+    actor: str,
+    action: str,
+    message_id: str | None = None,
+    recipient_id: int | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """One audit event's columns, for :func:`audit` or :func:`insert_audit_rows`."""
+    return {
+        "at": now,
+        "actor": actor,
+        "action": action,
+        "message_id": message_id,
+        "recipient_id": recipient_id,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+    }
+
+
 async def audit(
     conn: AsyncConnection,
     *,
@@ -61,19 +85,17 @@ async def audit(
 ) -> None:
     # Values as parameters of a constant statement, not baked into a new one: SQLAlchemy then
     # reuses the compiled form without rebuilding a cache key (this runs for every state change).
-    await conn.execute(
-        audit_events.insert(),
-        {
-            "at": now,
-            "actor": actor,
-            "action": action,
-            "message_id": message_id,
-            "recipient_id": recipient_id,
-            "from_state": from_state,
-            "to_state": to_state,
-            "reason": reason,
-        },
+    row = audit_row(
+        now=now,
+        actor=actor,
+        action=action,
+        message_id=message_id,
+        recipient_id=recipient_id,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
     )
+    await conn.execute(audit_events.insert(), row)
 
 
 # ------------------------------------------------------------------------------------ units
@@ -290,16 +312,15 @@ async def insert_recipient(
         },
     )
     recipient_id = int(result.scalar_one())
-    row = {
-        "at": now,
-        "actor": actor,
-        "action": "created",
-        "message_id": message_id,
-        "recipient_id": recipient_id,
-        "from_state": None,
-        "to_state": state.value,
-        "reason": reason,
-    }
+    row = audit_row(
+        now=now,
+        actor=actor,
+        action="created",
+        message_id=message_id,
+        recipient_id=recipient_id,
+        to_state=state.value,
+        reason=reason,
+    )
     if audit_rows is not None:
         audit_rows.append(row)
     else:
@@ -396,16 +417,16 @@ async def transition_many(
     await insert_audit_rows(
         conn,
         [
-            {
-                "at": move.at,
-                "actor": actor,
-                "action": move.action,
-                "message_id": move.message_id,
-                "recipient_id": move.recipient_id,
-                "from_state": move.current.value,
-                "to_state": move.new.value,
-                "reason": move.reason,
-            }
+            audit_row(
+                now=move.at,
+                actor=actor,
+                action=move.action,
+                message_id=move.message_id,
+                recipient_id=move.recipient_id,
+                from_state=move.current.value,
+                to_state=move.new.value,
+                reason=move.reason,
+            )
             for move in applied
         ],
     )
@@ -692,16 +713,15 @@ async def claim_due(
     await insert_audit_rows(
         conn,
         [
-            {
-                "at": now,
-                "actor": worker,
-                "action": "claimed",
-                "message_id": row.message_id,
-                "recipient_id": row.id,
-                "from_state": row.state,
-                "to_state": TransportState.SENDING.value,
-                "reason": None,
-            }
+            audit_row(
+                now=now,
+                actor=worker,
+                action="claimed",
+                message_id=row.message_id,
+                recipient_id=row.id,
+                from_state=row.state,
+                to_state=TransportState.SENDING.value,
+            )
             for row in rows
         ],
     )
