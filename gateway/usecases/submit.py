@@ -164,8 +164,8 @@ async def submit_package(
         existing = await _existing(gateway, client, idempotency_key)
         if existing is not None:
             return existing
-    size = stream_size(package)
     package.seek(0)
+    size = stream_size(package)
     parsed = await run_blocking(size, read_package, package)
     if parsed.kind is not PackageKind.DOCUMENT:
         raise ReadyPackageRefused("a status package: only documents are sent from the outbox")
