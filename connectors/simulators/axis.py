@@ -179,6 +179,9 @@ class AxisState:
     #: Every queued item by its receiver docId; ``queues`` orders them per recipient unit.
     items: dict[str, QueuedItem] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)
+    #: Per unit, the docIds getReceivedEdocList still lists (not yet done or fail), in queue
+    #: order: a poll reads these, not every item the unit ever received.
+    listed: dict[str, dict[str, None]] = field(default_factory=dict)
     received_bodies: list[bytes] = field(default_factory=list)
     record_bodies: bool = True
     record_file: Path | None = None
@@ -723,6 +726,7 @@ def _commit(
             )
             state.items[item.doc_id] = item
             state.queues.setdefault(unit, []).append(item.doc_id)
+            state.listed.setdefault(unit, {})[item.doc_id] = None
             sent.receiver_doc_ids.append(item.doc_id)
     return sent
 
@@ -734,9 +738,9 @@ async def get_received_edoc_list(
     rate = state.faults.duplicate_delivery_rate
     data = []
     for unit in state.systems[verified.system_id].units:
-        for doc_id in state.queues.get(unit, ()):
+        for doc_id in state.listed.get(unit, ()):
             item = state.items[doc_id]
-            if item.message_type != message_type or item.status in ("done", "fail"):
+            if item.message_type != message_type:
                 continue
             entry = {
                 "docId": item.doc_id,
@@ -784,6 +788,11 @@ async def update_status(
     if status not in ACK_STATES:
         return _fail("10", f"status must be one of {', '.join(ACK_STATES)}")
     item.status = status
+    listed = state.listed.setdefault(item.to_code, {})
+    if status in ("done", "fail"):
+        listed.pop(item.doc_id, None)
+    else:
+        listed.setdefault(item.doc_id)
     item.description = unquote(verified.params.get("description", ""))
     item.updated_at = state.clock()
     return _answer(_ok())

@@ -40,9 +40,8 @@ async def put_stream(
         hasher.update(first)
         ref = BlobRef(sha256=hasher.hexdigest(), size=len(first))
         # One statement: the same bytes stored before are simply kept (content addressing).
-        await connection.execute(
-            insert_or_ignore(connection, blobs, blobs.c.sha256),
-            {"sha256": ref.sha256, "size": ref.size, "data": first, "created_at": now},
+        await insert_or_ignore(connection, blobs, blobs.c.sha256).execute(
+            connection, {"sha256": ref.sha256, "size": ref.size, "data": first, "created_at": now}
         )
         return ref
     chunk_key = str(uuid.uuid4())

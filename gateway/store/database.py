@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from envelopes.errors import GatewayError
+from gateway.store.direct import Statement
 
 
 class DatabaseError(GatewayError):
@@ -42,15 +43,18 @@ def _upsert_insert_of(dialect: str) -> Any:
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
-def insert_or_ignore(connection: AsyncConnection, table: sa.Table, *unique: sa.Column[Any]) -> Any:
+def insert_or_ignore(
+    connection: AsyncConnection, table: sa.Table, *unique: sa.Column[Any]
+) -> Statement:
     """``INSERT … ON CONFLICT (unique) DO NOTHING`` for the connection's database, built once per
-    dialect and table; the row goes in as execute() parameters (rowcount 0: it existed)."""
+    dialect and table; the row goes in as parameters (rowcount 0: it existed)."""
     return _insert_or_ignore(connection.dialect.name, table, tuple(c.name for c in unique))
 
 
 @functools.cache
-def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> Any:
-    return _upsert_insert_of(dialect)(table).on_conflict_do_nothing(index_elements=list(unique))
+def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) -> Statement:
+    insert = _upsert_insert_of(dialect)(table)
+    return Statement(insert.on_conflict_do_nothing(index_elements=list(unique)))
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:
@@ -104,6 +108,11 @@ class InlineSqliteConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         # aiosqlite starts its worker thread here; this class has none.
         return self._connect().__await__()
+
+    @property
+    def sqlite_connection(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for the statements run directly (``store/direct``)."""
+        return self._conn
 
 
 class _RunAtOnce:

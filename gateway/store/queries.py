@@ -10,6 +10,9 @@ the same transaction.
 
 The delivery path batches: a claimed batch is moved, audited and given its attempt rows in a few
 statements, not a few per recipient — round trips to the database are most of its cost.
+
+The statements of every document's path are :class:`~gateway.store.direct.Statement` constants,
+run on the driver connection (``store/direct.py`` says why); the rest go through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
 from gateway.store.database import insert_or_ignore, upsert_insert
+from gateway.store.direct import Statement
 from gateway.store.records import (
     CertificateRecord,
     Claimed,
@@ -83,8 +87,6 @@ async def audit(
     to_state: str | None = None,
     reason: str | None = None,
 ) -> None:
-    # Values as parameters of a constant statement, not baked into a new one: SQLAlchemy then
-    # reuses the compiled form without rebuilding a cache key (this runs for every state change).
     row = audit_row(
         now=now,
         actor=actor,
@@ -95,7 +97,10 @@ async def audit(
         to_state=to_state,
         reason=reason,
     )
-    await conn.execute(audit_events.insert(), row)
+    await _INSERT_AUDIT.execute(conn, row)
+
+
+_INSERT_AUDIT = Statement(audit_events.insert())
 
 
 # ------------------------------------------------------------------------------------ units
@@ -135,21 +140,25 @@ async def upsert_unit(conn: AsyncConnection, unit: UnitRecord, *, now: dt.dateti
     return True
 
 
-# The statements of every document's path are built once, with bound parameters: SQLAlchemy then
-# skips building the statement and its cache key on each call (about half of a small statement's
-# cost on the embedded SQLite).
-_UNIT = sa.select(units).where(units.c.code == sa.bindparam("code"))
+_UNIT = Statement(sa.select(units).where(units.c.code == sa.bindparam("code")))
 _UNITS = sa.select(units).where(units.c.code.in_(sa.bindparam("codes", expanding=True)))
+#: Up to this many units are read one statement each (a document's usual recipients, a status's
+#: one): a direct statement costs a fraction of SQLAlchemy's one IN-list statement.
+_UNITS_ONE_BY_ONE = 4
 
 
 async def get_unit(conn: AsyncConnection, code: str) -> UnitRecord | None:
-    row = (await conn.execute(_UNIT, {"code": code})).one_or_none()
+    row = (await _UNIT.execute(conn, {"code": code})).one_or_none()
     return _unit(row) if row is not None else None
 
 
 async def get_units(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, UnitRecord]:
-    rows = (await conn.execute(_UNITS, {"codes": list(codes)})).all()
-    return {row.code: _unit(row) for row in rows}
+    wanted = set(codes)
+    if len(wanted) > _UNITS_ONE_BY_ONE:
+        rows = (await conn.execute(_UNITS, {"codes": sorted(wanted)})).all()
+        return {row.code: _unit(row) for row in rows}
+    found = [await get_unit(conn, code) for code in sorted(wanted)]
+    return {unit.code: unit for unit in found if unit is not None}
 
 
 async def list_units(
@@ -218,7 +227,7 @@ def _certificate(row: Any) -> CertificateRecord:
     )
 
 
-_SENDER_CERTIFICATES = (
+_SENDER_CERTIFICATES = Statement(
     sa.select(units.c.active, unit_certificates)
     .select_from(units.outerjoin(unit_certificates, unit_certificates.c.unit_code == units.c.code))
     .where(units.c.code == sa.bindparam("code"))
@@ -237,7 +246,7 @@ class SenderCertificates:
 
 async def sender_certificates(conn: AsyncConnection, code: str) -> SenderCertificates | None:
     """None when the unit is not in the registry. One statement: this runs for every package."""
-    rows = (await conn.execute(_SENDER_CERTIFICATES, {"code": code})).all()
+    rows = (await _SENDER_CERTIFICATES.execute(conn, {"code": code})).all()
     if not rows:
         return None
     return SenderCertificates(
@@ -268,15 +277,18 @@ async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: s
     return await conn.scalar(_BY_DEDUP_KEY, {"direction": direction, "key": key})
 
 
+_INSERT_MESSAGE = Statement(messages.insert())
+
+
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(messages.insert(), values)
+    await _INSERT_MESSAGE.execute(conn, values)
 
 
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
     """Insert a received message; False (nothing written) when its (direction, dedup_key) is
     already stored. One statement instead of a look-up first, and no constraint error."""
     statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
-    return bool((await conn.execute(statement, values)).rowcount)
+    return bool((await statement.execute(conn, values)).rowcount)
 
 
 async def insert_recipient(
@@ -296,8 +308,8 @@ async def insert_recipient(
     """Insert a recipient and its "created" audit event. ``audit_rows``: collect the event there
     instead, for the caller to insert with the transaction's others in one statement
     (:func:`insert_audit_rows`)."""
-    result = await conn.execute(
-        recipients.insert().returning(recipients.c.id),
+    result = await _INSERT_RECIPIENT.execute(
+        conn,
         {
             "message_id": message_id,
             "unit_code": unit_code,
@@ -324,8 +336,11 @@ async def insert_recipient(
     if audit_rows is not None:
         audit_rows.append(row)
     else:
-        await conn.execute(audit_events.insert(), row)
+        await _INSERT_AUDIT.execute(conn, row)
     return recipient_id
+
+
+_INSERT_RECIPIENT = Statement(recipients.insert().returning(recipients.c.id))
 
 
 async def transition(
@@ -342,11 +357,8 @@ async def transition(
     **fields: Any,
 ) -> None:
     check_transition(current, new)
-    result = await conn.execute(
-        recipients.update()
-        .where(recipients.c.id == recipient_id, recipients.c.state == current.value)
-        .values(state=new.value, updated_at=now, **fields)
-    )
+    params = {"guard_id": recipient_id, "guard_state": current.value, "state": new.value}
+    result = await _GUARDED_UPDATE.execute(conn, {**params, "updated_at": now, **fields})
     if result.rowcount != 1:
         raise IllegalTransition(
             f"recipient {recipient_id} is no longer {current.value} (moved concurrently)"
@@ -364,11 +376,13 @@ async def transition(
     )
 
 
-#: One recipient's guarded state change; the SET columns come from the parameters' other keys.
-#: A constant statement: SQLAlchemy compiles it once per set of columns, not once per call.
-_GUARDED_UPDATE = recipients.update().where(
-    recipients.c.id == sa.bindparam("guard_id"),
-    recipients.c.state == sa.bindparam("guard_state"),
+#: One recipient's guarded state change; the SET columns come from the parameters' other keys
+#: (compiled once per set of columns).
+_GUARDED_UPDATE = Statement(
+    recipients.update().where(
+        recipients.c.id == sa.bindparam("guard_id"),
+        recipients.c.state == sa.bindparam("guard_state"),
+    )
 )
 
 
@@ -400,8 +414,8 @@ async def transition_many(
     else:
         moved = set()
         for move in moves:
-            result = await conn.execute(
-                _GUARDED_UPDATE,
+            result = await _GUARDED_UPDATE.execute(
+                conn,
                 {
                     "guard_id": move.recipient_id,
                     "guard_state": move.current.value,
@@ -473,9 +487,9 @@ async def _guarded_update_batched(conn: AsyncConnection, moves: Sequence[Move]) 
 
 
 async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
-    # executemany: one INSERT … VALUES (…), (…) on both databases (SQLAlchemy's insertmanyvalues).
+    # executemany: one statement prepared, the rows sent together.
     if events:
-        await conn.execute(audit_events.insert(), list(events))
+        await _INSERT_AUDIT.execute(conn, list(events))
 
 
 def _recipient(row: Any) -> RecipientRecord:
@@ -643,7 +657,7 @@ async def list_messages(
 # ----------------------------------------------------------------------------------- claims
 
 
-_DUE = (
+_DUE = Statement(
     sa.select(
         recipients.c.id,
         recipients.c.state,
@@ -687,7 +701,7 @@ async def claim_due(
     """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease.
     Three statements whatever the batch: the due rows with what their delivery needs, the one
     guarded UPDATE, the audit events."""
-    rows = (await conn.execute(_DUE, {"now": now, "limit": limit})).all()
+    rows = (await _DUE.execute(conn, {"now": now, "limit": limit})).all()
     if not rows:
         return []
     # One guarded UPDATE for the batch: the rows are ours (locked above on PostgreSQL; SQLite has
@@ -747,24 +761,15 @@ async def start_attempts(
     conn: AsyncConnection, claimed: Sequence[Claimed], *, worker: str, now: dt.datetime
 ) -> dict[int, int]:
     """One attempt row per claimed recipient, in one statement; recipient id → attempt id."""
-    if not claimed:
-        return {}
-    result = await conn.execute(
-        attempts.insert().returning(
-            attempts.c.id, attempts.c.recipient_id, sort_by_parameter_order=True
-        ),
-        [
-            {
-                "recipient_id": c.recipient_id,
-                "number": c.attempt,
-                "channel": c.channel,
-                "worker": worker,
-                "started_at": now,
-            }
-            for c in claimed
-        ],
-    )
-    return {row.recipient_id: row.id for row in result}
+    started = {}
+    for c in claimed:  # a batch is a few rows: one direct statement each costs less than one big
+        params = {"recipient_id": c.recipient_id, "number": c.attempt, "channel": c.channel}
+        result = await _START_ATTEMPT.execute(conn, {**params, "worker": worker, "started_at": now})
+        started[c.recipient_id] = int(result.scalar_one())
+    return started
+
+
+_START_ATTEMPT = Statement(attempts.insert().returning(attempts.c.id))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -779,8 +784,8 @@ class AttemptEnd:
 async def finish_attempts(conn: AsyncConnection, ends: Sequence[AttemptEnd]) -> None:
     if not ends:
         return
-    await conn.execute(
-        attempts.update().where(attempts.c.id == sa.bindparam("attempt_id")),
+    await _FINISH_ATTEMPT.execute(
+        conn,
         [
             {
                 "attempt_id": end.attempt_id,
@@ -794,20 +799,22 @@ async def finish_attempts(conn: AsyncConnection, ends: Sequence[AttemptEnd]) -> 
     )
 
 
+_FINISH_ATTEMPT = Statement(attempts.update().where(attempts.c.id == sa.bindparam("attempt_id")))
+
+
 async def inline_packages(conn: AsyncConnection, sha256s: Iterable[str]) -> dict[str, bytes]:
     """The bytes of those packages that are stored inline (small ones: ``[gateway]
-    inline_blob_bytes`` at most each); chunked ones are not read here."""
-    wanted = sorted(set(sha256s))
-    if not wanted:
-        return {}
-    rows = (
-        await conn.execute(
-            sa.select(blobs.c.sha256, blobs.c.data).where(
-                blobs.c.sha256.in_(wanted), blobs.c.data.is_not(None)
-            )
-        )
-    ).all()
-    return {row.sha256: bytes(row.data) for row in rows}
+    inline_blob_bytes`` at most each); chunked ones are not read here. One direct statement per
+    package: a delivery round carries a few."""
+    found = {}
+    for sha256 in sorted(set(sha256s)):
+        data = (await _INLINE_PACKAGE.execute(conn, {"sha256": sha256})).scalar()
+        if data is not None:
+            found[sha256] = bytes(data)
+    return found
+
+
+_INLINE_PACKAGE = Statement(sa.select(blobs.c.data).where(blobs.c.sha256 == sa.bindparam("sha256")))
 
 
 async def expired_leases(conn: AsyncConnection, *, now: dt.datetime) -> list[tuple[int, str]]:
@@ -837,7 +844,7 @@ class StatusTarget:
     business_status: str | None
 
 
-_STATUS_TARGET = (
+_STATUS_TARGET = Statement(
     sa.select(messages.c.id, recipients.c.id, recipients.c.business_status)
     .select_from(
         messages.outerjoin(
@@ -864,7 +871,7 @@ async def find_document_recipient(
     """The latest outgoing document with this DocumentId and the reporter's recipient row, in one
     statement (a status arrives for every document: this is on the hot path)."""
     params = {"document_id": document_id, "reporter": reporter}
-    row = (await conn.execute(_STATUS_TARGET, params)).first()
+    row = (await _STATUS_TARGET.execute(conn, params)).first()
     if row is None:
         return None
     return StatusTarget(message_id=row[0], recipient_id=row[1], business_status=row[2])
@@ -883,11 +890,14 @@ async def find_received_document(
     return await conn.scalar(query.limit(1))
 
 
+_INSERT_STATUS_EVENT = Statement(status_events.insert())
+
+
 async def insert_status_event(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(status_events.insert(), values)
+    await _INSERT_STATUS_EVENT.execute(conn, values)
 
 
-_SET_BUSINESS_STATUS = (
+_SET_BUSINESS_STATUS = Statement(
     recipients.update()
     .where(recipients.c.id == sa.bindparam("recipient_id"))
     .values(
@@ -902,7 +912,7 @@ async def set_business_status(
     conn: AsyncConnection, recipient_id: int, code: str, *, now: dt.datetime
 ) -> None:
     params = {"recipient_id": recipient_id, "code": code, "at": now}
-    await conn.execute(_SET_BUSINESS_STATUS, params)
+    await _SET_BUSINESS_STATUS.execute(conn, params)
 
 
 async def _dicts(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
@@ -971,13 +981,15 @@ async def insert_token(
     )
 
 
-_LIVE_TOKEN = sa.select(tokens).where(
-    tokens.c.token_sha256 == sa.bindparam("sha256"), tokens.c.revoked_at.is_(None)
+_LIVE_TOKEN = Statement(
+    sa.select(tokens).where(
+        tokens.c.token_sha256 == sa.bindparam("sha256"), tokens.c.revoked_at.is_(None)
+    )
 )
 
 
 async def token_by_hash(conn: AsyncConnection, token_sha256: str) -> Any:
-    return (await conn.execute(_LIVE_TOKEN, {"sha256": token_sha256})).one_or_none()
+    return (await _LIVE_TOKEN.execute(conn, {"sha256": token_sha256})).one_or_none()
 
 
 async def revoke_token(conn: AsyncConnection, name: str, *, now: dt.datetime) -> bool:
