@@ -87,7 +87,11 @@ def test_rows_and_types_are_sqlalchemys(database_url: str) -> None:
             assert (await BY_NAME.execute(conn, {"name": "zz"})).one_or_none() is None
             later = AT + dt.timedelta(seconds=1)
             open_rows = (await OPEN.execute(conn, {"now": later, "limit": 10})).all()
-            assert [tuple(r) for r in open_rows] == [("a", "queued"), ("b", "retry"), ("d", "queued")]
+            assert [tuple(r) for r in open_rows] == [
+                ("a", "queued"),
+                ("b", "retry"),
+                ("d", "queued"),
+            ]
             assert len((await OPEN.execute(conn, {"now": later, "limit": 2})).all()) == 2
             earlier = AT - dt.timedelta(seconds=1)
             assert (await OPEN.execute(conn, {"now": earlier, "limit": 10})).all() == []
