@@ -95,6 +95,8 @@ class ParsedPackage:
     _status: StatusPackage | None = None
     #: For a document: the elements its model was read from.
     sources: SourceElements | None = None
+    #: For a status: the MessageHeader element its model was read from.
+    status_source: etree._Element | None = None
 
     def document(self) -> DocumentPackage:
         """The unverified document model (for inspection; never for the store)."""
@@ -189,6 +191,7 @@ def _read(
     parsed_package = ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
     if kind is PackageKind.STATUS:
         parsed_package._status = status_from_tree(root, notices)
+        parsed_package.status_source = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
     else:
         parsed_package._document, parsed_package.sources = document_from_tree(
             root, attachments, notices

@@ -115,8 +115,12 @@ def verify_status(parsed: ParsedPackage, trust: signing.TrustPolicy) -> Verified
         raise PackageStructureError("a document package, not a status package", element="/edXML")
     signed = signing.verify_signature(parsed.root, trust)
     notices = list(parsed.notices)
+    header_element = signed.elements[signing.HEADER_ID]
     return VerifiedStatus(
-        status=status_from_element(signed.elements[signing.HEADER_ID], notices),
+        # The model read from the package, when it was read from exactly the signed element.
+        status=parsed.status()
+        if header_element is parsed.status_source
+        else status_from_element(header_element, notices),
         notices=tuple(dict.fromkeys(notices)),
         signer=signed.signer,
         algorithm=signed.algorithm,

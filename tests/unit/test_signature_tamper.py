@@ -230,8 +230,10 @@ def test_pinned_unit_certificate_is_trusted_without_a_ca(signed: bytes) -> None:
 def test_status_package_round_trip_and_tamper() -> None:
     status = pki.sample_status()
     data = build_status(status, signer=pki.signer(pki.RECEIVER))
-    verified = verify_status(read_package(data), pki.trust())
+    parsed = read_package(data)
+    verified = verify_status(parsed, pki.trust())
     assert verified.status == status
+    assert verified.status is parsed.status()  # read once: the signed element is the one read
     assert verified.signer.subject.startswith(f"CN={pki.RECEIVER},")
 
     def change_code(root: etree._Element) -> None:
