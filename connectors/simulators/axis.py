@@ -372,6 +372,19 @@ _PROVINCES = (
     "Hồ Chí Minh", "Trà Vinh", "Tuyên Quang", "Vĩnh Long", "Vĩnh Phúc", "Yên Bái",
 )  # fmt: skip
 _CITIES = {"Cần Thơ", "Đà Nẵng", "Hà Nội", "Hải Phòng", "Hồ Chí Minh"}
+#: The province numbers (H13 …) seen in packages from the field (shared/samples/real), so that the
+#: simulated directory agrees with them and with docgw's docs (H41 is Nghệ An there); the real
+#: list is not alphabetical, and the other provinces are numbered alphabetically around these.
+_FIELD_PROVINCE_NUMBERS = {13: "Đà Nẵng", 14: "Cao Bằng", 41: "Nghệ An"}
+
+
+def _numbered_provinces() -> list[tuple[int, str]]:
+    others = iter(p for p in _PROVINCES if p not in _FIELD_PROVINCE_NUMBERS.values())
+    return [
+        (number, _FIELD_PROVINCE_NUMBERS.get(number) or next(others))
+        for number in range(1, len(_PROVINCES) + 1)
+    ]
+
 _MINISTRIES = (
     "Bộ Quốc phòng", "Bộ Công an", "Bộ Ngoại giao", "Bộ Nội vụ", "Bộ Tư pháp",
     "Bộ Kế hoạch và Đầu tư", "Bộ Tài chính", "Bộ Công Thương",
@@ -482,7 +495,7 @@ class _DirectoryBuilder:
 
     def roots(self) -> list[_Node]:
         wanted: list[tuple[str, str, str, str]] = []  # code, name, domain, kind
-        for index, province in enumerate(_PROVINCES, start=1):
+        for index, province in _numbered_provinces():
             title = "thành phố" if province in _CITIES else "tỉnh"
             domain = _slug(province)
             wanted.append((f"H{index:02d}", f"UBND {title} {province}", domain, "province"))

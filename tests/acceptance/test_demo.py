@@ -8,6 +8,7 @@ a second test stops a running demo with Ctrl-C, as a user does, and wants a clea
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import signal
@@ -88,3 +89,28 @@ def test_ctrl_c_stops_a_running_demo_cleanly(tmp_path: Path) -> None:
     assert seen[-1] == "stopped cleanly.", seen[-5:]
     # --dir keeps the configuration, so `docgw --config DIR/A/docgw.toml …` works afterwards.
     assert (tmp_path / "demo" / "A" / "docgw.toml").is_file()
+
+
+def test_ctrl_c_while_the_demo_starts_ends_quietly(tmp_path: Path) -> None:
+    """Ctrl-C at any moment of the start — while Python still imports docgw (a second or more on
+    a slow machine), while the servers come up — ends without a traceback: 130 and ``error:
+    INTERRUPTED`` when it came before the demo could stop itself, 0 and "stopped cleanly." after;
+    the temporary folder is removed either way."""
+    for delay in (0.2, 0.6, 1.2, 2.0):
+        process = subprocess.Popen(
+            [str(DOCGW), "demo"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        assert "Traceback" not in stdout + stderr, (delay, (stdout + stderr)[-3000:])
+        assert process.returncode in (0, 130), (delay, process.returncode, stderr[-3000:])
+        if process.returncode == 130:
+            assert stderr.strip().endswith("error: INTERRUPTED"), stderr[-3000:]
+        else:
+            assert stdout.rstrip().endswith("stopped cleanly."), stdout[-3000:]
+    assert list(tmp_path.glob("docgw-demo-*")) == []

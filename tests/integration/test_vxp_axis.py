@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import IO
 
 import aiohttp
@@ -536,6 +537,22 @@ def test_a_directory_of_120000_agencies_is_listed_with_its_parents() -> None:
             assert qd20[commune.code].parent_code == commune.parent_code
 
     run(scenario)
+
+
+def test_the_generated_directory_agrees_with_the_packages_from_the_field(samples: Path) -> None:
+    """Where a real package names a province's People's Committee by its code, the simulated
+    directory gives that code the same province (H41 is Nghệ An in the field and in the docs)."""
+    names = {a.code: a.name.casefold() for a in generate_directory(200)}
+    seen = 0
+    for path in sorted(samples.glob("*.edxml")):
+        text = path.read_text(encoding="utf-8")
+        pairs = re.findall(r"OrganId>(000\.00\.00\.H\d\d)<.*?OrganName>([^<]*)<", text, re.S)
+        for code, organ_name in pairs:
+            if organ_name.casefold().startswith("ubnd"):
+                province = organ_name.casefold().split("tỉnh", 1)[-1].strip()
+                assert names[code].endswith(province), (path.name, code, organ_name)
+                seen += 1
+    assert seen >= 2  # H41 Nghệ An and H14 Cao Bằng
 
 
 def test_register_and_delete_an_agency_round_trip() -> None:

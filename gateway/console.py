@@ -1,0 +1,16 @@
+"""The ``docgw`` console script. It imports the command itself, so that Ctrl-C while Python is
+still loading docgw's libraries — a second or two on a slow machine — ends as Ctrl-C does once a
+command runs (``error: INTERRUPTED``, status 130) instead of with a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    try:
+        from gateway.cli import main as run
+    except KeyboardInterrupt:
+        print("error: INTERRUPTED", file=sys.stderr)
+        return 130
+    return run()
