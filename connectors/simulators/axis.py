@@ -385,6 +385,7 @@ def _numbered_provinces() -> list[tuple[int, str]]:
         for number in range(1, len(_PROVINCES) + 1)
     ]
 
+
 _MINISTRIES = (
     "Bộ Quốc phòng", "Bộ Công an", "Bộ Ngoại giao", "Bộ Nội vụ", "Bộ Tư pháp",
     "Bộ Kế hoạch và Đầu tư", "Bộ Tài chính", "Bộ Công Thương",
