@@ -66,6 +66,7 @@ SIGN_HEADER_KEY = f"{PREFIX}sign-header-key"
 HASH_HEADER = f"{PREFIX}hash-header"
 #: Sent by the SDK outside the signature; tolerated unsigned.
 VERSION_HEADER = f"{PREFIX}version"
+_PREFIX_LOWER = PREFIX.lower()
 _META = {SIGN_HEADER.lower(), SIGN_HEADER_KEY.lower(), HASH_HEADER.lower()}
 _UNSIGNED_ALLOWED = {VERSION_HEADER.lower()}
 #: Names every signed request must carry.
@@ -242,9 +243,9 @@ def verify_request(
             raise VxpAuthError("signed header missing", element=header)
         if not hmac.compare_digest(actual.encode("utf-8"), values[name].encode("utf-8")):
             raise VxpAuthError("header differs from its signed value", element=header)
-    signed_lower = {f"{PREFIX}{n}".lower() for n in names}
+    allowed = {f"{PREFIX}{n}".lower() for n in names} | _META | _UNSIGNED_ALLOWED
     for key in lowered:
-        if key.startswith(PREFIX.lower()) and key not in signed_lower | _META | _UNSIGNED_ALLOWED:
+        if key.startswith(_PREFIX_LOWER) and key not in allowed:
             raise VxpAuthError("unsigned parameter header", element=key)
     system_id = values["systemid"]
     secret = secret_for(system_id)
