@@ -242,9 +242,18 @@ def _announce(conn: AsyncConnection, compiled: _Compiled, args: Any, many: bool)
     log and ``before_cursor_execute`` listeners (statement counts in tests, tracing)."""
     sync: Any = conn.sync_connection
     if sync.engine.logger.isEnabledFor(logging.INFO):
-        sync.engine.logger.info("%s\n[direct] %r", compiled.sql, args)
+        rows = args if many else [args]
+        shown = ", ".join(_shown(value) for value in rows[0])
+        more = f" … and {len(rows) - 1} more rows" if len(rows) > 1 else ""
+        sync.engine.logger.info("%s\n[direct] (%s)%s", compiled.sql, shown, more)
     if sync.dispatch.before_cursor_execute:
         sync.dispatch.before_cursor_execute(sync, None, compiled.sql, args, None, many)
+
+
+def _shown(value: Any) -> str:
+    """A parameter as the echo log shows it: a package's bytes are not written out whole."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
 
 
 def _driver_of(conn: AsyncConnection) -> tuple[Any, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,26 @@ def test_listeners_see_the_statements(database_url: str) -> None:
         assert seen == [("INSERT", False), ("INSERT", True), ("SELECT", False)]
 
     run(database_url, scenario)
+
+
+def test_the_echo_log_shows_the_statements_and_not_whole_packages(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        engine = create_engine(database_url, echo=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(META.create_all)
+            with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+                async with engine.begin() as conn:
+                    await INSERT.execute(conn, item("a", data=b"\x00" * 100_000))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    logged = [r.getMessage() for r in caplog.records if "[direct]" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("INSERT INTO direct_items")
+    assert "'a'" in logged[0] and len(logged[0]) < 1_000
 
 
 def test_postgresql_autocommit_reader_and_a_lost_connection(database_url: str) -> None:
