@@ -1,7 +1,7 @@
 """Hot-path statements run on the driver connection, with SQLAlchemy's compilation but without
 its per-execution machinery.
 
-Why: on a document's path each gateway runs ~25 statements, and SQLAlchemy's execution of a
+Why: on a document's path each gateway runs ~20 statements, and SQLAlchemy's execution of a
 compiled, cached statement (cache key, execution context, parameter and result processing, the
 async adapter's greenlet hops) costs far more than the database's own work — measured on the
 exchange benchmark's machine: an indexed SELECT 120 µs through ``AsyncConnection.execute`` against
@@ -14,10 +14,11 @@ Semantics kept: the statement runs in the caller's SQLAlchemy transaction (SQLit
 module's implicit BEGIN, as SQLAlchemy's own statements; PostgreSQL: the asyncpg adapter's
 transaction, started here when this is the transaction's first statement); driver errors are
 raised as SQLAlchemy's exceptions (``sa.exc.IntegrityError``…), and a lost PostgreSQL connection
-is invalidated as SQLAlchemy would. Not supported, and refused at compile time: "expanding" IN
-parameters and Python-side column defaults other than constants — such statements stay on
-``AsyncConnection.execute``. The SQLAlchemy names used beyond its public API (the asyncpg
-adapter's transaction start and error translation, the compiled result columns) are pinned by
+is invalidated as SQLAlchemy would. Not supported, and refused when first compiled: IN lists
+given at execution ("expanding" parameters; IN lists of constants are fine) and Python-side
+column defaults other than constants — such statements stay on ``AsyncConnection.execute``.
+The SQLAlchemy names used beyond its public API (the asyncpg adapter's transaction start and
+error translation, the compiled result columns) are pinned by
 ``tests/integration/test_direct_statements.py`` on both databases.
 """
 
@@ -81,7 +82,8 @@ class Statement:
 
 class Rows:
     """The rows of a statement (as named tuples) and its rowcount: the subset of SQLAlchemy's
-    ``Result`` the queries use."""
+    ``Result`` the queries use. The rowcount of an executemany on PostgreSQL is the number of
+    parameter sets (asyncpg reports no count for it)."""
 
     __slots__ = ("_rows", "rowcount")
 
@@ -109,8 +111,10 @@ class Rows:
         return self._rows[0][0] if self._rows else None
 
     def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise sa.exc.NoResultFound("Exactly one row was required")
+        if not self._rows:
+            raise sa.exc.NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise sa.exc.MultipleResultsFound("Multiple rows were found when one was required")
         return self._rows[0][0]
 
     def scalars(self) -> list[Any]:
