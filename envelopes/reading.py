@@ -232,10 +232,14 @@ class _PassOver:
 
 
 def read_routing(source: bytes | IO[bytes], *, limits: Limits | None = None) -> Routing:
-    """The package's kind, and its MessageHeader or status — what an axis needs to route it —
-    with the same hardened parser and header readers as :func:`read_package`. Attachment text is
-    passed over, not decoded or hashed: this says nothing of whether the package is intact or
-    genuine (the receiving gateway verifies it), and costs a fraction of a full read."""
+    """The package's kind, sender and recipients and the document it is or answers — what an
+    axis needs to route it — with the same hardened parser as :func:`read_package` and the same
+    rules for those fields (unit codes read leniently; a document needs a To and a DocumentId, a
+    status a ResponseFor). Attachment text is passed over, not decoded or hashed, and the rest of
+    the header is not read: this says nothing of whether the package is well-formed beyond that,
+    intact or genuine (the receiving gateway reads and verifies it whole), and costs a fraction of
+    a full read (for the 140 KB package of the exchange benchmark: 961 µs with the whole header
+    model, the parse alone 407)."""
 
     def choose(tag: str, parent: str | None) -> TextSink | None:
         if tag == q("ContentTransferEncoded") and parent == q("Attachment"):
@@ -243,26 +247,35 @@ def read_routing(source: bytes | IO[bytes], *, limits: Limits | None = None) -> 
         return None
 
     root = parse_stream(iter_chunks(source), limits=limits, stream=choose).root
-    notices: list[Notice] = []
-    if _kind(root) is PackageKind.STATUS:
-        status = status_from_tree(root, notices)
+    kind = _kind(root)
+    header = _Reader(
+        _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), _HEADER_PATH, notices=[]
+    )
+    from_ = header.child("From", required=True)
+    assert from_ is not None
+    if kind is PackageKind.STATUS:
+        response_for = header.child("ResponseFor", required=True)
+        assert response_for is not None
         return Routing(
             kind=PackageKind.STATUS,
-            sender=status.from_.organ_id,
+            sender=_organ_id(from_),
             receivers=(),
-            document_id=status.response_for.document_id,
-            response_to=status.response_for.organ_id,
+            document_id=response_for.text("DocumentId"),
+            response_to=_organ_id(response_for),
         )
-    header = header_from_element(
-        _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
-    )
+    recipients = header.children("To")
+    if not recipients:
+        raise PackageStructureError("at least one To is required", element=f"{header.path}/To")
     return Routing(
         kind=PackageKind.DOCUMENT,
-        sender=header.from_.organ_id,
-        receivers=tuple(to.organ_id for to in header.to),
-        document_id=header.document_id,
+        sender=_organ_id(from_),
+        receivers=tuple(_organ_id(to) for to in recipients),
+        document_id=header.required_text("DocumentId"),
         response_to=None,
     )
+
+
+_HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader"
 
 
 def _path(root: etree._Element, *names: str) -> etree._Element:
@@ -436,7 +449,7 @@ _HEADER_FIELDS = (
 
 
 def header_from_element(element: etree._Element, notices: list[Notice]) -> MessageHeader:
-    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader", notices)
+    reader = _Reader(element, _HEADER_PATH, notices)
     reader.note_unknown(_HEADER_FIELDS)
     recipients = reader.children("To")
     if not recipients:
@@ -708,7 +721,7 @@ def _note_placeholder_signature(xml_header: etree._Element, notices: list[Notice
 
 
 def status_from_element(element: etree._Element, notices: list[Notice]) -> StatusPackage:
-    reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader", notices)
+    reader = _Reader(element, _HEADER_PATH, notices)
     reader.note_unknown(
         ("From", "ResponseFor", "StaffInfo", "StatusCode", "Description", "Timestamp", "TimeStamp")
     )

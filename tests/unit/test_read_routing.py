@@ -3,12 +3,20 @@ readers as read_package, the attachments passed over."""
 
 from __future__ import annotations
 
+import re
+
 import attacks  # tests/attacks.py
 import pytest
 from pki import RECEIVER, SENDER, build_package, sample_header, sample_status, signer
 
 from envelopes.building import build_status
-from envelopes.errors import AttachmentError, GatewayError, XmlMalformed, XmlRejected
+from envelopes.errors import (
+    AttachmentError,
+    GatewayError,
+    PackageStructureError,
+    XmlMalformed,
+    XmlRejected,
+)
 from envelopes.reading import PackageKind, read_package, read_routing
 
 
@@ -43,6 +51,21 @@ def test_attachment_text_is_passed_over_not_decoded() -> None:
     assert read_routing(package).kind is PackageKind.DOCUMENT
     with pytest.raises(AttachmentError):
         read_package(package)
+
+
+def test_only_the_routing_fields_are_read() -> None:
+    """The rest of the header is the receiver's to judge: a broken date routes, and a full read
+    still refuses it. A missing To does not route."""
+    data, _ = build_package({"van-ban.pdf": b"%PDF-1.7 routing"}, signer())
+    broken = re.sub(rb"(<edXML:PromulgationDate>)[^<]*", rb"\1not a date", data, count=1)
+    assert broken != data
+    assert read_routing(broken).sender == SENDER
+    with pytest.raises(PackageStructureError):
+        read_package(broken)
+    no_recipient = re.sub(rb"<edXML:To>.*?</edXML:To>", b"", data, flags=re.S)
+    with pytest.raises(PackageStructureError) as caught:
+        read_routing(no_recipient)
+    assert caught.value.element is not None and caught.value.element.endswith("/To")
 
 
 @pytest.mark.parametrize(
