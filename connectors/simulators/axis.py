@@ -6,9 +6,10 @@ It speaks what :mod:`connectors.vxp` speaks (DOMAIN.md §5): ``POST /{operation}
 What it does with a package (``sendEdoc``)
 ------------------------------------------
 1. authenticates the system (HMAC of :mod:`connectors.vxp_signing`; a failure answers HTTP 401
-   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package's header with
-   :func:`envelopes.reading.read_routing` — docgw's hardened parser; attachments are passed over,
-   as a router need not decode them (unreadable → 22; messagetype and package kind must agree);
+   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package's routing
+   fields with :func:`envelopes.reading.read_routing` — docgw's hardened parser; attachments are
+   passed over and the rest of the header is not judged, as a router need not (unreadable → 22;
+   messagetype and package kind must agree);
 2. checks the sender: the package's From/OrganId (and the ``from`` header, when given, must be the
    same) is one of the units the calling system serves (19);
 3. routes by MessageHeader/To/OrganId — a status package, which has no To, by the ``to`` header or
