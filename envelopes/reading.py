@@ -190,8 +190,7 @@ def _read(
         )
     parsed_package = ParsedPackage(kind=kind, root=root, attachments=attachments, notices=notices)
     if kind is PackageKind.STATUS:
-        parsed_package._status = status_from_tree(root, notices)
-        parsed_package.status_source = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
+        parsed_package._status, parsed_package.status_source = status_from_tree(root, notices)
     else:
         parsed_package._document, parsed_package.sources = document_from_tree(
             root, attachments, notices
@@ -752,9 +751,11 @@ def status_from_element(element: etree._Element, notices: list[Notice]) -> Statu
     return status
 
 
-def status_from_tree(root: etree._Element, notices: list[Notice]) -> StatusPackage:
+def status_from_tree(
+    root: etree._Element, notices: list[Notice]
+) -> tuple[StatusPackage, etree._Element]:
+    """The status model and the MessageHeader element it was read from."""
     xml_header = _path(root, "edXMLEnvelope", "edXMLHeader")
     _note_placeholder_signature(xml_header, notices)
-    return status_from_element(
-        _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader"), notices
-    )
+    header = _path(root, "edXMLEnvelope", "edXMLHeader", "MessageHeader")
+    return status_from_element(header, notices), header
