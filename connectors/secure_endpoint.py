@@ -340,7 +340,8 @@ class SecureEndpointConnector:
             return self.session
         if self._owned_session is None or self._owned_session.closed:
             self._owned_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.ssl_context, limit=16)
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context, limit=16),
+                cookie_jar=aiohttp.DummyCookieJar(),  # as the gateway's own session
             )
         return self._owned_session
 

@@ -169,7 +169,12 @@ async def build(
     engine = create_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+    # No cookie jar: no peer's protocol uses cookies (VXP signs each request, the others are
+    # mutual TLS), a gateway keeps no state between calls, and aiohttp's jar filters and stores
+    # cookies on every request — measured 50–100 µs of a ~400–560 µs loopback call.
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64), cookie_jar=aiohttp.DummyCookieJar()
+    )
     try:
         return _assemble(settings, engine, http, connectors, clock)
     except BaseException:
