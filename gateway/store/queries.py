@@ -357,9 +357,7 @@ async def transition(
     **fields: Any,
 ) -> None:
     check_transition(current, new)
-    params = {"guard_id": recipient_id, "guard_state": current.value, "state": new.value}
-    result = await _GUARDED_UPDATE.execute(conn, {**params, "updated_at": now, **fields})
-    if result.rowcount != 1:
+    if not await _guarded_update(conn, recipient_id, current, new, now, fields):
         raise IllegalTransition(
             f"recipient {recipient_id} is no longer {current.value} (moved concurrently)"
         )
@@ -384,6 +382,21 @@ _GUARDED_UPDATE = Statement(
         recipients.c.state == sa.bindparam("guard_state"),
     )
 )
+
+
+async def _guarded_update(
+    conn: AsyncConnection,
+    recipient_id: int,
+    current: TransportState,
+    new: TransportState,
+    at: dt.datetime,
+    fields: Mapping[str, Any],
+) -> bool:
+    """One recipient moved from ``current`` to ``new``, with ``fields`` set; False when it is no
+    longer in ``current`` (moved concurrently) and nothing was written."""
+    params = {"guard_id": recipient_id, "guard_state": current.value, "state": new.value}
+    result = await _GUARDED_UPDATE.execute(conn, {**params, "updated_at": at, **fields})
+    return result.rowcount == 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,20 +425,13 @@ async def transition_many(
     if conn.dialect.name == "postgresql" and len(moves) > 1:
         moved = await _guarded_update_batched(conn, moves)
     else:
-        moved = set()
-        for move in moves:
-            result = await _GUARDED_UPDATE.execute(
-                conn,
-                {
-                    "guard_id": move.recipient_id,
-                    "guard_state": move.current.value,
-                    "state": move.new.value,
-                    "updated_at": move.at,
-                    **move.fields,
-                },
+        moved = {
+            move.recipient_id
+            for move in moves
+            if await _guarded_update(
+                conn, move.recipient_id, move.current, move.new, move.at, move.fields
             )
-            if result.rowcount == 1:
-                moved.add(move.recipient_id)
+        }
     applied = [move for move in moves if move.recipient_id in moved]
     lost = [move for move in moves if move.recipient_id not in moved]
     await insert_audit_rows(
