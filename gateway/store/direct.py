@@ -24,11 +24,12 @@ error translation, the compiled result columns) are pinned by
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,16 +206,12 @@ async def _run(conn: AsyncConnection, compiled: _Compiled, args: tuple[Any, ...]
         except sqlite3.Error as error:
             raise _wrapped(conn, compiled, args, error) from error
         return Rows(compiled.rows(raw), cursor.rowcount)
-    async with adapter._execute_mutex:
-        try:
-            if adapter._transaction is None:
-                await adapter._start_transaction()
-            if compiled.returns_rows:
-                records = await driver.fetch(compiled.sql, *args)
-                return Rows(compiled.rows(records), len(records))
-            status = await driver.execute(compiled.sql, *args)
-        except Exception as error:
-            raise await _translated(conn, adapter, compiled, args, error) from error
+    if compiled.returns_rows:
+        fetch = functools.partial(driver.fetch, compiled.sql, *args)
+        records = await _on_postgresql(conn, adapter, compiled, args, fetch)
+        return Rows(compiled.rows(records), len(records))
+    execute = functools.partial(driver.execute, compiled.sql, *args)
+    status = await _on_postgresql(conn, adapter, compiled, args, execute)
     match = _ROWCOUNT.match(status or "")
     return Rows([], int(match.group(1)) if match else -1)
 
@@ -231,14 +228,28 @@ async def _run_many(
         except sqlite3.Error as error:
             raise _wrapped(conn, compiled, rows, error) from error
         return Rows([], cursor.rowcount)
-    async with adapter._execute_mutex:
-        try:
+    executemany = functools.partial(driver.executemany, compiled.sql, rows)
+    await _on_postgresql(conn, adapter, compiled, rows, executemany)
+    return Rows([], len(rows))
+
+
+async def _on_postgresql(
+    conn: AsyncConnection,
+    adapter: Any,
+    compiled: _Compiled,
+    args: Any,
+    call: Callable[[], Awaitable[Any]],
+) -> Any:
+    """Await an asyncpg call in the caller's transaction (begun here if this is its first
+    statement), one at a time on the connection as SQLAlchemy's adapter does, with its errors
+    raised as SQLAlchemy's."""
+    try:
+        async with adapter._execute_mutex:
             if adapter._transaction is None:
                 await adapter._start_transaction()
-            await driver.executemany(compiled.sql, rows)
-        except Exception as error:
-            raise await _translated(conn, adapter, compiled, rows, error) from error
-    return Rows([], len(rows))
+            return await call()
+    except Exception as error:
+        raise await _translated(conn, adapter, compiled, args, error) from error
 
 
 def _announce(conn: AsyncConnection, compiled: _Compiled, args: Any, many: bool) -> None:
