@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -84,16 +84,21 @@ class ParsedXml:
 class _SkeletonTarget:
     """lxml parser target: a TreeBuilder that enforces limits and diverts streamed text."""
 
-    def __init__(self, limits: Limits, choose: StreamChooser | None) -> None:
+    def __init__(
+        self, limits: Limits, choose: StreamChooser | None, until: Sequence[str] | None = None
+    ) -> None:
         self._builder = etree.TreeBuilder()
         self._limits = limits
         self._choose = choose
+        self._until = list(until) if until else None
         self._stack: list[str] = []
         self._elements = 0
         self._kept_text = 0
         self._sink: TextSink | None = None
         self.streamed: list[tuple[etree._Element, TextSink]] = []
         self._error: GatewayError | None = None
+        #: The ``until`` element, once its end tag was read.
+        self.reached: etree._Element | None = None
         #: Callbacks so far; parse_stream watches it to see that the parser makes progress.
         self.events = 0
 
@@ -158,6 +163,7 @@ class _SkeletonTarget:
 
     def end(self, tag: str) -> None:
         self.events += 1
+        reached = self._until is not None and self._stack == self._until
         self._stack.pop()
         if self._sink is not None:
             sink, self._sink = self._sink, None
@@ -165,7 +171,11 @@ class _SkeletonTarget:
                 sink.close()
             except GatewayError as exc:
                 raise self._refuse(exc) from None
-        self._builder.end(tag)
+        element = self._builder.end(tag)
+        if reached:
+            # Stops libxml2 where it is; close() (which lxml calls next) leaves the tree open.
+            self.reached = element
+            raise _Reached
 
     def data(self, text: str) -> None:
         self.events += 1
@@ -190,10 +200,16 @@ class _SkeletonTarget:
         """Dropped."""
         self.events += 1
 
-    def close(self) -> etree._Element:
+    def close(self) -> etree._Element | None:
         if self._error is not None:
             raise self._error
+        if self.reached is not None:
+            return None
         return self._builder.close()
+
+
+class _Reached(Exception):
+    """Raised by the target at the end of the ``until`` element: nothing more is to be read."""
 
 
 def iter_chunks(source: bytes | IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -227,10 +243,24 @@ def _deeper_than(depth: int) -> etree.XPath:
 
 
 def parse_stream(
-    chunks: Iterable[bytes], *, limits: Limits | None = None, stream: StreamChooser | None = None
+    chunks: Iterable[bytes],
+    *,
+    limits: Limits | None = None,
+    stream: StreamChooser | None = None,
+    until: Sequence[str] | None = None,
 ) -> ParsedXml:
-    """Parse XML fed as chunks into a skeleton tree; raises XmlRejected or XmlMalformed."""
+    """Parse XML fed as chunks into a skeleton tree; raises XmlRejected or XmlMalformed.
+
+    ``until`` (Clark tags from the root down, e.g. edXML, edXMLEnvelope, edXMLHeader,
+    MessageHeader) stops the parse at the end tag of the first element at that path: the tree
+    then holds that element whole, its ancestors and what came before it, and the input after
+    it is not read — neither parsed nor checked (a router that needs only a package's header
+    skips the attachments). The same refusals and limits apply to what is read. Without such an
+    element the whole input is parsed.
+    """
     limits = limits or Limits()
+    if until:
+        return _parse_until(chunks, limits, stream, until)
     head: list[bytes] = []
     size = 0
     rest = iter(chunks)
@@ -265,6 +295,13 @@ def _parse_small(data: bytes, limits: Limits, choose: StreamChooser | None) -> P
         return None
     if not _within_limits(root, text, limits):
         return None
+    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=_stream_texts(root, choose))
+
+
+def _stream_texts(
+    root: etree._Element, choose: StreamChooser | None
+) -> list[tuple[etree._Element, TextSink]]:
+    """A finished tree's chosen texts, handed to their sinks and taken out of the tree."""
     streamed: list[tuple[etree._Element, TextSink]] = []
     for element in root.iter(etree.Element) if choose is not None else ():
         parent = element.getparent()
@@ -278,7 +315,89 @@ def _parse_small(data: bytes, limits: Limits, choose: StreamChooser | None) -> P
         if len(element):
             raise XmlRejected("an element inside a streamed text element", element=element[0].tag)
         sink.close()
-    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=streamed)
+    return streamed
+
+
+def _parse_until(
+    chunks: Iterable[bytes], limits: Limits, choose: StreamChooser | None, until: Sequence[str]
+) -> ParsedXml:
+    """parse_stream with ``until``: libxml2's own tree builder is fed the input a piece at a time
+    until the element ends (a header is a few KB of a package), under the fast path's conditions;
+    whatever is not plainly acceptable goes to the streaming target, which decides."""
+    head: list[bytes] = []
+    rest = iter(chunks)
+    parser = etree.XMLPullParser(events=("end",), tag=until[-1], **_PARSER_OPTIONS)
+    fed = bytearray()
+    for chunk in rest:
+        head.append(chunk)
+        for start in range(0, len(chunk), HEAD_FEED_SIZE):
+            piece = chunk[start : start + HEAD_FEED_SIZE]
+            if len(fed) + len(piece) > min(FAST_PATH_MAX_BYTES, limits.max_stalled_bytes):
+                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+            if not fed and not _plainly_utf8_xml(piece, limits):
+                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+            fed += piece
+            # A DOCTYPE may straddle two pieces: the end of the last one is searched again.
+            if b"<!DOCTYPE" in fed[-len(piece) - 8 :]:
+                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+            try:
+                parser.feed(piece)
+                reached = _first_at(parser.read_events(), until)
+            except (etree.XMLSyntaxError, ValueError):
+                reached = None
+                fed.clear()  # refused: the streaming target gives the error
+            if not fed:
+                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+            if reached is not None:
+                parsed = _finish_head(reached, bytes(fed), limits, choose)
+                if parsed is None:
+                    return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+                return parsed
+    return _parse_streaming(head, limits, choose, until)
+
+
+#: Bytes handed to libxml2 at a time while looking for the end of an ``until`` element.
+HEAD_FEED_SIZE = 8 << 10
+
+
+def _plainly_utf8_xml(first: bytes, limits: Limits) -> bool:
+    """The fast path's conditions on the start of the input: no stray prefix to report, UTF-8."""
+    if first[:1] != b"<" or first[1:2] == b"\x00":
+        return False
+    if first.startswith(b"<?xml"):
+        encoding = _ENCODING.search(first, 0, max(first.find(b"?>"), 0))
+        if encoding is not None and encoding.group(1).lower() != b"utf-8":
+            return False
+    return True
+
+
+def _first_at(
+    events: Iterable[tuple[str, etree._Element]], path: Sequence[str]
+) -> etree._Element | None:
+    for _event, element in events:
+        ancestors = [a.tag for a in element.iterancestors()]
+        if len(ancestors) + 1 == len(path) and ancestors[::-1] == list(path[:-1]):
+            return element
+    return None
+
+
+def _finish_head(
+    reached: etree._Element, text: bytes, limits: Limits, choose: StreamChooser | None
+) -> ParsedXml | None:
+    """The tree up to ``reached``: what libxml2 read past it is dropped, then the fast path's
+    checks; None where the streaming target must decide."""
+    element: etree._Element | None = reached
+    while element is not None:
+        parent = element.getparent()
+        if parent is not None:
+            while (after := element.getnext()) is not None:
+                parent.remove(after)
+        element = parent
+    root = reached.getroottree().getroot()
+    if not _within_limits(root, text, limits):
+        return None
+    streamed = _stream_texts(root, choose)
+    return ParsedXml(root=root, streamed=streamed)
 
 
 def _within_limits(root: etree._Element, text: bytes, limits: Limits) -> bool:
@@ -303,11 +422,39 @@ def _within_limits(root: etree._Element, text: bytes, limits: Limits) -> bool:
 
 
 def _parse_streaming(
-    chunks: Iterable[bytes], limits: Limits, stream: StreamChooser | None
+    chunks: Iterable[bytes],
+    limits: Limits,
+    stream: StreamChooser | None,
+    until: Sequence[str] | None = None,
 ) -> ParsedXml:
-    target = _SkeletonTarget(limits, stream)
+    target = _SkeletonTarget(limits, stream, until)
     parser = etree.XMLParser(target=target, **_PARSER_OPTIONS)
     etree.clear_error_log()  # per thread: XMLSyntaxError then carries this parse's errors only
+    try:
+        stray = _feed(parser, target, chunks, limits)
+        # Once the `until` element was read, lxml has closed the target already.
+        root = parser.close() if target.reached is None else target.reached.getroottree().getroot()
+    except etree.XMLSyntaxError as exc:
+        # exc.msg is often lxml's "missing end tags"; libxml2's first error says what went wrong.
+        errors = exc.error_log.filter_from_errors()
+        detail = (
+            f"{errors[0].message.strip()} (line {errors[0].line}, column {errors[0].column})"
+            if errors
+            else exc.msg
+        )
+        raise XmlMalformed(f"not well-formed XML: {detail}") from exc
+    except GatewayError:
+        raise
+    except ValueError as exc:  # lxml reports some refused input (e.g. huge names) as ValueError
+        raise XmlMalformed(f"not well-formed XML: {exc}") from exc
+    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=target.streamed)
+
+
+def _feed(
+    parser: etree.XMLParser, target: _SkeletonTarget, chunks: Iterable[bytes], limits: Limits
+) -> bytes:
+    """Feed the chunks to the parser under the size and stall limits, until the input ends or the
+    target has read its ``until`` element; returns the stray prefix."""
     total = 0
     events = stalled = 0
     stray = b""
@@ -333,23 +480,11 @@ def _parse_streaming(
                         f"more than {limits.max_stalled_bytes} bytes in one tag, comment, "
                         "processing instruction or CDATA section"
                     )
-        if not started:
-            raise XmlMalformed("no XML content")
-        root = parser.close()
-    except etree.XMLSyntaxError as exc:
-        # exc.msg is often lxml's "missing end tags"; libxml2's first error says what went wrong.
-        errors = exc.error_log.filter_from_errors()
-        detail = (
-            f"{errors[0].message.strip()} (line {errors[0].line}, column {errors[0].column})"
-            if errors
-            else exc.msg
-        )
-        raise XmlMalformed(f"not well-formed XML: {detail}") from exc
-    except GatewayError:
-        raise
-    except ValueError as exc:  # lxml reports some refused input (e.g. huge names) as ValueError
-        raise XmlMalformed(f"not well-formed XML: {exc}") from exc
-    return ParsedXml(root=root, stray_prefix=stray.strip(), streamed=target.streamed)
+    except _Reached:
+        return stray
+    if not started:
+        raise XmlMalformed("no XML content")
+    return stray
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

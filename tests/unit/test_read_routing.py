@@ -4,6 +4,7 @@ readers as read_package, the attachments passed over."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import attacks  # tests/attacks.py
 import pytest
@@ -66,6 +67,26 @@ def test_only_the_routing_fields_are_read() -> None:
     with pytest.raises(PackageStructureError) as caught:
         read_routing(no_recipient)
     assert caught.value.element is not None and caught.value.element.endswith("/To")
+
+
+def test_nothing_after_the_header_is_read() -> None:
+    """A router stops at the end of MessageHeader: the attachments (most of a package's bytes)
+    are neither parsed nor checked — damage after the header routes, the receiver refuses it."""
+    data, _ = build_package({"van-ban.pdf": b"%PDF-1.7 routing" * 5000}, signer())
+    end = data.index(b"</edXML:MessageHeader>") + len(b"</edXML:MessageHeader>")
+
+    def chunks() -> Iterator[bytes]:
+        yield data[:end]
+        raise AssertionError("read past the header")
+
+    assert read_routing(chunks()).sender == SENDER
+    damaged = data[:end] + b"<unclosed" + data[end:]
+    assert read_routing(damaged).receivers == tuple(to.organ_id for to in sample_header().to)
+    with pytest.raises(XmlMalformed):
+        read_package(damaged)
+    # Cut inside the header, it does not route.
+    with pytest.raises(XmlMalformed):
+        read_routing(data[: end - 30])
 
 
 @pytest.mark.parametrize(
