@@ -332,7 +332,9 @@ def _parse_until(
         head.append(chunk)
         for start in range(0, len(chunk), HEAD_FEED_SIZE):
             piece = chunk[start : start + HEAD_FEED_SIZE]
-            if len(fed) + len(piece) > min(FAST_PATH_MAX_BYTES, limits.max_stalled_bytes):
+            if len(fed) + len(piece) > min(
+                FAST_PATH_MAX_BYTES, limits.max_input_bytes, limits.max_stalled_bytes
+            ):
                 return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
             if not fed and not _plainly_utf8_xml(piece, limits):
                 return _parse_streaming(itertools.chain(head, rest), limits, choose, until)

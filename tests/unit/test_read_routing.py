@@ -19,6 +19,7 @@ from envelopes.errors import (
     XmlRejected,
 )
 from envelopes.reading import PackageKind, read_package, read_routing
+from envelopes.xmlsafe import Limits
 
 
 def test_a_document_routes_by_its_header() -> None:
@@ -87,6 +88,16 @@ def test_nothing_after_the_header_is_read() -> None:
     # Cut inside the header, it does not route.
     with pytest.raises(XmlMalformed):
         read_routing(data[: end - 30])
+
+
+def test_the_limits_hold_for_the_part_that_is_read() -> None:
+    data, _ = build_package({"van-ban.pdf": b"%PDF-1.7 routing"}, signer())
+    with pytest.raises(XmlRejected, match="input larger than 1000 bytes"):
+        read_routing(data, limits=Limits(max_input_bytes=1000))
+    with pytest.raises(XmlRejected, match="more than 10 elements"):
+        read_routing(data, limits=Limits(max_elements=10))
+    with pytest.raises(XmlRejected, match="nesting deeper than 3"):
+        read_routing(data, limits=Limits(max_depth=3))
 
 
 @pytest.mark.parametrize(
