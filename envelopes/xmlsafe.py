@@ -282,13 +282,8 @@ def _parse_small(data: bytes, limits: Limits, choose: StreamChooser | None) -> P
     except XmlMalformed:
         return None
     text = body[3:] if body.startswith(_UTF8_BOM) else body
-    # UTF-8 only, so that a DOCTYPE has these very bytes (and not UTF-16/32 without a BOM).
-    if text[:1] != b"<" or text[1:2] == b"\x00" or b"<!DOCTYPE" in text:
+    if not _plainly_utf8_xml(text) or b"<!DOCTYPE" in text:
         return None
-    if text.startswith(b"<?xml"):
-        encoding = _ENCODING.search(text, 0, max(text.find(b"?>"), 0))
-        if encoding is not None and encoding.group(1).lower() != b"utf-8":
-            return None
     try:
         root = etree.fromstring(body, etree.XMLParser(**_PARSER_OPTIONS))
     except (etree.XMLSyntaxError, ValueError):
@@ -336,7 +331,7 @@ def _parse_until(
                 FAST_PATH_MAX_BYTES, limits.max_input_bytes, limits.max_stalled_bytes
             ):
                 return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
-            if not fed and not _plainly_utf8_xml(piece, limits):
+            if not fed and not _plainly_utf8_xml(piece):
                 return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
             fed += piece
             # A DOCTYPE may straddle two pieces: the end of the last one is searched again.
@@ -362,8 +357,9 @@ def _parse_until(
 HEAD_FEED_SIZE = 8 << 10
 
 
-def _plainly_utf8_xml(first: bytes, limits: Limits) -> bool:
-    """The fast path's conditions on the start of the input: no stray prefix to report, UTF-8."""
+def _plainly_utf8_xml(first: bytes) -> bool:
+    """The fast path's conditions on the start of the input: markup first, UTF-8 — so that a
+    DOCTYPE has the very bytes searched for (and not UTF-16/32 without a BOM)."""
     if first[:1] != b"<" or first[1:2] == b"\x00":
         return False
     if first.startswith(b"<?xml"):
