@@ -316,41 +316,48 @@ def _stream_texts(
 def _parse_until(
     chunks: Iterable[bytes], limits: Limits, choose: StreamChooser | None, until: Sequence[str]
 ) -> ParsedXml:
-    """parse_stream with ``until``: libxml2's own tree builder is fed the input a piece at a time
-    until the element ends (a header is a few KB of a package), under the fast path's conditions;
-    whatever is not plainly acceptable goes to the streaming target, which decides."""
+    """parse_stream with ``until``: the head's fast path, else the streaming target from the
+    start of the input, which then decides."""
     head: list[bytes] = []
     rest = iter(chunks)
+
+    def remembered() -> Iterator[bytes]:
+        for chunk in rest:
+            head.append(chunk)
+            yield chunk
+
+    parsed = _parse_head(remembered(), limits, choose, until)
+    if parsed is not None:
+        return parsed
+    return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+
+
+def _parse_head(
+    chunks: Iterable[bytes], limits: Limits, choose: StreamChooser | None, until: Sequence[str]
+) -> ParsedXml | None:
+    """libxml2's own tree builder fed a piece at a time until the ``until`` element ends (a
+    header is a few KB of a package), under the fast path's conditions; None where the streaming
+    target must decide."""
     parser = etree.XMLPullParser(events=("end",), tag=until[-1], **_PARSER_OPTIONS)
     fed = bytearray()
-    for chunk in rest:
-        head.append(chunk)
+    most = min(FAST_PATH_MAX_BYTES, limits.max_input_bytes, limits.max_stalled_bytes)
+    for chunk in chunks:
         for start in range(0, len(chunk), HEAD_FEED_SIZE):
             piece = chunk[start : start + HEAD_FEED_SIZE]
-            if len(fed) + len(piece) > min(
-                FAST_PATH_MAX_BYTES, limits.max_input_bytes, limits.max_stalled_bytes
-            ):
-                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
-            if not fed and not _plainly_utf8_xml(piece):
-                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+            if len(fed) + len(piece) > most or (not fed and not _plainly_utf8_xml(piece)):
+                return None
             fed += piece
             # A DOCTYPE may straddle two pieces: the end of the last one is searched again.
             if b"<!DOCTYPE" in fed[-len(piece) - 8 :]:
-                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+                return None
             try:
                 parser.feed(piece)
                 reached = _first_at(parser.read_events(), until)
             except (etree.XMLSyntaxError, ValueError):
-                reached = None
-                fed.clear()  # refused: the streaming target gives the error
-            if not fed:
-                return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
+                return None
             if reached is not None:
-                parsed = _finish_head(reached, bytes(fed), limits, choose)
-                if parsed is None:
-                    return _parse_streaming(itertools.chain(head, rest), limits, choose, until)
-                return parsed
-    return _parse_streaming(head, limits, choose, until)
+                return _finish_head(reached, bytes(fed), limits, choose)
+    return None  # the input ended first
 
 
 #: Bytes handed to libxml2 at a time while looking for the end of an ``until`` element.
