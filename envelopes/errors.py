@@ -68,6 +68,12 @@ class XmlMalformed(PackageError):
     code = "XML_MALFORMED"
 
 
+class XmlParserUnsupported(GatewayError):
+    """The installed lxml cannot run docgw's hardened parser as it must (see xmlsafe)."""
+
+    code = "XML_PARSER_UNSUPPORTED"
+
+
 class PackageStructureError(PackageError):
     code = "PACKAGE_STRUCTURE"
 

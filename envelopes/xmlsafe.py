@@ -24,7 +24,7 @@ from typing import IO, Protocol
 
 from lxml import etree
 
-from envelopes.errors import GatewayError, XmlMalformed, XmlRejected
+from envelopes.errors import GatewayError, XmlMalformed, XmlParserUnsupported, XmlRejected
 
 CHUNK_SIZE = 1 << 20
 #: Bytes handed to libxml2 at a time, so that parse_stream sees progress at a fine grain.
@@ -210,6 +210,27 @@ class _SkeletonTarget:
 
 class _Reached(Exception):
     """Raised by the target at the end of the ``until`` element: nothing more is to be read."""
+
+
+def check_parser() -> None:
+    """Refuse to run on an lxml that hands parser targets no namespace declarations (lxml 6.2.0,
+    LP#2178248; pyproject.toml excludes it, but an environment can still hold it): the streaming
+    skeleton would lose its prefixes — a signed package over 1 MiB would then fail verification
+    as SIGNATURE_INVALID, whoever sent it — and the limit on declarations would not hold. The
+    ``docgw`` command checks this before any command runs."""
+    if not _targets_see_namespaces(etree.XMLParser):
+        raise XmlParserUnsupported(
+            f"lxml {'.'.join(map(str, etree.LXML_VERSION[:3]))} hands parser targets no "
+            "namespace declarations (lxml LP#2178248, in 6.2.0 only): install another release"
+        )
+
+
+def _targets_see_namespaces(parser_class: Callable[..., etree.XMLParser]) -> bool:
+    target = _SkeletonTarget(Limits(), None)
+    parser = parser_class(target=target, **_PARSER_OPTIONS)
+    parser.feed(b'<a xmlns:p="urn:p"/>')
+    root: etree._Element = parser.close()
+    return bool(root.nsmap.get("p") == "urn:p")
 
 
 def iter_chunks(source: bytes | IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:

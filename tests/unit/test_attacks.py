@@ -25,6 +25,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attacks  # tests/attacks.py (tests/ is on sys.path through tests/conftest.py)
 import pytest
@@ -33,16 +34,19 @@ from hypothesis import strategies as st
 from lxml import etree
 
 import envelopes
+from envelopes import xmlsafe
 from envelopes.errors import (
     AttachmentError,
     GatewayError,
     PackageStructureError,
     XmlMalformed,
+    XmlParserUnsupported,
     XmlRejected,
 )
 from envelopes.namespaces import QCVN
 from envelopes.reading import ParsedPackage, read_package
 from envelopes.xmlsafe import CHUNK_SIZE, Limits, parse_bytes, parse_stream
+from gateway import console
 
 ATTACKS_SCRIPT = Path(attacks.__file__).resolve()
 #: Where the envelopes package under test lives: the child must import the very same one.
@@ -262,6 +266,41 @@ def test_namespace_declarations_reach_the_streaming_skeleton() -> None:
     many = b"".join(b' xmlns:p%d="urn:p%d"' % (n, n) for n in range(count))
     with pytest.raises(XmlRejected, match="namespace declarations"):
         parse_stream([b"<a" + many + b"/>"], until=["a"])
+
+
+def test_docgw_refuses_to_run_on_an_lxml_that_hides_namespace_declarations(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lxml 6.2.0 behaved as the wrapper below: the check sees it, and the command stops before
+    any work with one clear line (run against the real lxml 6.2.0 while this was written)."""
+
+    def hiding_parser(*, target: Any, **options: Any) -> etree.XMLParser:
+        class Hiding:
+            def start(self, tag: str, attrib: Any, nsmap: Any = None) -> Any:
+                return target.start(tag, attrib, {})
+
+            def end(self, tag: str) -> Any:
+                return target.end(tag)
+
+            def data(self, text: str) -> None:
+                target.data(text)
+
+            def close(self) -> Any:
+                return target.close()
+
+        return etree.XMLParser(target=Hiding(), **options)
+
+    assert xmlsafe._targets_see_namespaces(etree.XMLParser)
+    assert not xmlsafe._targets_see_namespaces(hiding_parser)
+    xmlsafe.check_parser()  # the installed lxml is fine
+
+    def unsupported() -> None:
+        raise XmlParserUnsupported("lxml 6.2.0 hands parser targets no namespace declarations")
+
+    monkeypatch.setattr(xmlsafe, "check_parser", unsupported)
+    monkeypatch.setattr(sys, "argv", ["docgw", "--help"])
+    assert console.main() == 1
+    assert capsys.readouterr().err.startswith("error: XML_PARSER_UNSUPPORTED: lxml 6.2.0")
 
 
 def test_text_over_max_kept_text_is_rejected() -> None:
