@@ -187,6 +187,22 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+def machine_ticks() -> tuple[int, int] | None:
+    """(all, steal) clock ticks of the whole machine so far, from /proc/stat (Linux), or None.
+    Steal is time the hypervisor gave this guest's CPUs to someone else."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields), fields[7]
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> str:
+    if before is None or after is None or after[0] <= before[0]:
+        return "unknown"
+    return f"{100 * (after[1] - before[1]) / (after[0] - before[0]):.0f} %"
+
+
 def cpu_snapshot(run: Run) -> dict[str, float]:
     snapshot = {"driver": time.process_time()}
     for process in run.processes:
@@ -403,12 +419,14 @@ async def bench_exchange(run: Run, sizes: Sizes) -> ExchangeFigures:
         numbers = range(WARMUP + 1, WARMUP + sizes.documents + 1)
         since = dt.datetime.now(dt.UTC)
         cpu_before = cpu_snapshot(run)
+        ticks_before = machine_ticks()
         started = time.perf_counter()
         await submit_through_api(session, api, token, numbers, attachment)
         accepted = time.perf_counter() - started
         print(f"  {run.kind}: A's API accepted {sizes.documents} in {accepted:.2f} s", flush=True)
         await until_arrived(engine_a, WARMUP + sizes.documents, run)
         cpu_after = cpu_snapshot(run)
+        steal = steal_share(ticks_before, machine_ticks())
         seconds, last = await outcome(engine_a, since)
         elapsed = (last - since).total_seconds()
         rate = len(seconds) / elapsed
@@ -420,6 +438,9 @@ async def bench_exchange(run: Run, sizes: Sizes) -> ExchangeFigures:
             + f" (at this rate, 2 cores offer {2000 / rate:.0f} ms per document)",
             flush=True,
         )
+        # A busy neighbour on the host shows here as steal — or not at all, when it only shares
+        # the cores' caches: runs compare by their CPU per document, in interleaved pairs.
+        print(f"  {run.kind}: host steal while measured: {steal} of the CPUs' time", flush=True)
         paced_since = dt.datetime.now(dt.UTC)
         start_number = WARMUP + sizes.documents + 1
         await submit_paced(
