@@ -29,6 +29,9 @@ from envelopes.errors import GatewayError, XmlMalformed, XmlParserUnsupported, X
 CHUNK_SIZE = 1 << 20
 #: Bytes handed to libxml2 at a time, so that parse_stream sees progress at a fine grain.
 FEED_SIZE = 64 << 10
+#: Bytes handed to libxml2's own builder at a time while looking for the end of an ``until``
+#: element (a package's header ends within the first few KB).
+HEAD_FEED_SIZE = 8 << 10
 
 #: The parser options; the target below refuses DOCTYPEs on top of these.
 _PARSER_OPTIONS = {
@@ -379,10 +382,6 @@ def _parse_head(
             if reached is not None:
                 return _finish_head(reached, bytes(fed), limits, choose)
     return None  # the input ended first
-
-
-#: Bytes handed to libxml2 at a time while looking for the end of an ``until`` element.
-HEAD_FEED_SIZE = 8 << 10
 
 
 def _plainly_utf8_xml(first: bytes) -> bool:
