@@ -22,9 +22,6 @@ from gateway.usecases.intake import receive_package
 
 log = logging.getLogger("docgw.polling")
 
-#: How many listed items one poll takes at once.
-CONCURRENT_ITEMS = 16
-
 
 @dataclass(frozen=True, kw_only=True)
 class PollReport:
@@ -44,11 +41,11 @@ async def poll_channel(gateway: Gateway, channel: str, connector: Pollable) -> P
         except ConnectorError as exc:
             log.warning("poll_failed", extra={"channel": channel, "kind": kind, "error": exc.code})
             continue
-        # Items are taken concurrently (bounded): fetching, verifying (in threads) and storing
-        # overlap. Each item still commits before it is acknowledged; two copies of one package
-        # meet at the deduplication constraint, and statuses may apply in any order.
-        slots = asyncio.Semaphore(CONCURRENT_ITEMS)
-        taken = [_take_bounded(slots, gateway, channel, connector, item) for item in items]
+        # Items are taken concurrently, bounded for the whole process (bootstrap.intake_slots):
+        # fetching, verifying (in threads) and storing overlap. Each item still commits before it
+        # is acknowledged; two copies of one package meet at the deduplication constraint, and
+        # statuses may apply in any order.
+        taken = [_take_bounded(gateway, channel, connector, item) for item in items]
         for outcome in await asyncio.gather(*taken):
             counts[outcome] += 1
             counts["fetched"] += 1
@@ -56,9 +53,9 @@ async def poll_channel(gateway: Gateway, channel: str, connector: Pollable) -> P
 
 
 async def _take_bounded(
-    slots: asyncio.Semaphore, gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem
+    gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem
 ) -> str:
-    async with slots:
+    async with gateway.intake_slots:
         return await _take(gateway, channel, connector, item)
 
 

@@ -84,6 +84,7 @@ def make_gateway(database_url: str, keys_dir: Path, tmp_path: Path) -> Callable[
         connectors: dict[str, Connector] | None = None,
         url: str | None = None,
         extra: str = "",
+        pool_size: int = 20,
     ) -> AsyncIterator[Gateway]:
         config = write_config(
             tmp_path / f"docgw-{uuid.uuid4().hex[:6]}.toml",
@@ -91,6 +92,7 @@ def make_gateway(database_url: str, keys_dir: Path, tmp_path: Path) -> Callable[
             keys_dir=keys_dir,
             local_units=local_units,
             extra=extra,
+            pool_size=pool_size,
         )
         gateway = await build(load_settings(config, {}), connectors=connectors)
         try:

@@ -35,11 +35,17 @@ async def _admin(sql: str) -> None:
 
 
 def write_config(
-    path: Path, *, database_url: str, keys_dir: Path, local_units: tuple[str, ...], extra: str = ""
+    path: Path,
+    *,
+    database_url: str,
+    keys_dir: Path,
+    local_units: tuple[str, ...],
+    extra: str = "",
+    pool_size: int = 20,
 ) -> Path:
     units = ", ".join(f'"{u}"' for u in local_units)
     path.write_text(
-        f'[database]\nurl = "{database_url}"\n'
+        f'[database]\nurl = "{database_url}"\npool_size = {pool_size}\n'
         f"[gateway]\nlocal_units = [{units}]\n"
         f'[keys]\ndir = "{keys_dir}"\n'
         "[delivery]\nidle_poll_seconds = 0.05\nlease_seconds = 5\n"
