@@ -3,10 +3,12 @@ with environment overrides. Nothing else in docgw reads ``os.environ``.
 
 Environment overrides use one prefix and ``__`` between levels:
 ``DOCGW_DATABASE__URL=postgresql+asyncpg://…`` sets ``[database] url``. Values are parsed as TOML
-scalars where they look like one (numbers, booleans), else taken as strings.
+where they look like it (numbers, booleans, lists, quoted strings), else taken as strings; a text
+or path setting takes as written what TOML would read as another type
+(``DOCGW_CHANNELS__AXIS__SECRET=12345678`` is the string ``"12345678"``).
 
-Secure defaults: the API listens on loopback; no secret has a default (there are none in this
-file yet: API tokens live hashed in the database; the axis secret arrives with the connectors).
+Secure defaults: the API listens on loopback; no secret has a default (API tokens live hashed in
+the database; a vxp channel's ``secret`` is empty until set, and the channel does not start).
 """
 
 from __future__ import annotations
@@ -265,17 +267,68 @@ def _table(value: Any, where: str) -> dict[str, Any]:
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """``DOCGW_A__B__C=value`` sets ``[a.b] c``, read as the setting's type wants it (see
+    :func:`_environment_value`): a secret of digits, ``DOCGW_CHANNELS__AXIS__SECRET=12345678``,
+    stays the string it is."""
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         target = raw
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        try:
-            target[keys[-1]] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            target[keys[-1]] = value
+        for depth, key in enumerate(keys[:-1]):
+            nested = target.setdefault(key, {})
+            if not isinstance(nested, dict):
+                raise SettingsError(
+                    f"{name} sets a key inside a setting that is not a table",
+                    element=".".join(keys[: depth + 1]),
+                )
+            target = nested
+        target[keys[-1]] = _environment_value(_setting_type(keys), value)
+
+
+def _environment_value(hint: Any, text: str) -> Any:
+    """A TOML value where ``text`` is one (numbers, booleans, lists, a quoted string), else the
+    text itself. A text or path setting takes ``text`` as written whenever TOML would make it
+    something else (``12345678``, ``true``, ``1e3``, ``2026-09-02``): a string setting is never
+    refused for the way its value happens to look."""
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    if _optional_inner(hint) in (str, Path) and not isinstance(value, str):
+        return text
+    return value
+
+
+def _setting_type(keys: list[str]) -> Any:
+    """The declared type of the setting ``keys`` names (``channels``' second key is a channel's
+    name), or None where docgw has no such setting: building the settings then names it."""
+    owner: Any = Settings
+    hint: Any = None
+    rest = list(keys)
+    while rest:
+        if not (isinstance(owner, type) and is_dataclass(owner)):
+            return None
+        key = rest.pop(0)
+        if owner is Settings and key == "channels":
+            if not rest:
+                return None
+            rest.pop(0)  # the channel's name
+            hint = owner = ChannelSettings
+            continue
+        hint = get_type_hints(owner).get(key)
+        if hint is None:
+            return None
+        owner = _optional_inner(hint)
+    return hint
+
+
+def _optional_inner(hint: Any) -> Any:
+    """``X`` for ``X | None``; any other type as it is."""
+    args: tuple[Any, ...] = getattr(hint, "__args__", ())
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return hint
 
 
 def _build(cls: type[Any], values: Any, where: str) -> Any:
