@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import time
@@ -217,7 +218,8 @@ class DropFolder:
     async def cleanup_stale_tmp(self, older_than: float | dt.timedelta) -> list[Path]:
         """Remove ``.tmp`` leftovers not modified for ``older_than`` (seconds or a timedelta):
         files of killed inbox writers, and folders the local system abandoned in the outbox. An
-        inbox ``.tmp`` still locked by a live writer is kept, whatever its age."""
+        inbox ``.tmp`` still locked by a live writer is kept, whatever its age. The gateway's
+        scheduler runs it hourly for every drop-folder channel, for leftovers a day old."""
         seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
         return await asyncio.to_thread(self._cleanup, time.time() - seconds)
 
@@ -486,7 +488,14 @@ def _remove_if_stale(path: Path, cutoff: float) -> bool:
         if stat.S_ISDIR(info.st_mode):
             if _newest_mtime(path) > cutoff:
                 return False
-            shutil.rmtree(path)
+            # Moved out of the way before it is emptied: if the local system renames it to
+            # NAME.ready at this moment, one of the two renames fails, and a folder half deleted
+            # is never picked up. The new name is hidden and still ends in .tmp, so what a
+            # cleanup cut short leaves is collected by the next one.
+            doomed = path.with_name(f".removing-{secrets.token_hex(8)}{TMP_SUFFIX}")
+            os.rename(path, doomed)
+            shutil.rmtree(doomed)
+            _fsync_directory(path.parent)
             return True
         if info.st_mtime > cutoff:
             return False

@@ -1,8 +1,33 @@
 """Scheduled jobs (APScheduler), thin wiring over use cases.
 
-With several processes on one PostgreSQL, a job that must run once per tick takes a transaction-
-level advisory lock first; the others skip that tick. A job that fails is logged and runs again
-at its next tick.
+Every job runs on **wall-clock ticks**: tick N of a job with an interval of I seconds starts at
+N × I seconds after the Unix epoch (UTC), so all processes agree on the ticks without talking to
+each other, and a job fires at the start of each of its ticks (channel jobs also once at start).
+
+With several processes on one PostgreSQL, a job runs **once per tick**:
+
+1. a transaction-level advisory lock per job, taken with ``pg_try_advisory_xact_lock`` and held
+   while the job runs (on a connection of its own, in a transaction that writes nothing, so it
+   holds back no vacuum): two runs of one job never overlap, and a process that finds the lock
+   taken skips at once;
+2. under that lock, a claim of the tick in ``job_ticks`` (one row per job: the last tick claimed),
+   committed **before** the job runs: ``tick_at`` only moves forward, so a process that comes
+   later in the same tick — its tick fired a little later, or its clock is a little behind —
+   finds the tick taken and skips. The lock alone did not do this: processes whose ticks were
+   not aligned each ran the job once per interval, one after the other.
+
+The job's own work is not inside either transaction: it opens its own connections, as it does on
+SQLite. A job that fails keeps its claim: it is logged (``job_failed``) and runs again at its
+next tick, not again in the same tick from another process. A run cut short by shutting down
+(``job_cancelled``) is done again at the next tick or the next start.
+
+SQLite is one process (``docgw serve``): no lock and no claim; APScheduler's ``max_instances=1``
+keeps a job from overlapping itself.
+
+Delivery is not a scheduled job: ``delivery.run_worker`` is a loop in every process that sleeps
+until new work is announced or ``delivery.idle_poll_seconds`` passes, and claims due recipients
+with ``FOR UPDATE SKIP LOCKED``. A tick would make every submission wait up to an interval, and
+running it once per tick across processes would leave all but one process idle.
 """
 
 from __future__ import annotations
@@ -13,14 +38,18 @@ import logging
 import zlib
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
+from gateway.store.tables import job_ticks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -29,28 +58,93 @@ from gateway.usecases.polling import poll_channel
 
 log = logging.getLogger("docgw.scheduler")
 
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+#: The drop folder's ``.tmp`` leftovers (a writer killed mid-write) are removed hourly, once
+#: untouched for a day. An inbox ``.tmp`` still being written is locked and never removed
+#: whatever its age; a day without a byte written is abandoned, not slow.
+CLEANUP_SECONDS: Final = 3600.0
+STALE_TMP_SECONDS: Final = 86_400.0
 
-async def run_once(gateway: Gateway, name: str, job: Callable[[], Awaitable[object]]) -> bool:
-    """Run ``job`` unless another process holds this job's lock (PostgreSQL); True if it ran."""
+Job = Callable[[], Awaitable[object]]
+
+
+def tick_start(now: dt.datetime, seconds: float) -> dt.datetime:
+    """The start of the tick ``now`` falls in, for a job every ``seconds`` (whole microseconds,
+    as APScheduler and every other process compute it)."""
+    step = _step(seconds)
+    elapsed = (now - EPOCH) // _MICROSECOND
+    return EPOCH + (elapsed - elapsed % step) * _MICROSECOND
+
+
+def _step(seconds: float) -> int:
+    return max(1, dt.timedelta(seconds=seconds) // _MICROSECOND)
+
+
+class WallClockTicks(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
+    """Fires at the start of every tick (:func:`tick_start`). After a run off the grid (the run at
+    start) the next fire is the next tick's start, not the run plus the interval."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        after = previous_fire_time or now
+        return tick_start(after, self.seconds) + _step(self.seconds) * _MICROSECOND
+
+    def __str__(self) -> str:
+        return f"wall-clock ticks of {self.seconds:g} s"
+
+
+async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> bool:
+    """Run ``job`` for the current tick unless it ran (or is running) for it already; True if it
+    ran. On SQLite (one process) it always runs."""
     if is_sqlite(gateway.engine):
         await job()
         return True
     key = zlib.crc32(f"docgw:{name}".encode())
-    async with gateway.engine.begin() as conn:
-        got = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    async with gateway.engine.begin() as lock:
+        got = await lock.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
         if not got:
-            return False
-        # The lock lives as long as this transaction: hold it while the job runs.
+            return False  # running in another process (or still running here)
+        if not await claim_tick(gateway, name, tick_start(gateway.clock(), seconds)):
+            return False  # this tick ran already
+        # The lock lives as long as this transaction: it is held while the job runs.
         await job()
         return True
 
 
+async def claim_tick(gateway: Gateway, name: str, tick_at: dt.datetime) -> bool:
+    """Record ``tick_at`` as ``name``'s last tick, if it is later than the one recorded; True if
+    it was. Committed at once, without waiting for the WAL flush: a claim lost in a database
+    crash only lets one tick run twice, which every job tolerates (each is idempotent)."""
+    insert = pg_insert(job_ticks).values(
+        job=name, tick_at=tick_at, claimed_by=gateway.instance, claimed_at=gateway.clock()
+    )
+    claim = insert.on_conflict_do_update(
+        index_elements=[job_ticks.c.job],
+        set_={
+            "tick_at": insert.excluded.tick_at,
+            "claimed_by": insert.excluded.claimed_by,
+            "claimed_at": insert.excluded.claimed_at,
+        },
+        where=job_ticks.c.tick_at < insert.excluded.tick_at,
+    ).returning(job_ticks.c.job)
+    async with gateway.engine.begin() as conn:
+        await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        return (await conn.execute(claim)).first() is not None
+
+
 def _guarded(
-    gateway: Gateway, name: str, job: Callable[[], Awaitable[object]]
+    gateway: Gateway, name: str, seconds: float, job: Job
 ) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
-            await run_once(gateway, name, job)
+            await run_once(gateway, name, seconds, job)
         except asyncio.CancelledError:
             # Shutting down mid-job: what it did not commit runs again at the next start. Not
             # re-raised: APScheduler would log the cancellation as a job error with a traceback.
@@ -59,6 +153,29 @@ def _guarded(
             log.exception("job_failed", extra={"event": "job_failed", "job": name})
 
     return run
+
+
+def add_job(
+    scheduler: AsyncIOScheduler,
+    gateway: Gateway,
+    name: str,
+    seconds: float,
+    job: Job,
+    *,
+    at_start: bool = False,
+) -> None:
+    """Schedule ``job`` as ``name`` on wall-clock ticks of ``seconds``, once per tick across
+    processes, logged when it fails; ``at_start``: also run it as soon as the scheduler starts."""
+    # APScheduler's next_run_time must be left out, not None (None adds the job paused).
+    first = {"next_run_time": dt.datetime.now(dt.UTC)} if at_start else {}
+    scheduler.add_job(
+        _guarded(gateway, name, seconds, job),
+        WallClockTicks(seconds),
+        id=name,
+        max_instances=1,
+        coalesce=True,
+        **first,
+    )
 
 
 async def heartbeat(gateway: Gateway) -> None:
@@ -72,16 +189,15 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     lease = gateway.settings.delivery.lease_seconds
-    scheduler.add_job(
-        _guarded(gateway, "recover_expired", lambda: recover_expired(gateway)),
-        "interval",
-        seconds=max(1.0, lease / 2),
-        id="recover_expired",
-        max_instances=1,
-        coalesce=True,
+    add_job(
+        scheduler,
+        gateway,
+        "recover_expired",
+        max(1.0, lease / 2),
+        partial(recover_expired, gateway),
     )
 
-    async def beat() -> None:  # every process beats for itself: no lock
+    async def beat() -> None:  # every process beats for itself: no lock, no claim
         try:
             await heartbeat(gateway)
         except Exception:
@@ -89,26 +205,20 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
 
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
     if is_sqlite(gateway.engine):
-        scheduler.add_job(
-            _guarded(gateway, "checkpoint", lambda: checkpoint_wal(gateway.engine)),
-            "interval",
-            seconds=1,
-            id="checkpoint",
-            max_instances=1,
-            coalesce=True,
-        )
+        add_job(scheduler, gateway, "checkpoint", 1.0, partial(checkpoint_wal, gateway.engine))
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 
 
 def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
-    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory."""
+    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory;
+    per drop folder: pick up, hand over, and clear crash leftovers."""
     configured = {c.name: c for c in gateway.settings.channels}
     for name, connector in gateway.connectors.items():
         channel = configured.get(name)
         if channel is None:
             continue
-        jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        jobs: list[tuple[str, float, Job]] = []
         pollable = gateway.pollables.get(name)
         if pollable is not None and channel.poll_seconds > 0:
             jobs.append(
@@ -134,21 +244,27 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                     partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
                 )
             )
-        if channel.kind == "drop_folder" and channel.root is not None and channel.poll_seconds > 0:
+        if channel.kind == "drop_folder" and channel.root is not None:
             folder = DropFolder(root=gateway.settings.resolve(channel.root))
-            jobs.append(
-                (f"pickup:{name}", channel.poll_seconds, partial(pick_up, gateway, name, folder))
-            )
-            jobs.append(
-                (f"handover:{name}", channel.poll_seconds, partial(hand_over, gateway, folder))
+            if channel.poll_seconds > 0:
+                jobs.append(
+                    (
+                        f"pickup:{name}",
+                        channel.poll_seconds,
+                        partial(pick_up, gateway, name, folder),
+                    )
+                )
+                jobs.append(
+                    (f"handover:{name}", channel.poll_seconds, partial(hand_over, gateway, folder))
+                )
+            # Not at start: a leftover is stale only a day after its writer died.
+            add_job(
+                scheduler,
+                gateway,
+                f"cleanup:{name}",
+                CLEANUP_SECONDS,
+                partial(folder.cleanup_stale_tmp, STALE_TMP_SECONDS),
             )
         for job_id, seconds, job in jobs:
-            scheduler.add_job(
-                _guarded(gateway, job_id, job),
-                "interval",
-                seconds=seconds,
-                id=job_id,
-                max_instances=1,
-                coalesce=True,
-                next_run_time=dt.datetime.now(dt.UTC),  # first run at start, then every interval
-            )
+            # First run at start (a restart polls at once), then at the start of every tick.
+            add_job(scheduler, gateway, job_id, seconds, job, at_start=True)

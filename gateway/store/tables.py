@@ -222,3 +222,14 @@ workers = sa.Table(
     sa.Column("started_at", TS, nullable=False),
     sa.Column("beat_at", TS, nullable=False),
 )
+
+#: PostgreSQL scale-out: the last wall-clock tick each scheduled job was claimed for, so that N
+#: processes run a job once per tick (gateway/scheduler.py). One row per job, updated in place.
+job_ticks = sa.Table(
+    "job_ticks",
+    metadata,
+    sa.Column("job", sa.String(200), primary_key=True),
+    sa.Column("tick_at", TS, nullable=False),
+    sa.Column("claimed_by", sa.String(100), nullable=False),
+    sa.Column("claimed_at", TS, nullable=False),
+)

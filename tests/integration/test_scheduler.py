@@ -1,0 +1,388 @@
+"""The scheduled jobs on real databases: with several gateways on one PostgreSQL a job runs once
+per wall-clock tick (and never twice at once); a job that fails is logged and runs again at its
+next tick; ``create_scheduler`` wires the configured jobs with their intervals, the drop folder's
+cleanup included. Delivery is not among them: it is ``delivery.run_worker``, a loop in every
+process (see gateway/scheduler.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fcntl
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from integration_support import SENDER, _admin, postgres_url, write_config
+
+from gateway.bootstrap import Gateway, build
+from gateway.scheduler import (
+    CLEANUP_SECONDS,
+    STALE_TMP_SECONDS,
+    WallClockTicks,
+    add_job,
+    create_scheduler,
+    run_once,
+    tick_start,
+)
+from gateway.settings import load_settings
+from gateway.store.database import migrate
+from gateway.store.tables import job_ticks
+
+T0 = dt.datetime(2026, 11, 25, 9, 0, 0, tzinfo=dt.UTC)  # a tick start for 10 s and 3600 s
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database: the once-per-tick rule is about several processes on one."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip("needs TEST_POSTGRES_URL (scripts/test.sh sets it)")
+    name = f"docgw_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def gateways(url: str, keys_dir: Path, tmp_path: Path, extra: str = "") -> Any:
+    """``async with gateways(...)(2) as (a, b)``: gateways on one database, each with its own
+    engine (its own connections, as separate processes have), named ``g0``, ``g1`` …"""
+
+    @asynccontextmanager
+    async def open_(count: int) -> AsyncIterator[list[Gateway]]:
+        config = write_config(
+            tmp_path / f"docgw-{uuid.uuid4().hex[:6]}.toml",
+            database_url=url,
+            keys_dir=keys_dir,
+            local_units=(SENDER,),
+            extra=extra,
+        )
+        built: list[Gateway] = []
+        try:
+            for n in range(count):
+                gateway = await build(load_settings(config, {}))
+                gateway.instance = f"g{n}"
+                built.append(gateway)
+            await migrate(built[0].engine)
+            yield built
+        finally:
+            for gateway in built:
+                await gateway.close()
+
+    return open_
+
+
+# ------------------------------------------------------------------------------- once per tick
+
+
+def test_tick_starts_are_multiples_of_the_interval_since_the_epoch() -> None:
+    assert tick_start(T0 + dt.timedelta(seconds=9.999), 10) == T0
+    assert tick_start(T0 + dt.timedelta(seconds=10), 10) == T0 + dt.timedelta(seconds=10)
+    assert tick_start(T0 + dt.timedelta(milliseconds=120), 0.05) == T0 + dt.timedelta(
+        milliseconds=100
+    )
+    ticks = WallClockTicks(10)
+    # After the run at start (off the grid) the next fire is the next tick's start.
+    off_grid = T0 + dt.timedelta(seconds=3.2)
+    assert ticks.get_next_fire_time(off_grid, off_grid) == T0 + dt.timedelta(seconds=10)
+    assert ticks.get_next_fire_time(None, off_grid) == T0 + dt.timedelta(seconds=10)
+    assert ticks.get_next_fire_time(T0, T0) == T0 + dt.timedelta(seconds=10)
+
+
+def test_a_job_runs_once_per_tick_across_gateways(
+    postgres_database: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    clock = Clock(T0 + dt.timedelta(seconds=1))
+
+    async def scenario() -> None:
+        async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
+            a.clock = b.clock = clock
+
+            def job(who: str) -> Callable[[], Any]:
+                async def run() -> None:
+                    ran.append(who)
+
+                return run
+
+            assert await run_once(a, "poll:axis", 10, job("a"))
+            assert not await run_once(b, "poll:axis", 10, job("b"))  # the same tick
+            clock.now += dt.timedelta(seconds=8)  # later, still the same tick
+            assert not await run_once(b, "poll:axis", 10, job("b"))
+            assert not await run_once(a, "poll:axis", 10, job("a"))
+            clock.now += dt.timedelta(seconds=2)  # the next tick: runs again, once
+            assert await run_once(b, "poll:axis", 10, job("b"))
+            assert not await run_once(a, "poll:axis", 10, job("a"))
+            # Another job has ticks of its own.
+            assert await run_once(a, "sent_states:axis", 10, job("a-states"))
+            # A process whose clock is behind does not run a tick that was run already.
+            clock.now -= dt.timedelta(seconds=10)
+            assert not await run_once(a, "poll:axis", 10, job("a"))
+            async with a.engine.connect() as conn:
+                claims = (
+                    await conn.execute(
+                        sa.select(
+                            job_ticks.c.job, job_ticks.c.tick_at, job_ticks.c.claimed_by
+                        ).order_by(job_ticks.c.job)
+                    )
+                ).all()
+            assert claims == [
+                ("poll:axis", T0 + dt.timedelta(seconds=10), "g1"),
+                ("sent_states:axis", T0 + dt.timedelta(seconds=10), "g0"),
+            ]
+
+    asyncio.run(scenario())
+    assert ran == ["a", "b", "a-states"]
+
+
+def test_a_job_still_running_is_not_started_again_elsewhere(
+    postgres_database: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """A run that outlasts its tick: the next tick finds the job's advisory lock taken and skips,
+    instead of running the job twice at once."""
+    clock = Clock(T0)
+
+    async def scenario() -> None:
+        async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
+            a.clock = b.clock = clock
+            started, release = asyncio.Event(), asyncio.Event()
+            runs: list[str] = []
+
+            async def slow() -> None:
+                runs.append("a")
+                started.set()
+                await release.wait()
+
+            async def quick() -> None:
+                runs.append("b")
+
+            first = asyncio.create_task(run_once(a, "directory:axis", 10, slow))
+            await asyncio.wait_for(started.wait(), 10)
+            clock.now += dt.timedelta(seconds=10)
+            assert not await run_once(b, "directory:axis", 10, quick)  # a still runs it
+            release.set()
+            assert await first
+            clock.now += dt.timedelta(seconds=10)
+            assert await run_once(b, "directory:axis", 10, quick)
+            assert runs == ["a", "b"]
+
+    asyncio.run(scenario())
+
+
+def test_two_schedulers_on_one_database_run_each_tick_once(
+    postgres_database: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """Two running schedulers (as two `docgw worker` processes), started off each other's phase:
+    every tick of the job runs once, by one of them."""
+    interval = 0.4
+    runs: list[tuple[str, dt.datetime]] = []
+
+    async def scenario() -> None:
+        async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
+            schedulers = []
+            for gateway in (a, b):
+
+                async def job(gateway: Gateway = gateway) -> None:
+                    runs.append((gateway.instance, tick_start(gateway.clock(), interval)))
+
+                scheduler = create_empty_scheduler()
+                add_job(scheduler, gateway, "poll:axis", interval, job, at_start=True)
+                schedulers.append(scheduler)
+            schedulers[0].start()
+            await asyncio.sleep(interval * 0.55)  # the other one starts mid-tick
+            schedulers[1].start()
+            await asyncio.sleep(interval * 8)
+            for scheduler in schedulers:
+                scheduler.shutdown(wait=False)
+
+    asyncio.run(scenario())
+    ticks = [tick for _, tick in runs]
+    assert len(ticks) == len(set(ticks)), runs  # no tick ran twice
+    assert len(ticks) >= 5, runs  # and the job kept running, tick after tick
+    assert ticks == sorted(ticks)
+
+
+def create_empty_scheduler() -> Any:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    return AsyncIOScheduler(timezone=dt.UTC)
+
+
+# ------------------------------------------------------------------------------------ failures
+
+
+def test_a_failing_job_is_logged_and_runs_again_at_its_next_tick(
+    database_url: str, keys_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    interval = 0.3
+    attempts: list[dt.datetime] = []
+
+    async def scenario() -> None:
+        async with gateways(database_url, keys_dir, tmp_path)(1) as (gateway,):
+
+            async def flaky() -> None:
+                attempts.append(tick_start(gateway.clock(), interval))
+                if len(attempts) == 1:
+                    raise RuntimeError("the axis said no")
+
+            scheduler = create_empty_scheduler()
+            add_job(scheduler, gateway, "poll:axis", interval, flaky, at_start=True)
+            scheduler.start()
+            deadline = time.monotonic() + 10
+            while len(attempts) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            scheduler.shutdown(wait=False)
+
+    with caplog.at_level(logging.ERROR, logger="docgw.scheduler"):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "job_failed"]
+    assert len(failures) == 1
+    assert failures[0].job == "poll:axis"  # type: ignore[attr-defined]
+    assert failures[0].exc_info is not None and "the axis said no" in str(failures[0].exc_info[1])
+    assert len(attempts) >= 2, "the job did not run again after failing"
+    assert attempts[1] > attempts[0], "it ran again at a later tick"
+
+
+def test_a_failed_run_keeps_its_tick(
+    postgres_database: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """A failure is retried at the next tick, not at once by the next process of the same tick."""
+    clock = Clock(T0)
+
+    async def scenario() -> None:
+        async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
+            a.clock = b.clock = clock
+
+            async def fail() -> None:
+                raise RuntimeError("boom")
+
+            async def succeed() -> None:
+                return None
+
+            with pytest.raises(RuntimeError):
+                await run_once(a, "handover:dms", 10, fail)
+            assert not await run_once(b, "handover:dms", 10, succeed)
+            clock.now += dt.timedelta(seconds=10)
+            assert await run_once(b, "handover:dms", 10, succeed)
+
+    asyncio.run(scenario())
+
+
+# -------------------------------------------------------------------------------------- wiring
+
+
+def test_the_scheduler_wires_the_configured_jobs(
+    database_url: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "dms"
+    extra = (
+        '[channels.axis]\nkind = "vxp"\nendpoint = "http://127.0.0.1:9/"\n'
+        'system_id = "sys"\nsecret = "test-only"\n'
+        "poll_seconds = 7\nsent_states_seconds = 120\ndirectory_sync_hours = 24\n"
+        f'[channels.dms]\nkind = "drop_folder"\nroot = "{root}"\npoll_seconds = 3\n'
+        f'[channels.archive]\nkind = "drop_folder"\nroot = "{tmp_path / "archive"}"\n'
+        "poll_seconds = 0\n"
+    )
+
+    async def scenario() -> tuple[dict[str, float], dict[str, dt.datetime], dt.datetime]:
+        async with gateways(database_url, keys_dir, tmp_path, extra)(1) as (gateway,):
+            scheduler = create_scheduler(gateway)
+            started = dt.datetime.now(dt.UTC)
+            scheduler.start(paused=True)  # next run times computed, nothing run
+            try:
+                jobs = scheduler.get_jobs()
+                intervals = {
+                    job.id: job.trigger.seconds
+                    for job in jobs
+                    if isinstance(job.trigger, WallClockTicks)
+                }
+                firsts = {job.id: job.next_run_time for job in jobs}
+                assert "heartbeat" in firsts  # every process beats for itself, untied to ticks
+            finally:
+                scheduler.shutdown(wait=False)
+            return intervals, firsts, started
+
+    intervals, firsts, started = asyncio.run(scenario())
+    expected = {
+        "recover_expired": 2.5,  # lease_seconds / 2
+        "poll:axis": 7,
+        "sent_states:axis": 120,
+        "directory:axis": 24 * 3600,
+        "pickup:dms": 3,
+        "handover:dms": 3,
+        "cleanup:dms": CLEANUP_SECONDS,
+        "cleanup:archive": CLEANUP_SECONDS,  # a delivery-only drop folder is cleaned up too
+    }
+    if database_url.startswith("sqlite"):
+        expected["checkpoint"] = 1.0
+    assert intervals == expected
+    # Channel polls run at start; the others at the start of their next tick.
+    for job_id in ("poll:axis", "sent_states:axis", "directory:axis", "pickup:dms"):
+        assert firsts[job_id] - started < dt.timedelta(seconds=1), job_id
+    for job_id in ("recover_expired", "cleanup:dms"):
+        assert firsts[job_id] == tick_start(started, intervals[job_id]) + dt.timedelta(
+            seconds=intervals[job_id]
+        ), job_id
+    assert not any("deliver" in job_id for job_id in firsts)  # delivery is a worker loop
+
+
+def test_the_cleanup_job_removes_only_stale_leftovers(
+    database_url: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """What a writer killed mid-write left, a day old, goes; a recent one and one whose writer is
+    alive (locked) stay; complete items are not touched."""
+    root = tmp_path / "dms"
+    inbox, outbox = root / "inbox", root / "outbox"
+    inbox.mkdir(parents=True)
+    outbox.mkdir()
+    dead_writer = inbox / "m-1.edxml.tmp"
+    dead_writer.write_bytes(b"half a package")
+    abandoned = outbox / "cv-1.tmp"
+    abandoned.mkdir()
+    (abandoned / "metadata.json").write_text("{}")
+    recent = inbox / "m-2.edxml.tmp"
+    recent.write_bytes(b"being written")
+    live = inbox / "m-3.edxml.tmp"
+    live.write_bytes(b"being written slowly")
+    complete = inbox / "m-4.edxml"
+    complete.write_bytes(b"<edXMLEnvelope/>")
+    stale = time.time() - STALE_TMP_SECONDS - 60
+    almost = time.time() - STALE_TMP_SECONDS + 600
+    for path in (dead_writer, abandoned / "metadata.json", abandoned, live, complete):
+        os.utime(path, (stale, stale))
+    os.utime(recent, (almost, almost))
+    extra = f'[channels.dms]\nkind = "drop_folder"\nroot = "{root}"\npoll_seconds = 0\n'
+
+    async def scenario() -> None:
+        async with gateways(database_url, keys_dir, tmp_path, extra)(1) as (gateway,):
+            scheduler = create_scheduler(gateway)
+            job = scheduler.get_job("cleanup:dms")
+            assert job is not None
+            with live.open("rb+") as writer:
+                fcntl.flock(writer, fcntl.LOCK_EX)
+                await job.func()
+
+    asyncio.run(scenario())
+    assert sorted(p.name for p in inbox.iterdir()) == [
+        "m-2.edxml.tmp",
+        "m-3.edxml.tmp",
+        "m-4.edxml",
+    ]
+    assert list(outbox.iterdir()) == []  # removed, nothing hidden left behind
