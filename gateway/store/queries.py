@@ -1175,15 +1175,18 @@ async def set_channel_state(
 # ------------------------------------------------------------------------------- hand-off
 
 
-async def not_handed_off(conn: AsyncConnection, *, limit: int) -> list[MessageRecord]:
-    """Received messages not yet handed to the local system, oldest first."""
+async def not_handed_off(
+    conn: AsyncConnection, *, limit: int, after: tuple[dt.datetime, str] | None = None
+) -> list[MessageRecord]:
+    """Received messages not yet handed to the local system, oldest first; ``after``: only those
+    after this (created_at, id), the last of the previous batch."""
+    query = sa.select(messages).where(
+        messages.c.direction == "in", messages.c.handed_off_at.is_(None)
+    )
+    if after is not None:
+        query = query.where(sa.tuple_(messages.c.created_at, messages.c.id) > after)
     rows = (
-        await conn.execute(
-            sa.select(messages)
-            .where(messages.c.direction == "in", messages.c.handed_off_at.is_(None))
-            .order_by(messages.c.created_at, messages.c.id)
-            .limit(limit)
-        )
+        await conn.execute(query.order_by(messages.c.created_at, messages.c.id).limit(limit))
     ).all()
     return [_message(row) for row in rows]
 

@@ -9,14 +9,25 @@
   unclassified: see :func:`~gateway.usecases.submit.submit_package`).
 * Hand-over: every received package (documents and statuses) is written to ``inbox/`` as
   ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off. A
-  classified package is stored sealed for our unit: it is opened and handed over only by a gateway
-  with ``profile = "secure"`` (the classified side's own LAN); elsewhere it waits for an operator.
+  classified package is stored sealed for our unit. A gateway with ``profile = "secure"`` (the
+  classified side's own LAN) hands it over opened; a standard gateway (one with a secure inbox
+  receives classified documents too) hands it over **sealed, as stored**, with ``"sealed": true``
+  in its JSON — as the drop-folder connector delivers classified packages: its plaintext is never
+  written on the unclassified side, and it is opened where the unit's key is
+  (``docgw package open``). It is not kept back: a package that waited for an operator, with
+  nothing to tell one it was there, would be a document lost to the local system.
+* Every tick hands over all that waits, in batches, oldest first. A package that cannot be handed
+  over (a ``GatewayError``: a seal for a key this gateway no longer holds, a name another process
+  is writing) is logged (``handover_failed``) and tried again at the next tick; the others do not
+  wait behind it. A file-system error (disk full, permissions) stops the run: it would fail every
+  package alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +38,7 @@ from connectors.drop_folder import DropFolder, DropItemGone, OutboxItem, open_it
 from envelopes.attachments import AttachmentSource
 from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
+from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import MessageRecord
@@ -103,34 +115,62 @@ def _open_item_file(path: Path) -> IO[bytes]:
 
 
 async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) -> int:
-    """Write received packages to the inbox; returns how many were handed over."""
-    async with gateway.engine.connect() as conn:
-        pending = await queries.not_handed_off(conn, limit=limit)
+    """Write what was received and not yet handed over to the inbox, all of it, ``limit`` rows
+    read at a time; returns how many were handed over."""
     handed = 0
-    for message in pending:
-        if message.classification != "thuong" and gateway.settings.gateway.profile != "secure":
-            continue  # classified plaintext is written only on the classified side
-        async with gateway.engine.connect() as conn:
-            package = await load_to_spool(conn, message.package_sha256)
-        with package:
-            if message.classification != "thuong":
-                with await asyncio.to_thread(open_sealed_for_us, gateway, package) as plain:
-                    await folder.write_inbox(message.id, plain, _meta(message))
-            else:
-                await folder.write_inbox(message.id, package, _meta(message))
-        async with gateway.engine.begin() as conn:
-            await queries.mark_handed_off(conn, message.id, now=gateway.clock())
-        handed += 1
-    return handed
+    after: tuple[dt.datetime, str] | None = None
+    while True:
+        async with gateway.reader.connect() as conn:
+            pending = await queries.not_handed_off(conn, limit=limit, after=after)
+        for message in pending:
+            try:
+                await _hand_over_one(gateway, folder, message)
+            except GatewayError as exc:
+                log.warning(
+                    "handover_failed",
+                    extra={
+                        "event": "handover_failed",
+                        "message_id": message.id,
+                        "error_code": exc.code,
+                        "error": str(exc),
+                    },
+                )
+                continue
+            handed += 1
+        if len(pending) < limit:
+            return handed
+        after = (pending[-1].created_at, pending[-1].id)
 
 
-def _meta(message: MessageRecord) -> dict[str, object]:
+async def _hand_over_one(gateway: Gateway, folder: DropFolder, message: MessageRecord) -> None:
+    sealed = Classification(message.classification).is_classified
+    async with gateway.engine.connect() as conn:
+        package = await load_to_spool(conn, message.package_sha256)
+    with package:
+        if sealed and gateway.settings.gateway.profile == "secure":
+            with await asyncio.to_thread(open_sealed_for_us, gateway, package) as plain:
+                await folder.write_inbox(message.id, plain, _meta(message, sealed=False))
+        else:
+            # As stored: the package as received, or (classified, off the classified side) the
+            # seal for our unit. The bytes written are checked against the stored digest.
+            await folder.write_inbox(
+                message.id,
+                package,
+                _meta(message, sealed=sealed),
+                expected_sha256=message.package_sha256,
+            )
+    async with gateway.engine.begin() as conn:
+        await queries.mark_handed_off(conn, message.id, now=gateway.clock())
+
+
+def _meta(message: MessageRecord, *, sealed: bool) -> dict[str, object]:
     return {
         "message_id": message.id,
         "kind": message.kind,
         "document_id": message.document_id,
         "sender": message.sender,
         "classification": message.classification,
+        "sealed": sealed,
         "status_code": message.status_code,
         "related_message_id": message.related_message_id,
         "signed_by": message.signer_subject,

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from connectors.fake import FakeConnector
 from envelopes.building import build_document_bytes, build_status
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Organization, ResponseFor, StatusCode, StatusPackage
+from envelopes.sealing import open_sealed, seal
 from gateway.bootstrap import Gateway
 from gateway.store.tables import messages, recipients
 from gateway.usecases import delivery, intake, submit
@@ -335,5 +337,142 @@ def test_real_packages_from_other_units_are_refused_with_a_code(
                 expected = "SIGNATURE_MISSING" if name == "edoc_update" else "READY_PACKAGE_REFUSED"
                 assert error["error_code"] == expected, (name, error)
             assert await stored_messages(gateway) == 0
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------- classified hand-over
+
+
+class Ticking:
+    """A clock one second further at each reading: received rows get distinct ages in order."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1)
+        return self.now
+
+
+def numbered_package(sender: Gateway, number: int) -> bytes:
+    """A document from SENDER to RECIPIENT, signed; ``number`` makes its DocumentId its own."""
+    metadata = json.loads((EXAMPLES / "new-document.json").read_bytes())
+    metadata["code"]["number"] = str(number)
+    request = parse_metadata(json.dumps(metadata).encode(), today=sender.clock().date())
+    data, _ = build_document_bytes(
+        request.header, business=request.business, signer=sender.signer(SENDER)
+    )
+    return data
+
+
+async def receive(receiver: Gateway, data: bytes) -> str:
+    return (await intake.receive_package(receiver, io.BytesIO(data), via="test")).message_id
+
+
+def secure_profile(gateway: Gateway) -> None:
+    gateway.settings = dataclasses.replace(
+        gateway.settings,
+        gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+    )
+
+
+def test_classified_packages_waiting_do_not_hold_up_the_others(
+    make_gateway: Any, databases: Callable[[], str], tmp_path: Path
+) -> None:
+    """A standard gateway with a secure inbox: more sealed packages than one batch wait before an
+    unclassified one. All are handed over — the sealed ones sealed, as they came — the newest
+    unclassified one included."""
+    folder = DropFolder(root=tmp_path / "dms")
+    url_b = databases()
+
+    async def scenario() -> None:
+        async with (
+            make_gateway() as a,
+            make_gateway(local_units=(RECIPIENT,), url=url_b) as b,
+        ):
+            b.clock = Ticking()
+            certificate = b.signer(RECIPIENT).certificate
+            plain = {n: numbered_package(a, n) for n in range(8001, 8005)}
+            sealed = {n: seal(data, certificate) for n, data in plain.items()}
+            classified = {await receive(b, sealed[n]): n for n in sorted(sealed)}
+            open_id = await receive(b, numbered_package(a, 9001))
+            assert await hand_over(b, folder, limit=3) == 5
+            assert await hand_over(b, folder, limit=3) == 0
+            assert (folder.inbox / f"{open_id}.edxml").read_bytes().startswith(b"<")
+            assert json.loads((folder.inbox / f"{open_id}.json").read_text())["sealed"] is False
+            for message_id, n in classified.items():
+                written = (folder.inbox / f"{message_id}.edxml").read_bytes()
+                assert written == sealed[n]  # never its plaintext on this side
+                assert open_sealed(written, b.signer(RECIPIENT).private_key) == plain[n]
+                meta = json.loads((folder.inbox / f"{message_id}.json").read_text())
+                assert (meta["classification"], meta["sealed"]) == ("mat", True)
+            assert not list(folder.inbox.glob("*.tmp"))
+            async with b.engine.connect() as conn:
+                waiting = await conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(messages)
+                    .where(messages.c.direction == "in", messages.c.handed_off_at.is_(None))
+                )
+            assert waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_secure_gateway_hands_classified_packages_over_opened(
+    make_gateway: Any, databases: Callable[[], str], tmp_path: Path
+) -> None:
+    folder = DropFolder(root=tmp_path / "dms")
+    url_b = databases()
+
+    async def scenario() -> None:
+        async with (
+            make_gateway() as a,
+            make_gateway(local_units=(RECIPIENT,), url=url_b) as b,
+        ):
+            secure_profile(b)
+            data = numbered_package(a, 8001)
+            message_id = await receive(b, seal(data, b.signer(RECIPIENT).certificate))
+            assert await hand_over(b, folder) == 1
+            assert (folder.inbox / f"{message_id}.edxml").read_bytes() == data
+            meta = json.loads((folder.inbox / f"{message_id}.json").read_text())
+            assert (meta["classification"], meta["sealed"]) == ("mat", False)
+
+    asyncio.run(scenario())
+
+
+def test_a_package_that_cannot_be_handed_over_is_logged_and_does_not_block(
+    make_gateway: Any,
+    databases: Callable[[], str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On the secure side, a seal for a key this gateway no longer holds (say, after a key change)
+    cannot be opened: it is logged with its code and tried again at the next tick, and the
+    packages after it — more than a batch of them — are handed over meanwhile."""
+    folder = DropFolder(root=tmp_path / "dms")
+    url_b = databases()
+
+    async def scenario() -> None:
+        async with (
+            make_gateway() as a,
+            make_gateway(local_units=(RECIPIENT,), url=url_b) as b,
+        ):
+            secure_profile(b)
+            b.clock = Ticking()
+            stuck = await receive(
+                b, seal(numbered_package(a, 8001), b.signer(RECIPIENT).certificate)
+            )
+            others = [await receive(b, numbered_package(a, n)) for n in (9001, 9002, 9003)]
+            signers, b.signers = b.signers, {}  # the key the seal is for is gone
+            with caplog.at_level(logging.WARNING, logger="docgw.handoff"):
+                assert await hand_over(b, folder, limit=1) == 3
+            failed = [r for r in caplog.records if getattr(r, "event", None) == "handover_failed"]
+            assert [(r.message_id, r.error_code) for r in failed] == [(stuck, "SEAL_INVALID")]  # type: ignore[attr-defined]
+            assert sorted(p.stem for p in folder.inbox.glob("*.edxml")) == sorted(others)
+            assert not (folder.inbox / f"{stuck}.json").exists()  # nothing half handed over
+            b.signers = signers  # the key is back: the next tick hands it over
+            assert await hand_over(b, folder, limit=1) == 1
+            assert (folder.inbox / f"{stuck}.edxml").is_file()
 
     asyncio.run(scenario())
