@@ -15,12 +15,34 @@ Transport: zeep's default, requests-based :class:`zeep.transports.Transport`, wi
 and zeep still loads WSDLs synchronously with it; threads keep one code path and work offline.
 The requests timeout bounds the connection and each read, not the whole call.
 
+Authentication: where the platform connects systems, each request carries a WS-Security
+UsernameToken in the SOAP header (``system_id`` as Username; PasswordDigest =
+Base64(SHA-1(nonce + Created + secret)) with a fresh nonce and Created, so the secret never
+travels and a captured request cannot be replayed). The WSDL declares no header for it: as on
+the SOAP stacks such platforms are built with, WS-Security is the transport's policy, not the
+messages'. Without a ``system_id`` no header is sent (an open platform). A refused token is the
+fault ``wsse:FailedAuthentication`` (or another WS-Security fault): final, like the national
+axis' code 15, since resending with the same secret cannot help.
+
+Acknowledging: ``ConfirmReceived(DocumentId, Ok, Reason)`` is what the VXP connector's
+``updateStatus(done|fail, description)`` is — Ok true for done, false for fail, the reason with
+it — and it takes the item off the platform's queue. ``UpdateStatus`` carries only a transport
+state (done/fail/processing) without a reason and queues nothing: docgw acknowledges once, after
+the package is durably stored or refused for good, so there is no "processing" moment to report,
+and a second call per item would say nothing ConfirmReceived did not (the sender learns of the
+receipt from docgw's edXML status package anyway). docgw therefore never sends it.
+
+Retries: none inside a call (unlike :mod:`connectors.vxp`); the outbox retries durably, and the
+platform recognises a resent package (``Duplicate``).
+
 Outcomes and errors (raised ``from`` the zeep / requests exception)::
 
     Status OK                               → Receipt(remote_id = DocumentId)
     Status FAIL, ErrorCode in TRANSIENT     → PeerUnavailable   (20 "system error")
     Status FAIL, any other ErrorCode        → PeerRefused       (business error: final)
     SOAP Fault, faultcode Client / Sender   → PeerRefused       (the request itself is wrong)
+    SOAP Fault, wsse:FailedAuthentication
+      or another WS-Security fault          → PeerRefused       (bad credentials)
     SOAP Fault, other faultcode             → PeerUnavailable
     HTTP 5xx, 408, 425, 429 without a Fault → PeerUnavailable
     HTTP 4xx otherwise                      → PeerRefused
@@ -58,6 +80,7 @@ import zeep.exceptions
 import zeep.proxy
 import zeep.wsdl
 from zeep.transports import Transport
+from zeep.wsse.username import UsernameToken
 
 from connectors.base import (
     ClassifiedRefused,
@@ -83,6 +106,18 @@ FAIL = "FAIL"
 TRANSIENT_ERROR_CODES = frozenset({"20"})
 RETRYABLE_4XX = (408, 425, 429)
 MESSAGE_TYPES = ("document", "status")
+#: WS-Security 1.1 fault codes (local names): the token or its use was refused — final.
+WSSE_FAULTS = frozenset(
+    {
+        "FailedAuthentication",
+        "InvalidSecurityToken",
+        "InvalidSecurity",
+        "UnsupportedSecurityToken",
+        "SecurityTokenUnavailable",
+        "FailedCheck",
+        "MessageExpired",
+    }
+)
 
 
 def wsdl_bytes() -> bytes:
@@ -116,8 +151,16 @@ class _NoLoading(Transport):
         pass
 
 
-def load_service_client(transport: Transport) -> zeep.Client:
-    """A zeep client for the WSDL in package data, calling through ``transport``."""
+def username_token(system_id: str, secret: bytes) -> UsernameToken:
+    """The WS-Security credential: PasswordDigest, a fresh nonce and Created per request."""
+    return UsernameToken(  # type: ignore[no-untyped-call]
+        system_id, secret, use_digest=True, zulu_timestamp=True
+    )
+
+
+def load_service_client(transport: Transport, wsse: UsernameToken | None = None) -> zeep.Client:
+    """A zeep client for the WSDL in package data, calling through ``transport`` (with the
+    WS-Security credential ``wsse`` in every request's header, when given)."""
     settings = zeep_settings()
     # zeep annotates Document's transport as a class and leaves Client untyped.
     document = zeep.wsdl.Document(
@@ -126,7 +169,7 @@ def load_service_client(transport: Transport) -> zeep.Client:
         settings=settings,
     )
     return zeep.Client(  # type: ignore[no-untyped-call]
-        document, transport=transport, settings=settings
+        document, transport=transport, settings=settings, wsse=wsse
     )
 
 
@@ -142,9 +185,10 @@ def _excerpt(content: bytes | str | None) -> str:
 
 
 def _is_client_fault(code: str | None) -> bool:
-    """``soap:Client``, ``Client.Authentication``, SOAP 1.2 ``Sender``: the request is wrong."""
+    """``soap:Client``, ``Client.Authentication``, SOAP 1.2 ``Sender``, a WS-Security fault
+    (``wsse:FailedAuthentication`` …): the request or its credential is wrong."""
     local = (code or "").rsplit(":", 1)[-1].split(".", 1)[0]
-    return local in ("Client", "Sender")
+    return local in ("Client", "Sender") or local in WSSE_FAULTS
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -164,11 +208,15 @@ class SoapAxisConnector:
     ``receivers`` are the local units this connector polls for. ``transport`` is injected (tests,
     the composition root); without one, a requests-based transport with ``timeout_seconds`` is
     made and closed by :meth:`close`. An injected transport keeps its own timeouts.
+    ``system_id`` and ``secret``: this system's credential on the platform (see the module's
+    "Authentication"); empty: none is sent.
     """
 
     name: str
     endpoint: str
     receivers: tuple[str, ...] = ()
+    system_id: str = ""
+    secret: bytes = field(default=b"", repr=False)  # never in logs
     transport: Transport | None = None
     timeout_seconds: float = 60.0
     #: Always True: this is an axis, and no configuration may say otherwise.
@@ -214,14 +262,13 @@ class SoapAxisConnector:
             raise ValueError(f"unknown kind {kind!r}")
         if not self.receivers:
             raise ConnectorError(f"{self.name}: no receiving units configured to poll for")
-        items: list[RemoteItem] = []
+        items: dict[str, RemoteItem] = {}
         for receiver in self.receivers:
             result = await self._call("GetPendingDocumentIds", Receiver=receiver, MessageType=kind)
-            items.extend(
-                RemoteItem(remote_id=str(remote_id), kind=kind)
-                for remote_id in result.DocumentId or ()
-            )
-        return items
+            # An id listed twice is one item (a platform that duplicates its listing).
+            for remote_id in result.DocumentId or ():
+                items.setdefault(str(remote_id), RemoteItem(remote_id=str(remote_id), kind=kind))
+        return list(items.values())
 
     async def fetch(self, item: RemoteItem) -> bytes:
         result = await self._call("GetDocument", DocumentId=item.remote_id)
@@ -230,6 +277,7 @@ class SoapAxisConnector:
         return bytes(result.Package)
 
     async def acknowledge(self, item: RemoteItem, *, ok: bool, reason: str = "") -> None:
+        # ConfirmReceived is VXP's updateStatus done|fail (see the module's "Acknowledging").
         await self._call("ConfirmReceived", DocumentId=item.remote_id, Ok=ok, Reason=reason or None)
 
     # ------------------------------------------------------------------------------ directory
@@ -261,7 +309,8 @@ class SoapAxisConnector:
                     transport = self._owned = Transport(  # type: ignore[no-untyped-call]
                         timeout=self.timeout_seconds, operation_timeout=self.timeout_seconds
                     )
-                client = load_service_client(transport)
+                wsse = username_token(self.system_id, self.secret) if self.system_id else None
+                client = load_service_client(transport, wsse)
                 service: zeep.proxy.ServiceProxy = client.create_service(  # type: ignore[no-untyped-call]
                     BINDING, self.endpoint
                 )
@@ -294,7 +343,8 @@ class SoapAxisConnector:
             unknown = OutcomeUnknown if committing else PeerUnavailable
             raise unknown(f"{self.name}: {operation}: an answer without a Status")
         code = str(result.ErrorCode or "")
-        message = f"{self.name}: {operation}: FAIL, ErrorCode {code}: {result.ErrorDesc or ''}"
+        # "axis code N:" first, as the VXP connector: an attempt's detail says which refusal.
+        message = f"axis code {code}: {self.name}: {operation}: FAIL: {result.ErrorDesc or ''}"
         if code in TRANSIENT_ERROR_CODES:
             raise PeerUnavailable(message)
         raise PeerRefused(message)

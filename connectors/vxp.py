@@ -37,9 +37,39 @@ deployment can move a code without a code change. An unknown ErrorCode counts as
 outbox's bounded, durable retries then decide (retrying is cheaper than losing a document to a
 code we misread).
 
-tenacity smooths ONE call only: a connection refused before anything was sent is retried once,
-immediately (a restarting axis node, a stale pooled connection). Durable retries belong to the
-outbox (gateway.domain.retry), never here.
+The refusals and system errors carry the axis' code at the start of their message, ``axis code
+15: …`` (and as ``VxpRefused.axis_code``): the docgw code stays ``PEER_REFUSED`` /
+``PEER_UNAVAILABLE`` for the outbox, and the attempt's detail says which refusal it was.
+
+Retries inside one call (tenacity)
+----------------------------------
+A call makes up to ``attempts`` requests (4), with full-jitter exponential pauses between them
+(``retry_wait`` 0.2 s doubling, at most ``retry_wait_max`` 2 s), and all of it, pauses included,
+within the call's ``timeout``: each request gets what is left of that budget, and no further
+attempt starts once less than a tenth of it (at most 1 s) would be left after the pause.
+Retried: transport failures — connection refused or reset, connect timeouts, the server
+disconnecting, a broken answer body, no answer in time — and HTTP 5xx / 408 / 425 / 429. Never
+retried: an answer with an ErrorCode (business codes are final; 20, the axis' own system error,
+is left to the outbox like an unknown code) and any other 4xx. The durable retry across calls
+(backoff over minutes and hours, persisted) belongs to the outbox (gateway.domain.retry).
+
+A timeout waiting for the answer is a transport failure like the others, but the budget bounds
+it: by default a request may use everything that is left (``attempt_timeout=None``), so that a
+large package's upload is never cut short to make room for a retry; a timed-out request then
+leaves nothing to retry with, and the outbox resends later. ``attempt_timeout`` caps each request
+instead (a hung answer is abandoned and retried within the budget).
+
+Resending inside a call is safe for what the receivers deduplicate. A sendEdoc that may have
+been committed (the body started going out, then no answer) is sent again: the axis then queues
+the package twice and the receiving gateway keeps it once, on (sender, DocumentId) for documents
+and (sender, DocumentId, status code, timestamp) for statuses — ``gateway.usecases.intake``'s
+``_dedup_key`` and the unique ``messages (direction, dedup_key)`` — exactly as when the outbox
+resends after an OutcomeUnknown. updateStatus sets a state (the same twice is the same) and the
+read-only calls change nothing. registerAgency and deleteAgency are not idempotent at the axis
+(the second would answer "already registered" / "unknown agency"): they are retried only when
+nothing can have been sent (connection refused, connect timeout) or the axis answered 5xx.
+If any request of a sendEdoc call may have been committed and none succeeded, the call ends in
+OutcomeUnknown, whatever the last request's failure was.
 
 Probable details beyond DOMAIN.md, each a field or a documented choice:
 
@@ -58,6 +88,7 @@ Probable details beyond DOMAIN.md, each a field or a documented choice:
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import datetime as dt
 import json
@@ -69,10 +100,18 @@ from urllib.parse import quote
 
 import aiohttp
 import pybase64
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_none
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from connectors.base import (
     ClassifiedRefused,
+    ConnectorError,
     Delivery,
     DirectoryEntry,
     OutcomeUnknown,
@@ -103,6 +142,11 @@ MESSAGE_TYPES = {"document": "edoc", "status": "status"}
 REFUSED_CODES = frozenset({"10", "15", "18", "19", "22", "23"})
 UNAVAILABLE_CODES = frozenset({"20"})
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+#: Retries inside one call (see the module's "Retries inside one call").
+ATTEMPTS = 4
+RETRY_WAIT = 0.2
+RETRY_WAIT_MAX = 2.0
+CONNECT_TIMEOUT = 10.0
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 #: What a base64 answer may carry between its characters (line breaks from some producers).
@@ -132,6 +176,34 @@ class _Progress:
     """Did the request start going out? Set when the first byte of the body is handed over."""
 
     started: bool = False
+
+
+class _Retry(Exception):
+    """One request failed in a way the next may not: ``error`` is what the call raises if no
+    attempt is left; ``maybe_committed``: the axis may have acted on this request."""
+
+    def __init__(self, error: ConnectorError, *, maybe_committed: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.maybe_committed = maybe_committed
+
+
+class _Budget(stop_base):
+    """tenacity's stop: no attempt after ``attempts``, nor one that would start with less than
+    ``floor`` seconds of the call's budget left once the pause before it is over."""
+
+    def __init__(self, deadline: float, floor: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.floor = floor
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        pause = getattr(retry_state, "upcoming_sleep", 0.0) or 0.0
+        return self.deadline - _monotonic() - pause < self.floor
+
+
+def _monotonic() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _utcnow() -> dt.datetime:
@@ -173,11 +245,20 @@ class VxpConnector:
     hash_form: HashFileForm = HashFileForm.CANONICAL
     refused_codes: frozenset[str] = REFUSED_CODES
     unavailable_codes: frozenset[str] = UNAVAILABLE_CODES
+    #: Requests per call at most, and the jittered exponential pause between them (seconds).
+    attempts: int = ATTEMPTS
+    retry_wait: float = RETRY_WAIT
+    retry_wait_max: float = RETRY_WAIT_MAX
+    #: Seconds one request may take (None: all that is left of ``timeout``); connecting: at most.
+    attempt_timeout: float | None = None
+    connect_timeout: float = CONNECT_TIMEOUT
     clock: Callable[[], dt.datetime] = field(default=_utcnow, repr=False)
 
     def __post_init__(self) -> None:
         if not self.is_axis:
             raise ValueError("the VXP connector is an axis connector: is_axis cannot be False")
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
         self.endpoint = self.endpoint.rstrip("/")
 
     # ------------------------------------------------------------------------------- sending
@@ -212,6 +293,7 @@ class VxpConnector:
             content_length=delivery.package_size,
             progress=progress,
             commits=True,
+            resend_safe=True,  # receivers deduplicate (see the module's "Retries inside one call")
         )
         return Receipt(remote_id=_text(payload.get("DocId")))
 
@@ -414,48 +496,101 @@ class VxpConnector:
         content_length: int | None = None,
         progress: _Progress | None = None,
         commits: bool = False,
+        resend_safe: bool = False,
     ) -> dict[str, Any]:
-        """One signed call. ``body`` makes a fresh payload per attempt; ``progress`` tells whether
-        a streamed body started going out; ``commits`` marks calls that change the axis, whose
-        interrupted requests are outcome-unknown rather than unavailable."""
-        url = f"{self.endpoint}/{operation}"
+        """One signed call, in one or more requests (see the module's "Retries inside one
+        call"). ``body`` makes a fresh payload per request; ``progress`` tells whether a streamed
+        body started going out; ``commits`` marks calls that change the axis, whose interrupted
+        requests are outcome-unknown rather than unavailable; ``resend_safe``: such a call may
+        be sent again after a request that may have been committed (receivers deduplicate)."""
+        deadline = _monotonic() + self.timeout
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(aiohttp.ClientConnectorError),
-            stop=stop_after_attempt(2),
-            wait=wait_none(),
+            retry=retry_if_exception_type(_Retry),
+            stop=stop_after_attempt(self.attempts)
+            | _Budget(deadline, floor=min(1.0, self.timeout / 10)),
+            wait=wait_random_exponential(multiplier=self.retry_wait, max=self.retry_wait_max),
             reraise=True,
         )
+        maybe_committed = False
         try:
             async for attempt in retrying:
                 with attempt:
-                    headers = sign_headers(
-                        system_id=self.system_id,
-                        secret=self.secret,
-                        timestamp=self.clock(),
-                        params={"Content-Type": content_type, **params},
-                        timestamp_format=self.timestamp_format,
-                    )
-                    if content_length is not None:
-                        headers["Content-Length"] = str(content_length)
-                    async with self.session.post(
-                        url,
-                        data=body() if body is not None else None,
-                        headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=self.timeout),
-                    ) as response:
-                        return await self._answer(operation, response, commits)
-        except aiohttp.ClientConnectorError as exc:
-            # Connection refused / unreachable: nothing was sent.
-            raise PeerUnavailable(f"{self.name}: {operation}: {exc}") from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise PeerUnavailable(f"{self.name}: {operation}: connect timeout") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            what = f"no answer within {self.timeout}s" if isinstance(exc, TimeoutError) else exc
-            maybe_sent = progress.started if progress is not None else True
-            if commits and maybe_sent:
-                raise OutcomeUnknown(f"{self.name}: {operation}: {what}") from exc
-            raise PeerUnavailable(f"{self.name}: {operation}: {what}") from exc
+                    if progress is not None:
+                        progress.started = False
+                    try:
+                        return await self._request(
+                            operation,
+                            params,
+                            content_type=content_type,
+                            body=body,
+                            content_length=content_length,
+                            progress=progress,
+                            commits=commits,
+                            budget=deadline - _monotonic(),
+                        )
+                    except _Retry as retry:
+                        maybe_committed |= retry.maybe_committed
+                        if retry.maybe_committed and not resend_safe:
+                            raise retry.error from retry.__cause__
+                        raise
+        except _Retry as retry:
+            error = retry.error
+            if maybe_committed and not isinstance(error, OutcomeUnknown):
+                error = OutcomeUnknown(
+                    f"{error.message}; an earlier request of this call may have been committed"
+                )
+            tries = attempt.retry_state.attempt_number
+            if tries > 1:
+                error.message = f"{error.message} (after {tries} requests)"
+                error.args = (error.message,)
+            raise error from retry.__cause__
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _request(
+        self,
+        operation: str,
+        params: Mapping[str, str],
+        *,
+        content_type: str,
+        body: Callable[[], Any] | None,
+        content_length: int | None,
+        progress: _Progress | None,
+        commits: bool,
+        budget: float,
+    ) -> dict[str, Any]:
+        """One request. Final outcomes raise a ConnectorError; what another request may cure
+        raises :class:`_Retry` around the error the call would end with."""
+        where = f"{self.name}: {operation}"
+        total = max(0.001, min(budget, self.attempt_timeout or budget))
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=min(total, self.connect_timeout))
+        headers = sign_headers(
+            system_id=self.system_id,
+            secret=self.secret,
+            timestamp=self.clock(),
+            params={"Content-Type": content_type, **params},
+            timestamp_format=self.timestamp_format,
+        )
+        if content_length is not None:
+            headers["Content-Length"] = str(content_length)
+        try:
+            async with self.session.post(
+                f"{self.endpoint}/{operation}",
+                data=body() if body is not None else None,
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                return await self._answer(operation, response, commits)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Connection refused / unreachable / not connected in time: nothing was sent.
+            cause = "connect timeout" if isinstance(exc, TimeoutError) else str(exc)
+            raise _Retry(PeerUnavailable(f"{where}: {cause}"), maybe_committed=False) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Reset, disconnected, a broken answer, no answer in time: the request went out.
+            what = f"no answer within {total:.3g}s" if isinstance(exc, TimeoutError) else str(exc)
+            maybe_sent = progress.started if progress is not None else True
+            committed = commits and maybe_sent
+            failed = (OutcomeUnknown if committed else PeerUnavailable)(f"{where}: {what}")
+            raise _Retry(failed, maybe_committed=committed) from exc
 
     async def _answer(
         self, operation: str, response: aiohttp.ClientResponse, commits: bool
@@ -464,7 +599,9 @@ class VxpConnector:
         text = await response.text(encoding="utf-8", errors="replace")
         where = f"{self.name}: {operation}"
         if status >= 500 or status in RETRYABLE_HTTP:
-            raise PeerUnavailable(f"{where}: HTTP {status}: {text[:300]}")
+            # The axis (or a proxy before it) answered without taking the request on.
+            unavailable = PeerUnavailable(f"{where}: HTTP {status}: {text[:300]}")
+            raise _Retry(unavailable, maybe_committed=False)
         try:
             payload = json.loads(text) if text else None
         except ValueError:
@@ -480,7 +617,8 @@ class VxpConnector:
         description = str(payload.get("ErrorDesc", "") or "")[:300]
         if 200 <= status < 300 and verdict != "FAIL" and code in ("0", ""):
             return payload
-        message = f"{where}: VXP ErrorCode {code or '?'}: {description} (HTTP {status})"
+        # "axis code N:" first: the detail an attempt records says which refusal it was.
+        message = f"axis code {code or '?'}: {where}: {description} (HTTP {status})"
         if code in self.refused_codes:
             raise VxpRefused(message, axis_code=code)
         if code in self.unavailable_codes:

@@ -34,15 +34,10 @@ unknown agency → 18.
 
 Faults (:class:`AxisFaults`; at start, or ``POST /_sim/faults`` with any subset as JSON)
 ----------------------------------------------------------------------------------------
-* ``latency_ms`` — every request waits this long first;
-* ``down_until`` — epoch seconds: until then every request answers 503;
-* ``burst_5xx`` — the next N requests answer 503 (the setting counts down as they are served);
-* ``error_rate`` — that share of requests answers 500 (before anything is committed);
-* ``timeout_after_commit_rate`` — that share of sendEdoc calls commit the package, then hang for
-  ``hang_seconds`` (past the client's timeout) or, with ``drop_connection``, close the connection
-  without an answer;
-* ``duplicate_delivery_rate`` — that share of queued packages is queued twice for a recipient
-  (two receiver docIds: delivered twice), and that share of listed items is listed twice.
+The model is :mod:`connectors.simulators.faults`, shared with the SOAP variant: latency, down
+windows, 5xx bursts, an error rate (503/500 with ErrorCode 20, before anything is committed),
+sendEdoc calls that commit and then hang or drop the connection, and duplicate deliveries (two
+receiver docIds for one recipient, and items listed twice).
 
 The request is read whole before any fault is applied, so every body the simulator receives is
 recorded (``AxisState.received_bodies``, ``record_file`` and the ``record_bytes`` hook, when
@@ -78,6 +73,8 @@ import pybase64
 from aiohttp import web
 
 from connectors.offload import run_blocking
+from connectors.simulators import faults as fault_model
+from connectors.simulators.faults import AxisFaults, add_fault_arguments, faults_from
 from connectors.vxp_signing import (
     VIETNAM,
     VerifiedRequest,
@@ -104,25 +101,6 @@ class AxisSystem:
 
     secret: bytes = field(repr=False)
     units: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AxisFaults:
-    error_rate: float = 0.0
-    latency_ms: int = 0
-    burst_5xx: int = 0
-    timeout_after_commit_rate: float = 0.0
-    hang_seconds: float = 30.0
-    drop_connection: bool = False
-    duplicate_delivery_rate: float = 0.0
-    down_until: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_after_commit_rate", "duplicate_delivery_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.latency_ms < 0 or self.burst_5xx < 0 or self.hang_seconds < 0:
-            raise ValueError("latency_ms, burst_5xx and hang_seconds cannot be negative")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -688,14 +666,7 @@ async def send_edoc(
     if locked:
         return _fail("23", f"receiver locked: {', '.join(locked)}")
     sent = _commit(state, verified.system_id, from_code, message_type, receivers, body, routing)
-    faults = state.faults
-    if faults.timeout_after_commit_rate and state.rng.random() < faults.timeout_after_commit_rate:
-        state.counters["timeouts_after_commit"] += 1
-        if faults.drop_connection and request.transport is not None:
-            request.transport.abort()
-        else:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(request.app[STOPPING].wait(), faults.hang_seconds)
+    await fault_model.after_commit(state, request, request.app[STOPPING])
     return _answer(_ok(DocId=sent.doc_id))
 
 
@@ -724,11 +695,8 @@ def _commit(
     )
     state.sent[sent.doc_id] = sent
     state.counters["packages"] += 1
-    rate = state.faults.duplicate_delivery_rate
     for unit in receivers:
-        copies = 2 if rate and state.rng.random() < rate else 1
-        state.counters["duplicate_deliveries"] += copies - 1
-        for _ in range(copies):
+        for _ in range(fault_model.copies(state)):
             item = QueuedItem(
                 doc_id=str(uuid.uuid4()),
                 sender_doc_id=sent.doc_id,
@@ -751,7 +719,7 @@ async def get_received_edoc_list(
 ) -> web.Response:
     message_type = verified.params.get("messagetype", "edoc")
     rate = state.faults.duplicate_delivery_rate
-    data = []
+    data: list[dict[str, Any]] = []
     for unit in state.systems[verified.system_id].units:
         for doc_id in state.listed.get(unit, ()):
             item = state.items[doc_id]
@@ -767,7 +735,7 @@ async def get_received_edoc_list(
                 "serviceType": "eDoc",
             }
             data.append(entry)
-            if rate and state.rng.random() < rate:
+            if fault_model.chance(state, rate):
                 data.append(dict(entry))  # listed twice
     return _answer(_ok(data=data))
 
@@ -947,32 +915,16 @@ STATE = web.AppKey("axis_state", AxisState)
 STOPPING = web.AppKey("axis_stopping", asyncio.Event)
 
 
-def _fault(state: AxisState) -> web.Response | None:
-    faults = state.faults
-    if faults.down_until is not None and state.clock() < faults.down_until:
-        state.counters["faults_down"] += 1
-        return _fail("20", "axis down (simulated)", status=503)
-    if faults.burst_5xx > 0:
-        state.faults = dataclasses.replace(faults, burst_5xx=faults.burst_5xx - 1)
-        state.counters["faults_burst_5xx"] += 1
-        return _fail("20", "busy (simulated burst)", status=503)
-    if faults.error_rate and state.rng.random() < faults.error_rate:
-        state.counters["faults_error"] += 1
-        return _fail("20", "system error (simulated)", status=500)
-    return None
-
-
 async def _operation(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     operation = request.match_info["operation"]
     body = await request.read()
     state.record(operation, body)
     state.counters["requests"] += 1
-    if state.faults.latency_ms:
-        await asyncio.sleep(state.faults.latency_ms / 1000)
-    faulted = _fault(state)
-    if faulted is not None:
-        return faulted
+    await fault_model.delay(state)
+    injected = fault_model.request_fault(state, state.clock())
+    if injected is not None:
+        return _fail("20", injected.reason, status=injected.status)
     try:
         verified = verify_request(
             request.headers.items(),
@@ -989,23 +941,6 @@ async def _operation(request: web.Request) -> web.StreamResponse:
     return await handler(state, verified, body, request)
 
 
-async def _sim_state(request: web.Request) -> web.Response:
-    return _answer(request.app[STATE].snapshot())
-
-
-async def _sim_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    if request.method == "POST":
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise TypeError("a JSON object of fault settings is expected")
-            state.set_faults(dataclasses.replace(state.faults, **changes))
-        except (ValueError, TypeError) as exc:
-            return _answer({"error": str(exc)}, status=400)
-    return _answer(dataclasses.asdict(state.faults))
-
-
 async def _on_shutdown(app: web.Application) -> None:
     app[STOPPING].set()  # wakes handlers hanging on a simulated timeout
 
@@ -1014,9 +949,9 @@ def create_axis_app(state: AxisState, *, max_body: int = 1 << 30) -> web.Applica
     app = web.Application(client_max_size=max_body)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()
-    app.router.add_get("/_sim/state", _sim_state)
-    app.router.add_get("/_sim/faults", _sim_faults)
-    app.router.add_post("/_sim/faults", _sim_faults)
+    fault_model.add_fault_control(
+        app, lambda request: request.app[STATE], lambda request: request.app[STATE].snapshot()
+    )
     app.router.add_post("/{operation}", _operation)
     app.on_shutdown.append(_on_shutdown)
     return app
@@ -1043,7 +978,7 @@ async def running_axis(
 # ------------------------------------------------------------------------------------- the CLI
 
 
-def _system(text: str) -> tuple[str, bytes, tuple[str, ...]]:
+def parse_system(text: str) -> tuple[str, bytes, tuple[str, ...]]:
     system_id, sep, rest = text.partition(":")
     secret, sep2, units = rest.rpartition(":")
     if not (sep and sep2 and system_id and secret and units):
@@ -1061,7 +996,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument(
-        "--systems", nargs="+", action="extend", type=_system, default=[],
+        "--systems", nargs="+", action="extend", type=parse_system, default=[],
         metavar="SYSTEM:SECRET:UNIT[,UNIT]", help="a connected system, its secret and its units",
     )  # fmt: skip
     parser.add_argument("--directory-size", type=int, default=1000)
@@ -1079,30 +1014,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a request timestamp may be off (0: no check)",
     )  # fmt: skip
     parser.add_argument("--record", type=Path, help="append every request body to this file")
-    faults = parser.add_argument_group("faults (also settable at run time: POST /_sim/faults)")
-    faults.add_argument("--error-rate", type=float, default=0.0)
-    faults.add_argument("--latency-ms", type=int, default=0)
-    faults.add_argument("--burst-5xx", type=int, default=0)
-    faults.add_argument("--timeout-after-commit-rate", type=float, default=0.0)
-    faults.add_argument("--hang-seconds", type=float, default=30.0)
-    faults.add_argument("--drop-connection", action="store_true")
-    faults.add_argument("--duplicate-delivery-rate", type=float, default=0.0)
-    faults.add_argument("--down-until", type=float, default=None, help="epoch seconds")
+    add_fault_arguments(parser)
     return parser
 
 
 def _state_from(args: argparse.Namespace) -> AxisState:
     state = AxisState(
-        faults=AxisFaults(
-            error_rate=args.error_rate,
-            latency_ms=args.latency_ms,
-            burst_5xx=args.burst_5xx,
-            timeout_after_commit_rate=args.timeout_after_commit_rate,
-            hang_seconds=args.hang_seconds,
-            drop_connection=args.drop_connection,
-            duplicate_delivery_rate=args.duplicate_delivery_rate,
-            down_until=args.down_until,
-        ),
+        faults=faults_from(args),
         # A long-running simulator keeps no bodies in memory; --record keeps them on disk.
         record_bodies=False,
         record_file=args.record,
@@ -1135,16 +1053,30 @@ async def _serve(state: AxisState, host: str, port: int, soap_port: int = 0) -> 
 
 
 async def _start_soap(state: AxisState, host: str, port: int) -> web.AppRunner:
-    """The SOAP variant, for the same units (its own queues: a provincial platform)."""
+    """The SOAP variant: the same systems, secrets, units, timestamp tolerance, seed and start-time
+    faults, but its own queues (a provincial platform) and its own run-time fault control
+    (``POST /_sim/faults`` on its port: a burst set on one variant is not spent by the other)."""
     from connectors.base import DirectoryEntry
     from connectors.simulators.soap_axis import SoapAxisState, create_soap_app
 
-    units = sorted({u for system in state.systems.values() for u in system.units})
-    soap_state = SoapAxisState(organizations=[DirectoryEntry(code=u, name=u) for u in units])
-    runner = web.AppRunner(create_soap_app(soap_state), access_log=None)
+    units = dict.fromkeys(u for system in state.systems.values() for u in system.units)
+    known = [state.directory[u] for u in units if u in state.directory]
+    soap_state = SoapAxisState(
+        organizations=[
+            DirectoryEntry(code=a.code, name=a.name, parent_code=a.parent_code) for a in known
+        ],
+        faults=state.faults,
+        max_skew=state.max_skew.total_seconds() if state.max_skew is not None else None,
+        seed=state.seed,
+    )
+    for system_id, system in state.systems.items():
+        soap_state.add_system(system_id, system.secret, system.units)
+    runner = web.AppRunner(create_soap_app(soap_state), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    print(f"  SOAP variant: http://{host}:{port}/DocumentService?wsdl", flush=True)
+    url = f"http://{host}:{port}"
+    print(f"  SOAP variant: {url}/DocumentService?wsdl", flush=True)
+    print(f"  state: {url}/_sim/state  faults: POST {url}/_sim/faults", flush=True)
     return runner
 
 

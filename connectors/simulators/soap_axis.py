@@ -13,12 +13,25 @@ streaming rather than kept in the tree. The platform behaves as the real ones ar
   The same bytes sent twice are one send (``Duplicate``), as a receiver that deduplicates.
 * Business errors are ``Status FAIL`` answers with the platform's ErrorCode (18 unknown receiver,
   19 sender not registered, 22 package not compliant, 10 invalid file, 30 unknown document id);
-  malformed requests are SOAP ``Client`` faults; injected failures are SOAP ``Server`` faults
-  with HTTP 500, after an optional latency.
+  malformed requests are SOAP ``Client`` faults.
+* Systems (``add_system``: an id, a secret and the units it serves) authenticate every request
+  with a WS-Security UsernameToken in the SOAP header (the id as Username, PasswordDigest =
+  Base64(SHA-1(nonce + Created + secret)), Created within ``max_skew``, each nonce once). A
+  request that fails is answered with the SOAP fault ``wsse:FailedAuthentication`` (HTTP 500, as
+  WS-Security says) and nothing else happens. A system sends only for its own units and lists,
+  fetches and confirms only its own units' items (another system's item is as unknown as a
+  missing one). With no system registered the platform is open, as it was before systems existed:
+  any registered organization may send and receive.
+* Faults are the VXP simulator's, from :mod:`connectors.simulators.faults`: latency, down
+  windows, 5xx bursts and an error rate (SOAP ``Server`` faults with HTTP 503/500, before
+  anything is processed), SendDocument calls that commit and then hang or drop the connection,
+  duplicate deliveries (a receiver's copy queued twice under two ids; an id listed twice). Set at
+  start, or at run time with ``POST /_sim/faults``; ``GET /_sim/state`` shows counts and queues.
 * Every request body is recorded in ``state.requests``, so a test can prove what never got here.
 
 ``GET <path>?wsdl`` serves the WSDL with the service address rewritten to this server's.
-Run it alone with ``python -m connectors.simulators.soap_axis --port 8090 --units A,B``.
+Run it alone with ``python -m connectors.simulators.soap_axis --port 8090 --units A,B``, or with
+the VXP simulator as ``docgw axis-sim --soap-port 8089`` (the same systems, secrets and faults).
 """
 
 from __future__ import annotations
@@ -26,15 +39,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import binascii
+import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import io
 import itertools
 import random
 import re
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -42,6 +61,9 @@ from aiohttp import web
 from lxml import etree
 
 from connectors.base import DirectoryEntry
+from connectors.simulators import faults as fault_model
+from connectors.simulators.axis import AxisSystem, parse_system
+from connectors.simulators.faults import AxisFaults, add_fault_arguments, faults_from
 from connectors.soap_axis import SERVICE_NS, wsdl_bytes
 from envelopes.attachments import Base64Decoder
 from envelopes.datetimes import format_timestamp
@@ -57,6 +79,12 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: A QĐ 20-form code, so readers see a conforming OrganId in the appended trace.
 DEFAULT_RELAY_ID = "LGSP.SIMULATOR"
 TRANSPORT_STATUSES = ("done", "fail", "processing")
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+PASSWORD_DIGEST = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+    "#PasswordDigest"
+)
 
 
 class ErrorCode(StrEnum):
@@ -116,12 +144,15 @@ class SoapAxisState:
 
     organizations: list[DirectoryEntry] = field(default_factory=list)
     relay_organ_id: str = DEFAULT_RELAY_ID
-    #: Share of requests answered with a SOAP Server fault (HTTP 500) instead of being processed.
-    error_rate: float = 0.0
-    #: Seconds to wait before answering each request (before processing it).
-    latency_seconds: float = 0.0
+    faults: AxisFaults = field(default_factory=AxisFaults)
+    #: Connected systems (see :meth:`add_system`); none: an open platform, no authentication.
+    systems: dict[str, AxisSystem] = field(default_factory=dict)
+    #: Seconds a UsernameToken's Created may be off; None: any.
+    max_skew: float | None = 300.0
     seed: int | None = None
+    #: Trace timestamps (Vietnamese local time); ``epoch`` for fault windows and token ages.
     clock: Callable[[], dt.datetime] = _vietnam_now
+    epoch: Callable[[], float] = time.time
     max_request_bytes: int = 512 << 20
     #: Every POST body, in arrival order, whatever became of it.
     requests: list[bytes] = field(default_factory=list)
@@ -131,28 +162,71 @@ class SoapAxisState:
     items: dict[str, QueuedItem] = field(default_factory=dict)
     confirmations: list[Confirmation] = field(default_factory=list)
     transport_statuses: dict[str, str] = field(default_factory=dict)
-    _rng: random.Random = field(init=False, repr=False)
+    counters: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(init=False, repr=False)
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     #: SHA-256 of each package as received → its DocumentId, to recognise a resend.
     digests: dict[str, str] = field(default_factory=dict, repr=False)
+    #: UsernameToken nonces seen → when, to refuse a replay while its Created is still fresh.
+    nonces: dict[str, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self.rng = random.Random(self.seed)
+        self._codes = {org.code for org in self.organizations}
+        for system_id, system in list(self.systems.items()):
+            self.add_system(system_id, system.secret, system.units)
+
+    def add_system(self, system_id: str, secret: bytes, units: Sequence[str]) -> None:
+        """Connect a system: from now on every request must authenticate as one."""
+        self.systems[system_id] = AxisSystem(secret=secret, units=tuple(units))
+        for unit in units:
+            if unit not in self._codes:
+                self.organizations.append(DirectoryEntry(code=unit, name=unit))
+                self._codes.add(unit)
+
+    @property
+    def authenticates(self) -> bool:
+        return bool(self.systems)
 
     def knows(self, code: str) -> bool:
-        return any(org.code == code for org in self.organizations)
+        return code in self._codes
+
+    def routable(self, code: str) -> bool:
+        """Can a package be queued for this unit: some system serves it (an open platform: it is
+        a registered organization)."""
+        if not self.systems:
+            return self.knows(code)
+        return any(code in system.units for system in self.systems.values())
+
+    def serves(self, system_id: str | None, code: str) -> bool:
+        """May the caller act for this unit (send from it, list and confirm its items)?"""
+        if system_id is None:
+            return self.knows(code)
+        return code in self.systems[system_id].units
+
+    def set_faults(self, faults: AxisFaults) -> None:
+        self.faults = faults
 
     def pending(self, receiver: str, kind: str) -> list[str]:
         return list(self.queues.get((receiver, kind), ()))
 
-    def inject_failure(self) -> bool:
-        return self.error_rate > 0 and self._rng.random() < self.error_rate
-
     def next_document_id(self) -> str:
         return f"lgsp-{next(self._sequence):06d}"
 
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "systems": {k: {"units": list(v.units)} for k, v in self.systems.items()},
+            "packages": len(self.sent),
+            "counters": dict(self.counters),
+            "queues": {f"{unit}/{kind}": list(ids) for (unit, kind), ids in self.queues.items()},
+            "requests": len(self.requests),
+            "organizations": len(self.organizations),
+            "faults": dataclasses.asdict(self.faults),
+        }
+
 
 STATE = web.AppKey("soap_axis_state", SoapAxisState)
+STOPPING = web.AppKey("soap_axis_stopping", asyncio.Event)
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -161,10 +235,12 @@ STATE = web.AppKey("soap_axis_state", SoapAxisState)
 class _SoapFault(Exception):
     """Answered as a SOAP 1.1 Fault (HTTP 500, as SOAP 1.1 over HTTP requires)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, status: int = 500) -> None:
         super().__init__(message)
-        self.code = code  # Client | Server | VersionMismatch | MustUnderstand
+        #: Client | Server | VersionMismatch | MustUnderstand (SOAP's), or wsse:… (WS-Security's)
+        self.code = code
         self.message = message
+        self.status = status
 
 
 class _Fail(Exception):
@@ -182,6 +258,11 @@ class _Fail(Exception):
 @dataclass(kw_only=True)
 class _Request:
     operation: etree._Element
+    header: etree._Element | None = None
+    #: The authenticated system (None: an open platform).
+    system_id: str | None = None
+    #: Set by SendDocument when it queued the package (a timeout-after-commit fault may follow).
+    committed: bool = False
     #: The decoded SendDocument/Package, or None.
     package: bytes | None = None
     #: Set when the Package text was not valid base64.
@@ -228,6 +309,15 @@ class _PackageSink:
                 self.error = exc
 
 
+def _check_headers(header: etree._Element | None) -> None:
+    """Only WS-Security's header is understood; any other that must be is a fault."""
+    for entry in header if header is not None else ():
+        if entry.tag == f"{{{WSSE}}}Security":
+            continue  # understood: see _authenticate
+        if entry.get(f"{{{SOAP_ENV}}}mustUnderstand") in ("1", "true"):
+            raise _SoapFault("MustUnderstand", f"header {entry.tag} is not understood")
+
+
 def _parse_request(body: bytes) -> _Request:
     sinks: list[_PackageSink] = []
 
@@ -246,9 +336,7 @@ def _parse_request(body: bytes) -> _Request:
     if root.tag != f"{{{SOAP_ENV}}}Envelope":
         raise _SoapFault("VersionMismatch", "only SOAP 1.1 envelopes are understood")
     header = root.find(f"{{{SOAP_ENV}}}Header")
-    for entry in header if header is not None else ():
-        if entry.get(f"{{{SOAP_ENV}}}mustUnderstand") in ("1", "true"):
-            raise _SoapFault("MustUnderstand", f"header {entry.tag} is not understood")
+    _check_headers(header)
     body_element = root.find(f"{{{SOAP_ENV}}}Body")
     if body_element is None:
         raise _SoapFault("Client", "the SOAP Envelope has no Body")
@@ -257,7 +345,7 @@ def _parse_request(body: bytes) -> _Request:
         raise _SoapFault("Client", "the SOAP Body must hold exactly one operation element")
     if len(sinks) > 1:
         raise _SoapFault("Client", "SendDocument holds more than one Package")
-    request = _Request(operation=operations[0])
+    request = _Request(operation=operations[0], header=header)
     if sinks:
         request.package = sinks[0].out.getvalue()
         request.package_error = sinks[0].error
@@ -281,11 +369,12 @@ def _soap_response(content: etree._Element, status: int = 200) -> web.Response:
 
 
 def _fault_response(fault: _SoapFault) -> web.Response:
-    element = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV})
+    element = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV, "wsse": WSSE})
     # faultcode and faultstring are unqualified in SOAP 1.1.
-    etree.SubElement(element, "faultcode").text = f"soap:{fault.code}"
+    code = fault.code if ":" in fault.code else f"soap:{fault.code}"
+    etree.SubElement(element, "faultcode").text = code
     etree.SubElement(element, "faultstring").text = fault.message
-    return _soap_response(element, status=500)
+    return _soap_response(element, status=fault.status)
 
 
 def _result(operation: str, code: ErrorCode = ErrorCode.OK, desc: str = "") -> etree._Element:
@@ -389,8 +478,9 @@ async def _send_document(state: SoapAxisState, request: _Request) -> etree._Elem
         raise _Fail(ErrorCode.INVALID_FILE, str(request.package_error))
     if not request.package:
         raise _SoapFault("Client", "SendDocument: Package is required")
-    if not state.knows(sender):
-        raise _Fail(ErrorCode.SENDER_NOT_REGISTERED, f"sender {sender} is not registered")
+    if not state.serves(request.system_id, sender):
+        who = f" for {request.system_id}" if request.system_id else ""
+        raise _Fail(ErrorCode.SENDER_NOT_REGISTERED, f"sender {sender} is not registered{who}")
     package = request.package
     parsed, relayed = await asyncio.to_thread(_relay, package, state.relay_organ_id, state.clock())
     if parsed.kind.value != kind:
@@ -398,7 +488,7 @@ async def _send_document(state: SoapAxisState, request: _Request) -> etree._Elem
     from_, receivers = _route(parsed)
     if from_ != sender:
         raise _Fail(ErrorCode.NOT_COMPLIANT, f"Sender {sender} but the package is from {from_}")
-    unknown = [code for code in receivers if not state.knows(code)]
+    unknown = [code for code in receivers if not state.routable(code)]
     if unknown:
         raise _Fail(ErrorCode.UNKNOWN_RECEIVER, f"unknown receiver(s): {', '.join(unknown)}")
     digest = hashlib.sha256(package).hexdigest()
@@ -417,15 +507,19 @@ async def _send_document(state: SoapAxisState, request: _Request) -> etree._Elem
         package=relayed,
         sha256=digest,
     )
-    for index, receiver in enumerate(receivers, start=1):
-        item = QueuedItem(
-            remote_id=f"{document_id}.{index}",
-            receiver=receiver,
-            kind=kind,
-            document_id=document_id,
-        )
-        state.items[item.remote_id] = item
-        state.queues.setdefault((receiver, kind), []).append(item.remote_id)
+    index = itertools.count(1)
+    for receiver in receivers:
+        for _ in range(fault_model.copies(state)):  # 2: a simulated duplicate delivery
+            item = QueuedItem(
+                remote_id=f"{document_id}.{next(index)}",
+                receiver=receiver,
+                kind=kind,
+                document_id=document_id,
+            )
+            state.items[item.remote_id] = item
+            state.queues.setdefault((receiver, kind), []).append(item.remote_id)
+    state.counters["packages"] += 1
+    request.committed = True
     _add(result, "DocumentId", document_id)
     _add(result, "Duplicate", "false")
     return result
@@ -434,18 +528,21 @@ async def _send_document(state: SoapAxisState, request: _Request) -> etree._Elem
 async def _get_pending(state: SoapAxisState, request: _Request) -> etree._Element:
     receiver = request.required("Receiver")
     kind = request.required("MessageType")
-    if not state.knows(receiver):
+    if not state.serves(request.system_id, receiver):
         raise _Fail(ErrorCode.UNKNOWN_RECEIVER, f"unknown receiver {receiver}")
     result = _result("GetPendingDocumentIds")
     for remote_id in state.pending(receiver, kind):
         _add(result, "DocumentId", remote_id)
+        if fault_model.chance(state, state.faults.duplicate_delivery_rate):
+            _add(result, "DocumentId", remote_id)  # listed twice
     return result
 
 
 def _item(state: SoapAxisState, request: _Request) -> QueuedItem:
     remote_id = request.required("DocumentId")
     item = state.items.get(remote_id)
-    if item is None:
+    # Another system's item is as unknown as a missing one.
+    if item is None or not state.serves(request.system_id, item.receiver):
         raise _Fail(ErrorCode.UNKNOWN_DOCUMENT, f"no document {remote_id}")
     return item
 
@@ -480,13 +577,13 @@ async def _confirm_received(state: SoapAxisState, request: _Request) -> etree._E
 
 
 async def _update_status(state: SoapAxisState, request: _Request) -> etree._Element:
-    remote_id = request.required("DocumentId")
+    """The receiver's processing state of an item as a note for the platform's operators; the
+    queue is ConfirmReceived's business (docgw confirms, and does not send this)."""
     status = request.required("Status")
     if status not in TRANSPORT_STATUSES:
         raise _SoapFault("Client", f"UpdateStatus: Status {status!r} is not done/fail/processing")
-    if remote_id not in state.items:
-        raise _Fail(ErrorCode.UNKNOWN_DOCUMENT, f"no document {remote_id}")
-    state.transport_statuses[remote_id] = status
+    item = _item(state, request)
+    state.transport_statuses[item.remote_id] = status
     return _result("UpdateStatus")
 
 
@@ -515,23 +612,75 @@ _OPERATIONS: dict[str, _Handler] = {
 # ----------------------------------------------------------------------------------------- app
 
 
-async def _handle_soap(request: web.Request) -> web.Response:
+def _authenticate(state: SoapAxisState, header: etree._Element | None) -> str:
+    """The system a WS-Security UsernameToken (PasswordDigest) proves; a
+    ``wsse:FailedAuthentication`` fault otherwise (one message for every reason, as a server
+    that tells nothing to a guesser; the counters tell the tester)."""
+
+    def failed(why: str) -> _SoapFault:
+        state.counters["auth_failures"] += 1
+        state.counters[f"auth_failures_{why}"] += 1
+        return _SoapFault("wsse:FailedAuthentication", "the security token could not be "
+                          "authenticated or authorized")  # fmt: skip
+
+    security = header.find(f"{{{WSSE}}}Security") if header is not None else None
+    token = security.find(f"{{{WSSE}}}UsernameToken") if security is not None else None
+    if token is None:
+        raise failed("missing")
+    username = (token.findtext(f"{{{WSSE}}}Username") or "").strip()
+    password = token.find(f"{{{WSSE}}}Password")
+    nonce_text = (token.findtext(f"{{{WSSE}}}Nonce") or "").strip()
+    created = (token.findtext(f"{{{WSU}}}Created") or "").strip()
+    system = state.systems.get(username)
+    if system is None:
+        raise failed("unknown_system")
+    if password is None or password.get("Type") != PASSWORD_DIGEST or not nonce_text:
+        raise failed("not_a_digest")
+    try:
+        nonce = base64.b64decode(nonce_text, validate=True)
+        when = dt.datetime.fromisoformat(created)
+        moment = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    except (binascii.Error, ValueError):
+        raise failed("malformed") from None
+    expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + system.secret).digest())
+    if not hmac.compare_digest(expected, (password.text or "").strip().encode()):
+        raise failed("bad_digest")
+    now = state.epoch()
+    if state.max_skew is not None:
+        if abs(now - moment) > state.max_skew:
+            raise failed("expired")
+        for seen, at in list(state.nonces.items()):
+            if now - at > 2 * state.max_skew:
+                del state.nonces[seen]
+    if nonce_text in state.nonces:
+        raise failed("replayed")
+    state.nonces[nonce_text] = now
+    return username
+
+
+async def _handle_soap(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await request.read()
     state.requests.append(body)
-    if state.latency_seconds:
-        await asyncio.sleep(state.latency_seconds)
+    state.counters["requests"] += 1
+    await fault_model.delay(state)
     try:
-        if state.inject_failure():
-            raise _SoapFault("Server", "injected failure")
+        injected = fault_model.request_fault(state, state.epoch())
+        if injected is not None:
+            raise _SoapFault("Server", injected.reason, status=injected.status)
         soap = _parse_request(body)
         handler = _OPERATIONS.get(soap.name)
         if handler is None or soap.operation.tag != _tns(soap.name):
             raise _SoapFault("Client", f"unknown operation {soap.operation.tag}")
+        if state.authenticates:
+            soap.system_id = _authenticate(state, soap.header)
         try:
-            return _soap_response(await handler(state, soap))
+            answer = await handler(state, soap)
         except _Fail as fail:
             return _soap_response(_result(soap.name, fail.code, fail.message))
+        if soap.committed:
+            await fault_model.after_commit(state, request, request.app[STOPPING])
+        return _soap_response(answer)
     except _SoapFault as fault:
         return _fault_response(fault)
 
@@ -550,9 +699,18 @@ async def _handle_wsdl(request: web.Request) -> web.Response:
 def create_soap_app(state: SoapAxisState, *, path: str = DEFAULT_PATH) -> web.Application:
     app = web.Application(client_max_size=state.max_request_bytes)
     app[STATE] = state
+    app[STOPPING] = asyncio.Event()
     app.router.add_post(path, _handle_soap)
     app.router.add_get(path, _handle_wsdl)
+    fault_model.add_fault_control(
+        app, lambda request: request.app[STATE], lambda request: request.app[STATE].snapshot()
+    )
+    app.on_shutdown.append(_on_shutdown)
     return app
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[STOPPING].set()  # wakes handlers hanging on a simulated timeout
 
 
 def _organization(spec: str) -> DirectoryEntry:
@@ -570,18 +728,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--path", default=DEFAULT_PATH)
     parser.add_argument("--units", default="", help="registered units: CODE[=Name],CODE[=Name],…")
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument(
+        "--systems", nargs="+", action="extend", type=parse_system, default=[],
+        metavar="SYSTEM:SECRET:UNIT[,UNIT]",
+        help="a connected system, its secret and its units (any: every request authenticates)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-skew", type=float, default=300.0,
+        help="seconds a UsernameToken's Created may be off (0: no check)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--relay-id", default=DEFAULT_RELAY_ID)
+    add_fault_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        faults = faults_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     state = SoapAxisState(
         organizations=[_organization(s) for s in args.units.split(",") if s.strip()],
         relay_organ_id=args.relay_id,
-        error_rate=args.error_rate,
-        latency_seconds=args.latency,
+        faults=faults,
+        max_skew=args.max_skew if args.max_skew > 0 else None,
         seed=args.seed,
     )
+    for system_id, secret, units in args.systems:
+        state.add_system(system_id, secret, units)
     print(f"SOAP axis simulator: http://{args.host}:{args.port}{args.path}?wsdl")
     web.run_app(create_soap_app(state, path=args.path), host=args.host, port=args.port, print=None)
     return 0

@@ -39,6 +39,7 @@ from connectors.base import (
     PeerUnavailable,
     RemoteItem,
 )
+from connectors.simulators.faults import AxisFaults
 from connectors.simulators.soap_axis import (
     DEFAULT_PATH,
     DEFAULT_RELAY_ID,
@@ -363,11 +364,11 @@ def test_an_unknown_receiver_is_a_final_refusal_with_the_platform_code() -> None
 
     async def body() -> None:
         async with serve(state) as url, connector(url, receivers=(RECEIVER,)) as soap:
-            with pytest.raises(PeerRefused, match="ErrorCode 18"):
+            with pytest.raises(PeerRefused, match="axis code 18"):
                 await soap.deliver(delivery(data, recipients=("000.00.00.H99",)))
-            with pytest.raises(PeerRefused, match="ErrorCode 18"):
+            with pytest.raises(PeerRefused, match="axis code 18"):
                 await dataclasses.replace(soap, receivers=("000.00.00.H99",)).pending("document")
-            with pytest.raises(PeerRefused, match="ErrorCode 30"):
+            with pytest.raises(PeerRefused, match="axis code 30"):
                 await soap.fetch(RemoteItem(remote_id="nope", kind="document"))
 
     asyncio.run(body())
@@ -379,9 +380,9 @@ def test_a_sender_that_is_not_the_package_sender_is_refused() -> None:
 
     async def body() -> None:
         async with serve(seeded()) as url, connector(url) as soap:
-            with pytest.raises(PeerRefused, match="ErrorCode 22"):
+            with pytest.raises(PeerRefused, match="axis code 22"):
                 await soap.deliver(delivery(data, sender=RECEIVER))
-            with pytest.raises(PeerRefused, match="ErrorCode 22"):
+            with pytest.raises(PeerRefused, match="axis code 22"):
                 await soap.deliver(delivery(b"<edXML>not a package</edXML>"))
 
     asyncio.run(body())
@@ -389,7 +390,7 @@ def test_a_sender_that_is_not_the_package_sender_is_refused() -> None:
 
 def test_an_injected_fault_is_a_retryable_unavailability() -> None:
     data = document()
-    state = seeded(error_rate=1.0)
+    state = seeded(faults=AxisFaults(error_rate=1.0))
 
     async def body() -> None:
         async with serve(state) as url, connector(url, receivers=(RECEIVER,)) as soap:
@@ -398,7 +399,7 @@ def test_an_injected_fault_is_a_retryable_unavailability() -> None:
             assert isinstance(caught.value.__cause__, zeep.exceptions.Fault)  # raise … from
             with pytest.raises(PeerUnavailable):
                 await soap.pending("document")
-            state.error_rate = 0.0
+            state.set_faults(AxisFaults())
             await soap.deliver(delivery(data))
             assert len(await soap.pending("document")) == 1
 
@@ -407,7 +408,7 @@ def test_an_injected_fault_is_a_retryable_unavailability() -> None:
 
 def test_a_timeout_after_sending_is_an_unknown_outcome_and_the_resend_is_a_duplicate() -> None:
     data = document()
-    state = seeded(latency_seconds=0.6)
+    state = seeded(faults=AxisFaults(latency_ms=600))
 
     async def body() -> None:
         async with (
@@ -418,7 +419,7 @@ def test_a_timeout_after_sending_is_an_unknown_outcome_and_the_resend_is_a_dupli
             with pytest.raises(OutcomeUnknown, match="no answer"):
                 await impatient.deliver(delivery(data))
             await asyncio.sleep(0.8)  # the platform finishes what it started
-            state.latency_seconds = 0.0
+            state.set_faults(AxisFaults())
             assert (await b.deliver(delivery(data))).duplicate
             assert len(await b.pending("document")) == 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -356,20 +357,137 @@ def test_a_hash_file_that_does_not_match_the_body_is_refused_with_code_10() -> N
 # ------------------------------------------------------------------------------------- faults
 
 
-def test_a_30_percent_error_rate_makes_the_axis_unavailable_sometimes() -> None:
+def test_a_30_percent_error_rate_is_absorbed_by_the_retries_inside_a_call() -> None:
     async def scenario() -> None:
         async with axis(AxisFaults(error_rate=0.3)) as ax:
+            # One request per call: the axis is unavailable sometimes.
+            single = ax.connector(attempts=1)
             outcomes: list[str] = []
             for _ in range(30):
                 try:
-                    await ax.a.deliver(delivery(document()))
+                    await single.deliver(delivery(document()))
                     outcomes.append("ok")
                 except PeerUnavailable:
                     outcomes.append("unavailable")
             assert 0 < outcomes.count("unavailable") < 30
             # A 500 comes before anything is committed: only the successes were queued.
             assert ax.state.counters["packages"] == outcomes.count("ok")
-            assert len(await ax.b.pending("document")) == outcomes.count("ok")
+            assert ax.state.counters["requests"] == 30
+
+            # Up to four requests per call: (almost) every call gets through; every request
+            # beyond one per delivered package was a 500.
+            ax.state.counters.clear()
+            delivered = 0
+            for _ in range(30):
+                with contextlib.suppress(PeerUnavailable):
+                    await ax.a.deliver(delivery(document()))
+                    delivered += 1
+            assert delivered >= 28
+            assert ax.state.counters["faults_error"] > 0
+            assert ax.state.counters["packages"] == delivered
+            assert ax.state.counters["requests"] == delivered + ax.state.counters["faults_error"]
+
+    run(scenario)
+
+
+def test_a_5xx_burst_shorter_than_the_retries_is_one_successful_call() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            async with ax.session.post(f"{ax.url}/_sim/faults", json={"burst_5xx": 2}) as answer:
+                assert answer.status == 200
+            receipt = await ax.a.deliver(delivery(document()))
+            assert receipt.remote_id
+            assert ax.state.counters["faults_burst_5xx"] == 2
+            assert ax.state.counters["requests"] == 3  # two 503s, then the package
+            assert ax.state.counters["packages"] == 1
+            assert len(await ax.b.pending("document")) == 1
+
+            # A read-only call rides out a burst too.
+            ax.state.set_faults(AxisFaults(burst_5xx=3))
+            assert len(await ax.b.pending("document")) == 1
+            assert ax.state.counters["faults_burst_5xx"] == 5
+
+    run(scenario)
+
+
+def test_a_5xx_burst_longer_than_the_retries_is_unavailable_after_four_requests() -> None:
+    async def scenario() -> None:
+        async with axis(AxisFaults(burst_5xx=5)) as ax:
+            with pytest.raises(PeerUnavailable, match="after 4 requests") as caught:
+                await ax.a.deliver(delivery(document()))
+            assert not isinstance(caught.value, OutcomeUnknown)  # a 503 committed nothing
+            assert ax.state.counters["requests"] == 4
+            assert nothing_queued(ax.state)
+            # The fifth 503, then the package: the next call (the outbox's retry) gets through.
+            assert (await ax.a.deliver(delivery(document()))).remote_id
+            assert ax.state.counters["requests"] == 6
+
+    run(scenario)
+
+
+def test_the_retries_stay_within_the_calls_timeout_budget() -> None:
+    async def scenario() -> None:
+        async with axis(AxisFaults(down_until=time.time() + 60), timeout=1.0) as ax:
+            patient = ax.connector(attempts=50, retry_wait=0.05, retry_wait_max=0.3)
+            started = time.monotonic()
+            with pytest.raises(PeerUnavailable):
+                await patient.pending("document")
+            elapsed = time.monotonic() - started
+            assert elapsed < 1.5  # the budget, not 50 attempts
+            assert 2 <= ax.state.counters["requests"] < 50
+
+    run(scenario)
+
+
+def test_business_errors_are_final_after_exactly_one_request() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            cases = [
+                (ax.connector(secret=b"wrong").deliver(delivery(document())), "15"),
+                (ax.a.deliver(delivery(document(to="000.00.00.H99"))), "18"),
+                (ax.b.deliver(delivery(document())), "19"),
+                (ax.a.deliver(delivery(b"<edXML><not-closed>")), "22"),
+                (ax.b.fetch(RemoteItem(remote_id="no-such-doc", kind="document")), "10"),
+            ]
+            for call, code in cases:
+                before = ax.state.counters["requests"]
+                error = await refusal(call)
+                assert error.axis_code == code
+                # The axis' code is kept in the detail an attempt records: "axis code N: …".
+                assert error.message.startswith(f"axis code {code}: ")
+                assert error.code == "PEER_REFUSED"
+                assert ax.state.counters["requests"] == before + 1, code
+            assert nothing_queued(ax.state)
+
+    run(scenario)
+
+
+def test_the_axis_system_error_code_is_unavailable_without_retrying_inside_the_call() -> None:
+    async def scenario() -> None:
+        fail_20 = {"status": "FAIL", "ErrorCode": "20", "ErrorDesc": "Lỗi hệ thống"}
+        requests = 0
+
+        async def handler(request: web.Request) -> web.Response:
+            nonlocal requests
+            requests += 1
+            return web.json_response(fail_20)
+
+        app = web.Application()
+        app.router.add_post("/{operation}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                connector = a_connector_at(runner.addresses[0][1], session)
+                with pytest.raises(PeerUnavailable) as caught:
+                    await connector.pending("document")
+            assert caught.value.message.startswith("axis code 20: ")
+            assert not isinstance(caught.value, PeerRefused)
+            assert requests == 1  # an ErrorCode answer: the outbox retries, durably
+        finally:
+            await runner.cleanup()
 
     run(scenario)
 
@@ -377,12 +495,13 @@ def test_a_30_percent_error_rate_makes_the_axis_unavailable_sometimes() -> None:
 def test_a_burst_of_503_then_recovery_with_faults_changed_at_run_time() -> None:
     async def scenario() -> None:
         async with axis() as ax:
+            single = ax.connector(attempts=1)
             async with ax.session.post(f"{ax.url}/_sim/faults", json={"burst_5xx": 2}) as answer:
                 assert answer.status == 200
             for _ in range(2):
                 with pytest.raises(PeerUnavailable):
-                    await ax.a.deliver(delivery(document()))
-            assert (await ax.a.deliver(delivery(document()))).remote_id
+                    await single.deliver(delivery(document()))
+            assert (await single.deliver(delivery(document()))).remote_id
 
             down = {"down_until": time.time() + 60}
             async with ax.session.post(f"{ax.url}/_sim/faults", json=down) as answer:
@@ -404,23 +523,68 @@ def test_a_burst_of_503_then_recovery_with_faults_changed_at_run_time() -> None:
     run(scenario)
 
 
-@pytest.mark.parametrize("drop_connection", [False, True], ids=["hang", "drop"])
-def test_a_timeout_after_commit_is_outcome_unknown_and_the_package_is_queued(
-    drop_connection: bool,
-) -> None:
+def test_a_timeout_after_commit_is_outcome_unknown_and_the_package_is_queued() -> None:
     async def scenario() -> None:
-        faults = AxisFaults(
-            timeout_after_commit_rate=1.0, hang_seconds=5.0, drop_connection=drop_connection
-        )
+        faults = AxisFaults(timeout_after_commit_rate=1.0, hang_seconds=5.0)
         async with axis(faults, timeout=0.5) as ax:
             started = time.monotonic()
-            with pytest.raises(OutcomeUnknown):
+            with pytest.raises(OutcomeUnknown, match="no answer"):
                 await ax.a.deliver(delivery(document()))
             assert time.monotonic() - started < 4.0
+            # The request used the whole budget (attempt_timeout=None): nothing left to retry.
             assert ax.state.counters["timeouts_after_commit"] == 1
             ax.state.set_faults(AxisFaults())
             (item,) = await ax.b.pending("document")
             verify_document(read_package(await ax.b.fetch(item)), pinned(A_UNIT))
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("drop_connection", [False, True], ids=["hang", "drop"])
+def test_a_send_that_may_have_been_committed_is_resent_and_stays_outcome_unknown(
+    drop_connection: bool,
+) -> None:
+    """Each request is committed and then left unanswered: the call resends (the receiver
+    deduplicates), stays within its budget and ends unknown; every copy is the same package."""
+
+    async def scenario() -> None:
+        faults = AxisFaults(
+            timeout_after_commit_rate=1.0, hang_seconds=5.0, drop_connection=drop_connection
+        )
+        async with axis(faults, timeout=2.0) as ax:
+            impatient = ax.connector(attempt_timeout=0.3, retry_wait=0.05)
+            started = time.monotonic()
+            with pytest.raises(OutcomeUnknown):
+                await impatient.deliver(delivery(document()))
+            assert time.monotonic() - started < 3.5
+            sends = ax.state.counters["timeouts_after_commit"]
+            assert 2 <= sends <= 4 and ax.state.counters["requests"] == sends
+            ax.state.set_faults(AxisFaults())
+            items = await ax.b.pending("document")
+            assert len(items) == sends
+            copies = {await ax.b.fetch(item) for item in items}
+            assert len({read_package(c).document().header.document_id for c in copies}) == 1
+
+    run(scenario)
+
+
+def test_a_failed_resend_after_a_possible_commit_is_still_outcome_unknown() -> None:
+    """The first request is committed and cut off, the retry meets a 503: the call cannot say
+    the axis does not have the package."""
+
+    async def scenario() -> None:
+        async with axis(AxisFaults(timeout_after_commit_rate=1.0, drop_connection=True)) as ax:
+            original = ax.state.set_faults
+
+            def then_busy(operation: str, body: bytes) -> None:
+                if ax.state.counters["timeouts_after_commit"] == 1:
+                    original(AxisFaults(burst_5xx=10))
+
+            ax.state.record_bytes = then_busy
+            with pytest.raises(OutcomeUnknown, match="may have been committed"):
+                await ax.a.deliver(delivery(document()))
+            assert ax.state.counters["packages"] == 1
+            assert ax.state.counters["faults_burst_5xx"] == 3
 
     run(scenario)
 
