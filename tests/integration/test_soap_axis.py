@@ -17,6 +17,7 @@ import hashlib
 import io
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -465,6 +466,183 @@ def test_a_connection_dropped_after_sending_is_unknown_for_a_send_and_retryable_
                 await soap.deliver(delivery(document()))
             with pytest.raises(PeerUnavailable):
                 await soap.pending("document")
+
+    asyncio.run(body())
+
+
+# --------------------------------------------------------------- systems and authentication
+
+A_SYSTEM, B_SYSTEM = "lgsp-he-thong-a", "lgsp-he-thong-b"
+A_SECRET, B_SECRET = b"soap-secret-a", b"soap-secret-b"
+
+
+def with_systems(**changes: Any) -> SoapAxisState:
+    state = seeded(**changes)
+    state.add_system(A_SYSTEM, A_SECRET, [SENDER])
+    state.add_system(B_SYSTEM, B_SECRET, [RECEIVER])
+    return state
+
+
+def test_systems_authenticate_with_a_ws_security_username_token() -> None:
+    data = document()
+    state = with_systems()
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=A_SYSTEM, secret=A_SECRET, receivers=(SENDER,)) as a,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+            connector(url, system_id=A_SYSTEM, secret=b"wrong") as intruder,
+            connector(url) as anonymous,
+        ):
+            for stranger, why in ((intruder, "bad_digest"), (anonymous, "missing")):
+                with pytest.raises(PeerRefused, match="wsse:FailedAuthentication"):
+                    await stranger.deliver(delivery(data))
+                assert state.counters[f"auth_failures_{why}"] == 1
+            assert state.sent == {}  # refused before anything was read
+
+            receipt = await a.deliver(delivery(data))
+            (item,) = await b.pending("document")
+            assert verify_document(read_package(await b.fetch(item)), pinned())
+
+            # A system acts only for its own units: B cannot send A's package, A cannot list or
+            # fetch B's mail (another system's item is as unknown as a missing one).
+            with pytest.raises(PeerRefused, match="axis code 19"):
+                await b.deliver(delivery(data))
+            a_for_b = dataclasses.replace(a, receivers=(RECEIVER,))
+            with pytest.raises(PeerRefused, match="axis code 18"):
+                await a_for_b.pending("document")
+            with pytest.raises(PeerRefused, match="axis code 30"):
+                await a.fetch(item)
+            with pytest.raises(PeerRefused, match="axis code 30"):
+                await a.acknowledge(item, ok=True)
+            await b.acknowledge(item, ok=True)
+            assert [(c.remote_id, c.ok) for c in state.confirmations] == [(item.remote_id, True)]
+            assert receipt.remote_id == state.items[item.remote_id].document_id
+            await a_for_b.close()
+
+    asyncio.run(body())
+    # The secret never travels: only its digest, a nonce and a timestamp.
+    assert all(A_SECRET not in request for request in state.requests)
+
+
+def test_a_replayed_or_stale_username_token_is_refused() -> None:
+    state = with_systems()
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            assert await b.pending("document") == []
+            captured = state.requests[-1]
+            headers = {"Content-Type": "text/xml; charset=utf-8"}
+            async with http.post(url, data=captured, headers=headers) as answer:
+                assert answer.status == 500
+                assert b"wsse:FailedAuthentication" in await answer.read()
+            assert state.counters["auth_failures_replayed"] == 1
+
+            state.epoch = lambda: time.time() + 3600  # the platform's clock an hour ahead
+            with pytest.raises(PeerRefused, match="FailedAuthentication"):
+                await b.pending("document")
+            assert state.counters["auth_failures_expired"] == 1
+
+    asyncio.run(body())
+
+
+# ------------------------------------------------------------------- faults (shared with VXP)
+
+
+async def set_faults(url: str, **faults: Any) -> dict[str, Any]:
+    control = url.replace(DEFAULT_PATH, "/_sim/faults")
+    async with aiohttp.ClientSession() as http, http.post(control, json=faults) as answer:
+        assert answer.status == 200, await answer.text()
+        settings: dict[str, Any] = await answer.json()
+        return settings
+
+
+def test_bursts_and_down_windows_set_at_run_time_are_soap_server_faults() -> None:
+    data = document()
+    state = with_systems()
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=A_SYSTEM, secret=A_SECRET) as a,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+        ):
+            assert (await set_faults(url, burst_5xx=2))["burst_5xx"] == 2
+            for _ in range(2):
+                with pytest.raises(PeerUnavailable, match=r"SOAP Fault.*burst"):
+                    await a.deliver(delivery(data))
+            assert (await a.deliver(delivery(data))).remote_id
+            assert state.counters["faults_burst_5xx"] == 2
+
+            await set_faults(url, down_until=time.time() + 60)
+            with pytest.raises(PeerUnavailable, match="down"):
+                await b.pending("document")
+            await set_faults(url, down_until=None, latency_ms=150)
+            started = time.monotonic()
+            assert len(await b.pending("document")) == 1
+            assert time.monotonic() - started >= 0.15
+
+            control = url.replace(DEFAULT_PATH, "/_sim/faults")
+            async with aiohttp.ClientSession() as http:
+                async with http.post(control, json={"error_rate": 2}) as answer:
+                    assert answer.status == 400
+                async with http.get(url.replace(DEFAULT_PATH, "/_sim/state")) as answer:
+                    snapshot = await answer.json()
+            assert snapshot["packages"] == 1
+            assert snapshot["counters"]["faults_down"] == 1
+            assert snapshot["faults"]["latency_ms"] == 150
+
+    asyncio.run(body())
+
+
+def test_duplicate_deliveries_reach_the_receiver_twice_with_the_same_package() -> None:
+    data = document()
+    state = with_systems(faults=AxisFaults(duplicate_delivery_rate=1.0))
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=A_SYSTEM, secret=A_SECRET) as a,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+        ):
+            await a.deliver(delivery(data))
+            items = await b.pending("document")  # 2 ids, each listed twice: 2 items
+            assert len(items) == 2 and items[0].remote_id != items[1].remote_id
+            first, second = [await b.fetch(item) for item in items]
+            assert first == second
+            assert state.counters["duplicate_deliveries"] == 1
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("drop_connection", [False, True], ids=["hang", "drop"])
+def test_a_send_committed_then_left_unanswered_is_unknown_and_queued(
+    drop_connection: bool,
+) -> None:
+    data = document()
+    faults = AxisFaults(
+        timeout_after_commit_rate=1.0, hang_seconds=3.0, drop_connection=drop_connection
+    )
+    state = with_systems(faults=faults)
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=A_SYSTEM, secret=A_SECRET, timeout_seconds=0.5) as a,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+        ):
+            with pytest.raises(OutcomeUnknown):
+                await a.deliver(delivery(data))
+            assert state.counters["timeouts_after_commit"] == 1
+            state.set_faults(AxisFaults())
+            assert (await a.deliver(delivery(data))).duplicate  # the resend is recognised
+            (item,) = await b.pending("document")
+            verify_document(read_package(await b.fetch(item)), pinned())
 
     asyncio.run(body())
 
