@@ -151,18 +151,35 @@ def cmd_queue_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``docgw units add`` option (argparse dest) → unit field.
+UNIT_OPTIONS = {
+    "name": "name",
+    "parent": "parent_code",
+    "qd20": "code_qd20",
+    "channel": "channel",
+    "secure_endpoint": "secure_endpoint",
+    "allows_tuyet_mat": "allows_tuyet_mat",
+}
+
+
 def cmd_units_add(args: argparse.Namespace) -> int:
-    unit = UnitRecord(
-        code=args.code,
-        name=args.name,
-        parent_code=args.parent,
-        code_qd20=args.qd20,
-        channel=args.channel,
-        secure_endpoint=args.secure_endpoint,
-    )
+    """Add a unit, or change the fields given of an existing one (an empty value clears a text
+    field); what is not given stays as it is."""
+    given: dict[str, Any] = {}
+    for option, field in UNIT_OPTIONS.items():
+        value = getattr(args, option)
+        if isinstance(value, str):
+            value = value.strip() or ("" if field == "name" else None)
+            given[field] = value
+        elif value is not None:
+            given[field] = value
+    unit = dataclasses.replace(UnitRecord(code=args.code, name=""), **given)
     pem = read_file(args.cert).decode() if args.cert else None
     created = with_gateway(
-        args, lambda gw: registry.register_unit(gw, unit, certificate_pem=pem, actor=CLI_CLIENT)
+        args,
+        lambda gw: registry.register_unit(
+            gw, unit, certificate_pem=pem, actor=CLI_CLIENT, given=tuple(given)
+        ),
     )
     print(f"{'added' if created else 'updated'} {args.code}")
     return 0
@@ -231,13 +248,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     units = commands.add_parser("units", help="the unit registry").add_subparsers(
         dest="units_command", required=True
     )
-    add = units.add_parser("add", help="add or update a unit")
+    add = units.add_parser(
+        "add",
+        help="add a unit, or change what the options give of an existing one",
+        description="Add a unit (--name required), or update one: only the options given change; "
+        'an empty value ("") clears a text field.',
+    )
     add.add_argument("code")
-    add.add_argument("--name", required=True)
+    add.add_argument("--name", help="required for a new unit")
     add.add_argument("--parent")
     add.add_argument("--qd20", help="the unit's QĐ 20 code")
     add.add_argument("--channel")
     add.add_argument("--secure-endpoint")
+    add.add_argument(
+        "--allows-tuyet-mat",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="allow (or, with --no-allows-tuyet-mat, stop allowing) Tuyệt mật on this unit's "
+        "secure route; a new unit starts without it",
+    )
     add.add_argument("--cert", help="a PEM certificate to register for the unit")
     add.set_defaults(handler=cmd_units_add)
     lst = units.add_parser("list")

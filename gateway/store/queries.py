@@ -120,8 +120,16 @@ def _unit(row: Any) -> UnitRecord:
     )
 
 
-async def upsert_unit(conn: AsyncConnection, unit: UnitRecord, *, now: dt.datetime) -> bool:
-    """Insert or update; True when the unit is new."""
+async def upsert_unit(
+    conn: AsyncConnection,
+    unit: UnitRecord,
+    *,
+    now: dt.datetime,
+    only: Iterable[str] | None = None,
+) -> bool:
+    """Insert or update; True when the unit is new. ``only``: the columns an update writes (None:
+    all of them), so that an update leaves what it was not given — and what another transaction
+    changed meanwhile — as it is. A new unit is inserted whole."""
     values = {
         "name": unit.name,
         "code_qd20": unit.code_qd20,
@@ -133,7 +141,13 @@ async def upsert_unit(conn: AsyncConnection, unit: UnitRecord, *, now: dt.dateti
         "active": unit.active,
         "updated_at": now,
     }
-    result = await conn.execute(units.update().where(units.c.code == unit.code).values(**values))
+    changes = values
+    if only is not None:
+        wanted = {*only, "updated_at"}
+        if not wanted <= values.keys():
+            raise ValueError(f"not unit columns: {sorted(wanted - values.keys())}")
+        changes = {name: value for name, value in values.items() if name in wanted}
+    result = await conn.execute(units.update().where(units.c.code == unit.code).values(**changes))
     if result.rowcount:
         return False
     await conn.execute(units.insert().values(code=unit.code, created_at=now, **values))

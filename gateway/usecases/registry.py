@@ -1,10 +1,17 @@
-"""The local unit registry: units (codes, names, parent, channel, secure endpoint) and their
-certificates. Codes are checked strictly on registration (DOMAIN.md §2)."""
+"""The local unit registry: units (codes, names, parent, channel, secure endpoint, Tuyệt mật
+permission) and their certificates. Codes are checked strictly on registration (DOMAIN.md §2).
+
+An update changes only what it names: registering an existing unit again with a new channel keeps
+its secure endpoint, its ``allows_tuyet_mat``, whether it is local and whether it is active. The
+Tuyệt mật permission is never implied: it is off until an admin sets it, explicitly, per unit.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -17,7 +24,15 @@ from gateway.store import queries
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.usecases.errors import Conflict, NotFound
 
-CSV_COLUMNS = ("code", "name", "parent_code", "code_qd20", "channel", "secure_endpoint")
+#: What a registration may set (the CLI's options, the API's fields, the CSV's columns besides
+#: ``code``). ``is_local`` and ``active`` belong to the gateway and the directory sync.
+UNIT_FIELDS = (
+    "name", "parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat",
+)  # fmt: skip
+CSV_COLUMNS = ("code", *UNIT_FIELDS)
+#: How a CSV cell (or a CLI value) says yes or no; an empty cell is no.
+TRUE_WORDS = ("true", "yes", "1")
+FALSE_WORDS = ("false", "no", "0", "")
 
 
 class CertificateInvalid(GatewayError):
@@ -41,6 +56,16 @@ def check_unit(unit: UnitRecord) -> UnitRecord:
     return unit
 
 
+def parse_flag(value: str, *, element: str) -> bool:
+    """A yes/no value as a CSV cell writes it: true/yes/1, false/no/0 or empty (no)."""
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise GatewayError(f"must be true or false, not {value!r}", element=element)
+
+
 def certificate_record(unit_code: str, pem: str) -> CertificateRecord:
     try:
         cert = x509.load_pem_x509_certificate(pem.encode())
@@ -56,14 +81,33 @@ def certificate_record(unit_code: str, pem: str) -> CertificateRecord:
 
 
 async def register_unit(
-    gateway: Gateway, unit: UnitRecord, *, certificate_pem: str | None, actor: str
+    gateway: Gateway,
+    unit: UnitRecord,
+    *,
+    certificate_pem: str | None,
+    actor: str,
+    given: Collection[str] | None = None,
 ) -> bool:
-    """Add or update a unit (and add a certificate); True when the unit is new."""
-    check_unit(unit)
+    """Add or update a unit (and add a certificate); True when the unit is new.
+
+    ``given``: the fields of :data:`UNIT_FIELDS` the caller set. An existing unit changes only
+    those; a new one takes ``unit`` as it is (what was not given keeps its default: no Tuyệt mật).
+    None means every field of ``unit``, ``is_local`` and ``active`` included (a whole record, as
+    the gateway's own set-up code registers units).
+    """
+    unknown = set(given or ()) - set(UNIT_FIELDS)
+    if unknown:
+        raise ValueError(f"not unit fields a registration sets: {sorted(unknown)}")
+    parse_strict(unit.code, field="code")
     record = certificate_record(unit.code, certificate_pem) if certificate_pem else None
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        created = await queries.upsert_unit(conn, unit, now=now)
+        existing = await queries.get_unit(conn, unit.code) if given is not None else None
+        if existing is not None and given is not None:
+            check_unit(dataclasses.replace(existing, **{f: getattr(unit, f) for f in given}))
+        else:
+            check_unit(unit)
+        created = await queries.upsert_unit(conn, unit, now=now, only=given)
         if record is not None:
             owner = await queries.certificate_owner(conn, record.fingerprint_sha256)
             if owner not in (None, unit.code):
@@ -97,36 +141,51 @@ async def list_units(
 
 async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:
     """Import units from CSV with a header row (columns: see CSV_COLUMNS; code and name required).
-    All or nothing: one bad row (named by its line) imports none. Returns (created, updated)."""
+
+    A column the header leaves out is left as it is on existing units (new units: its default);
+    an empty cell of a column that is there clears it (``allows_tuyet_mat``: no). All or nothing:
+    one bad row (named by its line) imports none. Returns (created, updated)."""
     reader = csv.DictReader(io.StringIO(data))
-    missing = {"code", "name"} - set(reader.fieldnames or ())
+    header = [name.strip() for name in reader.fieldnames or ()]
+    reader.fieldnames = header
+    missing = {"code", "name"} - set(header)
     if missing:
         raise GatewayError(
             f"the CSV needs the columns {', '.join(sorted(missing))}", element="header"
         )
+    unknown = sorted(set(header) - set(CSV_COLUMNS))
+    if unknown:
+        raise GatewayError(
+            f"unknown column {unknown[0]!r} (known: {', '.join(CSV_COLUMNS)})", element="header"
+        )
+    given = [name for name in UNIT_FIELDS if name in header]
     units = []
     for line, row in enumerate(reader, start=2):
         try:
-            units.append(
-                check_unit(
-                    UnitRecord(
-                        code=(row.get("code") or "").strip(),
-                        name=(row.get("name") or "").strip(),
-                        parent_code=(row.get("parent_code") or "").strip() or None,
-                        code_qd20=(row.get("code_qd20") or "").strip() or None,
-                        channel=(row.get("channel") or "").strip() or None,
-                        secure_endpoint=(row.get("secure_endpoint") or "").strip() or None,
-                    )
-                )
-            )
+            units.append(check_unit(_csv_unit(row)))
         except GatewayError as exc:
             raise type(exc)(f"line {line}: {exc.message}", element=exc.element) from exc
     now = gateway.clock()
     created = 0
     async with gateway.engine.begin() as conn:
         for unit in units:
-            created += await queries.upsert_unit(conn, unit, now=now)
+            created += await queries.upsert_unit(conn, unit, now=now, only=given)
         await queries.audit(
             conn, now=now, actor=actor, action="units_imported", reason=f"{len(units)} units"
         )
     return created, len(units) - created
+
+
+def _csv_unit(row: dict[str, str | None]) -> UnitRecord:
+    def text(column: str) -> str | None:
+        return (row.get(column) or "").strip() or None
+
+    return UnitRecord(
+        code=text("code") or "",
+        name=text("name") or "",
+        parent_code=text("parent_code"),
+        code_qd20=text("code_qd20"),
+        channel=text("channel"),
+        secure_endpoint=text("secure_endpoint"),
+        allows_tuyet_mat=parse_flag(row.get("allows_tuyet_mat") or "", element="allows_tuyet_mat"),
+    )

@@ -105,10 +105,13 @@ LIST_PARAMETERS = frozenset(
      "breached", "limit", "cursor")
 )  # fmt: skip
 UNIT_FIELDS = (
-    "code", "name", "parent_code", "code_qd20", "channel", "secure_endpoint", "certificate_pem",
+    "code", "name", "parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat",
+    "certificate_pem",
 )  # fmt: skip
 #: How docgw routes to a unit and where it sits: an admin's decision, never a member's.
-ROUTING_FIELDS = ("parent_code", "code_qd20", "channel", "secure_endpoint")
+ROUTING_FIELDS = ("parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat")
+#: Routing fields that are yes/no (JSON booleans); the others are text.
+ROUTING_FLAGS = ("allows_tuyet_mat",)
 #: Column widths of the units table: an over-long value is a 400 here, not a database error.
 UNIT_FIELD_LENGTHS = {
     "name": 300, "parent_code": 35, "code_qd20": 35, "channel": 64, "secure_endpoint": 500,
@@ -353,8 +356,15 @@ async def register_unit(request: web.Request) -> web.Response:
     unit = _merged_unit(body, code, existing, is_local=code in gateway.signers)
     if principal.role is Role.MEMBER:
         _check_member_change(principal, existing, unit)
+    given = [key for key in registry.UNIT_FIELDS if key in body]
     created = await registry.register_unit(
-        gateway, unit, certificate_pem=_text(body, "certificate_pem"), actor=principal.name
+        gateway,
+        unit,
+        certificate_pem=_text(body, "certificate_pem"),
+        actor=principal.name,
+        # A new unit is registered whole (is_local as the gateway knows it); an update writes
+        # only what the request names.
+        given=given if existing is not None else None,
     )
     detail = await registry.get_unit(gateway, code)
     location = request.app.router["unit"].url_for(code=code)
@@ -376,9 +386,12 @@ def _merged_unit(
     body: Mapping[str, Any], code: str, existing: UnitRecord | None, *, is_local: bool
 ) -> UnitRecord:
     """The unit as it will be: fields the request leaves out keep their current values (an
-    update must not reset is_local, active or allows_tuyet_mat, which the API does not set)."""
+    update must not reset is_local or active, which the API does not set, nor anything it does
+    not name). ``allows_tuyet_mat`` is a JSON boolean, false for a new unit unless given."""
     changes: dict[str, Any] = {
-        key: _text(body, key, limit=UNIT_FIELD_LENGTHS[key])
+        key: _boolean(body, key)
+        if key in ROUTING_FLAGS
+        else _text(body, key, limit=UNIT_FIELD_LENGTHS[key])
         for key in ROUTING_FIELDS
         if key in body
     }
@@ -723,6 +736,13 @@ def _text(
     if limit is not None and len(value) > limit:
         raise BadRequest(f"longer than {limit} characters", element=path)
     return value.strip() or None
+
+
+def _boolean(body: Mapping[str, Any], key: str) -> bool:
+    value = body.get(key)
+    if not isinstance(value, bool):
+        raise BadRequest("must be true or false (a JSON boolean)", element=key)
+    return value
 
 
 def _required_text(body: Mapping[str, Any], key: str) -> str:
