@@ -7,6 +7,11 @@ an unknown outcome: the gateway resends the same package and the peer deduplicat
 
 The session is a constructor argument (tests and the composition root inject it). The body streams
 from the package file, so large packages are not loaded into memory.
+
+Never a route for classified packages: it posts to one fixed URL, over plain HTTP or server-only
+TLS, without mutual TLS and without the recipient's registered secure endpoint. The configuration
+refuses ``secure = true`` on this kind, and this connector refuses a classified package again
+(CLASSIFIED_REFUSED), whatever routed it here.
 """
 
 from __future__ import annotations
@@ -48,10 +53,9 @@ class HttpPushConnector:
     is_axis: bool = False
 
     async def deliver(self, delivery: Delivery) -> Receipt:
-        if self.is_axis and delivery.classification.is_classified:
-            raise ClassifiedRefused(
-                f"{self.name} is an axis channel: classified packages never go there"
-            )
+        if delivery.classification.is_classified:
+            what = "an axis channel" if self.is_axis else "not a secure-network channel"
+            raise ClassifiedRefused(f"{self.name} is {what}: classified packages never go there")
         headers = {
             "Content-Type": "application/xml",
             "Content-Length": str(delivery.package_size),

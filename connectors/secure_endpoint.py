@@ -7,7 +7,10 @@ the TLS peer to a unit with :func:`peer_unit_from_certificate`.
 
 Classified packages are sealed for their recipient before they are queued, so the database and the
 wire only ever hold ciphertext. This connector checks that again (defence in depth): a classified
-delivery whose bytes are not a well-formed seal is refused before any connection is opened.
+delivery whose bytes are not a well-formed seal is refused before any connection is opened, and so
+is one that does not carry its one recipient's registered secure endpoint — a classified package
+goes to that endpoint or nowhere, never to the channel's own ``endpoint`` (which serves unclassified
+traffic only), whatever routed it here.
 
 The request carries ``Expect: 100-continue``: the body only starts once the peer has accepted the
 connection and the request line. This is what lets a refused client certificate be told apart from
@@ -26,7 +29,9 @@ Failures, translated at this boundary::
     ├── OutcomeUnknown         a timeout or disconnection after the whole package was sent: the
     │                          gateway resends the same package, the peer deduplicates
     ├── PeerRefused            any other 4xx: final
-    │   └── NotSealed          a classified package that is not a seal: final, nothing was sent
+    │   ├── NotSealed          a classified package that is not a seal: final, nothing was sent
+    │   └── NoSecureEndpoint   a classified package without its recipient's registered secure
+    │                          endpoint (or for several recipients): final, nothing was sent
     ├── ClassifiedRefused      (only if this connector were configured as an axis)
     └── TlsConfigurationError  the certificate, key or CA file cannot be loaded
 """
@@ -72,6 +77,13 @@ PathLike = str | os.PathLike[str]
 
 class TlsConfigurationError(ConnectorError):
     code = "TLS_CONFIG_INVALID"
+
+
+class NoSecureEndpoint(PeerRefused):
+    """A classified delivery that does not name its one recipient's registered secure endpoint.
+    Final: the routing policy should never have queued it, and no other address may stand in."""
+
+    code = "NO_SECURE_ENDPOINT"
 
 
 # ------------------------------------------------------------------------------------ TLS setup
@@ -204,8 +216,10 @@ async def _body(open_package: Callable[[], IO[bytes]], progress: _Progress) -> A
 @dataclass(kw_only=True)
 class SecureEndpointConnector:
     name: str
-    #: The peer's secure inbox, e.g. ``https://gw.example.gov.vn:8443/inbox``; a delivery's own
-    #: ``endpoint`` (the recipient unit's registered secure endpoint) takes precedence.
+    #: The peer's secure inbox for UNCLASSIFIED deliveries, e.g.
+    #: ``https://gw.example.gov.vn:8443/inbox``; a delivery's own ``endpoint`` (the recipient
+    #: unit's registered secure endpoint) takes precedence. Classified deliveries go to their own
+    #: ``endpoint`` only, never here.
     endpoint: str = ""
     #: From :func:`client_ssl_context`: our unit's certificate and the CA that signs the peers.
     ssl_context: ssl.SSLContext
@@ -231,6 +245,17 @@ class SecureEndpointConnector:
             )
         if classified:
             await require_sealed(delivery)
+            if not delivery.endpoint or len(delivery.recipients) != 1:
+                raise NoSecureEndpoint(
+                    f"{self.name}: a {delivery.classification.value} package goes only to its one "
+                    "recipient's registered secure endpoint"
+                    + (
+                        f"; {delivery.recipients[0]} has none"
+                        if len(delivery.recipients) == 1
+                        else f", not to {len(delivery.recipients)} recipients at once"
+                    ),
+                    element="endpoint",
+                )
         headers = {
             "Content-Type": SEALED_CONTENT_TYPE if classified else PLAIN_CONTENT_TYPE,
             "Content-Length": str(delivery.package_size),

@@ -99,6 +99,8 @@ class RetrySettings:
 CHANNEL_KINDS = ("fake", "http_push", "vxp", "soap", "secure", "drop_folder")
 #: Kinds that ARE an axis: classified packages are refused there whatever the flags say.
 AXIS_KINDS = ("vxp", "soap")
+#: The one kind that may carry classified packages (DOMAIN.md §6).
+SECURE_KIND = "secure"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +117,8 @@ class ChannelSettings:
     endpoint: str = ""
     #: An axis channel (national or provincial): classified packages are refused there.
     axis: bool = False
-    #: A secure-network channel: the only kind classified packages may take.
+    #: Only ``kind = "secure"`` (mutual TLS to each recipient's registered secure endpoint) carries
+    #: classified packages; ``secure = true`` says so again there and is refused on any other kind.
     secure: bool = False
     #: vxp: this system's id on the axis and its shared secret. The secret has no default: set
     #: it with DOCGW_CHANNELS__<NAME>__SECRET, never in a committed file.
@@ -150,7 +153,10 @@ class ChannelSettings:
 
     @property
     def is_secure(self) -> bool:
-        return self.kind == "secure" or (self.secure and not self.is_axis)
+        """Eligible for classified packages: the secure-endpoint kind only, never an axis. A
+        flag cannot make another kind secure (``http_push`` posts to one fixed URL without mutual
+        TLS; ``fake`` is a test stand-in): :func:`check` refuses ``secure = true`` there."""
+        return self.kind == SECURE_KIND and not self.is_axis
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,12 +244,7 @@ def check(settings: Settings) -> None:
         where = f"channels.{channel.name}"
         if channel.kind not in CHANNEL_KINDS:
             raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
-        if settings.gateway.profile == "secure" and channel.is_axis:
-            raise SettingsError(
-                'a gateway with profile = "secure" carries classified traffic and must not '
-                "have an axis channel",
-                element=where,
-            )
+        _check_classified_rules(channel, settings.gateway.profile, where)
         if channel.kind in ("vxp", "soap", "http_push") and not channel.endpoint:
             raise SettingsError("an endpoint is required", element=f"{where}.endpoint")
         if channel.kind == "vxp" and not (channel.system_id and channel.secret):
@@ -258,6 +259,27 @@ def check(settings: Settings) -> None:
             raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
+
+
+def _check_classified_rules(channel: ChannelSettings, profile: str, where: str) -> None:
+    """What may carry classified packages is decided by the channel's kind, never by a flag."""
+    if profile == "secure" and channel.is_axis:
+        raise SettingsError(
+            'a gateway with profile = "secure" carries classified traffic and must not '
+            "have an axis channel",
+            element=where,
+        )
+    if channel.secure and channel.kind != SECURE_KIND:
+        raise SettingsError(
+            f'secure = true is only for kind = "{SECURE_KIND}" (mutual TLS to each '
+            f"recipient's registered secure endpoint); a {channel.kind} channel never carries "
+            "classified packages",
+            element=f"{where}.secure",
+        )
+    if channel.kind == SECURE_KIND and channel.axis:
+        raise SettingsError(
+            "a secure-network channel cannot also be an axis channel", element=f"{where}.axis"
+        )
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -9,10 +9,14 @@ can bend:
   channel; ``tuyet_mat`` only where that route explicitly allows it.
 * No such route → held, with the reason, never downgraded to another channel.
 * A classified document never gets an axis channel; the axis connectors refuse it again.
+
+An operator's re-route (:func:`route_through`) names the channel, but not the rules: a classified
+re-route passes the same checks as the first routing, or it is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +37,7 @@ class RecipientEntry:
     code: str
     active: bool
     channel: str | None
+    #: The secure channel to the unit's registered secure endpoint; None when it has none.
     secure_channel: str | None = None
     allows_tuyet_mat: bool = False
 
@@ -66,9 +71,13 @@ def route_recipient(
             recipient=entry.code, channel=channel.name, reason=f"unclassified → {channel.name}"
         )
     secure = channels.get(entry.secure_channel or "")
-    if secure is None or not secure.is_secure or secure.is_axis:
+    if secure is None:
         return held(
             f"{classification.value} needs a secure endpoint for {entry.code}; none is registered"
+        )
+    if not secure.is_secure or secure.is_axis:
+        return held(
+            f"{classification.value} may only take a secure channel; {secure.name} is not one"
         )
     if classification is Classification.TUYET_MAT and not entry.allows_tuyet_mat:
         return held(f"tuyet_mat is not explicitly allowed on the route to {entry.code}")
@@ -77,3 +86,33 @@ def route_recipient(
         channel=secure.name,
         reason=f"{classification.value} → secure channel {secure.name} only",
     )
+
+
+def route_through(
+    classification: Classification,
+    entry: RecipientEntry,
+    channel: str,
+    channels: Mapping[str, ChannelInfo],
+) -> Route:
+    """An operator's re-route of one recipient through ``channel`` (held = refused, with why).
+
+    Unclassified: any configured channel. Classified: exactly :func:`route_recipient`'s rules with
+    ``channel`` as the secure channel — so it must be secure and no axis, the recipient must still
+    have a registered secure endpoint (``entry.secure_channel`` set) and be active, and tuyet_mat
+    needs the recipient's explicit permission. Naming a channel never bends the policy.
+    """
+    target = channels.get(channel)
+    if target is None:
+        return Route(recipient=entry.code, channel=None, reason=f"no channel named {channel}")
+    if classification is Classification.THUONG:
+        return Route(recipient=entry.code, channel=target.name, reason=f"re-routed → {target.name}")
+    if not target.is_secure or target.is_axis:
+        return Route(
+            recipient=entry.code,
+            channel=None,
+            reason=f"{classification.value} may only take a secure channel; {channel} is not one",
+        )
+    through = dataclasses.replace(
+        entry, secure_channel=target.name if entry.secure_channel is not None else None
+    )
+    return route_recipient(classification, through, channels)

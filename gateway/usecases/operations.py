@@ -1,5 +1,11 @@
 """What operators do to stuck messages: resend, cancel, re-route — always with a reason, each move
-checked by the lifecycle and audited in the same transaction."""
+checked by the lifecycle and audited in the same transaction.
+
+A re-route names a channel but does not bend the routing policy (DOMAIN.md §6): a classified
+recipient is re-routed only where its first routing could have sent it — a secure channel to its
+registered secure endpoint, and for tuyet_mat its explicit permission. Otherwise the whole re-route
+is refused (REROUTE_REFUSED) and nothing changes: the recipients stay held, visible to operators.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,20 @@ from envelopes import sealing
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
-from gateway.domain.routing import route_recipient
+from gateway.domain.routing import route_recipient, route_through
 from gateway.store import blobs, queries
 from gateway.store.records import MessageRecord, RecipientRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.packages import current_certificate, load_to_spool, seal_copy, spool
 from gateway.usecases.submit import recipient_entry
+
+
+class RerouteRefused(Conflict):
+    """An operator's re-route that the routing policy does not allow (a classified message to a
+    channel that is not secure or is an axis, a recipient without a registered secure endpoint,
+    tuyet_mat not allowed on its route): refused as a whole, nothing changed."""
+
+    code = "REROUTE_REFUSED"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,17 +85,12 @@ async def cancel(
 async def reroute(
     gateway: Gateway, message_id: str, *, channel: str, reason: str | None, actor: str
 ) -> Changed:
-    """Send held or failed recipients through another configured channel. Classified messages
-    cannot be re-routed to an axis or any non-secure channel."""
-    info = gateway.channels.get(channel)
-    if info is None:
+    """Send held or failed recipients through another configured channel. A classified message
+    takes it only where the routing policy allows (:func:`route_through`): never an axis or a
+    non-secure channel, only to a recipient's registered secure endpoint, tuyet_mat only where
+    allowed — else :class:`RerouteRefused`, nothing changed."""
+    if channel not in gateway.channels:
         raise UnknownUnit(f"no channel named {channel!r} is configured", element="channel")
-    async with gateway.engine.connect() as conn:
-        message = await queries.get_message(conn, message_id)
-    if message is None:
-        raise NotFound(f"no message {message_id}")
-    if message.classification != "thuong" and (info.is_axis or not info.is_secure):
-        raise Conflict(f"a {message.classification} message may only take a secure channel")
     return await _move(
         gateway,
         message_id,
@@ -154,12 +163,23 @@ async def _requeue_fields(
     now: dt.datetime,
 ) -> dict[str, object]:
     """What a recipient needs to be sent again: a channel — a held one is routed anew by the
-    policy (the operator may have registered a secure endpoint or allowed Tuyệt mật since) — and,
-    for a classified message, a copy sealed for the recipient's current certificate."""
+    policy (the operator may have registered a secure endpoint or allowed Tuyệt mật since), an
+    operator's channel is checked by the same policy — and, for a classified message, a copy
+    sealed for the recipient's current certificate."""
     classification = Classification(message.classification)
     channel = fields.get("channel") or recipient.channel
     updates: dict[str, object] = {}
-    if recipient.state is TransportState.HELD and "channel" not in fields:
+    if "channel" in fields:
+        unit = await queries.get_unit(conn, recipient.unit_code)
+        if unit is None:
+            raise Conflict(f"unit {recipient.unit_code} is no longer in the registry")
+        entry = recipient_entry(unit, gateway)
+        route = route_through(classification, entry, str(fields["channel"]), gateway.channels)
+        if route.is_held:
+            raise RerouteRefused(
+                f"cannot re-route {recipient.unit_code}: {route.reason}", element="channel"
+            )
+    elif recipient.state is TransportState.HELD:
         unit = await queries.get_unit(conn, recipient.unit_code)
         if unit is None:
             raise Conflict(f"unit {recipient.unit_code} is no longer in the registry")

@@ -231,12 +231,14 @@ def _schemas() -> dict[str, Schema]:
                     "code_qd20": OPT_STRING,
                     "channel": OPT_STRING,
                     "secure_endpoint": OPT_STRING,
+                    "allows_tuyet_mat": BOOLEAN,
                     "certificate_pem": STRING,
                 },
                 ("code",),
             ),
-            "description": "Omitted fields keep their current value. A member token may "
-            "register only its own unit and change only its name and certificates.",
+            "description": "Omitted fields keep their current value (allows_tuyet_mat: false "
+            "for a new unit). A member token may register only its own unit and change only its "
+            "name and certificates.",
         },
         "Health": _object(
             {
@@ -255,7 +257,7 @@ _PROBLEMS = {
     "Unauthorized": "Missing, unknown or revoked token (UNAUTHORIZED).",
     "Forbidden": "The token's role or unit may not do this (FORBIDDEN).",
     "NotFound": "No such message or unit, or not visible to this member (NOT_FOUND).",
-    "Conflict": "The state does not allow it (CONFLICT, ILLEGAL_TRANSITION).",
+    "Conflict": "The state does not allow it (CONFLICT, REROUTE_REFUSED, ILLEGAL_TRANSITION).",
     "PayloadTooLarge": "The body is over [api] max_upload_bytes (PAYLOAD_TOO_LARGE).",
     "UnsupportedMediaType": "Wrong Content-Type (UNSUPPORTED_MEDIA_TYPE).",
     "Unprocessable": "Understood but refused: METADATA_INVALID, UNKNOWN_UNIT, REASON_REQUIRED, "

@@ -63,6 +63,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
+    "REROUTE_REFUSED": 409,
     "ILLEGAL_TRANSITION": 409,
     PayloadTooLarge.code: 413,
     UnsupportedMediaType.code: 415,

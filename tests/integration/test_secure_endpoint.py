@@ -8,6 +8,7 @@ nobody trusts. pytest-asyncio is not used: each test runs its scenario with ``as
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -37,6 +38,7 @@ from connectors.base import (
     Receipt,
 )
 from connectors.secure_endpoint import (
+    NoSecureEndpoint,
     SecureEndpointConnector,
     TlsConfigurationError,
     client_ssl_context,
@@ -182,8 +184,14 @@ async def secure_peer(
 
 
 def delivery_of(
-    data: bytes, *, classification: Classification = Classification.MAT, message_id: str = "m-1"
+    data: bytes,
+    *,
+    classification: Classification = Classification.MAT,
+    message_id: str = "m-1",
+    endpoint: str | None = None,
 ) -> Delivery:
+    """``endpoint``: the recipient's registered secure endpoint, as delivery passes it (a
+    classified delivery goes there and nowhere else)."""
     return Delivery(
         message_id=message_id,
         document_id=f"{SENDER},2024/03/15,7816/VPCP-TTĐT",
@@ -195,6 +203,7 @@ def delivery_of(
         package_size=len(data),
         package_sha256=hashlib.sha256(data).hexdigest(),
         attempt=1,
+        endpoint=endpoint,
     )
 
 
@@ -220,11 +229,10 @@ def test_a_sealed_package_goes_over_mutual_tls_and_the_peer_knows_the_sending_un
     sealed = seal(PACKAGE, pki.recipient.certificate)
 
     async def scenario() -> None:
-        async with secure_peer(pki.server()) as peer:
-            connector = SecureEndpointConnector(
-                name="secure", endpoint=peer.url, ssl_context=pki.client()
-            )
-            receipt = await deliver(connector, delivery_of(sealed))
+        async with secure_peer(pki.server("recipient_server")) as peer:
+            # The recipient's registered endpoint; its gateway's certificate names the unit.
+            connector = SecureEndpointConnector(name="secure", ssl_context=pki.client())
+            receipt = await deliver(connector, delivery_of(sealed, endpoint=peer.url))
         assert receipt.remote_id == "peer-1"
         assert not receipt.duplicate
         [seen] = peer.seen
@@ -271,17 +279,15 @@ def test_a_client_without_a_trusted_certificate_is_refused_at_the_tls_layer(
         context = ssl.create_default_context(cafile=pki.ca_file)
     else:
         context = pki.client("stranger")  # a unit certificate, from a CA the peer does not trust
-    server = pki.server()
+    server = pki.server("recipient_server")
     server.maximum_version = tls
     sealed = seal(PACKAGE, pki.recipient.certificate)
 
     async def scenario() -> None:
         async with secure_peer(server) as peer:
-            connector = SecureEndpointConnector(
-                name="secure", endpoint=peer.url, ssl_context=context
-            )
+            connector = SecureEndpointConnector(name="secure", ssl_context=context)
             with pytest.raises(PeerUnavailable) as raised:
-                await deliver(connector, delivery_of(sealed))
+                await deliver(connector, delivery_of(sealed, endpoint=peer.url))
         assert peer.seen == []
         assert "refusing our client certificate" in raised.value.message
 
@@ -296,11 +302,10 @@ def test_a_server_certificate_we_do_not_trust_is_unavailable_with_a_clear_messag
 
     async def scenario() -> None:
         async with secure_peer(pki.server()) as peer:
-            connector = SecureEndpointConnector(
-                name="secure", endpoint=peer.url, ssl_context=context
-            )
+            connector = SecureEndpointConnector(name="secure", ssl_context=context)
+            sealed = seal(PACKAGE, pki.recipient.certificate)
             with pytest.raises(PeerUnavailable, match="peer's certificate is not trusted"):
-                await deliver(connector, delivery_of(seal(PACKAGE, pki.recipient.certificate)))
+                await deliver(connector, delivery_of(sealed, endpoint=peer.url))
         assert peer.seen == []
 
     asyncio.run(scenario())
@@ -318,7 +323,8 @@ def test_server_hostname_pins_the_peer_to_the_recipient_unit(pki: Pki) -> None:
                 ssl_context=pki.client(),
                 server_hostname=unit_dns_name(RECIPIENT),
             )
-            assert (await deliver(pinned, delivery_of(sealed))).remote_id == "peer-1"
+            to_peer = delivery_of(sealed, endpoint=peer.url)
+            assert (await deliver(pinned, to_peer)).remote_id == "peer-1"
             wrong = SecureEndpointConnector(
                 name="secure",
                 endpoint=peer.url,
@@ -326,7 +332,7 @@ def test_server_hostname_pins_the_peer_to_the_recipient_unit(pki: Pki) -> None:
                 server_hostname=unit_dns_name("000.00.00.H14"),
             )
             with pytest.raises(PeerUnavailable, match="not trusted"):
-                await deliver(wrong, delivery_of(sealed))
+                await deliver(wrong, to_peer)
         assert len(peer.seen) == 1
 
     asyncio.run(scenario())
@@ -367,6 +373,41 @@ def test_classified_bytes_that_are_not_a_seal_are_refused_before_any_connection(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("classification", [Classification.MAT, Classification.TUYET_MAT])
+def test_a_classified_package_without_the_recipients_registered_endpoint_goes_nowhere(
+    pki: Pki, classification: Classification
+) -> None:
+    """The channel's own endpoint is a real, listening peer: the connector must still not fall
+    back to it for a classified package that carries no registered endpoint of its recipient."""
+    sealed = seal(PACKAGE, pki.recipient.certificate)
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server()) as peer:
+            connector = SecureEndpointConnector(
+                name="secure", endpoint=peer.url, ssl_context=pki.client()
+            )
+            with pytest.raises(NoSecureEndpoint) as raised:
+                await deliver(connector, delivery_of(sealed, classification=classification))
+            assert raised.value.code == "NO_SECURE_ENDPOINT"
+            assert RECIPIENT in raised.value.message
+            assert isinstance(raised.value, PeerRefused)  # final: the outbox does not retry it
+
+            # Two recipients cannot share one recipient's endpoint.
+            both = dataclasses.replace(
+                delivery_of(sealed, classification=classification, endpoint=peer.url),
+                recipients=(RECIPIENT, "000.00.00.H14"),
+            )
+            with pytest.raises(NoSecureEndpoint, match="2 recipients"):
+                await deliver(connector, both)
+
+            # The same connector sends an unclassified package to its own endpoint.
+            plain = delivery_of(PACKAGE, classification=Classification.THUONG)
+            assert (await deliver(connector, plain)).remote_id == "peer-1"
+        assert [seen.body for seen in peer.seen] == [PACKAGE]
+
+    asyncio.run(scenario())
+
+
 def test_a_truncated_seal_is_refused(pki: Pki) -> None:
     truncated = seal(PACKAGE, pki.recipient.certificate)[:-100]
 
@@ -388,12 +429,11 @@ def test_a_truncated_seal_is_refused(pki: Pki) -> None:
 )
 def test_http_answers_map_to_outcomes(pki: Pki, status: int, error: type[Exception]) -> None:
     async def scenario() -> None:
-        async with secure_peer(pki.server(), status=status) as peer:
-            connector = SecureEndpointConnector(
-                name="secure", endpoint=peer.url, ssl_context=pki.client()
-            )
+        async with secure_peer(pki.server("recipient_server"), status=status) as peer:
+            connector = SecureEndpointConnector(name="secure", ssl_context=pki.client())
+            sealed = seal(PACKAGE, pki.recipient.certificate)
             with pytest.raises(error, match=f"HTTP {status}") as raised:
-                await deliver(connector, delivery_of(seal(PACKAGE, pki.recipient.certificate)))
+                await deliver(connector, delivery_of(sealed, endpoint=peer.url))
         assert type(raised.value) is error
         assert len(peer.seen) == 1
 
@@ -402,25 +442,24 @@ def test_http_answers_map_to_outcomes(pki: Pki, status: int, error: type[Excepti
 
 def test_a_timeout_after_the_package_was_sent_is_an_unknown_outcome(pki: Pki) -> None:
     async def scenario() -> None:
-        async with secure_peer(pki.server(), delay=1.5) as peer:
+        async with secure_peer(pki.server("recipient_server"), delay=1.5) as peer:
             connector = SecureEndpointConnector(
-                name="secure", endpoint=peer.url, ssl_context=pki.client(), timeout_seconds=0.5
+                name="secure", ssl_context=pki.client(), timeout_seconds=0.5
             )
+            sealed = seal(PACKAGE, pki.recipient.certificate)
             with pytest.raises(OutcomeUnknown):
-                await deliver(connector, delivery_of(seal(PACKAGE, pki.recipient.certificate)))
+                await deliver(connector, delivery_of(sealed, endpoint=peer.url))
         assert len(peer.seen) == 1  # the peer did get it: resending the same package is right
 
     asyncio.run(scenario())
 
 
 def test_nobody_listening_is_unavailable(pki: Pki) -> None:
-    connector = SecureEndpointConnector(
-        name="secure",
-        endpoint=f"https://127.0.0.1:{free_port()}/api/v1/inbox",
-        ssl_context=pki.client(),
-    )
+    connector = SecureEndpointConnector(name="secure", ssl_context=pki.client())
+    nowhere = f"https://127.0.0.1:{free_port()}/api/v1/inbox"
+    sealed = seal(PACKAGE, pki.recipient.certificate)
     with pytest.raises(PeerUnavailable, match=r"cannot connect to 127\.0\.0\.1:\d+"):
-        asyncio.run(deliver(connector, delivery_of(seal(PACKAGE, pki.recipient.certificate))))
+        asyncio.run(deliver(connector, delivery_of(sealed, endpoint=nowhere)))
 
 
 def test_unreadable_tls_files_are_a_configuration_error(pki: Pki, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from envelopes.model import Classification, StatusCode
 from gateway.domain import business
 from gateway.domain.retry import Outcome, RetryPolicy, Verdict, decide
-from gateway.domain.routing import ChannelInfo, RecipientEntry, route_recipient
+from gateway.domain.routing import ChannelInfo, RecipientEntry, route_recipient, route_through
+from gateway.settings import SettingsError, load_settings
 
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 POLICY = RetryPolicy(base_seconds=2, max_delay_seconds=60, max_attempts=5, jitter=0.5)
@@ -102,6 +104,74 @@ def test_tuyet_mat_needs_explicit_permission() -> None:
 def test_inactive_or_unrouted_units_are_held() -> None:
     assert route_recipient(Classification.THUONG, entry(active=False), CHANNELS).is_held
     assert route_recipient(Classification.THUONG, entry(channel="nowhere"), CHANNELS).is_held
+
+
+@pytest.mark.parametrize(
+    "level", [Classification.MAT, Classification.TOI_MAT, Classification.TUYET_MAT]
+)
+def test_a_classified_reroute_passes_the_same_policy_as_the_first_routing(
+    level: Classification,
+) -> None:
+    allowed = {"allows_tuyet_mat": True}
+    for name in ("axis", "lan", "nowhere"):
+        refused = route_through(level, entry(secure_channel="secure", **allowed), name, CHANNELS)
+        assert refused.is_held, name
+    # No registered secure endpoint: naming the secure channel does not make one.
+    no_endpoint = route_through(level, entry(secure_channel=None, **allowed), "secure", CHANNELS)
+    assert no_endpoint.is_held and "needs a secure endpoint" in no_endpoint.reason
+    inactive = entry(secure_channel="secure", active=False, **allowed)
+    assert route_through(level, inactive, "secure", CHANNELS).is_held
+    ok = route_through(level, entry(secure_channel="secure", **allowed), "secure", CHANNELS)
+    assert ok.channel == "secure"
+
+
+def test_a_tuyet_mat_reroute_needs_the_explicit_permission() -> None:
+    held = route_through(
+        Classification.TUYET_MAT, entry(secure_channel="secure"), "secure", CHANNELS
+    )
+    assert held.is_held and "explicitly" in held.reason
+    mat = route_through(Classification.MAT, entry(secure_channel="secure"), "secure", CHANNELS)
+    assert mat.channel == "secure"
+
+
+def test_an_unclassified_reroute_takes_any_configured_channel() -> None:
+    for name in ("axis", "secure", "lan"):
+        assert route_through(Classification.THUONG, entry(), name, CHANNELS).channel == name
+    assert route_through(Classification.THUONG, entry(), "nowhere", CHANNELS).is_held
+
+
+def _settings(tmp_path: Path, channel: str) -> Path:
+    path = tmp_path / "docgw.toml"
+    path.write_text(f"[channels.c]\n{channel}\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        'kind = "http_push"\nendpoint = "http://127.0.0.1:9/api/v1/inbox"\nsecure = true',
+        'kind = "fake"\nsecure = true',
+        'kind = "drop_folder"\nroot = "handoff"\nsecure = true',
+    ],
+    ids=["http_push", "fake", "drop_folder"],
+)
+def test_secure_true_on_any_other_kind_than_secure_is_refused(tmp_path: Path, channel: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(_settings(tmp_path, channel), {})
+    assert refused.value.code == "CONFIG_INVALID"
+    assert refused.value.element == "channels.c.secure"
+    assert 'only for kind = "secure"' in refused.value.message
+
+
+def test_only_the_secure_kind_is_eligible_for_classified_traffic(tmp_path: Path) -> None:
+    for channel in ('kind = "secure"', 'kind = "secure"\nsecure = true'):
+        [secure] = load_settings(_settings(tmp_path, channel), {}).channels
+        assert secure.is_secure
+    for channel in ('kind = "fake"', 'kind = "http_push"\nendpoint = "http://127.0.0.1:9/x"'):
+        [other] = load_settings(_settings(tmp_path, channel), {}).channels
+        assert not other.is_secure
+    with pytest.raises(SettingsError, match="cannot also be an axis"):
+        load_settings(_settings(tmp_path, 'kind = "secure"\naxis = true'), {})
 
 
 def test_business_status_moves_forward_and_keeps_late_ones_out_of_order() -> None:
