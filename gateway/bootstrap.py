@@ -141,6 +141,8 @@ def _connector(
             name=channel.name,
             endpoint=channel.endpoint,
             receivers=channel.receivers or settings.gateway.local_units,
+            system_id=channel.system_id,
+            secret=channel.secret.encode(),
             timeout_seconds=timeout,
         )
     if channel.kind == "secure":

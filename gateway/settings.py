@@ -122,6 +122,7 @@ class ChannelSettings:
     secure: bool = False
     #: vxp: this system's id on the axis and its shared secret. The secret has no default: set
     #: it with DOCGW_CHANNELS__<NAME>__SECRET, never in a committed file.
+    #: soap: the same pair, optional (both or neither): a WS-Security UsernameToken.
     system_id: str = ""
     secret: str = field(default="", repr=False)  # never in logs or error messages
     #: vxp: "epoch_millis" (default) or "sdk" timestamps; "canonical" or "sdk" hash-file form.
@@ -251,6 +252,12 @@ def check(settings: Settings) -> None:
             raise SettingsError(
                 f"system_id and secret are required; the secret has no default: set "
                 f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
+                element=f"{where}.secret",
+            )
+        if channel.kind == "soap" and bool(channel.system_id) != bool(channel.secret):
+            raise SettingsError(
+                f"system_id and secret go together (a WS-Security credential); the secret has "
+                f"no default: set DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
                 element=f"{where}.secret",
             )
         if channel.timestamp_format not in ("epoch_millis", "sdk"):
