@@ -241,8 +241,11 @@ def check(settings: Settings) -> None:
         raise SettingsError("must be standard or secure", element="gateway.profile")
     if settings.database.pool_size < 1:
         raise SettingsError("must be at least 1", element="database.pool_size")
+    _check_retry(settings.retry, "retry")
     for channel in settings.channels:
         where = f"channels.{channel.name}"
+        if channel.retry is not None:
+            _check_retry(channel.retry, f"{where}.retry")
         if channel.kind not in CHANNEL_KINDS:
             raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
         _check_classified_rules(channel, settings.gateway.profile, where)
@@ -266,6 +269,14 @@ def check(settings: Settings) -> None:
             raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
+
+
+def _check_retry(retry: RetrySettings, where: str) -> None:
+    """The retry policy's own limits, refused here as configuration (not a traceback at start)."""
+    try:
+        retry.policy()
+    except ValueError as exc:
+        raise SettingsError(str(exc), element=where) from exc
 
 
 def _check_classified_rules(channel: ChannelSettings, profile: str, where: str) -> None:

@@ -144,3 +144,22 @@ def test_variables_without_the_prefix_are_ignored(config: Path) -> None:
         config, {"DOCGW_CHANNELS__AXIS__SECRET": "s", "DELIVERY__WORKERS": "9", "DOCGWX": "1"}
     )
     assert settings.delivery.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("table", "line"),
+    [
+        ("retry", "jitter = 2"),
+        ("retry", "base_seconds = 0"),
+        ("retry", "max_attempts = 0"),
+        ("channels.dms.retry", "max_delay_seconds = 0.5\nbase_seconds = 1"),
+    ],
+)
+def test_a_retry_policy_out_of_its_limits_is_config_invalid(
+    config: Path, table: str, line: str
+) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + f"[{table}]\n{line}\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(config, {"DOCGW_CHANNELS__AXIS__SECRET": "s"})
+    assert refused.value.code == "CONFIG_INVALID"
+    assert refused.value.element == table
