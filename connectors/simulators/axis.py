@@ -40,8 +40,9 @@ sendEdoc calls that commit and then hang or drop the connection, and duplicate d
 receiver docIds for one recipient, and items listed twice).
 
 The request is read whole before any fault is applied, so every body the simulator receives is
-recorded (``AxisState.received_bodies``, ``record_file`` and the ``record_bytes`` hook, when
-set): a test can prove that classified content never reached it. ``GET /_sim/state`` shows counts
+recorded (``AxisState.received_bodies``, with each request's line and headers in
+``received_heads``; ``record_file`` and the ``record_bytes`` hook, when set): a test can prove that
+classified content never reached it. ``GET /_sim/state`` shows counts
 and queues. The ``/_sim`` endpoints are unauthenticated: the simulator listens on loopback and is
 a test tool.
 """
@@ -162,6 +163,8 @@ class AxisState:
     #: order: a poll reads these, not every item the unit ever received.
     listed: dict[str, dict[str, None]] = field(default_factory=dict)
     received_bodies: list[bytes] = field(default_factory=list)
+    #: Each recorded request's line and headers, as received ("POST /sendEdoc HTTP/1.1", ...).
+    received_heads: list[bytes] = field(default_factory=list)
     record_bodies: bool = True
     record_file: Path | None = None
     #: Called with (operation, body) for every request body received, before anything else.
@@ -247,11 +250,12 @@ class AxisState:
 
     # -- recording and faults
 
-    def record(self, operation: str, body: bytes) -> None:
+    def record(self, operation: str, body: bytes, head: bytes = b"") -> None:
         if self.record_bytes is not None:
             self.record_bytes(operation, body)
         if self.record_bodies:
             self.received_bodies.append(body)
+            self.received_heads.append(head)
         if self.record_file is not None:
             with self.record_file.open("ab") as out:
                 out.write(f"--- {operation} {len(body)}\n".encode())
@@ -915,11 +919,21 @@ STATE = web.AppKey("axis_state", AxisState)
 STOPPING = web.AppKey("axis_stopping", asyncio.Event)
 
 
+def request_head(request: web.Request) -> bytes:
+    """The request line and headers as they arrived (raw bytes, in order)."""
+    line = (
+        f"{request.method} {request.path_qs} HTTP/{request.version.major}.{request.version.minor}"
+    )
+    return b"\r\n".join(
+        [line.encode(), *(name + b": " + value for name, value in request.raw_headers)]
+    )
+
+
 async def _operation(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     operation = request.match_info["operation"]
     body = await request.read()
-    state.record(operation, body)
+    state.record(operation, body, request_head(request) if state.record_bodies else b"")
     state.counters["requests"] += 1
     await fault_model.delay(state)
     injected = fault_model.request_fault(state, state.clock())

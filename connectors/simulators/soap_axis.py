@@ -27,7 +27,8 @@ streaming rather than kept in the tree. The platform behaves as the real ones ar
   anything is processed), SendDocument calls that commit and then hang or drop the connection,
   duplicate deliveries (a receiver's copy queued twice under two ids; an id listed twice). Set at
   start, or at run time with ``POST /_sim/faults``; ``GET /_sim/state`` shows counts and queues.
-* Every request body is recorded in ``state.requests``, so a test can prove what never got here.
+* Every request body is recorded in ``state.requests`` (its line and headers in
+  ``state.request_heads``), so a test can prove what never got here.
 
 ``GET <path>?wsdl`` serves the WSDL with the service address rewritten to this server's.
 Run it alone with ``python -m connectors.simulators.soap_axis --port 8090 --units A,B``, or with
@@ -62,7 +63,7 @@ from lxml import etree
 
 from connectors.base import DirectoryEntry
 from connectors.simulators import faults as fault_model
-from connectors.simulators.axis import AxisSystem, parse_system
+from connectors.simulators.axis import AxisSystem, parse_system, request_head
 from connectors.simulators.faults import AxisFaults, add_fault_arguments, faults_from
 from connectors.soap_axis import SERVICE_NS, wsdl_bytes
 from envelopes.attachments import Base64Decoder
@@ -156,6 +157,8 @@ class SoapAxisState:
     max_request_bytes: int = 512 << 20
     #: Every POST body, in arrival order, whatever became of it.
     requests: list[bytes] = field(default_factory=list)
+    #: Each request's line and headers, as received, beside ``requests``.
+    request_heads: list[bytes] = field(default_factory=list)
     sent: dict[str, SentPackage] = field(default_factory=dict)
     queues: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     #: Every receiver's copy ever queued, by its id; what is still pending is in ``queues``.
@@ -662,6 +665,7 @@ async def _handle_soap(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await request.read()
     state.requests.append(body)
+    state.request_heads.append(request_head(request))
     state.counters["requests"] += 1
     await fault_model.delay(state)
     try:

@@ -27,7 +27,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from aiohttp import web
 
+from connectors.simulators.soap_axis import DEFAULT_PATH, SoapAxisState, create_soap_app
 from envelopes.attachments import AttachmentSource
 from envelopes.metadata import DocumentRequest, parse_metadata
 from gateway.bootstrap import Gateway, build
@@ -168,6 +170,18 @@ def vxp_channel(endpoint: str, system_id: str, secret: str, *, name: str = "axis
 
 def soap_channel(endpoint: str, *, name: str = "axis") -> str:
     return f'[channels.{name}]\nkind = "soap"\nendpoint = "{endpoint}"\npoll_seconds = 0.1\n'
+
+
+@asynccontextmanager
+async def soap_platform(state: SoapAxisState) -> AsyncIterator[str]:
+    """The provincial SOAP platform simulator on a free loopback port; yields its service URL."""
+    runner = web.AppRunner(create_soap_app(state), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{DEFAULT_PATH}"
+    finally:
+        await runner.cleanup()
 
 
 def secure_channel(*, name: str = "secure") -> str:

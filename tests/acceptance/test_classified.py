@@ -1,8 +1,9 @@
 """Proof 3: classified documents never touch the axis (DOMAIN.md §6).
 
-The axis simulator records every byte it receives. Gateway A sends Mật, Tối mật and Tuyệt mật
-documents, each with a unique subject string and a unique attachment byte string, next to an
-unclassified control document (whose strings DO show up in the recording: the recorder works).
+The axis simulator records every byte it receives (each request's line, headers and body). Gateway
+A sends Mật, Tối mật and Tuyệt mật documents, each with a unique subject string and a unique
+attachment byte string, next to an unclassified control document (whose strings DO show up in the
+recording: the recorder works).
 
 * Where no secure route exists — the recipient reachable only through the axis, or A having a
   secure channel but the recipient no registered secure endpoint — they are held, with the reason
@@ -21,7 +22,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from harness import (
     B_SYSTEM,
     RECIPIENT,
     SENDER,
+    UNITS,
     Peer,
     docgw_serve,
     eventually,
@@ -49,13 +51,17 @@ from harness import (
     secure_channel,
     secure_inbox,
     send_document,
+    soap_channel,
+    soap_platform,
     states,
     stored_bytes,
     vxp_channel,
     write_config,
 )
 
+from connectors.base import DirectoryEntry
 from connectors.simulators.axis import AxisState, running_axis
+from connectors.simulators.soap_axis import SoapAxisState
 from envelopes.sealing import MAGIC, read_seal_header
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
@@ -128,29 +134,51 @@ async def creation_reason(gateway: Gateway, message_id: str) -> str:
 # ------------------------------------------------------------------------------- no secure route
 
 
+@asynccontextmanager
+async def an_axis(kind: str) -> AsyncIterator[tuple[str, str, Callable[[], list[bytes]]]]:
+    """The national axis (VXP) or a provincial SOAP platform, recording every request: yields A's
+    and B's channel tables and what the platform received so far, each request whole."""
+    if kind == "vxp":
+        axis = two_systems(seed=3)
+        async with running_axis(axis, shutdown_timeout=1.0) as url:
+            yield (
+                vxp_channel(url, A_SYSTEM, A_SECRET),
+                vxp_channel(url, B_SYSTEM, B_SECRET),
+                lambda: everything_received(axis),
+            )
+        return
+    platform = SoapAxisState(organizations=[DirectoryEntry(code=c, name=c) for c in UNITS])
+    async with soap_platform(platform) as url:
+        yield (
+            soap_channel(url),
+            soap_channel(url),
+            lambda: [
+                head + b"\r\n\r\n" + body
+                for head, body in zip(platform.request_heads, platform.requests, strict=True)
+            ],
+        )
+
+
+@pytest.mark.parametrize("axis_kind", ["vxp", "soap"])
 @pytest.mark.parametrize("setup", ["axis_only", "no_secure_endpoint"])
 def test_classified_documents_are_held_where_no_secure_route_exists(
-    setup: str, keys_dir: Path, tmp_path: Path
+    setup: str, axis_kind: str, keys_dir: Path, tmp_path: Path
 ) -> None:
     """``axis_only``: A and B have only the axis channel. ``no_secure_endpoint``: A also has a
-    secure channel, but B is registered without a secure endpoint."""
+    secure channel, but B is registered without a secure endpoint. The axis is the national one
+    (VXP) or a provincial SOAP platform."""
     documents = secrets(first_number=301)
     control_marker = f"CONTROL{uuid.uuid4().hex.upper()}"
 
     async def scenario() -> None:
-        axis = two_systems(seed=3)
-        async with running_axis(axis, shutdown_timeout=1.0) as url:
-            a_channels = vxp_channel(url, A_SYSTEM, A_SECRET)
+        async with an_axis(axis_kind) as (a_channels, b_channels, received):
             if setup == "no_secure_endpoint":
                 a_channels += secure_channel()
             a_config = write_config(
                 tmp_path / "a.toml", keys_dir=keys_dir, unit=SENDER, channels=a_channels
             )
             b_config = write_config(
-                tmp_path / "b.toml",
-                keys_dir=keys_dir,
-                unit=RECIPIENT,
-                channels=vxp_channel(url, B_SYSTEM, B_SECRET),
+                tmp_path / "b.toml", keys_dir=keys_dir, unit=RECIPIENT, channels=b_channels
             )
             peers = [Peer(code=SENDER), Peer(code=RECIPIENT)]  # no secure endpoint anywhere
             async with (
@@ -180,16 +208,24 @@ def test_classified_documents_are_held_where_no_secure_route_exists(
                             a, message_id, channel="axis", reason="thử", actor="operator"
                         )
 
-                await _nothing_leaked(axis, a, documents, control_marker)
+                await _nothing_leaked(received(), a, documents, control_marker)
                 assert [d.document_id for d in await received_documents(b)] == [control.document_id]
 
     asyncio.run(scenario())
 
 
+def everything_received(axis: AxisState) -> list[bytes]:
+    """Every request the axis received, whole: its line and headers, then its body."""
+    assert all(head.startswith(b"POST /") for head in axis.received_heads)
+    return [
+        head + b"\r\n\r\n" + body
+        for head, body in zip(axis.received_heads, axis.received_bodies, strict=True)
+    ]
+
+
 async def _nothing_leaked(
-    axis: AxisState, a: Gateway, documents: list[Secret], control_marker: str
+    bodies: list[bytes], a: Gateway, documents: list[Secret], control_marker: str
 ) -> None:
-    bodies = axis.received_bodies
     if control_marker:
         assert leaked([control_marker.encode()], bodies), "the recorder must see the control"
     for secret in documents:
@@ -310,7 +346,9 @@ def test_classified_documents_take_the_secure_route_and_only_it(
             assert f"{allowed_later.number}/VPCP-TTĐT" in codes
             assert f"{tuyet_mat.number}/VPCP-TTĐT" not in codes  # the first one stays held
 
-            await _nothing_leaked(pair.axis, a, [*documents, allowed_later], control_marker)
+            await _nothing_leaked(
+                everything_received(pair.axis), a, [*documents, allowed_later], control_marker
+            )
             # B's answers went over the secure network too: the axis carried A's control only.
             assert pair.axis.counters["packages"] == 1
 
@@ -328,11 +366,11 @@ def test_statuses_about_a_classified_document_stay_off_the_axis(
             await answered(pair.a, message_id)
             [recipient] = await recipients_of(pair.a, message_id)
             assert recipient.channel == "secure"
-            await _nothing_leaked(pair.axis, pair.a, [mat], control_marker="")
+            await _nothing_leaked(everything_received(pair.axis), pair.a, [mat], control_marker="")
             [row] = await rows(
                 pair.a, sa.select(messages.c.document_id).where(messages.c.id == message_id)
             )
-            assert leaked([row.document_id.encode()], pair.axis.received_bodies) == []
+            assert leaked([row.document_id.encode()], everything_received(pair.axis)) == []
 
     asyncio.run(scenario())
 

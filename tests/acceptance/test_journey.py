@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiohttp import web
 from harness import (
     A_SECRET,
     A_SYSTEM,
@@ -41,6 +40,7 @@ from harness import (
     running_node,
     send_document,
     soap_channel,
+    soap_platform,
     states,
     vxp_channel,
     write_config,
@@ -48,7 +48,7 @@ from harness import (
 
 from connectors.base import DirectoryEntry
 from connectors.simulators.axis import AxisState, running_axis
-from connectors.simulators.soap_axis import DEFAULT_PATH, SoapAxisState, create_soap_app
+from connectors.simulators.soap_axis import SoapAxisState
 from connectors.vxp import VxpConnector
 from envelopes.model import StatusCode
 from gateway.bootstrap import Gateway
@@ -58,17 +58,6 @@ from gateway.usecases import channel_states, statuses
 C_SYSTEM, C_SECRET = "he-thong-c", "bi-mat-cua-c"
 UNITS = (SENDER, RECIPIENT, OTHER)
 TRACE = re.compile(rb"<(?:edXML:)?TraceHeader>")
-
-
-@asynccontextmanager
-async def soap_platform(state: SoapAxisState) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_soap_app(state), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}{DEFAULT_PATH}"
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
