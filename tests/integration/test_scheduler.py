@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from integration_support import SENDER, _admin, postgres_url, write_config
+from integration_support import RECIPIENT, SENDER, _admin, postgres_url, write_config
 
 from gateway.bootstrap import Gateway, build
 from gateway.scheduler import (
@@ -30,6 +30,7 @@ from gateway.scheduler import (
     add_job,
     create_scheduler,
     run_once,
+    tick_phase,
     tick_start,
 )
 from gateway.settings import load_settings
@@ -106,6 +107,45 @@ def test_tick_starts_are_multiples_of_the_interval_since_the_epoch() -> None:
     assert ticks.get_next_fire_time(T0, T0) == T0 + dt.timedelta(seconds=10)
 
 
+def test_a_phase_shifts_the_grid() -> None:
+    phase = dt.timedelta(seconds=4)
+    assert tick_start(T0 + dt.timedelta(seconds=3.9), 10, phase) == T0 - dt.timedelta(seconds=6)
+    assert tick_start(T0 + dt.timedelta(seconds=4), 10, phase) == T0 + phase
+    assert tick_start(T0 + dt.timedelta(seconds=13.9), 10, phase) == T0 + phase
+    ticks = WallClockTicks(10, phase)
+    assert ticks.get_next_fire_time(None, T0) == T0 + phase
+    assert ticks.get_next_fire_time(T0 + phase, T0 + phase) == T0 + dt.timedelta(seconds=14)
+
+
+def test_gateways_of_other_units_tick_at_other_phases(keys_dir: Path, tmp_path: Path) -> None:
+    """The phase depends on the local units only: every process of one gateway shares it, and
+    gateways of other agencies are spread across the interval instead of polling the axis at the
+    same instants."""
+
+    def phase_of(units: tuple[str, ...], name: str) -> dt.timedelta:
+        config = write_config(
+            tmp_path / name,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / name}.db",
+            keys_dir=keys_dir,
+            local_units=units,
+        )
+
+        async def built() -> dt.timedelta:
+            gateway = await build(load_settings(config, {}))
+            try:
+                return tick_phase(gateway, 0.05)
+            finally:
+                await gateway.close()
+
+        return asyncio.run(built())
+
+    one = phase_of((SENDER,), "a1.toml")
+    assert phase_of((SENDER,), "a2.toml") == one  # another process of the same gateway
+    assert phase_of((RECIPIENT,), "b.toml") != one
+    assert phase_of((SENDER, RECIPIENT), "ab.toml") == phase_of((RECIPIENT, SENDER), "ba.toml")
+    assert dt.timedelta(0) <= one < dt.timedelta(seconds=0.05)
+
+
 def test_a_job_runs_once_per_tick_across_gateways(
     postgres_database: str, keys_dir: Path, tmp_path: Path
 ) -> None:
@@ -115,6 +155,9 @@ def test_a_job_runs_once_per_tick_across_gateways(
     async def scenario() -> None:
         async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
             a.clock = b.clock = clock
+            phase = tick_phase(a, 10)  # b's too: the same units
+            assert phase == tick_phase(b, 10)
+            clock.now += phase  # one second into a tick
 
             def job(who: str) -> Callable[[], Any]:
                 async def run() -> None:
@@ -144,8 +187,8 @@ def test_a_job_runs_once_per_tick_across_gateways(
                     )
                 ).all()
             assert claims == [
-                ("poll:axis", T0 + dt.timedelta(seconds=10), "g1"),
-                ("sent_states:axis", T0 + dt.timedelta(seconds=10), "g0"),
+                ("poll:axis", T0 + phase + dt.timedelta(seconds=10), "g1"),
+                ("sent_states:axis", T0 + phase + dt.timedelta(seconds=10), "g0"),
             ]
 
     asyncio.run(scenario())
@@ -200,7 +243,10 @@ def test_two_schedulers_on_one_database_run_each_tick_once(
             for gateway in (a, b):
 
                 async def job(gateway: Gateway = gateway) -> None:
-                    runs.append((gateway.instance, tick_start(gateway.clock(), interval)))
+                    now = gateway.clock()
+                    runs.append(
+                        (gateway.instance, tick_start(now, interval, tick_phase(gateway, interval)))
+                    )
 
                 scheduler = create_empty_scheduler()
                 add_job(scheduler, gateway, "poll:axis", interval, job, at_start=True)
@@ -238,7 +284,9 @@ def test_a_failing_job_is_logged_and_runs_again_at_its_next_tick(
         async with gateways(database_url, keys_dir, tmp_path)(1) as (gateway,):
 
             async def flaky() -> None:
-                attempts.append(tick_start(gateway.clock(), interval))
+                attempts.append(
+                    tick_start(gateway.clock(), interval, tick_phase(gateway, interval))
+                )
                 if len(attempts) == 1:
                     raise RuntimeError("the axis said no")
 
@@ -301,6 +349,8 @@ def test_the_scheduler_wires_the_configured_jobs(
         "poll_seconds = 0\n"
     )
 
+    phases: dict[str, dt.timedelta] = {}
+
     async def scenario() -> tuple[dict[str, float], dict[str, dt.datetime], dt.datetime]:
         async with gateways(database_url, keys_dir, tmp_path, extra)(1) as (gateway,):
             scheduler = create_scheduler(gateway)
@@ -314,6 +364,10 @@ def test_the_scheduler_wires_the_configured_jobs(
                     if isinstance(job.trigger, WallClockTicks)
                 }
                 firsts = {job.id: job.next_run_time for job in jobs}
+                for job in jobs:
+                    if isinstance(job.trigger, WallClockTicks):
+                        phases[job.id] = tick_phase(gateway, job.trigger.seconds)
+                        assert job.trigger.phase == phases[job.id], job.id
                 assert "heartbeat" in firsts  # every process beats for itself, untied to ticks
             finally:
                 scheduler.shutdown(wait=False)
@@ -337,8 +391,9 @@ def test_the_scheduler_wires_the_configured_jobs(
     for job_id in ("poll:axis", "sent_states:axis", "directory:axis", "pickup:dms"):
         assert firsts[job_id] - started < dt.timedelta(seconds=1), job_id
     for job_id in ("recover_expired", "cleanup:dms"):
-        assert firsts[job_id] == tick_start(started, intervals[job_id]) + dt.timedelta(
-            seconds=intervals[job_id]
+        interval = intervals[job_id]
+        assert firsts[job_id] == tick_start(started, interval, phases[job_id]) + dt.timedelta(
+            seconds=interval
         ), job_id
     assert not any("deliver" in job_id for job_id in firsts)  # delivery is a worker loop
 
