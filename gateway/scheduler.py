@@ -14,20 +14,23 @@ polls on the unshifted grid).
 
 With several processes on one PostgreSQL, a job runs **once per tick**:
 
-1. a transaction-level advisory lock per job, taken with ``pg_try_advisory_xact_lock`` and held
-   while the job runs (on a connection of its own, in a transaction that writes nothing, so it
-   holds back no vacuum): two runs of one job never overlap, and a process that finds the lock
-   taken skips at once;
-2. under that lock, a claim of the tick in ``job_ticks`` (one row per job: the last tick claimed),
-   committed **before** the job runs: ``tick_at`` only moves forward, so a process that comes
-   later in the same tick — its tick fired a little later, or its clock is a little behind —
-   finds the tick taken and skips. The lock alone did not do this: processes whose ticks were
-   not aligned each ran the job once per interval, one after the other.
+1. a transaction-level advisory lock per job, taken with ``pg_try_advisory_xact_lock`` on a
+   connection of its own and held while the job runs: two runs of one job never overlap, and a
+   process that finds the lock taken skips at once;
+2. in the same transaction, a claim of the tick in ``job_ticks`` (one row per job: the last tick
+   claimed). ``tick_at`` only moves forward, so a process that comes later in the same tick — its
+   tick fired a little later, or its clock is a little behind — finds the tick taken and skips.
+   The lock alone did not do this: processes whose ticks were not aligned each ran the job once
+   per interval, one after the other. A claim more than ``CLOCK_TOLERANCE`` ahead of the
+   database's clock is refused (and one stored that far ahead is taken over), so a host whose
+   clock ran ahead cannot make the others skip their ticks for long.
 
-The job's own work is not inside either transaction: it opens its own connections, as it does on
-SQLite. A job that fails keeps its claim: it is logged (``job_failed``) and runs again at its
-next tick, not again in the same tick from another process. A run cut short by shutting down
-(``job_cancelled``) is done again at the next tick or the next start.
+The claim commits when the job ends. A job that fails keeps it: it is logged (``job_failed``) and
+runs again at its next tick, not again in the same tick from another process. A process killed or
+shut down mid-run (``job_cancelled``) takes its claim with it: the tick is free for the next start
+or another process. The price: the transaction holds a transaction id while the job runs, which
+holds back vacuum for that long — seconds for a poll, longer only for the daily directory sync.
+The job's own work is not inside this transaction: it opens its own connections, as on SQLite.
 
 SQLite is one process (``docgw serve``): no lock and no claim; APScheduler's ``max_instances=1``
 keeps a job from overlapping itself.
@@ -50,14 +53,14 @@ from typing import Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Interval, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
-from gateway.store.tables import job_ticks
+from gateway.store.tables import UtcDateTime
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -125,37 +128,68 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         await job()
         return True
     key = zlib.crc32(f"docgw:{name}".encode())
+    tick = tick_start(gateway.clock(), seconds, tick_phase(gateway, seconds))
+    failure: Exception | None = None
     async with gateway.engine.begin() as lock:
         got = await lock.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
         if not got:
             return False  # running in another process (or still running here)
-        tick = tick_start(gateway.clock(), seconds, tick_phase(gateway, seconds))
-        if not await claim_tick(gateway, name, tick):
-            return False  # this tick ran already
-        # The lock lives as long as this transaction: it is held while the job runs.
-        await job()
-        return True
+        if not await claim_tick(lock, gateway, name, tick):
+            return False  # this tick ran already (or this process's clock is far ahead)
+        # The lock and the claim live in this transaction while the job runs. A job that fails
+        # commits its claim (it runs again at the next tick, not again in this one); a process
+        # that dies or shuts down mid-run leaves nothing: the tick is free for the next start.
+        try:
+            await job()
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    return True
 
 
-async def claim_tick(gateway: Gateway, name: str, tick_at: dt.datetime) -> bool:
-    """Record ``tick_at`` as ``name``'s last tick, if it is later than the one recorded; True if
-    it was. Committed at once, without waiting for the WAL flush: a claim lost in a database
-    crash only lets one tick run twice, which every job tolerates (each is idempotent)."""
-    insert = pg_insert(job_ticks).values(
-        job=name, tick_at=tick_at, claimed_by=gateway.instance, claimed_at=gateway.clock()
-    )
-    claim = insert.on_conflict_do_update(
-        index_elements=[job_ticks.c.job],
-        set_={
-            "tick_at": insert.excluded.tick_at,
-            "claimed_by": insert.excluded.claimed_by,
-            "claimed_at": insert.excluded.claimed_at,
+#: How far ahead of the database's clock a process may claim a tick. A claim only moves forward,
+#: so a host whose clock ran ahead would otherwise make every other process skip every tick until
+#: real time caught up with its claims; beyond this, its claims are refused and a stored one that
+#: far ahead is taken over. Generous for NTP-kept clocks, short as a stall.
+CLOCK_TOLERANCE: Final = dt.timedelta(seconds=5)
+
+_CLAIM: Final = text(
+    """
+    INSERT INTO job_ticks (job, tick_at, claimed_by, claimed_at)
+    SELECT :job, :tick_at, :claimed_by, :claimed_at
+    WHERE :tick_at <= clock_timestamp() + :tolerance
+    ON CONFLICT (job) DO UPDATE
+    SET tick_at = excluded.tick_at, claimed_by = excluded.claimed_by,
+        claimed_at = excluded.claimed_at
+    WHERE job_ticks.tick_at < excluded.tick_at
+       OR job_ticks.tick_at > clock_timestamp() + :tolerance
+    RETURNING job
+    """
+).bindparams(
+    bindparam("tick_at", type_=UtcDateTime()),
+    bindparam("claimed_at", type_=UtcDateTime()),
+    bindparam("tolerance", type_=Interval()),
+)
+
+
+async def claim_tick(
+    lock: AsyncConnection, gateway: Gateway, name: str, tick_at: dt.datetime
+) -> bool:
+    """Record ``tick_at`` as ``name``'s last tick, in the caller's transaction, if it is later
+    than the one recorded and not beyond :data:`CLOCK_TOLERANCE` ahead of the database's clock;
+    True if it was."""
+    claimed = await lock.execute(
+        _CLAIM,
+        {
+            "job": name,
+            "tick_at": tick_at,
+            "claimed_by": gateway.instance,
+            "claimed_at": gateway.clock(),
+            "tolerance": CLOCK_TOLERANCE,
         },
-        where=job_ticks.c.tick_at < insert.excluded.tick_at,
-    ).returning(job_ticks.c.job)
-    async with gateway.engine.begin() as conn:
-        await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        return (await conn.execute(claim)).first() is not None
+    )
+    return claimed.first() is not None
 
 
 def _guarded(
@@ -165,7 +199,8 @@ def _guarded(
         try:
             await run_once(gateway, name, seconds, job)
         except asyncio.CancelledError:
-            # Shutting down mid-job: what it did not commit runs again at the next start. Not
+            # Shutting down mid-job: the tick's claim is rolled back with the lock, so the job
+            # runs again at the next start (what it committed stays; each job is idempotent). Not
             # re-raised: APScheduler would log the cancellation as a job error with a traceback.
             log.info("job_cancelled", extra={"event": "job_cancelled", "job": name})
         except Exception:
@@ -193,6 +228,9 @@ def add_job(
         id=name,
         max_instances=1,
         coalesce=True,
+        # A tick fired late (a busy loop) still runs: APScheduler's default grace of 1 s would
+        # drop it, and with a daily job that is a day.
+        misfire_grace_time=None,
         **first,
     )
 
