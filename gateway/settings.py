@@ -2,10 +2,10 @@
 with environment overrides. Nothing else in docgw reads ``os.environ``.
 
 Environment overrides use one prefix and ``__`` between levels:
-``DOCGW_DATABASE__URL=postgresql+asyncpg://…`` sets ``[database] url``. Values are parsed as TOML
-where they look like it (numbers, booleans, lists, quoted strings), else taken as strings; a text
-or path setting takes as written what TOML would read as another type
-(``DOCGW_CHANNELS__AXIS__SECRET=12345678`` is the string ``"12345678"``).
+``DOCGW_DATABASE__URL=postgresql+asyncpg://…`` sets ``[database] url``. A text or path setting
+takes the value exactly as written (``DOCGW_CHANNELS__AXIS__SECRET=12345678`` is the string
+``"12345678"``, quotes would be kept); any other setting's value is parsed as TOML (numbers,
+booleans, lists).
 
 Secure defaults: the API listens on loopback; no secret has a default (API tokens live hashed in
 the database; a vxp channel's ``secret`` is empty until set, and the channel does not start).
@@ -327,17 +327,16 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _environment_value(hint: Any, text: str) -> Any:
-    """A TOML value where ``text`` is one (numbers, booleans, lists, a quoted string), else the
-    text itself. A text or path setting takes ``text`` as written whenever TOML would make it
-    something else (``12345678``, ``true``, ``1e3``, ``2026-09-02``): a string setting is never
-    refused for the way its value happens to look."""
+    """A text or path setting takes ``text`` exactly as written — quotes, backslashes and all:
+    a secret is never refused or changed for the way it happens to look (``12345678``, ``true``,
+    ``"x"``). Any other setting reads it as TOML (numbers, booleans, lists), else as the text
+    itself, which building the settings then refuses with the setting's name."""
+    if _optional_inner(hint) in (str, Path):
+        return text
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
-    if _optional_inner(hint) in (str, Path) and not isinstance(value, str):
-        return text
-    return value
 
 
 def _setting_type(keys: list[str]) -> Any:
