@@ -10,7 +10,9 @@ wire only ever hold ciphertext. This connector checks that again (defence in dep
 delivery whose bytes are not a well-formed seal is refused before any connection is opened, and so
 is one that does not carry its one recipient's registered secure endpoint — a classified package
 goes to that endpoint or nowhere, never to the channel's own ``endpoint`` (which serves unclassified
-traffic only), whatever routed it here.
+traffic only), whatever routed it here. A recipient's registered endpoint, whatever the
+classification, takes that one recipient's copy only (the gateway delivers one recipient per call
+on this channel), and the server there must hold a certificate naming that recipient's unit.
 
 The request carries ``Expect: 100-continue``: the body only starts once the peer has accepted the
 connection and the request line. This is what lets a refused client certificate be told apart from
@@ -31,7 +33,8 @@ Failures, translated at this boundary::
     ├── PeerRefused            any other 4xx: final
     │   ├── NotSealed          a classified package that is not a seal: final, nothing was sent
     │   └── NoSecureEndpoint   a classified package without its recipient's registered secure
-    │                          endpoint (or for several recipients): final, nothing was sent
+    │                          endpoint (or for several recipients), or a registered endpoint
+    │                          handed with several recipients: final, nothing was sent
     ├── ClassifiedRefused      (only if this connector were configured as an axis)
     └── TlsConfigurationError  the certificate, key or CA file cannot be loaded
 """
@@ -80,8 +83,10 @@ class TlsConfigurationError(ConnectorError):
 
 
 class NoSecureEndpoint(PeerRefused):
-    """A classified delivery that does not name its one recipient's registered secure endpoint.
-    Final: the routing policy should never have queued it, and no other address may stand in."""
+    """A classified delivery that does not name its one recipient's registered secure endpoint, or
+    any delivery that hands one recipient's registered endpoint with several recipients. Final:
+    the routing policy and the delivery worker should never have let it through, and no other
+    address may stand in."""
 
     code = "NO_SECURE_ENDPOINT"
 
@@ -256,6 +261,13 @@ class SecureEndpointConnector:
                     ),
                     element="endpoint",
                 )
+        elif delivery.endpoint and len(delivery.recipients) != 1:
+            # A registered endpoint is one unit's gateway: another unit's copy does not go there.
+            raise NoSecureEndpoint(
+                f"{self.name}: {delivery.endpoint} is the registered endpoint of one recipient; "
+                f"a package for {len(delivery.recipients)} recipients is not sent there at once",
+                element="endpoint",
+            )
         headers = {
             "Content-Type": SEALED_CONTENT_TYPE if classified else PLAIN_CONTENT_TYPE,
             "Content-Length": str(delivery.package_size),
@@ -268,11 +280,9 @@ class SecureEndpointConnector:
         if not url:
             raise PeerRefused(f"{self.name}: no secure endpoint is registered for the recipient")
         # A per-recipient endpoint must be served by that unit's gateway: check its certificate
-        # names the unit, whatever host name the endpoint uses.
+        # names the unit, whatever host name the endpoint uses (the one recipient: checked above).
         expected_server = self.server_hostname or (
-            unit_dns_name(delivery.recipients[0])
-            if delivery.endpoint and len(delivery.recipients) == 1
-            else None
+            unit_dns_name(delivery.recipients[0]) if delivery.endpoint else None
         )
         progress = _Progress()
         try:

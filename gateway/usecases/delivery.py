@@ -2,9 +2,14 @@
 record what happened as a durable decision (sent, retry at T, unconfirmed, failed).
 
 Recipients of one message on one channel that are claimed together go in one call (the axis routes
-by the package's To list). A worker that dies mid-send leaves its claims ``sending``; when their
-lease expires :func:`recover_expired` makes them ``unconfirmed`` and they are resent with the same
-package, which the receiver deduplicates.
+by the package's To list) — except on a channel that addresses each recipient at its own registered
+endpoint (``kind = "secure"``): there each recipient's copy is a call of its own, to that
+recipient's endpoint, with the server's certificate pinned to that recipient's unit. One call for
+several would post every copy to the first recipient's gateway.
+
+A worker that dies mid-send leaves its claims ``sending``; when their lease expires
+:func:`recover_expired` makes them ``unconfirmed`` and they are resent with the same package, which
+the receiver deduplicates.
 
 One round costs two transactions, whatever the batch size: the claim (which also starts the
 attempts and reads the packages stored inline, i.e. the small ones), then, once every send of the
@@ -78,14 +83,22 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
         # ones are streamed from their chunks by the send that needs them.
         inline = await queries.inline_packages(conn, (c.package_sha256 for c in claimed))
-    groups: dict[tuple[str, str | None, str], list[Claimed]] = defaultdict(list)
+    groups: dict[tuple[str, str | None, str, str | None], list[Claimed]] = defaultdict(list)
     for item in claimed:
-        groups[(item.message_id, item.channel, item.package_sha256)].append(item)
+        alone = item.unit_code if _addresses_each_recipient(gateway, item.channel) else None
+        groups[(item.message_id, item.channel, item.package_sha256, alone)].append(item)
     ended = await asyncio.gather(
         *(_deliver_group(gateway, g, inline.get(g[0].package_sha256)) for g in groups.values())
     )
     await _record(gateway, ended, attempt_ids, worker)
     return len(claimed)
+
+
+def _addresses_each_recipient(gateway: Gateway, channel: str | None) -> bool:
+    """Whether ``channel`` sends each recipient's copy to that recipient's own endpoint (a secure
+    channel: the registered ``secure_endpoint``), so that recipients never share a call."""
+    info = gateway.channels.get(channel or "")
+    return info is not None and info.is_secure
 
 
 def _seconds(value: float) -> dt.timedelta:
@@ -198,7 +211,10 @@ async def _send(
         package_size=size,
         package_sha256=first.package_sha256,
         attempt=max(c.attempt for c in group),
-        endpoint=first.secure_endpoint if gateway.channels[first.channel or ""].is_secure else None,
+        # One recipient per call on such a channel (see deliver_due): its own endpoint.
+        endpoint=first.secure_endpoint
+        if _addresses_each_recipient(gateway, first.channel)
+        else None,
     )
     timeout = gateway.settings.delivery.send_timeout_seconds
     try:

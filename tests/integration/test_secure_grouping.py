@@ -1,0 +1,210 @@
+"""On a secure channel each recipient's copy goes to that recipient's own registered endpoint, over
+real mutual TLS, with the server's certificate pinned to that recipient's unit — even for an
+unclassified document to several recipients, which on the axis is one call for all of them.
+
+Two real secure inboxes on loopback stand for two units' gateways; each server certificate names
+its unit AND the loopback address, so that a client which forgot the pin (or posted another unit's
+copy there) would still be accepted: only what each inbox saw tells right from wrong. Real
+databases (SQLite file and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
+from secure_peers import Pki, make_pki, secure_connector, secure_peer
+
+from connectors.base import Delivery
+from connectors.fake import FakeConnector
+from connectors.secure_endpoint import NoSecureEndpoint, unit_dns_name
+from envelopes.attachments import AttachmentSource
+from envelopes.metadata import parse_metadata
+from envelopes.model import Classification
+from gateway.bootstrap import Gateway
+from gateway.domain.lifecycle import TransportState
+from gateway.store import blobs as blob_store
+from gateway.store.records import UnitRecord
+from gateway.store.tables import messages, recipients
+from gateway.usecases import delivery, registry, submit
+from gateway.usecases.statuses import VIETNAM
+
+SECURE = '[channels.secure]\nkind = "secure"\n'
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("secure-grouping-pki"))
+
+
+async def register(gateway: Gateway, code: str, **values: Any) -> None:
+    """Change only the fields given of ``code``, as an admin would."""
+    unit = UnitRecord(code=code, name="", **values)
+    await registry.register_unit(gateway, unit, certificate_pem=None, actor="admin", given=values)
+
+
+async def send_to_both(gateway: Gateway) -> str:
+    meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
+    meta["to"] = [
+        {"organ_id": RECIPIENT, "organ_name": "UBND tỉnh Nghệ An"},
+        {"organ_id": OTHER, "organ_name": "UBND tỉnh Hà Tĩnh"},
+    ]
+    meta["code"] = {"number": "501", "notation": "VPCP-TTĐT"}
+    request = parse_metadata(meta, today=dt.datetime.now(VIETNAM).date())
+    attachment = AttachmentSource(name="cong-van.pdf", open=lambda: io.BytesIO(b"%PDF-1.7 x"))
+    result = await submit.submit_document(
+        gateway, request, [attachment], client="test", actor="test", idempotency_key=None
+    )
+    return result.message_id
+
+
+async def drain(gateway: Gateway) -> None:
+    for _ in range(50):
+        if not await delivery.deliver_due(gateway, "w"):
+            return
+    raise AssertionError("the queue did not drain")
+
+
+async def states(gateway: Gateway, message_id: str) -> dict[str, tuple[TransportState, str | None]]:
+    async with gateway.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(recipients.c.unit_code, recipients.c.state, recipients.c.channel).where(
+                recipients.c.message_id == message_id
+            )
+        )
+        return {row.unit_code: (TransportState(row.state), row.channel) for row in rows}
+
+
+async def package_of(gateway: Gateway, message_id: str) -> bytes:
+    async with gateway.engine.connect() as conn:
+        sha256 = await conn.scalar(
+            sa.select(messages.c.package_sha256).where(messages.c.id == message_id)
+        )
+        return await blob_store.read_bytes(conn, sha256)
+
+
+def test_unclassified_copies_go_each_to_their_own_recipients_endpoint_pinned_to_its_unit(
+    make_gateway: Any, pki: Pki
+) -> None:
+    async def scenario() -> None:
+        connectors = {
+            "axis": FakeConnector(name="axis", is_axis=True),
+            "secure": secure_connector(pki, SENDER),
+        }
+        async with (
+            secure_peer(pki.server(RECIPIENT)) as at_recipient,
+            secure_peer(pki.server(OTHER)) as at_other,
+            make_gateway(connectors=connectors, extra=SECURE) as gateway,
+        ):
+            for code, peer in ((RECIPIENT, at_recipient), (OTHER, at_other)):
+                await register(gateway, code, channel="secure", secure_endpoint=peer.url)
+            message_id = await send_to_both(gateway)
+            assert await states(gateway, message_id) == {
+                RECIPIENT: (TransportState.QUEUED, "secure"),
+                OTHER: (TransportState.QUEUED, "secure"),
+            }
+            await drain(gateway)
+            package = await package_of(gateway, message_id)
+            assert await states(gateway, message_id) == {
+                RECIPIENT: (TransportState.SENT, "secure"),
+                OTHER: (TransportState.SENT, "secure"),
+            }
+
+        for code, peer in ((RECIPIENT, at_recipient), (OTHER, at_other)):
+            [seen] = peer.seen  # its own copy, and no other unit's
+            assert seen.headers["X-Docgw-Recipients"] == code
+            assert seen.headers["X-Docgw-Message-Id"] == message_id
+            assert seen.headers["Content-Type"] == "application/xml"
+            assert seen.body == package
+            assert seen.unit == SENDER  # mutual TLS: the inbox knows who sent it
+            # The host-name pin: the connector asked that server for the recipient's unit.
+            assert seen.server_name == unit_dns_name(code)
+
+    asyncio.run(scenario())
+
+
+def test_a_recipients_endpoint_served_by_another_units_gateway_gets_nothing(
+    make_gateway: Any, pki: Pki
+) -> None:
+    """OTHER registered an endpoint whose server is RECIPIENT's gateway: the pin refuses it (the
+    copy stays due for a retry) while RECIPIENT's own copy is delivered."""
+
+    async def scenario() -> None:
+        connectors = {
+            "axis": FakeConnector(name="axis", is_axis=True),
+            "secure": secure_connector(pki, SENDER),
+        }
+        async with (
+            secure_peer(pki.server(RECIPIENT)) as at_recipient,
+            secure_peer(pki.server(RECIPIENT)) as impostor,
+            make_gateway(connectors=connectors, extra=SECURE) as gateway,
+        ):
+            await register(gateway, RECIPIENT, channel="secure", secure_endpoint=at_recipient.url)
+            await register(gateway, OTHER, channel="secure", secure_endpoint=impostor.url)
+            message_id = await send_to_both(gateway)
+            await drain(gateway)
+            assert await states(gateway, message_id) == {
+                RECIPIENT: (TransportState.SENT, "secure"),
+                OTHER: (TransportState.RETRY_SCHEDULED, "secure"),
+            }
+            async with gateway.engine.connect() as conn:
+                error = await conn.scalar(
+                    sa.select(recipients.c.last_error).where(
+                        recipients.c.message_id == message_id, recipients.c.unit_code == OTHER
+                    )
+                )
+            assert "not trusted" in error
+        assert [seen.headers["X-Docgw-Recipients"] for seen in at_recipient.seen] == [RECIPIENT]
+        assert impostor.seen == []
+        assert impostor.server_names == [unit_dns_name(OTHER)]  # it was asked for OTHER
+
+    asyncio.run(scenario())
+
+
+def two_recipients(data: bytes, endpoint: str) -> Delivery:
+    """An unclassified delivery for RECIPIENT and OTHER that carries one registered endpoint."""
+    return Delivery(
+        message_id="m",
+        document_id="d",
+        kind="document",
+        sender=SENDER,
+        recipients=(RECIPIENT, OTHER),
+        classification=Classification.THUONG,
+        open_package=lambda: io.BytesIO(data),
+        package_size=len(data),
+        package_sha256=hashlib.sha256(data).hexdigest(),
+        attempt=1,
+        endpoint=endpoint,
+    )
+
+
+def test_the_connector_refuses_one_recipients_endpoint_for_several_recipients(pki: Pki) -> None:
+    """Defence in depth: whatever grouped them, a registered endpoint takes one recipient's copy,
+    refused before any connection."""
+    data = b"<edXMLEnvelope>x</edXMLEnvelope>"
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server(RECIPIENT)) as peer:
+            connector = secure_connector(pki, SENDER)
+            try:
+                both = two_recipients(data, peer.url)
+                with pytest.raises(NoSecureEndpoint, match="2 recipients") as refused:
+                    await connector.deliver(both)
+                assert refused.value.code == "NO_SECURE_ENDPOINT"
+                assert peer.server_names == []  # not even a TLS handshake
+                one = dataclasses.replace(both, recipients=(RECIPIENT,))
+                assert (await connector.deliver(one)).remote_id == "peer-1"
+            finally:
+                await connector.close()
+        assert [seen.headers["X-Docgw-Recipients"] for seen in peer.seen] == [RECIPIENT]
+        assert peer.server_names == [unit_dns_name(RECIPIENT)]
+
+    asyncio.run(scenario())
