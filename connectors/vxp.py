@@ -69,7 +69,8 @@ read-only calls change nothing. registerAgency and deleteAgency are not idempote
 (the second would answer "already registered" / "unknown agency"): they are retried only when
 nothing can have been sent (connection refused, connect timeout) or the axis answered 5xx.
 If any request of a sendEdoc call may have been committed and none succeeded, the call ends in
-OutcomeUnknown, whatever the last request's failure was.
+OutcomeUnknown, whatever the last request's failure was — a refusal or the axis' code 20 included:
+the axis may hold the package from the earlier request all the same.
 
 Probable details beyond DOMAIN.md, each a field or a documented choice:
 
@@ -534,16 +535,16 @@ class VxpConnector:
                             raise retry.error from retry.__cause__
                         raise
         except _Retry as retry:
-            error = retry.error
-            if maybe_committed and not isinstance(error, OutcomeUnknown):
-                error = OutcomeUnknown(
-                    f"{error.message}; an earlier request of this call may have been committed"
-                )
             tries = attempt.retry_state.attempt_number
-            if tries > 1:
-                error.message = f"{error.message} (after {tries} requests)"
-                error.args = (error.message,)
-            raise error from retry.__cause__
+            raise _ending(retry.error, maybe_committed, tries) from retry.__cause__
+        except ConnectorError as final:
+            # A final answer (a refusal, code 20) after a request that may have been committed:
+            # the axis may hold the package all the same, so the call cannot end refused.
+            tries = attempt.retry_state.attempt_number
+            ending = _ending(final, maybe_committed, tries)
+            if ending is final:
+                raise
+            raise ending from final
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _request(
@@ -634,6 +635,20 @@ class VxpConnector:
         if not isinstance(data, list):
             raise PeerUnavailable(f"{self.name}: {operation}: data is not a list")
         return [entry for entry in data if isinstance(entry, dict)]
+
+
+def _ending(error: ConnectorError, maybe_committed: bool, tries: int) -> ConnectorError:
+    """What a call that failed raises: OutcomeUnknown once any of its requests may have been
+    committed, whatever the last one's failure (a new error; ``error`` itself otherwise), with
+    the number of requests when there were several."""
+    if maybe_committed and not isinstance(error, OutcomeUnknown):
+        error = OutcomeUnknown(
+            f"{error.message}; an earlier request of this call may have been committed"
+        )
+    if tries > 1:
+        error.message = f"{error.message} (after {tries} requests)"
+        error.args = (error.message,)
+    return error
 
 
 def _b64decode(data: str) -> bytes:

@@ -430,11 +430,19 @@ def test_the_retries_stay_within_the_calls_timeout_budget() -> None:
         async with axis(AxisFaults(down_until=time.time() + 60), timeout=1.0) as ax:
             patient = ax.connector(attempts=50, retry_wait=0.05, retry_wait_max=0.3)
             started = time.monotonic()
-            with pytest.raises(PeerUnavailable):
+            with pytest.raises(PeerUnavailable) as caught:
                 await patient.pending("document")
             elapsed = time.monotonic() - started
-            assert elapsed < 1.5  # the budget, not 50 attempts
-            assert 2 <= ax.state.counters["requests"] < 50
+            # The budget ended the call, not the 50 attempts: 50 pauses of up to 0.3 s each
+            # cannot fit in 1 s (their expected sum is several seconds).
+            requests = ax.state.counters["requests"]
+            assert 2 <= requests < 50
+            assert ax.state.counters["faults_down"] == requests
+            assert not isinstance(caught.value, OutcomeUnknown)  # a read-only call
+            assert "HTTP 503" in caught.value.message
+            assert caught.value.message.endswith(f"(after {requests} requests)")
+            # Loose, so that a loaded machine cannot fail it: no request outlives the budget.
+            assert elapsed < 3 * 1.0
 
     run(scenario)
 
@@ -585,6 +593,94 @@ def test_a_failed_resend_after_a_possible_commit_is_still_outcome_unknown() -> N
                 await ax.a.deliver(delivery(document()))
             assert ax.state.counters["packages"] == 1
             assert ax.state.counters["faults_burst_5xx"] == 3
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("refusal_code", ["23", "15"], ids=["receiver-locked", "secret-changed"])
+def test_a_refusal_after_a_possible_commit_is_outcome_unknown_not_refused(
+    refusal_code: str,
+) -> None:
+    """The first request is committed and cut off; the resend is refused (the receiver was locked
+    meanwhile, or the system's secret changed). The axis holds the package from the first
+    request, so the call cannot end as a final refusal: the outbox would mark the recipient
+    failed and an operator's resend would deliver it again."""
+
+    async def scenario() -> None:
+        async with axis(AxisFaults(timeout_after_commit_rate=1.0, drop_connection=True)) as ax:
+
+            def then_refuse(operation: str, body: bytes) -> None:
+                if ax.state.counters["timeouts_after_commit"] == 1:
+                    ax.state.set_faults(AxisFaults())
+                    if refusal_code == "23":
+                        ax.state.locked_units.add(B_UNIT)
+                    else:
+                        ax.state.add_system(A_SYSTEM, b"rotated", [A_UNIT])
+
+            ax.state.record_bytes = then_refuse
+            with pytest.raises(OutcomeUnknown) as caught:
+                await ax.a.deliver(delivery(document()))
+            error = caught.value
+            assert not isinstance(error, PeerRefused)
+            assert error.code == "PEER_OUTCOME_UNKNOWN"
+            # The refusal is kept as the cause and in the detail the attempt records.
+            assert isinstance(error.__cause__, VxpRefused)
+            assert error.__cause__.axis_code == refusal_code
+            assert error.message.startswith(f"axis code {refusal_code}: ")
+            assert error.message.endswith("may have been committed (after 2 requests)")
+            assert ax.state.counters["requests"] == 2
+            assert ax.state.counters["packages"] == 1  # queued by the first request
+            assert [item.from_code for item in ax.state.items.values()] == [A_UNIT]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "cause"),
+    [
+        (200, {"status": "FAIL", "ErrorCode": "10", "ErrorDesc": "trùng?"}, VxpRefused),
+        (200, {"status": "FAIL", "ErrorCode": "20", "ErrorDesc": "Lỗi hệ thống"}, PeerUnavailable),
+        (403, None, VxpRefused),
+    ],
+    ids=["code-10", "code-20", "bare-403"],
+)
+def test_any_final_answer_after_a_possible_commit_is_outcome_unknown(
+    status: int, answer: dict[str, str] | None, cause: type[Exception]
+) -> None:
+    """An axis that drops the connection after taking the first request, then answers the resend
+    with a business code, its own system error (20) or a bare 4xx: whatever the last answer,
+    the call ends unknown (the reviewer's repro, on loopback)."""
+
+    async def scenario() -> None:
+        requests = 0
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            nonlocal requests
+            await request.read()
+            requests += 1
+            if requests == 1:
+                assert request.transport is not None
+                request.transport.abort()  # taken, then cut off before the answer
+                return web.Response()
+            if answer is None:
+                return web.Response(status=status, text="Forbidden")
+            return web.json_response(answer, status=status)
+
+        app = web.Application()
+        app.router.add_post("/{operation}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                connector = a_connector_at(runner.addresses[0][1], session)
+                with pytest.raises(OutcomeUnknown, match="may have been committed") as caught:
+                    await connector.deliver(delivery(document()))
+            assert type(caught.value.__cause__) is cause
+            assert caught.value.message.endswith("(after 2 requests)")
+            assert requests == 2
+        finally:
+            await runner.cleanup()
 
     run(scenario)
 
