@@ -64,6 +64,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
     "REROUTE_REFUSED": 409,
+    "RESEND_REFUSED": 409,
     "ILLEGAL_TRANSITION": 409,
     PayloadTooLarge.code: 413,
     UnsupportedMediaType.code: 415,
