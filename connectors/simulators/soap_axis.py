@@ -16,7 +16,9 @@ streaming rather than kept in the tree. The platform behaves as the real ones ar
   malformed requests are SOAP ``Client`` faults.
 * Systems (``add_system``: an id, a secret and the units it serves) authenticate every request
   with a WS-Security UsernameToken in the SOAP header (the id as Username, PasswordDigest =
-  Base64(SHA-1(nonce + Created + secret)), Created within ``max_skew``, each nonce once). A
+  Base64(SHA-1(nonce + Created + secret)), Created within ``max_skew``, each nonce once: nonces
+  are compared decoded and must be canonical base64, and are forgotten once their tokens have
+  expired, or beyond ``max_nonces`` when nothing expires). A
   request that fails is answered with the SOAP fault ``wsse:FailedAuthentication`` (HTTP 500, as
   WS-Security says) and nothing else happens. A system sends only for its own units and lists,
   fetches and confirms only its own units' items (another system's item is as unknown as a
@@ -50,7 +52,7 @@ import itertools
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -170,8 +172,12 @@ class SoapAxisState:
     _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     #: SHA-256 of each package as received → its DocumentId, to recognise a resend.
     digests: dict[str, str] = field(default_factory=dict, repr=False)
-    #: UsernameToken nonces seen → when, to refuse a replay while its Created is still fresh.
-    nonces: dict[str, float] = field(default_factory=dict, repr=False)
+    #: UsernameToken nonces seen (decoded) → when, to refuse a replay while its Created is still
+    #: fresh; ``nonce_arrivals`` holds the same in arrival order, so the oldest go first.
+    nonces: dict[bytes, float] = field(default_factory=dict, repr=False)
+    nonce_arrivals: deque[tuple[float, bytes]] = field(default_factory=deque, repr=False)
+    #: With ``max_skew`` None no token ever expires: only this many latest nonces are remembered.
+    max_nonces: int = 100_000
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -209,6 +215,27 @@ class SoapAxisState:
 
     def set_faults(self, faults: AxisFaults) -> None:
         self.faults = faults
+
+    def remember_nonce(self, nonce: bytes, now: float) -> bool:
+        """Record a UsernameToken nonce; False when it was seen before (a replay). Nonces older
+        than twice ``max_skew`` are forgotten first (their tokens have expired since: a replay is
+        refused as stale); with no skew, beyond ``max_nonces`` the oldest are."""
+        arrivals = self.nonce_arrivals
+        if self.max_skew is not None:
+            while arrivals and now - arrivals[0][0] > 2 * self.max_skew:
+                self._forget_oldest_nonce()
+        if nonce in self.nonces:
+            return False
+        self.nonces[nonce] = now
+        arrivals.append((now, nonce))
+        if self.max_skew is None:
+            while len(arrivals) > self.max_nonces:
+                self._forget_oldest_nonce()
+        return True
+
+    def _forget_oldest_nonce(self) -> None:
+        _, nonce = self.nonce_arrivals.popleft()
+        self.nonces.pop(nonce, None)
 
     def pending(self, receiver: str, kind: str) -> list[str]:
         return list(self.queues.get((receiver, kind), ()))
@@ -645,19 +672,17 @@ def _authenticate(state: SoapAxisState, header: etree._Element | None) -> str:
         moment = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     except (binascii.Error, ValueError):
         raise failed("malformed") from None
+    if base64.b64encode(nonce) != nonce_text.encode():
+        # Unused trailing bits set (…Mqx== for …Mqw==): the same nonce under another text.
+        raise failed("malformed")
     expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + system.secret).digest())
     if not hmac.compare_digest(expected, (password.text or "").strip().encode()):
         raise failed("bad_digest")
     now = state.epoch()
-    if state.max_skew is not None:
-        if abs(now - moment) > state.max_skew:
-            raise failed("expired")
-        for seen, at in list(state.nonces.items()):
-            if now - at > 2 * state.max_skew:
-                del state.nonces[seen]
-    if nonce_text in state.nonces:
+    if state.max_skew is not None and abs(now - moment) > state.max_skew:
+        raise failed("expired")
+    if not state.remember_nonce(nonce, now):
         raise failed("replayed")
-    state.nonces[nonce_text] = now
     return username
 
 

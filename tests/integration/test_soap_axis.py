@@ -11,7 +11,9 @@ WSDL, the zeep client built from package data, the mapping of canned answers, th
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import io
@@ -547,6 +549,124 @@ def test_a_replayed_or_stale_username_token_is_refused() -> None:
             with pytest.raises(PeerRefused, match="FailedAuthentication"):
                 await b.pending("document")
             assert state.counters["auth_failures_expired"] == 1
+
+    asyncio.run(body())
+
+
+_NONCE = re.compile(rb"(<wsse:Nonce[^>]*>)([^<]*)(</wsse:Nonce>)")
+_CREATED = re.compile(rb"(<wsu:Created[^>]*>)([^<]*)(</wsu:Created>)")
+_PASSWORD = re.compile(rb"(<wsse:Password[^>]*>)([^<]*)(</wsse:Password>)")
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _replaced(pattern: re.Pattern[bytes], request: bytes, text: bytes) -> bytes:
+    replaced, count = pattern.subn(lambda m: m[1] + text + m[3], request, count=1)
+    assert count == 1
+    return replaced
+
+
+def nonce_of(request: bytes) -> bytes:
+    found = _NONCE.search(request)
+    assert found is not None
+    return found[2]
+
+
+def non_canonical(nonce_text: bytes) -> bytes:
+    """The same nonce under another text: the character before ``==`` carries four unused bits,
+    and one of them set (``…Mqw==`` → ``…Mqx==``) decodes to the same bytes."""
+    assert nonce_text.endswith(b"==") and not nonce_text.endswith(b"===")
+    flipped = _BASE64.index(nonce_text[-3]) ^ 1
+    return nonce_text[:-3] + _BASE64[flipped : flipped + 1] + b"=="
+
+
+def signed_anew(template: bytes, secret: bytes, nonce: bytes, created: float) -> bytes:
+    """``template`` (a captured request) with a UsernameToken of our own nonce and Created."""
+    stamp = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    digest = base64.b64encode(hashlib.sha1(nonce + stamp + secret).digest())
+    request = _replaced(_NONCE, template, base64.b64encode(nonce))
+    request = _replaced(_CREATED, request, stamp)
+    return _replaced(_PASSWORD, request, digest)
+
+
+async def post_soap(http: aiohttp.ClientSession, url: str, request: bytes) -> tuple[int, bytes]:
+    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    async with http.post(url, data=request, headers=headers) as answer:
+        return answer.status, await answer.read()
+
+
+def test_a_token_replayed_under_a_non_canonical_nonce_is_refused() -> None:
+    """Nonces are compared decoded: a captured token whose nonce's last character is changed
+    (the same bytes, other unused bits) is no new nonce."""
+    state = with_systems()
+
+    async def body() -> None:
+        async with (
+            serve(state) as url,
+            connector(url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+            aiohttp.ClientSession() as http,
+        ):
+            assert await b.pending("document") == []
+            captured = state.requests[-1]
+            original = nonce_of(captured)
+            variant = non_canonical(original)
+            assert variant != original
+            assert base64.b64decode(variant, validate=True) == base64.b64decode(original)
+
+            status, answer = await post_soap(http, url, _replaced(_NONCE, captured, variant))
+            assert status == 500 and b"wsse:FailedAuthentication" in answer
+            assert state.counters["auth_failures_malformed"] == 1
+            status, answer = await post_soap(http, url, captured)
+            assert status == 500 and b"wsse:FailedAuthentication" in answer
+            assert state.counters["auth_failures_replayed"] == 1
+            assert state.counters["auth_failures"] == 2
+            assert await b.pending("document") == []  # a fresh token still passes
+
+    asyncio.run(body())
+
+
+def test_the_nonces_remembered_are_bounded_by_age_or_by_count() -> None:
+    """With a skew, a nonce is forgotten once its token has expired (twice the skew after it
+    came); with none (``--max-skew 0``), only the latest ``max_nonces`` are kept."""
+    aged = with_systems(max_skew=60.0)
+    now = [time.time()]
+    aged.epoch = lambda: now[0]
+    counted = with_systems(max_skew=None, max_nonces=3)
+
+    async def body() -> None:
+        async with (
+            serve(aged) as aged_url,
+            serve(counted) as counted_url,
+            connector(aged_url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)) as b,
+            connector(
+                counted_url, system_id=B_SYSTEM, secret=B_SECRET, receivers=(RECEIVER,)
+            ) as b_counted,
+            aiohttp.ClientSession() as http,
+        ):
+            await b.pending("document")
+            template = aged.requests[-1]
+            early = [signed_anew(template, B_SECRET, bytes([i]) * 16, now[0]) for i in range(5)]
+            for request in early:
+                assert (await post_soap(http, aged_url, request))[0] == 200
+            assert len(aged.nonces) == len(aged.nonce_arrivals) == 6
+
+            now[0] += 121  # past twice the skew: every token so far has expired
+            late = signed_anew(template, B_SECRET, b"\xff" * 16, now[0])
+            assert (await post_soap(http, aged_url, late))[0] == 200
+            assert list(aged.nonces) == [b"\xff" * 16]
+            assert len(aged.nonce_arrivals) == 1
+            # A forgotten nonce's token is refused all the same: it has expired.
+            assert (await post_soap(http, aged_url, early[0]))[0] == 500
+            assert aged.counters["auth_failures_expired"] == 1
+            assert (await post_soap(http, aged_url, late))[0] == 500
+            assert aged.counters["auth_failures_replayed"] == 1
+
+            for _ in range(5):
+                assert await b_counted.pending("document") == []
+            assert len(counted.nonces) == len(counted.nonce_arrivals) == 3
+            latest = counted.requests[-1]
+            assert base64.b64decode(nonce_of(latest)) in counted.nonces
+            assert (await post_soap(http, counted_url, latest))[0] == 500
+            assert counted.counters["auth_failures_replayed"] == 1
 
     asyncio.run(body())
 
