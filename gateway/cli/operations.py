@@ -151,14 +151,11 @@ def cmd_queue_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``docgw units add`` option (argparse dest) → unit field.
+#: ``docgw units add`` option (argparse dest) → unit field: the registry's fields
+#: (registry.UNIT_FIELD_SPECS), each with its CLI spelling.
 UNIT_OPTIONS = {
-    "name": "name",
-    "parent": "parent_code",
-    "qd20": "code_qd20",
-    "channel": "channel",
-    "secure_endpoint": "secure_endpoint",
-    "allows_tuyet_mat": "allows_tuyet_mat",
+    spec.cli_option.removeprefix("--").replace("-", "_"): spec.name
+    for spec in registry.UNIT_FIELD_SPECS
 }
 
 
@@ -255,18 +252,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         'an empty value ("") clears a text field.',
     )
     add.add_argument("code")
-    add.add_argument("--name", help="required for a new unit")
-    add.add_argument("--parent")
-    add.add_argument("--qd20", help="the unit's QĐ 20 code")
-    add.add_argument("--channel")
-    add.add_argument("--secure-endpoint")
-    add.add_argument(
-        "--allows-tuyet-mat",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="allow (or, with --no-allows-tuyet-mat, stop allowing) Tuyệt mật on this unit's "
-        "secure route; a new unit starts without it",
-    )
+    for spec in registry.UNIT_FIELD_SPECS:
+        if spec.flag:
+            # --x / --no-x; None when neither is given (the field is left as it is).
+            off = spec.cli_option.replace("--", "--no-", 1)
+            add.add_argument(
+                spec.cli_option,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{spec.help} ({off}: turn it off)",
+            )
+        else:
+            add.add_argument(spec.cli_option, help=spec.help)
     add.add_argument("--cert", help="a PEM certificate to register for the unit")
     add.set_defaults(handler=cmd_units_add)
     lst = units.add_parser("list")

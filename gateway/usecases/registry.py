@@ -13,6 +13,7 @@ import dataclasses
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -22,13 +23,60 @@ from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import CertificateRecord, UnitRecord
+from gateway.store.tables import units
 from gateway.usecases.errors import Conflict, NotFound
 
-#: What a registration may set (the CLI's options, the API's fields, the CSV's columns besides
-#: ``code``). ``is_local`` and ``active`` belong to the gateway and the directory sync.
-UNIT_FIELDS = (
-    "name", "parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat",
-)  # fmt: skip
+
+@dataclass(frozen=True, kw_only=True)
+class UnitField:
+    """One field a registration sets, as every surface names and checks it: the API's body, the
+    CLI's ``docgw units add`` options and the CSV's columns all derive from :data:`UNIT_FIELD_SPECS`
+    (each surface then applies its own permissions)."""
+
+    name: str
+    #: How docgw routes to the unit and where it sits: an admin's decision, never a member's.
+    routing: bool = False
+    #: Yes/no (a JSON boolean, ``--x``/``--no-x`` on the CLI, a true/false CSV cell); else text.
+    flag: bool = False
+    #: The CLI option's name (``--parent``), when it is not the field's own.
+    option: str | None = None
+    #: What the field means, for the CLI's help.
+    help: str | None = None
+
+    @property
+    def cli_option(self) -> str:
+        """The option as typed, e.g. ``--secure-endpoint``."""
+        return "--" + (self.option or self.name).replace("_", "-")
+
+    @property
+    def max_length(self) -> int | None:
+        """The units table's column width (text fields): longer is refused before the database."""
+        column_type = units.c[self.name].type
+        return None if self.flag else getattr(column_type, "length", None)
+
+
+#: What a registration may set, besides ``code`` and a certificate. ``is_local`` and ``active``
+#: belong to the gateway and the directory sync.
+UNIT_FIELD_SPECS = (
+    UnitField(name="name", help="required for a new unit"),
+    UnitField(name="parent_code", routing=True, option="parent", help="the parent unit's code"),
+    UnitField(name="code_qd20", routing=True, option="qd20", help="the unit's QĐ 20 code"),
+    UnitField(name="channel", routing=True, help="the channel its documents go through"),
+    UnitField(
+        name="secure_endpoint",
+        routing=True,
+        help="its registered secure endpoint (the only place classified copies go)",
+    ),
+    UnitField(
+        name="allows_tuyet_mat",
+        routing=True,
+        flag=True,
+        help="allow Tuyệt mật on this unit's secure route; a new unit starts without it",
+    ),
+)
+UNIT_FIELDS = tuple(spec.name for spec in UNIT_FIELD_SPECS)
+#: The fields only an admin may set (a member token may set its own unit's name).
+ROUTING_FIELDS = tuple(spec.name for spec in UNIT_FIELD_SPECS if spec.routing)
 CSV_COLUMNS = ("code", *UNIT_FIELDS)
 #: How a CSV cell (or a CLI value) says yes or no; an empty cell is no.
 TRUE_WORDS = ("true", "yes", "1")
@@ -180,12 +228,11 @@ def _csv_unit(row: dict[str, str | None]) -> UnitRecord:
     def text(column: str) -> str | None:
         return (row.get(column) or "").strip() or None
 
-    return UnitRecord(
-        code=text("code") or "",
-        name=text("name") or "",
-        parent_code=text("parent_code"),
-        code_qd20=text("code_qd20"),
-        channel=text("channel"),
-        secure_endpoint=text("secure_endpoint"),
-        allows_tuyet_mat=parse_flag(row.get("allows_tuyet_mat") or "", element="allows_tuyet_mat"),
-    )
+    values: dict[str, Any] = {
+        spec.name: parse_flag(row.get(spec.name) or "", element=spec.name)
+        if spec.flag
+        else text(spec.name)
+        for spec in UNIT_FIELD_SPECS
+    }
+    values["name"] = values["name"] or ""
+    return UnitRecord(code=text("code") or "", **values)

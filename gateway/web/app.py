@@ -104,18 +104,17 @@ LIST_PARAMETERS = frozenset(
     ("direction", "state", "recipient", "sender", "classification", "from", "to", "text",
      "breached", "limit", "cursor")
 )  # fmt: skip
-UNIT_FIELDS = (
-    "code", "name", "parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat",
-    "certificate_pem",
-)  # fmt: skip
+#: A unit registration's body: the registry's fields (one definition, registry.UNIT_FIELD_SPECS)
+#: with the code and a certificate.
+UNIT_FIELDS = ("code", *registry.UNIT_FIELDS, "certificate_pem")
 #: How docgw routes to a unit and where it sits: an admin's decision, never a member's.
-ROUTING_FIELDS = ("parent_code", "code_qd20", "channel", "secure_endpoint", "allows_tuyet_mat")
+ROUTING_FIELDS = registry.ROUTING_FIELDS
 #: Routing fields that are yes/no (JSON booleans); the others are text.
-ROUTING_FLAGS = ("allows_tuyet_mat",)
+ROUTING_FLAGS = tuple(spec.name for spec in registry.UNIT_FIELD_SPECS if spec.routing and spec.flag)
 #: Column widths of the units table: an over-long value is a 400 here, not a database error.
 UNIT_FIELD_LENGTHS = {
-    "name": 300, "parent_code": 35, "code_qd20": 35, "channel": 64, "secure_endpoint": 500,
-}  # fmt: skip
+    spec.name: spec.max_length for spec in registry.UNIT_FIELD_SPECS if spec.max_length is not None
+}
 
 
 def create_app(gateway: Gateway) -> web.Application:
