@@ -78,7 +78,10 @@ async def resend(
     recipient: str | None = None,
 ) -> Changed:
     """Queue again (now) every recipient that is failed, sent, unconfirmed, waiting for a retry,
-    or held; the SAME package is sent, so the receiver can deduplicate."""
+    or held; the SAME package is sent, so the receiver can deduplicate. A classified message only
+    where the routing policy, run again against the current registry, still routes every one of
+    them (else :class:`ResendRefused`, nothing changed); its copy is sealed anew only if the
+    recipient's certificate changed."""
     return await _move(
         gateway, message_id, RESENDABLE, TransportState.QUEUED, "resend", reason, actor, recipient
     )
