@@ -75,6 +75,12 @@ from aiohttp import web
 
 from connectors.offload import run_blocking
 from connectors.simulators import faults as fault_model
+from connectors.simulators.common import (
+    AxisSystem,
+    add_system_arguments,
+    max_skew_from,
+    request_head,
+)
 from connectors.simulators.faults import AxisFaults, add_fault_arguments, faults_from
 from connectors.vxp_signing import (
     VIETNAM,
@@ -94,14 +100,6 @@ ACK_STATES = ("done", "fail", "processing")
 TRACE_TIMESTAMP = "%Y/%m/%d %H:%M:%S"
 
 # ---------------------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True, kw_only=True)
-class AxisSystem:
-    """A system connected to the axis: its secret and the unit codes it sends and receives for."""
-
-    secret: bytes = field(repr=False)
-    units: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -919,16 +917,6 @@ STATE = web.AppKey("axis_state", AxisState)
 STOPPING = web.AppKey("axis_stopping", asyncio.Event)
 
 
-def request_head(request: web.Request) -> bytes:
-    """The request line and headers as they arrived (raw bytes, in order)."""
-    line = (
-        f"{request.method} {request.path_qs} HTTP/{request.version.major}.{request.version.minor}"
-    )
-    return b"\r\n".join(
-        [line.encode(), *(name + b": " + value for name, value in request.raw_headers)]
-    )
-
-
 async def _operation(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     operation = request.match_info["operation"]
@@ -992,14 +980,6 @@ async def running_axis(
 # ------------------------------------------------------------------------------------- the CLI
 
 
-def parse_system(text: str) -> tuple[str, bytes, tuple[str, ...]]:
-    system_id, sep, rest = text.partition(":")
-    secret, sep2, units = rest.rpartition(":")
-    if not (sep and sep2 and system_id and secret and units):
-        raise argparse.ArgumentTypeError(f"{text!r} is not SYSTEM:SECRET:UNIT[,UNIT]")
-    return system_id, secret.encode("utf-8"), tuple(u.strip() for u in units.split(",") if u)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docgw axis-sim",
@@ -1009,10 +989,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
-    parser.add_argument(
-        "--systems", nargs="+", action="extend", type=parse_system, default=[],
-        metavar="SYSTEM:SECRET:UNIT[,UNIT]", help="a connected system, its secret and its units",
-    )  # fmt: skip
+    add_system_arguments(parser, seed=0, skewed="a request timestamp")
     parser.add_argument("--directory-size", type=int, default=1000)
     parser.add_argument(
         "--national-directory", action="store_const", const=120_000, dest="directory_size",
@@ -1022,23 +999,19 @@ def _parser() -> argparse.ArgumentParser:
         "--soap-port", type=int, default=0,
         help="also serve the SOAP variant (a provincial platform) on this port; 0: off",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--max-skew", type=float, default=300.0,
-        help="seconds a request timestamp may be off (0: no check)",
-    )  # fmt: skip
     parser.add_argument("--record", type=Path, help="append every request body to this file")
     add_fault_arguments(parser)
     return parser
 
 
 def _state_from(args: argparse.Namespace) -> AxisState:
+    skew = max_skew_from(args)
     state = AxisState(
         faults=faults_from(args),
         # A long-running simulator keeps no bodies in memory; --record keeps them on disk.
         record_bodies=False,
         record_file=args.record,
-        max_skew=dt.timedelta(seconds=args.max_skew) if args.max_skew > 0 else None,
+        max_skew=dt.timedelta(seconds=skew) if skew is not None else None,
         seed=args.seed,
     )
     state.load_directory(generate_directory(args.directory_size, args.seed))

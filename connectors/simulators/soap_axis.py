@@ -65,7 +65,12 @@ from lxml import etree
 
 from connectors.base import DirectoryEntry
 from connectors.simulators import faults as fault_model
-from connectors.simulators.axis import AxisSystem, parse_system, request_head
+from connectors.simulators.common import (
+    AxisSystem,
+    add_system_arguments,
+    max_skew_from,
+    request_head,
+)
 from connectors.simulators.faults import AxisFaults, add_fault_arguments, faults_from
 from connectors.soap_axis import SERVICE_NS, wsdl_bytes
 from envelopes.attachments import Base64Decoder
@@ -757,16 +762,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--path", default=DEFAULT_PATH)
     parser.add_argument("--units", default="", help="registered units: CODE[=Name],CODE[=Name],…")
-    parser.add_argument(
-        "--systems", nargs="+", action="extend", type=parse_system, default=[],
-        metavar="SYSTEM:SECRET:UNIT[,UNIT]",
-        help="a connected system, its secret and its units (any: every request authenticates)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-skew", type=float, default=300.0,
-        help="seconds a UsernameToken's Created may be off (0: no check)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=None)
+    add_system_arguments(
+        parser,
+        seed=None,
+        skewed="a UsernameToken's Created",
+        systems_note=" (any: every request authenticates)",
+    )
     parser.add_argument("--relay-id", default=DEFAULT_RELAY_ID)
     add_fault_arguments(parser)
     args = parser.parse_args(argv)
@@ -778,12 +779,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         organizations=[_organization(s) for s in args.units.split(",") if s.strip()],
         relay_organ_id=args.relay_id,
         faults=faults,
-        max_skew=args.max_skew if args.max_skew > 0 else None,
+        max_skew=max_skew_from(args),
         seed=args.seed,
     )
     for system_id, secret, units in args.systems:
         state.add_system(system_id, secret, units)
-    print(f"SOAP axis simulator: http://{args.host}:{args.port}{args.path}?wsdl")
+    print(f"SOAP axis simulator: http://{args.host}:{args.port}{args.path}?wsdl", flush=True)
     web.run_app(create_soap_app(state, path=args.path), host=args.host, port=args.port, print=None)
     return 0
 

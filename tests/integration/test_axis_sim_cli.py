@@ -37,6 +37,7 @@ from envelopes.model import Business, Classification
 from envelopes.signing import Signer
 
 DOCGW = Path(sys.executable).parent / "docgw"
+REPO = Path(__file__).resolve().parents[2]
 A_SYSTEM, A_SECRET = "he-thong-a", "bi-mat-a"
 B_SYSTEM, B_SECRET = "he-thong-b", "bi-mat-b"
 SYSTEMS = ["--systems", f"{A_SYSTEM}:{A_SECRET}:{SENDER}", f"{B_SYSTEM}:{B_SECRET}:{RECEIVER}"]
@@ -294,3 +295,61 @@ def test_a_fault_flag_out_of_range_stops_the_simulator_before_it_listens(
     assert done.returncode == 2
     assert "docgw axis-sim:" in done.stderr
     assert "listening" not in done.stdout
+
+
+def test_the_soap_simulator_alone_reads_the_same_system_flags() -> None:
+    """``python -m connectors.simulators.soap_axis`` takes ``--systems``, ``--seed`` and
+    ``--max-skew`` as ``docgw axis-sim`` does: the systems' secrets hold, a malformed system
+    stops it before it listens."""
+    bad = subprocess.run(
+        [sys.executable, "-m", "connectors.simulators.soap_axis", "--systems", "no-secret"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "is not SYSTEM:SECRET:UNIT[,UNIT]" in bad.stderr
+
+    async def scenario() -> None:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "connectors.simulators.soap_axis", "--port", str(port),
+            *SYSTEMS, "--seed", "3", "--max-skew", "0",
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            assert line.startswith(b"SOAP axis simulator: "), line
+            # --max-skew 0 is no check: a skew of 0 s would refuse every token below.
+            async with aiohttp.ClientSession() as http:
+                sim = Simulator(vxp="", soap=f"http://127.0.0.1:{port}", http=http)
+                soap_a = sim.soap_connector(A_SYSTEM, A_SECRET)
+                soap_b = sim.soap_connector(B_SYSTEM, B_SECRET, receivers=(RECEIVER,))
+                intruder = sim.soap_connector(A_SYSTEM, "not-the-secret")
+                try:
+                    with pytest.raises(PeerRefused, match="FailedAuthentication"):
+                        await intruder.deliver(delivery())
+                    assert (await soap_a.deliver(delivery())).remote_id
+                    assert len(await soap_b.pending("document")) == 1
+                finally:
+                    for connector in (soap_a, soap_b, intruder):
+                        await connector.close()
+                snapshot = await sim.state(sim.soap)
+                assert snapshot["systems"] == {
+                    A_SYSTEM: {"units": [SENDER]},
+                    B_SYSTEM: {"units": [RECEIVER]},
+                }
+                assert snapshot["counters"]["auth_failures"] == 1
+        finally:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+    asyncio.run(scenario())
