@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document_bytes
@@ -116,6 +119,42 @@ def _issued(kind: _Kind, code: str) -> Issued:
     if kind == "future":
         return issue_unit_certificate(dev_ca(), code, not_before=now + dt.timedelta(days=1))
     return issue_unit_certificate(dev_ca(), code)
+
+
+def leaf_certificate(
+    ca: Issued,
+    *,
+    common_name: str,
+    san: Sequence[x509.GeneralName] = (),
+    server_auth: bool = False,
+) -> Issued:
+    """A fresh end-entity certificate signed by ``ca``, valid from five minutes ago for a day,
+    with only what is asked for: the CN, a SubjectAlternativeName when ``san`` is given, the
+    serverAuth extended key usage with ``server_auth``. For what ``issue_unit_certificate``
+    never makes: a TLS server's certificate (an IP or a unit's DNS name), one that names no unit
+    or two, a wildcard. Not cached: each call makes a new key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
+    if server_auth:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    return Issued(key=key, certificate=builder.sign(ca.key, hashes.SHA256()))
 
 
 def signer_for(issued: Issued, *, chain: Sequence[x509.Certificate] = ()) -> Signer:

@@ -1,15 +1,14 @@
 """The secure-network connector against a real mutual-TLS server on loopback.
 
 Every certificate is made here: a development CA, unit certificates from ``gateway.keystore``,
-server certificates (IP SAN 127.0.0.1, or a unit's DNS name) signed by the same CA, and a second CA
-nobody trusts. pytest-asyncio is not used: each test runs its scenario with ``asyncio.run``.
+server certificates (``pki.leaf_certificate``: IP SAN 127.0.0.1, or a unit's DNS name) signed by
+the same CA, and a second CA nobody trusts. pytest-asyncio is not used: each test runs its scenario with ``asyncio.run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import hashlib
 import io
 import ipaddress
@@ -24,10 +23,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pki import leaf_certificate
 
 from connectors.base import (
     Delivery,
@@ -57,34 +54,6 @@ PACKAGE = b"<edXMLEnvelope>" + b"x" * 200_000 + b"</edXMLEnvelope>"
 # ------------------------------------------------------------------------------------ the PKI
 
 
-def server_certificate(
-    ca: Issued, *, common_name: str, san: list[x509.GeneralName], eku: bool = True
-) -> Issued:
-    """A TLS server certificate signed by ``ca`` (``issue_unit_certificate`` makes client ones)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    if eku:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    return Issued(key=key, certificate=builder.sign(ca.key, hashes.SHA256()))
-
-
 @dataclass(frozen=True, kw_only=True)
 class Pki:
     ca_file: Path
@@ -108,13 +77,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     issued = {
         "client": issue_unit_certificate(ca, SENDER),
         "stranger": issue_unit_certificate(other_ca, SENDER),
-        "server": server_certificate(
+        "server": leaf_certificate(
             ca,
             common_name="docgw test server",
             san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+            server_auth=True,
         ),
-        "recipient_server": server_certificate(
-            ca, common_name=RECIPIENT, san=[x509.DNSName(unit_dns_name(RECIPIENT))]
+        "recipient_server": leaf_certificate(
+            ca,
+            common_name=RECIPIENT,
+            san=[x509.DNSName(unit_dns_name(RECIPIENT))],
+            server_auth=True,
         ),
     }
     files = {}
@@ -484,8 +457,8 @@ def test_contexts_refuse_anything_older_than_tls_1_2(pki: Pki) -> None:
 
 def _unit_like(*, common_name: str, dns: list[str], ca: Issued | None = None) -> x509.Certificate:
     ca = ca or create_ca()
-    san: list[x509.GeneralName] = [x509.DNSName(name) for name in dns]
-    return server_certificate(ca, common_name=common_name, san=san, eku=False).certificate
+    san = [x509.DNSName(name) for name in dns]
+    return leaf_certificate(ca, common_name=common_name, san=san).certificate
 
 
 def test_the_unit_comes_from_the_san_or_the_common_name(pki: Pki) -> None:

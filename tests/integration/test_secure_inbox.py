@@ -23,11 +23,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
+from pki import leaf_certificate
 
 from connectors.fake import FakeConnector
 from connectors.secure_endpoint import client_ssl_context, unit_dns_name
@@ -75,25 +72,6 @@ def write_issued(issued: Issued, directory: Path, name: str) -> Peer:
     peer.cert.write_bytes(issued.cert_pem)
     peer.key.write_bytes(issued.key_pem)
     return peer
-
-
-def certificate_naming_no_unit(ca: Issued) -> Issued:
-    """A client certificate the CA signed, for a host rather than a unit (no unit SAN or CN)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "may chu thu nghiem")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca.key, hashes.SHA256())
-    )
-    return Issued(key=key, certificate=certificate)
 
 
 @asynccontextmanager
@@ -168,7 +146,9 @@ def test_the_secure_inbox_refuses_what_a_peer_may_not_do_and_stores_a_push_once(
     sender_peer = Peer(cert=keys_dir / f"{SENDER}.cert.pem", key=keys_dir / f"{SENDER}.key.pem")
     other_peer = Peer(cert=keys_dir / f"{OTHER}.cert.pem", key=keys_dir / f"{OTHER}.key.pem")
     stranger = write_issued(issue_unit_certificate(ca, STRANGER), tmp_path, "stranger")
-    nameless = write_issued(certificate_naming_no_unit(ca), tmp_path, "nameless")
+    # A client certificate the CA signed for a host rather than a unit (no unit SAN or CN).
+    nameless_host = leaf_certificate(ca, common_name="may chu thu nghiem")
+    nameless = write_issued(nameless_host, tmp_path, "nameless")
     receiver_database = databases()  # outside the event loop: it may create a PostgreSQL database
     fake = FakeConnector(name="axis")
 
