@@ -2,7 +2,8 @@
 
 Every certificate is made here: a development CA, unit certificates from ``gateway.keystore``,
 server certificates (``pki.leaf_certificate``: IP SAN 127.0.0.1, or a unit's DNS name) signed by
-the same CA, and a second CA nobody trusts. pytest-asyncio is not used: each test runs its scenario with ``asyncio.run``.
+the same CA, and a second CA nobody trusts. pytest-asyncio is not used: each test runs its
+scenario with ``asyncio.run``.
 """
 
 from __future__ import annotations
