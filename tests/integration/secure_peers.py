@@ -8,7 +8,6 @@ A module of its own (not conftest): the classified resend and the secure groupin
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator
@@ -18,9 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pki import leaf_certificate
 
 from connectors.secure_endpoint import (
     SecureEndpointConnector,
@@ -39,23 +36,8 @@ NOWHERE = "https://127.0.0.1:9/api/v1/inbox"
 def server_certificate(ca: Issued, unit: str) -> Issued:
     """A TLS server certificate of ``unit``'s gateway: its unit DNS name and the loopback address
     (so that a client which does not pin the unit would also accept it: only the pin tells)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
     san = [x509.DNSName(unit_dns_name(unit)), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, unit)]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
-    return Issued(key=key, certificate=certificate)
+    return leaf_certificate(ca, common_name=unit, san=san, server_auth=True)
 
 
 @dataclass(frozen=True, kw_only=True)
