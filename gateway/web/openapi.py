@@ -7,6 +7,7 @@ from typing import Any
 
 from envelopes.model import Classification, StatusCode
 from gateway.domain.lifecycle import TransportState
+from gateway.usecases.registry import UNIT_FIELD_SPECS
 
 PROBLEM = "application/problem+json"
 REPLY_CODES = [c.value for c in StatusCode if c is not StatusCode.ARRIVED]
@@ -226,12 +227,13 @@ def _schemas() -> dict[str, Schema]:
             **_object(
                 {
                     "code": STRING,
-                    "name": STRING,
-                    "parent_code": OPT_STRING,
-                    "code_qd20": OPT_STRING,
-                    "channel": OPT_STRING,
-                    "secure_endpoint": OPT_STRING,
-                    "allows_tuyet_mat": BOOLEAN,
+                    # The registration's fields, from their one definition (registry).
+                    **{
+                        spec.name: BOOLEAN
+                        if spec.flag
+                        else (STRING if spec.name == "name" else OPT_STRING)
+                        for spec in UNIT_FIELD_SPECS
+                    },
                     "certificate_pem": STRING,
                 },
                 ("code",),
