@@ -21,16 +21,18 @@ With several processes on one PostgreSQL, a job runs **once per tick**:
    claimed). ``tick_at`` only moves forward, so a process that comes later in the same tick — its
    tick fired a little later, or its clock is a little behind — finds the tick taken and skips.
    The lock alone did not do this: processes whose ticks were not aligned each ran the job once
-   per interval, one after the other. A claim more than ``CLOCK_TOLERANCE`` ahead of the
-   database's clock is refused (and one stored that far ahead is taken over), so a host whose
-   clock ran ahead cannot make the others skip their ticks for long.
+   per interval, one after the other. A process claims its own clock's tick, or the database's
+   where that is earlier (logged ``clock_ahead``): a host whose clock ran ahead cannot claim
+   ticks the others reach only later and make them skip theirs.
 
 The claim commits when the job ends. A job that fails keeps it: it is logged (``job_failed``) and
 runs again at its next tick, not again in the same tick from another process. A process killed or
-shut down mid-run (``job_cancelled``) takes its claim with it: the tick is free for the next start
-or another process. The price: the transaction holds a transaction id while the job runs, which
-holds back vacuum for that long — seconds for a poll, longer only for the daily directory sync.
-The job's own work is not inside this transaction: it opens its own connections, as on SQLite.
+shut down mid-run (``job_cancelled``) takes its claim with it: its next start runs the tick again
+(channel jobs run at start; the others at their next tick); the other processes fired for that tick
+already and run the job at the next one. The price: the transaction holds a transaction id while the
+job runs, which holds back vacuum for that long — seconds for a poll, longer only for the daily
+directory sync. The job's own work is not inside this transaction: it opens its own connections, as
+on SQLite.
 
 SQLite is one process (``docgw serve``): no lock and no claim; APScheduler's ``max_instances=1``
 keeps a job from overlapping itself.
@@ -46,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -127,18 +130,19 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
     if is_sqlite(gateway.engine):
         await job()
         return True
-    key = zlib.crc32(f"docgw:{name}".encode())
-    tick = tick_start(gateway.clock(), seconds, tick_phase(gateway, seconds))
     failure: Exception | None = None
     async with gateway.engine.begin() as lock:
-        got = await lock.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+        got, database_now, _ = (
+            await lock.execute(_LOCK, {"key": zlib.crc32(f"docgw:{name}".encode())})
+        ).one()
         if not got:
             return False  # running in another process (or still running here)
+        tick = _current_tick(gateway, name, seconds, database_now)
         if not await claim_tick(lock, gateway, name, tick):
-            return False  # this tick ran already (or this process's clock is far ahead)
+            return False  # this tick ran already
         # The lock and the claim live in this transaction while the job runs. A job that fails
         # commits its claim (it runs again at the next tick, not again in this one); a process
-        # that dies or shuts down mid-run leaves nothing: the tick is free for the next start.
+        # that dies or shuts down mid-run leaves nothing: its next start runs the tick again.
         try:
             await job()
         except Exception as exc:
@@ -148,17 +152,54 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
     return True
 
 
-#: How far ahead of the database's clock a process may claim a tick. A claim only moves forward,
-#: so a host whose clock ran ahead would otherwise make every other process skip every tick until
-#: real time caught up with its claims; beyond this, its claims are refused and a stored one that
-#: far ahead is taken over. Generous for NTP-kept clocks, short as a stall.
+#: One round trip: the job's lock (held until this transaction ends); the database's clock; and
+#: no idle timeout for this transaction, which stays open and idle while the job runs — a
+#: server's ``idle_in_transaction_session_timeout`` would otherwise end it mid-job, freeing the
+#: lock for an overlapping run.
+_LOCK: Final = text(
+    "SELECT pg_try_advisory_xact_lock(:key), clock_timestamp(),"
+    " set_config('idle_in_transaction_session_timeout', '0', true)"
+)
+
+#: A stored claim this far ahead of the database's clock is taken over: the database's clock went
+#: back (or a claim came from before claims followed it). Claims never run ahead of it otherwise.
 CLOCK_TOLERANCE: Final = dt.timedelta(seconds=5)
+#: A host's clock ahead of the database's is logged at most this often per job.
+_SKEW_LOG_SECONDS: Final = 60.0
+_skew_logged: dict[str, float] = {}
+
+
+def _current_tick(
+    gateway: Gateway, name: str, seconds: float, database_now: dt.datetime
+) -> dt.datetime:
+    """The tick this process runs: its own clock's, or the database's where that is earlier.
+    Why the database's: a claim only moves forward, so a host whose clock ran ahead would claim
+    ticks the others reach only later — they would skip every tick until real time caught up
+    with it. A host whose clock is behind claims its own earlier tick, which a process on time
+    has claimed already: it skips."""
+    phase = tick_phase(gateway, seconds)
+    own = tick_start(gateway.clock(), seconds, phase)
+    reference = tick_start(database_now, seconds, phase)
+    if own <= reference:
+        return own
+    now = time.monotonic()
+    if now - _skew_logged.get(name, -_SKEW_LOG_SECONDS) >= _SKEW_LOG_SECONDS:
+        _skew_logged[name] = now
+        log.warning(
+            "clock_ahead",
+            extra={
+                "event": "clock_ahead",
+                "job": name,
+                "ahead_seconds": round((gateway.clock() - database_now).total_seconds(), 3),
+            },
+        )
+    return reference
+
 
 _CLAIM: Final = text(
     """
     INSERT INTO job_ticks (job, tick_at, claimed_by, claimed_at)
-    SELECT :job, :tick_at, :claimed_by, :claimed_at
-    WHERE :tick_at <= clock_timestamp() + :tolerance
+    VALUES (:job, :tick_at, :claimed_by, :claimed_at)
     ON CONFLICT (job) DO UPDATE
     SET tick_at = excluded.tick_at, claimed_by = excluded.claimed_by,
         claimed_at = excluded.claimed_at
@@ -177,8 +218,8 @@ async def claim_tick(
     lock: AsyncConnection, gateway: Gateway, name: str, tick_at: dt.datetime
 ) -> bool:
     """Record ``tick_at`` as ``name``'s last tick, in the caller's transaction, if it is later
-    than the one recorded and not beyond :data:`CLOCK_TOLERANCE` ahead of the database's clock;
-    True if it was."""
+    than the one recorded (or that one is beyond :data:`CLOCK_TOLERANCE` ahead of the database's
+    clock); True if it was."""
     claimed = await lock.execute(
         _CLAIM,
         {

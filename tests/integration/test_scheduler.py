@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from integration_support import RECIPIENT, SENDER, _admin, postgres_url, write_config
 
+from gateway import scheduler as scheduler_module
 from gateway.bootstrap import Gateway, build
 from gateway.scheduler import (
     CLEANUP_SECONDS,
@@ -201,9 +202,9 @@ def test_a_job_runs_once_per_tick_across_gateways(
 def test_a_clock_far_ahead_cannot_hold_the_ticks(
     postgres_database: str, keys_dir: Path, tmp_path: Path
 ) -> None:
-    """A host whose clock runs an hour ahead claims nothing (the database's clock is the
-    reference), and a claim stored that far ahead — before its clock was fixed, say — is taken
-    over instead of making every other process skip every tick for an hour."""
+    """A host whose clock runs an hour ahead claims the database clock's tick, not its own: the
+    job runs once per tick as before, and nothing stored makes the others skip an hour of ticks.
+    A claim stored that far ahead (the database's clock went back, say) is taken over."""
     real = dt.datetime.now(dt.UTC)
     ahead = Clock(real + dt.timedelta(hours=1))
     ran: list[str] = []
@@ -215,8 +216,15 @@ def test_a_clock_far_ahead_cannot_hold_the_ticks(
                 ran.append("ran")
 
             fast.clock = ahead
-            assert not await run_once(fast, "poll:axis", 10, job)
+            assert await run_once(fast, "poll:axis", 3600, job)
+            async with right.engine.connect() as conn:
+                stored = await conn.scalar(
+                    sa.select(job_ticks.c.tick_at).where(job_ticks.c.job == "poll:axis")
+                )
+            assert stored is not None and stored <= real  # the database's tick, not an hour on
+            assert not await run_once(right, "poll:axis", 3600, job)  # that tick ran
             async with right.engine.begin() as conn:
+                await conn.execute(job_ticks.delete())
                 await conn.execute(
                     job_ticks.insert().values(
                         job="poll:axis",
@@ -229,7 +237,30 @@ def test_a_clock_far_ahead_cannot_hold_the_ticks(
             assert not await run_once(right, "poll:axis", 10, job)  # and once per tick again
 
     asyncio.run(scenario())
-    assert ran == ["ran"]
+    assert ran == ["ran", "ran"]
+
+
+def test_a_long_job_outlives_a_servers_idle_transaction_timeout(
+    postgres_database: str, keys_dir: Path, tmp_path: Path
+) -> None:
+    """The lock's transaction stays idle while the job runs; a server hardened with
+    idle_in_transaction_session_timeout must not end it (and free the lock) mid-job."""
+    name = postgres_database.rsplit("/", 1)[1]
+    asyncio.run(_admin(f'ALTER DATABASE "{name}" SET idle_in_transaction_session_timeout = 200'))
+
+    async def scenario() -> None:
+        async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
+
+            async def longer_than_the_timeout() -> None:
+                await asyncio.sleep(0.8)
+                assert not await run_once(b, "directory:axis", 10, longer_than_the_timeout)
+
+            assert await run_once(a, "directory:axis", 10, longer_than_the_timeout)
+            async with a.engine.connect() as conn:
+                claims = await conn.scalar(sa.select(sa.func.count()).select_from(job_ticks))
+            assert claims == 1  # committed at the end of the run
+
+    asyncio.run(scenario())
 
 
 def test_a_run_cut_short_frees_its_tick(
@@ -355,12 +386,23 @@ def test_a_job_still_running_is_not_started_again_elsewhere(
 
 
 def test_two_schedulers_on_one_database_run_each_tick_once(
-    postgres_database: str, keys_dir: Path, tmp_path: Path
+    postgres_database: str, keys_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two running schedulers (as two `docgw worker` processes), started off each other's phase:
-    every tick of the job runs once, by one of them."""
+    every tick of the job runs once, by one of them. The ticks are those claimed (watched on
+    their way to the database), so a run that starts late in its tick still counts as its."""
     interval = 0.4
-    runs: list[tuple[str, dt.datetime]] = []
+    claimed: list[tuple[str, dt.datetime]] = []
+    runs: list[str] = []
+    claim = scheduler_module.claim_tick
+
+    async def watched_claim(lock: Any, gateway: Gateway, name: str, tick_at: dt.datetime) -> bool:
+        won = await claim(lock, gateway, name, tick_at)
+        if won:
+            claimed.append((gateway.instance, tick_at))
+        return won
+
+    monkeypatch.setattr(scheduler_module, "claim_tick", watched_claim)
 
     async def scenario() -> None:
         async with gateways(postgres_database, keys_dir, tmp_path)(2) as (a, b):
@@ -368,10 +410,7 @@ def test_two_schedulers_on_one_database_run_each_tick_once(
             for gateway in (a, b):
 
                 async def job(gateway: Gateway = gateway) -> None:
-                    now = gateway.clock()
-                    runs.append(
-                        (gateway.instance, tick_start(now, interval, tick_phase(gateway, interval)))
-                    )
+                    runs.append(gateway.instance)
 
                 scheduler = create_empty_scheduler()
                 add_job(scheduler, gateway, "poll:axis", interval, job, at_start=True)
@@ -384,9 +423,10 @@ def test_two_schedulers_on_one_database_run_each_tick_once(
                 scheduler.shutdown(wait=False)
 
     asyncio.run(scenario())
-    ticks = [tick for _, tick in runs]
-    assert len(ticks) == len(set(ticks)), runs  # no tick ran twice
-    assert len(ticks) >= 4, runs  # and the job kept running, tick after tick (~8 expected)
+    assert [who for who, _ in claimed] == runs  # each run had claimed its tick
+    ticks = [tick for _, tick in claimed]
+    assert len(ticks) == len(set(ticks)), claimed  # no tick ran twice
+    assert len(ticks) >= 4, claimed  # and the job kept running, tick after tick (~8 expected)
     assert ticks == sorted(ticks)
 
 
