@@ -160,6 +160,23 @@ async def outcomes(calls: int, call: Any) -> dict[str, int]:
     return seen
 
 
+async def soap_secrets_hold(sim: Simulator) -> dict[str, bytes]:
+    """``--systems`` on the SOAP variant: a wrong secret is refused (FailedAuthentication), A's
+    own secret delivers; what B then finds pending, by remote id, each package as fetched."""
+    soap_a = sim.soap_connector(A_SYSTEM, A_SECRET)
+    soap_b = sim.soap_connector(B_SYSTEM, B_SECRET, receivers=(RECEIVER,))
+    intruder = sim.soap_connector(A_SYSTEM, "not-the-secret")
+    try:
+        with pytest.raises(PeerRefused, match="FailedAuthentication"):
+            await intruder.deliver(delivery())
+        assert (await soap_a.deliver(delivery())).remote_id
+        items = await soap_b.pending("document")
+        return {item.remote_id: await soap_b.fetch(item) for item in items}
+    finally:
+        for connector in (soap_a, soap_b, intruder):
+            await connector.close()
+
+
 def test_fault_flags_and_the_national_directory_take_effect_on_both_variants() -> None:
     flags: Sequence[str] = [
         *SYSTEMS,
@@ -226,20 +243,12 @@ def test_fault_flags_and_the_national_directory_take_effect_on_both_variants() -
             await sim.vxp_connector(A_SYSTEM, A_SECRET).deliver(delivery())
             assert len(await b.pending("document")) == 2
 
-            soap_a = sim.soap_connector(A_SYSTEM, A_SECRET)
-            soap_b = sim.soap_connector(B_SYSTEM, B_SECRET, receivers=(RECEIVER,))
-            intruder = sim.soap_connector(A_SYSTEM, "not-the-secret")
-            try:
-                # --systems: the secrets hold on the SOAP variant too.
-                with pytest.raises(PeerRefused, match="FailedAuthentication"):
-                    await intruder.deliver(delivery())
-                assert (await soap_a.deliver(delivery())).remote_id
-                items = await soap_b.pending("document")
-                assert len(items) == 2 and items[0].remote_id != items[1].remote_id
-                assert await soap_b.fetch(items[0]) == await soap_b.fetch(items[1])
-            finally:
-                for connector in (soap_a, soap_b, intruder):
-                    await connector.close()
+            # --systems: the secrets hold on the SOAP variant too; two deliveries of one send.
+            received = await soap_secrets_hold(sim)
+            assert len(received) == 2
+            assert len(received) == 2
+            first, second = received.values()
+            assert first == second
 
     asyncio.run(scenario())
 
@@ -279,20 +288,22 @@ def test_down_windows_and_commits_left_unanswered_set_at_start() -> None:
     asyncio.run(scenario())
 
 
+def stopped_at_start(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` run to its end (from the repository): it must exit 2, a usage error."""
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done
+    return done
+
+
 @pytest.mark.parametrize(
     "flags", [["--error-rate", "2"], ["--burst-5xx", "-1"]], ids=["rate", "negative"]
 )
 def test_a_fault_flag_out_of_range_stops_the_simulator_before_it_listens(
     flags: list[str],
 ) -> None:
-    done = subprocess.run(
-        [str(DOCGW), "axis-sim", "--port", str(free_port()), *flags],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
+    done = stopped_at_start([str(DOCGW), "axis-sim", "--port", str(free_port()), *flags])
     assert "docgw axis-sim:" in done.stderr
     assert "listening" not in done.stdout
 
@@ -301,15 +312,9 @@ def test_the_soap_simulator_alone_reads_the_same_system_flags() -> None:
     """``python -m connectors.simulators.soap_axis`` takes ``--systems``, ``--seed`` and
     ``--max-skew`` as ``docgw axis-sim`` does: the systems' secrets hold, a malformed system
     stops it before it listens."""
-    bad = subprocess.run(
-        [sys.executable, "-m", "connectors.simulators.soap_axis", "--systems", "no-secret"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    bad = stopped_at_start(
+        [sys.executable, "-m", "connectors.simulators.soap_axis", "--systems", "no-secret"]
     )
-    assert bad.returncode == 2
     assert "is not SYSTEM:SECRET:UNIT[,UNIT]" in bad.stderr
 
     async def scenario() -> None:
@@ -326,17 +331,7 @@ def test_the_soap_simulator_alone_reads_the_same_system_flags() -> None:
             # --max-skew 0 is no check: a skew of 0 s would refuse every token below.
             async with aiohttp.ClientSession() as http:
                 sim = Simulator(vxp="", soap=f"http://127.0.0.1:{port}", http=http)
-                soap_a = sim.soap_connector(A_SYSTEM, A_SECRET)
-                soap_b = sim.soap_connector(B_SYSTEM, B_SECRET, receivers=(RECEIVER,))
-                intruder = sim.soap_connector(A_SYSTEM, "not-the-secret")
-                try:
-                    with pytest.raises(PeerRefused, match="FailedAuthentication"):
-                        await intruder.deliver(delivery())
-                    assert (await soap_a.deliver(delivery())).remote_id
-                    assert len(await soap_b.pending("document")) == 1
-                finally:
-                    for connector in (soap_a, soap_b, intruder):
-                        await connector.close()
+                assert len(await soap_secrets_hold(sim)) == 1
                 snapshot = await sim.state(sim.soap)
                 assert snapshot["systems"] == {
                     A_SYSTEM: {"units": [SENDER]},

@@ -12,10 +12,8 @@ Anything else is REROUTE_REFUSED and changes nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import io
-import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -23,24 +21,19 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient, TestServer
-from integration_support import EXAMPLES, RECIPIENT, SENDER
+from integration_support import RECIPIENT, SENDER
+from secure_peers import drain, refused_over_api, register, send, snapshot
 
 from connectors.base import ClassifiedRefused, Delivery
 from connectors.fake import FakeConnector, Scripted
 from connectors.http_push import HttpPushConnector
-from envelopes.attachments import AttachmentSource
-from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification
 from envelopes.sealing import MAGIC
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
-from gateway.store.records import UnitRecord
-from gateway.store.tables import audit_events, blobs, recipients, units
-from gateway.usecases import delivery, operations, registry, submit, tokens
+from gateway.store.tables import recipients
+from gateway.usecases import operations
 from gateway.usecases.operations import RerouteRefused
-from gateway.usecases.statuses import VIETNAM
-from gateway.web.app import create_app
 
 ENDPOINT = "https://gw-h41.example.gov.vn:8443/inbox"
 CHANNELS = (
@@ -51,56 +44,6 @@ CHANNELS = (
 
 def run(scenario: Callable[[], Any]) -> Any:
     return asyncio.run(scenario())
-
-
-def request(classification: str, number: str) -> DocumentRequest:
-    meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
-    meta.update(classification=classification, code={"number": number, "notation": "VPCP-TTĐT"})
-    return parse_metadata(meta, today=dt.datetime.now(VIETNAM).date())
-
-
-async def send(gateway: Gateway, classification: str, number: str) -> str:
-    attachment = AttachmentSource(
-        name="van-ban.pdf", open=lambda: io.BytesIO(b"%PDF-1.7 tai lieu mat")
-    )
-    result = await submit.submit_document(
-        gateway,
-        request(classification, number),
-        [attachment],
-        client="test",
-        actor="test",
-        idempotency_key=None,
-    )
-    return result.message_id
-
-
-async def set_recipient(gateway: Gateway, *given: str, **values: Any) -> None:
-    """Change only ``given`` fields of RECIPIENT, as an admin would."""
-    unit = UnitRecord(code=RECIPIENT, name="", **values)
-    await registry.register_unit(gateway, unit, certificate_pem=None, actor="admin", given=given)
-
-
-async def state(gateway: Gateway) -> dict[str, Any]:
-    """Everything a refused re-route must leave as it was."""
-    async with gateway.engine.connect() as conn:
-        rows = {
-            table.name: [
-                tuple(row)
-                for row in (await conn.execute(sa.select(table).order_by(*table.primary_key)))
-            ]
-            for table in (recipients, audit_events, units)
-        }
-        rows["blobs"] = [
-            tuple(row) for row in await conn.execute(sa.select(blobs.c.sha256).order_by("sha256"))
-        ]
-    return rows
-
-
-async def drain(gateway: Gateway) -> None:
-    for _ in range(50):
-        if not await delivery.deliver_due(gateway, "w"):
-            return
-    raise AssertionError("the queue did not drain")
 
 
 async def where_is(gateway: Gateway, message_id: str) -> tuple[TransportState, str | None]:
@@ -139,7 +82,7 @@ def test_a_held_mat_to_a_unit_without_a_secure_endpoint_cannot_be_rerouted(
             message_id = await send(gateway, "mat", "401")
             await drain(gateway)
             assert await where_is(gateway, message_id) == (TransportState.HELD, None)
-            before = await state(gateway)
+            before = await snapshot(gateway)
 
             for channel in ("secure", "lan", "axis"):
                 with pytest.raises(RerouteRefused) as refused:
@@ -155,14 +98,14 @@ def test_a_held_mat_to_a_unit_without_a_secure_endpoint_cannot_be_rerouted(
                     else f"may only take a secure channel; {channel} is not one"
                 )
                 assert expected in refused.value.message, refused.value.message
-                assert await state(gateway) == before
+                assert await snapshot(gateway) == before
             await drain(gateway)
             for fake in (gateway_with_secure_channel.axis, gateway_with_secure_channel.secure):
                 assert fake.deliveries == []
 
             # Once the unit has a registered secure endpoint, the same re-route is accepted, and
             # the package goes to that endpoint, sealed.
-            await set_recipient(gateway, "secure_endpoint", secure_endpoint=ENDPOINT)
+            await register(gateway, secure_endpoint=ENDPOINT)
             await operations.reroute(
                 gateway, message_id, channel="secure", reason="đã đăng ký", actor="operator"
             )
@@ -181,16 +124,16 @@ def test_a_held_tuyet_mat_cannot_be_rerouted_until_its_route_allows_it(
 ) -> None:
     async def scenario() -> None:
         async with gateway_with_secure_channel() as gateway:
-            await set_recipient(gateway, "secure_endpoint", secure_endpoint=ENDPOINT)
+            await register(gateway, secure_endpoint=ENDPOINT)
             message_id = await send(gateway, "tuyet_mat", "402")
             assert await where_is(gateway, message_id) == (TransportState.HELD, None)
-            before = await state(gateway)
+            before = await snapshot(gateway)
 
             with pytest.raises(RerouteRefused, match="tuyet_mat is not explicitly allowed"):
                 await operations.reroute(
                     gateway, message_id, channel="secure", reason="gấp", actor="operator"
                 )
-            assert await state(gateway) == before
+            assert await snapshot(gateway) == before
             await drain(gateway)
             assert gateway_with_secure_channel.secure.deliveries == []
 
@@ -199,7 +142,7 @@ def test_a_held_tuyet_mat_cannot_be_rerouted_until_its_route_allows_it(
             await drain(gateway)
             assert len(gateway_with_secure_channel.secure.deliveries) == 1
 
-            await set_recipient(gateway, "allows_tuyet_mat", allows_tuyet_mat=True)
+            await register(gateway, allows_tuyet_mat=True)
             await operations.reroute(
                 gateway, message_id, channel="secure", reason="đã được phép", actor="operator"
             )
@@ -218,20 +161,13 @@ def test_the_api_answers_a_refused_reroute_409_and_changes_nothing(
     async def scenario() -> None:
         async with gateway_with_secure_channel() as gateway:
             message_id = await send(gateway, "toi_mat", "404")
-            admin = await tokens.create_token(gateway, name="admin", role="admin")
-            before = await state(gateway)
-            async with TestClient(TestServer(create_app(gateway))) as client:
-                response = await client.post(
-                    f"/api/v1/messages/{message_id}/reroute",
-                    json={"channel": "secure", "reason": "thử"},
-                    headers={"Authorization": f"Bearer {admin}"},
-                )
-                assert response.status == 409
-                assert response.content_type == "application/problem+json"
-                problem = await response.json()
-            assert problem["code"] == "REROUTE_REFUSED"
-            assert "needs a secure endpoint" in problem["detail"]
-            assert await state(gateway) == before
+            await refused_over_api(
+                gateway,
+                f"/api/v1/messages/{message_id}/reroute",
+                {"channel": "secure", "reason": "thử"},
+                "REROUTE_REFUSED",
+                "needs a secure endpoint",
+            )
 
     run(scenario)
 

@@ -12,37 +12,36 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
-from secure_peers import Peer, Pki, make_pki, secure_connector, secure_peer
+from integration_support import OTHER, RECIPIENT, SENDER
+from secure_peers import (
+    Peer,
+    Pki,
+    drain,
+    make_pki,
+    refused_over_api,
+    register,
+    secure_gateway,
+    secure_peer,
+    send,
+    snapshot,
+)
 
-from connectors.fake import FakeConnector
 from connectors.secure_endpoint import unit_dns_name
-from envelopes.attachments import AttachmentSource
 from envelopes.errors import SealError
-from envelopes.metadata import parse_metadata
 from envelopes.sealing import open_sealed
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.keystore import issue_unit_certificate
-from gateway.store.records import UnitRecord
-from gateway.store.tables import audit_events, blobs, recipients, units
-from gateway.usecases import delivery, operations, registry, submit, tokens
+from gateway.store.tables import recipients
+from gateway.usecases import operations, registry
 from gateway.usecases.operations import ResendRefused
-from gateway.usecases.statuses import VIETNAM
-from gateway.web.app import create_app
-
-SECURE = '[channels.secure]\nkind = "secure"\n'
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +52,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def gateway(make_gateway: Any, pki: Pki) -> Any:
     """``async with gateway() as gw``: the axis (a fake) and the real secure connector."""
-
-    def factory() -> Any:
-        connectors = {
-            "axis": FakeConnector(name="axis", is_axis=True),
-            "secure": secure_connector(pki, SENDER),
-        }
-        return make_gateway(connectors=connectors, extra=SECURE)
-
-    return factory
+    return lambda: secure_gateway(make_gateway, pki)
 
 
 def key_of(keys_dir: Path, code: str) -> PrivateKeyTypes:
     return serialization.load_pem_private_key(
         (keys_dir / f"{code}.key.pem").read_bytes(), password=None
-    )
-
-
-async def register(
-    gateway: Gateway, code: str = RECIPIENT, *, certificate_pem: str | None = None, **values: Any
-) -> None:
-    """Change only the fields given of ``code`` (and add a certificate), as an admin would."""
-    unit = UnitRecord(code=code, name="", **values)
-    await registry.register_unit(
-        gateway, unit, certificate_pem=certificate_pem, actor="admin", given=values
     )
 
 
@@ -86,41 +67,6 @@ async def deactivate(gateway: Gateway, code: str) -> None:
     await registry.register_unit(
         gateway, dataclasses.replace(unit, active=False), certificate_pem=None, actor="sync"
     )
-
-
-async def send(gateway: Gateway, classification: str, number: str, *to: str) -> str:
-    meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
-    meta.update(classification=classification, code={"number": number, "notation": "VPCP-TTĐT"})
-    meta["to"] = [{"organ_id": code, "organ_name": f"Đơn vị {code}"} for code in to or (RECIPIENT,)]
-    request = parse_metadata(meta, today=dt.datetime.now(VIETNAM).date())
-    attachment = AttachmentSource(name="mat.pdf", open=lambda: io.BytesIO(b"%PDF-1.7 tai lieu mat"))
-    result = await submit.submit_document(
-        gateway, request, [attachment], client="test", actor="test", idempotency_key=None
-    )
-    return result.message_id
-
-
-async def drain(gateway: Gateway) -> None:
-    for _ in range(50):
-        if not await delivery.deliver_due(gateway, "w"):
-            return
-    raise AssertionError("the queue did not drain")
-
-
-async def state(gateway: Gateway) -> dict[str, Any]:
-    """Everything a refused resend must leave as it was."""
-    async with gateway.engine.connect() as conn:
-        rows = {
-            table.name: [
-                tuple(row)
-                for row in (await conn.execute(sa.select(table).order_by(*table.primary_key)))
-            ]
-            for table in (recipients, audit_events, units)
-        }
-        rows["blobs"] = [
-            tuple(row) for row in await conn.execute(sa.select(blobs.c.sha256).order_by("sha256"))
-        ]
-    return rows
 
 
 async def where_is(gateway: Gateway, message_id: str, code: str = RECIPIENT) -> tuple[Any, ...]:
@@ -140,13 +86,13 @@ async def refused_resend(
     gateway: Gateway, message_id: str, why: str, code: str = RECIPIENT
 ) -> None:
     """The resend is refused with ``why`` and changes nothing, then nothing is sent."""
-    before = await state(gateway)
+    before = await snapshot(gateway)
     with pytest.raises(ResendRefused) as refused:
         await operations.resend(gateway, message_id, reason="gửi lại", actor="operator")
     assert refused.value.code == "RESEND_REFUSED"
     assert code in refused.value.message
     assert why in refused.value.message, refused.value.message
-    assert await state(gateway) == before
+    assert await snapshot(gateway) == before
 
 
 def assert_pinned(peer: Peer) -> None:
@@ -168,20 +114,13 @@ def test_a_sent_tuyet_mat_is_not_resent_once_its_permission_is_revoked(
 
             await register(gw, allows_tuyet_mat=False)
             await refused_resend(gw, message_id, "tuyet_mat is not explicitly allowed")
-            admin = await tokens.create_token(gw, name="admin", role="admin")
-            before = await state(gw)
-            async with TestClient(TestServer(create_app(gw))) as client:
-                response = await client.post(
-                    f"/api/v1/messages/{message_id}/resend",
-                    json={"reason": "gửi lại"},
-                    headers={"Authorization": f"Bearer {admin}"},
-                )
-                assert response.status == 409
-                assert response.content_type == "application/problem+json"
-                problem = await response.json()
-            assert problem["code"] == "RESEND_REFUSED"
-            assert "tuyet_mat is not explicitly allowed" in problem["detail"]
-            assert await state(gw) == before
+            await refused_over_api(
+                gw,
+                f"/api/v1/messages/{message_id}/resend",
+                {"reason": "gửi lại"},
+                "RESEND_REFUSED",
+                "tuyet_mat is not explicitly allowed",
+            )
             await drain(gw)
             assert len(peer.seen) == 1
 

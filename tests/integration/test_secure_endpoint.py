@@ -2,7 +2,8 @@
 
 Every certificate is made here: a development CA, unit certificates from ``gateway.keystore``,
 server certificates (``pki.leaf_certificate``: IP SAN 127.0.0.1, or a unit's DNS name) signed by
-the same CA, and a second CA nobody trusts. pytest-asyncio is not used: each test runs its
+the same CA, and a second CA nobody trusts. The inbox is ``secure_peers.secure_peer``, the one the
+gateway tests deliver to. pytest-asyncio is not used: each test runs its
 scenario with ``asyncio.run``.
 """
 
@@ -15,17 +16,15 @@ import io
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pki import leaf_certificate
+from secure_peers import secure_peer
 
 from connectors.base import (
     Delivery,
@@ -105,56 +104,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         recipient=issue_unit_certificate(ca, RECIPIENT),
         files=files,
     )
-
-
-# --------------------------------------------------------------------------------- the peer
-
-
-@dataclass
-class Seen:
-    unit: str | None
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Peer:
-    url: str
-    seen: list[Seen] = field(default_factory=list)
-
-
-@asynccontextmanager
-async def secure_peer(
-    context: ssl.SSLContext, *, status: int = 201, delay: float = 0.0
-) -> AsyncIterator[Peer]:
-    """An aiohttp secure inbox on 127.0.0.1 that records who sent what, then answers ``status``."""
-    peer = Peer(url="")
-
-    async def inbox(request: web.Request) -> web.Response:
-        assert request.transport is not None
-        der = request.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        body = await request.read()
-        peer.seen.append(Seen(peer_unit_from_certificate(der), dict(request.headers), body))
-        if delay:
-            await asyncio.sleep(delay)
-        if status >= 300:
-            return web.json_response({"error": "scripted"}, status=status)
-        return web.json_response(
-            {"id": f"peer-{len(peer.seen)}", "duplicate": False}, status=status
-        )
-
-    app = web.Application(client_max_size=16 << 20)
-    app.router.add_post("/api/v1/inbox", inbox)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = runner.addresses[0][1]
-    peer.url = f"https://127.0.0.1:{port}/api/v1/inbox"
-    try:
-        yield peer
-    finally:
-        await runner.cleanup()
 
 
 def delivery_of(

@@ -12,65 +12,36 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import hashlib
 import io
-import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
-from secure_peers import Pki, make_pki, secure_connector, secure_peer
+from integration_support import OTHER, RECIPIENT, SENDER
+from secure_peers import (
+    Pki,
+    drain,
+    make_pki,
+    register,
+    secure_connector,
+    secure_gateway,
+    secure_peer,
+    send,
+)
 
 from connectors.base import Delivery
-from connectors.fake import FakeConnector
 from connectors.secure_endpoint import NoSecureEndpoint, unit_dns_name
-from envelopes.attachments import AttachmentSource
-from envelopes.metadata import parse_metadata
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs as blob_store
-from gateway.store.records import UnitRecord
 from gateway.store.tables import messages, recipients
-from gateway.usecases import delivery, registry, submit
-from gateway.usecases.statuses import VIETNAM
-
-SECURE = '[channels.secure]\nkind = "secure"\n'
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("secure-grouping-pki"))
-
-
-async def register(gateway: Gateway, code: str, **values: Any) -> None:
-    """Change only the fields given of ``code``, as an admin would."""
-    unit = UnitRecord(code=code, name="", **values)
-    await registry.register_unit(gateway, unit, certificate_pem=None, actor="admin", given=values)
-
-
-async def send_to_both(gateway: Gateway) -> str:
-    meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
-    meta["to"] = [
-        {"organ_id": RECIPIENT, "organ_name": "UBND tỉnh Nghệ An"},
-        {"organ_id": OTHER, "organ_name": "UBND tỉnh Hà Tĩnh"},
-    ]
-    meta["code"] = {"number": "501", "notation": "VPCP-TTĐT"}
-    request = parse_metadata(meta, today=dt.datetime.now(VIETNAM).date())
-    attachment = AttachmentSource(name="cong-van.pdf", open=lambda: io.BytesIO(b"%PDF-1.7 x"))
-    result = await submit.submit_document(
-        gateway, request, [attachment], client="test", actor="test", idempotency_key=None
-    )
-    return result.message_id
-
-
-async def drain(gateway: Gateway) -> None:
-    for _ in range(50):
-        if not await delivery.deliver_due(gateway, "w"):
-            return
-    raise AssertionError("the queue did not drain")
 
 
 async def states(gateway: Gateway, message_id: str) -> dict[str, tuple[TransportState, str | None]]:
@@ -95,18 +66,14 @@ def test_unclassified_copies_go_each_to_their_own_recipients_endpoint_pinned_to_
     make_gateway: Any, pki: Pki
 ) -> None:
     async def scenario() -> None:
-        connectors = {
-            "axis": FakeConnector(name="axis", is_axis=True),
-            "secure": secure_connector(pki, SENDER),
-        }
         async with (
             secure_peer(pki.server(RECIPIENT)) as at_recipient,
             secure_peer(pki.server(OTHER)) as at_other,
-            make_gateway(connectors=connectors, extra=SECURE) as gateway,
+            secure_gateway(make_gateway, pki) as gateway,
         ):
             for code, peer in ((RECIPIENT, at_recipient), (OTHER, at_other)):
                 await register(gateway, code, channel="secure", secure_endpoint=peer.url)
-            message_id = await send_to_both(gateway)
+            message_id = await send(gateway, "thuong", "501", RECIPIENT, OTHER)
             assert await states(gateway, message_id) == {
                 RECIPIENT: (TransportState.QUEUED, "secure"),
                 OTHER: (TransportState.QUEUED, "secure"),
@@ -138,18 +105,14 @@ def test_a_recipients_endpoint_served_by_another_units_gateway_gets_nothing(
     copy stays due for a retry) while RECIPIENT's own copy is delivered."""
 
     async def scenario() -> None:
-        connectors = {
-            "axis": FakeConnector(name="axis", is_axis=True),
-            "secure": secure_connector(pki, SENDER),
-        }
         async with (
             secure_peer(pki.server(RECIPIENT)) as at_recipient,
             secure_peer(pki.server(RECIPIENT)) as impostor,
-            make_gateway(connectors=connectors, extra=SECURE) as gateway,
+            secure_gateway(make_gateway, pki) as gateway,
         ):
             await register(gateway, RECIPIENT, channel="secure", secure_endpoint=at_recipient.url)
             await register(gateway, OTHER, channel="secure", secure_endpoint=impostor.url)
-            message_id = await send_to_both(gateway)
+            message_id = await send(gateway, "thuong", "501", RECIPIENT, OTHER)
             await drain(gateway)
             assert await states(gateway, message_id) == {
                 RECIPIENT: (TransportState.SENT, "secure"),
