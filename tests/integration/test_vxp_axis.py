@@ -433,14 +433,27 @@ def test_the_retries_stay_within_the_calls_timeout_budget() -> None:
             with pytest.raises(PeerUnavailable) as caught:
                 await patient.pending("document")
             elapsed = time.monotonic() - started
+            assert not isinstance(caught.value, OutcomeUnknown)  # a read-only call
+            # The last request ends the call: a 503, or, on a loaded machine, no answer within
+            # what was left of the budget (each request gets only that).
+            ending = re.search(
+                r": (HTTP 503: .*|no answer within (\S+)s) \(after (\d+) requests\)$",
+                caught.value.message,
+                re.DOTALL,
+            )
+            assert ending is not None, caught.value.message
+            tries = int(ending[3])
             # The budget ended the call, not the 50 attempts: 50 pauses of up to 0.3 s each
             # cannot fit in 1 s (their expected sum is several seconds).
+            assert 2 <= tries < 50
             requests = ax.state.counters["requests"]
-            assert 2 <= requests < 50
+            if ending[2] is None:
+                assert requests == tries  # each request answered 503
+            else:
+                # The request given up on may not have reached the simulator (on this loop) yet.
+                assert float(ending[2]) <= 1.0
+                assert tries - 1 <= requests <= tries
             assert ax.state.counters["faults_down"] == requests
-            assert not isinstance(caught.value, OutcomeUnknown)  # a read-only call
-            assert "HTTP 503" in caught.value.message
-            assert caught.value.message.endswith(f"(after {requests} requests)")
             # Loose, so that a loaded machine cannot fail it: no request outlives the budget.
             assert elapsed < 3 * 1.0
 
