@@ -5,7 +5,8 @@ with its audit event in the same transaction.
     queued ──claim──▶ sending ──▶ sent
       │                  ├──▶ retry_scheduled ──claim──▶ sending …
       │                  ├──▶ unconfirmed (outcome unknown; resend SAME package) ──▶ sending …
-      │                  └──▶ failed (dead letter, with the reason)
+      │                  ├──▶ failed (dead letter, with the reason)
+      │                  └──▶ held (classified: no longer routed at the claim; nothing sent)
       ├──▶ held (no route, e.g. classified without a secure endpoint) ──re-route──▶ queued
       └──▶ cancelled
 
@@ -42,7 +43,8 @@ S = TransportState
 #: Every allowed move. Anything else raises IllegalTransition.
 ALLOWED: dict[TransportState, frozenset[TransportState]] = {
     S.QUEUED: frozenset({S.SENDING, S.HELD, S.CANCELLED}),
-    S.SENDING: frozenset({S.SENT, S.RETRY_SCHEDULED, S.UNCONFIRMED, S.FAILED}),
+    # held: a classified claim the policy no longer routes (re-checked at each claim; nothing sent)
+    S.SENDING: frozenset({S.SENT, S.RETRY_SCHEDULED, S.UNCONFIRMED, S.FAILED, S.HELD}),
     S.RETRY_SCHEDULED: frozenset({S.SENDING, S.QUEUED, S.CANCELLED}),
     S.UNCONFIRMED: frozenset({S.SENDING, S.QUEUED, S.CANCELLED}),
     S.FAILED: frozenset({S.QUEUED, S.CANCELLED}),

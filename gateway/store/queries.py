@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
 from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.direct import Statement
@@ -677,6 +678,20 @@ async def list_messages(
 # ----------------------------------------------------------------------------------- claims
 
 
+#: The fingerprint of a recipient unit's current certificate: the newest registered, unrevoked,
+#: unexpired one (as :func:`gateway.usecases.packages.current_certificate` picks it).
+_CURRENT_FINGERPRINT = (
+    sa.select(unit_certificates.c.fingerprint_sha256)
+    .where(
+        unit_certificates.c.unit_code == recipients.c.unit_code,
+        unit_certificates.c.revoked_at.is_(None),
+        unit_certificates.c.not_after > sa.bindparam("now"),
+    )
+    .order_by(unit_certificates.c.added_at.desc())
+    .limit(1)
+    .correlate(recipients)
+)
+
 _DUE = Statement(
     sa.select(
         recipients.c.id,
@@ -693,6 +708,19 @@ _DUE = Statement(
         messages.c.sender,
         messages.c.classification,
         units.c.secure_endpoint,
+        # What the classified policy is checked against again at each claim (deliver_due): the
+        # unit as registered now (NULL active: no longer registered) …
+        units.c.active.label("unit_active"),
+        units.c.allows_tuyet_mat,
+        # … and, for classified copies only, the unit's current certificate: a correlated
+        # subquery the CASE evaluates only for them, so ``thuong`` costs no extra lookup.
+        sa.case(
+            (
+                messages.c.classification != Classification.THUONG.value,
+                _CURRENT_FINGERPRINT.scalar_subquery(),
+            ),
+            else_=None,
+        ).label("current_fingerprint"),
     )
     .select_from(
         recipients.join(messages, messages.c.id == recipients.c.message_id).outerjoin(
@@ -772,6 +800,10 @@ async def claim_due(
             sender=row.sender,
             classification=row.classification,
             secure_endpoint=row.secure_endpoint,
+            earlier_outcome_unknown=row.state == TransportState.UNCONFIRMED.value,
+            unit_active=None if row.unit_active is None else bool(row.unit_active),
+            allows_tuyet_mat=bool(row.allows_tuyet_mat),
+            current_fingerprint=row.current_fingerprint,
         )
         for row in rows
     ]

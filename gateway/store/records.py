@@ -91,3 +91,11 @@ class Claimed:
     classification: str
     #: The recipient unit's registered secure endpoint (used by secure channels).
     secure_endpoint: str | None = None
+    #: Claimed from ``unconfirmed``: an earlier attempt's outcome is unknown (the peer may hold it).
+    earlier_outcome_unknown: bool = False
+    #: The unit as the registry says at the claim (None: no longer registered), for the policy.
+    unit_active: bool | None = None
+    allows_tuyet_mat: bool = False
+    #: Classified only: the fingerprint of the unit's current certificate (newest registered,
+    #: unrevoked, unexpired) at the claim, None when it has none; never read for ``thuong``.
+    current_fingerprint: str | None = None

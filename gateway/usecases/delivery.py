@@ -7,12 +7,31 @@ endpoint (``kind = "secure"``): there each recipient's copy is a call of its own
 recipient's endpoint, with the server's certificate pinned to that recipient's unit. One call for
 several would post every copy to the first recipient's gateway.
 
+A classified claim is sent only if the routing policy (DOMAIN.md §6) still routes it, checked at
+the claim against the registry as it is then — as an operator's resend checks it: a retry
+(``retry_scheduled``, ``unconfirmed``) or a queued copy whose unit was since deactivated or
+removed, lost its secure endpoint or its Tuyệt mật permission, is not sent on the strength of the
+routing decided when it was submitted. Nor is a copy sealed for a certificate that is no longer the
+unit's current one (revoked, expired, replaced): sending it would hand the document to whoever holds
+the old key, or a copy the unit cannot open. Either way the recipient moves ``sending`` → ``held``
+in the claim's own transaction, audited (``held_at_claim``) with the reason, and nothing is sent;
+an operator's resend routes it anew and seals it again for the current certificate. The claim reads
+what this needs along with the due rows (the unit's active flag and permission, and — for
+classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
+a classified copy too large to come with the claim costs one read of its first chunk (the seal
+header names the certificate it was sealed for).
+
+"Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
+(an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as
+``MAYBE_DELIVERED`` — see :mod:`gateway.domain.retry`.
+
 A worker that dies mid-send leaves its claims ``sending``; when their lease expires
 :func:`recover_expired` makes them ``unconfirmed`` and they are resent with the same package, which
 the receiver deduplicates.
 
 One round costs two transactions, whatever the batch size: the claim (which also starts the
-attempts and reads the packages stored inline, i.e. the small ones), then, once every send of the
+attempts, reads the packages stored inline, i.e. the small ones, and holds the classified claims
+the policy no longer routes), then, once every send of the
 batch has ended, the outcomes. Each outcome keeps the moment its own send ended. Until the slowest
 send of the batch ends the others stay ``sending``; that is bounded by the send timeout, which the
 lease must exceed anyway.
@@ -25,9 +44,12 @@ import datetime as dt
 import io
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.base import (
     ClassifiedRefused,
@@ -37,14 +59,18 @@ from connectors.base import (
     PeerRefused,
     Receipt,
 )
+from envelopes import sealing
+from envelopes.errors import SealError
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import arrival_notice_deadline
-from gateway.domain.lifecycle import TransportState
+from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.domain.retry import Outcome, Verdict, decide
-from gateway.store import queries
-from gateway.store.records import Claimed
+from gateway.domain.routing import route_through
+from gateway.store import blobs, queries
+from gateway.store.records import Claimed, UnitRecord
 from gateway.usecases.packages import load_to_spool, opener
+from gateway.usecases.submit import recipient_entry
 
 log = logging.getLogger("docgw.delivery")
 
@@ -79,12 +105,16 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
         )
         if not claimed:
             return 0
-        attempt_ids = await queries.start_attempts(conn, claimed, worker=worker, now=now)
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
         # ones are streamed from their chunks by the send that needs them.
         inline = await queries.inline_packages(conn, (c.package_sha256 for c in claimed))
+        held = await _hold_unroutable(gateway, conn, claimed, inline, now=now, worker=worker)
+        sending = [c for c in claimed if c.recipient_id not in held]
+        attempt_ids = await queries.start_attempts(conn, sending, worker=worker, now=now)
+    if not sending:
+        return len(claimed)
     groups: dict[tuple[str, str | None, str, str | None], list[Claimed]] = defaultdict(list)
-    for item in claimed:
+    for item in sending:
         alone = item.unit_code if _addresses_each_recipient(gateway, item.channel) else None
         groups[(item.message_id, item.channel, item.package_sha256, alone)].append(item)
     ended = await asyncio.gather(
@@ -92,6 +122,112 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
     )
     await _record(gateway, ended, attempt_ids, worker)
     return len(claimed)
+
+
+async def _hold_unroutable(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    claimed: Sequence[Claimed],
+    inline: dict[str, bytes],
+    *,
+    now: dt.datetime,
+    worker: str,
+) -> set[int]:
+    """Hold, in the claim's transaction, the classified claims that may not be sent as they are
+    (see the module's docstring); their recipient ids. ``thuong`` claims are not looked at."""
+    moves = []
+    for item in claimed:
+        if item.classification == Classification.THUONG.value:
+            continue
+        why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256), now)
+        if why is None:
+            continue
+        reason = f"held at the claim, nothing sent: {why}"
+        moves.append(
+            queries.Move(
+                recipient_id=item.recipient_id,
+                message_id=item.message_id,
+                current=TransportState.SENDING,
+                new=TransportState.HELD,
+                at=now,
+                action="held_at_claim",
+                reason=reason,
+                # No attempt was made: the count the claim added is taken back.
+                fields={
+                    "lease_until": None,
+                    "next_attempt_at": None,
+                    "last_error": reason,
+                    "attempt_count": item.attempt - 1,
+                },
+            )
+        )
+        log.warning(
+            "held_at_claim",
+            extra={
+                "event": "held_at_claim",
+                "message_id": item.message_id,
+                "recipient": item.unit_code,
+                "reason": why,
+            },
+        )
+    if moves and await queries.transition_many(conn, moves, actor=worker):
+        # The rows were claimed in this very transaction: none can have moved.
+        raise IllegalTransition("a recipient being held at its claim moved concurrently")
+    return {move.recipient_id for move in moves}
+
+
+async def _why_not_sendable(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    item: Claimed,
+    inline: bytes | None,
+    now: dt.datetime,
+) -> str | None:
+    """Why a classified claim may not be sent now, or None: the routing policy run again on its
+    channel (:func:`route_through`, as an operator's resend runs it) against the unit as the claim
+    read it, then whether its copy is sealed for the unit's current certificate."""
+    if item.unit_active is None:
+        return f"unit {item.unit_code} is no longer in the registry"
+    unit = UnitRecord(
+        code=item.unit_code,
+        name="",
+        secure_endpoint=item.secure_endpoint,
+        allows_tuyet_mat=item.allows_tuyet_mat,
+        active=item.unit_active,
+    )
+    classification = Classification(item.classification)
+    entry = recipient_entry(unit, gateway)
+    route = route_through(classification, entry, item.channel or "", gateway.channels)
+    if route.is_held:
+        return f"the routing policy no longer routes it: {route.reason}"
+    if item.current_fingerprint is None:
+        return (
+            f"{item.unit_code} has no current (registered, unrevoked, unexpired) certificate; "
+            "its copy was sealed for one it no longer has"
+        )
+    if await _sealed_fingerprint(conn, item.package_sha256, inline) != item.current_fingerprint:
+        return (
+            f"its copy was sealed for a certificate that is no longer {item.unit_code}'s current "
+            "one (revoked, expired or replaced); a resend seals it for the current one"
+        )
+    return None
+
+
+async def _sealed_fingerprint(
+    conn: AsyncConnection, sha256: str, inline: bytes | None
+) -> str | None:
+    """The fingerprint of the certificate the copy ``sha256`` is sealed for (from its seal
+    header, in its first chunk), or None when it is no readable seal."""
+    first = inline
+    if first is None:
+        # read_chunks is an async generator (typed as an iterator): closed at once, not drained.
+        reader = cast(AsyncGenerator[bytes, None], blobs.read_chunks(conn, sha256))
+        async with aclosing(reader) as chunks:
+            first = await anext(chunks, b"")
+    try:
+        return sealing.read_seal_header(first).recipient_fingerprint
+    except SealError:
+        return None
 
 
 def _addresses_each_recipient(gateway: Gateway, channel: str | None) -> bool:
@@ -141,7 +277,7 @@ async def _record(
         for item in sent.group:
             decision = decide(
                 outcome=sent.outcome, attempt=item.attempt, now=now, policy=policy,
-                detail=sent.detail,
+                detail=sent.detail, earlier_outcome_unknown=item.earlier_outcome_unknown,
             )  # fmt: skip
             new_state = _VERDICT_STATE[decision.verdict]
             fields: dict[str, object] = {"lease_until": None}
