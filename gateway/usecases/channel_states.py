@@ -2,6 +2,12 @@
 
 They are the transport layer's view (sent to / received by the recipient's system on the axis),
 kept beside — never mixed with — the business statuses that travel as status packages.
+
+Only ``sent`` recipients are asked about, by the DocId the axis' answer carried (``remote_id``),
+and the poll records the axis' view without moving the recipient's state. A recipient whose
+attempt's answer was lost (``unconfirmed``, or failed as ``MAYBE_DELIVERED``) has no DocId, so
+this poll cannot settle it: see :mod:`gateway.domain.retry` for why such a recipient fails for an
+operator to check rather than waiting here.
 """
 
 from __future__ import annotations
