@@ -13,19 +13,29 @@ removed or whose Tuyệt mật permission was revoked is not sent to again on th
 routing decision. Otherwise the whole resend is refused (RESEND_REFUSED), nothing changed. An
 accepted requeue goes to the unit's current secure endpoint (delivery reads it from the registry
 at each claim) and, if the unit's certificate changed, with a copy sealed anew for the current one.
+
+Sealing a copy (opening the sender's copy, sealing it for the recipient) is CPU work on the whole
+package: it runs in a thread for a large one (``run_blocking``) and before the write transaction,
+on spools, with no database connection held — on SQLite the one pooled connection would otherwise
+stay taken, and the whole gateway wait, while a large package is sealed. The transaction then
+checks everything again (the route, the current certificate) and stores only the copies it needs:
+a refused resend stores nothing, and a certificate renewed meanwhile is sealed for there, still off
+the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import ExitStack, aclosing
+from dataclasses import dataclass, field
+from typing import IO, cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
 from envelopes.errors import SealError
 from envelopes.model import Classification
@@ -54,6 +64,41 @@ class ResendRefused(Conflict):
     nothing changed."""
 
     code = "RESEND_REFUSED"
+
+
+@dataclass
+class _SealedCopies:
+    """Copies of one classified message sealed for recipients' certificates, each on a spool,
+    closed with ``stack`` once the transaction has stored the ones it needs."""
+
+    gateway: Gateway
+    message: MessageRecord
+    stack: ExitStack
+    copies: dict[x509.Certificate, IO[bytes]] = field(default_factory=dict)
+
+    async def seal(self, own: IO[bytes], certs: Sequence[x509.Certificate]) -> None:
+        """Seal the sender's copy ``own`` for each of ``certs``: in a thread for a large one."""
+        key = self.gateway.signer(self.message.sender).private_key
+        await run_blocking(stream_size(own), self._seal, own, key, certs)
+
+    def _seal(
+        self, own: IO[bytes], key: PrivateKeyTypes, certs: Sequence[x509.Certificate]
+    ) -> None:
+        # The message keeps only a copy sealed for its sender: open it, seal it for each one.
+        with spool() as plain:
+            sealing.open_stream(own, plain, key)  # type: ignore[arg-type]
+            for cert in certs:
+                self.copies[cert] = self.stack.enter_context(seal_copy(plain, cert))
+
+    async def copy_for(self, conn: AsyncConnection, cert: x509.Certificate) -> IO[bytes]:
+        """The copy sealed for ``cert``; sealed now (in the transaction, still off the loop for a
+        large package) if ``cert`` became current after the copies were sealed ahead."""
+        if cert not in self.copies:
+            with await load_to_spool(conn, self.message.package_sha256) as own:
+                await self.seal(own, [cert])
+        copy = self.copies[cert]
+        copy.seek(0)
+        return copy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,41 +187,92 @@ async def _move(
 ) -> Changed:
     why = _require_reason(reason)
     now = gateway.clock()
-    async with gateway.engine.begin() as conn:
-        message = await queries.get_message(conn, message_id)
-        if message is None:
-            raise NotFound(f"no message {message_id}")
-        if message.direction != "out":
-            raise Conflict("only messages this gateway sends can be resent, cancelled or re-routed")
-        moved = []
-        for recipient in message.recipients:
-            if only and recipient.unit_code != only:
-                continue
-            if recipient.state not in allowed_from:
-                continue
-            extra = dict(fields)
-            if to is TransportState.QUEUED:
-                extra.update(next_attempt_at=now, attempt_count=0, last_error=None)
-                extra.update(await _requeue_fields(gateway, conn, message, recipient, extra, now))
-            await queries.transition(
-                conn,
-                recipient.id,
-                recipient.state,
-                to,
-                now=now,
-                actor=actor,
-                action=action,
-                reason=why,
-                message_id=message_id,
-                **extra,
-            )
-            moved.append(recipient.unit_code)
-        if not moved:
-            states = ", ".join(sorted({r.state.value for r in message.recipients}))
-            raise Conflict(f"nothing to {action}: the recipients are {states}")
+    with ExitStack() as stack:
+        sealed = None
+        if to is TransportState.QUEUED:
+            sealed = await _seal_ahead(gateway, message_id, allowed_from, only, now, stack)
+        async with gateway.engine.begin() as conn:
+            message = await queries.get_message(conn, message_id)
+            if message is None:
+                raise NotFound(f"no message {message_id}")
+            if message.direction != "out":
+                raise Conflict(
+                    "only messages this gateway sends can be resent, cancelled or re-routed"
+                )
+            if sealed is None:
+                sealed = _SealedCopies(gateway, message, stack)
+            moved = []
+            for recipient in _movable(message, allowed_from, only):
+                extra = dict(fields)
+                if to is TransportState.QUEUED:
+                    extra.update(next_attempt_at=now, attempt_count=0, last_error=None)
+                    extra.update(
+                        await _requeue_fields(gateway, conn, message, recipient, extra, now, sealed)
+                    )
+                await queries.transition(
+                    conn,
+                    recipient.id,
+                    recipient.state,
+                    to,
+                    now=now,
+                    actor=actor,
+                    action=action,
+                    reason=why,
+                    message_id=message_id,
+                    **extra,
+                )
+                moved.append(recipient.unit_code)
+            if not moved:
+                states = ", ".join(sorted({r.state.value for r in message.recipients}))
+                raise Conflict(f"nothing to {action}: the recipients are {states}")
     if to is TransportState.QUEUED:
         gateway.work_available.set()
     return Changed(message_id=message_id, recipients=tuple(moved), new_state=to.value)
+
+
+def _movable(
+    message: MessageRecord, allowed_from: tuple[TransportState, ...], only: str | None
+) -> list[RecipientRecord]:
+    """The recipients an operation moves: those in ``allowed_from``, all or only ``only``."""
+    return [
+        recipient
+        for recipient in message.recipients
+        if (not only or recipient.unit_code == only) and recipient.state in allowed_from
+    ]
+
+
+async def _seal_ahead(
+    gateway: Gateway,
+    message_id: str,
+    allowed_from: tuple[TransportState, ...],
+    only: str | None,
+    now: dt.datetime,
+    stack: ExitStack,
+) -> _SealedCopies | None:
+    """Before the write transaction: the copies a classified message being queued again needs,
+    one per current certificate of its recipients that their stored copy is not sealed for. The
+    sender's copy is read with a connection; the sealing runs once it is given back. None when
+    there is nothing to seal (or the transaction is to refuse the operation anyway)."""
+    async with gateway.engine.connect() as conn:
+        message = await queries.get_message(conn, message_id)
+        if message is None or message.direction != "out":
+            return None
+        if not Classification(message.classification).is_classified:
+            return None
+        certs: list[x509.Certificate] = []
+        for recipient in _movable(message, allowed_from, only):
+            cert = await current_certificate(conn, recipient.unit_code, now)
+            if cert is None or cert in certs:
+                continue
+            if not await _sealed_for(conn, recipient.package_sha256, cert):
+                certs.append(cert)
+        if not certs:
+            return None
+        own = stack.enter_context(await load_to_spool(conn, message.package_sha256))
+    sealed = _SealedCopies(gateway, message, stack)
+    await sealed.seal(own, certs)
+    own.close()  # the sealed copies are all the transaction needs
+    return sealed
 
 
 async def _requeue_fields(
@@ -186,6 +282,7 @@ async def _requeue_fields(
     recipient: RecipientRecord,
     fields: dict[str, object],
     now: dt.datetime,
+    sealed: _SealedCopies,
 ) -> dict[str, object]:
     """What a recipient needs to be sent again, or a refusal that changes nothing.
 
@@ -194,7 +291,7 @@ async def _requeue_fields(
     recipient being resent from any other state is checked anew too — it keeps its channel while
     the policy still allows it there, else takes the policy's route, else the resend is refused.
     And, for a classified message, a copy sealed for the recipient's current certificate (the
-    stored copy if it already is)."""
+    stored copy if it already is; ``sealed`` has it ready, or seals it)."""
     classification = Classification(message.classification)
     rerouting = "channel" in fields
     refused = RerouteRefused if rerouting else ResendRefused
@@ -226,7 +323,10 @@ async def _requeue_fields(
                 element="channel" if rerouting else None,
             )
         if not await _sealed_for(conn, recipient.package_sha256, cert):
-            updates["package_sha256"] = await _seal_for_recipient(gateway, conn, message, cert, now)
+            copy = await sealed.copy_for(conn, cert)
+            inline = gateway.settings.gateway.inline_blob_bytes
+            ref = await blobs.put_stream(conn, copy, inline_limit=inline, now=now)
+            updates["package_sha256"] = ref.sha256
     return updates
 
 
@@ -265,22 +365,3 @@ async def _sealed_for(conn: AsyncConnection, sha256: str | None, cert: x509.Cert
         return sealing.read_seal_header(first).is_for(cert)
     except SealError:
         return False
-
-
-async def _seal_for_recipient(
-    gateway: Gateway,
-    conn: AsyncConnection,
-    message: MessageRecord,
-    cert: x509.Certificate,
-    now: dt.datetime,
-) -> str:
-    """A new copy of the message sealed for ``cert``; its blob's sha256."""
-    # The message keeps only a copy sealed for its sender: open it, seal it for the recipient.
-    sender_key = gateway.signer(message.sender).private_key
-    with await load_to_spool(conn, message.package_sha256) as own, spool() as plain:
-        sealing.open_stream(own, plain, sender_key)  # type: ignore[arg-type]
-        with seal_copy(plain, cert) as sealed:
-            ref = await blobs.put_stream(
-                conn, sealed, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
-            )
-    return ref.sha256

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,13 @@ from secure_peers import (
     snapshot,
 )
 
+from connectors import offload
 from connectors.secure_endpoint import unit_dns_name
 from envelopes.errors import SealError
 from envelopes.sealing import open_sealed
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
-from gateway.keystore import issue_unit_certificate
+from gateway.keystore import Issued, issue_unit_certificate
 from gateway.store.tables import recipients
 from gateway.usecases import operations, registry
 from gateway.usecases.operations import ResendRefused
@@ -235,5 +237,82 @@ def test_a_resend_of_several_recipients_is_refused_whole_when_one_has_no_route(
                 message_id,
                 held_id,
             ]
+
+    asyncio.run(scenario())
+
+
+async def resent_copy(gw: Gateway, peer: Peer, message_id: str, reason: str) -> bytes:
+    """Resend ``message_id`` and deliver it: the copy ``peer`` got."""
+    await operations.resend(gw, message_id, reason=reason, actor="operator")
+    await drain(gw)
+    assert (await where_is(gw, message_id))[:2] == (TransportState.SENT, "secure")
+    return peer.seen[-1].body
+
+
+def test_a_resend_seals_the_new_copy_off_the_event_loop_and_with_no_connection_held(
+    gateway: Any, pki: Pki, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing a large package takes a while: not on the event loop, and not while holding a
+    database connection (SQLite has only one) — before the write transaction."""
+    monkeypatch.setattr(offload, "INLINE_WORK_BYTES", 0)  # every package counts as large here
+    sealing_seen: list[tuple[bool, int]] = []
+    seal = operations._SealedCopies._seal
+
+    def watched(copies: Any, *args: Any) -> None:
+        on_loop = threading.current_thread() is threading.main_thread()
+        sealing_seen.append((on_loop, copies.gateway.engine.pool.checkedout()))
+        seal(copies, *args)
+
+    monkeypatch.setattr(operations._SealedCopies, "_seal", watched)
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
+            await register(gw, secure_endpoint=peer.url)
+            message_id = await send(gw, "mat", "606")
+            await drain(gw)
+            document = open_sealed(peer.seen[0].body, key_of(keys_dir, RECIPIENT))
+            assert sealing_seen == []  # the first delivery's copy was sealed at submission
+
+            renewed = issue_unit_certificate(pki.ca, RECIPIENT)
+            await register(gw, certificate_pem=renewed.cert_pem.decode())
+            copy = await resent_copy(gw, peer, message_id, "cấp lại")
+            assert open_sealed(copy, renewed.key) == document
+            assert sealing_seen == [(False, 0)]
+
+    asyncio.run(scenario())
+
+
+def test_a_certificate_renewed_while_the_copy_was_sealed_ahead_is_sealed_for_in_the_transaction(
+    gateway: Any, pki: Pki, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy sealed before the write transaction is for the certificate then current; the
+    transaction checks again, seals for the one renewed meanwhile and stores only that copy."""
+    seal_ahead = operations._seal_ahead
+    renewals: list[Issued] = []
+
+    async def renewed_meanwhile(gw: Gateway, *args: Any) -> Any:
+        sealed = await seal_ahead(gw, *args)
+        assert sealed is not None and len(sealed.copies) == 1
+        renewals.append(issue_unit_certificate(pki.ca, RECIPIENT))
+        await register(gw, certificate_pem=renewals[-1].cert_pem.decode())
+        return sealed
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
+            await register(gw, secure_endpoint=peer.url)
+            message_id = await send(gw, "mat", "607")
+            await drain(gw)
+            document = open_sealed(peer.seen[0].body, key_of(keys_dir, RECIPIENT))
+
+            first = issue_unit_certificate(pki.ca, RECIPIENT)
+            await register(gw, certificate_pem=first.cert_pem.decode())
+            monkeypatch.setattr(operations, "_seal_ahead", renewed_meanwhile)
+            stored = len((await snapshot(gw))["blobs"])
+            copy = await resent_copy(gw, peer, message_id, "lại")
+            [renewed] = renewals
+            assert open_sealed(copy, renewed.key) == document
+            with pytest.raises(SealError):
+                open_sealed(copy, first.key)
+            assert len((await snapshot(gw))["blobs"]) == stored + 1  # not the copy sealed ahead
 
     asyncio.run(scenario())
