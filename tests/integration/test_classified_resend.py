@@ -241,6 +241,18 @@ def test_a_resend_of_several_recipients_is_refused_whole_when_one_has_no_route(
     asyncio.run(scenario())
 
 
+async def sent_once(
+    gw: Gateway, peer: Peer, number: str, key: PrivateKeyTypes
+) -> tuple[str, bytes]:
+    """A mat document sent to RECIPIENT at ``peer``: its message id and the document itself
+    (the copy ``peer`` got, opened with ``key``)."""
+    await register(gw, secure_endpoint=peer.url)
+    message_id = await send(gw, "mat", number)
+    await drain(gw)
+    [first] = peer.seen
+    return message_id, open_sealed(first.body, key)
+
+
 async def resent_copy(gw: Gateway, peer: Peer, message_id: str, reason: str) -> bytes:
     """Resend ``message_id`` and deliver it: the copy ``peer`` got."""
     await operations.resend(gw, message_id, reason=reason, actor="operator")
@@ -267,10 +279,7 @@ def test_a_resend_seals_the_new_copy_off_the_event_loop_and_with_no_connection_h
 
     async def scenario() -> None:
         async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
-            await register(gw, secure_endpoint=peer.url)
-            message_id = await send(gw, "mat", "606")
-            await drain(gw)
-            document = open_sealed(peer.seen[0].body, key_of(keys_dir, RECIPIENT))
+            message_id, document = await sent_once(gw, peer, "606", key_of(keys_dir, RECIPIENT))
             assert sealing_seen == []  # the first delivery's copy was sealed at submission
 
             renewed = issue_unit_certificate(pki.ca, RECIPIENT)
@@ -299,10 +308,7 @@ def test_a_certificate_renewed_while_the_copy_was_sealed_ahead_is_sealed_for_in_
 
     async def scenario() -> None:
         async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
-            await register(gw, secure_endpoint=peer.url)
-            message_id = await send(gw, "mat", "607")
-            await drain(gw)
-            document = open_sealed(peer.seen[0].body, key_of(keys_dir, RECIPIENT))
+            message_id, document = await sent_once(gw, peer, "607", key_of(keys_dir, RECIPIENT))
 
             first = issue_unit_certificate(pki.ca, RECIPIENT)
             await register(gw, certificate_pem=first.cert_pem.decode())
