@@ -98,12 +98,14 @@ def decide(
         return RetryDecision(verdict=Verdict.SENT)
     if outcome is Outcome.BUSINESS_ERROR:
         why = f"refused by the peer: {detail}"
-        return RetryDecision(verdict=Verdict.FAIL, reason=_maybe(why, earlier_outcome_unknown))
+        return RetryDecision(
+            verdict=Verdict.FAIL, reason=maybe_delivered(why, earlier_outcome_unknown)
+        )
     if attempt >= policy.max_attempts:
         why = f"gave up after {attempt} attempts; last error: {detail}"
         # This attempt's own unknown outcome counts too: no attempt follows to settle it.
         maybe = earlier_outcome_unknown or outcome is Outcome.OUTCOME_UNKNOWN
-        return RetryDecision(verdict=Verdict.FAIL, reason=_maybe(why, maybe))
+        return RetryDecision(verdict=Verdict.FAIL, reason=maybe_delivered(why, maybe))
     unknown = outcome is Outcome.OUTCOME_UNKNOWN or earlier_outcome_unknown
     verdict = Verdict.UNCONFIRMED if unknown else Verdict.RETRY
     return RetryDecision(
@@ -111,7 +113,7 @@ def decide(
     )
 
 
-def _maybe(reason: str, delivered: bool) -> str:
+def maybe_delivered(reason: str, delivered: bool) -> str:
     """``reason``, said as :data:`MAYBE_DELIVERED` when a copy may have reached the peer."""
     if not delivered:
         return reason

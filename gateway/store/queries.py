@@ -219,10 +219,13 @@ async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> s
     )
 
 
+#: Oldest first, in one total order (the fingerprint breaks a tie of ``added_at``): "the newest
+#: certificate" must name the same one here and in the claim's :data:`_CURRENT_FINGERPRINT`, or a
+#: copy sealed for one would be held at every claim for not being sealed for the other.
 _CERTIFICATES = (
     sa.select(unit_certificates)
     .where(unit_certificates.c.unit_code == sa.bindparam("unit_code"))
-    .order_by(unit_certificates.c.added_at)
+    .order_by(unit_certificates.c.added_at, unit_certificates.c.fingerprint_sha256)
 )
 
 
@@ -687,7 +690,7 @@ _CURRENT_FINGERPRINT = (
         unit_certificates.c.revoked_at.is_(None),
         unit_certificates.c.not_after > sa.bindparam("now"),
     )
-    .order_by(unit_certificates.c.added_at.desc())
+    .order_by(unit_certificates.c.added_at.desc(), unit_certificates.c.fingerprint_sha256.desc())
     .limit(1)
     .correlate(recipients)
 )

@@ -65,7 +65,7 @@ from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import arrival_notice_deadline
 from gateway.domain.lifecycle import IllegalTransition, TransportState
-from gateway.domain.retry import Outcome, Verdict, decide
+from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
 from gateway.store import blobs, queries
 from gateway.store.records import Claimed, UnitRecord
@@ -142,7 +142,11 @@ async def _hold_unroutable(
         why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256), now)
         if why is None:
             continue
-        reason = f"held at the claim, nothing sent: {why}"
+        # An earlier attempt's outcome is unknown: the peer may hold that copy — say so, as a
+        # refusal after it would (MAYBE_DELIVERED), so that the operator asks before resending.
+        reason = maybe_delivered(
+            f"held at the claim, nothing sent: {why}", item.earlier_outcome_unknown
+        )
         moves.append(
             queries.Move(
                 recipient_id=item.recipient_id,

@@ -45,6 +45,7 @@ from envelopes.metadata import parse_metadata
 from envelopes.sealing import open_sealed
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.retry import MAYBE_DELIVERED
 from gateway.keystore import issue_unit_certificate
 from gateway.store.tables import attempts, audit_events, recipients, unit_certificates
 from gateway.usecases import operations, registry, submit
@@ -172,10 +173,15 @@ async def first_attempt_leaves(gateway: Gateway, peer: Peer, waiting: TransportS
 
 
 def assert_held_at_claim(held: Recipient, before: Recipient, why: str) -> None:
-    """Held at the claim with ``why``; no attempt made, nothing else changed."""
+    """Held at the claim with ``why``; no attempt made, nothing else changed. Held from
+    ``unconfirmed``, the reason says first that the peer may hold the earlier copy."""
     assert held.state is TransportState.HELD
     assert held.last_error is not None and why in held.last_error, held.last_error
-    assert held.last_error.startswith("held at the claim, nothing sent: ")
+    if before.state is TransportState.UNCONFIRMED:
+        assert held.last_error.startswith(f"{MAYBE_DELIVERED}: "), held.last_error
+        assert "; held at the claim, nothing sent: " in held.last_error
+    else:
+        assert held.last_error.startswith("held at the claim, nothing sent: ")
     assert (held.channel, held.package_sha256) == (before.channel, before.package_sha256)
     assert held.attempts == before.attempts and held.attempt_count == before.attempt_count
     # The claim and the hold, audited: sending → held with the reason.
