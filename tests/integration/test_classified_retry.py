@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from integration_support import EXAMPLES, RECIPIENT, SENDER
 from secure_peers import (
@@ -317,5 +317,42 @@ def test_a_classified_retry_the_policy_still_allows_is_sent(gateway: Any, pki: P
             sent = await recipient(gw, message_id)
             assert (sent.state, sent.attempts, sent.last_error) == (TransportState.SENT, 2, None)
             assert len(peer.seen) == 2 and peer.seen[0].body == peer.seen[1].body
+
+    asyncio.run(scenario())
+
+
+def test_two_certificates_registered_at_one_instant_name_one_current_certificate(
+    gateway: Any, pki: Pki
+) -> None:
+    """Two certificates with the same ``added_at`` (a coarse clock, a bulk import): the copy is
+    sealed for, and the claim checks against, the same one — the one with the greater fingerprint
+    — instead of being held at every claim for being sealed for the other."""
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
+            await register(gw, secure_endpoint=peer.url)
+            instant = gw.clock()
+            gw.clock = lambda: instant
+            renewals = [issue_unit_certificate(pki.ca, RECIPIENT) for _ in range(2)]
+            for renewed in renewals:
+                await register(gw, certificate_pem=renewed.cert_pem.decode())
+            async with gw.engine.connect() as conn:
+                added = (
+                    await conn.execute(
+                        sa.select(unit_certificates.c.added_at).where(
+                            unit_certificates.c.unit_code == RECIPIENT
+                        )
+                    )
+                ).scalars()
+                assert list(added).count(instant) == 2  # a true tie
+            message_id = await send(gw, "mat", "706")
+            await drain(gw)
+            sent = await recipient(gw, message_id)
+            assert (sent.state, sent.last_error) == (TransportState.SENT, None)
+            newest = max(
+                renewals, key=lambda issued: issued.certificate.fingerprint(hashes.SHA256()).hex()
+            )
+            [seen] = peer.seen
+            assert open_sealed(seen.body, newest.key)
 
     asyncio.run(scenario())
