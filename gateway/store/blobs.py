@@ -12,9 +12,10 @@ import datetime as dt
 import hashlib
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -99,6 +100,15 @@ async def read_chunks(connection: AsyncConnection, sha256: str) -> AsyncIterator
             return
         yield bytes(data)
         seq += 1
+
+
+async def read_first_chunk(connection: AsyncConnection, sha256: str) -> bytes:
+    """The blob's first chunk (all of it when stored inline): for a header at its start, without
+    reading the rest. KeyError when there is no such blob, as :func:`read_chunks`."""
+    # read_chunks is an async generator (typed as an iterator): closed at once, not drained.
+    reader = cast(AsyncGenerator[bytes, None], read_chunks(connection, sha256))
+    async with aclosing(reader) as chunks:
+        return await anext(chunks, b"")
 
 
 async def read_bytes(connection: AsyncConnection, sha256: str) -> bytes:

@@ -44,10 +44,9 @@ import datetime as dt
 import io
 import logging
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,17 +58,15 @@ from connectors.base import (
     PeerRefused,
     Receipt,
 )
-from envelopes import sealing
-from envelopes.errors import SealError
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import arrival_notice_deadline
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
-from gateway.store import blobs, queries
+from gateway.store import queries
 from gateway.store.records import Claimed, UnitRecord
-from gateway.usecases.packages import load_to_spool, opener
+from gateway.usecases.packages import load_to_spool, opener, sealed_fingerprint
 from gateway.usecases.submit import recipient_entry
 
 log = logging.getLogger("docgw.delivery")
@@ -209,29 +206,12 @@ async def _why_not_sendable(
             f"{item.unit_code} has no current (registered, unrevoked, unexpired) certificate; "
             "its copy was sealed for one it no longer has"
         )
-    if await _sealed_fingerprint(conn, item.package_sha256, inline) != item.current_fingerprint:
+    if await sealed_fingerprint(conn, item.package_sha256, inline) != item.current_fingerprint:
         return (
             f"its copy was sealed for a certificate that is no longer {item.unit_code}'s current "
             "one (revoked, expired or replaced); a resend seals it for the current one"
         )
     return None
-
-
-async def _sealed_fingerprint(
-    conn: AsyncConnection, sha256: str, inline: bytes | None
-) -> str | None:
-    """The fingerprint of the certificate the copy ``sha256`` is sealed for (from its seal
-    header, in its first chunk), or None when it is no readable seal."""
-    first = inline
-    if first is None:
-        # read_chunks is an async generator (typed as an iterator): closed at once, not drained.
-        reader = cast(AsyncGenerator[bytes, None], blobs.read_chunks(conn, sha256))
-        async with aclosing(reader) as chunks:
-            first = await anext(chunks, b"")
-    try:
-        return sealing.read_seal_header(first).recipient_fingerprint
-    except SealError:
-        return None
 
 
 def _addresses_each_recipient(gateway: Gateway, channel: str | None) -> bool:

@@ -26,10 +26,10 @@ the event loop.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import ExitStack, aclosing
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import IO, cast
+from typing import IO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -37,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
-from envelopes.errors import SealError
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
@@ -45,7 +44,13 @@ from gateway.domain.routing import RecipientEntry, Route, route_recipient, route
 from gateway.store import blobs, queries
 from gateway.store.records import MessageRecord, RecipientRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
-from gateway.usecases.packages import current_certificate, load_to_spool, seal_copy, spool
+from gateway.usecases.packages import (
+    current_certificate,
+    load_to_spool,
+    seal_copy,
+    sealed_fingerprint,
+    spool,
+)
 from gateway.usecases.submit import recipient_entry
 
 
@@ -353,15 +358,7 @@ def _route_again(
 
 
 async def _sealed_for(conn: AsyncConnection, sha256: str | None, cert: x509.Certificate) -> bool:
-    """Whether the stored copy ``sha256`` is sealed for ``cert`` (read from its first chunk: the
-    seal header is a few hundred bytes)."""
+    """Whether the stored copy ``sha256`` is sealed for ``cert``."""
     if sha256 is None:
         return False
-    # read_chunks is an async generator (typed as an iterator): closed at once, not drained.
-    reader = cast(AsyncGenerator[bytes, None], blobs.read_chunks(conn, sha256))
-    async with aclosing(reader) as chunks:
-        first = await anext(chunks, b"")
-    try:
-        return sealing.read_seal_header(first).is_for(cert)
-    except SealError:
-        return False
+    return await sealed_fingerprint(conn, sha256) == sealing.certificate_fingerprint(cert)

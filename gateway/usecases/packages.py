@@ -44,6 +44,19 @@ def seal_copy(source: IO[bytes], cert: x509.Certificate) -> IO[bytes]:
     return out
 
 
+async def sealed_fingerprint(
+    conn: AsyncConnection, sha256: str, first_chunk: bytes | None = None
+) -> str | None:
+    """The fingerprint of the certificate the stored copy ``sha256`` is sealed for, read from its
+    seal header (``first_chunk`` when the caller has it already, else its first chunk from the
+    store); None when it is no readable seal."""
+    head = first_chunk if first_chunk is not None else await blobs.read_first_chunk(conn, sha256)
+    try:
+        return sealing.read_seal_header(head).recipient_fingerprint
+    except SealError:
+        return None
+
+
 async def current_certificate(
     conn: AsyncConnection, unit_code: str, now: dt.datetime
 ) -> x509.Certificate | None:
