@@ -136,7 +136,7 @@ async def _hold_unroutable(
     for item in claimed:
         if item.classification == Classification.THUONG.value:
             continue
-        why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256), now)
+        why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256))
         if why is None:
             continue
         # An earlier attempt's outcome is unknown: the peer may hold that copy — say so, as a
@@ -182,7 +182,6 @@ async def _why_not_sendable(
     conn: AsyncConnection,
     item: Claimed,
     inline: bytes | None,
-    now: dt.datetime,
 ) -> str | None:
     """Why a classified claim may not be sent now, or None: the routing policy run again on its
     channel (:func:`route_through`, as an operator's resend runs it) against the unit as the claim
