@@ -101,6 +101,7 @@ async def store_directory(
                 channel=channel,
             )
         )
+    with_qd20 = sum(1 for record in records if record.code_qd20)
     async with gateway.engine.begin() as conn:
         await queries.upsert_directory(conn, records, channel=channel, now=started)
         deactivated = await queries.deactivate_missing(conn, channel=channel, synced_before=started)
@@ -110,7 +111,7 @@ async def store_directory(
             actor="directory_sync",
             action="directory_synced",
             reason=f"{channel}: {len(records)} listed "
-            f"({sum(1 for r in records if r.code_qd20)} with a QĐ 20 code), "
+            f"({with_qd20} with a QĐ 20 code), "
             f"{deactivated} deactivated",
         )
     return SyncReport(
@@ -118,5 +119,5 @@ async def store_directory(
         listed=len(records),
         nonconforming=nonconforming,
         deactivated=deactivated,
-        with_qd20=sum(1 for record in records if record.code_qd20),
+        with_qd20=with_qd20,
     )
