@@ -127,7 +127,10 @@ def test_a_recipients_endpoint_served_by_another_units_gateway_gets_nothing(
             assert "not trusted" in error
         assert [seen.headers["X-Docgw-Recipients"] for seen in at_recipient.seen] == [RECIPIENT]
         assert impostor.seen == []
-        assert impostor.server_names == [unit_dns_name(OTHER)]  # it was asked for OTHER
+        # It was asked for OTHER only (more than once where a slow run made the retry due
+        # before the drain ended).
+        assert impostor.server_names
+        assert set(impostor.server_names) == {unit_dns_name(OTHER)}
 
     asyncio.run(scenario())
 
