@@ -85,6 +85,7 @@ from aiohttp import web
 from connectors.offload import run_blocking
 from connectors.simulators import faults as fault_model
 from connectors.simulators.common import (
+    DEFAULT_MAX_SKEW,
     DEFAULT_VXP_MAX_SKEW,
     AxisSystem,
     add_system_arguments,
@@ -1075,8 +1076,8 @@ def _parser() -> argparse.ArgumentParser:
         parser,
         seed=0,
         skewed="a request timestamp",
-        max_skew_note=f"default {DEFAULT_VXP_MAX_SKEW:g} on the VXP axis, a client may reuse one "
-        "timestamp for minutes; the SOAP variant's own default otherwise",
+        max_skew_note=f"default {DEFAULT_VXP_MAX_SKEW:g}, as the official SDK reuses one "
+        f"timestamp for minutes; when not given, the SOAP variant keeps its {DEFAULT_MAX_SKEW:g}",
     )
     parser.add_argument("--directory-size", type=int, default=1000)
     parser.add_argument(

@@ -200,7 +200,7 @@ def check_signature(request: Recorded, expected: dict[str, str]) -> dt.datetime:
 
 def check_fresh(request: Recorded, moment: dt.datetime) -> None:
     """The timestamp is the moment the request was made, in Vietnam time (UTC+7)."""
-    assert abs(moment.timestamp() - request.received_at) < 2.0, (request.operation, moment)
+    assert abs(moment.timestamp() - request.received_at) < 5.0, (request.operation, moment)
 
 
 # -------------------------------------------------------------------------------- the tests
@@ -316,7 +316,7 @@ def test_the_other_forms_are_available_as_settings() -> None:
     for request in (send, delete):
         stamp = request.header("XroadVnpt-timestamp")
         assert re.fullmatch(r"\d{13}", stamp), stamp
-        assert abs(int(stamp) / 1000 - request.received_at) < 2.0
+        assert abs(int(stamp) / 1000 - request.received_at) < 5.0
         assert request.header(VERSION[0]) == VERSION[1]
     assert send.header("XroadVnpt-hash-file") == CANONICAL_HASH
     assert delete.header("XroadVnpt-code") == "000.00.01.G22"
