@@ -107,10 +107,10 @@ from envelopes.reading import PackageKind, Routing, read_routing
 from envelopes.unit_codes import parse_strict
 
 RECEIVE_STATES = ("initial", "processing", "done", "fail")
-#: What the SDK writes after the package on sendEdoc (not covered by ``hash-file``).
-SDK_TRAILER = b"\r\n"
 ACK_STATES = ("done", "fail", "processing")
 TRACE_TIMESTAMP = "%Y/%m/%d %H:%M:%S"
+#: What the SDK writes after the package on sendEdoc (not covered by ``hash-file``).
+SDK_TRAILER = b"\r\n"
 
 # ---------------------------------------------------------------------------------------- state
 
@@ -1110,7 +1110,11 @@ def _state_from(args: argparse.Namespace) -> AxisState:
 
 
 async def _serve(
-    state: AxisState, host: str, port: int, soap_port: int = 0, soap_skew: float | None = None
+    state: AxisState,
+    host: str,
+    port: int,
+    soap_port: int = 0,
+    soap_skew: float | None = DEFAULT_MAX_SKEW,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
