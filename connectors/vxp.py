@@ -16,7 +16,7 @@ method                   operation                                 returns
 ``agencies_qd20``        getAgenciesListQD20                        list[DirectoryEntry]
 ``synchronize_units``    getSynchronizeUnit(fromDate)               list[UnitChange]
 ``register_agency``      registerAgency (JSON body)                 None
-``delete_agency``        deleteAgency(code)                         None
+``delete_agency``        deleteAgency(AgencyCode)                   None
 =======================  ========================================  ==============================
 
 How failures are translated (all at this boundary, with ``raise … from``)::
@@ -72,10 +72,21 @@ If any request of a sendEdoc call may have been committed and none succeeded, th
 OutcomeUnknown, whatever the last request's failure was — a refusal or the axis' code 20 included:
 the axis may hold the package from the earlier request all the same.
 
+What the official SDK sends, docgw sends by default (DOMAIN.md §5: what the real axis is known
+to accept); each other form is a field, for a platform that wants it:
+
+* ``XroadVnpt-timestamp`` as ``ddMMyyyy'T'HHmmss+SSSS`` in Vietnam time, stamped afresh for every
+  request (``timestamp_format``; ``EPOCH_MILLIS`` the alternative);
+* ``hash-file`` in the SDK's per-byte form, leading zeros dropped (``hash_form``; ``CANONICAL``,
+  64 hex digits, the alternative);
+* ``XroadVnpt-version: 3.0.201608`` on every request, unsigned (:func:`sign_headers`);
+* deleteAgency names the unit ``AgencyCode`` (``delete_agency_param``; ``code`` the alternative).
+
+The package goes out as it is: the SDK writes CRLF after it on sendEdoc, but its ``hash-file``
+covers the package alone, and nothing says the axis needs the CRLF (its simulator takes both).
+
 Probable details beyond DOMAIN.md, each a field or a documented choice:
 
-* ``hash-file``: canonical 64 hex digits by default; ``hash_form=HashFileForm.SDK`` sends the
-  SDK's leading-zero-less form, in case an axis compares the text instead of the digest.
 * ``to``: sent for status packages only, as compact JSON array text (the SDK sends the JSON text of
   its ``to`` value); a status package has no To element, and a retraction request (13) goes from
   the document's sender to its receivers, so the package alone cannot route it. Documents are
@@ -143,6 +154,8 @@ MESSAGE_TYPES = {"document": "edoc", "status": "status"}
 REFUSED_CODES = frozenset({"10", "15", "18", "19", "22", "23"})
 UNAVAILABLE_CODES = frozenset({"20"})
 RETRYABLE_HTTP = frozenset({408, 425, 429})
+#: How deleteAgency may name the unit: the SDK's ``AgencyCode`` (the default), or ``code``.
+DELETE_AGENCY_PARAMS = ("AgencyCode", "code")
 #: Retries inside one call (see the module's "Retries inside one call").
 ATTEMPTS = 4
 RETRY_WAIT = 0.2
@@ -242,8 +255,10 @@ class VxpConnector:
     timeout: float = 60.0
     #: Always True: the VXP connector refuses classified packages whatever the configuration says.
     is_axis: bool = True
-    timestamp_format: TimestampFormat = TimestampFormat.EPOCH_MILLIS
-    hash_form: HashFileForm = HashFileForm.CANONICAL
+    #: The official SDK's forms by default (see the module docstring).
+    timestamp_format: TimestampFormat = TimestampFormat.SDK
+    hash_form: HashFileForm = HashFileForm.SDK
+    delete_agency_param: str = DELETE_AGENCY_PARAMS[0]
     refused_codes: frozenset[str] = REFUSED_CODES
     unavailable_codes: frozenset[str] = UNAVAILABLE_CODES
     #: Requests per call at most, and the jittered exponential pause between them (seconds).
@@ -260,6 +275,8 @@ class VxpConnector:
             raise ValueError("the VXP connector is an axis connector: is_axis cannot be False")
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if self.delete_agency_param not in DELETE_AGENCY_PARAMS:
+            raise ValueError(f"delete_agency_param must be one of {DELETE_AGENCY_PARAMS}")
         self.endpoint = self.endpoint.rstrip("/")
 
     # ------------------------------------------------------------------------------- sending
@@ -479,7 +496,7 @@ class VxpConnector:
         await self._post("registerAgency", {}, body=lambda: body, commits=True)
 
     async def delete_agency(self, code: str) -> None:
-        await self._post("deleteAgency", {"code": code}, commits=True)
+        await self._post("deleteAgency", {self.delete_agency_param: code}, commits=True)
 
     async def close(self) -> None:
         # The session belongs to whoever injected it.

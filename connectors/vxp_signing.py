@@ -16,17 +16,21 @@ client's ``timestamp`` and ``systemid``, then ``Content-Type`` and the call's ow
 
 ``hash-file`` is the SHA-256 of the package. The SDK writes each byte with Java's
 ``Integer.toHexString`` — ``"%x"``, so a byte below 0x10 loses its leading zero and the text is
-shorter than 64 characters (and ambiguous). docgw sends the canonical 64-character form unless told
-otherwise (:class:`HashFileForm`) and accepts both on check.
+shorter than 64 characters (and ambiguous). docgw sends that form by default, as the axis is known
+to accept it (:class:`HashFileForm`), and accepts both on check.
+
+The SDK also sends ``XroadVnpt-version: 3.0.201608`` on every request, outside the signature;
+:func:`sign_headers` does the same (:data:`SDK_VERSION`).
 
 Where DOMAIN.md is thin (probable, configurable)
 ------------------------------------------------
-* **Timestamp format.** docgw's default is epoch milliseconds as a decimal string
-  (:attr:`TimestampFormat.EPOCH_MILLIS`). The SDK jar (``VnptService``) formats its timestamp
-  with ``SimpleDateFormat("ddMMyyyy'T'HHmmss+SSSS")`` in local (Vietnam) time — e.g.
-  ``15032024T083000+0123``, where ``+SSSS`` is a literal ``+`` and the milliseconds on four
-  digits — available as :attr:`TimestampFormat.SDK`. The verifier accepts both. The SDK sets the
-  timestamp once when a service object is built, not per request, so a real axis probably does not
+* **Timestamp format.** The SDK formats its timestamp with
+  ``SimpleDateFormat("ddMMyyyy'T'HHmmss+SSSS")`` in Vietnam local time — e.g.
+  ``07122026T234754+0445``, where ``+SSSS`` is a literal ``+`` and the milliseconds on four
+  digits: docgw's default (:attr:`TimestampFormat.SDK`). Epoch milliseconds as a decimal string
+  (:attr:`TimestampFormat.EPOCH_MILLIS`) stay available for a platform that wants them. The
+  verifier accepts both. docgw stamps every request afresh; the SDK stamps once, when its service
+  object is built, and reuses that timestamp for every call the object makes, so an axis cannot
   enforce freshness tightly: ``max_skew`` is a parameter (``None`` disables the check).
 * **Compact JSON** is ``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)``, which is
   what Gson's ``JsonObject.toString()`` writes for these values (no HTML escaping, no ``\\u``
@@ -64,8 +68,10 @@ PREFIX = "XroadVnpt-"
 SIGN_HEADER = f"{PREFIX}sign-header"
 SIGN_HEADER_KEY = f"{PREFIX}sign-header-key"
 HASH_HEADER = f"{PREFIX}hash-header"
-#: Sent by the SDK outside the signature; tolerated unsigned.
+#: Sent by the SDK on every request outside the signature; tolerated unsigned.
 VERSION_HEADER = f"{PREFIX}version"
+#: The value the official SDK (SDKVXP 2.0.1) sends in it (DOMAIN.md §5).
+SDK_VERSION = "3.0.201608"
 _PREFIX_LOWER = PREFIX.lower()
 _META = {SIGN_HEADER.lower(), SIGN_HEADER_KEY.lower(), HASH_HEADER.lower()}
 _UNSIGNED_ALLOWED = {VERSION_HEADER.lower()}
@@ -92,15 +98,16 @@ class VxpAuthError(GatewayError):
 class TimestampFormat(StrEnum):
     """How the client writes ``XroadVnpt-timestamp`` (probable: see the module docstring)."""
 
+    SDK = "sdk"  # "15032024T083000+0123": ddMMyyyy'T'HHmmss+SSSS, Vietnam time (the default)
     EPOCH_MILLIS = "epoch_millis"  # "1710466200123"
-    SDK = "sdk"  # "15032024T083000+0123": ddMMyyyy'T'HHmmss+SSSS, Vietnam time
 
 
 class HashFileForm(StrEnum):
-    """How ``hash-file`` is written: canonical 64 hex digits, or the SDK's zero-dropping form."""
+    """How ``hash-file`` is written: the SDK's zero-dropping form (the default), or canonical 64
+    hex digits."""
 
-    CANONICAL = "canonical"
     SDK = "sdk"
+    CANONICAL = "canonical"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,9 +123,7 @@ class VerifiedRequest:
 # ----------------------------------------------------------------------------------- timestamps
 
 
-def format_timestamp(
-    moment: dt.datetime, form: TimestampFormat = TimestampFormat.EPOCH_MILLIS
-) -> str:
+def format_timestamp(moment: dt.datetime, form: TimestampFormat = TimestampFormat.SDK) -> str:
     if moment.tzinfo is None:
         raise ValueError("a VXP timestamp needs an aware datetime")
     if form is TimestampFormat.EPOCH_MILLIS:
@@ -158,7 +163,7 @@ def sign_headers(
     secret: bytes,
     timestamp: dt.datetime,
     params: Mapping[str, str],
-    timestamp_format: TimestampFormat = TimestampFormat.EPOCH_MILLIS,
+    timestamp_format: TimestampFormat = TimestampFormat.SDK,
 ) -> dict[str, str]:
     """Every header of one signed VXP request.
 
@@ -185,6 +190,7 @@ def sign_headers(
     headers[SIGN_HEADER_KEY] = ";".join(names)
     headers[SIGN_HEADER] = sign_header
     headers[HASH_HEADER] = hmac_hex(secret, sign_header)
+    headers[VERSION_HEADER] = SDK_VERSION
     return headers
 
 
@@ -300,7 +306,7 @@ def sdk_hash_form(canonical_hex: str) -> str:
     return "".join(f"{byte:x}" for byte in bytes.fromhex(canonical_hex))
 
 
-def render_hash(canonical_hex: str, form: HashFileForm = HashFileForm.CANONICAL) -> str:
+def render_hash(canonical_hex: str, form: HashFileForm = HashFileForm.SDK) -> str:
     return canonical_hex.lower() if form is HashFileForm.CANONICAL else sdk_hash_form(canonical_hex)
 
 

@@ -135,6 +135,7 @@ def _connector(
             timeout=timeout,
             timestamp_format=TimestampFormat(channel.timestamp_format),
             hash_form=HashFileForm(channel.hash_form),
+            delete_agency_param=channel.delete_agency_param,
         )
     if channel.kind == "soap":
         return SoapAxisConnector(

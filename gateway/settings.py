@@ -125,9 +125,12 @@ class ChannelSettings:
     #: soap: the same pair, optional (both or neither): a WS-Security UsernameToken.
     system_id: str = ""
     secret: str = field(default="", repr=False)  # never in logs or error messages
-    #: vxp: "epoch_millis" (default) or "sdk" timestamps; "canonical" or "sdk" hash-file form.
-    timestamp_format: str = "epoch_millis"
-    hash_form: str = "canonical"
+    #: vxp: the official SDK's wire forms by default (what the real axis is known to accept):
+    #: "sdk" or "epoch_millis" timestamps; "sdk" or "canonical" hash-file form; deleteAgency
+    #: naming the unit "AgencyCode" or "code".
+    timestamp_format: str = "sdk"
+    hash_form: str = "sdk"
+    delete_agency_param: str = "AgencyCode"
     #: soap: the units to poll for (default: the gateway's local units).
     receivers: tuple[str, ...] = ()
     #: secure: our unit certificate and key for mutual TLS and the CA that signs peers'
@@ -263,12 +266,23 @@ def check(settings: Settings) -> None:
                 f"no default: set DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
                 element=f"{where}.secret",
             )
-        if channel.timestamp_format not in ("epoch_millis", "sdk"):
-            raise SettingsError("must be epoch_millis or sdk", element=f"{where}.timestamp_format")
-        if channel.hash_form not in ("canonical", "sdk"):
-            raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
+        _check_vxp_forms(channel, where)
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
+
+
+#: vxp: the values each wire-form setting takes; the first, the default, is the official SDK's.
+VXP_FORMS = {
+    "timestamp_format": ("sdk", "epoch_millis"),
+    "hash_form": ("sdk", "canonical"),
+    "delete_agency_param": ("AgencyCode", "code"),
+}
+
+
+def _check_vxp_forms(channel: ChannelSettings, where: str) -> None:
+    for key, allowed in VXP_FORMS.items():
+        if getattr(channel, key) not in allowed:
+            raise SettingsError(f"must be {' or '.join(allowed)}", element=f"{where}.{key}")
 
 
 def _check_retry(retry: RetrySettings, where: str) -> None:

@@ -1,12 +1,16 @@
 """A VXP-compatible national axis on loopback, with fault injection (``docgw axis-sim``).
 
-It speaks what :mod:`connectors.vxp` speaks (DOMAIN.md §5): ``POST /{operation}`` with signed
-``XroadVnpt-*`` headers, JSON answers ``{status, ErrorCode, ErrorDesc, …}``.
+It accepts what the official SDK sends and what :mod:`connectors.vxp` sends (DOMAIN.md §5):
+``POST /{operation}`` (``GET`` for downloadEdoc and the counts) with signed ``XroadVnpt-*``
+headers, JSON answers ``{status, ErrorCode, ErrorDesc, …}``. docs/reference/connectors.md has the
+table of operations: what is checked, what is answered, what is known and what assumed.
 
 What it does with a package (``sendEdoc``)
 ------------------------------------------
-1. authenticates the system (HMAC of :mod:`connectors.vxp_signing`; a failure answers HTTP 401
-   with ErrorCode 15), checks ``hash-file`` against the body (10), reads the package's routing
+1. authenticates the system (HMAC of :mod:`connectors.vxp_signing`, the timestamp within
+   ``max_skew`` — 15 minutes by default, see ``DEFAULT_VXP_MAX_SKEW``; a failure answers HTTP 401
+   with ErrorCode 15), checks ``hash-file`` (either form) against the package — the body, or the
+   body less the CRLF the SDK writes after the package (10) —, reads the package's routing
    fields with :func:`envelopes.reading.read_routing` — docgw's hardened parser; attachments are
    passed over and the rest of the header is not judged, as a router need not (unreadable → 22;
    messagetype and package kind must agree);
@@ -19,18 +23,23 @@ What it does with a package (``sendEdoc``)
    byte-identical, as on the real axis, so docgw's signature (by Id over MessageHeader, Bussiness,
    manifest and attachments) still verifies at the receiver;
 5. queues one item per recipient unit, each with its own receiver docId, and answers the sender's
-   DocId.
+   DocId. Every sendEdoc answer carries ``DocId`` — empty on FAIL — since the SDK reads it even
+   from a FAIL answer.
 
-Receivers list (getReceivedEdocList: items whose state is not done/fail), download (getEdoc, base64)
-and acknowledge (updateStatus done|fail|processing); the sender sees per-recipient states
+Receivers count (countReceiveEdoc / countReceiveStatus: ``count``), list (getReceivedEdocList:
+items whose state is not done/fail), download (getEdoc, base64 in JSON; or ``GET /downloadEdoc``,
+the raw package) and acknowledge (updateStatus done|fail|processing); the sender sees per-recipient
+states
 (getSentEdocList: sendStatus is ``done`` once queued, receiveStatus the recipient's state). The
 directory answers getAgenciesList, getAgenciesListQD20, getSynchronizeUnit, registerAgency and
-deleteAgency; registerAgency also makes the new code a unit of the calling system (probable: that
-is how an agency joins the axis behind its system), deleteAgency removes it.
+deleteAgency (the unit in ``AgencyCode``, as the SDK names it); registerAgency also makes the new
+code a unit of the calling system (probable: that is how an agency joins the axis behind its
+system), deleteAgency removes it.
 
 Error codes are the probable ones of DOMAIN.md §5; where the API is silent the simulator picks:
-unknown docId or bad parameter → 10; agency already registered / invalid code → 22; deleting an
-unknown agency → 18.
+unknown docId or bad parameter (deleteAgency without ``AgencyCode`` included) → 10; agency already
+registered / invalid code → 22; deleting an unknown agency → 18; an operation called with a method
+it does not take → HTTP 405 with 10.
 
 Faults (:class:`AxisFaults`; at start, or ``POST /_sim/faults`` with any subset as JSON)
 ----------------------------------------------------------------------------------------
@@ -76,6 +85,8 @@ from aiohttp import web
 from connectors.offload import run_blocking
 from connectors.simulators import faults as fault_model
 from connectors.simulators.common import (
+    DEFAULT_MAX_SKEW,
+    DEFAULT_VXP_MAX_SKEW,
     AxisSystem,
     add_system_arguments,
     max_skew_from,
@@ -98,6 +109,8 @@ from envelopes.unit_codes import parse_strict
 RECEIVE_STATES = ("initial", "processing", "done", "fail")
 ACK_STATES = ("done", "fail", "processing")
 TRACE_TIMESTAMP = "%Y/%m/%d %H:%M:%S"
+#: What the SDK writes after the package on sendEdoc (not covered by ``hash-file``).
+SDK_TRAILER = b"\r\n"
 
 # ---------------------------------------------------------------------------------------- state
 
@@ -167,8 +180,9 @@ class AxisState:
     record_file: Path | None = None
     #: Called with (operation, body) for every request body received, before anything else.
     record_bytes: Callable[[str, bytes], None] | None = None
-    #: None: accept any timestamp (the SDK sends one fixed when its service object was built).
-    max_skew: dt.timedelta | None = dt.timedelta(minutes=5)
+    #: How far a request's timestamp may be from now (None: any); the default window and why:
+    #: ``DEFAULT_VXP_MAX_SKEW``.
+    max_skew: dt.timedelta | None = dt.timedelta(seconds=DEFAULT_VXP_MAX_SKEW)
     #: The OrganId of the TraceHeader the axis appends; None: the sending unit's code.
     trace_organ_id: str | None = None
     seed: int | None = None
@@ -596,8 +610,15 @@ def _answer(payload: Mapping[str, Any], status: int = 200) -> web.Response:
     return web.Response(body=_encode(payload), status=status, content_type="application/json")
 
 
-def _fail(code: str, description: str, status: int = 200) -> web.Response:
-    return _answer({"status": "FAIL", "ErrorCode": code, "ErrorDesc": description}, status)
+def _fail(code: str, description: str, status: int = 200, **fields: str) -> web.Response:
+    return _answer(
+        {"status": "FAIL", "ErrorCode": code, "ErrorDesc": description, **fields}, status
+    )
+
+
+def _send_fail(code: str, description: str, status: int = 200) -> web.Response:
+    """A sendEdoc refusal: ``DocId`` is there, empty (the SDK reads it from every answer)."""
+    return _fail(code, description, status, DocId="")
 
 
 def _now_text(state: AxisState, moment: float | None = None) -> str:
@@ -639,37 +660,47 @@ async def send_edoc(
     state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
 ) -> web.Response:
     params = verified.params
+    body = await _package_named(body, params.get("hash-file", ""))
     if not body:
-        return _fail("10", "empty file")
-    expected = params.get("hash-file", "")
-    if not hash_file_matches(expected, await run_blocking(len(body), hash_file, body)):
-        return _fail("10", "hash-file does not match the package")
+        return _send_fail("10", "empty file, or hash-file does not match the package")
     message_type = params.get("messagetype", "edoc")
     if message_type not in ("edoc", "status"):
-        return _fail("22", f"unknown messagetype {message_type!r}")
+        return _send_fail("22", f"unknown messagetype {message_type!r}")
     try:
         routing = await run_blocking(len(body), read_routing, body)
         kind, from_code = routing.kind, routing.sender
         receivers = _receivers(params, routing)
     except (GatewayError, ValueError) as exc:
-        return _fail("22", f"package not compliant: {exc}")
+        return _send_fail("22", f"package not compliant: {exc}")
     if (kind is PackageKind.STATUS) != (message_type == "status"):
-        return _fail("22", f"messagetype {message_type} but a {kind.value} package")
+        return _send_fail("22", f"messagetype {message_type} but a {kind.value} package")
     header_from = params.get("from")
     if header_from and header_from != from_code:
-        return _fail("22", f"from {header_from} but the package is from {from_code}")
+        return _send_fail("22", f"from {header_from} but the package is from {from_code}")
     if from_code not in state.systems[verified.system_id].units:
-        return _fail("19", f"sender {from_code} is not registered for {verified.system_id}")
+        return _send_fail("19", f"sender {from_code} is not registered for {verified.system_id}")
     receivers = list(dict.fromkeys(receivers))
     unknown = [r for r in receivers if state.system_of(r) is None]
     if unknown or not receivers:
-        return _fail("18", f"unknown receiver {', '.join(unknown) or '(none)'}")
+        return _send_fail("18", f"unknown receiver {', '.join(unknown) or '(none)'}")
     locked = [r for r in receivers if r in state.locked_units]
     if locked:
-        return _fail("23", f"receiver locked: {', '.join(locked)}")
+        return _send_fail("23", f"receiver locked: {', '.join(locked)}")
     sent = _commit(state, verified.system_id, from_code, message_type, receivers, body, routing)
     await fault_model.after_commit(state, request, request.app[STOPPING])
     return _answer(_ok(DocId=sent.doc_id))
+
+
+async def _package_named(body: bytes, hash_text: str) -> bytes:
+    """The package ``hash-file`` names: the body, or the body less the CRLF the SDK writes after
+    the package (its hash covers the package alone); empty when it names neither."""
+    candidates = [body[: -len(SDK_TRAILER)], body] if body.endswith(SDK_TRAILER) else [body]
+    for package in candidates:
+        if package and hash_file_matches(
+            hash_text, await run_blocking(len(package), hash_file, package)
+        ):
+            return package
+    return b""
 
 
 def _commit(
@@ -742,6 +773,29 @@ async def get_received_edoc_list(
     return _answer(_ok(data=data))
 
 
+def _count_listed(state: AxisState, system_id: str, message_type: str) -> web.Response:
+    """What getReceivedEdocList would list for the system (duplicates not injected), counted."""
+    count = sum(
+        1
+        for unit in state.systems[system_id].units
+        for doc_id in state.listed.get(unit, ())
+        if state.items[doc_id].message_type == message_type
+    )
+    return _answer(_ok(count=count))
+
+
+async def count_receive_edoc(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    return _count_listed(state, verified.system_id, "edoc")
+
+
+async def count_receive_status(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    return _count_listed(state, verified.system_id, "status")
+
+
 def _own_item(state: AxisState, verified: VerifiedRequest) -> QueuedItem | None:
     item = state.items.get(verified.params.get("docId", ""))
     if item is None or item.system_id != verified.system_id:
@@ -761,6 +815,17 @@ async def get_edoc(
     # the whole package text through the JSON encoder (a fifth of the simulator's CPU).
     body = _encode(_ok())[:-1] + b',"data":"' + encoded + b'"}'
     return web.Response(body=body, content_type="application/json")
+
+
+async def download_edoc(
+    state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
+) -> web.Response:
+    """``GET /downloadEdoc`` (docId in ``XroadVnpt-docId``, as for getEdoc): the raw package."""
+    item = _own_item(state, verified)
+    if item is None:
+        return _fail("10", "unknown docId")
+    state.counters["downloads"] += 1
+    return web.Response(body=item.data, content_type="application/octet-stream")
 
 
 async def update_status(
@@ -890,7 +955,10 @@ async def register_agency(
 async def delete_agency(
     state: AxisState, verified: VerifiedRequest, body: bytes, request: web.Request
 ) -> web.Response:
-    code = verified.params.get("code", "")
+    # The SDK names the unit AgencyCode; a request without it names no unit.
+    code = verified.params.get("AgencyCode", "")
+    if not code:
+        return _fail("10", "AgencyCode is missing")
     agency = state.directory.get(code)
     if agency is None or agency.deleted:
         return _fail("18", f"unknown agency {code!r}")
@@ -909,6 +977,16 @@ OPERATIONS: dict[str, Operation] = {
     "getSynchronizeUnit": get_synchronize_unit,
     "registerAgency": register_agency,
     "deleteAgency": delete_agency,
+    "countReceiveEdoc": count_receive_edoc,
+    "countReceiveStatus": count_receive_status,
+    "downloadEdoc": download_edoc,
+}
+#: The HTTP method(s) each operation takes: POST, but for these (the SDK's GETs). The counts also
+#: take POST, as every other call does (assumed: DOMAIN.md does not say).
+METHODS: dict[str, frozenset[str]] = {
+    "downloadEdoc": frozenset({"GET"}),
+    "countReceiveEdoc": frozenset({"GET", "POST"}),
+    "countReceiveStatus": frozenset({"GET", "POST"}),
 }
 
 # ------------------------------------------------------------------------------------ the app
@@ -924,9 +1002,11 @@ async def _operation(request: web.Request) -> web.StreamResponse:
     state.record(operation, body, request_head(request) if state.record_bodies else b"")
     state.counters["requests"] += 1
     await fault_model.delay(state)
+    # The SDK reads DocId from every sendEdoc answer, a refusal's included.
+    doc_id = {"DocId": ""} if operation == "sendEdoc" else {}
     injected = fault_model.request_fault(state, state.clock())
     if injected is not None:
-        return _fail("20", injected.reason, status=injected.status)
+        return _fail("20", injected.reason, injected.status, **doc_id)
     try:
         verified = verify_request(
             request.headers.items(),
@@ -936,10 +1016,12 @@ async def _operation(request: web.Request) -> web.StreamResponse:
         )
     except VxpAuthError as exc:
         state.counters["auth_failures"] += 1
-        return _fail("15", f"bad credentials: {exc}", status=401)
+        return _fail("15", f"bad credentials: {exc}", 401, **doc_id)
     handler = OPERATIONS.get(operation)
     if handler is None:
         return _fail("10", f"unknown operation {operation!r}", status=404)
+    if request.method not in METHODS.get(operation, frozenset({"POST"})):
+        return _fail("10", f"{operation} does not take {request.method}", status=405)
     return await handler(state, verified, body, request)
 
 
@@ -955,6 +1037,7 @@ def create_axis_app(state: AxisState, *, max_body: int = 1 << 30) -> web.Applica
         app, lambda request: request.app[STATE], lambda request: request.app[STATE].snapshot()
     )
     app.router.add_post("/{operation}", _operation)
+    app.router.add_get("/{operation}", _operation)
     app.on_shutdown.append(_on_shutdown)
     return app
 
@@ -989,7 +1072,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
-    add_system_arguments(parser, seed=0, skewed="a request timestamp")
+    add_system_arguments(
+        parser,
+        seed=0,
+        skewed="a request timestamp",
+        max_skew_note=f"default {DEFAULT_VXP_MAX_SKEW:g}, as the official SDK reuses one "
+        f"timestamp for minutes; when not given, the SOAP variant keeps its {DEFAULT_MAX_SKEW:g}",
+    )
     parser.add_argument("--directory-size", type=int, default=1000)
     parser.add_argument(
         "--national-directory", action="store_const", const=120_000, dest="directory_size",
@@ -1005,7 +1094,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _state_from(args: argparse.Namespace) -> AxisState:
-    skew = max_skew_from(args)
+    skew = max_skew_from(args, DEFAULT_VXP_MAX_SKEW)
     state = AxisState(
         faults=faults_from(args),
         # A long-running simulator keeps no bodies in memory; --record keeps them on disk.
@@ -1020,7 +1109,13 @@ def _state_from(args: argparse.Namespace) -> AxisState:
     return state
 
 
-async def _serve(state: AxisState, host: str, port: int, soap_port: int = 0) -> None:
+async def _serve(
+    state: AxisState,
+    host: str,
+    port: int,
+    soap_port: int = 0,
+    soap_skew: float | None = DEFAULT_MAX_SKEW,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -1031,7 +1126,7 @@ async def _serve(state: AxisState, host: str, port: int, soap_port: int = 0) -> 
         print(f"docgw axis simulator listening on {url}", flush=True)
         print(f"  systems: {systems or 'none'}; directory: {len(state.directory)} agencies")
         print(f"  state: {url}/_sim/state  faults: POST {url}/_sim/faults", flush=True)
-        soap = await _start_soap(state, host, soap_port) if soap_port else None
+        soap = await _start_soap(state, host, soap_port, soap_skew) if soap_port else None
         try:
             await stop.wait()
         finally:
@@ -1039,10 +1134,13 @@ async def _serve(state: AxisState, host: str, port: int, soap_port: int = 0) -> 
                 await soap.cleanup()
 
 
-async def _start_soap(state: AxisState, host: str, port: int) -> web.AppRunner:
-    """The SOAP variant: the same systems, secrets, units, timestamp tolerance, seed and start-time
-    faults, but its own queues (a provincial platform) and its own run-time fault control
-    (``POST /_sim/faults`` on its port: a burst set on one variant is not spent by the other)."""
+async def _start_soap(
+    state: AxisState, host: str, port: int, max_skew: float | None
+) -> web.AppRunner:
+    """The SOAP variant: the same systems, secrets, units, seed and start-time faults, but its
+    own timestamp tolerance (``max_skew``: ``--max-skew`` when given, else the SOAP default), its
+    own queues (a provincial platform) and its own run-time fault control (``POST /_sim/faults``
+    on its port: a burst set on one variant is not spent by the other)."""
     from connectors.base import DirectoryEntry
     from connectors.simulators.soap_axis import SoapAxisState, create_soap_app
 
@@ -1053,7 +1151,7 @@ async def _start_soap(state: AxisState, host: str, port: int) -> web.AppRunner:
             DirectoryEntry(code=a.code, name=a.name, parent_code=a.parent_code) for a in known
         ],
         faults=state.faults,
-        max_skew=state.max_skew.total_seconds() if state.max_skew is not None else None,
+        max_skew=max_skew,
         seed=state.seed,
     )
     for system_id, system in state.systems.items():
@@ -1074,7 +1172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"docgw axis-sim: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(state, args.host, args.port, args.soap_port))
+    soap_skew = max_skew_from(args)  # a UsernameToken is fresh per request: its own default
+    asyncio.run(_serve(state, args.host, args.port, args.soap_port, soap_skew))
     return 0
 
 

@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-#: Seconds a request's timestamp may be off by default (both simulators; 0 on the command line:
-#: no check).
+#: Seconds a request's timestamp may be off by default (0 on the command line: no check): the
+#: SOAP variant's UsernameToken ``Created`` is fresh for every request.
 DEFAULT_MAX_SKEW = 300.0
+#: The VXP axis' window, wider: the official SDK stamps ``XroadVnpt-timestamp`` once, when its
+#: service object is built, and a client reuses that object (so that timestamp) for every call of
+#: a poll or a batch — listing, downloading and acknowledging a backlog takes minutes. 15 minutes
+#: is 10 minutes of such reuse plus 5 minutes of clock drift between the client and the axis.
+DEFAULT_VXP_MAX_SKEW = 900.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,10 +42,16 @@ def parse_system(text: str) -> tuple[str, bytes, tuple[str, ...]]:
 
 
 def add_system_arguments(
-    parser: argparse.ArgumentParser, *, seed: int | None, skewed: str, systems_note: str = ""
+    parser: argparse.ArgumentParser,
+    *,
+    seed: int | None,
+    skewed: str,
+    systems_note: str = "",
+    max_skew_note: str = f"default {DEFAULT_MAX_SKEW:g}",
 ) -> None:
     """``--systems`` (a list of :func:`parse_system`), ``--seed`` (default ``seed``) and
-    ``--max-skew`` (seconds ``skewed`` may be off; read it with :func:`max_skew_from`)."""
+    ``--max-skew`` (seconds ``skewed`` may be off; read it with :func:`max_skew_from`, which
+    gives each simulator its own default when the flag is not given)."""
     parser.add_argument(
         "--systems", nargs="+", action="extend", type=parse_system, default=[],
         metavar="SYSTEM:SECRET:UNIT[,UNIT]",
@@ -51,14 +62,15 @@ def add_system_arguments(
         help="seeds the simulator's random choices: a run can be replayed",
     )  # fmt: skip
     parser.add_argument(
-        "--max-skew", type=float, default=DEFAULT_MAX_SKEW,
-        help=f"seconds {skewed} may be off (0: no check)",
+        "--max-skew", type=float, default=None,
+        help=f"seconds {skewed} may be off (0: no check; {max_skew_note})",
     )  # fmt: skip
 
 
-def max_skew_from(args: argparse.Namespace) -> float | None:
-    """``--max-skew`` in seconds; None when it is 0 or less (no check)."""
-    skew: float = args.max_skew
+def max_skew_from(args: argparse.Namespace, default: float = DEFAULT_MAX_SKEW) -> float | None:
+    """``--max-skew`` in seconds (``default`` when not given); None when it is 0 or less (no
+    check)."""
+    skew: float = default if args.max_skew is None else args.max_skew
     return skew if skew > 0 else None
 
 

@@ -18,13 +18,14 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import json
 import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import pytest
@@ -48,8 +49,11 @@ from connectors.simulators.axis import (
     generate_directory,
     running_axis,
 )
+from connectors.simulators.axis import _parser as axis_parser
+from connectors.simulators.axis import _state_from as axis_state_from
+from connectors.simulators.common import max_skew_from
 from connectors.vxp import VxpConnector, VxpRefused
-from connectors.vxp_signing import HashFileForm, TimestampFormat
+from connectors.vxp_signing import HashFileForm, TimestampFormat, sign_headers
 from envelopes.building import build_document_bytes, build_status
 from envelopes.errors import UnitCodeError
 from envelopes.model import Classification, Organization
@@ -272,13 +276,13 @@ def test_a_status_package_is_routed_by_the_to_header_and_verifies() -> None:
     run(scenario)
 
 
-def test_the_sdk_forms_of_hash_file_and_timestamp_are_accepted_too() -> None:
+def test_the_epoch_millis_and_canonical_hash_settings_are_accepted_too() -> None:
     async def scenario() -> None:
         async with axis() as ax:
-            sdk_like = ax.connector(
-                hash_form=HashFileForm.SDK, timestamp_format=TimestampFormat.SDK
+            other_forms = ax.connector(
+                hash_form=HashFileForm.CANONICAL, timestamp_format=TimestampFormat.EPOCH_MILLIS
             )
-            assert (await sdk_like.deliver(delivery(document()))).remote_id
+            assert (await other_forms.deliver(delivery(document()))).remote_id
             assert len(await ax.b.pending("document")) == 1
 
     run(scenario)
@@ -946,3 +950,208 @@ def test_get_edoc_data_is_decoded_strictly_whatever_its_line_breaks(
             await runner.cleanup()
 
     run(scenario)
+
+
+# ------------------------------------------------- what the official client sends, and answers
+
+
+async def sdk_call(
+    ax: Axis,
+    operation: str,
+    params: dict[str, str] | None = None,
+    *,
+    method: str = "POST",
+    body: bytes = b"",
+    content_type: str = "application/json",
+    system: tuple[str, bytes] = (A_SYSTEM, A_SECRET),
+    timestamp: dt.datetime | None = None,
+) -> tuple[int, str, bytes]:
+    """One request as the official SDK makes it (its forms, its method, its headers); the
+    answer's HTTP status, Content-Type and body."""
+    headers = sign_headers(
+        system_id=system[0],
+        secret=system[1],
+        timestamp=timestamp or dt.datetime.now(dt.UTC),
+        params={"Content-Type": content_type, **(params or {})},
+    )
+    async with ax.session.request(
+        method, f"{ax.url}/{operation}", headers=headers, data=body or None
+    ) as response:
+        return response.status, response.content_type, await response.read()
+
+
+def sdk_hash(data: bytes) -> str:
+    """hash-file as the SDK writes it: each byte of the SHA-256 in hex, leading zero dropped."""
+    return "".join(format(byte, "x") for byte in hashlib.sha256(data).digest())
+
+
+async def sdk_send(ax: Axis, body: bytes, hash_of: bytes, **kwargs: Any) -> dict[str, Any]:
+    status, _, answer = await sdk_call(
+        ax,
+        "sendEdoc",
+        {
+            "servicetype": "eDoc",
+            "messagetype": "edoc",
+            "from": A_UNIT,
+            "hash-file": sdk_hash(hash_of),
+        },
+        body=body,
+        content_type="application/octet-stream",
+        **kwargs,
+    )
+    payload: dict[str, Any] = json.loads(answer)
+    payload["http"] = status
+    return payload
+
+
+def test_send_edoc_with_the_sdks_crlf_after_the_package_queues_the_package_alone() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            data = document()
+            answer = await sdk_send(ax, data + b"\r\n", hash_of=data)
+            assert (answer["status"], answer["ErrorCode"]) == ("OK", "0") and answer["DocId"]
+            (item,) = await ax.b.pending("document")
+            got = await ax.b.fetch(item)
+            (added,) = re.findall(ADDED_TRACE, got)
+            assert got.replace(added, b"", 1) == data  # no CRLF kept: the package alone
+            assert verify_document(read_package(got), pinned(A_UNIT))
+            # The CRLF is the SDK's trailer, not a licence: a hash of something else is refused.
+            wrong = await sdk_send(ax, data + b"\r\n", hash_of=data + b" ")
+            assert (wrong["status"], wrong["ErrorCode"]) == ("FAIL", "10")
+
+    run(scenario)
+
+
+def test_every_send_edoc_answer_carries_a_doc_id_empty_on_fail() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            data = document()
+            assert (await sdk_send(ax, data, hash_of=data))["DocId"]
+            refusals = [
+                await sdk_send(ax, data, hash_of=b"another package"),  # 10
+                await sdk_send(ax, document(to="000.00.00.H99"), hash_of=document("000.00.00.H99")),
+                await sdk_send(ax, data, hash_of=data, system=(A_SYSTEM, b"wrong secret")),  # 15
+            ]
+            ax.state.set_faults(AxisFaults(burst_5xx=1))
+            refusals.append(await sdk_send(ax, data, hash_of=data))  # 20, a 5xx
+            assert [(r["ErrorCode"], r["http"]) for r in refusals] == [
+                ("10", 200),
+                ("18", 200),
+                ("15", 401),
+                ("20", 503),
+            ]
+            assert all(r["status"] == "FAIL" and r["DocId"] == "" for r in refusals)
+
+    run(scenario)
+
+
+def test_count_receive_edoc_and_status_count_what_is_waiting() -> None:
+    async def counted(ax: Axis, operation: str, method: str, system: tuple[str, bytes]) -> int:
+        status, _, body = await sdk_call(ax, operation, method=method, system=system)
+        answer = json.loads(body)
+        assert (status, answer["status"], answer["ErrorCode"]) == (200, "OK", "0")
+        count: int = answer["count"]
+        return count
+
+    async def scenario() -> None:
+        async with axis() as ax:
+            b = (B_SYSTEM, B_SECRET)
+            assert await counted(ax, "countReceiveEdoc", "GET", b) == 0
+            await ax.a.deliver(delivery(document()))
+            await ax.a.deliver(delivery(document()))
+            await ax.b.deliver(
+                delivery(status_from_b(), sender=B_UNIT, recipients=(A_UNIT,), kind="status")
+            )
+            assert await counted(ax, "countReceiveEdoc", "GET", b) == 2  # as the SDK: GET
+            assert await counted(ax, "countReceiveEdoc", "POST", b) == 2
+            assert await counted(ax, "countReceiveStatus", "GET", b) == 0
+            assert await counted(ax, "countReceiveStatus", "GET", (A_SYSTEM, A_SECRET)) == 1
+            assert await counted(ax, "countReceiveEdoc", "GET", (A_SYSTEM, A_SECRET)) == 0
+            first, _ = await ax.b.pending("document")
+            await ax.b.acknowledge(first, ok=True)
+            assert await counted(ax, "countReceiveEdoc", "GET", b) == 1
+
+    run(scenario)
+
+
+def test_download_edoc_is_a_get_answered_with_the_raw_package() -> None:
+    async def scenario() -> None:
+        async with axis() as ax:
+            await ax.a.deliver(delivery(document()))
+            (item,) = await ax.b.pending("document")
+            b = (B_SYSTEM, B_SECRET)
+            doc_id = {"docId": item.remote_id}
+            status, content_type, body = await sdk_call(
+                ax, "downloadEdoc", doc_id, method="GET", system=b
+            )
+            assert (status, content_type) == (200, "application/octet-stream")
+            assert body == await ax.b.fetch(item)  # what getEdoc gives in base64
+            # Only by GET, only the receiver's own item, only a signed request.
+            for method, who, params, code, http in [
+                ("POST", b, doc_id, "10", 405),
+                ("GET", (A_SYSTEM, A_SECRET), doc_id, "10", 200),
+                ("GET", b, {"docId": "no-such-doc"}, "10", 200),
+                ("GET", (B_SYSTEM, b"wrong"), doc_id, "15", 401),
+            ]:
+                status, content_type, body = await sdk_call(
+                    ax, "downloadEdoc", params, method=method, system=who
+                )
+                assert (status, content_type) == (http, "application/json"), (method, who[0])
+                assert (json.loads(body)["status"], json.loads(body)["ErrorCode"]) == ("FAIL", code)
+            # And the other operations stay POST.
+            status, _, body = await sdk_call(ax, "getEdoc", doc_id, method="GET", system=b)
+            assert (status, json.loads(body)["ErrorCode"]) == (405, "10")
+
+    run(scenario)
+
+
+def test_delete_agency_takes_the_unit_as_agency_code_not_code() -> None:
+    code = "000.00.01.G22"
+
+    async def scenario() -> None:
+        async with axis() as ax:
+            await ax.a.register_agency(code=code, name="Cục Kiểm soát", parent_code=A_UNIT)
+            status, _, body = await sdk_call(ax, "deleteAgency", {"code": code})
+            answer = json.loads(body)
+            assert (answer["status"], answer["ErrorCode"]) == ("FAIL", "10")
+            assert "AgencyCode" in answer["ErrorDesc"]
+            assert code in {e.code for e in await ax.a.agencies()}  # still there
+            status, _, body = await sdk_call(ax, "deleteAgency", {"AgencyCode": code})
+            assert (status, json.loads(body)["ErrorCode"]) == (200, "0")
+            assert code not in {e.code for e in await ax.a.agencies()}
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("age_minutes", "accepted"),
+    [(0, True), (10, True), (-10, True), (14, True), (16, False), (-16, False)],
+)
+def test_a_timestamp_reused_for_minutes_still_fits_the_15_minute_window(
+    age_minutes: int, accepted: bool
+) -> None:
+    """The SDK stamps once per service object and reuses the stamp for every call it makes."""
+
+    async def scenario() -> None:
+        async with axis() as ax:
+            stamp = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=age_minutes)
+            status, _, body = await sdk_call(
+                ax,
+                "getReceivedEdocList",
+                {"servicetype": "eDoc", "messagetype": "edoc"},
+                timestamp=stamp,
+            )
+            code = json.loads(body)["ErrorCode"]
+            assert (status, code) == ((200, "0") if accepted else (401, "15"))
+
+    run(scenario)
+
+
+def test_the_simulators_default_windows_are_15_minutes_for_vxp_and_5_for_soap() -> None:
+    args = axis_parser().parse_args([])
+    assert axis_state_from(args).max_skew == dt.timedelta(minutes=15)
+    assert max_skew_from(args) == 300.0  # what the SOAP variant started beside it gets
+    args = axis_parser().parse_args(["--max-skew", "60"])
+    assert axis_state_from(args).max_skew == dt.timedelta(minutes=1)
+    assert max_skew_from(args) == 60.0
+    assert axis_state_from(axis_parser().parse_args(["--max-skew", "0"])).max_skew is None

@@ -1,6 +1,7 @@
 """VXP request authentication (DOMAIN.md §5): vectors built by hand here, independently of the
 module — the JSON text is written out character by character and the HMAC computed with hmac and
-hashlib — then every way a request can be wrong is refused with VXP_AUTH_FAILED."""
+hashlib — then every way a request can be wrong is refused with VXP_AUTH_FAILED. The defaults are
+the official SDK's forms; epoch milliseconds and the canonical hash stay available as settings."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def hand_built(timestamp: str, params: dict[str, str], secret: bytes = SECRET) -
     headers["XroadVnpt-hash-header"] = hmac.new(
         secret, json_text.encode("utf-8"), hashlib.sha256
     ).hexdigest()
+    headers["XroadVnpt-version"] = "3.0.201608"  # the SDK's, unsigned, on every request
     return headers
 
 
@@ -82,18 +84,30 @@ def verify(headers: dict[str, str] | list[tuple[str, str]], **kwargs: object) ->
 # ------------------------------------------------------------------------------------- vectors
 
 
-def test_sign_headers_matches_the_hand_built_vector() -> None:
+def test_sign_headers_matches_the_hand_built_vector_in_the_sdk_form_by_default() -> None:
+    assert signed() == hand_built(SDK_STAMP, PARAMS)
+    assert signed()["XroadVnpt-version"] == "3.0.201608"
+
+
+def test_the_epoch_millis_setting_matches_its_vector() -> None:
     assert EPOCH_MS == "1710466200123"
-    assert signed() == hand_built(EPOCH_MS, PARAMS)
+    assert signed(timestamp_format=TimestampFormat.EPOCH_MILLIS) == hand_built(EPOCH_MS, PARAMS)
 
 
-def test_the_sdk_timestamp_form_matches_its_vector() -> None:
-    assert signed(timestamp_format=TimestampFormat.SDK) == hand_built(SDK_STAMP, PARAMS)
+def test_the_sdk_timestamp_keeps_milliseconds_on_four_digits_in_vietnam_time() -> None:
+    # 23:47:54.445 in Hà Nội on 7 December 2026 is 16:47:54.445 UTC (DOMAIN.md's example).
+    moment = dt.datetime(2026, 12, 7, 16, 47, 54, 445000, tzinfo=dt.UTC)
+    stamp = signed(timestamp=moment)["XroadVnpt-timestamp"]
+    assert stamp == "07122026T234754+0445"
+    assert parse_timestamp(stamp) == moment
+    # Past midnight in Hà Nội while still the day before in UTC: the local date is written.
+    late = dt.datetime(2026, 12, 7, 17, 0, 0, 7000, tzinfo=dt.UTC)
+    assert signed(timestamp=late)["XroadVnpt-timestamp"] == "08122026T000000+0007"
 
 
 def test_a_fixed_vector_pins_the_hmac() -> None:
     params = {"Content-Type": "application/json", "servicetype": "eDoc", "docId": "42"}
-    headers = signed(params=params)
+    headers = signed(params=params, timestamp_format=TimestampFormat.EPOCH_MILLIS)
     assert headers["XroadVnpt-sign-header"] == (
         '{"XroadVnpt-timestamp":"1710466200123","XroadVnpt-systemid":"vpcp.g22",'
         '"XroadVnpt-Content-Type":"application/json","XroadVnpt-servicetype":"eDoc",'
@@ -110,7 +124,7 @@ def test_non_ascii_values_are_signed_as_raw_utf8_not_escaped() -> None:
     params = {"Content-Type": "application/json", "name": "Văn phòng Chính phủ"}
     headers = signed(params=params)
     assert '"XroadVnpt-name":"Văn phòng Chính phủ"' in headers["XroadVnpt-sign-header"]
-    assert headers == hand_built(EPOCH_MS, params)
+    assert headers == hand_built(SDK_STAMP, params)
 
 
 def test_timestamps_parse_in_both_forms() -> None:
@@ -137,6 +151,7 @@ def test_header_injection_is_refused_when_signing(value: str) -> None:
 def test_a_signed_request_verifies_to_its_system() -> None:
     assert verify(signed()) == SYSTEM
     assert verify(hand_built(SDK_STAMP, PARAMS)) == SYSTEM
+    assert verify(hand_built(EPOCH_MS, PARAMS)) == SYSTEM
 
 
 def test_verify_request_returns_only_the_signed_parameters() -> None:
@@ -150,8 +165,11 @@ def test_header_names_are_case_insensitive() -> None:
     assert verify({k.lower(): v for k, v in signed().items()}) == SYSTEM
 
 
-def test_the_sdk_unsigned_version_header_is_tolerated() -> None:
-    assert verify({**signed(), "XroadVnpt-version": "3.0.201608"}) == SYSTEM
+def test_the_sdk_unsigned_version_header_is_tolerated_and_not_required() -> None:
+    headers = signed()
+    assert verify(headers) == SYSTEM
+    del headers["XroadVnpt-version"]
+    assert verify(headers) == SYSTEM
 
 
 def refused(headers: dict[str, str] | list[tuple[str, str]], **kwargs: object) -> VxpAuthError:
@@ -282,7 +300,8 @@ def test_the_sdk_leading_zero_dropping_form_is_accepted() -> None:
     assert len(sdk) < 64
     assert sdk_hash_form(digest) == sdk
     assert render_hash(digest, HashFileForm.SDK) == sdk
-    assert render_hash(digest) == digest
+    assert render_hash(digest) == sdk  # the default: the SDK's form
+    assert render_hash(digest, HashFileForm.CANONICAL) == digest
     assert hash_file_matches(sdk, hash_file(data))
     assert hash_file_matches(digest, hash_file(data))
     assert hash_file_matches(digest.upper(), hash_file(data))
