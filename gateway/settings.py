@@ -137,6 +137,10 @@ class ChannelSettings:
     ca_file: Path | None = None
     #: drop_folder: the folder shared with the local document-management system.
     root: Path | None = None
+    #: drop_folder: sign a ready package that carries no signature (none, or the SDK's
+    #: placeholder) with its sending unit's key when it is taken from the outbox ("signed on
+    #: hand-over"); a package that is signed is verified and sent as it is, either way.
+    sign_ready_packages: bool = False
     #: vxp, soap: how often to fetch received documents and statuses (0 = never).
     poll_seconds: float = 30.0
     #: vxp: how often to ask the axis for per-recipient states of recent sends (0 = never).
@@ -249,6 +253,7 @@ def check(settings: Settings) -> None:
         if channel.kind not in CHANNEL_KINDS:
             raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
         _check_classified_rules(channel, settings.gateway.profile, where)
+        _check_ready_packages(channel, where)
         if channel.kind in ("vxp", "soap", "http_push") and not channel.endpoint:
             raise SettingsError("an endpoint is required", element=f"{where}.endpoint")
         if channel.kind == "vxp" and not (channel.system_id and channel.secret):
@@ -269,6 +274,14 @@ def check(settings: Settings) -> None:
             raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
+
+
+def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
+    if channel.sign_ready_packages and channel.kind != "drop_folder":
+        raise SettingsError(
+            "only a drop_folder channel takes ready packages",
+            element=f"{where}.sign_ready_packages",
+        )
 
 
 def _check_retry(retry: RetrySettings, where: str) -> None:
