@@ -74,9 +74,9 @@ import importlib.resources
 import io
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import requests
 import urllib3.exceptions
@@ -99,9 +99,7 @@ from connectors.base import (
     Receipt,
     RemoteItem,
 )
-from envelopes.attachments import Base64Decoder
-from envelopes.errors import GatewayError, XmlRejected
-from envelopes.xmlsafe import Limits, parse_stream
+from connectors.soap_answer import StreamedAnswer, read_answer
 
 #: The service's target namespace, and the package data it is described in.
 SERVICE_NS = "urn:docgw:lgsp:document-service:1"
@@ -113,12 +111,8 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 GET_DOCUMENT = "GetDocument"
 _PACKAGE = f"{{{SERVICE_NS}}}Package"
 _GET_DOCUMENT_RESPONSE = f"{{{SERVICE_NS}}}GetDocumentResponse"
-#: Bytes of an answer read at a time, and decoded package bytes kept in memory before the spool
-#: moves to a temporary file.
-ANSWER_CHUNK = 1 << 20
-#: Room for the envelope around the package's base64 text, which may be line-wrapped (76
-#: characters and CRLF: 4/3 × 78/76 of the package, under 1.4×).
-ANSWER_OVERHEAD = 1 << 20
+#: Decoded package bytes kept in memory before the spool moves to a temporary file.
+SPOOL_BYTES = 1 << 20
 
 OK = "OK"
 FAIL = "FAIL"
@@ -235,68 +229,6 @@ def _http_error(
 def _fault_error(where: str, code: str | None, message: str | None) -> ConnectorError:
     text = f"{where}: SOAP Fault {code}: {message}"
     return PeerRefused(text) if _is_client_fault(code) else PeerUnavailable(text)
-
-
-class _Capped:
-    """The decoded package's spool, refusing to grow past ``limit`` bytes."""
-
-    def __init__(self, out: IO[bytes], limit: int) -> None:
-        self.out, self.limit, self.size = out, limit, 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.size > self.limit:
-            raise XmlRejected(
-                f"a package of more than {self.limit} bytes", element="GetDocumentResponse/Package"
-            )
-        return self.out.write(data)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _StreamedAnswer:
-    """GetDocument's answer read by the streaming parser: the skeleton (the Package text went to
-    the spool), or why it could not be read, and the answer's first bytes for messages."""
-
-    status: int
-    root: etree._Element | None
-    error: GatewayError | None
-    head: bytes
-    package_size: int = 0
-
-
-def _read_answer(response: requests.Response, out: IO[bytes], limit: int) -> _StreamedAnswer:
-    """Parse the answer as it arrives; the ``Package`` text is decoded into ``out`` (at most
-    ``limit`` bytes), everything else is kept in a small tree."""
-    head = bytearray()
-    decoders: list[Base64Decoder] = []
-
-    def chunks() -> Iterator[bytes]:
-        for chunk in response.iter_content(ANSWER_CHUNK):
-            if len(head) < 300:
-                head.extend(chunk[: 300 - len(head)])
-            yield chunk
-
-    def choose(tag: str, parent: str | None) -> Base64Decoder | None:
-        if tag != _PACKAGE or parent != _GET_DOCUMENT_RESPONSE:
-            return None
-        # A second Package is decoded nowhere, and refused below.
-        sink = cast(IO[bytes], _Capped(out, limit)) if not decoders else None
-        decoders.append(Base64Decoder(sink, element="GetDocumentResponse/Package"))
-        return decoders[-1]
-
-    limits = Limits(max_input_bytes=limit * 3 // 2 + ANSWER_OVERHEAD)
-    try:
-        parsed = parse_stream(chunks(), limits=limits, stream=choose)
-    except GatewayError as exc:
-        return _StreamedAnswer(status=response.status_code, root=None, error=exc, head=bytes(head))
-    error = XmlRejected("more than one Package") if len(decoders) > 1 else None
-    return _StreamedAnswer(
-        status=response.status_code,
-        root=parsed.root,
-        error=error,
-        head=bytes(head),
-        package_size=decoders[0].digest.size if decoders else 0,
-    )
 
 
 @dataclass
@@ -451,7 +383,7 @@ class SoapAxisConnector:
         action = operation.soapaction
         headers = {"SOAPAction": f'"{action}"', "Content-Type": "text/xml; charset=utf-8"}
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
-        with tempfile.SpooledTemporaryFile(max_size=ANSWER_CHUNK) as package:
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as package:
             with transport.session.post(
                 self.endpoint,
                 data=body,
@@ -459,12 +391,18 @@ class SoapAxisConnector:
                 timeout=transport.operation_timeout,
                 stream=True,
             ) as response:
-                answer = _read_answer(response, package, self.max_package_bytes)
+                answer = read_answer(
+                    response,
+                    package,
+                    limit=self.max_package_bytes,
+                    package=_PACKAGE,
+                    parent=_GET_DOCUMENT_RESPONSE,
+                )
             self._check_streamed(answer)
             package.seek(0)
             return package.read()
 
-    def _check_streamed(self, answer: _StreamedAnswer) -> None:
+    def _check_streamed(self, answer: StreamedAnswer) -> None:
         """GetDocument's answer, mapped as zeep's answers are (see the module's table)."""
         where = f"{self.name}: {GET_DOCUMENT}"
         root = answer.root
