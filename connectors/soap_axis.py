@@ -59,9 +59,11 @@ answer is streamed (requests, ``stream=True``) into docgw's hardened streaming p
 spooled file, so neither libxml2's 10,000,000-character text-node cap (a package over about
 7.5 MB) nor a tree of the whole answer is in the way: receiving costs about the package's own
 size (it is returned as bytes, like the national axis connector's), where zeep's tree took some
-six times that. The package may be at most ``max_package_bytes`` decoded (``[api]
-max_upload_bytes``, as every other way in); the answer is read only until that is passed. The
-other answers are small and go through zeep, with libxml2's default caps.
+six times that. The package may also come as a MIME attachment (MTOM or SOAP with Attachments):
+:mod:`connectors.soap_answer` reads every form. The package may be at most
+``max_package_bytes`` decoded (``[api] max_upload_bytes``, as every other way in); the answer is
+read only until that is passed. The other answers are small and go through zeep, with libxml2's
+default caps.
 
 Classified packages are refused before their bytes are read, whatever the configuration says:
 this is an axis (DOMAIN.md §6).
