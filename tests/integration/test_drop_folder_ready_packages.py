@@ -30,6 +30,7 @@ from envelopes.reading import read_package
 from envelopes.signing import Signer, TrustPolicy
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
+from gateway.scheduler import create_scheduler
 from gateway.settings import SettingsError, load_settings
 from gateway.store.records import UnitRecord
 from gateway.store.tables import messages
@@ -266,3 +267,36 @@ def test_sign_ready_packages_is_a_drop_folder_setting(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings(config, {})
     assert refused.value.element == "channels.lgsp.sign_ready_packages"
+
+
+def test_the_configured_gateway_signs_in_its_pickup_job_and_limits_soap_packages(
+    make_gateway: Any, tmp_path: Path
+) -> None:
+    """From the configuration file to the scheduled job: the drop folder's setting reaches the
+    pick-up, and [api] max_upload_bytes the SOAP connector's package limit."""
+    root = tmp_path / "dms"
+    extra = (
+        "[api]\nmax_upload_bytes = 3000000\n"
+        '[channels.lgsp]\nkind = "soap"\nendpoint = "http://127.0.0.1:9/DocumentService"\n'
+        "poll_seconds = 0\n"
+        f'[channels.dms]\nkind = "drop_folder"\nroot = "{root}"\npoll_seconds = 3\n'
+        "sign_ready_packages = true\n"
+    )
+
+    async def scenario() -> None:
+        async with make_gateway(extra=extra) as gateway:
+            assert gateway.connectors["lgsp"].max_package_bytes == 3_000_000  # type: ignore[attr-defined]
+            put_package(DropFolder(root=root), "cv-7816", package(gateway))
+            scheduler = create_scheduler(gateway)
+            scheduler.start(paused=True)
+            try:
+                job = scheduler.get_job("pickup:dms")
+                assert job is not None
+                await job.func()
+            finally:
+                scheduler.shutdown(wait=False)
+            taken = json.loads((root / "outbox" / "taken" / "cv-7816.taken.json").read_text())
+            assert taken["message_id"]
+            assert await stored_messages(gateway) == 1
+
+    asyncio.run(scenario())
