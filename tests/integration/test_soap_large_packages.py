@@ -418,3 +418,31 @@ def test_a_multipart_answer_that_cannot_be_read_is_an_unavailability(
     body, content_type = multipart(*parts)
     with pytest.raises(PeerUnavailable, match=match):
         fetched(200, body, content_type)
+
+
+@pytest.mark.parametrize("content_type", [b"text/xml", b'multipart/related; boundary="b"'])
+def test_an_answer_cut_off_midway_is_an_unavailability(content_type: bytes) -> None:
+    """The platform announces 1 MB and closes after 64 KB: nothing half-read is returned."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\n"
+            b"Content-Length: 1000000\r\n\r\n" + get_document_answer(b"QUJD" * 16000)[:65536]
+        )
+        await writer.drain()
+        writer.close()
+
+    async def body() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{DEFAULT_PATH}"
+        soap = SoapAxisConnector(name="lgsp", endpoint=url, timeout_seconds=10.0)
+        try:
+            with pytest.raises(PeerUnavailable, match="lgsp: GetDocument"):
+                await soap.fetch(RemoteItem(remote_id="lgsp-000001.1", kind="document"))
+        finally:
+            await soap.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(body())
