@@ -13,7 +13,6 @@ the database never holds their plaintext.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -251,11 +250,10 @@ def _rebuild_signed(
     again, signed, into ``out``: header, trace entries, business block and every attachment with
     its manifest labels (what docgw does not read is reported as a notice when read, and not
     carried over)."""
-    files = itertools.count()
     paths: list[Path] = []
 
     def attachment_file() -> IO[bytes]:
-        paths.append(folder / str(next(files)))
+        paths.append(folder / str(len(paths)))
         return paths[-1].open("w+b")
 
     package.seek(0)
