@@ -6,7 +6,9 @@ Layout under ``root``::
         NAME.tmp/          being written by the local system: never read
         NAME.ready/        complete (renamed from NAME.tmp/): metadata.json + attachment files
         NAME.edxml.tmp     being written
-        NAME.edxml         a complete package, ready to send
+        NAME.edxml         a complete package, ready to send: signed by the sending unit, or
+                           signed by docgw when taken if the folder says so
+                           (``sign_ready_packages``)
         taken/             items the gateway accepted: NAME.ready/ or NAME.edxml, and
                            NAME.taken.json with the message id
         rejected/          items the gateway refused: the item and NAME.error.json
@@ -152,6 +154,9 @@ class DropFolder:
     #: Mode of the files written to the inbox (the local system's account must be able to read).
     file_mode: int = 0o640
     max_metadata_bytes: int = MAX_METADATA_BYTES
+    #: Ready packages without a signature are signed by docgw when taken ("signed on hand-over",
+    #: ``channels.NAME.sign_ready_packages``); without it they are refused (SIGNATURE_MISSING).
+    sign_ready_packages: bool = False
 
     @property
     def outbox(self) -> Path:

@@ -52,12 +52,18 @@ Outcomes and errors (raised ``from`` the zeep / requests exception)::
                                               committed: the gateway resends the same package);
                                               PeerUnavailable   on the read-only calls
 
-Size: the package travels inline as base64, so a call holds it in memory a few times over (as
-the national axis connector's JSON does). Answers are parsed with libxml2's ``huge_tree`` option:
-without it libxml2 refuses a text node over 10,000,000 characters, and a package over about
-7.5 MB — a scanned document with its appendices — could never be received. The option lifts only
-size limits (text nodes, names, depth up to 2,048); DTDs, entities and network access stay
-forbidden, so an answer still cannot expand beyond its own bytes.
+Size: a package is sent inline as base64 through zeep (the call holds it in memory a few times
+over, as the national axis connector's JSON does). It is received without zeep: GetDocument's
+answer is streamed (requests, ``stream=True``) into docgw's hardened streaming parser
+(:mod:`envelopes.xmlsafe`), which diverts the ``Package`` text to a base64 decoder writing to a
+spooled file, so neither libxml2's 10,000,000-character text-node cap (a package over about
+7.5 MB) nor a tree of the whole answer is in the way: receiving costs about the package's own
+size (it is returned as bytes, like the national axis connector's), where zeep's tree took some
+six times that. The package may also come as a MIME attachment (MTOM or SOAP with Attachments):
+:mod:`connectors.soap_answer` reads every form. The package may be at most
+``max_package_bytes`` decoded (``[api] max_upload_bytes``, as every other way in); the answer is
+read only until that is passed. The other answers are small and go through zeep, with libxml2's
+default caps.
 
 Classified packages are refused before their bytes are read, whatever the configuration says:
 this is an axis (DOMAIN.md §6).
@@ -68,6 +74,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import io
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +86,7 @@ import zeep
 import zeep.exceptions
 import zeep.proxy
 import zeep.wsdl
+from lxml import etree
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
@@ -93,12 +101,20 @@ from connectors.base import (
     Receipt,
     RemoteItem,
 )
+from connectors.soap_answer import StreamedAnswer, read_answer
 
 #: The service's target namespace, and the package data it is described in.
 SERVICE_NS = "urn:docgw:lgsp:document-service:1"
 WSDL_PACKAGE = "xsd"
 WSDL_NAME = "document_service.wsdl"
 BINDING = f"{{{SERVICE_NS}}}DocumentServiceSoap11"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+#: The operation whose answer carries a package, and where in it.
+GET_DOCUMENT = "GetDocument"
+_PACKAGE = f"{{{SERVICE_NS}}}Package"
+_GET_DOCUMENT_RESPONSE = f"{{{SERVICE_NS}}}GetDocumentResponse"
+#: Decoded package bytes kept in memory before the spool moves to a temporary file.
+SPOOL_BYTES = 1 << 20
 
 OK = "OK"
 FAIL = "FAIL"
@@ -126,11 +142,11 @@ def wsdl_bytes() -> bytes:
 
 
 def zeep_settings() -> zeep.Settings:
-    """zeep's hardening: no DTD, no entities, no external fetch. Huge text nodes are allowed: a
-    package travels as one base64 text node (see the module's "Size")."""
+    """zeep's hardening: no DTD, no entities, no external fetch, libxml2's size caps kept (the one
+    large answer, GetDocument's, does not go through zeep: see the module's "Size")."""
     return zeep.Settings(
         strict=True,
-        xml_huge_tree=True,
+        xml_huge_tree=False,
         forbid_dtd=True,
         forbid_entities=True,
         forbid_external=True,
@@ -201,6 +217,22 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+def _http_error(
+    where: str, status: int, content: bytes | str | None, unknown: type[ConnectorError]
+) -> ConnectorError:
+    """An HTTP status without a SOAP Fault: the platform (or a proxy) did not take the call."""
+    if status >= 500 or status in RETRYABLE_4XX:
+        return PeerUnavailable(f"{where}: HTTP {status}: {_excerpt(content)}")
+    if 400 <= status < 500:
+        return PeerRefused(f"{where}: HTTP {status}: {_excerpt(content)}")
+    return unknown(f"{where}: unreadable answer (HTTP {status})")
+
+
+def _fault_error(where: str, code: str | None, message: str | None) -> ConnectorError:
+    text = f"{where}: SOAP Fault {code}: {message}"
+    return PeerRefused(text) if _is_client_fault(code) else PeerUnavailable(text)
+
+
 @dataclass
 class SoapAxisConnector:
     """Connector and Pollable for a provincial SOAP platform.
@@ -219,9 +251,13 @@ class SoapAxisConnector:
     secret: bytes = field(default=b"", repr=False)  # never in logs
     transport: Transport | None = None
     timeout_seconds: float = 60.0
+    #: The largest package received (decoded bytes); the composition root passes
+    #: ``[api] max_upload_bytes``.
+    max_package_bytes: int = 512 << 20
     #: Always True: this is an axis, and no configuration may say otherwise.
     is_axis: bool = field(default=True, init=False)
     _service: zeep.proxy.ServiceProxy | None = field(default=None, init=False, repr=False)
+    _client: zeep.Client | None = field(default=None, init=False, repr=False)
     _owned: Transport | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -271,10 +307,13 @@ class SoapAxisConnector:
         return list(items.values())
 
     async def fetch(self, item: RemoteItem) -> bytes:
-        result = await self._call("GetDocument", DocumentId=item.remote_id)
-        if not result.Package:
-            raise PeerUnavailable(f"{self.name}: GetDocument {item.remote_id}: OK, no package")
-        return bytes(result.Package)
+        # Not through zeep: the answer is streamed (see the module's "Size").
+        if self._service is None:
+            await asyncio.to_thread(self._build_service)
+        try:
+            return await asyncio.to_thread(self._get_document, item.remote_id)
+        except (zeep.exceptions.Error, requests.RequestException) as exc:
+            raise self._translate(GET_DOCUMENT, exc, committing=False) from exc
 
     async def acknowledge(self, item: RemoteItem, *, ok: bool, reason: str = "") -> None:
         # ConfirmReceived is VXP's updateStatus done|fail (see the module's "Acknowledging").
@@ -310,7 +349,7 @@ class SoapAxisConnector:
                         timeout=self.timeout_seconds, operation_timeout=self.timeout_seconds
                     )
                 wsse = username_token(self.system_id, self.secret) if self.system_id else None
-                client = load_service_client(transport, wsse)
+                client = self._client = load_service_client(transport, wsse)
                 service: zeep.proxy.ServiceProxy = client.create_service(  # type: ignore[no-untyped-call]
                     BINDING, self.endpoint
                 )
@@ -333,18 +372,91 @@ class SoapAxisConnector:
         self._check(result, operation, committing=committing)
         return result
 
+    def _get_document(self, remote_id: str) -> bytes:
+        """Runs in a thread: GetDocument, its answer streamed through the hardened parser."""
+        client, service = self._client, self._service
+        transport = self.transport or self._owned
+        assert client is not None and service is not None and transport is not None
+        # zeep makes the request (with the WS-Security header, a fresh nonce); SOAP 1.1 headers.
+        envelope = client.create_message(  # type: ignore[no-untyped-call]
+            service, GET_DOCUMENT, DocumentId=remote_id
+        )
+        operation = client.wsdl.bindings[BINDING].get(GET_DOCUMENT)  # type: ignore[no-untyped-call]
+        action = operation.soapaction
+        headers = {"SOAPAction": f'"{action}"', "Content-Type": "text/xml; charset=utf-8"}
+        body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as package:
+            with transport.session.post(
+                self.endpoint,
+                data=body,
+                headers=headers,
+                timeout=transport.operation_timeout,
+                stream=True,
+            ) as response:
+                answer = read_answer(
+                    response,
+                    package,
+                    limit=self.max_package_bytes,
+                    package=_PACKAGE,
+                    parent=_GET_DOCUMENT_RESPONSE,
+                )
+            self._check_streamed(answer)
+            package.seek(0)
+            return package.read()
+
+    def _check_streamed(self, answer: StreamedAnswer) -> None:
+        """GetDocument's answer, mapped as zeep's answers are (see the module's table)."""
+        where = f"{self.name}: {GET_DOCUMENT}"
+        root = answer.root
+        body = root.find(f"{{{SOAP_ENV}}}Body") if root is not None else None
+        if root is None or root.tag != f"{{{SOAP_ENV}}}Envelope":
+            body = None
+        fault = body.find(f"{{{SOAP_ENV}}}Fault") if body is not None else None
+        if fault is not None:
+            raise _fault_error(where, fault.findtext("faultcode"), fault.findtext("faultstring"))
+        if not 200 <= answer.status < 300:
+            raise _http_error(where, answer.status, answer.head, PeerUnavailable)
+        if answer.error is not None:
+            raise PeerUnavailable(f"{where}: unreadable answer: {answer.error.message}")
+        result = body.find(_GET_DOCUMENT_RESPONSE) if body is not None else None
+        if result is None:
+            raise PeerUnavailable(f"{where}: unreadable answer: no GetDocumentResponse")
+        tns = f"{{{SERVICE_NS}}}"
+        self._verdict(
+            result.findtext(f"{tns}Status"),
+            result.findtext(f"{tns}ErrorCode"),
+            result.findtext(f"{tns}ErrorDesc"),
+            GET_DOCUMENT,
+            committing=False,
+        )
+        if not answer.package_size:
+            raise PeerUnavailable(f"{where}: OK, no package")
+
     def _check(self, result: Any, operation: str, *, committing: bool) -> None:
         """A FAIL answer is the platform's business decision about this request."""
         status = getattr(result, "Status", None)
+        code = getattr(result, "ErrorCode", None)
+        description = getattr(result, "ErrorDesc", None)
+        self._verdict(status, code, description, operation, committing=committing)
+
+    def _verdict(
+        self,
+        status: str | None,
+        error_code: str | None,
+        description: str | None,
+        operation: str,
+        *,
+        committing: bool,
+    ) -> None:
         if status == OK:
             return
         if status != FAIL:
             # An empty 202 or an answer without a Status: the platform did something, or not.
             unknown = OutcomeUnknown if committing else PeerUnavailable
             raise unknown(f"{self.name}: {operation}: an answer without a Status")
-        code = str(result.ErrorCode or "")
+        code = str(error_code or "")
         # "axis code N:" first, as the VXP connector: an attempt's detail says which refusal.
-        message = f"axis code {code}: {self.name}: {operation}: FAIL: {result.ErrorDesc or ''}"
+        message = f"axis code {code}: {self.name}: {operation}: FAIL: {description or ''}"
         if code in TRANSIENT_ERROR_CODES:
             raise PeerUnavailable(message)
         raise PeerRefused(message)
@@ -354,16 +466,9 @@ class SoapAxisConnector:
         # After the request was (perhaps) sent: only SendDocument can have committed something.
         unknown = OutcomeUnknown if committing else PeerUnavailable
         if isinstance(exc, zeep.exceptions.Fault):
-            text = f"{where}: SOAP Fault {exc.code}: {exc.message}"
-            return PeerRefused(text) if _is_client_fault(exc.code) else PeerUnavailable(text)
+            return _fault_error(where, exc.code, exc.message)
         if isinstance(exc, zeep.exceptions.TransportError):
-            status = exc.status_code
-            text = f"{where}: HTTP {status}: {_excerpt(exc.content)}"
-            if status >= 500 or status in RETRYABLE_4XX:
-                return PeerUnavailable(text)
-            if 400 <= status < 500:
-                return PeerRefused(text)
-            return unknown(f"{where}: unreadable answer (HTTP {status})")
+            return _http_error(where, exc.status_code, exc.content, unknown)
         if isinstance(exc, requests.RequestException):
             if _never_sent(exc):
                 return PeerUnavailable(f"{where}: could not connect: {exc}")

@@ -145,6 +145,7 @@ def _connector(
             system_id=channel.system_id,
             secret=channel.secret.encode(),
             timeout_seconds=timeout,
+            max_package_bytes=settings.api.max_upload_bytes,
         )
     if channel.kind == "secure":
         own = settings.gateway.local_units[0] if settings.gateway.local_units else ""

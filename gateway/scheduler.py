@@ -343,7 +343,10 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                 )
             )
         if channel.kind == "drop_folder" and channel.root is not None:
-            folder = DropFolder(root=gateway.settings.resolve(channel.root))
+            folder = DropFolder(
+                root=gateway.settings.resolve(channel.root),
+                sign_ready_packages=channel.sign_ready_packages,
+            )
             if channel.poll_seconds > 0:
                 jobs.append(
                     (

@@ -140,6 +140,10 @@ class ChannelSettings:
     ca_file: Path | None = None
     #: drop_folder: the folder shared with the local document-management system.
     root: Path | None = None
+    #: drop_folder: sign a ready package that carries no signature (none, or the SDK's
+    #: placeholder) with its sending unit's key when it is taken from the outbox ("signed on
+    #: hand-over"); a package that is signed is verified and sent as it is, either way.
+    sign_ready_packages: bool = False
     #: vxp, soap: how often to fetch received documents and statuses (0 = never).
     poll_seconds: float = 30.0
     #: vxp: how often to ask the axis for per-recipient states of recent sends (0 = never).
@@ -252,6 +256,7 @@ def check(settings: Settings) -> None:
         if channel.kind not in CHANNEL_KINDS:
             raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
         _check_classified_rules(channel, settings.gateway.profile, where)
+        _check_ready_packages(channel, where)
         if channel.kind in ("vxp", "soap", "http_push") and not channel.endpoint:
             raise SettingsError("an endpoint is required", element=f"{where}.endpoint")
         if channel.kind == "vxp" and not (channel.system_id and channel.secret):
@@ -283,6 +288,14 @@ def _check_vxp_forms(channel: ChannelSettings, where: str) -> None:
     for key, allowed in VXP_FORMS.items():
         if getattr(channel, key) not in allowed:
             raise SettingsError(f"must be {' or '.join(allowed)}", element=f"{where}.{key}")
+
+
+def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
+    if channel.sign_ready_packages and channel.kind != "drop_folder":
+        raise SettingsError(
+            "only a drop_folder channel takes ready packages",
+            element=f"{where}.sign_ready_packages",
+        )
 
 
 def _check_retry(retry: RetrySettings, where: str) -> None:

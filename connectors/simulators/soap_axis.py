@@ -29,6 +29,10 @@ streaming rather than kept in the tree. The platform behaves as the real ones ar
   anything is processed), SendDocument calls that commit and then hang or drop the connection,
   duplicate deliveries (a receiver's copy queued twice under two ids; an id listed twice). Set at
   start, or at run time with ``POST /_sim/faults``; ``GET /_sim/state`` shows counts and queues.
+* ``GetDocument`` answers with the package inline, as base64 text (``package_form = "inline"``,
+  the default), or as a MIME attachment: ``"mtom"`` (MTOM/XOP, ``<xop:Include href="cid:…"/>``,
+  a binary part) or ``"swa"`` (SOAP with Attachments: ``Package href="cid:…"``, a base64 part in
+  76-column lines), the forms DOMAIN.md §5 says platforms use.
 * Every request body is recorded in ``state.requests`` (its line and headers in
   ``state.request_heads``), so a test can prove what never got here.
 
@@ -52,6 +56,7 @@ import itertools
 import random
 import re
 import time
+import urllib.parse
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +88,11 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 DEFAULT_PATH = "/DocumentService"
+XOP = "http://www.w3.org/2004/08/xop/include"
+PACKAGE_FORMS = ("inline", "mtom", "swa")
+#: Content-IDs of a multipart answer's parts (the package's needs percent-encoding in a cid: URL).
+ROOT_ID = "root.message@lgsp.simulator"
+ATTACHMENT_ID = "package 1@lgsp.simulator"
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 #: A QĐ 20-form code, so readers see a conforming OrganId in the appended trace.
 DEFAULT_RELAY_ID = "LGSP.SIMULATOR"
@@ -162,6 +172,8 @@ class SoapAxisState:
     clock: Callable[[], dt.datetime] = _vietnam_now
     epoch: Callable[[], float] = time.time
     max_request_bytes: int = 512 << 20
+    #: How GetDocument carries the package: "inline" (base64 text), "mtom" or "swa" (a MIME part).
+    package_form: str = "inline"
     #: Every POST body, in arrival order, whatever became of it.
     requests: list[bytes] = field(default_factory=list)
     #: Each request's line and headers, as received, beside ``requests``.
@@ -302,6 +314,8 @@ class _Request:
     package: bytes | None = None
     #: Set when the Package text was not valid base64.
     package_error: AttachmentError | None = None
+    #: A package to answer with as a MIME attachment (see ``package_form``).
+    attachment: bytes | None = None
 
     @property
     def name(self) -> str:
@@ -401,6 +415,33 @@ def _soap_response(content: etree._Element, status: int = 200) -> web.Response:
     return web.Response(
         body=_envelope(content), status=status, content_type="text/xml", charset="utf-8"
     )
+
+
+def _multipart_response(content: etree._Element, package: bytes, form: str) -> web.Response:
+    """The envelope and the package as two MIME parts (MTOM/XOP, or SOAP with Attachments)."""
+    boundary = "uuid:" + hashlib.sha256(package).hexdigest()[:32]
+    if form == "mtom":
+        root_type = 'application/xop+xml; charset=UTF-8; type="text/xml"'
+        encoding, body = "binary", package
+        outer = f'type="application/xop+xml"; start-info="text/xml"; start="<{ROOT_ID}>"'
+    else:
+        root_type = "text/xml; charset=UTF-8"
+        encoding, body = "base64", base64.encodebytes(package).replace(b"\n", b"\r\n")
+        outer = f'type="text/xml"; start="<{ROOT_ID}>"'
+    parts = [
+        (root_type, "binary", ROOT_ID, _envelope(content)),
+        ("application/octet-stream", encoding, ATTACHMENT_ID, body),
+    ]
+    data = bytearray()
+    for content_type, transfer, content_id, part in parts:
+        data += (
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Transfer-Encoding: {transfer}\r\nContent-ID: <{content_id}>\r\n\r\n"
+        ).encode()
+        data += part + b"\r\n"
+    data += f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f'multipart/related; {outer}; boundary="{boundary}"'}
+    return web.Response(body=bytes(data), headers=headers)
 
 
 def _fault_response(fault: _SoapFault) -> web.Response:
@@ -585,7 +626,17 @@ def _item(state: SoapAxisState, request: _Request) -> QueuedItem:
 async def _get_document(state: SoapAxisState, request: _Request) -> etree._Element:
     item = _item(state, request)
     result = _result("GetDocument")
-    _add(result, "Package", base64.b64encode(state.sent[item.document_id].package).decode())
+    package = state.sent[item.document_id].package
+    if state.package_form == "inline":
+        _add(result, "Package", base64.b64encode(package).decode())
+        return result
+    element = etree.SubElement(result, _tns("Package"))
+    if state.package_form == "mtom":
+        include = etree.SubElement(element, f"{{{XOP}}}Include", nsmap={"xop": XOP})
+        include.set("href", f"cid:{urllib.parse.quote(ATTACHMENT_ID)}")
+    else:
+        element.set("href", f"cid:{urllib.parse.quote(ATTACHMENT_ID)}")
+    request.attachment = package
     return result
 
 
@@ -714,6 +765,8 @@ async def _handle_soap(request: web.Request) -> web.StreamResponse:
             return _soap_response(_result(soap.name, fail.code, fail.message))
         if soap.committed:
             await fault_model.after_commit(state, request, request.app[STOPPING])
+        if soap.attachment is not None:
+            return _multipart_response(answer, soap.attachment, state.package_form)
         return _soap_response(answer)
     except _SoapFault as fault:
         return _fault_response(fault)
@@ -769,6 +822,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         systems_note=" (any: every request authenticates)",
     )
     parser.add_argument("--relay-id", default=DEFAULT_RELAY_ID)
+    parser.add_argument(
+        "--package-form",
+        choices=PACKAGE_FORMS,
+        default="inline",
+        help="how GetDocument carries the package: base64 text, or an MTOM / SwA attachment",
+    )
     add_fault_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -778,6 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = SoapAxisState(
         organizations=[_organization(s) for s in args.units.split(",") if s.strip()],
         relay_organ_id=args.relay_id,
+        package_form=args.package_form,
         faults=faults,
         max_skew=max_skew_from(args),
         seed=args.seed,

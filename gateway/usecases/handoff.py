@@ -6,7 +6,8 @@
   same item, which the key makes harmless. Two kinds of item: a ``NAME.ready/`` folder with
   ``metadata.json`` and the attachment files (built and signed by docgw like any submission), and
   a ready package ``NAME.edxml`` (built and signed by the local system, sent as it is, as
-  unclassified: see :func:`~gateway.usecases.submit.submit_package`).
+  unclassified: see :func:`~gateway.usecases.submit.submit_package`; or, where the folder says
+  ``sign_ready_packages``, built by the local system and signed by docgw when taken).
 * Hand-over: every received package (documents and statuses) is written to ``inbox/`` as
   ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off. A
   classified package is stored sealed for our unit. A gateway with ``profile = "secure"`` (the
@@ -60,7 +61,7 @@ async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpR
     for item in await folder.scan_outbox():
         try:
             if item.is_package:
-                message_id = await _submit_package(gateway, channel, item)
+                message_id = await _submit_package(gateway, channel, item, folder)
             else:
                 message_id = await _submit(gateway, channel, item)
         except GatewayError as exc:
@@ -90,7 +91,9 @@ async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
     return submitted.message_id
 
 
-async def _submit_package(gateway: Gateway, channel: str, item: OutboxItem) -> str:
+async def _submit_package(
+    gateway: Gateway, channel: str, item: OutboxItem, folder: DropFolder
+) -> str:
     assert item.package_path is not None  # a ready package always has it
     with await asyncio.to_thread(_open_item_file, item.package_path) as package:
         submitted = await submit_package(
@@ -99,6 +102,7 @@ async def _submit_package(gateway: Gateway, channel: str, item: OutboxItem) -> s
             client=f"drop-folder:{channel}",
             actor=f"drop-folder:{channel}",
             idempotency_key=item.idempotency_key,
+            sign_unsigned=folder.sign_ready_packages,
         )
     return submitted.message_id
 

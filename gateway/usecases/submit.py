@@ -13,9 +13,11 @@ the database never holds their plaintext.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import sqlalchemy as sa
@@ -24,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connectors.offload import run_blocking, stream_size
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
+from envelopes.errors import SignatureMissing
 from envelopes.metadata import DocumentRequest
 from envelopes.model import Classification, MessageHeader
 from envelopes.reading import PackageKind, read_package
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
-from gateway.domain.deadlines import send_deadline
+from gateway.domain.deadlines import VIETNAM, send_deadline
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
 from gateway.store import blobs, queries
@@ -145,6 +148,7 @@ async def submit_package(
     client: str,
     actor: str,
     idempotency_key: str | None = None,
+    sign_unsigned: bool = False,
 ) -> Submitted:
     """Send a ready package — built and signed by the local document-management system — as it
     is: byte for byte, so the local system's signature is what recipients verify.
@@ -154,6 +158,12 @@ async def submit_package(
     ``profile = "secure"`` (where everything is classified) takes no ready packages. The package
     must be a document from one of this gateway's local units, signed by a certificate the
     registry holds for that unit (the rule every received package meets).
+
+    ``sign_unsigned`` (a drop folder's ``sign_ready_packages``): a package that carries no
+    signature at all (none, or the official SDK's placeholder) is signed here with the sending
+    unit's key instead — rebuilt in docgw's form from what was read, as a document folder's
+    package is built. A package that carries a signature is verified either way: one that fails
+    is refused, never signed over.
     """
     if gateway.settings.gateway.profile == "secure":
         raise ReadyPackageRefused(
@@ -169,15 +179,28 @@ async def submit_package(
     parsed = await run_blocking(size, read_package, package)
     if parsed.kind is not PackageKind.DOCUMENT:
         raise ReadyPackageRefused("a status package: only documents are sent from the outbox")
-    sender = parsed.document().header.from_.organ_id
+    header = parsed.document().header
+    sender = header.from_.organ_id
     if sender not in gateway.settings.gateway.local_units:
         raise ReadyPackageRefused(
             f"the package is from {sender}, which is not one of this gateway's local units",
             element="From/OrganId",
         )
+    today = gateway.clock().astimezone(VIETNAM).date()
+    if header.promulgation.date > today:  # as a document folder's metadata
+        raise ReadyPackageRefused(
+            f"is after today ({today.isoformat()})", element="PromulgationInfo/PromulgationDate"
+        )
     async with gateway.reader.connect() as conn:
         trust = await trust_for(gateway, conn, sender)
-    verified = await run_blocking(size, verify_document, parsed, trust)
+    try:
+        verified = await run_blocking(size, verify_document, parsed, trust)
+    except SignatureMissing:
+        if not sign_unsigned:
+            raise
+        return await _sign_and_store(
+            gateway, package, size, client=client, actor=actor, idempotency_key=idempotency_key
+        )
     return await _store_new(
         gateway,
         verified.package.header,
@@ -187,6 +210,92 @@ async def submit_package(
         actor=actor,
         idempotency_key=idempotency_key,
     )
+
+
+async def _sign_and_store(
+    gateway: Gateway,
+    package: IO[bytes],
+    size: int | None,
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None,
+) -> Submitted:
+    """An unsigned ready package, signed on hand-over: its attachments decoded to files, the
+    package built again from what was read and signed with the sending unit's key, then stored
+    as a submission is."""
+    with tempfile.TemporaryDirectory(prefix="docgw-ready-") as folder:
+        built = spool()
+        try:
+            header = await run_blocking(
+                size, _rebuild_signed, gateway, package, Path(folder), built
+            )
+            return await _store_new(
+                gateway,
+                header,
+                Classification.THUONG,
+                built,
+                client=client,
+                actor=actor,
+                idempotency_key=idempotency_key,
+            )
+        finally:
+            built.close()
+
+
+def _rebuild_signed(
+    gateway: Gateway, package: IO[bytes], folder: Path, out: IO[bytes]
+) -> MessageHeader:
+    """Read ``package`` with each attachment decoded into a file of ``folder``, and build it
+    again, signed, into ``out``: header, trace entries, business block and every attachment with
+    its manifest labels (what docgw does not read is reported as a notice when read, and not
+    carried over)."""
+    paths: list[Path] = []
+
+    def attachment_file() -> IO[bytes]:
+        paths.append(folder / str(len(paths)))
+        return paths[-1].open("w+b")
+
+    package.seek(0)
+    parsed = read_package(package, sink_factory=attachment_file)
+    for streamed in parsed.attachments:
+        if streamed.content is not None:
+            streamed.content.close()
+    # What the manifest and the attachments disagree on, docgw would settle silently in signing.
+    for notice in parsed.notices:
+        if notice.code in _UNSIGNABLE:
+            raise ReadyPackageRefused(
+                f"cannot be signed as it is: {notice.message}", element=notice.element
+            )
+    by_content_id = dict(zip((a.content_id for a in parsed.attachments), paths, strict=True))
+    document = parsed.document()
+    sources = [
+        AttachmentSource(
+            name=info.name,
+            open=_reader_of(by_content_id[info.content_id]),
+            content_type=info.content_type,
+            description=info.description,
+            content_id=info.content_id,
+        )
+        for info in document.attachments
+    ]
+    build_document(
+        document.header,
+        out=out,
+        attachments=sources,
+        business=document.business,
+        traces=document.traces,
+        signer=gateway.signer(document.header.from_.organ_id),
+    )
+    return document.header
+
+
+#: Notices of a read package that signing on hand-over refuses.
+_UNSIGNABLE = frozenset({"MANIFEST_WITHOUT_ATTACHMENT", "ATTACHMENT_NOT_IN_MANIFEST"})
+
+
+def _reader_of(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
 
 
 async def _store_new(

@@ -859,8 +859,9 @@ def test_the_simulator_answers_bad_requests_with_a_soap_fault(body: bytes) -> No
 
 
 def test_a_package_over_libxml2s_default_text_limit_travels() -> None:
-    """Without huge_tree, libxml2 refuses a text node over 10,000,000 characters: a package over
-    about 7.5 MB (a scanned document with appendices) could never be received this way."""
+    """libxml2 refuses a text node over 10,000,000 characters: parsed into a tree, a package over
+    about 7.5 MB (a scanned document with appendices) could never be received. GetDocument's
+    answer is streamed instead (memory: test_soap_large_packages.py)."""
     big = bytes(range(256)) * (8 << 12)  # 8 MiB of incompressible-looking bytes
     header = sample_header()
     data, _ = build_document_bytes(
@@ -923,8 +924,8 @@ async def hostile_answers(upstream: str, doctype: bytes, reference: bytes) -> As
 
 
 @pytest.mark.parametrize("attack", sorted(_HOSTILE_DOCTYPES))
-def test_huge_tree_answers_still_refuse_dtds_and_entities(attack: str) -> None:
-    """huge_tree lifts libxml2's size limits only: an answer with a DTD is still refused, its
+def test_answers_with_a_dtd_are_refused_and_their_entities_never_expanded(attack: str) -> None:
+    """GetDocument's answer, read by the streaming parser: an answer with a DTD is refused, its
     entities never expanded or fetched."""
     doctype, reference = _HOSTILE_DOCTYPES[attack]
 
