@@ -27,11 +27,8 @@ def test_every_sample_reads(samples: Path) -> None:
         model = parsed.status() if parsed.kind is PackageKind.STATUS else parsed.document()
         routing = read_routing(path.read_bytes())
         assert routing.kind is parsed.kind
-        assert (
-            routing.sender == model.from_.organ_id
-            if isinstance(model, StatusPackage)
-            else (routing.sender == model.header.from_.organ_id)
-        )
+        sender = model.from_ if isinstance(model, StatusPackage) else model.header.from_
+        assert routing.sender == sender.organ_id
         assert "EMPTY_ELEMENT" not in codes(parsed.notices), path.name  # none in these samples
 
 
