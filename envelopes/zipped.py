@@ -126,22 +126,52 @@ def unzip(
     #: declares are the sender's word).
     ratio_cap = max(limits.max_ratio * zip_size, limits.ratio_floor)
     try:
-        with zipfile.ZipFile(source) as archive:
-            entry = _the_entry(archive, element)
-            _check_declared(entry, limits, ratio_cap, element)
-            hasher = hashlib.sha256()
-            size = 0
-            with archive.open(entry) as stream:
-                while chunk := stream.read(_CHUNK):
-                    size += len(chunk)
-                    _check_size(size, limits, ratio_cap, element)
-                    hasher.update(chunk)
-                    if out is not None:
-                        out.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
-        # zipfile's CRC check at the end of the entry also stops an entry longer than declared.
+        archive = zipfile.ZipFile(source)
+    except _UNREADABLE as exc:
         raise ZipUnreadable(f"not a readable zip: {exc}", element=element) from exc
+    with archive:
+        entry = _the_entry(archive, element)
+        _check_size(entry.file_size, limits, ratio_cap, element)  # before unpacking anything
+        hasher = hashlib.sha256()
+        size = 0
+        with _open(archive, entry, element) as stream:
+            while chunk := _read(stream, element):
+                size += len(chunk)
+                _check_size(size, limits, ratio_cap, element)
+                hasher.update(chunk)
+                if out is not None:
+                    out.write(chunk)  # a failure here (disk full) is the caller's, not the zip's
     return Unzipped(entry_name=entry.filename, size=size, sha256=hasher.hexdigest())
+
+
+#: What a broken or hostile zip makes zipfile raise while it is read (an offset before the start
+#: of the file is an OSError on a file, a ValueError on BytesIO; a version or a flag zipfile does
+#: not implement, NotImplementedError).
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    OSError,
+    NotImplementedError,
+)
+
+
+def _open(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, element: str) -> IO[bytes]:
+    try:
+        return archive.open(entry)
+    except _UNREADABLE as exc:
+        raise ZipUnreadable(f"the entry cannot be opened: {exc}", element=element) from exc
+
+
+def _read(stream: IO[bytes], element: str) -> bytes:
+    try:
+        return stream.read(_CHUNK)
+    except _UNREADABLE as exc:
+        # zipfile's CRC check at the end of the entry also stops an entry longer than declared:
+        # it never returns more than the declared size, which was checked against the caps.
+        raise ZipUnreadable(f"the entry cannot be read: {exc}", element=element) from exc
 
 
 def _the_entry(archive: zipfile.ZipFile, element: str) -> zipfile.ZipInfo:
@@ -168,13 +198,6 @@ def _the_entry(archive: zipfile.ZipFile, element: str) -> zipfile.ZipInfo:
             f"compression method {entry.compress_type} is not stored or deflate", element=element
         )
     return entry
-
-
-def _check_declared(
-    entry: zipfile.ZipInfo, limits: UnzipLimits, ratio_cap: int, element: str
-) -> None:
-    """Refuse before unpacking what the zip itself declares too big."""
-    _check_size(entry.file_size, limits, ratio_cap, element)
 
 
 def _check_size(size: int, limits: UnzipLimits, ratio_cap: int, element: str) -> None:

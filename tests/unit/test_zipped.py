@@ -48,6 +48,12 @@ def declaring(data: bytes, size: int) -> bytes:
     return data[:at] + struct.pack("<I", size) + data[at + 4 :]
 
 
+def needing_version(data: bytes, version: int) -> bytes:
+    """``data`` with the central header's "version needed to extract" set to ``version``."""
+    at = data.index(b"PK\x01\x02") + 6
+    return data[:at] + struct.pack("<H", version) + data[at + 2 :]
+
+
 def refused(data: bytes, error: type[ZipRefused], limits: UnzipLimits | None = None) -> ZipRefused:
     with pytest.raises(error) as caught:
         unzip(io.BytesIO(data), io.BytesIO(), element=ELEMENT, limits=limits)
@@ -176,8 +182,9 @@ def test_an_entry_longer_than_it_declares_is_cut_at_the_declared_size_and_refuse
         b"PK\x03\x04 not a zip at all",
         zip_of({"bao-cao.txt": TEXT})[:-30],  # truncated: no end of central directory
         zip_of({"bao-cao.txt": TEXT}, method=zipfile.ZIP_BZIP2),
+        needing_version(zip_of({"bao-cao.txt": TEXT}), 99),  # zipfile: NotImplementedError
     ],
-    ids=["garbage", "truncated", "bzip2"],
+    ids=["garbage", "truncated", "bzip2", "version-9.9"],
 )
 def test_an_unreadable_zip_is_refused(data: bytes) -> None:
     assert refused(data, ZipUnreadable).code == "ZIP_UNREADABLE"
@@ -249,3 +256,30 @@ def test_the_real_samples_zips_unpack(
         assert done.unzipped is not None and done.unzipped.entry_name == entry
         assert out.getvalue().startswith(head) and len(out.getvalue()) == done.unzipped.size
         assert done.notice.code == "ATTACHMENT_UNZIPPED"
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_an_entry_offset_before_the_start_of_the_file_is_unreadable(
+    on_disk: bool, tmp_path: Path
+) -> None:
+    data = bytearray(zip_of({"bao-cao.txt": TEXT}))
+    at = data.index(b"PK\x05\x06") + 16  # the end record's central directory offset
+    (offset,) = struct.unpack("<I", data[at : at + 4])
+    data[at : at + 4] = struct.pack("<I", offset + 100)  # the entry now starts at -100
+    path = tmp_path / "zip"
+    path.write_bytes(data)
+    source = path.open("rb") if on_disk else io.BytesIO(data)
+    with source, pytest.raises(ZipUnreadable) as caught:
+        unzip(source, None, element=ELEMENT)
+    # zipfile seeks to -100: an OSError on a file, a ValueError on BytesIO.
+    assert isinstance(caught.value.__cause__, OSError if on_disk else ValueError)
+
+
+def test_a_failure_to_write_the_unpacked_file_is_not_blamed_on_the_zip() -> None:
+    class Full(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        unzip(io.BytesIO(zip_of({"bao-cao.txt": TEXT})), Full(), element=ELEMENT)
+    assert not isinstance(caught.value, ZipRefused)
