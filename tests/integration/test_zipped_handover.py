@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pki  # tests/pki.py
+import pytest
 import sqlalchemy as sa
 from integration_support import RECIPIENT, SENDER
 
@@ -24,6 +25,7 @@ from connectors.drop_folder import DropFolder
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document_bytes
 from envelopes.model import Organization
+from envelopes.sealing import seal
 from gateway.keystore import load_issued, unit_paths
 from gateway.store.tables import messages
 from gateway.usecases import intake
@@ -144,5 +146,52 @@ def test_a_package_without_zips_is_handed_over_with_empty_lists(
             meta = json.loads((folder.inbox / f"{received.message_id}.json").read_text())
             assert (meta["unpacked"], meta["not_unpacked"]) == ([], [])
             assert not (folder.inbox / f"{received.message_id}.files").exists()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("profile", ["standard", "secure"])
+def test_a_sealed_package_is_unpacked_only_where_it_is_handed_over_opened(
+    make_gateway: Any, keys_dir: Path, tmp_path: Path, profile: str
+) -> None:
+    """A standard gateway hands a classified package over sealed: nothing of its plaintext, an
+    unpacked attachment included, is written on that side. A secure gateway hands it over
+    opened, with its zipped attachments unpacked."""
+    folder = DropFolder(root=tmp_path / "dms")
+    signer = pki.signer_for(load_issued(*unit_paths(keys_dir, SENDER)))
+    header = dataclasses.replace(pki.sample_header(), to=(Organization(organ_id=RECIPIENT),))
+    zipped = zip_of({"bao-cao.txt": TEXT})
+    data, _ = build_document_bytes(
+        header,
+        attachments=[
+            AttachmentSource(
+                name="bao-cao.txt", content_type="application/zip", open=lambda: io.BytesIO(zipped)
+            )
+        ],
+        signer=signer,
+    )
+
+    async def scenario() -> None:
+        async with make_gateway(local_units=(RECIPIENT,)) as gateway:
+            if profile == "secure":
+                gateway.settings = dataclasses.replace(
+                    gateway.settings,
+                    gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+                )
+            sealed = seal(data, gateway.signer(RECIPIENT).certificate)
+            received = await intake.receive_package(gateway, io.BytesIO(sealed), via="secure")
+            assert await hand_over(gateway, folder) == 1
+            name = received.message_id
+            meta = json.loads((folder.inbox / f"{name}.json").read_text())
+            assert "ATTACHMENT_UNZIPPED" in meta["notices"]  # a code: nothing of the content
+            files = folder.inbox / f"{name}.files"
+            if profile == "standard":
+                assert (folder.inbox / f"{name}.edxml").read_bytes() == sealed
+                assert meta["sealed"] is True and "unpacked" not in meta
+                assert not files.exists()
+            else:
+                assert (folder.inbox / f"{name}.edxml").read_bytes() == data
+                [unpacked] = meta["unpacked"]
+                assert (folder.inbox / unpacked["path"]).read_bytes() == TEXT
 
     asyncio.run(scenario())
