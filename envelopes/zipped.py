@@ -41,6 +41,15 @@ ZIP_BASED_SUFFIXES = frozenset({".zip", ".docx", ".xlsx", ".pptx", ".odt", ".ods
 #: one read's output in CPython's zipfile, so they are refused rather than trusted.
 _METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _CHUNK = 1 << 20
+#: The notice of an attachment handed over unpacked.
+UNZIPPED = "ATTACHMENT_UNZIPPED"
+#: Every notice an :class:`Unwrapping` gives: a message without one has nothing to unpack.
+NOTICE_CODES = frozenset(
+    {
+        UNZIPPED,
+        *(e.code for e in (ZipEntryCount, ZipEntryPath, ZipTooLarge, ZipBomb, ZipUnreadable)),
+    }
+)
 #: Control characters, and a drive letter (``C:``): neither belongs in a plain file name.
 _NOT_A_PLAIN_NAME = re.compile(r"[\x00-\x1f\x7f]|^[A-Za-z]:")
 
@@ -91,7 +100,7 @@ class Unwrapping:
             )
         assert self.unzipped is not None
         return Notice(
-            code="ATTACHMENT_UNZIPPED",
+            code=UNZIPPED,
             message=f"{self.attachment.name} came as a one-entry zip "
             f"({self.unzipped.entry_name!r}): handed over unpacked, {self.unzipped.size} bytes",
             element=self.element,

@@ -184,7 +184,8 @@ async def _write_plain(
     with contextlib.ExitStack() as spools:
         found: list[zipped.Unwrapping] = []
         streams: dict[str, IO[bytes]] = {}
-        if message.kind == "document":
+        # The intake noted each zipped attachment: without such a notice there is none to read.
+        if message.kind == "document" and zipped.NOTICE_CODES & set(message.notices or ()):
             found, streams = await asyncio.to_thread(_unpack, package, spools)
         files: list[tuple[str, IO[bytes]]] = []
         unpacked: list[dict[str, object]] = []

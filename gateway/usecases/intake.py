@@ -27,7 +27,7 @@ from envelopes.verification import (
     verify_document,
     verify_status,
 )
-from envelopes.zipped import ZipCandidateSpool
+from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
@@ -110,8 +110,11 @@ async def _read_and_verify(
         if parsed.kind is PackageKind.STATUS:
             return await run_blocking(size, verify_status, parsed, trust)
         verified = await run_blocking(size, verify_document, parsed, trust)
-        # A zip that will not unpack is a notice, never a refusal of the package.
-        return await run_blocking(size, check_zipped, verified, parsed)
+        if not any(is_wrapped(a) for a in verified.package.attachments):
+            return verified
+        # A zip that will not unpack is a notice, never a refusal of the package. Unpacking can
+        # be up to max_ratio times the zip's size of work: never on the loop (size None).
+        return await run_blocking(None, check_zipped, verified, parsed)
     finally:
         for attachment in parsed.attachments:
             if attachment.content is not None:
