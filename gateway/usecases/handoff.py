@@ -11,8 +11,8 @@
   ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off; before
   them, an attachment its sender's builder zipped is written unpacked in ``MESSAGE_ID.files/``
   and listed in the JSON (``unpacked``; a zip refused by envelopes.zipped in ``not_unpacked``,
-  left in the package as it came). A
-  classified package is stored sealed for our unit. A gateway with ``profile = "secure"`` (the
+  left in the package as it came). A classified package is stored sealed for our unit. A
+  gateway with ``profile = "secure"`` (the
   classified side's own LAN) hands it over opened; a standard gateway (one with a secure inbox
   receives classified documents too) hands it over **sealed, as stored**, with ``"sealed": true``
   in its JSON — as the drop-folder connector delivers classified packages: its plaintext is never
