@@ -12,13 +12,13 @@
   them, an attachment its sender's builder zipped is written unpacked in ``MESSAGE_ID.files/``
   and listed in the JSON (``unpacked``; a zip refused by envelopes.zipped in ``not_unpacked``,
   left in the package as it came). A classified package is stored sealed for our unit. A
-  gateway with ``profile = "secure"`` (the
-  classified side's own LAN) hands it over opened; a standard gateway (one with a secure inbox
-  receives classified documents too) hands it over **sealed, as stored**, with ``"sealed": true``
-  in its JSON — as the drop-folder connector delivers classified packages: its plaintext is never
-  written on the unclassified side, and it is opened where the unit's key is
-  (``docgw package open``). It is not kept back: a package that waited for an operator, with
-  nothing to tell one it was there, would be a document lost to the local system.
+  gateway with ``profile = "secure"`` (the classified side's own LAN) hands it over opened; a
+  standard gateway (one with a secure inbox receives classified documents too) hands it over
+  **sealed, as stored**, with ``"sealed": true`` in its JSON — as the drop-folder connector
+  delivers classified packages: its plaintext is never written on the unclassified side, and it
+  is opened where the unit's key is (``docgw package open``). It is not kept back: a package
+  that waited for an operator, with nothing to tell one it was there, would be a document lost
+  to the local system.
 * Every tick hands over all that waits, in batches, oldest first. A package that cannot be handed
   over (a ``GatewayError``: a seal for a key this gateway no longer holds, a name another process
   is writing) is logged (``handover_failed``) and tried again at the next tick; the others do not
