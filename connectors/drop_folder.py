@@ -14,7 +14,9 @@ Layout under ``root``::
         rejected/          items the gateway refused: the item and NAME.error.json
     inbox/                 the gateway writes what it received here
         NAME.json          the metadata, complete before the package appears
-        NAME.edxml         the package: its appearance means both files are complete
+        NAME.files/        files handed over beside the package (an attachment the sender
+                           zipped, unpacked), complete before the package appears
+        NAME.edxml         the package: its appearance means everything of NAME is complete
         *.tmp              being written: never read
 
 The one rule on both sides: **the rename is the commit**. A writer writes under a ``.tmp`` name,
@@ -57,7 +59,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, cast
@@ -74,6 +76,8 @@ from connectors.base import (
 CHUNK: Final = 1 << 20
 READY_SUFFIX: Final = ".ready"
 PACKAGE_SUFFIX: Final = ".edxml"
+#: ``inbox/NAME.files/``: files handed over beside NAME's package.
+FILES_SUFFIX: Final = ".files"
 TMP_SUFFIX: Final = ".tmp"
 METADATA_FILE: Final = "metadata.json"
 #: A metadata file is a small JSON object; anything bigger is a mistake, not a document.
@@ -220,6 +224,21 @@ class DropFolder:
             self._write_inbox_sync, name, _chunks(data), meta_bytes, expected_sha256
         )
 
+    async def write_inbox_files(
+        self, name: str, files: Sequence[tuple[str, IO[bytes]]]
+    ) -> Path | None:
+        """Hand files over beside a package, in ``inbox/NAME.files/`` (e.g. an attachment the
+        sender zipped, unpacked): call it before :meth:`write_inbox`, so that the package's
+        appearance still means everything of NAME is complete. The folder is written as
+        ``.tmp`` and renamed whole; nothing is written when ``NAME.edxml`` or the folder is
+        already there (the same files: they derive from the same package). None if no files."""
+        _check_name(name)
+        for file_name, _ in files:
+            _check_name(file_name)
+        if not files:
+            return None
+        return await asyncio.to_thread(self._write_files_sync, name, files)
+
     async def cleanup_stale_tmp(self, older_than: float | dt.timedelta) -> list[Path]:
         """Remove ``.tmp`` leftovers not modified for ``older_than`` (seconds or a timedelta):
         files of killed inbox writers, and folders the local system abandoned in the outbox. An
@@ -356,6 +375,30 @@ class DropFolder:
         except BaseException:
             started.abort()  # quick and synchronous: it must run even when cancelled
             raise
+
+    def _write_files_sync(self, name: str, files: Sequence[tuple[str, IO[bytes]]]) -> Path:
+        _ensure_directory(self.inbox)
+        folder = self.inbox / f"{name}{FILES_SUFFIX}"
+        if (self.inbox / f"{name}{PACKAGE_SUFFIX}").exists() or folder.exists():
+            return folder
+        # A name of its own: another process handing over NAME at once cannot write into it.
+        tmp = folder.with_name(f"{folder.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+        tmp.mkdir(mode=self.file_mode | (self.file_mode & 0o444) >> 2)  # x where r: a folder
+        try:
+            for file_name, stream in files:
+                _write_stream(tmp / file_name, stream, self.file_mode)
+            _fsync_directory(tmp)
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not folder.is_dir():
+                    raise
+                shutil.rmtree(tmp)  # another writer's, of the same files, came first
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_directory(self.inbox)
+        return folder
 
     def _begin_inbox(self, name: str, meta: bytes) -> InboxFile | _InboxWrite:
         _ensure_directory(self.inbox)
@@ -608,6 +651,19 @@ def _write_small_file(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_directory(path.parent)
+
+
+def _write_stream(path: Path, stream: IO[bytes], mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        stream.seek(0)
+        while chunk := stream.read(CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -24,7 +24,13 @@
     │   ├── SignatureWrapping            SIGNATURE_WRAPPING
     │   ├── CertificateUntrusted         CERT_UNTRUSTED
     │   └── CertificateExpired           CERT_EXPIRED
-    └── SealError                        SEAL_INVALID        classified payload cannot be opened
+    ├── SealError                        SEAL_INVALID        classified payload cannot be opened
+    └── ZipRefused                       (a zipped attachment handed over as it came, not unpacked)
+        ├── ZipEntryCount                ZIP_ENTRY_COUNT     not exactly one entry
+        ├── ZipEntryPath                 ZIP_ENTRY_PATH      the entry name is a path
+        ├── ZipTooLarge                  ZIP_TOO_LARGE       the entry is over the size cap
+        ├── ZipBomb                      ZIP_BOMB            the entry is over the ratio cap
+        └── ZipUnreadable                ZIP_UNREADABLE      corrupt, encrypted, unsupported method
 
 The codes are part of docgw's interface (logs, API problem responses, CLI output): never rename one.
 """
@@ -162,3 +168,30 @@ class CertificateExpired(VerificationError):
 
 class SealError(GatewayError):
     code = "SEAL_INVALID"
+
+
+class ZipRefused(GatewayError):
+    """A zipped attachment docgw does not unpack (envelopes.zipped). Never fatal to the package:
+    the package is received and handed over with the zip as it came, and the code as a notice."""
+
+    code = "ZIP_REFUSED"
+
+
+class ZipEntryCount(ZipRefused):
+    code = "ZIP_ENTRY_COUNT"
+
+
+class ZipEntryPath(ZipRefused):
+    code = "ZIP_ENTRY_PATH"
+
+
+class ZipTooLarge(ZipRefused):
+    code = "ZIP_TOO_LARGE"
+
+
+class ZipBomb(ZipRefused):
+    code = "ZIP_BOMB"
+
+
+class ZipUnreadable(ZipRefused):
+    code = "ZIP_UNREADABLE"

@@ -3,8 +3,9 @@
 Namespace-aware (prefixed and unprefixed elements are the same namespace), order-agnostic (the SDK
 and QCVN order their elements differently), tolerant of what is safe to tolerate — stray bytes
 before the XML declaration, ``TimeStamp`` for ``Timestamp``, unknown elements, non-conforming unit
-codes, the SDK's placeholder ``<Signature>`` — each reported as a :class:`Notice`; everything else
-is a typed error naming the element. Attachments are decoded while streaming (see xmlsafe).
+codes, the SDK's placeholder ``<Signature>``, an optional element or block that is present but
+empty (read as absent) — each reported as a :class:`Notice`; everything else is a typed error
+naming the element. Attachments are decoded while streaming (see xmlsafe).
 
 What this module returns is *unverified*. Only :mod:`envelopes.verification` makes the objects that
 the rest of docgw may trust.
@@ -311,6 +312,38 @@ class _Reader:
             for child in self.element.iterfind(q(name))
         ]
 
+    def items(self, name: str) -> list[_Reader]:
+        """The optional repeated children ``name``: an empty one is absent (with a notice)."""
+        return [item for item in self.children(name) if not item.note_if_empty()]
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """The texts of the optional repeated children ``name`` (Place, Appendix …)."""
+        return tuple((item.element.text or "").strip() for item in self.items(name))
+
+    def is_empty(self) -> bool:
+        """Self-closed, or holding only whitespace and empty children (attributes do not count:
+        an ``Id`` carries nothing a reader reads)."""
+        return not "".join(self.element.itertext()).strip()
+
+    def note_if_empty(self) -> bool:
+        """True, with an EMPTY_ELEMENT notice, when this element is empty."""
+        if not self.is_empty():
+            return False
+        self.notices.append(
+            Notice(
+                code="EMPTY_ELEMENT",
+                message=f"{etree.QName(self.element).localname} is present but empty: read as "
+                "absent",
+                element=self.path,
+            )
+        )
+        return True
+
+    def block(self, name: str) -> _Reader | None:
+        """The optional child block ``name``; one present but empty reads as absent."""
+        found = self.child(name)
+        return None if found is None or found.note_if_empty() else found
+
     @functools.cached_property
     def _first_by_tag(self) -> dict[object, etree._Element]:
         """Each child tag's first element, in one pass: cheaper than an ElementPath ``find()``
@@ -336,6 +369,8 @@ class _Reader:
         if not value:
             if required:
                 raise PackageStructureError("required element empty", element=f"{self.path}/{name}")
+            if found is not None:
+                _Reader(found, f"{self.path}/{name}", self.notices).note_if_empty()
             return None
         return value
 
@@ -460,8 +495,8 @@ def header_from_element(element: etree._Element, notices: list[Notice]) -> Messa
     code = reader.child("Code", required=True)
     promulgation = reader.child("PromulgationInfo", required=True)
     doc_type = reader.child("DocumentType", required=True)
-    signer = reader.child("SignerInfo")
-    places = reader.child("ToPlaces")
+    signer = reader.block("SignerInfo")
+    places = reader.block("ToPlaces")
     assert code is not None and promulgation is not None and doc_type is not None
     promulgation_date = promulgation.date("PromulgationDate", required=True)
     doc_type_value = doc_type.integer("Type", required=True)
@@ -490,11 +525,9 @@ def header_from_element(element: etree._Element, notices: list[Notice]) -> Messa
         if signer is not None
         else None,
         due_date=reader.date("DueDate"),
-        to_places=tuple(p.element.text.strip() for p in places.children("Place") if p.element.text)
-        if places is not None
-        else (),
-        other_info=_other_info(reader.child("OtherInfo")),
-        response_for=tuple(_response_for(r) for r in reader.children("ResponseFor")),
+        to_places=places.texts("Place") if places is not None else (),
+        other_info=_other_info(reader.block("OtherInfo")),
+        response_for=tuple(_response_for(r) for r in reader.items("ResponseFor")),
         steering_type=reader.integer("SteeringType"),
         document_id=reader.required_text("DocumentId"),
     )
@@ -509,7 +542,7 @@ def _other_info(reader: _Reader | None) -> OtherInfo:
             f"priority {priority} is not one of 0..4", element=f"{reader.path}/Priority"
         )
     direction = reader.text("Direction")
-    appendixes = reader.child("Appendixes")
+    appendixes = reader.block("Appendixes")
     return OtherInfo(
         priority=Priority(priority),
         sphere_of_promulgation=reader.text("SphereOfPromulgation"),
@@ -517,48 +550,43 @@ def _other_info(reader: _Reader | None) -> OtherInfo:
         promulgation_amount=reader.integer("PromulgationAmount"),
         page_amount=reader.integer("PageAmount"),
         direction=None if direction is None else direction.lower() in ("true", "1"),
-        appendixes=tuple(
-            a.element.text.strip() for a in appendixes.children("Appendix") if a.element.text
-        )
-        if appendixes is not None
-        else (),
+        appendixes=appendixes.texts("Appendix") if appendixes is not None else (),
     )
 
 
-def business_from_element(element: etree._Element, notices: list[Notice]) -> Business:
+def business_from_element(element: etree._Element, notices: list[Notice]) -> Business | None:
+    """The Bussiness block; None when it is present but empty (a new document, by default)."""
     reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/Bussiness", notices)
+    if reader.note_if_empty():
+        return None
     doc_type = reader.integer("BussinessDocType", required=True)
     if doc_type not in BusinessDocType._value2member_map_:
         raise PackageStructureError(
             f"BussinessDocType {doc_type} is not one of 0..3",
             element=f"{reader.path}/BussinessDocType",
         )
-    info = reader.child("BussinessDocumentInfo")
+    info = reader.block("BussinessDocumentInfo")
     update = None
     if info is not None:
-        receivers_list = info.child("ReceiverList")
+        receivers_list = info.block("ReceiverList")
         update = UpdateInfo(
             document_info=info.text("DocumentInfo"),
             document_receiver=info.text("DocumentReceiver"),
             receivers=tuple(
                 Receiver(organ_id=_organ_id(r), receiver_type=r.integer("ReceiverType"))
-                for r in receivers_list.children("Receiver")
+                for r in receivers_list.items("Receiver")
             )
             if receivers_list is not None
             else (),
         )
     replacements = []
-    replacement_list = reader.child("ReplacementInfoList")
-    for item in replacement_list.children("ReplacementInfo") if replacement_list else []:
-        organs = item.child("OrganIdList")
+    replacement_list = reader.block("ReplacementInfoList")
+    for item in replacement_list.items("ReplacementInfo") if replacement_list else []:
+        organs = item.block("OrganIdList")
         replacements.append(
             Replacement(
                 document_id=item.required_text("DocumentId"),
-                organ_ids=tuple(
-                    o.element.text.strip() for o in organs.children("OrganId") if o.element.text
-                )
-                if organs is not None
-                else (),
+                organ_ids=organs.texts("OrganId") if organs is not None else (),
             )
         )
     assert doc_type is not None  # required=True above
@@ -567,7 +595,7 @@ def business_from_element(element: etree._Element, notices: list[Notice]) -> Bus
         document_id=reader.text("DocumentId"),
         reason=reader.text("BussinessDocReason"),
         paper=reader.integer("Paper") or 0,
-        staff_info=_staff_info(reader.child("StaffInfo")),
+        staff_info=_staff_info(reader.block("StaffInfo")),
         update=update,
         replacements=tuple(replacements),
     )
@@ -580,7 +608,7 @@ def traces_from_element(
         return ()
     reader = _Reader(element, "/edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList", notices)
     traces = []
-    for trace in reader.children("TraceHeader"):
+    for trace in reader.items("TraceHeader"):
         organ_id = trace.text("OrganId")
         traces.append(
             TraceHeader(
@@ -746,7 +774,7 @@ def status_from_element(element: etree._Element, notices: list[Notice]) -> Statu
         status_code=StatusCode(code_text),
         timestamp=timestamp,
         description=reader.text("Description"),
-        staff_info=_staff_info(reader.child("StaffInfo")),
+        staff_info=_staff_info(reader.block("StaffInfo")),
     )
     if status.status_code.requires_reason and not status.description:
         raise PackageStructureError(

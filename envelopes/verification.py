@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from envelopes import signing
+from envelopes import signing, zipped
 from envelopes.errors import AttachmentAdded, AttachmentTampered, PackageStructureError
 from envelopes.model import DocumentPackage, StatusPackage, TraceHeader, strip_cid
 from envelopes.namespaces import q
@@ -85,6 +85,19 @@ def verify_document(parsed: ParsedPackage, trust: signing.TrustPolicy) -> Verifi
         algorithm=signed.algorithm,
         _seal=signing.seal_token(),
     )
+
+
+def check_zipped(
+    verified: VerifiedDocument, parsed: ParsedPackage, *, limits: zipped.UnzipLimits | None = None
+) -> VerifiedDocument:
+    """``verified`` with a notice for each attachment its sender's builder zipped: whether it
+    unpacks (ATTACHMENT_UNZIPPED) or is refused (its ZIP_* code). Checked on the verified bytes
+    that ``parsed`` kept (read with a sink such as :class:`~envelopes.zipped.ZipCandidateSpool`);
+    an attachment read without a sink is not checked."""
+    contents = {a.content_id: a.content for a in parsed.attachments}
+    found = zipped.unwrap_document(verified.package, contents, limits=limits)
+    notices = verified.notices + tuple(u.notice for u in found)
+    return dataclasses.replace(verified, notices=tuple(dict.fromkeys(notices)))
 
 
 def _check_attachments(parsed: ParsedPackage, signed: signing.SignedReferences) -> None:

@@ -9,14 +9,17 @@
   unclassified: see :func:`~gateway.usecases.submit.submit_package`; or, where the folder says
   ``sign_ready_packages``, built by the local system and signed by docgw when taken).
 * Hand-over: every received package (documents and statuses) is written to ``inbox/`` as
-  ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off. A
-  classified package is stored sealed for our unit. A gateway with ``profile = "secure"`` (the
-  classified side's own LAN) hands it over opened; a standard gateway (one with a secure inbox
-  receives classified documents too) hands it over **sealed, as stored**, with ``"sealed": true``
-  in its JSON — as the drop-folder connector delivers classified packages: its plaintext is never
-  written on the unclassified side, and it is opened where the unit's key is
-  (``docgw package open``). It is not kept back: a package that waited for an operator, with
-  nothing to tell one it was there, would be a document lost to the local system.
+  ``MESSAGE_ID.json`` then ``MESSAGE_ID.edxml``, each atomically, and marked handed off; before
+  them, an attachment its sender's builder zipped is written unpacked in ``MESSAGE_ID.files/``
+  and listed in the JSON (``unpacked``; a zip refused by envelopes.zipped in ``not_unpacked``,
+  left in the package as it came). A classified package is stored sealed for our unit. A
+  gateway with ``profile = "secure"`` (the classified side's own LAN) hands it over opened; a
+  standard gateway (one with a secure inbox receives classified documents too) hands it over
+  **sealed, as stored**, with ``"sealed": true`` in its JSON — as the drop-folder connector
+  delivers classified packages: its plaintext is never written on the unclassified side, and it
+  is opened where the unit's key is (``docgw package open``). It is not kept back: a package
+  that waited for an operator, with nothing to tell one it was there, would be a document lost
+  to the local system.
 * Every tick hands over all that waits, in batches, oldest first. A package that cannot be handed
   over (a ``GatewayError``: a seal for a key this gateway no longer holds, a name another process
   is writing) is logged (``handover_failed``) and tried again at the next tick; the others do not
@@ -35,15 +38,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from connectors.drop_folder import DropFolder, DropItemGone, OutboxItem, open_item_file
+from connectors.drop_folder import (
+    FILES_SUFFIX,
+    DropFolder,
+    DropItemGone,
+    OutboxItem,
+    open_item_file,
+    safe_name,
+)
+from envelopes import zipped
 from envelopes.attachments import AttachmentSource
 from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
-from envelopes.model import Classification
+from envelopes.model import AttachmentInfo, Classification
+from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import MessageRecord
-from gateway.usecases.packages import load_to_spool, open_sealed_for_us
+from gateway.usecases.packages import load_to_spool, open_sealed_for_us, spool
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.submit import submit_document, submit_package
 
@@ -153,18 +165,90 @@ async def _hand_over_one(gateway: Gateway, folder: DropFolder, message: MessageR
     with package:
         if sealed and gateway.settings.gateway.profile == "secure":
             with await asyncio.to_thread(open_sealed_for_us, gateway, package) as plain:
-                await folder.write_inbox(message.id, plain, _meta(message, sealed=False))
-        else:
-            # As stored: the package as received, or (classified, off the classified side) the
-            # seal for our unit. The bytes written are checked against the stored digest.
+                await _write_plain(folder, message, plain, expected_sha256=None)
+        elif sealed:
+            # The seal for our unit, off the classified side: its plaintext is never written here.
             await folder.write_inbox(
                 message.id,
                 package,
-                _meta(message, sealed=sealed),
+                _meta(message, sealed=True),
                 expected_sha256=message.package_sha256,
             )
+        else:
+            # The package as received, checked against the stored digest.
+            await _write_plain(folder, message, package, expected_sha256=message.package_sha256)
     async with gateway.engine.begin() as conn:
         await queries.mark_handed_off(conn, message.id, now=gateway.clock())
+
+
+async def _write_plain(
+    folder: DropFolder, message: MessageRecord, package: IO[bytes], *, expected_sha256: str | None
+) -> None:
+    """An edXML package, and first the attachments its sender's builder zipped, unpacked, in
+    ``NAME.files/`` (listed in the JSON; one that would not unpack is listed as not unpacked and
+    stays in the package as it came)."""
+    meta = _meta(message, sealed=False)
+    with contextlib.ExitStack() as spools:
+        found: list[zipped.Unwrapping] = []
+        streams: dict[str, IO[bytes]] = {}
+        # The intake noted each zipped attachment: without such a notice there is none to read.
+        if message.kind == "document" and zipped.NOTICE_CODES & set(message.notices or ()):
+            found, streams = await asyncio.to_thread(_unpack, package, spools)
+        files: list[tuple[str, IO[bytes]]] = []
+        unpacked: list[dict[str, object]] = []
+        for unwrapping in found:
+            attachment, unzipped = unwrapping.attachment, unwrapping.unzipped
+            if unzipped is None:
+                continue
+            # Its position and its name made safe; the JSON gives the name as written.
+            file_name = safe_name(f"{len(files) + 1}-{attachment.name}")
+            files.append((file_name, streams[attachment.content_id]))
+            unpacked.append(
+                {
+                    "content_id": attachment.content_id,
+                    "name": attachment.name,
+                    "path": f"{message.id}{FILES_SUFFIX}/{file_name}",
+                    "size": unzipped.size,
+                    "sha256": unzipped.sha256,
+                    "zip_entry": unzipped.entry_name,
+                }
+            )
+        meta["unpacked"] = unpacked
+        meta["not_unpacked"] = [
+            {
+                "content_id": u.attachment.content_id,
+                "name": u.attachment.name,
+                "error_code": u.refused.code,
+                "message": u.refused.message,
+            }
+            for u in found
+            if u.refused is not None
+        ]
+        await folder.write_inbox_files(message.id, files)
+        package.seek(0)
+        await folder.write_inbox(message.id, package, meta, expected_sha256=expected_sha256)
+
+
+def _unpack(
+    package: IO[bytes], spools: contextlib.ExitStack
+) -> tuple[list[zipped.Unwrapping], dict[str, IO[bytes]]]:
+    """The stored package (verified when it was received) read again, and each attachment its
+    sender's builder zipped unpacked into a spool (by ContentId) that ``spools`` closes."""
+    package.seek(0)
+    parsed = read_package(package, sink_factory=zipped.ZipCandidateSpool)
+    streams: dict[str, IO[bytes]] = {}
+
+    def target(attachment: AttachmentInfo) -> IO[bytes]:
+        streams[attachment.content_id] = spools.enter_context(spool())
+        return streams[attachment.content_id]
+
+    try:
+        contents = {a.content_id: a.content for a in parsed.attachments}
+        return zipped.unwrap_document(parsed.document(), contents, out=target), streams
+    finally:
+        for attachment in parsed.attachments:
+            if attachment.content is not None:
+                attachment.content.close()
 
 
 def _meta(message: MessageRecord, *, sealed: bool) -> dict[str, object]:
@@ -179,4 +263,6 @@ def _meta(message: MessageRecord, *, sealed: bool) -> dict[str, object]:
         "related_message_id": message.related_message_id,
         "signed_by": message.signer_subject,
         "received_at": message.created_at.isoformat(),
+        # What was odd but tolerated on receipt (EMPTY_ELEMENT, ATTACHMENT_UNZIPPED, ZIP_* …).
+        "notices": message.notices or [],
     }

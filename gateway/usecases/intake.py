@@ -20,7 +20,14 @@ from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
 from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import PackageKind, ParsedPackage, read_package
-from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
+from envelopes.verification import (
+    VerifiedDocument,
+    VerifiedStatus,
+    check_zipped,
+    verify_document,
+    verify_status,
+)
+from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
@@ -68,20 +75,7 @@ async def _receive(
     via: str,
     expected_sender: str | None,
 ) -> Received:
-    size = stream_size(plain)
-    parsed = await run_blocking(size, read_package, plain)
-    sender = _sender(parsed)
-    if expected_sender is not None and sender != expected_sender:
-        raise SenderMismatch(
-            f"the package is from {sender} but the connection is authenticated as {expected_sender}"
-        )
-    async with gateway.reader.connect() as conn:
-        trust = await trust_for(gateway, conn, sender)
-    verified: VerifiedDocument | VerifiedStatus
-    if parsed.kind is PackageKind.DOCUMENT:
-        verified = await run_blocking(size, verify_document, parsed, trust)
-    else:
-        verified = await run_blocking(size, verify_status, parsed, trust)
+    verified = await _read_and_verify(gateway, plain, expected_sender)
     # edXML carries no classification. A package that came sealed came over a secure channel:
     # it is recorded at least as "mat", so that everything about it (the 01 answer included)
     # stays off the axis.
@@ -96,6 +90,35 @@ async def _receive(
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         return _received(existing, verified, duplicate=True)
+
+
+async def _read_and_verify(
+    gateway: Gateway, plain: IO[bytes], expected_sender: str | None
+) -> VerifiedDocument | VerifiedStatus:
+    size = stream_size(plain)
+    # Attachments that begin as a zip are kept, to check the sender's zip after verification.
+    parsed = await run_blocking(size, read_package, plain, sink_factory=ZipCandidateSpool)
+    try:
+        sender = _sender(parsed)
+        if expected_sender is not None and sender != expected_sender:
+            raise SenderMismatch(
+                f"the package is from {sender} but the connection is authenticated as "
+                f"{expected_sender}"
+            )
+        async with gateway.reader.connect() as conn:
+            trust = await trust_for(gateway, conn, sender)
+        if parsed.kind is PackageKind.STATUS:
+            return await run_blocking(size, verify_status, parsed, trust)
+        verified = await run_blocking(size, verify_document, parsed, trust)
+        if not any(is_wrapped(a) for a in verified.package.attachments):
+            return verified
+        # A zip that will not unpack is a notice, never a refusal of the package. Unpacking can
+        # be up to max_ratio times the zip's size of work: never on the loop (size None).
+        return await run_blocking(None, check_zipped, verified, parsed)
+    finally:
+        for attachment in parsed.attachments:
+            if attachment.content is not None:
+                attachment.content.close()
 
 
 class _AlreadyStored(Exception):
