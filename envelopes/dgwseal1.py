@@ -1,10 +1,9 @@
-"""Sealing: a whole signed edXML package encrypted for one recipient certificate (DOMAIN.md §6).
+"""DGWSEAL1: docgw's own earlier sealed container (see :mod:`envelopes.sealing` for sealing).
 
-Classified packages (Mật, Tối mật, Tuyệt mật) must be encrypted for their recipient before they
-leave the sender's process, so the database, the queue and the wire only ever hold ciphertext. A
-seal is made *after* signing: the recipient opens it and then verifies the signatures inside as for
-any package. Sealing gives confidentiality and tamper evidence; it does not say who sealed (anyone
-holding the recipient's certificate can seal), which is what the signatures inside are for.
+docgw now writes the standard CMS container (:mod:`envelopes.cms`); this module stays so that
+copies stored in this format still open (``envelopes.sealing.open_stream`` detects the format).
+Its writer, ``seal_stream``, is kept for the tests and the benchmark that check exactly that, and
+is not used by the gateway.
 
 The container, all integers big-endian::
 
@@ -62,7 +61,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import BinaryIO, Final
 
@@ -151,6 +150,8 @@ class SealHeader:
     #: ECDH only: the sender's ephemeral public key and its curve; None for RSA.
     ephemeral_key: bytes | None = None
     curve: Curve | None = None
+    #: The whole container's size (prefix, ciphertext, tag), known once the header is read.
+    sealed_length: int | None = None
 
     def is_for(self, cert: x509.Certificate) -> bool:
         """Whether the package was sealed for ``cert`` (by fingerprint)."""
@@ -390,7 +391,10 @@ def _read_prefix(src: BinaryIO) -> tuple[SealHeader, bytes]:
     if not 0 < header_length <= MAX_HEADER_LENGTH:
         raise SealError(f"header length {header_length} is outside 1..{MAX_HEADER_LENGTH}")
     raw = _read_exact(src, header_length, "header")
-    return _parse_header(raw), magic + length_bytes + raw
+    prefix = magic + length_bytes + raw
+    header = _parse_header(raw)
+    sealed_length = len(prefix) + header.plaintext_length + TAG_LENGTH
+    return replace(header, sealed_length=sealed_length), prefix
 
 
 def _parse_header(raw: bytes) -> SealHeader:

@@ -66,7 +66,12 @@ from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
 from gateway.store import queries
 from gateway.store.records import Claimed, UnitRecord
-from gateway.usecases.packages import load_to_spool, opener, sealed_fingerprint
+from gateway.usecases.packages import (
+    load_to_spool,
+    opener,
+    registered_certificate,
+    sealed_for,
+)
 from gateway.usecases.submit import recipient_entry
 
 log = logging.getLogger("docgw.delivery")
@@ -205,7 +210,10 @@ async def _why_not_sendable(
             f"{item.unit_code} has no current (registered, unrevoked, unexpired) certificate; "
             "its copy was sealed for one it no longer has"
         )
-    if await sealed_fingerprint(conn, item.package_sha256, inline) != item.current_fingerprint:
+    # The seal names its certificate by issuer and serial (CMS), so the claim's fingerprint is
+    # turned back into the certificate it stands for.
+    current = await registered_certificate(conn, item.unit_code, item.current_fingerprint)
+    if current is None or not await sealed_for(conn, item.package_sha256, current, inline):
         return (
             f"its copy was sealed for a certificate that is no longer {item.unit_code}'s current "
             "one (revoked, expired or replaced); a resend seals it for the current one"

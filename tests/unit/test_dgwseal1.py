@@ -1,4 +1,4 @@
-"""Sealing (envelopes.sealing): round trips, the header, and every way a seal can be wrong.
+"""The DGWSEAL1 container (envelopes.dgwseal1): round trips, the header, every way it can be wrong.
 
 Keys and certificates are generated here, per test module; none is ever written to disk.
 """
@@ -28,9 +28,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envelopes import sealing
-from envelopes.errors import GatewayError, SealError
-from envelopes.sealing import (
+from envelopes import dgwseal1 as sealing
+from envelopes.dgwseal1 import (
     CHUNK_SIZE,
     MAGIC,
     TAG_LENGTH,
@@ -44,6 +43,7 @@ from envelopes.sealing import (
     seal,
     seal_stream,
 )
+from envelopes.errors import GatewayError, SealError
 
 VIETNAMESE = (
     "Công văn số 123/UBND-VP ngày 15 tháng 3 năm 2024 của Ủy ban nhân dân tỉnh Thừa Thiên Huế "
