@@ -327,7 +327,8 @@ def _recipient_ids(recipient_infos: list[der.Element]) -> Iterator[RecipientId]:
             yield _recipient_id(info.children()[1:2], "KeyTransRecipientInfo rid")
         elif info.tag == der.context(1, constructed=True):  # KeyAgreeRecipientInfo
             for key in _kari_fields(info).encrypted_keys:
-                yield _recipient_id(key.children()[:1], "RecipientEncryptedKey rid")
+                fields = key.expect(der.SEQUENCE, "RecipientEncryptedKey").children()
+                yield _recipient_id(fields[:1], "RecipientEncryptedKey rid")
         # Other kinds (kekri, pwri, ori) name no certificate: they are not for docgw's keys.
 
 
@@ -571,6 +572,11 @@ def _unwrap_key_transport(info: der.Element, private_key: rsa.RSAPrivateKey) -> 
     fields = info.children()
     if len(fields) != 4:
         raise SealError("KeyTransRecipientInfo: four fields expected")
+    # version 0 goes with IssuerAndSerialNumber, 2 with a subjectKeyIdentifier (RFC 5652 6.2.1)
+    if fields[0].as_int("KeyTransRecipientInfo version") != (
+        0 if fields[1].tag == der.SEQUENCE else 2
+    ):
+        raise SealError("KeyTransRecipientInfo: version does not match its recipient identifier")
     algorithm = fields[2].expect(der.SEQUENCE, "keyEncryptionAlgorithm").children()
     algorithm_oid = algorithm[0].as_oid("keyEncryptionAlgorithm")
     if algorithm_oid == RSA_ENCRYPTION:
@@ -593,7 +599,9 @@ def _oaep_parameters(parameters: der.Element | None) -> padding.OAEP:
     digest: hashes.HashAlgorithm = hashes.SHA1()
     mgf_digest: hashes.HashAlgorithm = hashes.SHA1()
     label: bytes | None = None
-    fields = [] if parameters is None or parameters.tag == der.NULL else parameters.children()
+    fields = []
+    if parameters is not None and parameters.tag != der.NULL:
+        fields = parameters.expect(der.SEQUENCE, "RSAES-OAEP-params").children()
     for field in fields:
         inner = field.children()
         if len(inner) != 1:
@@ -604,7 +612,7 @@ def _oaep_parameters(parameters: der.Element | None) -> padding.OAEP:
         elif field.tag == der.context(1, constructed=True):
             if parts[0].as_oid("maskGenAlgorithm") != MGF1 or len(parts) != 2:
                 raise SealError("RSAES-OAEP-params: only MGF1 is supported")
-            mgf_digest = _hash(parts[1].children()[0])
+            mgf_digest = _hash(parts[1].expect(der.SEQUENCE, "MGF1 hash").children()[0])
         elif field.tag == der.context(2, constructed=True):
             if parts[0].as_oid("pSourceAlgorithm") != P_SPECIFIED:
                 raise SealError("RSAES-OAEP-params: unknown pSourceAlgorithm")
@@ -645,7 +653,7 @@ def _kari_fields(info: der.Element) -> _KariFields:
     if len(algorithm) != 2:
         raise SealError("KeyAgreeRecipientInfo: the key wrap algorithm is missing")
     return _KariFields(
-        originator=fields[1],
+        originator=fields[1].expect(der.context(0, constructed=True), "originator"),
         ukm=ukm,
         scheme=algorithm[0].as_oid("keyEncryptionAlgorithm"),
         wrap=algorithm[1].expect(der.SEQUENCE, "key wrap algorithm"),
@@ -667,9 +675,8 @@ def _unwrap_key_agreement(
     if len(chosen) != 1 or chosen[0].tag != der.context(1, constructed=True):
         raise SealError("KeyAgreeRecipientInfo: the originator must be an ephemeral public key")
     key_fields = chosen[0].children()
-    if len(key_fields) != 2 or key_fields[0].children()[0].as_oid("originatorKey") != (
-        ID_EC_PUBLIC_KEY
-    ):
+    key_algorithm = key_fields[0].expect(der.SEQUENCE, "originatorKey algorithm").children()
+    if len(key_fields) != 2 or key_algorithm[0].as_oid("originatorKey") != (ID_EC_PUBLIC_KEY):
         raise SealError("KeyAgreeRecipientInfo: the originator key is not an EC key")
     try:
         peer = ec.EllipticCurvePublicKey.from_encoded_point(
@@ -682,7 +689,7 @@ def _unwrap_key_agreement(
         _ECDH_SCHEMES[kari.scheme](), shared, kari.wrap.encoded(), _AES_WRAPS[wrap_oid], kari.ukm
     )
     for encrypted in kari.encrypted_keys:
-        fields = encrypted.children()
+        fields = encrypted.expect(der.SEQUENCE, "RecipientEncryptedKey").children()
         if len(fields) != 2:
             raise SealError("RecipientEncryptedKey: malformed")
         try:
