@@ -215,12 +215,13 @@ def cmd_package_open(args: argparse.Namespace) -> int:
         raise InputFileError(f"cannot open {args.file}: {exc.strerror}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    print(f"wrote {out_path} (opened {_CONTAINERS.get(container, 'a')} seal)")
+    print(f"wrote {out_path} (opened {_CONTAINERS[container]} seal)")
     return 0
 
 
 #: What ``package open`` says it opened, so an operator checking by hand knows which container.
-_CONTAINERS = {
+_CONTAINERS: dict[sealing.SealFormat | None, str] = {
+    None: "a",  # open_stream refuses it first
     sealing.SealFormat.CMS: "a CMS AuthEnvelopedData (RFC 5083)",
     sealing.SealFormat.DGWSEAL1: "an old-format DGWSEAL1",
 }
