@@ -370,7 +370,7 @@ def seal_stream(
     recipient_info = _recipient_info(recipient_cert, content_key)
     parameters = cipher.new_parameters()
     encryptor = cipher.encryptor(content_key, parameters)
-    del content_key
+    del content_key  # a traceback from here on holds no key that opens the ciphertext
     ciphertext_length = cipher.ciphertext_length(length)
 
     content_head = (
