@@ -32,30 +32,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from envelopes import cms, der, dgwseal1
-from envelopes.cms import ContentCipher, register_content_cipher
+from envelopes.cms import ContentCipher
 from envelopes.errors import SealError
-
-__all__ = [
-    "SNIFF_LENGTH",
-    "ContentCipher",
-    "SealFormat",
-    "SealHeader",
-    "certificate_fingerprint",
-    "is_sealed",
-    "open_sealed",
-    "open_stream",
-    "read_seal_header",
-    "register_content_cipher",
-    "seal",
-    "seal_stream",
-    "set_default_content_cipher",
-    "sniff",
-]
 
 #: How many leading bytes ``sniff`` needs to recognize a sealed package.
 SNIFF_LENGTH: Final = 32
-
-certificate_fingerprint = dgwseal1.certificate_fingerprint
 
 
 class SealFormat(StrEnum):
@@ -83,7 +64,7 @@ def set_default_content_cipher(cipher: ContentCipher) -> None:
     """Seal with ``cipher`` from now on (and open it): the hook for a deployment whose cipher
     authority prescribes another content cipher (docs/reference/sealing.md)."""
     global _default_cipher
-    register_content_cipher(cipher)
+    cms.register_content_cipher(cipher)
     _default_cipher = cipher
 
 
