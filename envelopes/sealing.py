@@ -193,9 +193,6 @@ class _Rejoined:
             return head[:size]
         return head  # a short read, which every reader here allows
 
-    def tell(self) -> int:
-        return self._rest.tell() - len(self._head)
-
 
 def _source_length(src: BinaryIO) -> int:
     if not src.seekable():
