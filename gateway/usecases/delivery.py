@@ -19,7 +19,8 @@ an operator's resend routes it anew and seals it again for the current certifica
 what this needs along with the due rows (the unit's active flag and permission, and — for
 classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
 a classified copy too large to come with the claim costs one read of its first chunk (the seal
-header names the certificate it was sealed for).
+header names the certificate it was sealed for), and each classified claim one read of the unit's
+certificates (the header names it by issuer and serial, the claim by fingerprint).
 
 "Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
 (an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as
