@@ -106,7 +106,7 @@ def test_openssl_decrypts_what_docgw_seals(party: Party, tmp_path: Path) -> None
     with plain.open("rb") as src, sealed.open("wb") as dst:
         sealing.seal_stream(src, dst, party.cert)
     result = openssl(
-        "cms", "-decrypt", "-binary", "-inform", "DER", "-in", sealed,
+        "cms", "-decrypt", "-inform", "DER", "-in", sealed,
         "-recip", party.cert_path, "-inkey", party.key_path, "-out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -124,7 +124,7 @@ def test_openssl_refuses_what_docgw_sealed_once_altered(main_party: Party, tmp_p
     sealed[-40] ^= 0x01  # a ciphertext byte
     (tmp_path / "sealed").write_bytes(bytes(sealed))
     result = openssl(
-        "cms", "-decrypt", "-binary", "-inform", "DER", "-in", tmp_path / "sealed",
+        "cms", "-decrypt", "-inform", "DER", "-in", tmp_path / "sealed",
         "-recip", party.cert_path, "-inkey", party.key_path, "-out", tmp_path / "out",
     )  # fmt: skip
     assert result.returncode != 0
@@ -212,7 +212,7 @@ def test_package_build_seal_for_and_package_open_both_formats(
     assert sniff(sealed.read_bytes()) is SealFormat.CMS
     by_openssl = tmp_path / "by-openssl.edxml"
     result = openssl(
-        "cms", "-decrypt", "-binary", "-inform", "DER", "-in", sealed,
+        "cms", "-decrypt", "-inform", "DER", "-in", sealed,
         "-recip", party.cert_path, "-inkey", party.key_path, "-out", by_openssl,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
