@@ -356,37 +356,38 @@ def seal_stream(
     dst: BinaryIO,
     recipient_cert: x509.Certificate,
     *,
-    length: int,
+    length: int | None,
     cipher: ContentCipher = AES_256_GCM,
 ) -> None:
-    """Seal exactly ``length`` bytes of ``src`` for ``recipient_cert`` into ``dst``.
+    """Seal ``src`` for ``recipient_cert`` into ``dst``.
 
-    Raises ``SealError`` for an unsupported recipient key or a source of another length; ``dst``
-    then holds an unusable partial container.
+    With ``length``, exactly that many bytes of ``src``, in DER: every length is written before the
+    first ciphertext byte. Without (a pipe, say), ``src`` to its end, in the indefinite-length BER
+    form, one OCTET STRING segment per chunk of ciphertext. Raises ``SealError`` for an unsupported
+    recipient key or a source of another length; ``dst`` then holds an unusable partial container.
     """
-    if not 0 <= length <= MAX_PLAINTEXT_LENGTH:
+    if length is not None and not 0 <= length <= MAX_PLAINTEXT_LENGTH:
         raise SealError(f"cannot seal {length} bytes (limit {MAX_PLAINTEXT_LENGTH})")
     content_key = os.urandom(cipher.key_length)
     recipient_info = _recipient_info(recipient_cert, content_key)
     parameters = cipher.new_parameters()
     encryptor = cipher.encryptor(content_key, parameters)
     del content_key  # a traceback from here on holds no key that opens the ciphertext
-    ciphertext_length = cipher.ciphertext_length(length)
+    leading = der.integer(0) + der.der_set(recipient_info)
+    content_head = der.oid(ID_DATA) + der.algorithm(cipher.oid, parameters)
+    if length is None:
+        _seal_indefinite(src, dst, leading, content_head, encryptor, cipher)
+        return
 
-    content_head = (
-        der.oid(ID_DATA)
-        + der.algorithm(cipher.oid, parameters)
-        + der.header(der.context(0, constructed=False), ciphertext_length)
-    )
+    ciphertext_length = cipher.ciphertext_length(length)
+    content_head += der.header(der.context(0, constructed=False), ciphertext_length)
     content_info_length = len(content_head) + ciphertext_length
     mac_length = len(der.octet_string(b"\x00" * cipher.tag_length))
-    leading = der.integer(0) + der.der_set(recipient_info)
     auth_length = len(leading) + len(der.header(der.SEQUENCE, content_info_length))
     auth_length += content_info_length + mac_length
     explicit_length = len(der.header(der.SEQUENCE, auth_length)) + auth_length
     type_oid = der.oid(ID_AUTH_ENVELOPED_DATA)
     outer_length = len(type_oid) + len(der.header(0xA0, explicit_length)) + explicit_length
-
     dst.write(
         der.header(der.SEQUENCE, outer_length)
         + type_oid
@@ -396,21 +397,64 @@ def seal_stream(
         + der.header(der.SEQUENCE, content_info_length)
         + content_head
     )
-    written = 0
-    copied = 0
-    for chunk in _chunks(src, length):
-        # No name holds the ciphertext past this line: three 1 MiB buffers alive, not four.
-        written += _write(dst, encryptor.update(chunk))
-        copied += len(chunk)
+    copied, written = _encrypt(src, dst, encryptor, length, segments=False)
     if copied != length:
         raise SealError(f"source ended after {copied} of {length} declared bytes")
     if src.read(1):
         raise SealError(f"source is longer than the declared {length} bytes")
-    last = encryptor.finalize()
-    dst.write(last)
-    if written + len(last) != ciphertext_length or len(encryptor.tag) != cipher.tag_length:
+    written += _write(dst, encryptor.finalize())
+    if written != ciphertext_length or len(encryptor.tag) != cipher.tag_length:
         raise SealError(f"the content cipher {cipher.name} broke its announced lengths")
     dst.write(der.octet_string(encryptor.tag))
+
+
+_INDEFINITE: Final = 0x80
+_END: Final = b"\x00\x00"  # end-of-contents
+
+
+def _seal_indefinite(
+    src: BinaryIO,
+    dst: BinaryIO,
+    leading: bytes,
+    content_head: bytes,
+    encryptor: ContentEncryptor,
+    cipher: ContentCipher,
+) -> None:
+    def open_(tag: int) -> bytes:
+        return bytes([tag, _INDEFINITE])
+
+    dst.write(
+        open_(der.SEQUENCE)
+        + der.oid(ID_AUTH_ENVELOPED_DATA)
+        + open_(der.context(0, constructed=True))
+        + open_(der.SEQUENCE)
+        + leading
+        + open_(der.SEQUENCE)
+        + content_head
+        + open_(der.context(0, constructed=True))
+    )
+    _encrypt(src, dst, encryptor, None, segments=True)
+    _write_segment(dst, encryptor.finalize())
+    if len(encryptor.tag) != cipher.tag_length:
+        raise SealError(f"the content cipher {cipher.name} broke its announced tag length")
+    # ends: encryptedContent, authEncryptedContentInfo; mac; AuthEnvelopedData, [0], ContentInfo
+    dst.write(_END * 2 + der.octet_string(encryptor.tag) + _END * 3)
+
+
+def _encrypt(
+    src: BinaryIO, dst: BinaryIO, encryptor: ContentEncryptor, length: int | None, *, segments: bool
+) -> tuple[int, int]:
+    """Encrypt ``src`` (``length`` bytes, or to its end) into ``dst``, each piece of ciphertext an
+    OCTET STRING of its own if ``segments``; (plaintext bytes read, ciphertext bytes written)."""
+    write = _write_segment if segments else _write
+    copied = written = 0
+    for chunk in _chunks(src, length):
+        copied += len(chunk)
+        if copied > MAX_PLAINTEXT_LENGTH:
+            raise SealError(f"cannot seal more than {MAX_PLAINTEXT_LENGTH} bytes")
+        # No name holds the ciphertext past this line: three 1 MiB buffers alive, not four.
+        written += write(dst, encryptor.update(chunk))
+    return copied, written
 
 
 def _recipient_info(cert: x509.Certificate, content_key: bytes) -> bytes:
@@ -722,11 +766,21 @@ def _write(dst: BinaryIO, data: bytes) -> int:
     return len(data)
 
 
-def _chunks(src: BinaryIO, length: int) -> Iterator[bytes]:
+def _write_segment(dst: BinaryIO, data: bytes) -> int:
+    if data:  # an empty segment would be legal BER, but says nothing
+        dst.write(der.header(der.OCTET_STRING, len(data)))
+        dst.write(data)
+    return len(data)
+
+
+def _chunks(src: BinaryIO, length: int | None) -> Iterator[bytes]:
+    """``length`` bytes of ``src`` (None: to its end) in chunks of at most CHUNK_SIZE; stops
+    early at the end of ``src``."""
     remaining = length
-    while remaining:
-        chunk = src.read(min(der.CHUNK_SIZE, remaining))
+    while remaining is None or remaining:
+        chunk = src.read(der.CHUNK_SIZE if remaining is None else min(der.CHUNK_SIZE, remaining))
         if not chunk:
             return
-        remaining -= len(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
         yield chunk

@@ -101,18 +101,15 @@ def seal_stream(
 ) -> None:
     """Read a package from ``src`` and write it to ``dst`` sealed for ``recipient_cert`` (CMS).
 
-    The container announces its length up front, so it must be known: pass ``length``, or give a
-    seekable ``src`` and everything from its current position to its end is sealed. ``src`` must
-    then yield exactly that many bytes. Raises ``SealError`` for an unsupported recipient key or a
-    source of the wrong length; ``dst`` then holds an unusable partial seal.
+    With a known length — ``length``, or a seekable ``src``, sealed from its current position to
+    its end — the container is DER and announces its size (what the gateway always writes);
+    ``src`` must then yield exactly that many bytes. A source that is neither (a pipe) is sealed to
+    its end in the indefinite-length form. Raises ``SealError`` for an unsupported recipient key or
+    a source of the wrong length; ``dst`` then holds an unusable partial seal.
     """
-    cms.seal_stream(
-        src,
-        dst,
-        recipient_cert,
-        length=_source_length(src) if length is None else length,
-        cipher=cipher or _default_cipher,
-    )
+    if length is None and src.seekable():
+        length = _source_length(src)
+    cms.seal_stream(src, dst, recipient_cert, length=length, cipher=cipher or _default_cipher)
 
 
 def open_stream(src: BinaryIO, dst: BinaryIO, private_key: PrivateKeyTypes) -> None:
@@ -195,8 +192,6 @@ class _Rejoined:
 
 
 def _source_length(src: BinaryIO) -> int:
-    if not src.seekable():
-        raise SealError("source stream is not seekable: pass length= to seal_stream")
     here = src.tell()
     end = src.seek(0, io.SEEK_END)
     src.seek(here)

@@ -118,6 +118,23 @@ def test_openssl_decrypts_what_docgw_seals(party: Party, tmp_path: Path) -> None
     assert ("rsaesOaep" if party.kind == "rsa" else "dhSinglePass-stdDH-sha") in structure
 
 
+def test_openssl_decrypts_what_docgw_seals_from_a_pipe(main_party: Party, tmp_path: Path) -> None:
+    """A source of unknown length (here a real pipe) is sealed in the indefinite-length form."""
+    plain, sealed, out = tmp_path / "plain", tmp_path / "sealed", tmp_path / "out"
+    plain.write_bytes(PAYLOAD)
+    with subprocess.Popen(["cat", str(plain)], stdout=subprocess.PIPE) as cat:
+        assert cat.stdout is not None
+        with sealed.open("wb") as dst:
+            sealing.seal_stream(cat.stdout, dst, main_party.cert)
+    assert sealed.read_bytes()[:2] == b"\x30\x80"
+    result = openssl(
+        "cms", "-decrypt", "-inform", "DER", "-in", sealed,
+        "-recip", main_party.cert_path, "-inkey", main_party.key_path, "-out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == PAYLOAD
+
+
 def test_openssl_refuses_what_docgw_sealed_once_altered(main_party: Party, tmp_path: Path) -> None:
     party = main_party
     sealed = bytearray(sealing.seal(PAYLOAD[:5000], party.cert))

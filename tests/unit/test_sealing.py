@@ -83,6 +83,24 @@ def test_round_trip_streams_several_megabytes_from_a_trickle(ec_recipient: Recip
     assert opened.getvalue() == payload
 
 
+def test_a_source_of_unknown_length_is_sealed_in_the_indefinite_form(recipient: Recipient) -> None:
+    payload = os.urandom(2 * der.CHUNK_SIZE + 5)
+    out = io.BytesIO()
+    sealing.seal_stream(TrickleReader(payload), out, recipient.cert)
+    sealed = out.getvalue()
+    assert sealed[:2] == b"\x30\x80" and sealed.endswith(b"\x00\x00" * 3)
+    assert sniff(sealed) is SealFormat.CMS
+    header = read_seal_header(sealed[:1024])
+    assert header.is_for(recipient.cert) and header.sealed_length is None
+    assert open_sealed(sealed, recipient.key) == payload
+    # Same checks as the DER form: the end-of-contents octets and the mac are where they must be.
+    for cut in (len(sealed) - 1, len(sealed) - 7, len(sealed) - 12):
+        with pytest.raises(SealError):
+            open_sealed(sealed[:cut], recipient.key)
+    with pytest.raises(SealError, match="after the sealed container"):
+        open_sealed(sealed + b"\x00", recipient.key)
+
+
 def test_the_container_is_der_auth_enveloped_data_with_aes_256_gcm(recipient: Recipient) -> None:
     sealed = seal(PAYLOAD, recipient.cert)
     assert sealed[1] != 0x80  # definite length: the container announces its size
