@@ -25,12 +25,13 @@ number (``IssuerAndSerialNumber``):
   (dhSinglePass-stdDH-sha256kdf-scheme / -sha384kdf-scheme, RFC 5753) and AES-256 key wrap
   (RFC 3394) of the content key.
 
-Why definite lengths, when CMS streaming usually means the indefinite form: docgw always knows the
-package's length before sealing (a file or a spool), and with AES-GCM the ciphertext is exactly as
-long, so every length can be written before the first ciphertext byte. Memory stays flat all the
-same (1 MiB chunks), the result is DER, and the container announces its own size, which the
-connectors check before sending (a truncated or padded seal is never sent). Reading accepts BER
-too: the indefinite form and segmented content that ``openssl cms -stream`` writes.
+Definite lengths when the length is known, although CMS streaming usually means the indefinite
+form: the gateway always knows a package's length before sealing (a file or a spool), and with
+AES-GCM the ciphertext is exactly as long, so every length can be written before the first
+ciphertext byte. Memory stays flat all the same (1 MiB chunks), the result is DER, and the
+container announces its own size, which the connectors check before sending (a truncated or padded
+seal is never sent). A source of unknown length (a pipe) is sealed in the indefinite-length form,
+one OCTET STRING segment per chunk, as ``openssl cms -stream`` writes it; reading accepts both.
 
 What is authenticated: GCM covers the ciphertext only (RFC 5083 feeds authAttrs to GCM, and docgw
 writes none). The rest of the container (recipient infos, algorithm parameters) is not covered,
