@@ -727,8 +727,8 @@ def _unwrap_key_agreement(
             private_key.curve, key_fields[1].as_bits("originator public key")
         )
         shared = private_key.exchange(ec.ECDH(), peer)
-    except ValueError as exc:  # a point not on the recipient's curve
-        raise SealError(f"the originator key is unusable: {exc}") from exc
+    except ValueError:  # a point not on this key's curve: another recipient's, or altered
+        return None
     kek = _x963_kek(
         _ECDH_SCHEMES[kari.scheme](), shared, kari.wrap.encoded(), _AES_WRAPS[wrap_oid], kari.ukm
     )

@@ -230,7 +230,7 @@ def test_a_wrong_key_fails_before_anything_is_written(
         (ec_recipient, _ec("cms-p384-wrong", ec.SECP384R1()).key),
     ):
         out = io.BytesIO()
-        with pytest.raises(SealError, match=r"content key|originator key"):
+        with pytest.raises(SealError, match="cannot unwrap the content key"):
             open_stream(io.BytesIO(seal(PAYLOAD, sealed_for.cert)), out, wrong)
         assert out.getvalue() == b""
 
