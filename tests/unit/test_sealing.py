@@ -14,6 +14,8 @@ import os
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_dgwseal1 import Recipient, TrickleReader, _ec, _flip, _rsa, _x25519
 
 from envelopes import cms, der, dgwseal1, sealing
@@ -99,6 +101,20 @@ def test_a_source_of_unknown_length_is_sealed_in_the_indefinite_form(recipient: 
             open_sealed(sealed[:cut], recipient.key)
     with pytest.raises(SealError, match="after the sealed container"):
         open_sealed(sealed + b"\x00", recipient.key)
+
+
+@settings(max_examples=25, deadline=None)
+@given(payload=st.binary(max_size=4096), known_length=st.booleans())
+def test_round_trip_property(
+    payload: bytes, known_length: bool, rsa_recipient: Recipient, ec_recipient: Recipient
+) -> None:
+    for recipient in (rsa_recipient, ec_recipient):
+        out = io.BytesIO()
+        source = io.BytesIO(payload) if known_length else TrickleReader(payload)
+        sealing.seal_stream(source, out, recipient.cert)
+        opened = io.BytesIO()
+        open_stream(TrickleReader(out.getvalue()), opened, recipient.key)
+        assert opened.getvalue() == payload
 
 
 def test_the_container_is_der_auth_enveloped_data_with_aes_256_gcm(recipient: Recipient) -> None:
