@@ -34,8 +34,11 @@ seal is never sent). A source of unknown length (a pipe) is sealed in the indefi
 one OCTET STRING segment per chunk, as ``openssl cms -stream`` writes it; reading accepts both.
 
 What is authenticated: GCM covers the ciphertext only (RFC 5083 feeds authAttrs to GCM, and docgw
-writes none). The rest of the container (recipient infos, algorithm parameters) is not covered,
-but any change to it changes the content key or the nonce, and the tag then fails. ``authAttrs``
+writes none). The rest of the container is not covered, but a change to anything opening uses
+(wrapped key, ephemeral key, algorithm parameters) changes the content key or the nonce, and the
+tag then fails. The recipient identifier is not used to open: a change to it goes unnoticed by
+opening, and makes the seal name another certificate (an unauthenticated routing hint, as the old
+container's header was until opened). ``authAttrs``
 come *after* the ciphertext yet must be authenticated *before* it, so a reader that streams cannot
 honour them: a container with authAttrs is refused (OpenSSL writes none by default either).
 
