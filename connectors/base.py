@@ -14,14 +14,13 @@ Connectors never decide retries; the outbox does, durably (gateway.domain.retry)
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
 from envelopes.errors import GatewayError, SealError
 from envelopes.model import Classification
-from envelopes.sealing import TAG_LENGTH, SealHeader, read_seal_header
+from envelopes.sealing import SealHeader, read_seal_header
 
 
 class ConnectorError(GatewayError):
@@ -156,11 +155,9 @@ def _read_seal(delivery: Delivery) -> SealHeader:
                 f"the {what} is not sealed ({exc.message}); classified packages travel only as "
                 "ciphertext sealed for their recipient"
             ) from exc
-        try:
-            prefix_length = stream.tell()
-        except (OSError, io.UnsupportedOperation):
-            return header  # not seekable: the size check below cannot be made
-    expected = prefix_length + header.plaintext_length + TAG_LENGTH
+    expected = header.sealed_length
+    if expected is None:
+        return header  # a container that does not announce its size (docgw's always do)
     if delivery.package_size != expected:
         raise NotSealed(
             f"the {what} has {delivery.package_size} bytes but its seal header announces "

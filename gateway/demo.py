@@ -690,8 +690,8 @@ async def _check_sealed(demo: Demo, node: Node, message_id: str) -> None:
         message = await queries.get_message(conn, message_id)
         assert message is not None
         shas = [message.package_sha256, *(r.package_sha256 for r in message.recipients)]
-        heads = [(await blobs.read_bytes(conn, sha))[:8] for sha in shas if sha]
-    if not all(head == sealing.MAGIC for head in heads):
+        heads = [(await blobs.read_bytes(conn, sha))[: sealing.SNIFF_LENGTH] for sha in shas if sha]
+    if not all(sealing.is_sealed(head) for head in heads):
         raise DemoFailed("a classified package was stored unsealed")
     demo.narrator.say(
         node.unit.letter,

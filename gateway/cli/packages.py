@@ -207,14 +207,24 @@ def cmd_package_open(args: argparse.Namespace) -> int:
     partial = out_path.with_name(out_path.name + ".partial")
     try:
         with open(args.file, "rb") as src, partial.open("wb") as dst:
+            container = sealing.sniff(src.read(sealing.SNIFF_LENGTH))
+            src.seek(0)
             sealing.open_stream(src, dst, key)
         partial.replace(out_path)
     except OSError as exc:
         raise InputFileError(f"cannot open {args.file}: {exc.strerror}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    print(f"wrote {out_path}")
+    print(f"wrote {out_path} (opened {_CONTAINERS[container]} seal)")
     return 0
+
+
+#: What ``package open`` says it opened, so an operator checking by hand knows which container.
+_CONTAINERS: dict[sealing.SealFormat | None, str] = {
+    None: "a",  # open_stream refuses it first
+    sealing.SealFormat.CMS: "a CMS AuthEnvelopedData (RFC 5083)",
+    sealing.SealFormat.DGWSEAL1: "an old-format DGWSEAL1",
+}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,7 +19,8 @@ an operator's resend routes it anew and seals it again for the current certifica
 what this needs along with the due rows (the unit's active flag and permission, and — for
 classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
 a classified copy too large to come with the claim costs one read of its first chunk (the seal
-header names the certificate it was sealed for).
+header names the certificate it was sealed for), and each classified claim one read of the unit's
+certificates (the header names it by issuer and serial, the claim by fingerprint).
 
 "Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
 (an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as
@@ -66,7 +67,12 @@ from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
 from gateway.store import queries
 from gateway.store.records import Claimed, UnitRecord
-from gateway.usecases.packages import load_to_spool, opener, sealed_fingerprint
+from gateway.usecases.packages import (
+    load_to_spool,
+    opener,
+    registered_certificate,
+    sealed_for,
+)
 from gateway.usecases.submit import recipient_entry
 
 log = logging.getLogger("docgw.delivery")
@@ -205,7 +211,10 @@ async def _why_not_sendable(
             f"{item.unit_code} has no current (registered, unrevoked, unexpired) certificate; "
             "its copy was sealed for one it no longer has"
         )
-    if await sealed_fingerprint(conn, item.package_sha256, inline) != item.current_fingerprint:
+    # The seal names its certificate by issuer and serial (CMS), so the claim's fingerprint is
+    # turned back into the certificate it stands for.
+    current = await registered_certificate(conn, item.unit_code, item.current_fingerprint)
+    if current is None or not await sealed_for(conn, item.package_sha256, current, inline):
         return (
             f"its copy was sealed for a certificate that is no longer {item.unit_code}'s current "
             "one (revoked, expired or replaced); a resend seals it for the current one"

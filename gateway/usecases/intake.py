@@ -128,7 +128,7 @@ class _AlreadyStored(Exception):
 def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
     """(plaintext, the sealed original or None)."""
     source.seek(0)
-    sealed = source.read(len(sealing.MAGIC)) == sealing.MAGIC
+    sealed = sealing.is_sealed(source.read(sealing.SNIFF_LENGTH))
     source.seek(0)
     if not sealed:
         return source, None

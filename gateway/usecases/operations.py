@@ -48,7 +48,7 @@ from gateway.usecases.packages import (
     current_certificate,
     load_to_spool,
     seal_copy,
-    sealed_fingerprint,
+    sealed_for,
     spool,
 )
 from gateway.usecases.submit import recipient_entry
@@ -361,4 +361,4 @@ async def _sealed_for(conn: AsyncConnection, sha256: str | None, cert: x509.Cert
     """Whether the stored copy ``sha256`` is sealed for ``cert``."""
     if sha256 is None:
         return False
-    return await sealed_fingerprint(conn, sha256) == sealing.certificate_fingerprint(cert)
+    return await sealed_for(conn, sha256, cert)

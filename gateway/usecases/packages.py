@@ -44,17 +44,30 @@ def seal_copy(source: IO[bytes], cert: x509.Certificate) -> IO[bytes]:
     return out
 
 
-async def sealed_fingerprint(
-    conn: AsyncConnection, sha256: str, first_chunk: bytes | None = None
-) -> str | None:
-    """The fingerprint of the certificate the stored copy ``sha256`` is sealed for, read from its
-    seal header (``first_chunk`` when the caller has it already, else its first chunk from the
-    store); None when it is no readable seal."""
+async def sealed_for(
+    conn: AsyncConnection,
+    sha256: str,
+    cert: x509.Certificate,
+    first_chunk: bytes | None = None,
+) -> bool:
+    """Whether the stored copy ``sha256`` is sealed for ``cert``, by its seal header
+    (``first_chunk`` when the caller has it already, else its first chunk from the store); False
+    when it is no readable seal."""
     head = first_chunk if first_chunk is not None else await blobs.read_first_chunk(conn, sha256)
     try:
-        return sealing.read_seal_header(head).recipient_fingerprint
+        return sealing.read_seal_header(head).is_for(cert)
     except SealError:
-        return None
+        return False
+
+
+async def registered_certificate(
+    conn: AsyncConnection, unit_code: str, fingerprint: str
+) -> x509.Certificate | None:
+    """The certificate of ``unit_code`` registered with ``fingerprint`` (SHA-256), if any."""
+    for record in await queries.certificates(conn, unit_code):
+        if record.fingerprint_sha256 == fingerprint:
+            return load_certificate(record.pem)
+    return None
 
 
 async def current_certificate(

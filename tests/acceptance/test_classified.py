@@ -62,7 +62,7 @@ from harness import (
 from connectors.base import DirectoryEntry
 from connectors.simulators.axis import AxisState, running_axis
 from connectors.simulators.soap_axis import SoapAxisState
-from envelopes.sealing import MAGIC, read_seal_header
+from envelopes.sealing import SealFormat, read_seal_header, sniff
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.keystore import load_issued, unit_paths
@@ -325,7 +325,7 @@ def test_classified_documents_take_the_secure_route_and_only_it(
                 assert SENDER in (stored.signer_subject or "")
                 assert stored.package_sha256 == recipient.package_sha256
                 sealed = await package_of(b, stored.package_sha256)
-                assert sealed.startswith(MAGIC) and read_seal_header(sealed).is_for(b_cert)
+                assert sniff(sealed) is SealFormat.CMS and read_seal_header(sealed).is_for(b_cert)
                 assert leaked(secret.needles, await stored_bytes(b)) == []
 
             [held] = await recipients_of(a, ids["tuyet_mat"])

@@ -27,8 +27,9 @@ from secure_peers import drain, refused_over_api, register, send, snapshot
 from connectors.base import ClassifiedRefused, Delivery
 from connectors.fake import FakeConnector, Scripted
 from connectors.http_push import HttpPushConnector
+from envelopes.dgwseal1 import MAGIC
 from envelopes.model import Classification
-from envelopes.sealing import MAGIC
+from envelopes.sealing import SealFormat, sniff
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store.tables import recipients
@@ -113,7 +114,7 @@ def test_a_held_mat_to_a_unit_without_a_secure_endpoint_cannot_be_rerouted(
             [sent] = gateway_with_secure_channel.secure.deliveries
             [package] = gateway_with_secure_channel.secure.packages
             assert (sent.endpoint, sent.recipients) == (ENDPOINT, (RECIPIENT,))
-            assert package.startswith(MAGIC)
+            assert sniff(package) is SealFormat.CMS
             assert await where_is(gateway, message_id) == (TransportState.SENT, "secure")
 
     run(scenario)

@@ -23,6 +23,7 @@ from envelopes.attachments import AttachmentSource
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StatusCode
 from envelopes.reading import read_package
+from envelopes.sealing import SealFormat, sniff
 from gateway.bootstrap import Gateway, build
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.settings import load_settings
@@ -242,7 +243,7 @@ def test_classified_package_is_stored_only_sealed(make_gateway: Any) -> None:
                 message = await queries.get_message(conn, message_id)
                 assert message is not None and message.classification == "toi_mat"
                 data = await blobs.read_bytes(conn, message.package_sha256)
-            assert data.startswith(b"DGWSEAL1")
+            assert sniff(data) is SealFormat.CMS
             assert "kết nối".encode() not in data
 
     run(scenario)
