@@ -6,7 +6,6 @@ loop (uvloop)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 
@@ -33,6 +32,10 @@ def _use_uvloop() -> None:
     and server, aiohttp on loopback), 5-15 % per 140 KB one; in the exchange benchmark 3-7 % less
     CPU per document in each process, in three interleaved pairs out of three
     (docs/performance.md)."""
+    # Imported here, not at the top: this module's own import must stay inside main()'s
+    # KeyboardInterrupt guard's reach (Ctrl-C during ``import asyncio`` gave a traceback).
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows, or an install without it
