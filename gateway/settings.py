@@ -125,6 +125,9 @@ class ChannelSettings:
     #: soap: the same pair, optional (both or neither): a WS-Security UsernameToken.
     system_id: str = ""
     secret: str = field(default="", repr=False)  # never in logs or error messages
+    #: http_push: the peer inbox's API token (an operator token of the peer docgw), sent as
+    #: ``Authorization: Bearer …``. Required, no default: set DOCGW_CHANNELS__<NAME>__TOKEN.
+    token: str = field(default="", repr=False)  # never in logs or error messages
     #: vxp: "epoch_millis" (default) or "sdk" timestamps; "canonical" or "sdk" hash-file form.
     timestamp_format: str = "epoch_millis"
     hash_form: str = "canonical"
@@ -257,6 +260,7 @@ def check(settings: Settings) -> None:
                 f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
                 element=f"{where}.secret",
             )
+        _check_http_push(channel, where)
         if channel.kind == "soap" and bool(channel.system_id) != bool(channel.secret):
             raise SettingsError(
                 f"system_id and secret go together (a WS-Security credential); the secret has "
@@ -269,6 +273,17 @@ def check(settings: Settings) -> None:
             raise SettingsError("must be canonical or sdk", element=f"{where}.hash_form")
         if channel.kind == "drop_folder" and channel.root is None:
             raise SettingsError("a root folder is required", element=f"{where}.root")
+
+
+def _check_http_push(channel: ChannelSettings, where: str) -> None:
+    """A docgw inbox refuses a push without an operator's token (401): without one the channel
+    could only fail, so the gateway does not start."""
+    if channel.kind == "http_push" and not channel.token:
+        raise SettingsError(
+            f"the peer inbox's API token is required; it has no default: set "
+            f"DOCGW_CHANNELS__{channel.name.upper()}__TOKEN",
+            element=f"{where}.token",
+        )
 
 
 def _check_retry(retry: RetrySettings, where: str) -> None:
