@@ -11,17 +11,17 @@ from typing import Any
 from cryptography import x509
 
 from envelopes import sealing, signing
-from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.metadata import parse_metadata
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway import keystore
 from gateway.cli.common import (
+    ATTACH_OPTION,
     VIETNAM,
     CliError,
     InputFileError,
-    opener,
+    attachment_sources,
     print_json,
     read_file,
 )
@@ -57,12 +57,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 def cmd_package_build(args: argparse.Namespace) -> int:
     request = parse_metadata(read_file(args.meta), today=dt.datetime.now(VIETNAM).date())
-    attachments = []
-    for name in args.attach:
-        path = Path(name)
-        if not path.is_file():
-            raise InputFileError(f"cannot read attachment {name}: no such file")
-        attachments.append(AttachmentSource(name=path.name, open=opener(path)))
+    attachments = attachment_sources(args.attach)
     signer = None
     if not args.unsigned:
         if not args.key or not args.cert:
@@ -240,7 +235,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     package_commands = package.add_subparsers(dest="package_command", required=True)
     build = package_commands.add_parser("build", help="build (and sign) a document package")
     build.add_argument("--meta", required=True, help="document metadata JSON")
-    build.add_argument("--attach", nargs="*", default=[], metavar="FILE")
+    build.add_argument("--attach", **ATTACH_OPTION)
     build.add_argument("--key", help="the sending unit's private key (PEM)")
     build.add_argument("--cert", help="the sending unit's certificate (PEM)")
     build.add_argument("--unsigned", action="store_true", help="build without a signature")
