@@ -289,6 +289,8 @@ class SecureEndpointConnector:
                 f"{self.name}: the TLS context must verify the server's certificate and host name "
                 "(use client_ssl_context)"
             )
+        if self.endpoint:  # the channel's own: refused at start rather than at each send
+            check_secure_endpoint(self.endpoint, element=f"channels.{self.name}.endpoint")
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         classified = delivery.classification.is_classified

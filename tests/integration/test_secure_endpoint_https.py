@@ -186,12 +186,45 @@ def test_the_connector_sends_nothing_to_a_plain_http_endpoint(
     asyncio.run(scenario())
 
 
-def test_the_channels_own_plain_http_endpoint_gets_nothing_either(pki: Pki) -> None:
+def test_a_secure_channel_with_a_plain_http_endpoint_of_its_own_does_not_start(
+    pki: Pki, tmp_path: Path
+) -> None:
+    with pytest.raises(SecureEndpointInvalid) as raised:
+        SecureEndpointConnector(
+            name="lan", endpoint="http://127.0.0.1:9/api/v1/inbox", ssl_context=pki.client(SENDER)
+        )
+    assert raised.value.element == "channels.lan.endpoint"
+    # As `docgw serve` meets it: one line, no traceback.
+    keys = tmp_path / "keys"
+    assert (
+        subprocess.run(
+            [str(DOCGW), "keys", "init", "--dir", str(keys), "--unit", SENDER], capture_output=True
+        ).returncode
+        == 0
+    )
+    config = tmp_path / "docgw.toml"
+    config.write_text(
+        f'[gateway]\nlocal_units = ["{SENDER}"]\n[keys]\ndir = "{keys}"\n'
+        '[channels.lan]\nkind = "secure"\nendpoint = "http://127.0.0.1:9/api/v1/inbox"\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [str(DOCGW), "--config", str(config), "serve"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: SECURE_ENDPOINT_INVALID: ")
+    assert line.endswith("[channels.lan.endpoint]")
+
+
+def test_the_channels_own_plain_http_endpoint_gets_nothing_at_send_time_either(pki: Pki) -> None:
+    """Were a connector's endpoint changed after it was made (it is not frozen)."""
+
     async def scenario() -> None:
         async with plain_listener() as listener:
-            connector = SecureEndpointConnector(
-                name="secure", endpoint=listener.url, ssl_context=pki.client(SENDER)
-            )
+            connector = SecureEndpointConnector(name="secure", ssl_context=pki.client(SENDER))
+            connector.endpoint = listener.url
             try:
                 with pytest.raises(SecureEndpointInvalid):
                     await connector.deliver(delivery_of(PACKAGE, Classification.THUONG, None))
