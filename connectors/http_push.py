@@ -12,13 +12,19 @@ Never a route for classified packages: it posts to one fixed URL, over plain HTT
 TLS, without mutual TLS and without the recipient's registered secure endpoint. The configuration
 refuses ``secure = true`` on this kind, and this connector refuses a classified package again
 (CLASSIFIED_REFUSED), whatever routed it here.
+
+A docgw inbox wants an operator's (or admin's) API token: ``token`` goes out as
+``Authorization: Bearer …``. A 401 or 403 answer is :class:`PeerUnauthorized`, final like any
+refusal: every later attempt would carry the same token until the configuration changes, so the
+recipient fails at once with that code instead of spending its retries; fix the token, restart,
+resend.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 import aiohttp
@@ -34,6 +40,12 @@ from connectors.base import (
 
 CHUNK = 1 << 20
 RETRYABLE_4XX = (408, 425, 429)
+#: The peer does not take our credentials (none, wrong, revoked, or a role it does not accept).
+UNAUTHORIZED = (401, 403)
+
+
+class PeerUnauthorized(PeerRefused):
+    code = "PEER_UNAUTHORIZED"
 
 
 async def _body(stream: IO[bytes]) -> AsyncIterator[bytes]:
@@ -47,8 +59,10 @@ class HttpPushConnector:
     name: str
     endpoint: str
     session: aiohttp.ClientSession
-    #: Extra headers, e.g. an Authorization bearer token for the peer's inbox.
-    headers: dict[str, str] | None = None
+    #: The peer inbox's API token, sent as ``Authorization: Bearer …`` (empty: no header).
+    token: str = field(default="", repr=False)
+    #: Extra headers (tests, a peer that wants more); they may carry credentials too.
+    headers: dict[str, str] | None = field(default=None, repr=False)
     timeout_seconds: float = 60.0
     is_axis: bool = False
 
@@ -63,6 +77,7 @@ class HttpPushConnector:
             "X-Docgw-Sender": delivery.sender,
             "X-Docgw-Recipients": ",".join(delivery.recipients),
             "X-Docgw-Package-Sha256": delivery.package_sha256,
+            **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
             **(self.headers or {}),
         }
         sent = False
@@ -80,6 +95,11 @@ class HttpPushConnector:
                     return Receipt(
                         remote_id=str(payload.get("id")) if payload.get("id") else None,
                         duplicate=bool(payload.get("duplicate", False)),
+                    )
+                if response.status in UNAUTHORIZED:
+                    raise PeerUnauthorized(
+                        f"{self.name}: HTTP {response.status}: the peer does not accept this "
+                        f"channel's token (check [channels.{self.name}] token): {text[:300]}"
                     )
                 if 400 <= response.status < 500 and response.status not in RETRYABLE_4XX:
                     raise PeerRefused(f"{self.name}: HTTP {response.status}: {text[:300]}")

@@ -32,11 +32,14 @@ Failures, translated at this boundary::
     │                          gateway resends the same package, the peer deduplicates
     ├── PeerRefused            any other 4xx: final
     │   ├── NotSealed          a classified package that is not a seal: final, nothing was sent
+    │   ├── SecureEndpointInvalid  the endpoint is not an ``https://`` URL (e.g. an ``http://``
+    │   │                      one registered before docgw refused them): final, nothing was sent
     │   └── NoSecureEndpoint   a classified package without its recipient's registered secure
     │                          endpoint (or for several recipients), or a registered endpoint
     │                          handed with several recipients: final, nothing was sent
     ├── ClassifiedRefused      (only if this connector were configured as an axis)
-    └── TlsConfigurationError  the certificate, key or CA file cannot be loaded
+    └── TlsConfigurationError  the certificate, key or CA file cannot be loaded, or a context
+                               that does not verify the server's certificate and name
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import IO, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from cryptography import x509
@@ -89,6 +93,39 @@ class NoSecureEndpoint(PeerRefused):
     address may stand in."""
 
     code = "NO_SECURE_ENDPOINT"
+
+
+class SecureEndpointInvalid(PeerRefused):
+    """A secure endpoint that is not ``https://host…``: plain HTTP would carry the package (sealed
+    or not), the sender's and recipients' codes and the message id in clear, without mutual TLS.
+    The registry refuses such an endpoint (``element`` names the field); the connector refuses it
+    again at send time, for one stored before that rule. Final: nothing was sent."""
+
+    code = "SECURE_ENDPOINT_INVALID"
+
+
+def check_secure_endpoint(url: str, *, element: str = "secure_endpoint") -> str:
+    """``url`` if it is an ``https://`` URL with a host and no user name or password in it (a
+    credential in a URL ends up in logs), else :class:`SecureEndpointInvalid` naming ``element``.
+    The one rule for every secure endpoint: the registry's and the connector's."""
+    try:
+        parsed = urlsplit(url)
+        scheme, host, _ = parsed.scheme, parsed.hostname, parsed.port  # a bad port: ValueError
+        userinfo = parsed.username is not None or parsed.password is not None
+    except ValueError:
+        scheme, host, userinfo = "", None, False
+    # Whitespace or control characters: urlsplit drops some of them, a client might not.
+    if scheme != "https" or not host or any(c.isspace() or c < " " for c in url):
+        raise SecureEndpointInvalid(
+            f"a secure endpoint must be an https:// URL (mutual TLS), not {url!r}",
+            element=element,
+        )
+    if userinfo:
+        raise SecureEndpointInvalid(
+            "a secure endpoint carries no user name or password (mutual TLS authenticates)",
+            element=element,
+        )
+    return url
 
 
 # ------------------------------------------------------------------------------------ TLS setup
@@ -233,14 +270,27 @@ class SecureEndpointConnector:
     timeout_seconds: float = 60.0
     #: Connecting includes the TLS handshake; failing there is always safe to retry.
     connect_timeout_seconds: float = 10.0
-    #: Check the server certificate against this name instead of the endpoint's host, e.g.
-    #: ``unit_dns_name(peer_unit)`` to insist that the server is that unit's gateway.
+    #: Check the channel's own ``endpoint``'s server certificate against this name instead of
+    #: the endpoint's host, e.g. ``unit_dns_name(peer_unit)`` to insist that it is that unit's
+    #: gateway. A recipient's registered endpoint is always checked for the recipient's unit.
     server_hostname: str | None = None
     #: Send ``Expect: 100-continue`` (see the module docstring); turn off only for a peer that
     #: does not implement it — TLS refusals of our certificate may then read as OutcomeUnknown.
     expect_continue: bool = True
     is_axis: bool = False
     _owned_session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # What "checks that the server's certificate names the unit" rests on: a context that
+        # verifies the chain and the name. (Presenting our certificate rests on the context coming
+        # from client_ssl_context, which loads it or fails; ssl has no way to ask a context.)
+        if self.ssl_context.verify_mode != ssl.CERT_REQUIRED or not self.ssl_context.check_hostname:
+            raise TlsConfigurationError(
+                f"{self.name}: the TLS context must verify the server's certificate and host name "
+                "(use client_ssl_context)"
+            )
+        if self.endpoint:  # the channel's own: refused at start rather than at each send
+            check_secure_endpoint(self.endpoint, element=f"channels.{self.name}.endpoint")
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         classified = delivery.classification.is_classified
@@ -279,10 +329,14 @@ class SecureEndpointConnector:
         url = delivery.endpoint or self.endpoint
         if not url:
             raise PeerRefused(f"{self.name}: no secure endpoint is registered for the recipient")
-        # A per-recipient endpoint must be served by that unit's gateway: check its certificate
-        # names the unit, whatever host name the endpoint uses (the one recipient: checked above).
-        expected_server = self.server_hostname or (
-            unit_dns_name(delivery.recipients[0]) if delivery.endpoint else None
+        # Before any connection: an http:// URL would take the bytes in clear, without our
+        # certificate (aiohttp ignores the TLS context there).
+        check_secure_endpoint(url, element="endpoint")
+        # A per-recipient endpoint must be served by that unit's gateway: its certificate must
+        # name the unit, whatever host name the endpoint uses and whatever ``server_hostname``
+        # says (that is for the channel's own endpoint). The one recipient: checked above.
+        expected_server = (
+            unit_dns_name(delivery.recipients[0]) if delivery.endpoint else self.server_hostname
         )
         progress = _Progress()
         try:

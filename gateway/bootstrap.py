@@ -122,6 +122,7 @@ def _connector(
             name=channel.name,
             endpoint=channel.endpoint,
             session=http,
+            token=channel.token,
             is_axis=channel.is_axis,
             timeout_seconds=timeout,
         )

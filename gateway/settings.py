@@ -125,6 +125,9 @@ class ChannelSettings:
     #: soap: the same pair, optional (both or neither): a WS-Security UsernameToken.
     system_id: str = ""
     secret: str = field(default="", repr=False)  # never in logs or error messages
+    #: http_push: the peer inbox's API token (an operator token of the peer docgw), sent as
+    #: ``Authorization: Bearer …``. Required, no default: set DOCGW_CHANNELS__<NAME>__TOKEN.
+    token: str = field(default="", repr=False)  # never in logs or error messages
     #: vxp: the official SDK's wire forms by default (what the real axis is known to accept):
     #: "sdk" or "epoch_millis" timestamps; "sdk" or "canonical" hash-file form; deleteAgency
     #: naming the unit "AgencyCode" or "code".
@@ -265,6 +268,7 @@ def check(settings: Settings) -> None:
                 f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
                 element=f"{where}.secret",
             )
+        _check_http_push(channel, where)
         if channel.kind == "soap" and bool(channel.system_id) != bool(channel.secret):
             raise SettingsError(
                 f"system_id and secret go together (a WS-Security credential); the secret has "
@@ -295,6 +299,17 @@ def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
         raise SettingsError(
             "only a drop_folder channel takes ready packages",
             element=f"{where}.sign_ready_packages",
+        )
+
+
+def _check_http_push(channel: ChannelSettings, where: str) -> None:
+    """A docgw inbox refuses a push without an operator's token (401): without one the channel
+    could only fail, so the gateway does not start."""
+    if channel.kind == "http_push" and not channel.token:
+        raise SettingsError(
+            f"the peer inbox's API token is required; it has no default: set "
+            f"DOCGW_CHANNELS__{channel.name.upper()}__TOKEN",
+            element=f"{where}.token",
         )
 
 

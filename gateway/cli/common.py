@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from envelopes.attachments import AttachmentSource
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway, build
 from gateway.settings import Settings, load_settings
@@ -20,6 +21,17 @@ from gateway.store.database import migrate
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_CONFIG = Path("docgw.toml")
 T = TypeVar("T")
+
+
+#: ``--attach A --attach B`` and ``--attach A B`` (and both mixed) take every file, in order:
+#: "extend" (argparse's default "store" kept only the last ``--attach``).
+ATTACH_OPTION: dict[str, Any] = {
+    "action": "extend",
+    "nargs": "+",
+    "default": [],
+    "metavar": "FILE",
+    "help": "an attachment file (repeatable; several files after one --attach too)",
+}
 
 
 class CliError(GatewayError):
@@ -39,6 +51,17 @@ def read_file(path: str | Path) -> bytes:
 
 def opener(path: Path) -> Callable[[], IO[bytes]]:
     return lambda: path.open("rb")
+
+
+def attachment_sources(names: list[str]) -> list[AttachmentSource]:
+    """The ``--attach`` files, each checked to be a readable file before anything is built."""
+    sources = []
+    for name in names:
+        path = Path(name)
+        if not path.is_file():
+            raise InputFileError(f"cannot read attachment {name}: no such file")
+        sources.append(AttachmentSource(name=path.name, open=opener(path)))
+    return sources
 
 
 def json_default(value: object) -> object:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 from typing import Any
 
-from envelopes.attachments import AttachmentSource
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
-from gateway.cli.common import VIETNAM, InputFileError, opener, print_json, read_file, with_gateway
+from gateway.cli.common import (
+    ATTACH_OPTION,
+    VIETNAM,
+    attachment_sources,
+    print_json,
+    read_file,
+    with_gateway,
+)
 from gateway.domain.lifecycle import summarize
 from gateway.store import queries
 from gateway.store.records import MessageRecord, UnitRecord
@@ -21,16 +26,6 @@ from gateway.usecases.errors import NotFound
 CLI_CLIENT = "cli"
 
 
-def _attachments(names: list[str]) -> list[AttachmentSource]:
-    sources = []
-    for name in names:
-        path = Path(name)
-        if not path.is_file():
-            raise InputFileError(f"cannot read attachment {name}: no such file")
-        sources.append(AttachmentSource(name=path.name, open=opener(path)))
-    return sources
-
-
 def cmd_send(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> submit.Submitted:
         today = gateway.clock().astimezone(VIETNAM).date()
@@ -38,7 +33,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         return await submit.submit_document(
             gateway,
             request,
-            _attachments(args.attach),
+            attachment_sources(args.attach),
             client=CLI_CLIENT,
             actor=CLI_CLIENT,
             idempotency_key=args.idempotency_key,
@@ -208,7 +203,7 @@ def cmd_units_import(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     send = commands.add_parser("send", help="submit a document to send")
     send.add_argument("--meta", required=True)
-    send.add_argument("--attach", nargs="*", default=[], metavar="FILE")
+    send.add_argument("--attach", **ATTACH_OPTION)
     send.add_argument("--idempotency-key")
     send.set_defaults(handler=cmd_send)
 

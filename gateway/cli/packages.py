@@ -6,25 +6,27 @@ import argparse
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography import x509
 
 from envelopes import sealing, signing
-from envelopes.attachments import AttachmentSource
-from envelopes.building import build_document
+from envelopes.building import build_document, build_status
 from envelopes.metadata import parse_metadata
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway import keystore
+from gateway.cli import status_package
 from gateway.cli.common import (
+    ATTACH_OPTION,
     VIETNAM,
     CliError,
     InputFileError,
-    opener,
+    attachment_sources,
     print_json,
     read_file,
 )
+from gateway.web.app import REPLY_CODES
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -56,22 +58,25 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_package_build(args: argparse.Namespace) -> int:
-    request = parse_metadata(read_file(args.meta), today=dt.datetime.now(VIETNAM).date())
-    attachments = []
-    for name in args.attach:
-        path = Path(name)
-        if not path.is_file():
-            raise InputFileError(f"cannot read attachment {name}: no such file")
-        attachments.append(AttachmentSource(name=path.name, open=opener(path)))
-    signer = None
-    if not args.unsigned:
-        if not args.key or not args.cert:
-            raise CliError("--key and --cert are required (or --unsigned)")
-        signer = signing.Signer.from_pem(read_file(args.key), read_file(args.cert))
-    out_path = Path(args.output)
-    partial = out_path.with_name(out_path.name + ".partial")
-    try:
-        with partial.open("wb") as out:
+    """A document package from ``--meta`` and ``--attach``, or a status package from ``--status``
+    and its options; signed (or ``--unsigned``), sealed with ``--seal-for``, written atomically.
+    Every input is checked before the key is read and anything is built."""
+    now = dt.datetime.now(VIETNAM)
+    if args.status is not None:
+        status = status_package.from_options(args, now=now)
+        signer = _signer(args)
+
+        def write(out: IO[bytes]) -> None:
+            out.write(build_status(status, signer=signer))
+
+        what = f"status {status.status_code.value} about {status.response_for.document_id}"
+    else:
+        status_package.refuse_options(args)
+        request = parse_metadata(read_file(args.meta), today=now.date())
+        attachments = attachment_sources(args.attach)
+        signer = _signer(args)
+
+        def write(out: IO[bytes]) -> None:
             build_document(
                 request.header,
                 out=out,
@@ -79,16 +84,31 @@ def cmd_package_build(args: argparse.Namespace) -> int:
                 business=request.business,
                 signer=signer,
             )
+
+        what = (
+            f"document id {request.header.document_id}, "
+            f"classification {request.classification.value}"
+        )
+    out_path = Path(args.output)
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            write(out)
         if args.seal_for:
             _seal_file(partial, x509.load_pem_x509_certificate(read_file(args.seal_for)))
         partial.replace(out_path)  # atomic: a reader never sees half a package
     finally:
         partial.unlink(missing_ok=True)
-    print(
-        f"wrote {out_path} (document id {request.header.document_id}, "
-        f"classification {request.classification.value})"
-    )
+    print(f"wrote {out_path} ({what})")
     return 0
+
+
+def _signer(args: argparse.Namespace) -> signing.Signer | None:
+    if args.unsigned:
+        return None
+    if not args.key or not args.cert:
+        raise CliError("--key and --cert are required (or --unsigned)")
+    return signing.Signer.from_pem(read_file(args.key), read_file(args.cert))
 
 
 def _seal_file(path: Path, cert: x509.Certificate) -> None:
@@ -248,9 +268,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     package = commands.add_parser("package", help="build, verify and inspect edXML packages")
     package_commands = package.add_subparsers(dest="package_command", required=True)
-    build = package_commands.add_parser("build", help="build (and sign) a document package")
-    build.add_argument("--meta", required=True, help="document metadata JSON")
-    build.add_argument("--attach", nargs="*", default=[], metavar="FILE")
+    build = package_commands.add_parser(
+        "build",
+        help="build (and sign) a document package, or a status package",
+        description="A document package from --meta (and --attach), or a status package from "
+        "--status CODE and the status options.",
+    )
+    kind = build.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--meta", help="document metadata JSON")
+    kind.add_argument(
+        "--status",
+        metavar="CODE",
+        help=f"build a status package: {', '.join(REPLY_CODES)} (01 is sent by docgw itself)",
+    )
+    build.add_argument("--attach", **ATTACH_OPTION)
+    status_package.add_options(build)
     build.add_argument("--key", help="the sending unit's private key (PEM)")
     build.add_argument("--cert", help="the sending unit's certificate (PEM)")
     build.add_argument("--unsigned", action="store_true", help="build without a signature")

@@ -55,26 +55,32 @@ def cmd_init(args: argparse.Namespace) -> int:
     if config.exists():
         raise AlreadyInitialised(f"{config} exists already; nothing was changed")
     home.mkdir(parents=True, exist_ok=True)
-    keystore.init_keys(home / "keys", [args.unit, DEMO_PEER[0]])
+    # This gateway's own unit wins: the demo peer is left out when it has the same code.
+    with_peer = args.unit != DEMO_PEER[0]
+    keystore.init_keys(home / "keys", [args.unit, DEMO_PEER[0]] if with_peer else [args.unit])
     config.write_text(
         CONFIG_TEMPLATE.format(db=(home / "docgw.db").resolve(), unit=args.unit, port=args.port),
         encoding="utf-8",
     )
-    token = asyncio.run(_initialise_database(config, args.unit))
+    token = asyncio.run(_initialise_database(config, args.unit, with_peer=with_peer))
     print(f"wrote {config}, keys in {home / 'keys'}, database {home / 'docgw.db'}")
-    print(f"registered {args.unit} (this gateway) and {DEMO_PEER[0]} (a demo peer on 'axis')")
+    if with_peer:
+        print(f"registered {args.unit} (this gateway) and {DEMO_PEER[0]} (a demo peer on 'axis')")
+    else:
+        print(f"registered {args.unit} (this gateway); no demo peer (it has this unit's code)")
     print("admin token (shown once, store it now):")
     print(token)
     return 0
 
 
-async def _initialise_database(config: Path, unit: str) -> str:
+async def _initialise_database(config: Path, unit: str, *, with_peer: bool) -> str:
     settings = load_settings(config)
     gateway = await build(settings)
+    units = [(unit, f"Đơn vị {unit}", True)] + ([(*DEMO_PEER, False)] if with_peer else [])
     try:
         await migrate(gateway.engine)
         keys = settings.resolve(settings.keys.dir)
-        for code, name, local in ((unit, f"Đơn vị {unit}", True), (*DEMO_PEER, False)):
+        for code, name, local in units:
             await registry.register_unit(
                 gateway,
                 UnitRecord(code=code, name=name, channel="axis", is_local=local),

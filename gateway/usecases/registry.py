@@ -1,5 +1,6 @@
 """The local unit registry: units (codes, names, parent, channel, secure endpoint, Tuyệt mật
-permission) and their certificates. Codes are checked strictly on registration (DOMAIN.md §2).
+permission) and their certificates. Codes are checked strictly on registration (DOMAIN.md §2); a
+secure endpoint must be an ``https://`` URL (``SECURE_ENDPOINT_INVALID``).
 
 An update changes only what it names: registering an existing unit again with a new channel keeps
 its secure endpoint, its ``allows_tuyet_mat``, whether it is local and whether it is active. The
@@ -18,6 +19,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from connectors.secure_endpoint import check_secure_endpoint
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
@@ -95,6 +97,8 @@ class UnitDetail:
 
 def check_unit(unit: UnitRecord) -> UnitRecord:
     parse_strict(unit.code, field="code")
+    if unit.secure_endpoint:
+        check_secure_endpoint(unit.secure_endpoint, element="secure_endpoint")
     if unit.parent_code:
         parse_strict(unit.parent_code, field="parent_code")
     if unit.code_qd20:
@@ -152,7 +156,10 @@ async def register_unit(
     async with gateway.engine.begin() as conn:
         existing = await queries.get_unit(conn, unit.code) if given is not None else None
         if existing is not None and given is not None:
-            check_unit(dataclasses.replace(existing, **{f: getattr(unit, f) for f in given}))
+            # A stored endpoint is judged when it is given again, not when only the name changes
+            # (e.g. an http:// one from before the rule: the secure connector refuses it anyway).
+            kept = dataclasses.replace(existing, secure_endpoint=None)
+            check_unit(dataclasses.replace(kept, **{f: getattr(unit, f) for f in given}))
         else:
             check_unit(unit)
         created = await queries.upsert_unit(conn, unit, now=now, only=given)

@@ -40,6 +40,7 @@ ENDPOINT = "https://gw-h41.example.gov.vn:8443/inbox"
 CHANNELS = (
     '[channels.secure]\nkind = "secure"\n'
     '[channels.lan]\nkind = "http_push"\nendpoint = "http://127.0.0.1:9/api/v1/inbox"\n'
+    'token = "t"\n'
 )
 
 

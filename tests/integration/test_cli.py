@@ -193,3 +193,26 @@ def test_an_axis_channel_without_its_secret_refuses_to_start(tmp_path: Path) -> 
     result = docgw("--config", config, "serve")
     assert_clean_failure(result, "CONFIG_INVALID")
     assert "DOCGW_CHANNELS__AXIS__SECRET" in result.stderr
+
+
+@pytest.mark.parametrize("unit", [SENDER, RECIPIENT], ids=["another-code", "the-demo-peers-code"])
+def test_init_registers_its_own_unit_as_local_and_the_demo_peer_only_under_another_code(
+    tmp_path: Path, unit: str
+) -> None:
+    """RECIPIENT is the demo peer's code: the local unit wins, the demo peer is left out."""
+    home = tmp_path / "home"
+    result = docgw("init", "--dir", home, "--unit", unit)
+    assert result.returncode == 0, result.stderr
+    config = home / "docgw.toml"
+    shown = docgw("--config", config, "units", "show", unit)
+    assert shown.returncode == 0, shown.stderr
+    own = json.loads(shown.stdout)["unit"]
+    assert (own["is_local"], own["name"], own["channel"]) == (True, f"Đơn vị {unit}", "axis")
+    listed = docgw("--config", config, "units", "list").stdout.splitlines()
+    codes = sorted(line.split()[0] for line in listed)
+    assert codes == sorted({unit, RECIPIENT})
+    if unit == RECIPIENT:
+        assert "no demo peer" in result.stdout
+    else:
+        peer = json.loads(docgw("--config", config, "units", "show", RECIPIENT).stdout)["unit"]
+        assert (peer["is_local"], peer["name"]) == (False, "UBND tỉnh Nghệ An")

@@ -70,7 +70,7 @@ def test_kill_9_during_submission_and_delivery_loses_and_duplicates_nothing(
         f'[keys]\ndir = "{keys_dir}"\n'
         "[delivery]\nidle_poll_seconds = 0.05\nlease_seconds = 2\n"
         "[retry]\nbase_seconds = 0.05\nmax_delay_seconds = 0.5\nmax_attempts = 1000\n"
-        f'[channels.axis]\nkind = "http_push"\nendpoint = "{receiver.url}"\n',
+        f'[channels.axis]\nkind = "http_push"\nendpoint = "{receiver.url}"\ntoken = "t"\n',
         encoding="utf-8",
     )
     _prepare(config, keys_dir)

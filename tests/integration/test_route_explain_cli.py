@@ -75,6 +75,7 @@ def gateway_dir(tmp_path: Path, listener: tuple[str, list[str]]) -> Path:
         f'[gateway]\nlocal_units = ["{SENDER}"]\n'
         f'[keys]\ndir = "{keys}"\n'
         f'[channels.axis]\nkind = "http_push"\naxis = true\nendpoint = "{listener[0]}"\n'
+        'token = "t"\n'
         '[channels.secure]\nkind = "secure"\n',
         encoding="utf-8",
     )

@@ -44,7 +44,7 @@ def test_four_worker_processes_deliver_each_message_exactly_once(
         database_url=database_url,
         keys_dir=keys_dir,
         local_units=("000.00.00.G22",),
-        extra=f'[channels.axis]\nkind = "http_push"\nendpoint = "{receiver.url}"\n',
+        extra=f'[channels.axis]\nkind = "http_push"\nendpoint = "{receiver.url}"\ntoken = "t"\n',
     )
     asyncio.run(_seed(config, keys_dir))
     env = {**os.environ, "DOCGW_DELIVERY__WORKERS": "2", "DOCGW_DELIVERY__BATCH_SIZE": "10"}

@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pki import leaf_certificate
-from secure_peers import secure_peer
+from secure_peers import secure_peer, server_certificate
 
 from connectors.base import (
     Delivery,
@@ -47,7 +47,7 @@ from envelopes.model import Classification
 from envelopes.sealing import open_sealed, seal
 from gateway.keystore import Issued, create_ca, issue_unit_certificate
 
-SENDER, RECIPIENT = "000.00.00.G22", "000.00.00.H41"
+SENDER, RECIPIENT, OTHER = "000.00.00.G22", "000.00.00.H41", "000.00.00.H14"
 PACKAGE = b"<edXMLEnvelope>" + b"x" * 200_000 + b"</edXMLEnvelope>"
 
 
@@ -89,6 +89,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             san=[x509.DNSName(unit_dns_name(RECIPIENT))],
             server_auth=True,
         ),
+        # Another unit's gateway, with 127.0.0.1 too: only the recipient's unit pin refuses it.
+        "impostor_server": server_certificate(ca, OTHER),
     }
     files = {}
     for name, item in issued.items():
@@ -234,9 +236,10 @@ def test_a_server_certificate_we_do_not_trust_is_unavailable_with_a_clear_messag
     asyncio.run(scenario())
 
 
-def test_server_hostname_pins_the_peer_to_the_recipient_unit(pki: Pki) -> None:
-    """The endpoint is an IP address, the server's certificate names the recipient unit."""
-    sealed = seal(PACKAGE, pki.recipient.certificate)
+def test_server_hostname_pins_the_channels_own_endpoint(pki: Pki) -> None:
+    """The channel's own endpoint is an IP address; ``server_hostname`` names whose certificate
+    the server there must hold."""
+    plain = delivery_of(PACKAGE, classification=Classification.THUONG)
 
     async def scenario() -> None:
         async with secure_peer(pki.server("recipient_server")) as peer:
@@ -246,8 +249,7 @@ def test_server_hostname_pins_the_peer_to_the_recipient_unit(pki: Pki) -> None:
                 ssl_context=pki.client(),
                 server_hostname=unit_dns_name(RECIPIENT),
             )
-            to_peer = delivery_of(sealed, endpoint=peer.url)
-            assert (await deliver(pinned, to_peer)).remote_id == "peer-1"
+            assert (await deliver(pinned, plain)).remote_id == "peer-1"
             wrong = SecureEndpointConnector(
                 name="secure",
                 endpoint=peer.url,
@@ -255,8 +257,36 @@ def test_server_hostname_pins_the_peer_to_the_recipient_unit(pki: Pki) -> None:
                 server_hostname=unit_dns_name("000.00.00.H14"),
             )
             with pytest.raises(PeerUnavailable, match="not trusted"):
-                await deliver(wrong, to_peer)
+                await deliver(wrong, plain)
         assert len(peer.seen) == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("classification", [Classification.THUONG, Classification.TOI_MAT])
+def test_a_registered_endpoint_is_pinned_to_its_recipient_whatever_server_hostname_says(
+    pki: Pki, classification: Classification
+) -> None:
+    """The server at the recipient's registered endpoint holds a certificate naming another unit
+    (and 127.0.0.1, so only the unit pin refuses it); a ``server_hostname`` naming that other
+    unit does not stand in for the recipient's name."""
+    data = PACKAGE
+    if classification.is_classified:
+        data = seal(PACKAGE, pki.recipient.certificate)
+
+    async def scenario() -> None:
+        async with secure_peer(pki.server("impostor_server")) as peer:
+            for server_hostname in (None, unit_dns_name(OTHER)):
+                connector = SecureEndpointConnector(
+                    name="secure",
+                    ssl_context=pki.client(),
+                    server_hostname=server_hostname,
+                )
+                to_recipient = delivery_of(data, classification=classification, endpoint=peer.url)
+                with pytest.raises(PeerUnavailable, match="not trusted"):
+                    await deliver(connector, to_recipient)
+        assert peer.seen == []
+        assert peer.server_names == [unit_dns_name(RECIPIENT)] * 2
 
     asyncio.run(scenario())
 

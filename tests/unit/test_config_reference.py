@@ -62,11 +62,15 @@ def test_every_commented_example_loads_with_the_secret_from_the_environment(
 ) -> None:
     config = tmp_path / "docgw.toml"
     config.write_text(uncommented(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
-    settings = load_settings(config, {"DOCGW_CHANNELS__NATIONAL__SECRET": "bi-mat-thu"})
+    settings = load_settings(
+        config,
+        {"DOCGW_CHANNELS__NATIONAL__SECRET": "bi-mat-thu", "DOCGW_CHANNELS__PEER__TOKEN": "the-o"},
+    )
     assert sorted(c.kind for c in settings.channels) == sorted(CHANNEL_KINDS)
     national = settings.channel("national")
     assert national.secret == "bi-mat-thu" and national.system_id
     assert settings.channel("peer").retry == RetrySettings(max_attempts=20)
+    assert settings.channel("peer").token == "the-o"
     assert settings.secure_inbox.client_ca_file == Path("keys/ca.cert.pem")
 
 
@@ -109,3 +113,5 @@ def test_the_reference_names_every_channel_kind() -> None:
 def test_no_setting_of_a_secret_has_a_default() -> None:
     assert ChannelSettings(name="x", kind="vxp").secret == ""
     assert "secret" not in repr(ChannelSettings(name="x", kind="vxp", secret="bi-mat"))
+    assert ChannelSettings(name="x", kind="http_push").token == ""
+    assert "bi-mat" not in repr(ChannelSettings(name="x", kind="http_push", token="bi-mat"))

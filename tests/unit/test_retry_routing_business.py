@@ -167,7 +167,8 @@ def test_only_the_secure_kind_is_eligible_for_classified_traffic(tmp_path: Path)
     for channel in ('kind = "secure"', 'kind = "secure"\nsecure = true'):
         [secure] = load_settings(_settings(tmp_path, channel), {}).channels
         assert secure.is_secure
-    for channel in ('kind = "fake"', 'kind = "http_push"\nendpoint = "http://127.0.0.1:9/x"'):
+    http_push = 'kind = "http_push"\nendpoint = "http://127.0.0.1:9/x"\ntoken = "t"'
+    for channel in ('kind = "fake"', http_push):
         [other] = load_settings(_settings(tmp_path, channel), {}).channels
         assert not other.is_secure
     with pytest.raises(SettingsError, match="cannot also be an axis"):
