@@ -48,7 +48,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from envelopes.attachments import AttachmentSource, check_name
-from envelopes.errors import AttachmentEmpty, AttachmentNameInvalid
+from envelopes.errors import AttachmentEmpty, AttachmentNameInvalid, TextInvalid
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StaffInfo, StatusCode
 from envelopes.xmltext import check_text
@@ -583,12 +583,16 @@ def _number(value: float) -> str:
 @web.middleware
 async def text_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Path and query parameters with characters XML cannot carry (NUL, a byte that was not
-    UTF-8, …) are refused before a handler looks them up: the database would fail on them."""
-    for name, value in request.match_info.items():
-        check_text(value, element=name)
-    for name, value in request.query.items():
-        check_text(name, element="(query)")
-        check_text(value, element=name)
+    UTF-8, …) are refused (400) before a handler looks them up: the database would fail on them.
+    They are the request's own form, not text docgw would send: BAD_REQUEST, naming them."""
+    try:
+        for name, value in request.match_info.items():
+            check_text(value, element=name)
+        for name, value in request.query.items():
+            check_text(name, element="(query)")
+            check_text(value, element=name)
+    except TextInvalid as exc:
+        raise BadRequest(exc.message, element=exc.element) from None
     return await handler(request)
 
 
