@@ -491,3 +491,19 @@ def test_a_member_asking_about_a_message_it_may_not_see_gets_404_for_every_actio
         )
 
     scenario_with(make_gateway, body)
+
+
+def test_a_refusal_that_echoes_a_lone_surrogate_is_still_a_problem(make_gateway: Any) -> None:
+    """The problem names the field as sent; a lone surrogate in it could not be encoded (500)."""
+
+    async def body(gateway: Gateway, client: Client, who: dict[str, dict[str, str]]) -> None:
+        raw = b'{"code": "000.00.00.H99", "name": "S\\u1edf", "\\ud800x": 1}'
+        problem = await refused_unchanged(
+            gateway,
+            lambda: client.post(f"{MESSAGES[:-9]}/units", data=raw, headers=who["admin"]),
+            400,
+            "BAD_REQUEST",
+        )
+        assert problem["element"] == "?x"
+
+    scenario_with(make_gateway, body)
