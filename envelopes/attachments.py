@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
 import pybase64
 
-from envelopes.errors import AttachmentError
+from envelopes.errors import AttachmentError, AttachmentNameInvalid
+from envelopes.xmltext import describe, first_unsafe
 
 #: Bytes read per step; a multiple of 3 so that base64 chunks concatenate into one line.
 ENCODE_CHUNK = 3 << 18  # 768 KiB
@@ -25,6 +27,42 @@ HEAD_SIZE = 16
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 PDF_MAGIC = b"%PDF-"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .doc, .xls
+
+
+#: "C:" starts an absolute or drive-relative path on Windows, where a recipient may save the file.
+_DRIVE = re.compile(r"[A-Za-z]:")
+#: XML carries tab, LF and CR, but a file name has no business holding them (nor DEL): a line
+#: break in a name breaks the Content-Disposition header a recipient serves it under.
+_NAME_CONTROL = re.compile("[\t\n\r\x7f]")
+
+
+def check_name(name: str, *, element: str = "attachment") -> str:
+    """The name an attachment travels under (stripped): a plain file name, never a path.
+
+    The name is signed into the package and recipients save the file under it, so ``.``, ``..``,
+    anything with ``/`` or ``\\`` (absolute paths, ``../`` and ``..\\`` sequences), a drive
+    letter, control characters and characters XML cannot carry (a name that was not UTF-8 among
+    them) are refused
+    rather than cut down or replaced: the sender learns its name was not used.
+    """
+    stripped = name.strip()
+    if not stripped:
+        raise AttachmentNameInvalid("an attachment needs a file name", element=element)
+    unsafe = first_unsafe(stripped)
+    if unsafe is None and (control := _NAME_CONTROL.search(stripped)):
+        unsafe = (control.start(), control.group())
+    if unsafe is not None:
+        raise AttachmentNameInvalid(
+            f"character {unsafe[0] + 1} ({describe(unsafe[1])}) cannot be in a file name",
+            element=element,
+        )
+    if stripped in (".", ".."):
+        raise AttachmentNameInvalid(f"{stripped!r} is not a file name", element=element)
+    if "/" in stripped or "\\" in stripped or _DRIVE.match(stripped):
+        raise AttachmentNameInvalid(
+            f"{stripped!r} is a path: send the file name alone", element=element
+        )
+    return stripped
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,12 +2,15 @@
 
     GatewayError                         code            (every subclass has a stable ``code``)
     ├── MetadataError                    METADATA_INVALID   bad document metadata (names the field)
+    ├── TextInvalid                      TEXT_INVALID       a character XML cannot carry (xmltext)
     ├── UnitCodeError                    UNIT_CODE_INVALID
     ├── PackageError                     (reading packages)
     │   ├── XmlRejected                  XML_REJECTED        DTD, entities, depth, size limits
     │   ├── XmlMalformed                 XML_MALFORMED       not well-formed XML
     │   ├── PackageStructureError        PACKAGE_STRUCTURE   element missing / wrong / bad value
     │   └── AttachmentError              ATTACHMENT_INVALID  bad base64, manifest mismatch
+    ├── AttachmentNameInvalid            ATTACHMENT_NAME_INVALID  a path, "." or "..", bad text
+    ├── AttachmentEmpty                  ATTACHMENT_EMPTY   an attachment to send has no bytes
     ├── SchemaError                      SCHEMA_INVALID      XSD validation (element + rule)
     ├── SigningError                     SIGNING_FAILED      key/cert unusable for signing
     ├── VerificationError                (see SIGNATURE_* and CERT_* codes below)
@@ -58,6 +61,13 @@ class MetadataError(GatewayError):
     code = "METADATA_INVALID"
 
 
+class TextInvalid(GatewayError):
+    """Text with a character XML 1.0 cannot carry (NUL, a C0 control, a lone surrogate, U+FFFE,
+    U+FFFF); ``element`` names the field."""
+
+    code = "TEXT_INVALID"
+
+
 class UnitCodeError(GatewayError):
     code = "UNIT_CODE_INVALID"
 
@@ -86,6 +96,16 @@ class PackageStructureError(PackageError):
 
 class AttachmentError(PackageError):
     code = "ATTACHMENT_INVALID"
+
+
+class AttachmentNameInvalid(GatewayError):
+    """An attachment name to send that is not a plain file name (see attachments.check_name)."""
+
+    code = "ATTACHMENT_NAME_INVALID"
+
+
+class AttachmentEmpty(GatewayError):
+    code = "ATTACHMENT_EMPTY"
 
 
 class SchemaError(GatewayError):

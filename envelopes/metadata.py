@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from envelopes.errors import GatewayError, MetadataError
+from envelopes.errors import GatewayError, MetadataError, TextInvalid
 from envelopes.model import (
     Business,
     BusinessDocType,
@@ -34,6 +34,7 @@ from envelopes.model import (
     document_id_for,
 )
 from envelopes.unit_codes import parse_strict
+from envelopes.xmltext import check_text
 
 #: Probable QCVN length limits (DOMAIN.md §3); the XSD enforces the same.
 LIMITS = {
@@ -89,7 +90,7 @@ class _Obj:
         limit = LIMITS.get(key)
         if limit is not None and len(value) > limit:
             raise MetadataError(f"longer than {limit} characters", element=self.at(key))
-        return value.strip()
+        return check_text(value, element=self.at(key)).strip()
 
     def required_text(self, key: str) -> str:
         value = self.text(key, required=True)
@@ -139,7 +140,7 @@ class _Obj:
         for path, item in self.items(key):
             if not isinstance(item, str) or not item.strip():
                 raise MetadataError("must be a non-empty string", element=path)
-            result.append(item.strip())
+            result.append(check_text(item, element=path).strip())
         return tuple(result)
 
 
@@ -191,7 +192,7 @@ def parse_metadata(data: bytes | str | Mapping[str, Any], *, today: dt.date) -> 
     try:
         return _parse(_Obj(data, "", _TOP), today)
     except GatewayError as exc:
-        if isinstance(exc, MetadataError):
+        if isinstance(exc, MetadataError | TextInvalid):
             raise
         raise MetadataError(exc.message, element=exc.element) from exc
 
@@ -204,9 +205,7 @@ def _parse(top: _Obj, today: dt.date) -> DocumentRequest:
         choices = ", ".join(c.value for c in Classification)
         raise MetadataError(f"must be one of {choices}", element="classification") from None
     sender = _organization(_req(top.obj("from", _ORG, required=True)))
-    recipients = tuple(
-        _organization(_Obj(item, path, _ORG)) for path, item in top.items("to", required=True)
-    )
+    recipients = _recipients(top)
     code_obj = _req(top.obj("code", ("number", "notation"), required=True))
     code = DocumentCode(
         number=code_obj.required_text("number"), notation=code_obj.required_text("notation")
@@ -243,6 +242,23 @@ def _parse(top: _Obj, today: dt.date) -> DocumentRequest:
         document_id=top.text("document_id") or document_id_for(sender.organ_id, prom_date, code),
     )
     return DocumentRequest(header=header, business=_business(top), classification=classification)
+
+
+def _recipients(top: _Obj) -> tuple[Organization, ...]:
+    """``to``, each unit once: the store keeps one row per (message, recipient), so a repeat would
+    be signed into the package and then refused by the database."""
+    recipients: list[Organization] = []
+    first_at: dict[str, str] = {}
+    for path, item in top.items("to", required=True):
+        recipient = _organization(_Obj(item, path, _ORG))
+        if recipient.organ_id in first_at:
+            raise MetadataError(
+                f"{recipient.organ_id} is already a recipient ({first_at[recipient.organ_id]})",
+                element=f"{path}.organ_id",
+            )
+        first_at[recipient.organ_id] = path
+        recipients.append(recipient)
+    return tuple(recipients)
 
 
 def _req(obj: _Obj | None) -> _Obj:

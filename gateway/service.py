@@ -16,6 +16,7 @@ from gateway.settings import Settings
 from gateway.store.database import migrate
 from gateway.usecases.delivery import recover_expired, run_worker
 from gateway.web.app import create_app
+from gateway.web.problems import ProblemAppRunner
 from gateway.web.secure_inbox import create_secure_inbox_app, secure_inbox_ssl_context
 
 log = logging.getLogger("docgw")
@@ -42,7 +43,7 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
     api = gateway.settings.api
     runners = []
     if with_api:
-        runner = web.AppRunner(create_app(gateway), access_log=None)
+        runner: web.AppRunner = ProblemAppRunner(create_app(gateway), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, api.host, api.port, reuse_address=True).start()
         runners.append(runner)

@@ -37,3 +37,9 @@ class ReadyPackageRefused(GatewayError):
     """A ready package from the drop folder that docgw will not send as it is."""
 
     code = "READY_PACKAGE_REFUSED"
+
+
+class IdempotencyKeyReused(GatewayError):
+    """An Idempotency-Key sent again with another request than the one it was first used for."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from connectors.secure_endpoint import check_secure_endpoint
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
+from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import CertificateRecord, UnitRecord
@@ -105,6 +106,8 @@ def check_unit(unit: UnitRecord) -> UnitRecord:
         parse_strict(unit.code_qd20, field="code_qd20")
     if not unit.name.strip():
         raise GatewayError("a unit needs a name", element="name")
+    # The name goes into the packages the unit sends (OrganName) and into the database.
+    check_text(unit.name, element="name")
     return unit
 
 

@@ -40,21 +40,25 @@ import functools
 import json
 import logging
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, multipart, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 
-from envelopes.attachments import AttachmentSource
+from envelopes.attachments import AttachmentSource, check_name
+from envelopes.errors import AttachmentEmpty, AttachmentNameInvalid, TextInvalid
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StaffInfo, StatusCode
+from envelopes.xmltext import check_text, first_unsafe
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
 from gateway.store import queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
-from gateway.usecases import intake, operations, registry, statuses, submit
+from gateway.usecases import idempotency, intake, operations, registry, statuses, submit
 from gateway.usecases.errors import Forbidden, NotFound
 from gateway.usecases.operations import Changed
 from gateway.usecases.packages import opener, spool
@@ -120,11 +124,16 @@ UNIT_FIELD_LENGTHS = {
 def create_app(gateway: Gateway) -> web.Application:
     api = gateway.settings.api
     app = web.Application(
-        middlewares=[problem_middleware, authentication(gateway)],
+        middlewares=[problem_middleware, authentication(gateway), text_parameters],
         # Bounds request.read() (the JSON routes); uploads stream and are counted separately.
         client_max_size=min(JSON_BODY_LIMIT, api.max_upload_bytes),
     )
     app[GATEWAY] = gateway
+    # aiohttp warns (RuntimeWarning) of a Content-Disposition parameter it cannot decode, then
+    # skips it. docgw reads that header itself and refuses such a file name with its own code:
+    # the warning is noise in the log, and an error (500) where warnings are errors.
+    warnings.filterwarnings("ignore", category=multipart.BadContentDispositionParam)
+    warnings.filterwarnings("ignore", category=multipart.BadContentDispositionHeader)
     document = openapi.build_document(
         max_upload_bytes=api.max_upload_bytes, page_size=api.page_size
     )
@@ -159,9 +168,14 @@ async def submit_message(request: web.Request) -> web.Response:
         metadata, attachments = await _read_submission(
             request, spools, gateway.settings.api.max_upload_bytes
         )
+        document = _parse_document(metadata, gateway)
+        if key is not None:
+            await idempotency.check_repeat(
+                gateway, document, attachments, client=principal.name, key=key
+            )
         submitted = await submit.submit_document(
             gateway,
-            _parse_document(metadata, gateway),
+            document,
             attachments,
             client=principal.name,
             actor=principal.name,
@@ -282,6 +296,14 @@ async def reroute_message(request: web.Request) -> web.Response:
 async def reply_status(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     body = await _read_object(request, ("code", "description", "staff_info"))
+    unit = member_unit(principal)
+    if unit is not None:
+        # 404 before any state check: a 409 naming the message's direction would tell a member
+        # that a message it may not see exists.
+        async with gateway.engine.connect() as conn:
+            message = await queries.get_message(conn, request.match_info["id"])
+        if message is None or not _visible(message, unit):
+            raise NotFound(f"no document message {request.match_info['id']}")
     ids = await statuses.reply(
         gateway,
         request.match_info["id"],
@@ -289,7 +311,7 @@ async def reply_status(request: web.Request) -> web.Response:
         description=_text(body, "description"),
         staff=_staff_info(body.get("staff_info")),
         actor=principal.name,
-        member_unit=member_unit(principal),
+        member_unit=unit,
     )
     return _json({"status_messages": ids}, status=201)
 
@@ -564,6 +586,22 @@ def _number(value: float) -> str:
 # ------------------------------------------------------------------------- request reading
 
 
+@web.middleware
+async def text_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Path and query parameters with characters XML cannot carry (NUL, a byte that was not
+    UTF-8, …) are refused (400) before a handler looks them up: the database would fail on them.
+    They are the request's own form, not text docgw would send: BAD_REQUEST, naming them."""
+    try:
+        for name, value in request.match_info.items():
+            check_text(value, element=name)
+        for name, value in request.query.items():
+            check_text(name, element="(query)")
+            check_text(value, element=name)
+    except TextInvalid as exc:
+        raise BadRequest(exc.message, element=exc.element) from None
+    return await handler(request)
+
+
 def _check_size(request: web.Request, limit: int) -> None:
     """Refuse a body over the limit: at once when its declared length says so, else as soon as
     the bytes received pass it (chunked uploads declare nothing)."""
@@ -662,13 +700,37 @@ def _disposition(part: BodyPartReader) -> tuple[str | None, str | None]:
     """A form-data part's (name, filename), RFC 2231 ``filename*`` included. (aiohttp's
     ``part.name`` and ``part.filename`` each parse the header with a function that rebuilds an
     escaped character class on every call: twice the CPU of the email package's parser.)"""
+    raw = part.headers.get(hdrs.CONTENT_DISPOSITION, "")
     header = email.message.Message()
-    header["Content-Disposition"] = part.headers.get(hdrs.CONTENT_DISPOSITION, "")
+    header["Content-Disposition"] = raw
     name = header.get_param("name", header="content-disposition")
-    return (
-        None if name is None else email.utils.collapse_rfc2231_value(name),
-        header.get_filename(),
-    )
+    filename = header.get_param("filename", header="content-disposition")
+    decoded = None if name is None else email.utils.collapse_rfc2231_value(name)
+    # Header bytes that are not UTF-8 arrive as lone surrogates, which the email package would
+    # turn into U+FFFD: a name the sender never gave. Refused while they can still be seen.
+    if first_unsafe(raw) is not None:
+        if decoded == "attachment":
+            raise AttachmentNameInvalid(
+                "the file name is not UTF-8 text, or holds a control character",
+                element="attachment",
+            )
+        raise BadRequest("the Content-Disposition header is not UTF-8 text", element=decoded)
+    return decoded, None if filename is None else _rfc2231_filename(filename)
+
+
+def _rfc2231_filename(value: str | tuple[str | None, str | None, str]) -> str:
+    """A ``filename`` parameter as text. An RFC 2231 ``filename*`` whose bytes are not text in
+    its charset is refused: the email package would turn them into U+FFFD, and the package
+    would carry a name the sender never gave."""
+    if isinstance(value, str):
+        return email.utils.unquote(value)
+    charset, _, encoded = value
+    try:
+        return bytes(encoded, "raw-unicode-escape").decode(charset or "us-ascii")
+    except (LookupError, UnicodeDecodeError):
+        raise AttachmentNameInvalid(
+            f"the filename* bytes are not {charset or 'us-ascii'} text", element="attachment"
+        ) from None
 
 
 async def _spool_attachment(
@@ -678,18 +740,21 @@ async def _spool_attachment(
     limit: int,
     spools: contextlib.ExitStack,
 ) -> AttachmentSource:
-    # Browsers on Windows may send a whole path: the attachment's name is its last segment.
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if not name:
+    if not (filename or "").strip():
         raise BadRequest("an attachment part needs a filename", element="attachment")
+    # A path (browsers on Windows once sent one) is refused, not cut to its last segment.
+    name = check_name(filename or "")
+    content_type = part.headers.get(hdrs.CONTENT_TYPE)
+    if content_type is not None:
+        check_text(content_type, element="attachment")
     out = spools.enter_context(spool())
     with _multipart_errors():
         while chunk := await part.read_chunk(CHUNK):
             _check_size(request, limit)
             out.write(chunk)
-    return AttachmentSource(
-        name=name, content_type=part.headers.get(hdrs.CONTENT_TYPE), open=opener(out)
-    )
+    if not out.tell():
+        raise AttachmentEmpty(f"{name} has no bytes", element="attachment")
+    return AttachmentSource(name=name, content_type=content_type, open=opener(out))
 
 
 def _parse_document(metadata: bytes, gateway: Gateway) -> DocumentRequest:
@@ -705,7 +770,7 @@ def _idempotency_key(request: web.Request) -> str | None:
         raise BadRequest(
             f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters", element="Idempotency-Key"
         )
-    return key
+    return check_text(key, element="Idempotency-Key")
 
 
 async def _read_object(request: web.Request, known: tuple[str, ...]) -> dict[str, Any]:
@@ -720,7 +785,21 @@ async def _read_object(request: web.Request, known: tuple[str, ...]) -> dict[str
     for key in value:
         if key not in known:
             raise BadRequest(f"unknown field (known: {', '.join(known)})", element=key)
+    _check_strings(value, "")
     return value
+
+
+def _check_strings(value: object, path: str) -> None:
+    """Every string in a JSON body (JSON can escape a NUL or a lone surrogate) goes into a
+    package or the database: the text rule holds for each, named by its path."""
+    if isinstance(value, str):
+        check_text(value, element=path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]")
 
 
 def _text(

@@ -51,6 +51,10 @@ def bearer_token(request: web.Request) -> str:
     scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("this request needs an Authorization: Bearer <token> header")
+    if not token.isascii():
+        # docgw's tokens are ASCII. Header bytes that are not UTF-8 arrive as lone surrogates,
+        # which could not even be hashed: such a value names no token.
+        raise Unauthorized("unknown or revoked token")
     return token.strip()
 
 

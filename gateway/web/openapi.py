@@ -262,8 +262,12 @@ _PROBLEMS = {
     "Conflict": "The state does not allow it (CONFLICT, REROUTE_REFUSED, ILLEGAL_TRANSITION).",
     "PayloadTooLarge": "The body is over [api] max_upload_bytes (PAYLOAD_TOO_LARGE).",
     "UnsupportedMediaType": "Wrong Content-Type (UNSUPPORTED_MEDIA_TYPE).",
-    "Unprocessable": "Understood but refused: METADATA_INVALID, UNKNOWN_UNIT, REASON_REQUIRED, "
-    "STATUS_CODE_INVALID, CERT_INVALID, XML_*, SIGNATURE_*, SIGNED_*, CERT_*, UNKNOWN_SENDER …",
+    "HeadersTooLarge": "A header or the request line over 8190 bytes, or over 128 headers "
+    "(HEADERS_TOO_LARGE).",
+    "Unprocessable": "Understood but refused: METADATA_INVALID, TEXT_INVALID, UNKNOWN_UNIT, "
+    "REASON_REQUIRED, STATUS_CODE_INVALID, CERT_INVALID, ATTACHMENT_NAME_INVALID, "
+    "ATTACHMENT_EMPTY, IDEMPOTENCY_KEY_REUSED, XML_*, SIGNATURE_*, SIGNED_*, CERT_*, "
+    "UNKNOWN_SENDER …",
     "InternalError": "Unexpected; the body carries an incident id only (INTERNAL_ERROR).",
 }
 _STATUS_OF = {
@@ -274,6 +278,7 @@ _STATUS_OF = {
     "Conflict": "409",
     "PayloadTooLarge": "413",
     "UnsupportedMediaType": "415",
+    "HeadersTooLarge": "431",
     "Unprocessable": "422",
     "InternalError": "500",
 }
@@ -308,8 +313,9 @@ def _ok(schema: str, description: str, status: str = "200") -> dict[str, Any]:
 
 
 def _errors(*names: str) -> dict[str, Any]:
-    """Problem responses of an operation; every authenticated one can be 401 and 500."""
-    chosen = ("Unauthorized", *names, "InternalError")
+    """Problem responses of an operation; every authenticated one can be 400 (a malformed
+    request, a parameter with a character XML cannot carry), 401, 431 and 500."""
+    chosen = ("BadRequest", "Unauthorized", *names, "HeadersTooLarge", "InternalError")
     return {_STATUS_OF[n]: {"$ref": f"#/components/responses/{n}"} for n in chosen}
 
 
@@ -392,7 +398,9 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                         "name": "Idempotency-Key",
                         "in": "header",
                         "schema": {"type": "string", "maxLength": 200},
-                        "description": "A repeat returns the original message (200).",
+                        "description": "A repeat of the same request returns the original "
+                        "message (200); the key with another request is 422 "
+                        "IDEMPOTENCY_KEY_REUSED.",
                     }
                 ],
                 body=upload,

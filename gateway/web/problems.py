@@ -18,7 +18,9 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.typedefs import Handler
+from aiohttp.web_request import BaseRequest
 from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError, SchemaError
@@ -68,6 +70,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "ILLEGAL_TRANSITION": 409,
     PayloadTooLarge.code: 413,
     UnsupportedMediaType.code: 415,
+    "HEADERS_TOO_LARGE": 431,
     "INTERNAL_ERROR": 500,
     "DATABASE_UNAVAILABLE": 503,
 }
@@ -106,7 +109,8 @@ def problem(
     }
     return web.Response(
         status=status,
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        # "replace": a detail or element may echo a header's bytes that were not UTF-8.
+        body=json.dumps(body, ensure_ascii=False).encode("utf-8", "replace"),
         headers={hdrs.CONTENT_TYPE: f"{PROBLEM_TYPE}; charset=utf-8", **(headers or {})},
     )
 
@@ -175,4 +179,60 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             500,
             "INTERNAL_ERROR",
             f"an unexpected error occurred (incident {incident}); the server log has the details",
+        )
+
+
+class _ProblemRequestHandler(web.RequestHandler):
+    """aiohttp answers a request it cannot parse (a header line or the request line over 8190
+    bytes, more than 128 headers, a malformed request line) itself, in plain text, before any
+    middleware runs. Its one seam is the connection's ``handle_error``: here it answers with a
+    problem like every other error."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's own: logs, and refuses when a response has started already.
+        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            response = problem(
+                500, "INTERNAL_ERROR", "an unexpected error occurred; the server log has details"
+            )
+        elif isinstance(exc, LineTooLong) or (
+            isinstance(exc, BadHttpMessage) and "Too many headers" in exc.message
+        ):
+            response = problem(
+                431,
+                "HEADERS_TOO_LARGE",
+                f"the request line or a header is over {self.max_field_size} bytes, or there "
+                f"are more than {self.max_headers} headers",
+            )
+        else:
+            response = problem(status, BadRequest.code, "the request is not well-formed HTTP")
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ProblemAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparseable requests as problems (see
+    :class:`_ProblemRequestHandler`). It reaches aiohttp's private ``_make_server`` and the
+    server's ``_loop``/``_kwargs``: aiohttp has no public way to change that answer. A test over
+    a real ``docgw serve`` pins it (tests/integration/test_api_fuzz.py)."""
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return _ProblemServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
         )
