@@ -8,6 +8,7 @@ import datetime as dt
 
 from envelopes.model import Organization, ResponseFor, StaffInfo, StatusCode, StatusPackage
 from envelopes.unit_codes import parse_strict
+from envelopes.xmltext import check_text
 from gateway.cli.common import VIETNAM, CliError
 from gateway.usecases.errors import ReasonRequired
 from gateway.web.app import REPLY_CODES
@@ -66,6 +67,9 @@ def from_options(args: argparse.Namespace, *, now: dt.datetime) -> StatusPackage
     a 13 (the sender asks to retract) has the recipient's code there, not the DocumentId's sender
     (OrganId names whom the status is for), so for 13 it must be given."""
     code = _status_code(args.status)
+    for option, dest, _, _ in STATUS_OPTIONS:  # the API's text rule, naming the option
+        if getattr(args, dest) is not None:
+            check_text(getattr(args, dest), element=option)
     if args.attach:
         raise CliError("a status package has no attachments", element="--attach")
     from_unit = parse_strict(_required(args, "from_unit"), field="--from").value

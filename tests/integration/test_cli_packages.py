@@ -262,6 +262,12 @@ REFUSALS = [
         "--attach",
         id="attachments",
     ),
+    pytest.param(
+        ("--status", "02", *BASE, "--description", "sai\x1bso"),
+        "TEXT_INVALID",
+        "--description",
+        id="control-character",
+    ),
     pytest.param((*META, "--description", "x"), "CLI_ERROR", "--description", id="meta-reason"),
     pytest.param((*META, "--from", RECIPIENT), "CLI_ERROR", "--from", id="meta-from"),
 ]
