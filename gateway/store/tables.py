@@ -188,6 +188,9 @@ status_events = sa.Table(
     sa.Column("reported_at", TS, nullable=True),
     sa.Column("recorded_at", TS, nullable=False),
     sa.Column("out_of_order", sa.Boolean, nullable=False, default=False),
+    #: False: the reporter is no unit docgw holds a certificate for, so the status could not be
+    #: verified; kept and shown, it moves no business status.
+    sa.Column("verified", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 audit_events = sa.Table(

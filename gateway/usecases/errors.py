@@ -37,3 +37,17 @@ class ReadyPackageRefused(GatewayError):
     """A ready package from the drop folder that docgw will not send as it is."""
 
     code = "READY_PACKAGE_REFUSED"
+
+
+class DocumentIdReused(GatewayError):
+    """A new document (BussinessDocType 0) with the DocumentId of a document docgw already holds:
+    receivers deduplicate on (sender, DocumentId), so one of the two would be dropped."""
+
+    code = "DOCUMENT_ID_REUSED"
+
+
+class DuplicateDocumentCode(GatewayError):
+    """A new document with the số/ký hiệu its sender already used for a document promulgated in
+    the same year, and the request did not say the repeat is intended."""
+
+    code = "DUPLICATE_DOCUMENT_CODE"

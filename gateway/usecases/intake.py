@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
-from envelopes.model import Classification, ResponseFor, StatusCode
+from envelopes.model import Classification, ResponseFor, StatusCode, StatusPackage
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
-from gateway.usecases.errors import SenderMismatch
+from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
     VIETNAM,
@@ -75,17 +75,25 @@ async def _receive(
         raise SenderMismatch(
             f"the package is from {sender} but the connection is authenticated as {expected_sender}"
         )
+    # edXML carries no classification. A package that came sealed came over a secure channel:
+    # it is recorded at least as "mat", so that everything about it (the 01 answer included)
+    # stays off the axis.
+    classification = Classification.MAT if sealed is not None else Classification.THUONG
     async with gateway.reader.connect() as conn:
-        trust = await trust_for(gateway, conn, sender)
+        try:
+            trust = await trust_for(gateway, conn, sender)
+        except UnknownSender:
+            if parsed.kind is PackageKind.DOCUMENT:
+                raise
+            unverified = _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices])
+            return await _keep_unverified_status(
+                gateway, unverified, sealed or plain, via, classification
+            )
     verified: VerifiedDocument | VerifiedStatus
     if parsed.kind is PackageKind.DOCUMENT:
         verified = await run_blocking(size, verify_document, parsed, trust)
     else:
         verified = await run_blocking(size, verify_status, parsed, trust)
-    # edXML carries no classification. A package that came sealed came over a secure channel:
-    # it is recorded at least as "mat", so that everything about it (the 01 answer included)
-    # stays off the axis.
-    classification = Classification.MAT if sealed is not None else Classification.THUONG
     try:
         return await _store(gateway, verified, sealed or plain, via, classification)
     except _AlreadyStored:
@@ -122,7 +130,10 @@ def _dedup_key(verified: VerifiedDocument | VerifiedStatus) -> str:
     if isinstance(verified, VerifiedDocument):
         header = verified.package.header
         return f"{header.from_.organ_id}|{header.document_id}"
-    status = verified.status
+    return _status_dedup_key(verified.status)
+
+
+def _status_dedup_key(status: StatusPackage) -> str:
     return (
         f"{status.from_.organ_id}|{status.response_for.document_id}|{status.status_code.value}"
         f"|{status.timestamp.isoformat()}"
@@ -310,3 +321,92 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
 async def _insert_received(conn: AsyncConnection, **values: Any) -> None:
     if not await queries.insert_message_unless_received(conn, **values):
         raise _AlreadyStored
+
+
+@dataclass(frozen=True)
+class _UnverifiedStatus:
+    """A status package read but not verified (its sender has no registered certificate)."""
+
+    status: StatusPackage
+    notices: list[str]
+
+
+#: The notice a status kept without verification carries (its sender is unknown to docgw).
+UNVERIFIED_SENDER = "UNVERIFIED_SENDER"
+
+
+async def _keep_unverified_status(
+    gateway: Gateway,
+    unverified: _UnverifiedStatus,
+    package: IO[bytes],
+    via: str,
+    classification: Classification,
+) -> Received:
+    """A status from a unit docgw holds no certificate for (e.g. one the recipient forwarded the
+    document to) is kept and shown with the document it names — its event marked unverified, its
+    message with the UNVERIFIED_SENDER notice — and never dropped; unverified, it moves no
+    recipient's business status. Deduplicated as every received status is."""
+    status, now = unverified.status, gateway.clock()
+    reporter, document_id = status.from_.organ_id, status.response_for.document_id
+    message_id = str(uuid.uuid4())
+    key = _status_dedup_key(status)
+    description = None if classification.is_classified else status.description
+    duplicate = False
+    try:
+        async with gateway.engine.begin() as conn:
+            package.seek(0)
+            ref = await blobs.put_stream(
+                conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
+            )
+            target = await find_status_target(
+                conn, reporter=reporter, document_id=document_id, code=status.status_code
+            )
+            related = target.message_id if target else None
+            await _insert_received(
+                conn,
+                id=message_id,
+                direction="in",
+                kind="status",
+                classification=classification.value,
+                package_sha256=ref.sha256,
+                client=via,
+                dedup_key=key,
+                route=via,
+                notices=[*unverified.notices, UNVERIFIED_SENDER],
+                signer_subject=None,
+                created_at=now,
+                document_id=document_id or "",
+                sender=reporter,
+                subject=description,
+                priority=0,
+                status_code=status.status_code.value,
+                related_message_id=related,
+            )
+            await queries.insert_status_event(
+                conn,
+                direction="in",
+                status_message_id=message_id,
+                message_id=related,
+                recipient_id=None,
+                reporter=reporter,
+                document_id=document_id,
+                status_code=status.status_code.value,
+                description=description,
+                reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
+                recorded_at=now,
+                out_of_order=False,
+                verified=False,
+            )
+    except _AlreadyStored:
+        async with gateway.reader.connect() as conn:
+            existing = await queries.message_id_for_dedup_key(conn, "in", key)
+        if existing is None:  # pragma: no cover - the insert just met it
+            raise
+        message_id, duplicate = existing, True
+    return Received(
+        message_id=message_id,
+        kind="status",
+        document_id=document_id or "",
+        sender=reporter,
+        duplicate=duplicate,
+    )
