@@ -79,16 +79,16 @@ async def _receive(
     # it is recorded at least as "mat", so that everything about it (the 01 answer included)
     # stays off the axis.
     classification = Classification.MAT if sealed is not None else Classification.THUONG
-    async with gateway.reader.connect() as conn:
-        try:
+    try:
+        async with gateway.reader.connect() as conn:
             trust = await trust_for(gateway, conn, sender)
-        except UnknownSender:
-            if parsed.kind is PackageKind.DOCUMENT:
-                raise
-            unverified = _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices])
-            return await _keep_unverified_status(
-                gateway, unverified, sealed or plain, via, classification
-            )
+    except UnknownSender:
+        if parsed.kind is PackageKind.DOCUMENT:
+            raise
+        unverified = _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices])
+        return await _keep_unverified_status(
+            gateway, unverified, sealed or plain, via, classification
+        )
     verified: VerifiedDocument | VerifiedStatus
     if parsed.kind is PackageKind.DOCUMENT:
         verified = await run_blocking(size, verify_document, parsed, trust)
