@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
@@ -23,6 +24,7 @@ from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_document, verify_status
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.routing import strictest
 from gateway.store import blobs, queries
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
@@ -103,7 +105,10 @@ async def _receive(
             existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
         if existing is None:  # pragma: no cover - the insert just met it
             raise
-        return _received(existing, verified, duplicate=True)
+        answers: tuple[str, ...] = ()
+        if isinstance(verified, VerifiedDocument):
+            answers = await _address_new_units(gateway, existing, verified, via, classification)
+        return _received(existing, verified, duplicate=True, answers=answers)
 
 
 class _AlreadyStored(Exception):
@@ -246,6 +251,24 @@ async def _store_document(
         priority=int(header.other_info.priority),
     )
     local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
+    return await _register_local_units(
+        gateway, conn, verified, local, message_id, via, stored.classification, now
+    )
+
+
+async def _register_local_units(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    verified: VerifiedDocument,
+    local: list[str],
+    message_id: str,
+    via: str,
+    classification: Classification,
+    now: dt.datetime,
+) -> tuple[str, ...]:
+    """A recipient row (``sent``, business status 01) per local unit the document reached, and
+    its 01 queued to the sender; the 01 messages' ids."""
+    header = verified.package.header
     answers = []
     audit_rows: list[dict[str, Any]] = []  # every recipient's "created", in one INSERT
     for unit_code in local:
@@ -277,7 +300,7 @@ async def _store_document(
                 description="Đã đến hệ thống quản lý văn bản (docgw)",
                 staff=None,
                 related_message_id=message_id,
-                classification=stored.classification,
+                classification=classification,
                 actor="intake",
                 now=now,
                 audit_rows=audit_rows,
@@ -410,3 +433,39 @@ async def _keep_unverified_status(
         sender=reporter,
         duplicate=duplicate,
     )
+
+
+async def _address_new_units(
+    gateway: Gateway,
+    message_id: str,
+    verified: VerifiedDocument,
+    via: str,
+    classification: Classification,
+) -> tuple[str, ...]:
+    """A copy of a document already stored that names local units the stored copy did not: the
+    sender sends one copy per channel, and a recipient it held gets its own copy once released
+    (same DocumentId), so a gateway serving several units may receive the document again for
+    another of them. Those units are registered as the first copy's were (01 queued); nothing
+    else of the copy is kept. The ids of the 01 messages queued."""
+    header = verified.package.header
+    local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
+    if not local:
+        return ()
+    now = gateway.clock()
+    try:
+        async with gateway.engine.begin() as conn:
+            message = await queries.get_message(conn, message_id)
+            if message is None:  # pragma: no cover - it was just found
+                return ()
+            known = {r.unit_code for r in message.recipients}
+            new = [code for code in local if code not in known]
+            if not new:
+                return ()
+            stricter = strictest(classification, [Classification(message.classification)])
+            answers = await _register_local_units(
+                gateway, conn, verified, new, message_id, via, stricter, now
+            )
+    except sa.exc.IntegrityError:
+        return ()  # a concurrent copy registered them first
+    gateway.work_available.set()
+    return answers

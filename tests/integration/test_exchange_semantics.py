@@ -202,6 +202,51 @@ def test_recipients_on_two_channels_each_get_a_copy_addressing_only_their_channe
     run(scenario)
 
 
+def test_a_gateway_serving_two_units_registers_the_released_one_from_its_own_copy(
+    make_gateway: Any, databases: Callable[[], str]
+) -> None:
+    """The copies share the DocumentId: the receiver's deduplication must not drop the released
+    recipient's copy when one gateway serves both units."""
+    url_b = databases()
+    axis = FakeConnector(name="axis")
+
+    async def scenario() -> None:
+        async with (
+            make_gateway(connectors={"axis": axis}) as a,
+            make_gateway(
+                local_units=(RECIPIENT, OTHER),
+                connectors={"axis": FakeConnector(name="axis")},
+                url=url_b,
+            ) as b,
+        ):
+            await set_channel(a, OTHER, None)
+            submitted = await send(a, document(a, to=(RECIPIENT, OTHER)))
+            await drain(a)
+            await set_channel(a, OTHER, "axis")
+            await operations.resend(
+                a, submitted.message_id, reason="có kênh", actor="op", recipient=OTHER
+            )
+            await drain(a)
+            first, second = axis.packages
+            assert (addressed(first), addressed(second)) == ([RECIPIENT], [OTHER])
+            one = await intake.receive_package(b, io.BytesIO(first), via="axis")
+            two = await intake.receive_package(b, io.BytesIO(second), via="axis")
+            three = await intake.receive_package(b, io.BytesIO(second), via="axis")
+            assert two.duplicate and two.message_id == one.message_id
+            assert len(one.answers) == 1 and len(two.answers) == 1 and not three.answers
+            async with b.engine.connect() as conn:
+                rows = await queries.get_recipients(conn, one.message_id)
+                count = await conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        messages.c.direction == "in", messages.c.kind == "document"
+                    )
+                )
+            assert count == 1
+            assert {r.unit_code: r.business_status for r in rows} == {RECIPIENT: "01", OTHER: "01"}
+
+    run(scenario)
+
+
 # ------------------------------------------------------------------ unknown-sender statuses
 
 
