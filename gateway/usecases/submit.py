@@ -85,7 +85,10 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
 async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
     """Where each recipient's copy would go, and why (nothing is sent or stored)."""
     async with gateway.engine.connect() as conn:
-        named = await named_classifications(conn, _named_ids(request.header, request.business))
+        header = request.header
+        named = await named_classifications(
+            conn, [header.document_id, *_named_ids(header, request.business)]
+        )
         classification = strictest(request.classification, named)
         return await _routes(conn, gateway, request.header, classification)
 
@@ -132,9 +135,8 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
 
 
 def _named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
-    """Every DocumentId a package names: its own (an update, replacement or revocation keeps the
-    document's), its replies' ResponseFor, its Bussiness block's."""
-    yield header.document_id
+    """The DocumentIds a package names besides its own (which an update, replacement or
+    revocation shares with its document): its replies' ResponseFor, its Bussiness block's."""
     for response in header.response_for:
         if response.document_id:
             yield response.document_id
@@ -167,10 +169,11 @@ async def _check_identity(
     its sender's số/ký hiệu of the same promulgation year unless that is intended; a revocation,
     update or replacement names its document by them on purpose. Returns the classifications of
     the documents the package names (it travels under the strictest)."""
-    named = await named_classifications(conn, _named_ids(header, business))
+    same_id = await named_classifications(conn, [header.document_id])
+    named = [*same_id, *await named_classifications(conn, _named_ids(header, business))]
     if business is not None and business.doc_type is not BusinessDocType.NEW:
         return named
-    if await queries.classifications_of_document(conn, header.document_id):
+    if same_id:
         raise DocumentIdReused(
             f"DocumentId {header.document_id!r} is already used by another document; receivers "
             "deduplicate on (sender, DocumentId), so one of the two would be dropped",
