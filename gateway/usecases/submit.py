@@ -396,11 +396,14 @@ async def _store_once(
         # The registry is read in the transaction that stores: one connection per submission
         # instead of two (round trips are most of a small submission's cost). An unknown
         # recipient is therefore found after the build, which costs only that wasted build.
+        # Unknown recipients first (the plainest mistake), then what the document names.
+        routes = await _routes(conn, gateway, header, requested)
         named = await _check_identity(
             conn, header, business, duplicate_code_intended=duplicate_code_intended
         )
         classification = strictest(requested, named)
-        routes = await _routes(conn, gateway, header, classification)
+        if classification is not requested:  # it names a stricter document: routed as that
+            routes = await _routes(conn, gateway, header, classification)
         groups = copy_groups(routes, classification)
         missing = [group for group in groups if group not in copies]
         if missing:
