@@ -122,8 +122,20 @@ messages = sa.Table(
     #: Received messages: when the package was handed to the local system (drop folder).
     sa.Column("handed_off_at", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False, index=True),
+    #: Outgoing documents: the Bussiness block's BussinessDocType (0 new … 3 replace); NULL for
+    #: the others and for documents stored before it was recorded.
+    sa.Column("business_doc_type", sa.SmallInteger, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
+    # A new document may not reuse a sent one's DocumentId (receivers deduplicate on it): the
+    # check in submit, and this index for two submissions racing each other.
+    sa.Index(
+        "uq_messages_new_document_id",
+        "document_id",
+        unique=True,
+        sqlite_where=sa.text("direction = 'out' AND business_doc_type = 0"),
+        postgresql_where=sa.text("direction = 'out' AND business_doc_type = 0"),
+    ),
 )
 
 recipients = sa.Table(

@@ -158,6 +158,19 @@ async def named_classifications(
     return found
 
 
+async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
+    async with gateway.engine.connect() as conn:
+        return bool(await queries.classifications_of_document(conn, header.document_id))
+
+
+def _document_id_reused(header: MessageHeader) -> DocumentIdReused:
+    return DocumentIdReused(
+        f"DocumentId {header.document_id!r} is already used by another document; receivers "
+        "deduplicate on (sender, DocumentId), so one of the two would be dropped",
+        element="document_id",
+    )
+
+
 async def _check_identity(
     conn: AsyncConnection,
     header: MessageHeader,
@@ -174,11 +187,7 @@ async def _check_identity(
     if business is not None and business.doc_type is not BusinessDocType.NEW:
         return named
     if same_id:
-        raise DocumentIdReused(
-            f"DocumentId {header.document_id!r} is already used by another document; receivers "
-            "deduplicate on (sender, DocumentId), so one of the two would be dropped",
-            element="document_id",
-        )
+        raise _document_id_reused(header)
     if not duplicate_code_intended:
         earlier = await queries.code_used(
             conn,
@@ -368,11 +377,15 @@ async def _store_new(
                 )
             except _CopiesNeeded as needed:
                 wanted = needed.groups
-            except (sa.exc.IntegrityError, DocumentIdReused, DuplicateDocumentCode):
+            except (sa.exc.IntegrityError, DocumentIdReused, DuplicateDocumentCode) as exc:
                 if idempotency_key:  # a concurrent submission with the same key won the race
                     existing = await _existing(gateway, client, idempotency_key)
                     if existing is not None:
                         return existing
+                if isinstance(exc, sa.exc.IntegrityError) and await _taken(gateway, header):
+                    # A concurrent new document with this DocumentId won the race (the unique
+                    # index of new documents): the refusal the check would have given.
+                    raise _document_id_reused(header) from None
                 raise
     raise Conflict("the unit registry kept changing while the document was packaged; submit again")
 
@@ -396,7 +409,8 @@ async def _store_once(
         # The registry is read in the transaction that stores: one connection per submission
         # instead of two (round trips are most of a small submission's cost). An unknown
         # recipient is therefore found after the build, which costs only that wasted build.
-        # Unknown recipients first (the plainest mistake), then what the document names.
+        # Unknown recipients are reported first (the plainest mistake), then what the document
+        # names (a refused DocumentId or số/ký hiệu, a stricter classification).
         routes = await _routes(conn, gateway, header, requested)
         named = await _check_identity(
             conn, header, business, duplicate_code_intended=duplicate_code_intended
@@ -429,6 +443,7 @@ async def _store_once(
             client=client,
             idempotency_key=idempotency_key,
             route=",".join(sorted({r.channel or "held" for r in routes})),
+            business_doc_type=int(business.doc_type if business else BusinessDocType.NEW),
             send_due_at=send_deadline(
                 signed_on=header.promulgation.date,
                 accepted_at=now,

@@ -411,6 +411,24 @@ def test_a_new_document_reusing_a_document_id_is_refused(make_gateway: Any) -> N
     run(scenario)
 
 
+def test_two_racing_submissions_of_one_new_document_store_one(make_gateway: Any) -> None:
+    """The check in the store transaction, and the unique index of new documents' DocumentIds
+    where two transactions pass it at once (PostgreSQL): one message, one DOCUMENT_ID_REUSED."""
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
+            request = document(gateway, number="31")
+            outcomes = await asyncio.gather(
+                *(send(gateway, request) for _ in range(4)), return_exceptions=True
+            )
+            stored = [o for o in outcomes if isinstance(o, submit.Submitted)]
+            refused = [o for o in outcomes if isinstance(o, DocumentIdReused)]
+            assert (len(stored), len(refused)) == (1, 3), outcomes
+            assert (await count_rows(gateway))[0] == 1
+
+    run(scenario)
+
+
 # ------------------------------------------------------- a classified document's identity
 
 
