@@ -393,7 +393,14 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                         "in": "header",
                         "schema": {"type": "string", "maxLength": 200},
                         "description": "A repeat returns the original message (200).",
-                    }
+                    },
+                    {
+                        "name": "duplicate_code",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["intended"]},
+                        "description": "A new document repeating its sender's số/ký hiệu of the "
+                        "year is meant (else 422 DUPLICATE_DOCUMENT_CODE).",
+                    },
                 ],
                 body=upload,
             ),
