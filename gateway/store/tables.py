@@ -127,6 +127,8 @@ messages = sa.Table(
     sa.Column("business_doc_type", sa.SmallInteger, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
+    # The số/ký hiệu a sender already used (submit's DUPLICATE_DOCUMENT_CODE check).
+    sa.Index("ix_messages_sender_code", "sender", "code"),
     # A new document may not reuse a sent one's DocumentId (receivers deduplicate on it): the
     # check in submit, and this index for two submissions racing each other.
     sa.Index(
