@@ -12,15 +12,33 @@ can bend:
 
 An operator's re-route (:func:`route_through`) names the channel, but not the rules: a classified
 re-route passes the same checks as the first routing, or it is refused.
+
+A package that names a document (an update, replacement or revocation by its DocumentId, a reply's
+ResponseFor, a status) carries that document's identity, so it travels under the stricter of its
+own classification and that document's (:func:`strictest`): never downgraded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from envelopes.model import Classification
+
+#: From least to most restricted (DOMAIN.md §1).
+_RANK = {
+    Classification.THUONG: 0,
+    Classification.MAT: 1,
+    Classification.TOI_MAT: 2,
+    Classification.TUYET_MAT: 3,
+}
+
+
+def strictest(own: Classification, named: Iterable[Classification]) -> Classification:
+    """The classification a package travels under: its own, or that of a document it names
+    (update, replacement, revocation, reply, status) when that one is stricter."""
+    return max((own, *named), key=_RANK.__getitem__)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -295,6 +295,46 @@ async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: s
     return await conn.scalar(_BY_DEDUP_KEY, {"direction": direction, "key": key})
 
 
+_DOCUMENTS_WITH_ID = Statement(
+    sa.select(messages.c.classification).where(
+        messages.c.kind == "document", messages.c.document_id == sa.bindparam("document_id")
+    )
+)
+
+
+async def classifications_of_document(conn: AsyncConnection, document_id: str) -> list[str]:
+    """The classification of every stored document (sent or received) with this DocumentId;
+    empty when docgw holds none."""
+    rows = await _DOCUMENTS_WITH_ID.execute(conn, {"document_id": document_id})
+    return [row[0] for row in rows]
+
+
+_CODE_USED = Statement(
+    sa.select(messages.c.id)
+    .where(
+        messages.c.direction == "out",
+        messages.c.kind == "document",
+        messages.c.sender == sa.bindparam("sender"),
+        messages.c.code == sa.bindparam("code"),
+        messages.c.promulgation_date >= sa.bindparam("year_start"),
+        messages.c.promulgation_date < sa.bindparam("year_end"),
+    )
+    .limit(1)
+)
+
+
+async def code_used(conn: AsyncConnection, *, sender: str, code: str, year: int) -> str | None:
+    """A document ``sender`` already sent with this số/ký hiệu promulgated in ``year``: its id."""
+    params = {
+        "sender": sender,
+        "code": code,
+        "year_start": dt.date(year, 1, 1),
+        "year_end": dt.date(year + 1, 1, 1),
+    }
+    row = (await _CODE_USED.execute(conn, params)).first()
+    return None if row is None else str(row[0])
+
+
 _INSERT_MESSAGE = Statement(messages.insert())
 
 

@@ -122,8 +122,22 @@ messages = sa.Table(
     #: Received messages: when the package was handed to the local system (drop folder).
     sa.Column("handed_off_at", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False, index=True),
+    #: Outgoing documents: the Bussiness block's BussinessDocType (0 new … 3 replace); NULL for
+    #: the others and for documents stored before it was recorded.
+    sa.Column("business_doc_type", sa.SmallInteger, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
+    # The số/ký hiệu a sender already used (submit's DUPLICATE_DOCUMENT_CODE check).
+    sa.Index("ix_messages_sender_code", "sender", "code"),
+    # A new document may not reuse a sent one's DocumentId (receivers deduplicate on it): the
+    # check in submit, and this index for two submissions racing each other.
+    sa.Index(
+        "uq_messages_new_document_id",
+        "document_id",
+        unique=True,
+        sqlite_where=sa.text("direction = 'out' AND business_doc_type = 0"),
+        postgresql_where=sa.text("direction = 'out' AND business_doc_type = 0"),
+    ),
 )
 
 recipients = sa.Table(
@@ -188,6 +202,9 @@ status_events = sa.Table(
     sa.Column("reported_at", TS, nullable=True),
     sa.Column("recorded_at", TS, nullable=False),
     sa.Column("out_of_order", sa.Boolean, nullable=False, default=False),
+    #: False: the reporter is no unit docgw holds a certificate for, so the status could not be
+    #: verified; kept and shown, it moves no business status.
+    sa.Column("verified", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 audit_events = sa.Table(

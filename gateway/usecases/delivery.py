@@ -1,11 +1,13 @@
 """The delivery worker: claim due recipients, hand each package to its channel's connector, and
 record what happened as a durable decision (sent, retry at T, unconfirmed, failed).
 
-Recipients of one message on one channel that are claimed together go in one call (the axis routes
-by the package's To list) — except on a channel that addresses each recipient at its own registered
-endpoint (``kind = "secure"``): there each recipient's copy is a call of its own, to that
-recipient's endpoint, with the server's certificate pinned to that recipient's unit. One call for
-several would post every copy to the first recipient's gateway.
+Recipients of one message on one channel that share a package copy and are claimed together go in
+one call (the axis routes by the package's To list, and each channel's copy names only the
+recipients routed through it: :func:`gateway.usecases.submit.copy_groups`) — except on a channel
+that addresses each recipient at its own registered endpoint (``kind = "secure"``): there each
+recipient's copy is a call of its own, to that recipient's endpoint, with the server's
+certificate pinned to that recipient's unit. One call for several would post every copy to the
+first recipient's gateway.
 
 A classified claim is sent only if the routing policy (DOMAIN.md §6) still routes it, checked at
 the claim against the registry as it is then — as an operator's resend checks it: a retry

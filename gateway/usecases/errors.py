@@ -43,3 +43,17 @@ class IdempotencyKeyReused(GatewayError):
     """An Idempotency-Key sent again with another request than the one it was first used for."""
 
     code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class DocumentIdReused(GatewayError):
+    """A new document (BussinessDocType 0) with the DocumentId of a document docgw already holds:
+    receivers deduplicate on (sender, DocumentId), so one of the two would be dropped."""
+
+    code = "DOCUMENT_ID_REUSED"
+
+
+class DuplicateDocumentCode(GatewayError):
+    """A new document with the số/ký hiệu its sender already used for a document promulgated in
+    the same year, and the request did not say the repeat is intended."""
+
+    code = "DUPLICATE_DOCUMENT_CODE"

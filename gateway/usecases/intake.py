@@ -14,11 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
-from envelopes.model import Classification, ResponseFor, StatusCode
+from envelopes.model import Classification, ResponseFor, StatusCode, StatusPackage
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import (
     VerifiedDocument,
@@ -30,8 +31,9 @@ from envelopes.verification import (
 from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.routing import strictest
 from gateway.store import blobs, queries
-from gateway.usecases.errors import SenderMismatch
+from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
     VIETNAM,
@@ -80,6 +82,10 @@ async def _receive(
     # it is recorded at least as "mat", so that everything about it (the 01 answer included)
     # stays off the axis.
     classification = Classification.MAT if sealed is not None else Classification.THUONG
+    if isinstance(verified, _UnverifiedStatus):
+        return await _keep_unverified_status(
+            gateway, verified, sealed or plain, via, classification
+        )
     try:
         return await _store(gateway, verified, sealed or plain, via, classification)
     except _AlreadyStored:
@@ -89,12 +95,17 @@ async def _receive(
             existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
         if existing is None:  # pragma: no cover - the insert just met it
             raise
-        return _received(existing, verified, duplicate=True)
+        answers: tuple[str, ...] = ()
+        if isinstance(verified, VerifiedDocument):
+            answers = await _address_new_units(gateway, existing, verified, via, classification)
+        return _received(existing, verified, duplicate=True, answers=answers)
 
 
 async def _read_and_verify(
     gateway: Gateway, plain: IO[bytes], expected_sender: str | None
-) -> VerifiedDocument | VerifiedStatus:
+) -> VerifiedDocument | VerifiedStatus | _UnverifiedStatus:
+    """The package verified; a status from a unit with no registered certificate comes back
+    unverified, to be kept and shown (a document from one is refused: UNKNOWN_SENDER)."""
     size = stream_size(plain)
     # Attachments that begin as a zip are kept, to check the sender's zip after verification.
     parsed = await run_blocking(size, read_package, plain, sink_factory=ZipCandidateSpool)
@@ -105,8 +116,13 @@ async def _read_and_verify(
                 f"the package is from {sender} but the connection is authenticated as "
                 f"{expected_sender}"
             )
-        async with gateway.reader.connect() as conn:
-            trust = await trust_for(gateway, conn, sender)
+        try:
+            async with gateway.reader.connect() as conn:
+                trust = await trust_for(gateway, conn, sender)
+        except UnknownSender:
+            if parsed.kind is PackageKind.DOCUMENT:
+                raise
+            return _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices])
         if parsed.kind is PackageKind.STATUS:
             return await run_blocking(size, verify_status, parsed, trust)
         verified = await run_blocking(size, verify_document, parsed, trust)
@@ -145,7 +161,10 @@ def _dedup_key(verified: VerifiedDocument | VerifiedStatus) -> str:
     if isinstance(verified, VerifiedDocument):
         header = verified.package.header
         return f"{header.from_.organ_id}|{header.document_id}"
-    status = verified.status
+    return _status_dedup_key(verified.status)
+
+
+def _status_dedup_key(status: StatusPackage) -> str:
     return (
         f"{status.from_.organ_id}|{status.response_for.document_id}|{status.status_code.value}"
         f"|{status.timestamp.isoformat()}"
@@ -258,6 +277,24 @@ async def _store_document(
         priority=int(header.other_info.priority),
     )
     local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
+    return await _register_local_units(
+        gateway, conn, verified, local, message_id, via, stored.classification, now
+    )
+
+
+async def _register_local_units(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    verified: VerifiedDocument,
+    local: list[str],
+    message_id: str,
+    via: str,
+    classification: Classification,
+    now: dt.datetime,
+) -> tuple[str, ...]:
+    """A recipient row (``sent``, business status 01) per local unit the document reached, and
+    its 01 queued to the sender; the 01 messages' ids."""
+    header = verified.package.header
     answers = []
     audit_rows: list[dict[str, Any]] = []  # every recipient's "created", in one INSERT
     for unit_code in local:
@@ -289,7 +326,7 @@ async def _store_document(
                 description="Đã đến hệ thống quản lý văn bản (docgw)",
                 staff=None,
                 related_message_id=message_id,
-                classification=stored.classification,
+                classification=classification,
                 actor="intake",
                 now=now,
                 audit_rows=audit_rows,
@@ -333,3 +370,128 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
 async def _insert_received(conn: AsyncConnection, **values: Any) -> None:
     if not await queries.insert_message_unless_received(conn, **values):
         raise _AlreadyStored
+
+
+@dataclass(frozen=True)
+class _UnverifiedStatus:
+    """A status package read but not verified (its sender has no registered certificate)."""
+
+    status: StatusPackage
+    notices: list[str]
+
+
+#: The notice a status kept without verification carries (its sender is unknown to docgw).
+UNVERIFIED_SENDER = "UNVERIFIED_SENDER"
+
+
+async def _keep_unverified_status(
+    gateway: Gateway,
+    unverified: _UnverifiedStatus,
+    package: IO[bytes],
+    via: str,
+    classification: Classification,
+) -> Received:
+    """A status from a unit docgw holds no certificate for (e.g. one the recipient forwarded the
+    document to) is kept and shown with the document it names — its event marked unverified, its
+    message with the UNVERIFIED_SENDER notice — and never dropped; unverified, it moves no
+    recipient's business status. Deduplicated as every received status is."""
+    status, now = unverified.status, gateway.clock()
+    reporter, document_id = status.from_.organ_id, status.response_for.document_id
+    message_id = str(uuid.uuid4())
+    key = _status_dedup_key(status)
+    description = None if classification.is_classified else status.description
+    duplicate = False
+    try:
+        async with gateway.engine.begin() as conn:
+            package.seek(0)
+            ref = await blobs.put_stream(
+                conn, package, inline_limit=gateway.settings.gateway.inline_blob_bytes, now=now
+            )
+            target = await find_status_target(
+                conn, reporter=reporter, document_id=document_id, code=status.status_code
+            )
+            related = target.message_id if target else None
+            await _insert_received(
+                conn,
+                id=message_id,
+                direction="in",
+                kind="status",
+                classification=classification.value,
+                package_sha256=ref.sha256,
+                client=via,
+                dedup_key=key,
+                route=via,
+                notices=[*unverified.notices, UNVERIFIED_SENDER],
+                signer_subject=None,
+                created_at=now,
+                document_id=document_id or "",
+                sender=reporter,
+                subject=description,
+                priority=0,
+                status_code=status.status_code.value,
+                related_message_id=related,
+            )
+            await queries.insert_status_event(
+                conn,
+                direction="in",
+                status_message_id=message_id,
+                message_id=related,
+                recipient_id=None,
+                reporter=reporter,
+                document_id=document_id,
+                status_code=status.status_code.value,
+                description=description,
+                reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
+                recorded_at=now,
+                out_of_order=False,
+                verified=False,
+            )
+    except _AlreadyStored:
+        async with gateway.reader.connect() as conn:
+            existing = await queries.message_id_for_dedup_key(conn, "in", key)
+        if existing is None:  # pragma: no cover - the insert just met it
+            raise
+        message_id, duplicate = existing, True
+    return Received(
+        message_id=message_id,
+        kind="status",
+        document_id=document_id or "",
+        sender=reporter,
+        duplicate=duplicate,
+    )
+
+
+async def _address_new_units(
+    gateway: Gateway,
+    message_id: str,
+    verified: VerifiedDocument,
+    via: str,
+    classification: Classification,
+) -> tuple[str, ...]:
+    """A copy of a document already stored that names local units the stored copy did not: the
+    sender sends one copy per channel, and a recipient it held gets its own copy once released
+    (same DocumentId), so a gateway serving several units may receive the document again for
+    another of them. Those units are registered as the first copy's were (01 queued); nothing
+    else of the copy is kept. The ids of the 01 messages queued."""
+    header = verified.package.header
+    local = [to.organ_id for to in header.to if to.organ_id in gateway.signers]
+    if not local:
+        return ()
+    now = gateway.clock()
+    try:
+        async with gateway.engine.begin() as conn:
+            message = await queries.get_message(conn, message_id)
+            if message is None:  # pragma: no cover - it was just found
+                return ()
+            known = {r.unit_code for r in message.recipients}
+            new = [code for code in local if code not in known]
+            if not new:
+                return ()
+            stricter = strictest(classification, [Classification(message.classification)])
+            answers = await _register_local_units(
+                gateway, conn, verified, new, message_id, via, stricter, now
+            )
+    except sa.exc.IntegrityError:
+        return ()  # a concurrent copy registered them first
+    gateway.work_available.set()
+    return answers

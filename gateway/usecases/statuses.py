@@ -23,12 +23,12 @@ from envelopes.model import (
 from gateway.bootstrap import Gateway
 from gateway.domain import business
 from gateway.domain.lifecycle import TransportState
-from gateway.domain.routing import route_recipient
+from gateway.domain.routing import route_recipient, strictest
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.packages import current_certificate
-from gateway.usecases.submit import recipient_entry
+from gateway.usecases.submit import named_classifications, recipient_entry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -55,10 +55,15 @@ async def enqueue_status(
 
     ``classification`` is the related document's: a status about a classified document names it
     (DocumentId, số/ký hiệu), so it travels under that classification — over a secure channel,
-    sealed — or is held. A status about no stored document is ``thuong``.
+    sealed — or is held. Every stored document with the DocumentId it names counts, whatever the
+    caller passed (:func:`~gateway.domain.routing.strictest`): a status is never less classified
+    than what it names. A status about no stored document is ``thuong``.
     """
     if code.requires_reason and not (description or "").strip():
         raise ReasonRequired(f"status {code.value} needs a reason", element="description")
+    if about.document_id and classification is not Classification.TUYET_MAT:
+        named = await named_classifications(conn, [about.document_id])
+        classification = strictest(classification, named)
     units = await queries.get_units(conn, {to, reporter})
     unit = units.get(to)
     if unit is None:

@@ -12,10 +12,12 @@ the database never holds their plaintext.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -28,16 +30,29 @@ from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.errors import SignatureMissing
 from envelopes.metadata import DocumentRequest
-from envelopes.model import Classification, MessageHeader
+from envelopes.model import (
+    Business,
+    BusinessDocType,
+    Classification,
+    DocumentPackage,
+    MessageHeader,
+)
 from envelopes.reading import PackageKind, read_package
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
 from gateway.domain.lifecycle import TransportState, summarize
-from gateway.domain.routing import RecipientEntry, Route, route_recipient
+from gateway.domain.routing import RecipientEntry, Route, route_recipient, strictest
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
-from gateway.usecases.errors import Forbidden, ReadyPackageRefused, UnknownUnit
+from gateway.usecases.errors import (
+    Conflict,
+    DocumentIdReused,
+    DuplicateDocumentCode,
+    Forbidden,
+    ReadyPackageRefused,
+    UnknownUnit,
+)
 from gateway.usecases.packages import current_certificate, seal_copy, spool, trust_for
 
 
@@ -79,7 +94,12 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
 async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
     """Where each recipient's copy would go, and why (nothing is sent or stored)."""
     async with gateway.engine.connect() as conn:
-        return await _routes(conn, gateway, request.header, request.classification)
+        header = request.header
+        named = await named_classifications(
+            conn, [header.document_id, *_named_ids(header, request.business)]
+        )
+        classification = strictest(request.classification, named)
+        return await _routes(conn, gateway, request.header, classification)
 
 
 async def _routes(
@@ -99,6 +119,101 @@ async def _routes(
     )
 
 
+#: The recipients one package copy addresses (its MessageHeader/To), in the request's order.
+Group = tuple[str, ...]
+
+
+def copy_groups(routes: Sequence[Route], classification: Classification) -> tuple[Group, ...]:
+    """The package copies a message needs: one per channel, addressing only the recipients routed
+    through it, and one per held recipient addressing it alone (it is sent, once released, with no
+    other recipient in its To). A classified message stores no plaintext, so its held recipients
+    get their copy when they are released (sealed anew from the sender's copy)."""
+    by_channel: dict[str, list[str]] = {}
+    groups: list[Group] = []
+    for route in routes:
+        if route.channel is None:
+            if not classification.is_classified:
+                groups.append((route.recipient,))
+            continue
+        if route.channel not in by_channel:
+            by_channel[route.channel] = []
+            groups.append(())  # its place, filled below
+        by_channel[route.channel].append(route.recipient)
+    filled = iter(tuple(codes) for codes in by_channel.values())
+    return tuple(group or next(filled) for group in groups)
+
+
+def _named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
+    """The DocumentIds a package names besides its own (which an update, replacement or
+    revocation shares with its document): its replies' ResponseFor, its Bussiness block's."""
+    for response in header.response_for:
+        if response.document_id:
+            yield response.document_id
+    if business is not None:
+        if business.document_id:
+            yield business.document_id
+        for replacement in business.replacements:
+            yield replacement.document_id
+
+
+async def named_classifications(
+    conn: AsyncConnection, document_ids: Iterator[str] | Sequence[str]
+) -> list[Classification]:
+    """The classifications of the stored documents (sent or received) with these DocumentIds."""
+    found: list[Classification] = []
+    for document_id in dict.fromkeys(document_ids):
+        values = await queries.classifications_of_document(conn, document_id)
+        found.extend(Classification(value) for value in values)
+    return found
+
+
+async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
+    async with gateway.engine.connect() as conn:
+        return bool(await queries.classifications_of_document(conn, header.document_id))
+
+
+def _document_id_reused(header: MessageHeader) -> DocumentIdReused:
+    return DocumentIdReused(
+        f"DocumentId {header.document_id!r} is already used by another document; receivers "
+        "deduplicate on (sender, DocumentId), so one of the two would be dropped",
+        element="document_id",
+    )
+
+
+async def _check_identity(
+    conn: AsyncConnection,
+    header: MessageHeader,
+    business: Business | None,
+    *,
+    duplicate_code_intended: bool,
+) -> list[Classification]:
+    """Refuse a new document (BussinessDocType 0) that reuses a stored document's DocumentId, or
+    its sender's số/ký hiệu of the same promulgation year unless that is intended; a revocation,
+    update or replacement names its document by them on purpose. Returns the classifications of
+    the documents the package names (it travels under the strictest)."""
+    same_id = await named_classifications(conn, [header.document_id])
+    named = [*same_id, *await named_classifications(conn, _named_ids(header, business))]
+    if business is not None and business.doc_type is not BusinessDocType.NEW:
+        return named
+    if same_id:
+        raise _document_id_reused(header)
+    if not duplicate_code_intended:
+        earlier = await queries.code_used(
+            conn,
+            sender=header.from_.organ_id,
+            code=str(header.code),
+            year=header.promulgation.date.year,
+        )
+        if earlier is not None:
+            raise DuplicateDocumentCode(
+                f"{header.from_.organ_id} already sent số/ký hiệu {header.code} in "
+                f"{header.promulgation.date.year} (message {earlier}); a new version is an update "
+                "or replacement (business.doc_type 2 or 3), or say the repeat is intended",
+                element="code",
+            )
+    return named
+
+
 async def submit_document(
     gateway: Gateway,
     request: DocumentRequest,
@@ -108,7 +223,10 @@ async def submit_document(
     actor: str,
     idempotency_key: str | None = None,
     member_unit: str | None = None,
+    duplicate_code_intended: bool = False,
 ) -> Submitted:
+    """``duplicate_code_intended``: the caller says a new document repeating its sender's
+    số/ký hiệu of the same year is meant (otherwise refused: DUPLICATE_DOCUMENT_CODE)."""
     header = request.header
     if member_unit is not None and header.from_.organ_id != member_unit:
         raise Forbidden(f"a member token of {member_unit} cannot send for {header.from_.organ_id}")
@@ -117,28 +235,32 @@ async def submit_document(
         if existing is not None:
             return existing
     signer = gateway.signer(header.from_.organ_id)
-    package = spool()
-    try:
+    size = _total_size(attachments)
+
+    async def build(group: Group, out: IO[bytes]) -> None:
+        addressed = tuple(to for to in header.to if to.organ_id in group)
         await run_blocking(
-            _total_size(attachments),
+            size,
             build_document,
-            header,
-            out=package,
+            dataclasses.replace(header, to=addressed),
+            out=out,
             attachments=attachments,
             business=request.business,
             signer=signer,
         )
-        return await _store_new(
-            gateway,
-            header,
-            request.classification,
-            package,
-            client=client,
-            actor=actor,
-            idempotency_key=idempotency_key,
-        )
-    finally:
-        package.close()
+
+    return await _store_new(
+        gateway,
+        header,
+        request.classification,
+        request.business,
+        build,
+        None,
+        client=client,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        duplicate_code_intended=duplicate_code_intended,
+    )
 
 
 async def submit_package(
@@ -153,11 +275,13 @@ async def submit_package(
     """Send a ready package — built and signed by the local document-management system — as it
     is: byte for byte, so the local system's signature is what recipients verify.
 
-    edXML carries no classification, so a ready package is sent as unclassified (``thuong``): a
+    edXML carries no classification, so a ready package is sent as unclassified (``thuong``) —
+    unless it names a classified document docgw holds (then it travels as that one): a
     classified document comes as a document folder whose metadata says so, and a gateway with
     ``profile = "secure"`` (where everything is classified) takes no ready packages. The package
     must be a document from one of this gateway's local units, signed by a certificate the
-    registry holds for that unit (the rule every received package meets).
+    registry holds for that unit (the rule every received package meets). As it cannot be built
+    again, its recipients must all take one channel (its To is what each channel is given).
 
     ``sign_unsigned`` (a drop folder's ``sign_ready_packages``): a package that carries no
     signature at all (none, or the official SDK's placeholder) is signed here with the sending
@@ -205,10 +329,13 @@ async def submit_package(
         gateway,
         verified.package.header,
         Classification.THUONG,
+        verified.package.business,
+        None,
         package,
         client=client,
         actor=actor,
         idempotency_key=idempotency_key,
+        duplicate_code_intended=False,
     )
 
 
@@ -227,17 +354,20 @@ async def _sign_and_store(
     with tempfile.TemporaryDirectory(prefix="docgw-ready-") as folder:
         built = spool()
         try:
-            header = await run_blocking(
+            document = await run_blocking(
                 size, _rebuild_signed, gateway, package, Path(folder), built
             )
             return await _store_new(
                 gateway,
-                header,
+                document.header,
                 Classification.THUONG,
+                document.business,
+                None,
                 built,
                 client=client,
                 actor=actor,
                 idempotency_key=idempotency_key,
+                duplicate_code_intended=False,
             )
         finally:
             built.close()
@@ -245,7 +375,7 @@ async def _sign_and_store(
 
 def _rebuild_signed(
     gateway: Gateway, package: IO[bytes], folder: Path, out: IO[bytes]
-) -> MessageHeader:
+) -> DocumentPackage:
     """Read ``package`` with each attachment decoded into a file of ``folder``, and build it
     again, signed, into ``out``: header, trace entries, business block and every attachment with
     its manifest labels (what docgw does not read is reported as a notice when read, and not
@@ -287,7 +417,7 @@ def _rebuild_signed(
         traces=document.traces,
         signer=gateway.signer(document.header.from_.organ_id),
     )
-    return document.header
+    return document
 
 
 #: Notices of a read package that signing on hand-over refuses.
@@ -298,73 +428,161 @@ def _reader_of(path: Path) -> Callable[[], IO[bytes]]:
     return lambda: path.open("rb")
 
 
+#: Builds the copy of a package addressing one group into a spool.
+Builder = Callable[[Group, IO[bytes]], Awaitable[None]]
+
+
+class _CopiesNeeded(Exception):
+    """Raised in the store transaction (rolling it back) when the routes need package copies
+    that are not built yet; they are built with no connection held, and the store runs again."""
+
+    def __init__(self, groups: Sequence[Group]) -> None:
+        super().__init__()
+        self.groups = groups
+
+
+#: Builds after which a submission whose routes keep changing under it gives up (the registry
+#: changed between two transactions twice: submit again).
+_STORE_ATTEMPTS = 3
+
+
 async def _store_new(
     gateway: Gateway,
     header: MessageHeader,
     classification: Classification,
-    package: IO[bytes],
+    business: Business | None,
+    build: Builder | None,
+    ready: IO[bytes] | None,
     *,
     client: str,
     actor: str,
     idempotency_key: str | None,
+    duplicate_code_intended: bool,
 ) -> Submitted:
-    """Store a new outgoing message, its package and every recipient's first state in one
-    transaction, and wake the delivery workers."""
+    """Store a new outgoing message, its package copies and every recipient's first state in one
+    transaction, and wake the delivery workers. ``build`` makes the copies (a document docgw
+    builds); ``ready`` is the one package there is (a ready package: it cannot be split)."""
+    everyone: Group = tuple(to.organ_id for to in header.to)
+    with ExitStack() as spools:
+        copies: dict[Group, IO[bytes]] = {}
+        if ready is not None:
+            copies[everyone] = ready
+        # Most documents have one recipient, or all take one channel: build that copy first.
+        wanted: Sequence[Group] = [] if ready is not None else [everyone]
+        for _ in range(_STORE_ATTEMPTS):
+            for group in wanted:
+                if build is None:
+                    raise ReadyPackageRefused(
+                        "the recipients of a ready package take different channels or are held; "
+                        "its To would address them on every channel — send a document folder "
+                        "(docgw builds one copy per channel) or one package per channel",
+                        element="To",
+                    )
+                out = spools.enter_context(spool())
+                await build(group, out)
+                copies[group] = out
+            try:
+                return await _store_once(
+                    gateway,
+                    header,
+                    classification,
+                    business,
+                    copies,
+                    client=client,
+                    actor=actor,
+                    idempotency_key=idempotency_key,
+                    duplicate_code_intended=duplicate_code_intended,
+                )
+            except _CopiesNeeded as needed:
+                wanted = needed.groups
+            except (sa.exc.IntegrityError, DocumentIdReused, DuplicateDocumentCode) as exc:
+                if idempotency_key:  # a concurrent submission with the same key won the race
+                    existing = await _existing(gateway, client, idempotency_key)
+                    if existing is not None:
+                        return existing
+                if isinstance(exc, sa.exc.IntegrityError) and await _taken(gateway, header):
+                    # A concurrent new document with this DocumentId won the race (the unique
+                    # index of new documents): the refusal the check would have given.
+                    raise _document_id_reused(header) from None
+                raise
+    raise Conflict("the unit registry kept changing while the document was packaged; submit again")
+
+
+async def _store_once(
+    gateway: Gateway,
+    header: MessageHeader,
+    requested: Classification,
+    business: Business | None,
+    copies: dict[Group, IO[bytes]],
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None,
+    duplicate_code_intended: bool,
+) -> Submitted:
     now = gateway.clock()
     message_id = str(uuid.uuid4())
-    try:
-        async with gateway.engine.begin() as conn:
-            # The registry is read in the transaction that stores: one connection per submission
-            # instead of two (round trips are most of a small submission's cost). An unknown
-            # recipient is therefore found after the build, which costs only that wasted build.
+    everyone: Group = tuple(to.organ_id for to in header.to)
+    async with gateway.engine.begin() as conn:
+        # The registry is read in the transaction that stores: one connection per submission
+        # instead of two (round trips are most of a small submission's cost). An unknown
+        # recipient is therefore found after the build, which costs only that wasted build.
+        # Unknown recipients are reported first (the plainest mistake), then what the document
+        # names (a refused DocumentId or số/ký hiệu, a stricter classification).
+        routes = await _routes(conn, gateway, header, requested)
+        named = await _check_identity(
+            conn, header, business, duplicate_code_intended=duplicate_code_intended
+        )
+        classification = strictest(requested, named)
+        if classification is not requested:  # it names a stricter document: routed as that
             routes = await _routes(conn, gateway, header, classification)
-            stored = await _store_packages(
-                gateway, conn, header, classification, routes, package, now
-            )
-            await queries.insert_message(
-                conn,
-                id=message_id,
-                direction="out",
-                kind="document",
-                document_id=header.document_id,
-                sender=header.from_.organ_id,
-                classification=classification.value,
-                # Classified: the subject stays inside the sealed package, never in a column.
-                subject=None if classification.is_classified else header.subject,
-                code=str(header.code),
-                promulgation_date=header.promulgation.date,
+        groups = copy_groups(routes, classification)
+        missing = [group for group in groups if group not in copies]
+        if missing:
+            raise _CopiesNeeded(missing)
+        stored = await _store_packages(
+            gateway, conn, header, classification, routes, copies[everyone],
+            {code: copies[group] for group in groups for code in group}, now,
+        )  # fmt: skip
+        await queries.insert_message(
+            conn,
+            id=message_id,
+            direction="out",
+            kind="document",
+            document_id=header.document_id,
+            sender=header.from_.organ_id,
+            classification=classification.value,
+            # Classified: the subject stays inside the sealed package, never in a column.
+            subject=None if classification.is_classified else header.subject,
+            code=str(header.code),
+            promulgation_date=header.promulgation.date,
+            priority=int(header.other_info.priority),
+            package_sha256=stored.message_package,
+            client=client,
+            idempotency_key=idempotency_key,
+            route=",".join(sorted({r.channel or "held" for r in routes})),
+            business_doc_type=int(business.doc_type if business else BusinessDocType.NEW),
+            send_due_at=send_deadline(
+                signed_on=header.promulgation.date,
+                accepted_at=now,
                 priority=int(header.other_info.priority),
-                package_sha256=stored.message_package,
-                client=client,
-                idempotency_key=idempotency_key,
-                route=",".join(sorted({r.channel or "held" for r in routes})),
-                send_due_at=send_deadline(
-                    signed_on=header.promulgation.date,
-                    accepted_at=now,
-                    priority=int(header.other_info.priority),
-                    policy=gateway.deadlines,
-                ),
-                created_at=now,
+                policy=gateway.deadlines,
+            ),
+            created_at=now,
+        )
+        for route in routes:
+            held = route.is_held or route.recipient in stored.unsealable
+            await queries.insert_recipient(
+                conn,
+                message_id=message_id,
+                unit_code=route.recipient,
+                channel=route.channel,
+                state=TransportState.HELD if held else TransportState.QUEUED,
+                now=now,
+                actor=actor,
+                reason=stored.unsealable.get(route.recipient, route.reason),
+                package_sha256=stored.per_recipient.get(route.recipient),
             )
-            for route in routes:
-                held = route.is_held or route.recipient in stored.unsealable
-                await queries.insert_recipient(
-                    conn,
-                    message_id=message_id,
-                    unit_code=route.recipient,
-                    channel=route.channel,
-                    state=TransportState.HELD if held else TransportState.QUEUED,
-                    now=now,
-                    actor=actor,
-                    reason=stored.unsealable.get(route.recipient, route.reason),
-                    package_sha256=stored.per_recipient.get(route.recipient),
-                )
-    except sa.exc.IntegrityError:
-        if idempotency_key:  # a concurrent submission with the same key won the race
-            existing = await _existing(gateway, client, idempotency_key)
-            if existing is not None:
-                return existing
-        raise
     gateway.work_available.set()
     held_all = all(r.is_held for r in routes)
     return Submitted(
@@ -390,18 +608,27 @@ async def _store_packages(
     classification: Classification,
     routes: Sequence[Route],
     package: IO[bytes],
+    copy_of: dict[str, IO[bytes]],
     now: dt.datetime,
 ) -> _Stored:
+    """``package`` addresses every recipient (the message's own record); ``copy_of`` is the copy
+    each recipient is sent (see :func:`copy_groups`)."""
     inline = gateway.settings.gateway.inline_blob_bytes
+    per_recipient: dict[str, str] = {}
     if not classification.is_classified:
         package.seek(0)
         ref = await blobs.put_stream(conn, package, inline_limit=inline, now=now)
-        return _Stored(message_package=ref.sha256, per_recipient={}, unsealable={})
+        for code, copy in copy_of.items():
+            if copy is not package:  # else the message's package, as delivery reads it
+                copy.seek(0)
+                per_recipient[code] = (
+                    await blobs.put_stream(conn, copy, inline_limit=inline, now=now)
+                ).sha256
+        return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable={})
     # Classified: never store the plaintext. The message keeps a copy sealed for the sender.
     sender_cert = gateway.signer(header.from_.organ_id).certificate
     with seal_copy(package, sender_cert) as own:
         ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
-    per_recipient: dict[str, str] = {}
     unsealable: dict[str, str] = {}
     for route in routes:
         if route.is_held:
@@ -412,7 +639,7 @@ async def _store_packages(
                 f"no current certificate registered for {route.recipient} to seal for"
             )
             continue
-        with seal_copy(package, cert) as sealed:
+        with seal_copy(copy_of[route.recipient], cert) as sealed:
             stored = await blobs.put_stream(conn, sealed, inline_limit=inline, now=now)
         per_recipient[route.recipient] = stored.sha256
     return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable=unsealable)

@@ -181,6 +181,7 @@ async def submit_message(request: web.Request) -> web.Response:
             actor=principal.name,
             idempotency_key=key,
             member_unit=member_unit(principal),
+            duplicate_code_intended=request.query.get("duplicate_code") == "intended",
         )
     body = {
         "id": submitted.message_id,

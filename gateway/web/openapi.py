@@ -401,7 +401,14 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                         "description": "A repeat of the same request returns the original "
                         "message (200); the key with another request is 422 "
                         "IDEMPOTENCY_KEY_REUSED.",
-                    }
+                    },
+                    {
+                        "name": "duplicate_code",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["intended"]},
+                        "description": "A new document repeating its sender's số/ký hiệu of the "
+                        "year is meant (else 422 DUPLICATE_DOCUMENT_CODE).",
+                    },
                 ],
                 body=upload,
             ),

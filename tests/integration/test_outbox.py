@@ -189,7 +189,7 @@ def test_idempotency_key_returns_the_original(make_gateway: Any) -> None:
             assert again.message_id == first and not again.created
             other_client = await submit.submit_document(
                 gateway,
-                request(),
+                request(code={"number": "7817", "notation": "VPCP-TTĐT"}),  # its own số
                 [attachment()],
                 client="other",
                 actor="t",
@@ -532,7 +532,7 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
     async def scenario() -> None:
         async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
             ids = [await send(gateway, request(to=[{"organ_id": RECIPIENT}, {"organ_id": OTHER}]))]
-            ids.append(await send(gateway))
+            ids.append(await send(gateway, request(code={"number": "7817", "notation": "X"})))
             now = gateway.clock()
             async with gateway.engine.begin() as conn:
                 claimed = await queries.claim_due(
