@@ -96,7 +96,7 @@ async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Ro
     async with gateway.engine.connect() as conn:
         header = request.header
         named = await named_classifications(
-            conn, [header.document_id, *_named_ids(header, request.business)]
+            conn, [header.document_id, *named_ids(header, request.business)]
         )
         classification = strictest(request.classification, named)
         return await _routes(conn, gateway, request.header, classification)
@@ -143,7 +143,7 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
     return tuple(group or next(filled) for group in groups)
 
 
-def _named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
+def named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
     """The DocumentIds a package names besides its own (which an update, replacement or
     revocation shares with its document): its replies' ResponseFor, its Bussiness block's."""
     for response in header.response_for:
@@ -192,7 +192,7 @@ async def _check_identity(
     update or replacement names its document by them on purpose. Returns the classifications of
     the documents the package names (it travels under the strictest)."""
     same_id = await named_classifications(conn, [header.document_id])
-    named = [*same_id, *await named_classifications(conn, _named_ids(header, business))]
+    named = [*same_id, *await named_classifications(conn, named_ids(header, business))]
     if business is not None and business.doc_type is not BusinessDocType.NEW:
         return named
     if same_id:

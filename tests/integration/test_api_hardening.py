@@ -411,11 +411,12 @@ def test_an_idempotency_key_reused_with_another_request_is_422(make_gateway: Any
             await client.post(MESSAGES, data=form(metadata(), PDF), headers=headers), 200
         )
         assert (again["id"], again["created"]) == (first["id"], False)
-        # Another token's key is its own.
+        # Another token's key is its own (a document of its own: the same DocumentId or số/ký
+        # hiệu again would be refused for what it is).
         other_client = await ok(
             await client.post(
                 MESSAGES,
-                data=form(metadata(subject="Another subject"), PDF),
+                data=form(metadata(number="7817", subject="Another subject"), PDF),
                 headers={**who["admin"], **key},
             ),
             201,

@@ -506,3 +506,58 @@ def test_updates_replies_and_statuses_naming_a_toi_mat_document_never_reach_the_
             assert secret_notation.encode() not in seen
 
     run(scenario)
+
+
+def test_an_update_of_a_toi_mat_document_sent_again_with_its_key_is_the_same_request(
+    make_gateway: Any,
+) -> None:
+    """The update is stored Tối mật (it names a Tối mật document) although it asked for
+    ``thuong``: the same request again with its Idempotency-Key is 200 with the first message,
+    not IDEMPOTENCY_KEY_REUSED; another request with that key still is."""
+
+    async def scenario() -> None:
+        async with (
+            make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway,
+            TestClient(TestServer(create_app(gateway))) as client,
+        ):
+            secret = await send(
+                gateway, document(gateway, number="77", notation="TM", classification="toi_mat")
+            )
+            token = await tokens.create_token(gateway, name="op", role="operator")
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "cap-nhat-77"}
+            update = meta(
+                gateway,
+                number="77",
+                notation="TM",
+                business={
+                    "doc_type": 2,
+                    "reason": "Cập nhật",
+                    "paper": 0,
+                    "document_id": secret.document_id,
+                    "update": {
+                        "document_info": "1",
+                        "document_receiver": "0",
+                        "receivers": [{"organ_id": RECIPIENT, "receiver_type": 0}],
+                    },
+                },
+            )
+            first = await client.post("/api/v1/messages", data=form(update), headers=headers)
+            assert first.status == 201, await first.text()
+            created = await first.json()
+            async with gateway.engine.connect() as conn:
+                stored = await queries.get_message(conn, created["id"])
+            assert stored is not None and stored.classification == "toi_mat"
+            before = await count_rows(gateway)
+            again = await client.post("/api/v1/messages", data=form(update), headers=headers)
+            assert again.status == 200, await again.text()
+            assert (await again.json())["id"] == created["id"]
+            other = await client.post(
+                "/api/v1/messages",
+                data=form({**update, "subject": "Một yêu cầu khác"}),
+                headers=headers,
+            )
+            assert other.status == 422
+            assert (await other.json())["code"] == "IDEMPOTENCY_KEY_REUSED"
+            assert await count_rows(gateway) == before
+
+    run(scenario)
