@@ -169,10 +169,6 @@ async def submit_message(request: web.Request) -> web.Response:
             request, spools, gateway.settings.api.max_upload_bytes
         )
         document = _parse_document(metadata, gateway)
-        if key is not None:
-            await idempotency.check_repeat(
-                gateway, document, attachments, client=principal.name, key=key
-            )
         submitted = await submit.submit_document(
             gateway,
             document,
@@ -183,6 +179,12 @@ async def submit_message(request: web.Request) -> web.Response:
             member_unit=member_unit(principal),
             duplicate_code_intended=request.query.get("duplicate_code") == "intended",
         )
+        if key is not None and not submitted.created:
+            # The key's first message, found before building or after losing a race to a
+            # concurrent request with the same key: only the same request may have it.
+            await idempotency.check_repeat(
+                gateway, document, attachments, client=principal.name, key=key
+            )
     body = {
         "id": submitted.message_id,
         "document_id": submitted.document_id,

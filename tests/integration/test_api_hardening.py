@@ -426,6 +426,31 @@ def test_an_idempotency_key_reused_with_another_request_is_422(make_gateway: Any
     scenario_with(make_gateway, body)
 
 
+def test_a_new_key_raced_by_two_different_requests_gives_the_loser_422(make_gateway: Any) -> None:
+    """Two requests with one new key, sent at once: both pass the early look-up, both are built,
+    one stores and the other meets the key's unique constraint — and is compared like any
+    repeat (it used to get the winner's message, its own document silently dropped)."""
+
+    async def body(gateway: Gateway, client: Client, who: dict[str, dict[str, str]]) -> None:
+        for round_ in range(4):
+            headers = {**who["operator"], "Idempotency-Key": f"dua-{round_}"}
+            number = str(8000 + round_)
+            responses = await asyncio.gather(
+                client.post(MESSAGES, data=form(metadata(number=number), PDF), headers=headers),
+                client.post(
+                    MESSAGES,
+                    data=form(metadata(number=number, subject="Khác"), PDF),
+                    headers=headers,
+                ),
+            )
+            statuses = sorted(response.status for response in responses)
+            assert statuses == [201, 422], [await r.text() for r in responses]
+            loser = next(r for r in responses if r.status == 422)
+            assert (await loser.json())["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+    scenario_with(make_gateway, body)
+
+
 def test_a_classified_document_repeated_with_its_key_is_compared_through_the_seal(
     make_gateway: Any,
 ) -> None:
