@@ -113,3 +113,11 @@ async def read_first_chunk(connection: AsyncConnection, sha256: str) -> bytes:
 
 async def read_bytes(connection: AsyncConnection, sha256: str) -> bytes:
     return b"".join([chunk async for chunk in read_chunks(connection, sha256)])
+
+
+async def size_of(connection: AsyncConnection, sha256: str) -> int:
+    """The blob's size in bytes; KeyError when there is no such blob, as :func:`read_chunks`."""
+    size = await connection.scalar(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256))
+    if size is None:
+        raise KeyError(sha256)
+    return int(size)

@@ -598,6 +598,54 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     }
 
 
+def _download(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
+    return _operation(
+        operation_id,
+        summary,
+        "admin, operator, member (its unit's messages only); a classified message's content: "
+        "a member of its unit only (else 403 CLASSIFIED_READER_REFUSED), and only where this "
+        "gateway holds the key its copy is sealed for (else 409 PACKAGE_NOT_OPENABLE)",
+        {
+            "200": {
+                "description": "The bytes, streamed, with Content-Length and Content-Disposition "
+                "(filename*=UTF-8'' …)",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **_errors("BadRequest", "Forbidden", "NotFound", "Conflict"),
+        },
+        tag="integration",
+        parameters=parameters,
+    )
+
+
+def _integration_paths() -> dict[str, Any]:
+    """The local system's side (gateway/web/integration.py)."""
+    message_id = {"$ref": "#/components/parameters/MessageId"}
+    number = {
+        "name": "n",
+        "in": "path",
+        "required": True,
+        "description": "1 for the first attachment in the package, 2 for the next …",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    return {
+        "/api/v1/messages/{id}/package": {
+            "get": _download(
+                "downloadPackage",
+                "The signed package as received or sent (a classified one opened)",
+                [message_id],
+            )
+        },
+        "/api/v1/messages/{id}/attachments/{n}": {
+            "get": _download(
+                "downloadAttachment",
+                "One attachment, decoded, with its signed name and media type",
+                [message_id, number],
+            )
+        },
+    }
+
+
 def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -615,8 +663,9 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             {"name": "statuses"},
             {"name": "units"},
             {"name": "service"},
+            {"name": "integration"},
         ],
-        "paths": _paths(max_upload_bytes, page_size),
+        "paths": {**_paths(max_upload_bytes, page_size), **_integration_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
