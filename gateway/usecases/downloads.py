@@ -202,10 +202,17 @@ def _open(gateway: Gateway, sealed: IO[bytes], message_id: str) -> IO[bytes]:
 
 
 async def _blob_chunks(gateway: Gateway, sha256: str) -> AsyncIterator[bytes]:
-    async with gateway.reader.connect() as conn:
-        async for chunk in blobs.read_chunks(conn, sha256):
-            for piece in _pieces(chunk):
-                yield piece
+    """The blob's bytes, a connection taken per stored chunk and given back before the chunk is
+    sent: a slow client holds no connection (SQLite's engine has only one)."""
+    seq = 0
+    while True:
+        async with gateway.reader.connect() as conn:
+            chunk = await blobs.read_chunk_at(conn, sha256, seq)
+        if chunk is None:
+            return
+        for piece in _pieces(chunk):
+            yield piece
+        seq += 1
 
 
 async def _spool_chunks(source: IO[bytes]) -> AsyncIterator[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -50,12 +51,17 @@ def metadata(classification: str = "thuong", to: str = RECIPIENT) -> dict[str, A
     return meta
 
 
-async def submit(client: Client, headers: dict[str, str], meta: dict[str, Any]) -> str:
+async def submit(
+    client: Client,
+    headers: dict[str, str],
+    meta: dict[str, Any],
+    files: tuple[tuple[str, bytes, str], ...] = (PDF, DOCX),
+) -> str:
     # Built by hand: aiohttp's FormData percent-encodes a non-ASCII filename inside the quotes,
     # which is not what browsers send (quoted UTF-8).
     body = b"--b0undary\r\nContent-Disposition: form-data; name=metadata\r\n\r\n"
     body += json.dumps(meta, ensure_ascii=False).encode()
-    for name, content, media_type in (PDF, DOCX):
+    for name, content, media_type in files:
         body += (
             f'\r\n--b0undary\r\nContent-Disposition: form-data; name="attachment"; '
             f'filename="{name}"\r\nContent-Type: {media_type}\r\n\r\n'
@@ -63,7 +69,7 @@ async def submit(client: Client, headers: dict[str, str], meta: dict[str, Any]) 
         body += content
     body += b"\r\n--b0undary--\r\n"
     multipart = {"Content-Type": "multipart/form-data; boundary=b0undary"}
-    response = await client.post(MESSAGES, data=body, headers={**headers, **multipart})
+    response = await client.post(MESSAGES, data=io.BytesIO(body), headers={**headers, **multipart})
     assert response.status == 201, await response.text()
     return str((await response.json())["id"])
 
@@ -253,5 +259,30 @@ def test_a_classified_copy_goes_to_its_unit_only_opened_only_on_the_secure_side(
             for path in ("package", "attachments/1"):
                 response = await client.get(f"{MESSAGES}/{message_id}/{path}", headers=own)
                 await problem(response, 409, "PACKAGE_NOT_OPENABLE", "id")
+
+    run(scenario)
+
+
+def test_a_slow_download_holds_no_database_connection(make_gateway: Any) -> None:
+    """A client that reads slowly must not keep the others waiting: SQLite's engine has one
+    connection, which a download takes only while it reads each stored chunk."""
+    big = ("lon.bin", bytes(range(256)) * (96 * 1024), "application/octet-stream")  # 24 MiB
+
+    async def scenario() -> None:
+        async with make_gateway() as gateway, serve(gateway) as client:
+            own = bearer(
+                await tokens.create_token(gateway, name="g22", role="member", unit_code=SENDER)
+            )
+            message_id = await submit(client, own, metadata(), files=(big,))
+            response = await client.get(f"{MESSAGES}/{message_id}/package", headers=own)
+            assert response.status == 200
+            first = await response.content.read(1024)  # then the client stops reading
+            assert first.startswith(b"<?xml") or first.startswith(b"<")
+            await asyncio.sleep(0.5)  # the server fills the socket buffers and waits
+            other = await asyncio.wait_for(
+                client.get(f"{MESSAGES}/{message_id}", headers=own), timeout=10
+            )
+            assert other.status == 200
+            assert len(first) + len(await response.read()) > len(big[1])
 
     run(scenario)
