@@ -233,3 +233,38 @@ job_ticks = sa.Table(
     sa.Column("claimed_by", sa.String(100), nullable=False),
     sa.Column("claimed_at", TS, nullable=False),
 )
+
+#: What the local document system hears of (docs/howto/integrate.md): arrivals, business statuses
+#: of sent documents, transport outcomes that need a person. One row per event and local unit
+#: concerned (NULL: none known; only staff see it), written in the transaction of the change.
+events = sa.Table(
+    "events",
+    metadata,
+    #: Insertion order only: NOT the feed's order (a lower id may commit later).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    #: The feed's total order, given after commit by the sequencer (store/events.py); NULL until.
+    sa.Column("position", sa.BigInteger, nullable=True, unique=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(36), nullable=True, index=True),
+    sa.Column("document_id", sa.String(300), nullable=True),
+    sa.Column("unit_code", sa.String(35), nullable=True, index=True),
+    #: The other unit: a document's sender, a status's reporter, a failed or held recipient.
+    sa.Column("peer", sa.String(35), nullable=True),
+    sa.Column("status_code", sa.String(2), nullable=True),
+    #: The status package's own message, for status events.
+    sa.Column("status_message_id", sa.String(36), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("occurred_at", TS, nullable=False),
+)
+
+#: A received document taken by a local unit's system (POST …/ack): what was delivered to a
+#: clerk; a local recipient without a row still waits.
+takes = sa.Table(
+    "takes",
+    metadata,
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), primary_key=True),
+    sa.Column("unit_code", sa.String(35), primary_key=True),
+    sa.Column("taken_at", TS, nullable=False),
+    sa.Column("taken_by", sa.String(100), nullable=False),
+)

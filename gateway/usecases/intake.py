@@ -24,6 +24,7 @@ from envelopes.verification import VerifiedDocument, VerifiedStatus, verify_docu
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import blobs, queries
+from gateway.usecases import events
 from gateway.usecases.errors import SenderMismatch
 from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
@@ -273,6 +274,9 @@ async def _store_document(
             )
         )
     await queries.insert_audit_rows(conn, audit_rows)
+    await events.record_document_received(
+        conn, verified.package, message_id=message_id, local_units=local, now=now
+    )
     return tuple(answers)
 
 
@@ -303,6 +307,15 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
         status_message_id=stored.message_id,
+        now=stored.now,
+    )
+    await events.record_status_received(
+        conn,
+        status_message_id=stored.message_id,
+        about_message_id=target.message_id if target else None,
+        reporter=reporter,
+        document_id=document_id,
+        code=status.status_code,
         now=stored.now,
     )
 

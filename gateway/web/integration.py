@@ -1,6 +1,10 @@
-"""The local document system's side of the API: downloads of what arrived (or was sent).
+"""The local document system's side of the API: the feed of what happened, acknowledgements of
+what it took, and downloads of what arrived (or was sent).
 
     method  path                                   roles                      calls
+    GET     /api/v1/feed                           admin, operator, member*   events.read_feed
+    POST    /api/v1/messages/{id}/ack              admin, operator, member*   events.acknowledge
+    GET     /api/v1/handover                       admin, operator, member*   events.handed_over
     GET     /api/v1/messages/{id}/package          admin, operator, member*   downloads.package
     GET     /api/v1/messages/{id}/attachments/{n}  admin, operator, member*   downloads.attachment
 
@@ -13,24 +17,174 @@ Registered by ``app.create_app`` through :func:`add_routes`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+import json
 import urllib.parse
+from typing import Any
 
 from aiohttp import hdrs, web
 
 from gateway.store import queries
+from gateway.store.events import EventRecord, Waiting
 from gateway.store.records import MessageRecord
-from gateway.usecases import downloads
-from gateway.usecases.errors import NotFound
-from gateway.web.app import API, GATEWAY, _visible
+from gateway.usecases import downloads, events
+from gateway.usecases.errors import Forbidden, NotFound
+from gateway.web.app import (
+    API,
+    GATEWAY,
+    _flag,
+    _json,
+    _limit,
+    _read_object,
+    _reject_unknown_parameters,
+    _text,
+    _visible,
+)
 from gateway.web.auth import EVERYONE, PRINCIPAL, allow, member_unit
 from gateway.web.problems import BadRequest
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get(f"{API}/feed", read_feed, name="feed")
+    router.add_post(f"{API}/messages/{{id}}/ack", acknowledge, name="ack")
+    router.add_get(f"{API}/handover", handover, name="handover")
     router.add_get(f"{API}/messages/{{id}}/package", download_package, name="package")
     router.add_get(
         f"{API}/messages/{{id}}/attachments/{{n}}", download_attachment, name="attachment"
     )
+
+
+# ---------------------------------------------------------------------------------------- feed
+
+
+@allow(EVERYONE)
+async def read_feed(request: web.Request) -> web.Response:
+    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
+    query = request.query
+    _reject_unknown_parameters(query, frozenset({"after", "limit"}))
+    page = await events.read_feed(
+        gateway,
+        after=_feed_cursor(query.get("after")),
+        limit=_limit(query, default=gateway.settings.api.page_size),
+        unit_code=member_unit(principal),
+    )
+    return _json(
+        {"items": [_event(request, e) for e in page.items], "next_cursor": str(page.cursor)}
+    )
+
+
+def _feed_cursor(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise BadRequest("not a cursor this API returned", element="after")
+    return int(value)
+
+
+def _event(request: web.Request, event: EventRecord) -> dict[str, Any]:
+    links = {}
+    if event.message_id is not None:
+        for name in ("message", "package"):
+            links[name] = str(request.app.router[name].url_for(id=event.message_id))
+    if event.status_message_id is not None:
+        links["status_message"] = str(
+            request.app.router["message"].url_for(id=event.status_message_id)
+        )
+    return {
+        "cursor": str(event.position),
+        "event_id": event.event_id,
+        "type": event.type,
+        "message_id": event.message_id,
+        "document_id": event.document_id,
+        "unit": event.unit_code,
+        "peer": event.peer,
+        "status_code": event.status_code,
+        "status_message_id": event.status_message_id,
+        "reason": event.reason,
+        "occurred_at": event.occurred_at,
+        "classification": event.classification,
+        # Stored NULL for a classified message: the API's rule, not another copy of it.
+        "subject": event.subject,
+        "links": links,
+    }
+
+
+@allow(EVERYONE)
+async def acknowledge(request: web.Request) -> web.Response:
+    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
+    body = await _read_object(request, ("unit",)) if request.body_exists else {}
+    unit = _text(body, "unit")
+    own = member_unit(principal)
+    if own is not None and unit not in (None, own):
+        raise Forbidden(f"a member token of {own} acknowledges for {own} only", element="unit")
+    taken = await events.acknowledge(
+        gateway, request.match_info["id"], actor=principal.name, member_unit=own, unit=unit
+    )
+    return _json(
+        {
+            "message_id": request.match_info["id"],
+            "taken": [{"unit": t.unit_code, "taken_at": t.taken_at, "now": t.now} for t in taken],
+        },
+        status=201 if any(t.now for t in taken) else 200,
+    )
+
+
+@allow(EVERYONE)
+async def handover(request: web.Request) -> web.Response:
+    """Received documents per local unit: taken (when, by whom) or still waiting."""
+    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
+    query = request.query
+    _reject_unknown_parameters(query, frozenset({"waiting", "limit", "cursor"}))
+    limit = _limit(query, default=gateway.settings.api.page_size)
+    found = await events.handed_over(
+        gateway,
+        waiting_only=_flag(query, "waiting"),
+        unit_code=member_unit(principal),
+        after=_handover_cursor(query.get("cursor")),
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    return _json(
+        {
+            "items": [
+                {
+                    "message_id": w.message_id,
+                    "unit": w.unit_code,
+                    "document_id": w.document_id,
+                    "sender": w.sender,
+                    "received_at": w.received_at,
+                    "taken_at": w.taken_at,
+                    "taken_by": w.taken_by,
+                }
+                for w in page
+            ],
+            "next_cursor": _encode_handover(page[-1]) if len(found) > limit else None,
+        }
+    )
+
+
+def _encode_handover(last: Waiting) -> str:
+    raw = json.dumps([last.received_at.isoformat(), last.message_id, last.unit_code])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _handover_cursor(value: str | None) -> tuple[dt.datetime, str, str] | None:
+    if not value:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        moment, message_id, unit = json.loads(raw)
+        at = dt.datetime.fromisoformat(moment)
+        if at.tzinfo is None or not isinstance(message_id, str) or not isinstance(unit, str):
+            raise ValueError(value)
+    except (ValueError, TypeError, binascii.Error):
+        raise BadRequest("not a cursor this API returned", element="cursor") from None
+    return at, message_id, unit
+
+
+# ------------------------------------------------------------------------------------ downloads
 
 
 @allow(EVERYONE)
