@@ -93,6 +93,37 @@ async def record_status_received(
     )
 
 
+#: The API's message paths, for an event's links (the feed's items and webhook bodies alike).
+MESSAGES_PATH = "/api/v1/messages"
+
+
+def event_document(event: EventRecord) -> dict[str, object]:
+    """An event as the feed and webhooks carry it: ids, what happened, links; no content. The
+    subject is the stored one: NULL for a classified message (the API's rule, not a copy)."""
+    links = {}
+    if event.message_id is not None:
+        links["message"] = f"{MESSAGES_PATH}/{event.message_id}"
+        links["package"] = f"{MESSAGES_PATH}/{event.message_id}/package"
+    if event.status_message_id is not None:
+        links["status_message"] = f"{MESSAGES_PATH}/{event.status_message_id}"
+    return {
+        "cursor": str(event.position),
+        "event_id": event.event_id,
+        "type": event.type,
+        "message_id": event.message_id,
+        "document_id": event.document_id,
+        "unit": event.unit_code,
+        "peer": event.peer,
+        "status_code": event.status_code,
+        "status_message_id": event.status_message_id,
+        "reason": event.reason,
+        "occurred_at": event.occurred_at.astimezone(dt.UTC).isoformat(),
+        "classification": event.classification,
+        "subject": event.subject,
+        "links": links,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class FeedPage:
     items: list[EventRecord]

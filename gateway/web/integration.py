@@ -5,6 +5,10 @@ what it took, and downloads of what arrived (or was sent).
     GET     /api/v1/feed                           admin, operator, member*   events.read_feed
     POST    /api/v1/messages/{id}/ack              admin, operator, member*   events.acknowledge
     GET     /api/v1/handover                       admin, operator, member*   events.handed_over
+    POST    /api/v1/webhooks                       admin                      webhooks.add
+    GET     /api/v1/webhooks                       admin                      webhooks.listing
+    DELETE  /api/v1/webhooks/{wid}                 admin                      webhooks.remove
+    POST    /api/v1/webhooks/{wid}/replay          admin                      webhooks.replay
     GET     /api/v1/messages/{id}/package          admin, operator, member*   downloads.package
     GET     /api/v1/messages/{id}/attachments/{n}  admin, operator, member*   downloads.attachment
 
@@ -27,9 +31,10 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from gateway.store import queries
-from gateway.store.events import EventRecord, Waiting
+from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
-from gateway.usecases import downloads, events
+from gateway.store.webhooks import Endpoint
+from gateway.usecases import downloads, events, webhooks
 from gateway.usecases.errors import Forbidden, NotFound
 from gateway.web.app import (
     API,
@@ -39,10 +44,11 @@ from gateway.web.app import (
     _limit,
     _read_object,
     _reject_unknown_parameters,
+    _required_text,
     _text,
     _visible,
 )
-from gateway.web.auth import EVERYONE, PRINCIPAL, allow, member_unit
+from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
 from gateway.web.problems import BadRequest
 
 
@@ -50,6 +56,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{API}/feed", read_feed, name="feed")
     router.add_post(f"{API}/messages/{{id}}/ack", acknowledge, name="ack")
     router.add_get(f"{API}/handover", handover, name="handover")
+    router.add_post(f"{API}/webhooks", add_webhook, name="add_webhook")
+    router.add_get(f"{API}/webhooks", list_webhooks, name="webhooks")
+    router.add_delete(f"{API}/webhooks/{{wid}}", remove_webhook, name="remove_webhook")
+    router.add_post(f"{API}/webhooks/{{wid}}/replay", replay_webhook, name="replay_webhook")
     router.add_get(f"{API}/messages/{{id}}/package", download_package, name="package")
     router.add_get(
         f"{API}/messages/{{id}}/attachments/{{n}}", download_attachment, name="attachment"
@@ -71,7 +81,7 @@ async def read_feed(request: web.Request) -> web.Response:
         unit_code=member_unit(principal),
     )
     return _json(
-        {"items": [_event(request, e) for e in page.items], "next_cursor": str(page.cursor)}
+        {"items": [events.event_document(e) for e in page.items], "next_cursor": str(page.cursor)}
     )
 
 
@@ -81,34 +91,6 @@ def _feed_cursor(value: str | None) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 18:
         raise BadRequest("not a cursor this API returned", element="after")
     return int(value)
-
-
-def _event(request: web.Request, event: EventRecord) -> dict[str, Any]:
-    links = {}
-    if event.message_id is not None:
-        for name in ("message", "package"):
-            links[name] = str(request.app.router[name].url_for(id=event.message_id))
-    if event.status_message_id is not None:
-        links["status_message"] = str(
-            request.app.router["message"].url_for(id=event.status_message_id)
-        )
-    return {
-        "cursor": str(event.position),
-        "event_id": event.event_id,
-        "type": event.type,
-        "message_id": event.message_id,
-        "document_id": event.document_id,
-        "unit": event.unit_code,
-        "peer": event.peer,
-        "status_code": event.status_code,
-        "status_message_id": event.status_message_id,
-        "reason": event.reason,
-        "occurred_at": event.occurred_at,
-        "classification": event.classification,
-        # Stored NULL for a classified message: the API's rule, not another copy of it.
-        "subject": event.subject,
-        "links": links,
-    }
 
 
 @allow(EVERYONE)
@@ -182,6 +164,66 @@ def _handover_cursor(value: str | None) -> tuple[dt.datetime, str, str] | None:
     except (ValueError, TypeError, binascii.Error):
         raise BadRequest("not a cursor this API returned", element="cursor") from None
     return at, message_id, unit
+
+
+# ------------------------------------------------------------------------------------ webhooks
+
+
+@allow(ADMIN)
+async def add_webhook(request: web.Request) -> web.Response:
+    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
+    body = await _read_object(request, ("url", "unit"))
+    endpoint, secret = await webhooks.add(
+        gateway,
+        url=_required_text(body, "url"),
+        unit_code=_text(body, "unit"),
+        actor=principal.name,
+    )
+    # The secret is shown this once: the list never shows it.
+    return _json({**webhook_view(endpoint), "secret": secret}, status=201)
+
+
+@allow(ADMIN)
+async def list_webhooks(request: web.Request) -> web.Response:
+    _reject_unknown_parameters(request.query, frozenset())
+    found = await webhooks.listing(request.app[GATEWAY])
+    return _json({"items": [webhook_view(e) for e in found]})
+
+
+@allow(ADMIN)
+async def remove_webhook(request: web.Request) -> web.Response:
+    await webhooks.remove(request.app[GATEWAY], request.match_info["wid"])
+    return web.Response(status=204)
+
+
+@allow(ADMIN)
+async def replay_webhook(request: web.Request) -> web.Response:
+    body = await _read_object(request, ("after",))
+    after = body.get("after")
+    if not isinstance(after, str):
+        raise BadRequest('a feed cursor (a string; "0": from the start)', element="after")
+    await webhooks.replay(
+        request.app[GATEWAY], request.match_info["wid"], after=_feed_cursor(after)
+    )
+    return _json({"id": request.match_info["wid"], "after": after})
+
+
+def webhook_view(endpoint: Endpoint) -> dict[str, Any]:
+    """An endpoint and its delivery state; never its secret."""
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "unit": endpoint.unit_code,
+        "cursor": str(endpoint.position),
+        "pending": endpoint.pending,
+        "failures": endpoint.failures,
+        "next_attempt_at": endpoint.next_attempt_at,
+        "last_error": endpoint.last_error,
+        "last_attempt_at": endpoint.last_attempt_at,
+        "last_delivered_at": endpoint.last_delivered_at,
+        "created_at": endpoint.created_at,
+        "created_by": endpoint.created_by,
+    }
 
 
 # ------------------------------------------------------------------------------------ downloads

@@ -695,7 +695,94 @@ def _integration_paths(page_size: int) -> dict[str, Any]:
             }
         }
 
+    webhook = _object(
+        {
+            "id": STRING,
+            "url": STRING,
+            "unit": _nullable("string", description="null: every event"),
+            "cursor": {**STRING, "description": "the last event delivered"},
+            "pending": {**INTEGER, "description": "events waiting for it"},
+            "failures": {**INTEGER, "description": "consecutive failed attempts"},
+            "next_attempt_at": _nullable("string", format="date-time"),
+            "last_error": _nullable("string"),
+            "last_attempt_at": _nullable("string", format="date-time"),
+            "last_delivered_at": _nullable("string", format="date-time"),
+            "created_at": DATETIME,
+            "created_by": STRING,
+        }
+    )
+    webhook_id = {"name": "wid", "in": "path", "required": True, "schema": STRING}
+    admin_errors = _errors("BadRequest", "Forbidden", "NotFound", "Unprocessable")
+    webhooks = {
+        "/api/v1/webhooks": {
+            "post": _operation(
+                "addWebhook",
+                "Register a webhook endpoint; its secret is in this answer only",
+                "admin",
+                {
+                    **_json_ok(
+                        {
+                            **webhook,
+                            "properties": {**webhook["properties"], "secret": STRING},
+                        },
+                        "Registered; events from now on are delivered to it",
+                        "201",
+                    ),
+                    **admin_errors,
+                },
+                tag="integration",
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object({"url": STRING, "unit": STRING}, ("url",))
+                        }
+                    },
+                },
+            ),
+            "get": _operation(
+                "listWebhooks",
+                "Webhook endpoints and their delivery state (never their secrets)",
+                "admin",
+                {
+                    **_json_ok(_object({"items": _array(webhook)}), "All of them"),
+                    **_errors("BadRequest", "Forbidden"),
+                },
+                tag="integration",
+            ),
+        },
+        "/api/v1/webhooks/{wid}": {
+            "delete": _operation(
+                "removeWebhook",
+                "Remove a webhook endpoint",
+                "admin",
+                {"204": {"description": "Removed"}, **_errors("Forbidden", "NotFound")},
+                tag="integration",
+                parameters=[webhook_id],
+            )
+        },
+        "/api/v1/webhooks/{wid}/replay": {
+            "post": _operation(
+                "replayWebhook",
+                "Deliver again every event after a feed cursor",
+                "admin",
+                {
+                    **_json_ok(_object({"id": STRING, "after": STRING}), "Rewound"),
+                    **admin_errors,
+                },
+                tag="integration",
+                parameters=[webhook_id],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _object({"after": STRING}, ("after",))}
+                    },
+                },
+            )
+        },
+    }
     return {
+        **webhooks,
         "/api/v1/feed": {
             "get": _operation(
                 "readFeed",

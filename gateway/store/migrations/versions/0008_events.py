@@ -1,4 +1,4 @@
-"""Events for the local system (the feed) and what its units have taken.
+"""Events for the local system (the feed), what its units have taken, webhook endpoints.
 
 Revision ID: 0008
 Revises: 0005 (re-chained after the migrations of the other branches at merge)
@@ -47,9 +47,26 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("message_id", "unit_code", name=op.f("pk_takes")),
     )
+    op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("url", sa.String(length=500), nullable=False),
+        sa.Column("unit_code", sa.String(length=35), nullable=True),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_endpoints")
     op.drop_table("takes")
     op.drop_index(op.f("ix_events_unit_code"), table_name="events")
     op.drop_index(op.f("ix_events_message_id"), table_name="events")
