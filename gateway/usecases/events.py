@@ -13,12 +13,20 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from envelopes.model import BusinessDocType, DocumentPackage, StatusCode
+from envelopes.model import (
+    BusinessDocType,
+    Classification,
+    DocumentPackage,
+    ResponseFor,
+    StaffInfo,
+    StatusCode,
+)
 from gateway.bootstrap import Gateway
 from gateway.store import events as store
 from gateway.store import queries
 from gateway.store.events import EventRecord, Waiting
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import Conflict, NotFound
+from gateway.usecases.statuses import enqueue_status
 
 #: A received document's event type by its Bussiness doc type (a revocation or an update of a
 #: document sent before travels as a document of its own).
@@ -148,6 +156,15 @@ class Taken:
     now: bool
 
 
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """The status the local system sends with its acknowledgement (03 "registered", say)."""
+
+    code: StatusCode
+    description: str | None = None
+    staff: StaffInfo | None = None
+
+
 async def acknowledge(
     gateway: Gateway,
     message_id: str,
@@ -155,9 +172,17 @@ async def acknowledge(
     actor: str,
     member_unit: str | None,
     unit: str | None = None,
+    reply: Reply | None = None,
 ) -> list[Taken]:
     """Mark a received document taken by the system of each local unit it is addressed to (a
-    member: its own unit; staff: ``unit``, or every local recipient). Idempotent."""
+    member: its own unit; staff: ``unit``, or every local recipient). Idempotent. ``reply``: a
+    status queued to the sender from each unit that takes it NOW, in the same transaction (a
+    repeated ack sends none)."""
+    if reply is not None and reply.code.sent_by_sender:
+        raise Conflict(
+            f"{reply.code.value} is the sender's status, not a reply to a received document",
+            element="reply",
+        )
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         message = await queries.get_message(conn, message_id)
@@ -176,6 +201,26 @@ async def acknowledge(
         for code in units:
             taken_at, first = await store.take(conn, message_id, code, now=now, actor=actor)
             taken.append(Taken(unit_code=code, taken_at=taken_at, now=first))
+            if first and reply is not None:
+                await enqueue_status(
+                    gateway,
+                    conn,
+                    reporter=code,
+                    to=message.sender,
+                    about=ResponseFor(
+                        organ_id=message.sender,
+                        code=message.code,
+                        promulgation_date=None,
+                        document_id=message.document_id,
+                    ),
+                    code=reply.code,
+                    description=reply.description,
+                    staff=reply.staff,
+                    related_message_id=message.id,
+                    classification=Classification(message.classification),
+                    actor=actor,
+                    now=now,
+                )
         await queries.insert_audit_rows(
             conn,
             [
@@ -190,6 +235,8 @@ async def acknowledge(
                 if t.now
             ],
         )
+    if reply is not None and any(t.now for t in taken):
+        gateway.work_available.set()  # after the commit: a worker woken now finds the replies
     return taken
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from envelopes.model import StatusCode
 from gateway.store import queries
 from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
@@ -39,17 +40,19 @@ from gateway.usecases.errors import Forbidden, NotFound
 from gateway.web.app import (
     API,
     GATEWAY,
+    REPLY_CODES,
     _flag,
     _json,
     _limit,
     _read_object,
     _reject_unknown_parameters,
     _required_text,
+    _staff_info,
     _text,
     _visible,
 )
 from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
-from gateway.web.problems import BadRequest
+from gateway.web.problems import BadRequest, StatusCodeInvalid
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -96,13 +99,19 @@ def _feed_cursor(value: str | None) -> int:
 @allow(EVERYONE)
 async def acknowledge(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    body = await _read_object(request, ("unit",)) if request.body_exists else {}
+    known = ("unit", "reply", "description", "staff_info")
+    body = await _read_object(request, known) if request.body_exists else {}
     unit = _text(body, "unit")
     own = member_unit(principal)
     if own is not None and unit not in (None, own):
         raise Forbidden(f"a member token of {own} acknowledges for {own} only", element="unit")
     taken = await events.acknowledge(
-        gateway, request.match_info["id"], actor=principal.name, member_unit=own, unit=unit
+        gateway,
+        request.match_info["id"],
+        actor=principal.name,
+        member_unit=own,
+        unit=unit,
+        reply=_ack_reply(body),
     )
     return _json(
         {
@@ -110,6 +119,23 @@ async def acknowledge(request: web.Request) -> web.Response:
             "taken": [{"unit": t.unit_code, "taken_at": t.taken_at, "now": t.now} for t in taken],
         },
         status=201 if any(t.now for t in taken) else 200,
+    )
+
+
+def _ack_reply(body: dict[str, Any]) -> events.Reply | None:
+    """The optional status sent with an ack: a receiver's code, as ``POST …/status`` takes."""
+    value = body.get("reply")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in REPLY_CODES or StatusCode(value).sent_by_sender:
+        receiver_codes = [c for c in REPLY_CODES if not StatusCode(c).sent_by_sender]
+        raise StatusCodeInvalid(
+            f"a receiver's status: one of {', '.join(receiver_codes)}", element="reply"
+        )
+    return events.Reply(
+        code=StatusCode(value),
+        description=_text(body, "description"),
+        staff=_staff_info(body.get("staff_info")),
     )
 
 

@@ -816,7 +816,25 @@ def _integration_paths(page_size: int) -> dict[str, Any]:
                 parameters=[message_id],
                 body={
                     "required": False,
-                    "content": {"application/json": {"schema": _object({"unit": STRING})}},
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                {
+                                    "unit": STRING,
+                                    "reply": {
+                                        "type": "string",
+                                        "enum": [
+                                            c.value
+                                            for c in StatusCode
+                                            if c is not StatusCode.ARRIVED and not c.sent_by_sender
+                                        ],
+                                    },
+                                    "description": STRING,
+                                    "staff_info": {"type": "object"},
+                                }
+                            )
+                        }
+                    },
                 },
             )
         },

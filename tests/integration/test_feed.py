@@ -31,7 +31,7 @@ from envelopes.metadata import parse_metadata
 from envelopes.model import BusinessDocType, Organization, ResponseFor, StatusCode, StatusPackage
 from gateway.bootstrap import Gateway, load_signers
 from gateway.store import events as store_events
-from gateway.store.tables import events, takes
+from gateway.store.tables import events, messages, takes
 from gateway.usecases import intake, submit, tokens
 from gateway.web.app import create_app
 
@@ -259,8 +259,37 @@ def test_ack_marks_a_received_document_taken_once_per_unit(make_gateway: Any) ->
                 await client.get("/api/v1/handover", params={"cursor": "x"}, headers=admin),
                 400, "BAD_REQUEST", "cursor",
             )  # fmt: skip
-            response = await client.post(f"/api/v1/messages/{second}/ack", headers=admin)
-            assert [t["unit"] for t in (await response.json())["taken"]] == [RECIPIENT]
+            # With a reply: refused replies take nothing; a good one goes with the take, once.
+            for reply, code in (("13", "STATUS_CODE_INVALID"), ("01", "STATUS_CODE_INVALID")):
+                await problem(
+                    await client.post(
+                        f"/api/v1/messages/{second}/ack", json={"reply": reply}, headers=admin
+                    ),
+                    422, code, "reply",
+                )  # fmt: skip
+            response = await client.post(
+                f"/api/v1/messages/{second}/ack", json={"reply": "02"}, headers=admin
+            )
+            assert response.status == 422, await response.text()
+            async with gateway.engine.connect() as conn:
+                assert await conn.scalar(sa.select(sa.func.count()).select_from(takes)) == 1
+            for _ in range(2):
+                response = await client.post(
+                    f"/api/v1/messages/{second}/ack",
+                    json={"reply": "03", "description": "Đã vào sổ"},
+                    headers=admin,
+                )
+                assert [t["unit"] for t in (await response.json())["taken"]] == [RECIPIENT]
+            async with gateway.engine.connect() as conn:
+                replies = (
+                    await conn.execute(
+                        sa.select(messages.c.sender, messages.c.status_code).where(
+                            messages.c.related_message_id == second,
+                            messages.c.status_code == "03",
+                        )
+                    )
+                ).all()
+            assert [tuple(r) for r in replies] == [(RECIPIENT, "03")]
 
     run(scenario)
 
