@@ -152,7 +152,8 @@ async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
             if error is None:
                 await store.delivered(conn, endpoint.id, event.position, now=now)
             else:
-                failures = endpoint.failures + 1
+                # Consecutive failures: a delivery in this run has reset the count.
+                failures = (0 if sent else endpoint.failures) + 1
                 await store.failed(
                     conn,
                     endpoint.id,
