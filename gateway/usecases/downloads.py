@@ -19,13 +19,13 @@ from typing import IO, cast
 
 from connectors.offload import run_blocking, stream_size
 from envelopes import sealing
-from envelopes.errors import GatewayError, SealError
+from envelopes.errors import SealError
 from envelopes.model import AttachmentInfo, Classification
 from envelopes.reading import PackageKind, read_package
 from gateway.bootstrap import Gateway
 from gateway.store import blobs
 from gateway.store.records import MessageRecord
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import ClassifiedReaderRefused, NotFound, PackageNotOpenable
 from gateway.usecases.packages import (
     hands_over_opened,
     load_to_spool,
@@ -36,18 +36,6 @@ from gateway.usecases.tokens import Principal, Role
 
 #: Bytes handed to the response per write.
 CHUNK = 1 << 16
-
-
-class ClassifiedReaderRefused(GatewayError):
-    """A classified message's content asked for by a caller who may not read it."""
-
-    code = "CLASSIFIED_READER_REFUSED"
-
-
-class PackageNotOpenable(GatewayError):
-    """A sealed copy this gateway holds no key for (a certificate replaced since, say)."""
-
-    code = "PACKAGE_NOT_OPENABLE"
 
 
 @dataclass(frozen=True, kw_only=True)

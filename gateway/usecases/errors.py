@@ -37,3 +37,19 @@ class ReadyPackageRefused(GatewayError):
     """A ready package from the drop folder that docgw will not send as it is."""
 
     code = "READY_PACKAGE_REFUSED"
+
+
+class ClassifiedReaderRefused(GatewayError):
+    """A classified message's content asked for by a caller who may not read it."""
+
+    code = "CLASSIFIED_READER_REFUSED"
+
+
+class PackageNotOpenable(GatewayError):
+    """A classified copy this gateway does not open: a standard gateway, or no key for it."""
+
+    code = "PACKAGE_NOT_OPENABLE"
+
+
+class WebhookUrlInvalid(GatewayError):
+    code = "WEBHOOK_URL_INVALID"

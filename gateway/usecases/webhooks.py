@@ -29,12 +29,11 @@ from typing import Final
 
 import aiohttp
 
-from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.store import events as store_events
 from gateway.store import webhooks as store
 from gateway.store.webhooks import Endpoint
-from gateway.usecases.errors import NotFound, UnknownUnit
+from gateway.usecases.errors import NotFound, UnknownUnit, WebhookUrlInvalid
 from gateway.usecases.events import event_document
 
 log = logging.getLogger("docgw.webhooks")
@@ -51,10 +50,6 @@ EVENTS_PER_RUN: Final = 200
 #: What a receiver should accept as a signature's age (documented; docgw signs at send time).
 SIGNATURE_TOLERANCE: Final = dt.timedelta(minutes=5)
 URL_MAX: Final = 500
-
-
-class WebhookUrlInvalid(GatewayError):
-    code = "WEBHOOK_URL_INVALID"
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
