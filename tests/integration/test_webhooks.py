@@ -11,23 +11,36 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER, write_config
+from integration_support import (
+    EXAMPLES,
+    OTHER,
+    RECIPIENT,
+    SENDER,
+    register_all,
+    write_config,
+)
 
 from connectors.fake import FakeConnector
 from envelopes.building import build_document_bytes
 from envelopes.metadata import parse_metadata
-from gateway.bootstrap import Gateway
+from gateway.bootstrap import Gateway, build, load_signers
 from gateway.scheduler import create_scheduler
+from gateway.settings import load_settings
+from gateway.store.database import migrate
 from gateway.usecases import intake, tokens, webhooks
 
 Client = TestClient[web.Request, web.Application]
@@ -354,3 +367,123 @@ def test_the_cli_adds_lists_replays_and_removes(tmp_path: Path, keys_dir: Path) 
     assert docgw(config, "remove", endpoint_id).returncode == 0
     gone = docgw(config, "remove", endpoint_id)
     assert gone.returncode == 1 and gone.stderr.startswith("error: NOT_FOUND")
+
+
+# ------------------------------------------------------------ through `docgw serve`, killed
+
+
+async def _start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    started = log.read_bytes().count(b"docgw serving") if log.exists() else 0
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            str(DOCGW), "--config", str(config), "serve", stdout=out, stderr=out, env=env
+        )
+    await _eventually(
+        lambda: log.read_bytes().count(b"docgw serving") > started, "docgw serve started"
+    )
+    return process
+
+
+async def _eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.1)
+
+
+async def _prepare(config: Path, keys_dir: Path) -> dict[str, dict[str, str]]:
+    gateway = await build(load_settings(config, {}))
+    try:
+        await migrate(gateway.engine)
+        await register_all(gateway, keys_dir)
+        return {
+            role: bearer(await tokens.create_token(gateway, name=role, role=role))
+            for role in ("admin", "operator")
+        }
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.slow
+def test_docgw_serve_delivers_webhooks_and_resumes_after_a_kill(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    """The job as `docgw serve` runs it: events reach a real receiver; with the receiver down the
+    failure shows in the API; the gateway killed (SIGKILL) and started again, everything that
+    waited reaches the receiver once it is back, in order."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(
+        tmp_path / "docgw.toml",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/docgw.db",
+        keys_dir=keys_dir,
+        local_units=(RECIPIENT,),
+        extra=f'[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        '[channels.axis]\nkind = "fake"\naxis = true\n',
+    )
+    log = tmp_path / "serve.log"
+    sender = load_signers(keys_dir, (SENDER,))[SENDER]
+
+    def signed(number: int) -> bytes:
+        meta = json.loads((EXAMPLES / "new-document.json").read_bytes())
+        meta["code"]["number"] = str(number)
+        request = parse_metadata(json.dumps(meta).encode(), today=dt.date.today())
+        return build_document_bytes(request.header, business=request.business, signer=sender)[0]
+
+    async def scenario() -> None:
+        who = await _prepare(config, keys_dir)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        receiver = Receiver()
+        await receiver.start()
+        serve = await _start_serve(config, log)
+        try:
+            async with aiohttp.ClientSession() as http:
+                response = await http.post(
+                    f"{base}/webhooks",
+                    json={"url": receiver.url, "unit": RECIPIENT},
+                    headers=who["admin"],
+                )
+                assert response.status == 201, await response.text()
+                secret = (await response.json())["secret"]
+                xml = {**who["operator"], "Content-Type": "application/xml"}
+
+                async def deliver(number: int) -> str:
+                    response = await http.post(f"{base}/inbox", data=signed(number), headers=xml)
+                    assert response.status == 201, await response.text()
+                    return str((await response.json())["id"])
+
+                async def failing() -> bool:
+                    listed = await http.get(f"{base}/webhooks", headers=who["admin"])
+                    items = (await listed.json())["items"]
+                    return bool(items[0]["failures"]) and items[0]["pending"] == 1
+
+                sent = [await deliver(1)]
+                await _eventually(lambda: len(receiver.requests) == 1, "the first event")
+                await receiver.stop()
+                sent.append(await deliver(2))
+                deadline = time.monotonic() + 60
+                while not await failing():
+                    assert time.monotonic() < deadline, "the failure did not show"
+                    await asyncio.sleep(0.2)
+                serve.kill()  # SIGKILL: no clean shutdown
+                await serve.wait()
+                serve = await _start_serve(config, log)
+                sent.append(await deliver(3))
+                await receiver.start()
+                await _eventually(lambda: len(receiver.requests) >= 3, "every event after")
+        finally:
+            if serve.returncode is None:
+                serve.terminate()
+                await serve.wait()
+            await receiver.stop()
+        seen: set[str] = set()
+        checks = [
+            verify(secret, headers, body, now=time.time(), seen=seen)
+            for headers, body in receiver.requests
+        ]
+        assert checks == ["ok"] * 3, checks
+        assert [json.loads(body)["message_id"] for _, body in receiver.requests] == sent
+
+    run(scenario)
