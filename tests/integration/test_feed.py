@@ -132,6 +132,9 @@ def test_arrivals_statuses_and_held_documents_are_events_for_their_unit(
             )  # fmt: skip
             status_id = await receive(gateway, status)
 
+            # A duplicate stores nothing: its transaction, the event with it, is rolled back.
+            assert await receive(gateway, package(gateway, 1)) == received
+
             everything = (await feed(client, admin))["items"]
             kinds = [(e["type"], e["unit"], e["message_id"]) for e in everything]
             assert kinds == [
