@@ -64,11 +64,13 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
+from gateway.usecases import webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
+from gateway.usecases.webhooks import deliver_webhooks
 
 log = logging.getLogger("docgw.scheduler")
 
@@ -304,6 +306,9 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
     if is_sqlite(gateway.engine):
         add_job(scheduler, gateway, "checkpoint", 1.0, partial(checkpoint_wal, gateway.engine))
+    add_job(
+        scheduler, gateway, "webhooks", webhooks.TICK_SECONDS, partial(deliver_webhooks, gateway)
+    )
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 

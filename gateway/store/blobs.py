@@ -113,3 +113,32 @@ async def read_first_chunk(connection: AsyncConnection, sha256: str) -> bytes:
 
 async def read_bytes(connection: AsyncConnection, sha256: str) -> bytes:
     return b"".join([chunk async for chunk in read_chunks(connection, sha256)])
+
+
+async def size_of(connection: AsyncConnection, sha256: str) -> int:
+    """The blob's size in bytes; KeyError when there is no such blob, as :func:`read_chunks`."""
+    size = await connection.scalar(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256))
+    if size is None:
+        raise KeyError(sha256)
+    return int(size)
+
+
+async def read_chunk_at(connection: AsyncConnection, sha256: str, seq: int) -> bytes | None:
+    """Chunk ``seq`` of the blob (an inline blob is one chunk), None past its end: for a reader
+    that takes a connection per chunk — a download to a slow client must not hold one (SQLite's
+    engine has a single connection). KeyError when there is no such blob."""
+    row = (
+        await connection.execute(
+            sa.select(blobs.c.data, blobs.c.chunk_key).where(blobs.c.sha256 == sha256)
+        )
+    ).one_or_none()
+    if row is None:
+        raise KeyError(sha256)
+    if row.data is not None:
+        return bytes(row.data) if seq == 0 else None
+    data = await connection.scalar(
+        sa.select(blob_chunks.c.data).where(
+            blob_chunks.c.chunk_key == row.chunk_key, blob_chunks.c.seq == seq
+        )
+    )
+    return None if data is None else bytes(data)

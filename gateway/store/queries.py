@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store import events as feed_events
 from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.direct import Statement
 from gateway.store.records import (
@@ -99,6 +100,7 @@ async def audit(
         reason=reason,
     )
     await _INSERT_AUDIT.execute(conn, row)
+    await feed_events.record_transport_outcomes(conn, [row])
 
 
 _INSERT_AUDIT = Statement(audit_events.insert())
@@ -395,6 +397,7 @@ async def insert_recipient(
         audit_rows.append(row)
     else:
         await _INSERT_AUDIT.execute(conn, row)
+        await feed_events.record_transport_outcomes(conn, [row])
     return recipient_id
 
 
@@ -554,6 +557,7 @@ async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str,
     # executemany: one statement prepared, the rows sent together.
     if events:
         await _INSERT_AUDIT.execute(conn, list(events))
+        await feed_events.record_transport_outcomes(conn, events)
 
 
 def _recipient(row: Any) -> RecipientRecord:

@@ -57,3 +57,19 @@ class DuplicateDocumentCode(GatewayError):
     the same year, and the request did not say the repeat is intended."""
 
     code = "DUPLICATE_DOCUMENT_CODE"
+
+
+class ClassifiedReaderRefused(GatewayError):
+    """A classified message's content asked for by a caller who may not read it."""
+
+    code = "CLASSIFIED_READER_REFUSED"
+
+
+class PackageNotOpenable(GatewayError):
+    """A classified copy this gateway does not open: a standard gateway, or no key for it."""
+
+    code = "PACKAGE_NOT_OPENABLE"
+
+
+class WebhookUrlInvalid(GatewayError):
+    code = "WEBHOOK_URL_INVALID"

@@ -55,7 +55,7 @@ from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.records import MessageRecord
-from gateway.usecases.packages import load_to_spool, open_sealed_for_us, spool
+from gateway.usecases.packages import hands_over_opened, load_to_spool, open_sealed_for_us, spool
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.submit import submit_document, submit_package
 
@@ -163,7 +163,7 @@ async def _hand_over_one(gateway: Gateway, folder: DropFolder, message: MessageR
     async with gateway.engine.connect() as conn:
         package = await load_to_spool(conn, message.package_sha256)
     with package:
-        if sealed and gateway.settings.gateway.profile == "secure":
+        if sealed and hands_over_opened(gateway):
             with await asyncio.to_thread(open_sealed_for_us, gateway, package) as plain:
                 await _write_plain(folder, message, plain, expected_sha256=None)
         elif sealed:

@@ -33,6 +33,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
 from gateway.store import blobs, queries
+from gateway.usecases import events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
@@ -333,6 +334,9 @@ async def _register_local_units(
             )
         )
     await queries.insert_audit_rows(conn, audit_rows)
+    await events.record_document_received(
+        conn, verified.package, message_id=message_id, local_units=local, now=now
+    )
     return tuple(answers)
 
 
@@ -363,6 +367,15 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
         status_message_id=stored.message_id,
+        now=stored.now,
+    )
+    await events.record_status_received(
+        conn,
+        status_message_id=stored.message_id,
+        about_message_id=target.message_id if target else None,
+        reporter=reporter,
+        document_id=document_id,
+        code=status.status_code,
         now=stored.now,
     )
 
@@ -445,6 +458,15 @@ async def _keep_unverified_status(
                 recorded_at=now,
                 out_of_order=False,
                 verified=False,
+            )
+            await events.record_status_received(
+                conn,
+                status_message_id=message_id,
+                about_message_id=related,
+                reporter=reporter,
+                document_id=document_id,
+                code=status.status_code,
+                now=now,
             )
     except _AlreadyStored:
         async with gateway.reader.connect() as conn:

@@ -130,6 +130,14 @@ def opener(source: IO[bytes]) -> Callable[[], IO[bytes]]:
     return lambda: _Reopened(source)  # type: ignore[return-value]
 
 
+def hands_over_opened(gateway: Gateway) -> bool:
+    """Whether this gateway gives the local system a classified package's plaintext (drop folder,
+    downloads): only on the classified side's own network (``profile = "secure"``). A standard
+    gateway hands over the sealed copy as stored, so that the plaintext is never written on the
+    unclassified side; it is opened where the unit's key is (``docgw package open``)."""
+    return gateway.settings.gateway.profile == "secure"
+
+
 def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
     """The plaintext (a new spool) of a package sealed for one of our units' certificates.
 

@@ -154,6 +154,9 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     router.add_get("/healthz", health, name="health")
     router.add_get("/metrics", metrics, name="metrics")
+    from gateway.web import integration  # its own module; it imports this one's helpers
+
+    integration.add_routes(router)
     return app
 
 

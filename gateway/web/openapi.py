@@ -7,6 +7,7 @@ from typing import Any
 
 from envelopes.model import Classification, StatusCode
 from gateway.domain.lifecycle import TransportState
+from gateway.usecases.events import EVENT_TYPES
 from gateway.usecases.registry import UNIT_FIELD_SPECS
 
 PROBLEM = "application/problem+json"
@@ -613,6 +614,279 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     }
 
 
+def _download(operation_id: str, summary: str, parameters: list[Any]) -> dict[str, Any]:
+    return _operation(
+        operation_id,
+        summary,
+        "admin, operator, member (its unit's messages only); a classified message's content: "
+        "a member of its unit only (else 403 CLASSIFIED_READER_REFUSED), and only where this "
+        "gateway holds the key its copy is sealed for (else 409 PACKAGE_NOT_OPENABLE)",
+        {
+            "200": {
+                "description": "The bytes, streamed, with Content-Length and Content-Disposition "
+                "(filename*=UTF-8'' …)",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **_errors("BadRequest", "Forbidden", "NotFound", "Conflict"),
+        },
+        tag="integration",
+        parameters=parameters,
+    )
+
+
+def _integration_paths(page_size: int) -> dict[str, Any]:
+    """The local system's side (gateway/web/integration.py)."""
+    message_id = {"$ref": "#/components/parameters/MessageId"}
+    number = {
+        "name": "n",
+        "in": "path",
+        "required": True,
+        "description": "1 for the first attachment in the package, 2 for the next …",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": page_size},
+    }
+    member = "admin, operator, member (its unit's only)"
+    event = _object(
+        {
+            "cursor": {**STRING, "description": "resume after this event: ?after=<cursor>"},
+            "event_id": {**STRING, "description": "stable: the same event is the same id"},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "message_id": _nullable("string"),
+            "document_id": _nullable("string"),
+            "unit": _nullable("string", description="the local unit concerned"),
+            "peer": _nullable("string", description="sender, reporter or recipient"),
+            "status_code": _nullable("string"),
+            "status_message_id": _nullable("string"),
+            "reason": _nullable("string"),
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "classification": _nullable("string"),
+            "subject": _nullable("string", description="null for a classified message"),
+            "links": {"type": "object", "additionalProperties": STRING},
+        },
+        ("cursor", "event_id", "type", "occurred_at", "links"),
+    )
+    taken = _object(
+        {
+            "message_id": STRING,
+            "taken": _array(
+                _object(
+                    {
+                        "unit": STRING,
+                        "taken_at": {"type": "string", "format": "date-time"},
+                        "now": {"type": "boolean", "description": "false: taken before"},
+                    }
+                )
+            ),
+        }
+    )
+    handed = _object(
+        {
+            "items": _array(
+                _object(
+                    {
+                        "message_id": STRING,
+                        "unit": STRING,
+                        "document_id": STRING,
+                        "sender": STRING,
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "taken_at": _nullable("string", format="date-time"),
+                        "taken_by": _nullable("string"),
+                    }
+                )
+            ),
+            "next_cursor": _nullable("string"),
+        }
+    )
+
+    def _json_ok(schema: Schema, description: str, status: str = "200") -> dict[str, Any]:
+        return {
+            status: {
+                "description": description,
+                "content": {"application/json": {"schema": schema}},
+            }
+        }
+
+    webhook = _object(
+        {
+            "id": STRING,
+            "url": STRING,
+            "unit": _nullable("string", description="null: every event"),
+            "cursor": {**STRING, "description": "the last event delivered"},
+            "pending": {**INTEGER, "description": "events waiting for it"},
+            "failures": {**INTEGER, "description": "consecutive failed attempts"},
+            "next_attempt_at": _nullable("string", format="date-time"),
+            "last_error": _nullable("string"),
+            "last_attempt_at": _nullable("string", format="date-time"),
+            "last_delivered_at": _nullable("string", format="date-time"),
+            "created_at": DATETIME,
+            "created_by": STRING,
+        }
+    )
+    webhook_id = {"name": "wid", "in": "path", "required": True, "schema": STRING}
+    admin_errors = _errors("BadRequest", "Forbidden", "NotFound", "Unprocessable")
+    webhooks = {
+        "/api/v1/webhooks": {
+            "post": _operation(
+                "addWebhook",
+                "Register a webhook endpoint; its secret is in this answer only",
+                "admin",
+                {
+                    **_json_ok(
+                        {
+                            **webhook,
+                            "properties": {**webhook["properties"], "secret": STRING},
+                        },
+                        "Registered; events from now on are delivered to it",
+                        "201",
+                    ),
+                    **admin_errors,
+                },
+                tag="integration",
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object({"url": STRING, "unit": STRING}, ("url",))
+                        }
+                    },
+                },
+            ),
+            "get": _operation(
+                "listWebhooks",
+                "Webhook endpoints and their delivery state (never their secrets)",
+                "admin",
+                {
+                    **_json_ok(_object({"items": _array(webhook)}), "All of them"),
+                    **_errors("BadRequest", "Forbidden"),
+                },
+                tag="integration",
+            ),
+        },
+        "/api/v1/webhooks/{wid}": {
+            "delete": _operation(
+                "removeWebhook",
+                "Remove a webhook endpoint",
+                "admin",
+                {"204": {"description": "Removed"}, **_errors("Forbidden", "NotFound")},
+                tag="integration",
+                parameters=[webhook_id],
+            )
+        },
+        "/api/v1/webhooks/{wid}/replay": {
+            "post": _operation(
+                "replayWebhook",
+                "Deliver again every event after a feed cursor",
+                "admin",
+                {
+                    **_json_ok(_object({"id": STRING, "after": STRING}), "Rewound"),
+                    **admin_errors,
+                },
+                tag="integration",
+                parameters=[webhook_id],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _object({"after": STRING}, ("after",))}
+                    },
+                },
+            )
+        },
+    }
+    return {
+        **webhooks,
+        "/api/v1/feed": {
+            "get": _operation(
+                "readFeed",
+                "Events after a cursor, in the feed's total order",
+                member,
+                {
+                    **_json_ok(
+                        _object(
+                            {"items": _array(event), "next_cursor": STRING},
+                            ("items", "next_cursor"),
+                        ),
+                        "One page; next_cursor is the last item's cursor (or `after` when empty)",
+                    ),
+                    **_errors("BadRequest", "Forbidden"),
+                },
+                tag="integration",
+                parameters=[_query("after", "a cursor this feed returned; none: the start"), limit],
+            )
+        },
+        "/api/v1/messages/{id}/ack": {
+            "post": _operation(
+                "acknowledgeMessage",
+                "The local system took this received document (idempotent)",
+                f"{member}; staff may name the unit",
+                {
+                    **_json_ok(taken, "Taken now", "201"),
+                    **_json_ok(taken, "Taken before: the first time stands"),
+                    **_errors("BadRequest", "Forbidden", "NotFound"),
+                },
+                tag="integration",
+                parameters=[message_id],
+                body={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                {
+                                    "unit": STRING,
+                                    "reply": {
+                                        "type": "string",
+                                        "enum": [
+                                            c.value
+                                            for c in StatusCode
+                                            if c is not StatusCode.ARRIVED and not c.sent_by_sender
+                                        ],
+                                    },
+                                    "description": STRING,
+                                    "staff_info": {"type": "object"},
+                                }
+                            )
+                        }
+                    },
+                },
+            )
+        },
+        "/api/v1/handover": {
+            "get": _operation(
+                "listHandover",
+                "Received documents per local unit: taken (when, by whom) or waiting",
+                member,
+                {
+                    **_json_ok(handed, "One page, oldest first"),
+                    **_errors("BadRequest", "Forbidden"),
+                },
+                tag="integration",
+                parameters=[
+                    _query("waiting", "true: only those not taken yet", BOOLEAN),
+                    limit,
+                    _query("cursor", "next_cursor of the previous page (opaque)"),
+                ],
+            )
+        },
+        "/api/v1/messages/{id}/package": {
+            "get": _download(
+                "downloadPackage",
+                "The signed package as received or sent (a classified one opened)",
+                [message_id],
+            )
+        },
+        "/api/v1/messages/{id}/attachments/{n}": {
+            "get": _download(
+                "downloadAttachment",
+                "One attachment, decoded, with its signed name and media type",
+                [message_id, number],
+            )
+        },
+    }
+
+
 def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -630,8 +904,9 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             {"name": "statuses"},
             {"name": "units"},
             {"name": "service"},
+            {"name": "integration"},
         ],
-        "paths": _paths(max_upload_bytes, page_size),
+        "paths": {**_paths(max_upload_bytes, page_size), **_integration_paths(page_size)},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

@@ -35,7 +35,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import queries
 from gateway.store.records import UnitRecord
-from gateway.store.tables import messages, recipients, status_events, unit_certificates
+from gateway.store.tables import events, messages, recipients, status_events, unit_certificates
 from gateway.usecases import delivery, intake, operations, registry, statuses, submit, tokens
 from gateway.usecases.errors import DocumentIdReused, DuplicateDocumentCode, UnknownSender
 from gateway.usecases.packages import load_to_spool
@@ -241,8 +241,18 @@ def test_a_gateway_serving_two_units_registers_the_released_one_from_its_own_cop
                         messages.c.direction == "in", messages.c.kind == "document"
                     )
                 )
+                told = (
+                    await conn.execute(
+                        sa.select(events.c.unit_code).where(
+                            events.c.message_id == one.message_id,
+                            events.c.type == "document.received",
+                        )
+                    )
+                ).all()
             assert count == 1
             assert {r.unit_code: r.business_status for r in rows} == {RECIPIENT: "01", OTHER: "01"}
+            # Each unit's local system is told once, the released one when its copy came.
+            assert sorted(row[0] for row in told) == sorted([RECIPIENT, OTHER]), told
 
     run(scenario)
 
@@ -301,8 +311,17 @@ def test_a_status_from_a_unit_without_a_certificate_is_kept_and_shown_unverified
             assert [r["business_status"] for r in detail["recipients"]] == [None]
             async with a.engine.connect() as conn:
                 kept = await queries.get_message(conn, received.message_id)
+                # The local system is told of it as of any status (the feed and webhooks).
+                told = (
+                    await conn.execute(
+                        sa.select(events.c.type, events.c.peer, events.c.status_code).where(
+                            events.c.status_message_id == received.message_id
+                        )
+                    )
+                ).all()
             assert kept is not None and "UNVERIFIED_SENDER" in (kept.notices or [])
             assert kept.related_message_id == submitted.message_id
+            assert [tuple(row) for row in told] == [("status.received", OTHER, "03")]
             # A document from that unit is still refused: only statuses are kept unverified.
             before = await count_rows(a)
             await send(c, document(c, **{"from": {"organ_id": OTHER}}, to=(SENDER,)))
