@@ -184,7 +184,10 @@ def test_recipients_on_two_channels_each_get_a_copy_addressing_only_their_channe
     axis, lan = FakeConnector(name="axis"), FakeConnector(name="lan")
 
     async def scenario() -> None:
-        extra = '[channels.lan]\nkind = "http_push"\nendpoint = "http://127.0.0.1:9/inbox"\n'
+        extra = (
+            '[channels.lan]\nkind = "http_push"\nendpoint = "http://127.0.0.1:9/inbox"\n'
+            'token = "t"\n'
+        )
         async with make_gateway(connectors={"axis": axis, "lan": lan}, extra=extra) as gateway:
             await set_channel(gateway, OTHER, "lan")
             submitted = await send(gateway, document(gateway, to=(RECIPIENT, OTHER)))
