@@ -176,7 +176,9 @@ def _held_reason() -> sa.ScalarSelect[Any]:
     )
 
 
-async def reasons(conn: AsyncConnection, window: Window, state: TransportState) -> list[tuple[str, int]]:
+async def reasons(
+    conn: AsyncConnection, window: Window, state: TransportState
+) -> list[tuple[str, int]]:
     """(reason, deliveries) for the deliveries now in ``state`` (failed or held)."""
     reason = sa.func.coalesce(recipients.c.last_error, _held_reason(), "")
     query = (
@@ -193,9 +195,11 @@ async def delivery_moments(
     conn: AsyncConnection, window: Window
 ) -> list[tuple[dt.datetime, dt.datetime]]:
     """(accepted, sent) of every sent delivery in the window."""
-    query = _deliveries(window).add_columns(
-        messages.c.created_at, recipients.c.sent_at
-    ).where(recipients.c.sent_at.is_not(None))
+    query = (
+        _deliveries(window)
+        .add_columns(messages.c.created_at, recipients.c.sent_at)
+        .where(recipients.c.sent_at.is_not(None))
+    )
     return [(accepted, sent) for accepted, sent in await conn.execute(query)]
 
 

@@ -170,7 +170,9 @@ async def independent_count(
 ) -> dict[str, Any]:
     """The report's figures, counted by hand: plain SQL, and Python for the arithmetic."""
     out_unit = " AND sender = :unit" if unit else ""
-    in_unit = " AND id IN (SELECT message_id FROM recipients WHERE unit_code = :unit)" if unit else ""
+    in_unit = (
+        " AND id IN (SELECT message_id FROM recipients WHERE unit_code = :unit)" if unit else ""
+    )
     params: dict[str, Any] = {"start": start, "end": end, "unit": unit}
 
     async def scalar(sql: str) -> int:
@@ -211,8 +213,10 @@ async def independent_count(
     rejected = {
         row[0]
         for row in await conn.execute(
-            sa.text("SELECT recipient_id FROM status_events WHERE direction = 'in'"
-                    " AND status_code = '02'")  # fmt: skip
+            sa.text(
+                "SELECT recipient_id FROM status_events WHERE direction = 'in'"
+                " AND status_code = '02'"
+            )
         )
     }
     channels: Counter[str] = Counter(d.channel or "" for d in deliveries)
@@ -223,9 +227,7 @@ async def independent_count(
     durations = sorted((d.sent_at - d.created_at).total_seconds() for d in deliveries if d.sent_at)
     return {
         "sent_documents": await scalar(f"SELECT count(*) FROM messages WHERE {_OUT}{out_unit}"),
-        "received_documents": await scalar(
-            f"SELECT count(*) FROM messages WHERE {_IN}{in_unit}"
-        ),
+        "received_documents": await scalar(f"SELECT count(*) FROM messages WHERE {_IN}{in_unit}"),
         "sent_deliveries": len(deliveries),
         "deliveries_by_channel": dict(channels),
         "send": dict(send),

@@ -89,9 +89,13 @@ def test_unit_report_figures_are_the_known_mix(make_gateway: Any) -> None:
         assert (report.rejected_by_receivers, report.rejected_by_us) == (1, 1)
         assert (report.retracted_by_us, report.retracted_by_senders) == (1, 1)
         assert report.awaiting_status == 1
-        assert report.failed == (reports.ReasonCount(reason="peer refused: HTTP 500", deliveries=1),)
+        assert report.failed == (
+            reports.ReasonCount(reason="peer refused: HTTP 500", deliveries=1),
+        )
         assert report.held == (
-            reports.ReasonCount(reason="classified: no secure route to 000.00.00.H14", deliveries=1),
+            reports.ReasonCount(
+                reason="classified: no secure route to 000.00.00.H14", deliveries=1
+            ),
         )
         assert (report.delivered, report.median_seconds, report.p95_seconds) == (
             3, 9 * 3600.0, 56 * 3600.0,
