@@ -69,6 +69,7 @@ from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
+from gateway.usecases.report_files import produce_due_reports
 
 log = logging.getLogger("docgw.scheduler")
 
@@ -304,6 +305,10 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
     if is_sqlite(gateway.engine):
         add_job(scheduler, gateway, "checkpoint", 1.0, partial(checkpoint_wal, gateway.engine))
+    if (check_minutes := gateway.settings.reports.check_minutes) > 0:
+        add_job(
+            scheduler, gateway, "reports", check_minutes * 60, partial(produce_due_reports, gateway)
+        )
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 

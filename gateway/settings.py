@@ -251,7 +251,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
         base_dir = path.resolve().parent
-        if "smtp_password" in raw.get("reports", {}):
+        reports = raw.get("reports")
+        if isinstance(reports, dict) and "smtp_password" in reports:
             raise SettingsError(
                 "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
                 element="reports.smtp_password",
