@@ -38,8 +38,9 @@ def test_a_week_is_monday_to_monday() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "name"),
-    [(PeriodKind.MONTHLY, "2026-13"), (PeriodKind.MONTHLY, "2026-1"), (PeriodKind.MONTHLY, "x"),
-     (PeriodKind.WEEKLY, "2026-W54"), (PeriodKind.WEEKLY, "2025-W53"), (PeriodKind.WEEKLY, "2026-11")],
+    [(PeriodKind.MONTHLY, "2026-13"), (PeriodKind.MONTHLY, "2026-1"),
+     (PeriodKind.MONTHLY, "x"), (PeriodKind.WEEKLY, "2026-W54"),
+     (PeriodKind.WEEKLY, "2025-W53"), (PeriodKind.WEEKLY, "2026-11")],
 )  # fmt: skip
 def test_malformed_periods_are_refused(kind: PeriodKind, name: str) -> None:
     with pytest.raises(ValueError, match=name):
