@@ -252,7 +252,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
         base_dir = path.resolve().parent
         reports = raw.get("reports")
-        if isinstance(reports, dict) and "smtp_password" in reports:
+        if isinstance(reports, dict) and reports.get("smtp_password"):
             raise SettingsError(
                 "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
                 element="reports.smtp_password",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-__all__ = ["MAX_CLOSING_DAY", "Period", "PeriodKind", "last_closed", "monthly", "parse", "weekly"]
+__all__ = ["Period", "PeriodKind", "last_closed", "monthly", "parse", "weekly"]
 
 MAX_CLOSING_DAY = 28
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
