@@ -143,6 +143,7 @@ async def seed(conn: AsyncConnection) -> None:
                           arrival_due=vn(11, 5, 17), business="03")  # fmt: skip
     await s.status("in", "01", vn(11, 5, 11), message_id=d6, recipient_id=r)
     await s.recipient(d6, SENDER, channel="axis", state="cancelled")
+    await s.recipient(d6, OTHER, channel="axis", sent=vn(11, 6, 12))  # at the deadline: on time
     # A status package is no document.
     st = await s.message("out", SENDER, vn(11, 6), kind="status")
     await s.recipient(st, RECIPIENT, channel="axis", sent=vn(11, 6, 0, 1))
