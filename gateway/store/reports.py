@@ -33,14 +33,18 @@ class Window:
     as_of: dt.datetime
 
 
-def _documents(window: Window, direction: str) -> list[sa.ColumnElement[bool]]:
+def _documents(
+    window: Window, direction: str, *, by_unit: bool = True
+) -> list[sa.ColumnElement[bool]]:
+    """The window's documents of ``direction``; ``by_unit``: only the window unit's (its sent
+    documents; the received ones it is a recipient of)."""
     conditions = [
         messages.c.direction == direction,
         messages.c.kind == "document",
         messages.c.created_at >= sa.bindparam("start", window.start, type_=TS),
         messages.c.created_at < sa.bindparam("end", window.end, type_=TS),
     ]
-    if window.unit is not None:
+    if by_unit and window.unit is not None:
         if direction == "out":
             conditions.append(messages.c.sender == window.unit)
         else:
@@ -201,6 +205,35 @@ async def delivery_moments(
         .where(recipients.c.sent_at.is_not(None))
     )
     return [(accepted, sent) for accepted, sent in await conn.execute(query)]
+
+
+async def received_notices(
+    conn: AsyncConnection, window: Window
+) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """(received, our arrival notice sent) per local recipient of the received documents: the
+    notice is the 01 status message that recipient unit sent back about the document (None while
+    it has not gone out)."""
+    notice, notice_to = messages.alias("notice"), recipients.alias("notice_to")
+    sent = (
+        sa.select(sa.func.min(notice_to.c.sent_at))
+        .select_from(notice.join(notice_to, notice_to.c.message_id == notice.c.id))
+        .where(
+            notice.c.related_message_id == messages.c.id,
+            notice.c.direction == "out",
+            notice.c.kind == "status",
+            notice.c.status_code == "01",
+            notice.c.sender == recipients.c.unit_code,
+        )
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(messages.c.created_at, sent.label("notice_sent_at"))
+        .select_from(recipients.join(messages, recipients.c.message_id == messages.c.id))
+        .where(*_documents(window, "in", by_unit=False))
+    )
+    if window.unit is not None:
+        query = query.where(recipients.c.unit_code == window.unit)
+    return [(received, notified) for received, notified in await conn.execute(query)]
 
 
 async def was_produced(conn: AsyncConnection, key: str) -> bool:

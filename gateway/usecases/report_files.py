@@ -62,6 +62,7 @@ SECTIONS = {
     "received_by_channel": "Nhận theo kênh",
     "send_deadline": "Hạn gửi (QĐ 28/2018)",
     "arrival_notice": "Hạn báo đã đến (QĐ 28/2018)",
+    "received_notice": "Hạn báo đã nhận của đơn vị (QĐ 28/2018)",
     "failed": "Lỗi truyền",
     "held": "Tạm giữ",
 }
@@ -98,7 +99,7 @@ def _rows(report: Report) -> Iterator[tuple[str, str, str, object]]:
             received.channel or "(không rõ)",
             received.documents,
         )
-    for section in ("send_deadline", "arrival_notice"):
+    for section in ("send_deadline", "arrival_notice", "received_notice"):
         figures: DeadlineFigures = getattr(report, section)
         for key, label in DEADLINE_LABELS.items():
             yield SECTIONS[section], label, "", getattr(figures, key)

@@ -14,6 +14,8 @@ What is counted (the period is ``gateway.domain.periods``; "now" is when the rep
   the document was accepted and delivered): each delivery sent on time / late / still unsent
   past its deadline / not yet due; the receiver's arrival notice (its first status) on time /
   late / missing past its deadline / not yet due;
+* our own arrival notices (01) on received documents, against the same-day deadline computed
+  from the moment each was received;
 * rejected (02) deliveries, documents we retracted (13) or rejected, documents their senders
   retracted, sent deliveries still awaiting any status;
 * failed deliveries and held ones, by reason, as they stand now;
@@ -31,6 +33,12 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
 from gateway.domain import periods
+from gateway.domain.deadlines import (
+    Breach,
+    DeadlinePolicy,
+    DeadlineStatus,
+    arrival_notice_deadline,
+)
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.periods import Period, PeriodKind
 from gateway.store import queries
@@ -90,6 +98,8 @@ class Report:
     received_by_channel: tuple[ReceivedChannel, ...]
     send_deadline: DeadlineFigures
     arrival_notice: DeadlineFigures
+    #: Our own arrival notices (01) on the received documents, one per local recipient unit.
+    received_notice: DeadlineFigures
     rejected_by_receivers: int
     rejected_by_us: int
     retracted_by_us: int
@@ -157,6 +167,9 @@ async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Re
             received_by_channel=received,
             send_deadline=_deadline(outcome, "send"),
             arrival_notice=_deadline(outcome, "notice"),
+            received_notice=_judge_notices(
+                await counts.received_notices(conn, window), gateway.deadlines, now
+            ),
             rejected_by_receivers=outcome["rejected"],
             rejected_by_us=await with_status(conn, window, "in", counts.REJECTED, "out"),
             retracted_by_us=await with_status(conn, window, "out", counts.RETRACT, "out"),
@@ -180,6 +193,22 @@ def _deadline(outcome: dict[str, int], prefix: str) -> DeadlineFigures:
         overdue=outcome[f"{prefix}_overdue"],
         pending=outcome[f"{prefix}_pending"],
     )
+
+
+def _judge_notices(
+    rows: list[tuple[dt.datetime, dt.datetime | None]], policy: DeadlinePolicy, now: dt.datetime
+) -> DeadlineFigures:
+    """Each received document's arrival notice against its deadline (not stored: computed here
+    from the moment it was received, by the deadline rules)."""
+    tally = dict.fromkeys(("on_time", "late", "overdue", "pending"), 0)
+    for received, notified in rows:
+        due = arrival_notice_deadline(delivered_at=received, policy=policy)
+        status = DeadlineStatus(kind=Breach.ARRIVAL_NOTICE, due_at=due, met_at=notified)
+        if notified is not None:
+            tally["late" if status.is_breached(now) else "on_time"] += 1
+        else:
+            tally["overdue" if status.is_breached(now) else "pending"] += 1
+    return DeadlineFigures(**tally)
 
 
 def _reasons(rows: list[tuple[str, int]]) -> tuple[ReasonCount, ...]:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from integration_support import OTHER, RECIPIENT, SENDER
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.domain.deadlines import DeadlinePolicy, arrival_notice_deadline
 from gateway.store.tables import (
     TS,
     audit_events,
@@ -48,6 +49,8 @@ class Seeder:
         kind: str = "document",
         route: str | None = None,
         priority: int = 0,
+        status_code: str | None = None,
+        about: str | None = None,
     ) -> str:
         message_id = str(uuid.uuid4())
         await self.conn.execute(
@@ -56,7 +59,8 @@ class Seeder:
                 document_id=f"{sender},2026/{message_id[:8]}", sender=sender,
                 classification="0", priority=priority, package_sha256=BLOB, client="seed",
                 dedup_key=f"{sender}|{message_id}" if direction == "in" else None,
-                route=route, send_due_at=due, created_at=at,
+                route=route, send_due_at=due, created_at=at, status_code=status_code,
+                related_message_id=about,
             )
         )  # fmt: skip
         return message_id
@@ -158,6 +162,13 @@ async def seed(conn: AsyncConnection) -> None:
     await s.recipient(i3, SENDER, channel=None, business="01")
     i4 = await s.message("in", RECIPIENT, vn(11, 4), route="axis")
     await s.recipient(i4, OTHER, channel=None, business="01")
+    # Our arrival notices (01): I1's the same morning (on time), I2's the next day (late); I4's
+    # never went out (overdue).
+    for doc, to, received, sent in ((i1, RECIPIENT, vn(11, 2, 8), vn(11, 2, 9, 5)),
+                                    (i2, OTHER, vn(11, 3, 8), vn(11, 4, 9))):  # fmt: skip
+        notice = await s.message("out", SENDER, received, kind="status", status_code="01",
+                                 about=doc)  # fmt: skip
+        await s.recipient(notice, to, channel="axis", sent=sent)
 
 
 # ------------------------------------------------------------------- the independent count
@@ -225,6 +236,26 @@ async def independent_count(
     notice = Counter(
         _judge(notices.get(d.rid), d.arrival_due_at) for d in deliveries if d.arrival_due_at
     )
+    notices_sent = (
+        await conn.execute(
+            sa.text(
+                "SELECT d.created_at, (SELECT min(nr.sent_at) FROM messages n JOIN recipients nr"
+                " ON nr.message_id = n.id WHERE n.related_message_id = d.id AND n.kind = 'status'"
+                " AND n.direction = 'out' AND n.status_code = '01' AND n.sender = r.unit_code)"
+                " FROM messages d JOIN recipients r ON r.message_id = d.id WHERE d."
+                + _IN.replace(" AND ", " AND d.")
+                + (" AND r.unit_code = :unit" if unit else "")
+            )
+            .bindparams(sa.bindparam("start", type_=TS), sa.bindparam("end", type_=TS))
+            .columns(sa.column("received", TS), sa.column("notified", TS)),
+            {k: v for k, v in params.items() if v is not None},
+        )
+    ).all()
+    policy = DeadlinePolicy()
+    received_notice = Counter(
+        _judge(notified, arrival_notice_deadline(delivered_at=received, policy=policy))
+        for received, notified in notices_sent
+    )
     durations = sorted((d.sent_at - d.created_at).total_seconds() for d in deliveries if d.sent_at)
     return {
         "sent_documents": await scalar(f"SELECT count(*) FROM messages WHERE {_OUT}{out_unit}"),
@@ -233,6 +264,7 @@ async def independent_count(
         "deliveries_by_channel": dict(channels),
         "send": dict(send),
         "notice": dict(notice),
+        "received_notice": dict(received_notice),
         "rejected_by_receivers": sum(1 for d in deliveries if d.rid in rejected),
         "awaiting_status": sum(1 for d in deliveries if d.sent_at and d.business is None),
         "failed": Counter(d.last_error for d in deliveries if d.state == "failed"),

@@ -28,7 +28,7 @@ async def _report(gateway: Any, unit: str | None, period: str = "2026-11") -> Re
 
 def _as_counted(report: Report) -> dict[str, Any]:
     """The report's figures in the independent count's shape."""
-    send, notice = report.send_deadline, report.arrival_notice
+    send, notice, ours = report.send_deadline, report.arrival_notice, report.received_notice
     return {
         "sent_documents": report.sent_documents,
         "received_documents": report.received_documents,
@@ -36,6 +36,7 @@ def _as_counted(report: Report) -> dict[str, Any]:
         "deliveries_by_channel": {c.channel: c.deliveries for c in report.sent_by_channel},
         "send": {k: v for k, v in vars(send).items() if v},
         "notice": {k: v for k, v in vars(notice).items() if v},
+        "received_notice": {k: v for k, v in vars(ours).items() if v},
         "rejected_by_receivers": report.rejected_by_receivers,
         "awaiting_status": report.awaiting_status,
         "failed": Counter({f.reason: f.deliveries for f in report.failed}),
@@ -85,6 +86,9 @@ def test_unit_report_figures_are_the_known_mix(make_gateway: Any) -> None:
         )
         assert report.arrival_notice == reports.DeadlineFigures(
             on_time=1, late=1, overdue=1, pending=0
+        )
+        assert report.received_notice == reports.DeadlineFigures(
+            on_time=1, late=1, overdue=0, pending=0
         )
         assert (report.rejected_by_receivers, report.rejected_by_us) == (1, 1)
         assert (report.retracted_by_us, report.retracted_by_senders) == (1, 1)
