@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import csv
 import email
 import io
@@ -166,6 +167,14 @@ def test_the_scheduled_job_makes_each_closed_period_once_into_the_folder_and_by_
         async with make_gateway(extra=extra) as gateway:
             await _seeded(gateway)
             gateway.clock = lambda: vn(11, 25, 0, 30)  # half an hour after 2026-11 closed
+            # The mail server down: the job fails and records nothing; the next check retries.
+            live = gateway.settings
+            gateway.settings = dataclasses.replace(
+                live, reports=dataclasses.replace(live.reports, smtp_port=free_port())
+            )
+            with pytest.raises(ConnectionRefusedError):
+                await report_files.produce_due_reports(gateway)
+            gateway.settings = live
             first = await report_files.produce_due_reports(gateway)
             again = await report_files.produce_due_reports(gateway)
             return first, again
