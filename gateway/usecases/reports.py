@@ -43,6 +43,7 @@ from gateway.domain.lifecycle import TransportState
 from gateway.domain.periods import Period, PeriodKind
 from gateway.store import queries
 from gateway.store import reports as counts
+from gateway.store.database import is_sqlite
 from gateway.usecases.errors import UnknownUnit
 
 
@@ -136,13 +137,18 @@ def nearest_rank(values: list[float], fraction: float) -> float | None:
 async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Report:
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
+        if not is_sqlite(gateway.engine):
+            # One snapshot for every figure, so that they add up while documents keep flowing.
+            await conn.execution_options(isolation_level="REPEATABLE READ")
         if unit is not None:
             parse_strict(unit, field="unit")
             if await queries.get_unit(conn, unit) is None:
                 raise UnknownUnit(f"no unit {unit}", element="unit")
         window = counts.Window(start=period.start, end=period.end, unit=unit, as_of=now)
-        sent = [SentChannel(**dict(zip(_SENT_FIELDS, row, strict=True))) for row in
-                await counts.sent_by_channel(conn, window)]  # fmt: skip
+        sent = [
+            SentChannel(**dict(zip(_SENT_FIELDS, row, strict=True)))
+            for row in await counts.sent_by_channel(conn, window)
+        ]
         received = tuple(
             ReceivedChannel(channel=str(channel), documents=int(n))
             for channel, n in await counts.received_by_channel(conn, window)

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import csv
+import dataclasses
 import email
 import io
 import socket
