@@ -207,6 +207,9 @@ class ReportSettings:
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_starttls: bool = True
+    #: The CA that signs the SMTP server's certificate (default: the system's trusted CAs).
+    smtp_ca_file: Path | None = None
+    #: A login needs STARTTLS: the password never travels in clear.
     smtp_username: str = ""
     #: No default, and only from the environment: DOCGW_REPORTS__SMTP_PASSWORD.
     smtp_password: str = field(default="", repr=False)
@@ -322,6 +325,11 @@ def _check_reports(reports: ReportSettings) -> None:
         raise SettingsError("must be 1 to 28", element="reports.closing_day")
     for code in reports.units:
         parse_strict(code, field="reports.units")
+    if reports.smtp_username and not reports.smtp_starttls:
+        raise SettingsError(
+            "a login needs smtp_starttls = true (the password never travels in clear)",
+            element="reports.smtp_starttls",
+        )
     if reports.smtp_host and not (reports.mail_from and reports.mail_to):
         raise SettingsError(
             "e-mail delivery needs mail_from and mail_to", element="reports.mail_to"

@@ -27,7 +27,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         files = {f"{stem}.{fmt}": report_files.render(report, fmt) for fmt in formats}
         written = [report_files.write_atomically(folder, n, d) for n, d in files.items()]
         if args.mail:
-            report_files.send_mail(gateway.settings.reports, report_files.title(report), files)
+            report_files.send_mail(
+                gateway.settings.reports,
+                report_files.title(report),
+                files,
+                ca_file=report_files.smtp_ca_file(gateway),
+            )
         return written
 
     for path in with_gateway(args, work):

@@ -253,8 +253,11 @@ def write_atomically(folder: Path, name: str, data: bytes) -> Path:
     return target
 
 
-def send_mail(settings: ReportSettings, subject: str, files: dict[str, bytes]) -> None:
-    """Mail ``files`` (name → content) as attachments (blocking: run it in a thread)."""
+def send_mail(
+    settings: ReportSettings, subject: str, files: dict[str, bytes], *, ca_file: Path | None
+) -> None:
+    """Mail ``files`` (name → content) as attachments (blocking: run it in a thread). STARTTLS
+    verifies the server's certificate (against ``ca_file``, else the system's CAs) and name."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = settings.mail_from
@@ -265,7 +268,7 @@ def send_mail(settings: ReportSettings, subject: str, files: dict[str, bytes]) -
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=60) as smtp:
         if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=ca_file))
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)
         smtp.send_message(message)
@@ -281,6 +284,11 @@ def report_units(gateway: Gateway) -> tuple[str, ...]:
     return gateway.settings.reports.units or gateway.settings.gateway.local_units
 
 
+def smtp_ca_file(gateway: Gateway) -> Path | None:
+    ca_file = gateway.settings.reports.smtp_ca_file
+    return gateway.settings.resolve(ca_file) if ca_file is not None else None
+
+
 async def deliver(gateway: Gateway, report: Report) -> dict[str, bytes]:
     """Render the report as CSV and PDF, write both to the reports folder and mail them (where
     e-mail is configured). Returns the files by name."""
@@ -292,7 +300,9 @@ async def deliver(gateway: Gateway, report: Report) -> dict[str, bytes]:
     for name, data in files.items():
         await asyncio.to_thread(write_atomically, folder, name, data)
     if settings.smtp_host:
-        await asyncio.to_thread(send_mail, settings, title(report), files)
+        await asyncio.to_thread(
+            send_mail, settings, title(report), files, ca_file=smtp_ca_file(gateway)
+        )
     return files
 
 

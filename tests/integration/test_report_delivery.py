@@ -9,7 +9,10 @@ import csv
 import dataclasses
 import email
 import io
+import ipaddress
+import smtplib
 import socket
+import ssl
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,15 @@ import pypdf
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
 from integration_support import OTHER, SENDER, write_config
+from pki import leaf_certificate
 from report_seed import NOW, seed, vn
 
 from gateway.cli import main
+from gateway.keystore import create_ca
+from gateway.settings import load_settings
 from gateway.usecases import report_files, tokens
 from gateway.web.app import create_app
 
@@ -206,3 +214,57 @@ def test_the_scheduled_job_makes_each_closed_period_once_into_the_folder_and_by_
     assert "Báo cáo tuần 2026-W47 — toàn cổng" in subjects
     monthly_pdf = (folder / f"report-monthly-2026-11-{SENDER}.pdf").read_bytes()
     assert "Báo cáo tháng 2026-11" in pdf_text(monthly_pdf)
+
+
+class Login:
+    """Accepts one user and password (aiosmtpd offers AUTH only after STARTTLS)."""
+
+    def __init__(self, user: bytes, password: bytes) -> None:
+        self.user, self.password = user, password
+        self.logins: list[bytes] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        self.logins.append(data.login)
+        good = (data.login, data.password) == (self.user, self.password)
+        return AuthResult(success=good, handled=False)  # not handled: the server answers 535
+
+
+def test_mail_goes_over_verified_starttls_with_the_password_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    ca = create_ca()
+    cert = leaf_certificate(ca, common_name="mail", server_auth=True,
+                            san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])  # fmt: skip
+    (tmp_path / "mail.pem").write_bytes(cert.cert_pem)
+    (tmp_path / "mail.key").write_bytes(cert.key_pem)
+    (tmp_path / "mail-ca.pem").write_bytes(ca.cert_pem)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "mail.pem", tmp_path / "mail.key")
+    inbox, login, port = Inbox(), Login(b"docgw", b"mat-khau-thu"), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_tls,
+                      require_starttls=True, authenticator=login)  # fmt: skip
+    config = tmp_path / "docgw.toml"
+    config.write_text(
+        f'[reports]\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_username = "docgw"\n'
+        f'smtp_ca_file = "mail-ca.pem"\nmail_from = "docgw@example.vn"\n'
+        'mail_to = ["vanthu@example.vn"]\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config, {"DOCGW_REPORTS__SMTP_PASSWORD": "mat-khau-thu"}).reports
+    files = {"report-monthly-2026-11-gateway.csv": "Báo cáo tháng".encode()}
+    smtp.start()
+    try:
+        report_files.send_mail(settings, "Báo cáo tháng 2026-11", files,
+                               ca_file=tmp_path / "mail-ca.pem")  # fmt: skip
+        wrong = dataclasses.replace(settings, smtp_password="doan-sai")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            report_files.send_mail(wrong, "x", files, ca_file=tmp_path / "mail-ca.pem")
+        with pytest.raises(ssl.SSLCertVerificationError):  # not the CA: refused, nothing sent
+            report_files.send_mail(settings, "x", files, ca_file=None)
+    finally:
+        smtp.stop()
+    assert login.logins and set(login.logins) == {b"docgw"}
+    [(_, to, message)] = inbox.messages
+    assert to == ["vanthu@example.vn"]
+    [part] = [p for p in message.walk() if p.get_filename()]
+    assert part.get_payload(decode=True) == "Báo cáo tháng".encode()

@@ -84,3 +84,19 @@ def test_the_smtp_password_comes_only_from_the_environment(tmp_path: Path) -> No
     settings = load_settings(config, {"DOCGW_REPORTS__SMTP_PASSWORD": "12345678"})
     assert settings.reports.smtp_password == "12345678"
     assert "12345678" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("table", "element"),
+    [
+        ('smtp_username = "docgw"\nsmtp_starttls = false\n', "reports.smtp_starttls"),
+        ('smtp_host = "mail.example.vn"\nmail_from = "docgw@example.vn"\n', "reports.mail_to"),
+        ('units = ["not a code"]\n', "reports.units"),
+    ],
+)
+def test_mail_and_unit_settings_are_checked(table: str, element: str, tmp_path: Path) -> None:
+    config = tmp_path / "docgw.toml"
+    config.write_text(f"[reports]\n{table}", encoding="utf-8")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, {})
+    assert raised.value.element == element
