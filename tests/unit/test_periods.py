@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from envelopes.errors import GatewayError
 from gateway.domain import periods
 from gateway.domain.periods import PeriodKind
 from gateway.settings import SettingsError, load_settings
@@ -97,6 +98,6 @@ def test_the_smtp_password_comes_only_from_the_environment(tmp_path: Path) -> No
 def test_mail_and_unit_settings_are_checked(table: str, element: str, tmp_path: Path) -> None:
     config = tmp_path / "docgw.toml"
     config.write_text(f"[reports]\n{table}", encoding="utf-8")
-    with pytest.raises(SettingsError) as raised:
+    with pytest.raises(GatewayError) as raised:  # CONFIG_INVALID, or UNIT_CODE_INVALID
         load_settings(config, {})
     assert raised.value.element == element
