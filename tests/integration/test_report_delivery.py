@@ -139,6 +139,16 @@ def test_the_command_writes_the_report_files(
     assert (out / "report-weekly-2026-W45-gateway.json").is_file()
     assert main([*argv[:5], "2026-99"]) == 1
     assert capsys.readouterr().err.startswith("error: REPORT_PERIOD_INVALID:")
+    # The scheduled job, once: the periods closed before now (the real clock), each made once.
+    folder = f'[reports]\nfolder = "{tmp_path / "due"}"\n'
+    due = write_config(tmp_path / "due.toml", database_url=database_url, keys_dir=keys_dir,
+                       local_units=(SENDER,), extra=folder)  # fmt: skip
+    assert main(["--config", str(due), "report", "due"]) == 0
+    produced = capsys.readouterr().out.splitlines()
+    assert len(produced) == 4 and all(line.startswith("produced report:") for line in produced)
+    assert len(list((tmp_path / "due").iterdir())) == 8
+    assert main(["--config", str(due), "report", "due"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 class Inbox:
