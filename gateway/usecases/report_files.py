@@ -152,6 +152,7 @@ def _chart(report: Report) -> bytes:
     """Two bar charts: deliveries by channel, and the send deadline's outcome."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(7.5, 3.0), dpi=110)
     FigureCanvasAgg(figure)
@@ -168,6 +169,7 @@ def _chart(report: Report) -> bytes:
     deadline.set_title("Hạn gửi (QĐ 28/2018)", fontsize=10)
     for axes in (by_channel, deadline):
         axes.tick_params(labelsize=8)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers
     figure.tight_layout()
     out = io.BytesIO()
     figure.savefig(out, format="png")
