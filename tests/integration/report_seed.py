@@ -178,7 +178,11 @@ _IN = "direction = 'in' AND kind = 'document' AND created_at >= :start AND creat
 
 
 async def independent_count(
-    conn: AsyncConnection, start: dt.datetime, end: dt.datetime, unit: str | None
+    conn: AsyncConnection,
+    start: dt.datetime,
+    end: dt.datetime,
+    unit: str | None,
+    as_of: dt.datetime = NOW,
 ) -> dict[str, Any]:
     """The report's figures, counted by hand: plain SQL, and Python for the arithmetic."""
     out_unit = " AND sender = :unit" if unit else ""
@@ -232,9 +236,9 @@ async def independent_count(
         )
     }
     channels: Counter[str] = Counter(d.channel or "" for d in deliveries)
-    send = Counter(_judge(d.sent_at, d.due) for d in deliveries)
+    send = Counter(_judge(d.sent_at, d.due, as_of) for d in deliveries)
     notice = Counter(
-        _judge(notices.get(d.rid), d.arrival_due_at) for d in deliveries if d.arrival_due_at
+        _judge(notices.get(d.rid), d.arrival_due_at, as_of) for d in deliveries if d.arrival_due_at
     )
     notices_sent = (
         await conn.execute(
@@ -253,7 +257,7 @@ async def independent_count(
     ).all()
     policy = DeadlinePolicy()
     received_notice = Counter(
-        _judge(notified, arrival_notice_deadline(delivered_at=received, policy=policy))
+        _judge(notified, arrival_notice_deadline(delivered_at=received, policy=policy), as_of)
         for received, notified in notices_sent
     )
     durations = sorted((d.sent_at - d.created_at).total_seconds() for d in deliveries if d.sent_at)
@@ -285,8 +289,8 @@ async def independent_count(
     }
 
 
-def _judge(met: dt.datetime | None, due: dt.datetime | None) -> str:
+def _judge(met: dt.datetime | None, due: dt.datetime | None, as_of: dt.datetime) -> str:
     if met is not None and due is not None:
         return "on_time" if met <= due else "late"
     assert due is not None
-    return "overdue" if due < NOW else "pending"
+    return "overdue" if due < as_of else "pending"

@@ -4,17 +4,25 @@ independent, hand-written count over the same database (tests/integration/report
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import io
+import json
 import statistics
 from collections import Counter
 from typing import Any
 
 import pytest
-from integration_support import SENDER
+from integration_support import EXAMPLES, SENDER
 from report_seed import NOW, independent_count, seed
 
+from connectors.fake import FakeConnector, Scripted
+from envelopes.attachments import AttachmentSource
+from envelopes.metadata import parse_metadata
+from envelopes.model import StatusCode
 from gateway.domain.periods import PeriodKind
-from gateway.usecases import reports
+from gateway.usecases import delivery, reports, statuses, submit
 from gateway.usecases.reports import Report
+from gateway.usecases.statuses import VIETNAM
 
 
 async def _report(gateway: Any, unit: str | None, period: str = "2026-11") -> Report:
@@ -104,5 +112,56 @@ def test_unit_report_figures_are_the_known_mix(make_gateway: Any) -> None:
         assert (report.delivered, report.median_seconds, report.p95_seconds) == (
             3, 9 * 3600.0, 56 * 3600.0,
         )  # fmt: skip
+
+    asyncio.run(scenario())
+
+
+def test_a_report_over_what_the_real_use_cases_wrote_matches_the_independent_count(
+    make_gateway: Any,
+) -> None:
+    """Submitted through the use case, delivered by the fake connector (one refused: failed),
+    one classified document held for want of a secure route, one retracted (13) by its sender."""
+    fake = FakeConnector(name="axis", script=[Scripted.REFUSED])
+    now = dt.datetime.now(dt.UTC)
+    meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
+    today = now.astimezone(VIETNAM).date()
+
+    async def submit_one(gateway: Any, **changes: Any) -> str:
+        request = parse_metadata({**meta, **changes}, today=today)
+        source = AttachmentSource(name="van-ban.pdf", open=lambda: io.BytesIO(b"%PDF-1.7 x"))
+        done = await submit.submit_document(gateway, request, [source], client="test", actor="test")
+        return done.message_id
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": fake}) as gateway:
+            gateway.clock = lambda: now
+            await submit_one(
+                gateway, code={"number": "1", "notation": "VPCP-TTĐT"}
+            )  # the refused one
+            await delivery.deliver_due(gateway, "w")
+            sent = await submit_one(gateway, code={"number": "2", "notation": "VPCP-TTĐT"})
+            await submit_one(
+                gateway, code={"number": "3", "notation": "VPCP-TTĐT"}, classification="mat"
+            )
+            while await delivery.deliver_due(gateway, "w"):
+                pass
+            retract = StatusCode.RETRACT_REQUESTED
+            await statuses.reply(
+                gateway, sent, code=retract, description="Thu hồi", staff=None, actor="test"
+            )
+            while await delivery.deliver_due(gateway, "w"):
+                pass
+            year, week, _ = now.astimezone(VIETNAM).isocalendar()
+            period = reports.period_of(gateway, PeriodKind.WEEKLY, f"{year}-W{week:02d}")
+            report = await reports.build_report(gateway, period, SENDER)
+            async with gateway.engine.connect() as conn:
+                counted = await independent_count(conn, period.start, period.end, SENDER, now)
+        counted.pop("durations")
+        assert _as_counted(report) == counted
+        assert (report.sent_documents, report.retracted_by_us) == (3, 1)
+        assert [(c.channel, c.delivered, c.failed, c.held) for c in report.sent_by_channel] == [
+            ("", 0, 0, 1), ("axis", 1, 1, 0),
+        ]  # fmt: skip
+        assert "refused" in report.failed[0].reason and report.held[0].reason
 
     asyncio.run(scenario())
