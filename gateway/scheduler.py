@@ -70,6 +70,7 @@ from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
+from gateway.usecases.report_files import produce_due_reports
 from gateway.usecases.webhooks import deliver_webhooks
 
 log = logging.getLogger("docgw.scheduler")
@@ -309,6 +310,10 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     add_job(
         scheduler, gateway, "webhooks", webhooks.TICK_SECONDS, partial(deliver_webhooks, gateway)
     )
+    if (check_minutes := gateway.settings.reports.check_minutes) > 0:
+        add_job(
+            scheduler, gateway, "reports", check_minutes * 60, partial(produce_due_reports, gateway)
+        )
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 

@@ -193,6 +193,34 @@ class DeadlineSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportSettings:
+    """Periodic reports (docs/howto/reports.md)."""
+
+    #: A monthly period closes on this day (1-28; 1 = calendar months): see gateway/domain/periods.
+    closing_day: int = 25
+    #: Units the scheduled job reports on, besides the whole gateway (default: the local units).
+    units: tuple[str, ...] = ()
+    #: Where the scheduled job writes its reports.
+    folder: Path = Path("var/reports")
+    #: How often the scheduled job looks for a closed period to report on (0 = never).
+    check_minutes: float = 60.0
+    #: The scheduled job also makes weekly reports (ISO weeks).
+    weekly: bool = True
+    #: E-mail delivery of the scheduled reports: none while smtp_host is empty.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    #: The CA that signs the SMTP server's certificate (default: the system's trusted CAs).
+    smtp_ca_file: Path | None = None
+    #: A login needs STARTTLS: the password never travels in clear.
+    smtp_username: str = ""
+    #: No default, and only from the environment: DOCGW_REPORTS__SMTP_PASSWORD.
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = ""
+    mail_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -202,6 +230,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -228,6 +257,12 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
         base_dir = path.resolve().parent
+        reports = raw.get("reports")
+        if isinstance(reports, dict) and reports.get("smtp_password"):
+            raise SettingsError(
+                "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
+                element="reports.smtp_password",
+            )
     _apply_environment(raw, os.environ if environ is None else environ)
     channels_raw = raw.pop("channels", {})
     if not isinstance(channels_raw, dict):
@@ -252,6 +287,7 @@ def check(settings: Settings) -> None:
     if settings.database.pool_size < 1:
         raise SettingsError("must be at least 1", element="database.pool_size")
     _check_retry(settings.retry, "retry")
+    _check_reports(settings.reports)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:
@@ -286,6 +322,22 @@ VXP_FORMS = {
     "hash_form": ("sdk", "canonical"),
     "delete_agency_param": ("AgencyCode", "code"),
 }
+
+
+def _check_reports(reports: ReportSettings) -> None:
+    if not 1 <= reports.closing_day <= 28:
+        raise SettingsError("must be 1 to 28", element="reports.closing_day")
+    for code in reports.units:
+        parse_strict(code, field="reports.units")
+    if reports.smtp_username and not reports.smtp_starttls:
+        raise SettingsError(
+            "a login needs smtp_starttls = true (the password never travels in clear)",
+            element="reports.smtp_starttls",
+        )
+    if reports.smtp_host and not (reports.mail_from and reports.mail_to):
+        raise SettingsError(
+            "e-mail delivery needs mail_from and mail_to", element="reports.mail_to"
+        )
 
 
 def _check_vxp_forms(channel: ChannelSettings, where: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError
-from gateway.cli import demo, operations, packages, service, simulator, webhooks
+from gateway.cli import demo, operations, packages, reports, service, simulator, webhooks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.register(commands)
     demo.register(commands)
     webhooks.register(commands)
+    reports.register(commands)
     return parser
 
 

@@ -13,6 +13,7 @@
     GET     /api/v1/units                      admin, operator, member    registry.list_units
     POST    /api/v1/units                      admin, member*             registry.register_unit
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
+    GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
     GET     /healthz                           (no token)                 queries.live_workers, …
     GET     /metrics                           (no token)                 queries.counts_by_…, …
@@ -66,6 +67,7 @@ from gateway.usecases.registry import UnitDetail
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
 from gateway.web import openapi
+from gateway.web import reports as reports_api
 from gateway.web.auth import (
     ADMIN,
     EVERYONE,
@@ -151,6 +153,7 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/units", list_units, name="units")
     router.add_post(f"{API}/units", register_unit, name="register_unit")
     router.add_get(f"{API}/units/{{code}}", show_unit, name="unit")
+    router.add_get(f"{API}/reports/{{kind:monthly|weekly}}", reports_api.report, name="report")
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     router.add_get("/healthz", health, name="health")
     router.add_get("/metrics", metrics, name="metrics")

@@ -572,6 +572,7 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                 parameters=[{"$ref": "#/components/parameters/UnitCode"}],
             )
         },
+        "/api/v1/reports/{kind}": {"get": _report_operation()},
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",
@@ -887,6 +888,38 @@ def _integration_paths(page_size: int) -> dict[str, Any]:
     }
 
 
+def _report_operation() -> dict[str, Any]:
+    """``GET /api/v1/reports/{monthly|weekly}`` (gateway/web/reports.py)."""
+
+    def query(name: str, description: str, schema: Schema = STRING) -> dict[str, Any]:
+        return {"name": name, "in": "query", "schema": schema, "description": description}
+
+    made = {
+        "200": {
+            "description": "The report, made now (figures: docs/howto/reports.md)",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+    return _operation(
+        "report",
+        "A monthly or weekly report of documents sent and received",
+        "admin, member (for its own unit, which it must name)",
+        {**made, **_errors("BadRequest", "Forbidden", "NotFound", "Unprocessable")},
+        tag="reports",
+        parameters=[
+            {"name": "kind", "in": "path", "required": True,
+             "schema": {"enum": ["monthly", "weekly"]}},
+            {**query("period", "2026-11 (monthly) or 2026-W48 (weekly)"), "required": True},
+            query("unit", "a unit's report (default: the whole gateway)"),
+            query("format", "json (default), csv or pdf", {"enum": ["json", "csv", "pdf"]}),
+        ],
+    )  # fmt: skip
+
+
 def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -903,6 +936,7 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             {"name": "operations"},
             {"name": "statuses"},
             {"name": "units"},
+            {"name": "reports"},
             {"name": "service"},
             {"name": "integration"},
         ],

@@ -1,0 +1,55 @@
+"""``GET /api/v1/reports/{monthly|weekly}?period=…&unit=…&format=json|csv|pdf``: a report made
+now. Admins ask for any unit or the whole gateway (no ``unit``); a member token only for its own
+unit, which it must name. ``period`` is ``2026-11`` (monthly) or ``2026-W48`` (weekly)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import hdrs, web
+
+from gateway.bootstrap import Gateway
+from gateway.domain.periods import PeriodKind
+from gateway.usecases import report_files, reports
+from gateway.usecases.errors import Forbidden
+from gateway.usecases.tokens import Role
+from gateway.web.auth import PRINCIPAL, allow, member_unit
+from gateway.web.problems import BadRequest
+
+PARAMETERS = frozenset({"period", "unit", "format"})
+
+
+@allow(frozenset({Role.ADMIN, Role.MEMBER}))
+async def report(request: web.Request) -> web.Response:
+    from gateway.web.app import GATEWAY  # app.py imports this module to route to it
+
+    gateway: Gateway = request.app[GATEWAY]
+    query = request.query
+    for name in query:
+        if name not in PARAMETERS:
+            raise BadRequest(f"unknown parameter (known: {', '.join(sorted(PARAMETERS))})",
+                             element=name)  # fmt: skip
+    name = query.get("period", "")
+    if not name:
+        raise BadRequest("a period is required (e.g. 2026-11, or 2026-W48 for weekly)",
+                         element="period")  # fmt: skip
+    fmt = query.get("format", "json")
+    if fmt not in report_files.FORMATS:
+        raise BadRequest("must be json, csv or pdf", element="format")
+    unit = query.get("unit") or None
+    own = member_unit(request[PRINCIPAL])
+    if own is not None and unit != own:
+        raise Forbidden(f"a member token of {own} sees only its own unit's report", element="unit")
+    period = reports.period_of(gateway, PeriodKind(request.match_info["kind"]), name)
+    made = await reports.build_report(gateway, period, unit)
+    body = await asyncio.to_thread(report_files.render, made, fmt)
+    headers = {}
+    if fmt != "json":
+        filename = f"{report_files.file_stem(made)}.{fmt}"
+        headers[hdrs.CONTENT_DISPOSITION] = f'attachment; filename="{filename}"'
+    return web.Response(
+        body=body,
+        content_type=report_files.MEDIA_TYPES[fmt],
+        charset="utf-8" if fmt != "pdf" else None,
+        headers=headers,
+    )
