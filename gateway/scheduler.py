@@ -64,6 +64,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
+from gateway.usecases import backup
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -304,6 +305,14 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
     if is_sqlite(gateway.engine):
         add_job(scheduler, gateway, "checkpoint", 1.0, partial(checkpoint_wal, gateway.engine))
+    if gateway.settings.backup.interval_hours > 0:
+        add_job(
+            scheduler,
+            gateway,
+            "backup",
+            gateway.settings.backup.interval_hours * 3600,
+            partial(backup.scheduled_backup, gateway),
+        )
     _add_channel_jobs(gateway, scheduler)
     return scheduler
 

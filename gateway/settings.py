@@ -190,6 +190,17 @@ class DeadlineSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackupSettings:
+    #: Where ``docgw backup create`` and the scheduled backup write (one folder per backup).
+    dir: Path = Path("backups")
+    #: Encrypts the key archive of every backup. No default: set DOCGW_BACKUP__PASSPHRASE.
+    passphrase: str = ""
+    #: The scheduled backup's interval (0 = none) and how many backups it keeps.
+    interval_hours: float = 0.0
+    keep: int = 7
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -199,6 +210,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -249,6 +261,7 @@ def check(settings: Settings) -> None:
     if settings.database.pool_size < 1:
         raise SettingsError("must be at least 1", element="database.pool_size")
     _check_retry(settings.retry, "retry")
+    _check_backup(settings.backup)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:
@@ -295,6 +308,16 @@ def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
         raise SettingsError(
             "only a drop_folder channel takes ready packages",
             element=f"{where}.sign_ready_packages",
+        )
+
+
+def _check_backup(backup: BackupSettings) -> None:
+    if backup.keep < 1:
+        raise SettingsError("must be at least 1", element="backup.keep")
+    if backup.interval_hours > 0 and not backup.passphrase:
+        raise SettingsError(
+            "a scheduled backup needs its passphrase (DOCGW_BACKUP__PASSPHRASE)",
+            element="backup.passphrase",
         )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store import audit_chain
 from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.direct import Statement
 from gateway.store.records import (
@@ -98,10 +99,7 @@ async def audit(
         to_state=to_state,
         reason=reason,
     )
-    await _INSERT_AUDIT.execute(conn, row)
-
-
-_INSERT_AUDIT = Statement(audit_events.insert())
+    await audit_chain.append(conn, [row])
 
 
 # ------------------------------------------------------------------------------------ units
@@ -354,7 +352,7 @@ async def insert_recipient(
     if audit_rows is not None:
         audit_rows.append(row)
     else:
-        await _INSERT_AUDIT.execute(conn, row)
+        await audit_chain.append(conn, [row])
     return recipient_id
 
 
@@ -511,9 +509,8 @@ async def _guarded_update_batched(conn: AsyncConnection, moves: Sequence[Move]) 
 
 
 async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
-    # executemany: one statement prepared, the rows sent together.
-    if events:
-        await _INSERT_AUDIT.execute(conn, list(events))
+    # executemany: one statement prepared, the rows sent together, chained in this order.
+    await audit_chain.append(conn, events)
 
 
 def _recipient(row: Any) -> RecipientRecord:
