@@ -195,6 +195,9 @@ class BackupSettings:
     dir: Path = Path("backups")
     #: Encrypts the key archive of every backup. No default: set DOCGW_BACKUP__PASSPHRASE.
     passphrase: str = ""
+    #: A PEM certificate: seal each backup's key archive for it instead (no passphrase needed;
+    #: its private key restores).
+    recipient_cert: Path | None = None
     #: The scheduled backup's interval (0 = none) and how many backups it keeps.
     interval_hours: float = 0.0
     keep: int = 7
@@ -314,7 +317,7 @@ def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
 def _check_backup(backup: BackupSettings) -> None:
     if backup.keep < 1:
         raise SettingsError("must be at least 1", element="backup.keep")
-    if backup.interval_hours > 0 and not backup.passphrase:
+    if backup.interval_hours > 0 and not (backup.passphrase or backup.recipient_cert):
         raise SettingsError(
             "a scheduled backup needs its passphrase (DOCGW_BACKUP__PASSPHRASE)",
             element="backup.passphrase",

@@ -24,6 +24,12 @@ def _config_file(args: argparse.Namespace) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
+def _opening(args: argparse.Namespace, settings: Settings) -> backup.Protection:
+    """What opens a backup's key archive: the passphrase, and the private key given by --key."""
+    key = backup.load_private_key(Path(args.key)) if args.key else None
+    return backup.Protection(passphrase=settings.backup.passphrase, private_key=key)
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     target = Path(args.to) if args.to else settings.resolve(settings.backup.dir)
@@ -32,7 +38,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         return await backup.create_backup(
             settings,
             target,
-            passphrase=settings.backup.passphrase,
+            protection=backup.protection_of(settings),
             config=_config_file(args),
             now=gateway.clock(),
         )
@@ -45,7 +51,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    manifest = backup.verify_backup(Path(args.backup), passphrase=settings.backup.passphrase)
+    manifest = backup.verify_backup(Path(args.backup), protection=_opening(args, settings))
     print(f"backup verified: {args.backup}")
     print_json({k: manifest[k] for k in ("created_at", "schema_revision", "audit_head", "files")})
     return 0
@@ -65,7 +71,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     config = backup.restore_backup(
         Path(args.backup),
         Path(args.dir),
-        passphrase=settings.backup.passphrase,
+        protection=_opening(args, settings),
         database_url=args.database_url,
     )
     print(f"restored into {args.dir}; start it with: docgw --config {config} serve")
@@ -98,6 +104,7 @@ def register(commands: Any) -> None:
     create.set_defaults(handler=cmd_create)
     verify = group.add_parser("verify", help="check a backup without restoring it")
     verify.add_argument("backup", help="the backup's folder")
+    verify.add_argument("--key", help="PEM private key, for a backup sealed for a certificate")
     verify.set_defaults(handler=cmd_verify)
     prune = group.add_parser("prune", help="keep the newest backups, remove the others")
     prune.add_argument("--to", help="the backups' folder (default: backup.dir)")
@@ -107,6 +114,7 @@ def register(commands: Any) -> None:
     restore.add_argument("backup", help="the backup's folder")
     restore.add_argument("--dir", required=True, help="an empty folder for the restored gateway")
     restore.add_argument("--database-url", help="PostgreSQL: an empty database to restore into")
+    restore.add_argument("--key", help="PEM private key, for a backup sealed for a certificate")
     restore.set_defaults(handler=cmd_restore)
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True

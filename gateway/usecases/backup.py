@@ -8,7 +8,9 @@ A backup is a folder ``docgw-backup-YYYYMMDDTHHMMSSZ``:
   chain's head are read too). Package blobs live in the database (store/blobs.py): the snapshot
   holds every blob its messages reference, and nothing outside it is needed.
 - ``keys.tar.enc``: the key folder (private keys, certificates) and the configuration file,
-  tarred and encrypted with a passphrase: scrypt (n=2^15, r=8, p=1) → AES-256-GCM.
+  tarred and encrypted with a passphrase: scrypt (n=2^15, r=8, p=1) → AES-256-GCM; or, when
+  ``backup.recipient_cert`` is set, sealed for that certificate with ``envelopes.sealing`` (the
+  holder of its private key restores). The manifest's ``keys_protection`` says which.
 - ``manifest.json``: SHA-256 and size of each file, docgw's version, the schema revision, the audit
   chain's head and the time it was taken.
 
@@ -34,10 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from envelopes import sealing
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.settings import Settings
@@ -66,6 +72,10 @@ class PassphraseMissing(GatewayError):
 
 class PassphraseWrong(GatewayError):
     code = "BACKUP_PASSPHRASE_WRONG"
+
+
+class KeyMissing(GatewayError):
+    code = "BACKUP_KEY_MISSING"
 
 
 class DumpFailed(GatewayError):
@@ -114,6 +124,57 @@ def _require(passphrase: str | None) -> str:
             element="backup.passphrase",
         )
     return passphrase
+
+
+@dataclass(frozen=True, kw_only=True)
+class Protection:
+    """How a key archive is protected: a passphrase, or sealing for a certificate (opened with
+    its private key). Either may be given to open; the manifest says which one is needed."""
+
+    passphrase: str | None = None
+    recipient: x509.Certificate | None = None
+    private_key: PrivateKeyTypes | None = None
+
+    @property
+    def kind(self) -> str:
+        return "recipient" if self.recipient is not None else "passphrase"
+
+    def lock(self, archive: bytes) -> bytes:
+        if self.recipient is not None:
+            return sealing.seal(archive, self.recipient)
+        return encrypt(archive, _require(self.passphrase))
+
+    def unlock(self, blob: bytes, kind: str) -> bytes:
+        if kind == "recipient":
+            if self.private_key is None:
+                raise KeyMissing(
+                    f"{KEYS_FILE} is sealed for a certificate: give its private key (--key)",
+                    element="key",
+                )
+            return sealing.open_sealed(blob, self.private_key)
+        return decrypt(blob, _require(self.passphrase))
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"cannot read the certificate {path}: {exc}", element=str(path)) from None
+
+
+def load_private_key(path: Path) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise KeyMissing(f"cannot read the private key {path}: {exc}", element="key") from None
+
+
+def protection_of(settings: Settings) -> Protection:
+    """The protection new backups get: the recipient certificate when one is configured."""
+    cert = settings.backup.recipient_cert
+    if cert is not None:
+        return Protection(recipient=load_certificate(settings.resolve(cert)))
+    return Protection(passphrase=settings.backup.passphrase)
 
 
 def _key_archive(keys_dir: Path, config: Path | None) -> bytes:
@@ -231,12 +292,13 @@ async def create_backup(
     settings: Settings,
     target_dir: Path,
     *,
-    passphrase: str | None,
+    protection: Protection,
     config: Path | None,
     now: dt.datetime,
 ) -> Created:
     """Write one backup into ``target_dir`` (created if missing); returns its folder."""
-    secret = _require(passphrase)
+    if protection.recipient is None:
+        _require(protection.passphrase)
     name = f"{PREFIX}{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
     final = target_dir / name
     work = target_dir / f"{name}.partial"
@@ -255,12 +317,13 @@ async def create_backup(
         facts = await _postgres_snapshot(url, work / PGDUMP_FILE)
     # Keys after the database: a key is never removed by the gateway, so the pair holds.
     archive = _key_archive(settings.resolve(settings.keys.dir), config)
-    (work / KEYS_FILE).write_bytes(await asyncio.to_thread(encrypt, archive, secret))
+    (work / KEYS_FILE).write_bytes(await asyncio.to_thread(protection.lock, archive))
     manifest = {
         "format": FORMAT,
         "docgw_version": _version(),
         "created_at": now.astimezone(dt.UTC).isoformat(),
         "database": {"kind": "sqlite" if database_file == SQLITE_FILE else "postgresql"},
+        "keys_protection": protection.kind,
         **facts,
         "files": {
             file: {"sha256": _sha256(work / file), "size": (work / file).stat().st_size}
@@ -289,18 +352,22 @@ def read_manifest(backup: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_backup(backup: Path, *, passphrase: str | None) -> dict[str, Any]:
-    """Every file's size and SHA-256 against the manifest, the key archive opened with the
-    passphrase, and a SQLite copy's own integrity check. Returns the manifest."""
-    secret = _require(passphrase)
+def verify_backup(backup: Path, *, protection: Protection) -> dict[str, Any]:
+    """Every file's size and SHA-256 against the manifest, the key archive opened (passphrase or
+    private key), and a SQLite copy's own integrity check. Returns the manifest."""
     manifest = read_manifest(backup)
+    kind = str(manifest.get("keys_protection", "passphrase"))
+    if kind == "passphrase":
+        _require(protection.passphrase)
     for file, expected in manifest["files"].items():
         path = backup / file
         if not path.is_file():
             raise BackupError(f"{file} is missing", element=file)
         if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
             raise BackupError(f"{file} does not match its checksum in the manifest", element=file)
-    with tarfile.open(fileobj=io.BytesIO(decrypt((backup / KEYS_FILE).read_bytes(), secret))):
+    with tarfile.open(
+        fileobj=io.BytesIO(protection.unlock((backup / KEYS_FILE).read_bytes(), kind))
+    ):
         pass
     if SQLITE_FILE in manifest["files"]:
         connection = sqlite3.connect(f"file:{backup / SQLITE_FILE}?mode=ro", uri=True)
@@ -338,20 +405,21 @@ def _toml(table: Mapping[str, Any], path: str = "") -> str:
 
 
 def restore_backup(
-    backup: Path, home: Path, *, passphrase: str | None, database_url: str | None
+    backup: Path, home: Path, *, protection: Protection, database_url: str | None
 ) -> Path:
     """Bring a gateway back into the empty folder ``home``: its keys, its configuration (the
     database URL and key folder pointed at the restored ones) and its database — SQLite as
     ``home/docgw.db``, PostgreSQL into ``database_url`` (an empty database). Returns the
     configuration file; ``docgw --config THAT serve`` migrates if needed and resumes."""
-    manifest = verify_backup(backup, passphrase=passphrase)
+    manifest = verify_backup(backup, protection=protection)
     if home.exists() and any(home.iterdir()):
         raise RestoreTargetNotEmpty(f"{home} is not empty", element="dir")
     postgres = PGDUMP_FILE in manifest["files"]
     if postgres and not database_url:
         raise BackupError("a PostgreSQL backup needs --database-url", element="database_url")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    archive = decrypt((backup / KEYS_FILE).read_bytes(), _require(passphrase))
+    kind = str(manifest.get("keys_protection", "passphrase"))
+    archive = protection.unlock((backup / KEYS_FILE).read_bytes(), kind)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(home, filter="data")
     config_file = home / CONFIG_NAME
@@ -411,7 +479,7 @@ async def scheduled_backup(gateway: Gateway) -> None:
     await create_backup(
         settings,
         target,
-        passphrase=settings.backup.passphrase,
+        protection=protection_of(settings),
         config=config if config.is_file() else None,
         now=gateway.clock(),
     )

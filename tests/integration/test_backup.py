@@ -240,3 +240,34 @@ def test_a_scheduled_backup_without_a_passphrase_does_not_start(tmp_path: Path) 
         load_settings(config, {})
     assert caught.value.element == "backup.passphrase"
     assert load_settings(config, {"DOCGW_BACKUP__PASSPHRASE": "x"}).backup.interval_hours == 24
+
+
+def test_a_backup_sealed_for_a_recipient_certificate_opens_only_with_its_key(
+    gateway_home: Path, keys_dir: Path, tmp_path: Path
+) -> None:
+    escrow = keys_dir / "000.00.00.H14.cert.pem"  # stands for an escrow certificate
+    env_args = ("--config", gateway_home)
+    created = docgw_env(
+        {"DOCGW_BACKUP__RECIPIENT_CERT": str(escrow)},
+        *env_args, "backup", "create", "--to", tmp_path / "b",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    (backup,) = (tmp_path / "b").iterdir()
+    assert json.loads((backup / "manifest.json").read_text())["keys_protection"] == "recipient"
+    assert_refused(docgw("backup", "verify", backup, passphrase=None), "BACKUP_KEY_MISSING")
+    wrong = keys_dir / "000.00.00.H41.key.pem"
+    assert_refused(docgw("backup", "verify", backup, "--key", wrong), "SEAL_INVALID")
+    right = keys_dir / "000.00.00.H14.key.pem"
+    assert docgw("backup", "verify", backup, "--key", right, passphrase=None).returncode == 0
+    if "sqlite" in load_settings(gateway_home, {}).database.url:
+        target = tmp_path / "restored"
+        restored = docgw("restore", backup, "--dir", target, "--key", right, passphrase=None)
+        assert restored.returncode == 0, restored.stderr
+        assert contents(target / "docgw.toml") == contents(gateway_home)
+
+
+def docgw_env(extra: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")} | extra
+    return subprocess.run(
+        [str(DOCGW), *map(str, args)], capture_output=True, text=True, timeout=300, env=env
+    )
