@@ -208,9 +208,12 @@ def _libpq_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 async def _run_tool(*argv: str, env: Mapping[str, str]) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(env)
-    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(env)
+        )
+    except FileNotFoundError:
+        raise DumpFailed(f"{argv[0]} is not installed (the PostgreSQL client tools)") from None
     _, err = await process.communicate()
     if process.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
