@@ -64,7 +64,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
-from gateway.usecases import webhooks
+from gateway.usecases import backup, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -313,6 +313,14 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     if (check_minutes := gateway.settings.reports.check_minutes) > 0:
         add_job(
             scheduler, gateway, "reports", check_minutes * 60, partial(produce_due_reports, gateway)
+        )
+    if gateway.settings.backup.interval_hours > 0:
+        add_job(
+            scheduler,
+            gateway,
+            "backup",
+            gateway.settings.backup.interval_hours * 3600,
+            partial(backup.scheduled_backup, gateway),
         )
     _add_channel_jobs(gateway, scheduler)
     return scheduler

@@ -221,6 +221,20 @@ class ReportSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackupSettings:
+    #: Where ``docgw backup create`` and the scheduled backup write (one folder per backup).
+    dir: Path = Path("backups")
+    #: Encrypts the key archive of every backup. No default: set DOCGW_BACKUP__PASSPHRASE.
+    passphrase: str = field(default="", repr=False)  # never in logs or error messages
+    #: A PEM certificate: seal each backup's key archive for it instead (no passphrase needed;
+    #: its private key restores).
+    recipient_cert: Path | None = None
+    #: The scheduled backup's interval (0 = none) and how many backups it keeps.
+    interval_hours: float = 0.0
+    keep: int = 7
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -231,6 +245,7 @@ class Settings:
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -288,6 +303,7 @@ def check(settings: Settings) -> None:
         raise SettingsError("must be at least 1", element="database.pool_size")
     _check_retry(settings.retry, "retry")
     _check_reports(settings.reports)
+    _check_backup(settings.backup)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:
@@ -362,6 +378,16 @@ def _check_http_push(channel: ChannelSettings, where: str) -> None:
             f"the peer inbox's API token is required; it has no default: set "
             f"DOCGW_CHANNELS__{channel.name.upper()}__TOKEN",
             element=f"{where}.token",
+        )
+
+
+def _check_backup(backup: BackupSettings) -> None:
+    if backup.keep < 1:
+        raise SettingsError("must be at least 1", element="backup.keep")
+    if backup.interval_hours > 0 and not (backup.passphrase or backup.recipient_cert):
+        raise SettingsError(
+            "a scheduled backup needs its passphrase (DOCGW_BACKUP__PASSPHRASE)",
+            element="backup.passphrase",
         )
 
 

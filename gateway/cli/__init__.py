@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError
-from gateway.cli import demo, operations, packages, reports, service, simulator, webhooks
+from gateway.cli import backup, demo, operations, packages, reports, service, simulator, webhooks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     webhooks.register(commands)
     reports.register(commands)
+    backup.register(commands)
     return parser
 
 

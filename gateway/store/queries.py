@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store import audit_chain
 from gateway.store import events as feed_events
 from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.direct import Statement
@@ -99,11 +100,8 @@ async def audit(
         to_state=to_state,
         reason=reason,
     )
-    await _INSERT_AUDIT.execute(conn, row)
+    await audit_chain.append(conn, [row])
     await feed_events.record_transport_outcomes(conn, [row])
-
-
-_INSERT_AUDIT = Statement(audit_events.insert())
 
 
 # ------------------------------------------------------------------------------------ units
@@ -396,7 +394,7 @@ async def insert_recipient(
     if audit_rows is not None:
         audit_rows.append(row)
     else:
-        await _INSERT_AUDIT.execute(conn, row)
+        await audit_chain.append(conn, [row])
         await feed_events.record_transport_outcomes(conn, [row])
     return recipient_id
 
@@ -554,9 +552,9 @@ async def _guarded_update_batched(conn: AsyncConnection, moves: Sequence[Move]) 
 
 
 async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
-    # executemany: one statement prepared, the rows sent together.
+    # executemany: one statement prepared, the rows sent together, chained in this order.
     if events:
-        await _INSERT_AUDIT.execute(conn, list(events))
+        await audit_chain.append(conn, events)
         await feed_events.record_transport_outcomes(conn, events)
 
 

@@ -219,6 +219,18 @@ audit_events = sa.Table(
     sa.Column("from_state", sa.String(16), nullable=True),
     sa.Column("to_state", sa.String(16), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    #: The hash chain (store/audit_chain.py): the row's place, and SHA-256(previous hash ‖ row).
+    sa.Column("chain_seq", sa.BigInteger, nullable=True, index=True),
+    sa.Column("row_hash", sa.String(64), nullable=True),
+)
+
+#: The audit chain's end: one row (id 1), the last place and its hash; appending locks it.
+audit_chain_head = sa.Table(
+    "audit_chain_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 tokens = sa.Table(
