@@ -37,3 +37,27 @@ class ReadyPackageRefused(GatewayError):
     """A ready package from the drop folder that docgw will not send as it is."""
 
     code = "READY_PACKAGE_REFUSED"
+
+
+class ImportSourceUnreadable(GatewayError):
+    """``docgw import``: the folder or ZIP given cannot be read at all."""
+
+    code = "IMPORT_SOURCE_UNREADABLE"
+
+
+class ImportNotOurs(GatewayError):
+    """``docgw import``: neither the sender nor any recipient of a package is a local unit."""
+
+    code = "IMPORT_NOT_OURS"
+
+
+class ImportSealed(GatewayError):
+    """``docgw import``: a sealed (classified) package; history is imported in plaintext only."""
+
+    code = "IMPORT_SEALED"
+
+
+class ImportTooLarge(GatewayError):
+    """``docgw import``: a file over ``[api] max_upload_bytes``."""
+
+    code = "IMPORT_TOO_LARGE"
