@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError
-from gateway.cli import demo, importing, operations, packages, service, simulator
+from gateway.cli import archive, demo, importing, operations, packages, service, simulator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.register(commands)
     demo.register(commands)
     importing.register(commands)
+    archive.register(commands)
     return parser
 
 
