@@ -114,12 +114,17 @@ def source_files(source: Path, *, max_bytes: int) -> Iterator[tuple[str, bytes]]
 async def import_source(gateway: Gateway, source: Path) -> ImportReport:
     report = ImportReport()
     limit = gateway.settings.api.max_upload_bytes
+    async with gateway.reader.connect() as conn:
+        local = await local_units(gateway, conn)  # once per run, not per file
     for name, data in source_files(source, max_bytes=limit):
-        report.files.append(await import_file(gateway, name, data))
+        report.files.append(await import_file(gateway, name, data, local=local))
     return report
 
 
-async def import_file(gateway: Gateway, name: str, data: bytes) -> FileOutcome:
+async def import_file(
+    gateway: Gateway, name: str, data: bytes, *, local: set[str] | None = None
+) -> FileOutcome:
+    """Import one file. ``local``: the local units, when the caller looked them up already."""
     sha256 = hashlib.sha256(data).hexdigest()
     async with gateway.reader.connect() as conn:
         done = await imports.file_outcome(conn, sha256)
@@ -135,7 +140,9 @@ async def import_file(gateway: Gateway, name: str, data: bytes) -> FileOutcome:
             raise ImportTooLarge("over [api] max_upload_bytes")
         read = await _read(gateway, data)
         async with gateway.engine.begin() as conn:
-            outcome = await _store(gateway, conn, read, data, name=name, sha256=sha256)
+            if local is None:
+                local = await local_units(gateway, conn)
+            outcome = await _store(gateway, conn, read, data, local, name=name, sha256=sha256)
             await imports.record_file(
                 conn,
                 sha256=sha256,
@@ -202,14 +209,22 @@ def _sender(parsed: ParsedPackage) -> str:
     return parsed.status().from_.organ_id
 
 
-async def _local_units(gateway: Gateway, conn: AsyncConnection) -> set[str]:
+async def local_units(gateway: Gateway, conn: AsyncConnection) -> set[str]:
+    """The configured local units and those the registry marks local (an old system's units
+    this gateway answers for without signing for them)."""
     return set(gateway.settings.gateway.local_units) | await imports.local_unit_codes(conn)
 
 
 async def _store(
-    gateway: Gateway, conn: AsyncConnection, read: _Read, data: bytes, *, name: str, sha256: str
+    gateway: Gateway,
+    conn: AsyncConnection,
+    read: _Read,
+    data: bytes,
+    local: set[str],
+    *,
+    name: str,
+    sha256: str,
 ) -> FileOutcome:
-    local = await _local_units(gateway, conn)
     if read.document is not None:
         return await _store_document(gateway, conn, read, read.document, data, local, name, sha256)
     assert read.status is not None
