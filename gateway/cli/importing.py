@@ -15,7 +15,9 @@ from gateway.usecases import importing
 
 def cmd_import(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> importing.ImportReport:
-        return await importing.import_source(gateway, Path(args.source))
+        return await importing.import_source(
+            gateway, Path(args.source), also_local=tuple(args.local_unit)
+        )
 
     report = with_gateway(args, work)
     for f in report.files:
@@ -39,4 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("source", help="a folder (read recursively) or a ZIP of edXML packages")
     parser.add_argument("--report", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument(
+        "--local-unit",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="count this unit as local for the run (repeatable): an old system's unit",
+    )
     parser.set_defaults(handler=cmd_import)

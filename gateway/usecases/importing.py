@@ -111,11 +111,15 @@ def source_files(source: Path, *, max_bytes: int) -> Iterator[tuple[str, bytes]]
         raise ImportSourceUnreadable(f"cannot read {source}: {exc}") from exc
 
 
-async def import_source(gateway: Gateway, source: Path) -> ImportReport:
+async def import_source(
+    gateway: Gateway, source: Path, *, also_local: tuple[str, ...] = ()
+) -> ImportReport:
+    """``also_local``: units this run counts as local besides the configured and registered
+    ones (an old system's units this gateway now answers for, without a key here)."""
     report = ImportReport()
     limit = gateway.settings.api.max_upload_bytes
     async with gateway.reader.connect() as conn:
-        local = await local_units(gateway, conn)  # once per run, not per file
+        local = await local_units(gateway, conn) | set(also_local)  # once per run
     for name, data in source_files(source, max_bytes=limit):
         report.files.append(await import_file(gateway, name, data, local=local))
     return report

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import random
 import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -248,3 +250,36 @@ def _count(database: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
         except sqlite3.OperationalError:  # the table is not created yet
             return 0
+
+
+@pytest.mark.slow
+def test_the_command_imports_a_zip_with_an_old_unit_named_local(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"the real samples are not here ({SAMPLES})")
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        for path in sorted(SAMPLES.glob("*.edxml")):
+            archive.write(path, f"old-system/{path.name}")
+    config = write_config(
+        tmp_path / "docgw.toml",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/docgw.db",
+        keys_dir=keys_dir,
+        local_units=(SENDER,),
+    )
+    report = tmp_path / "report.json"
+    command = [str(DOCGW), "--config", str(config), "import", str(export),
+               "--local-unit", "28.22.H17", "--report", str(report)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "summary: imported 6, skipped 0, refused 1"
+    body = json.loads(report.read_text(encoding="utf-8"))
+    new = next(f for f in body["files"] if f["name"] == "old-system/edoc_new.edxml")
+    assert (new["outcome"], new["direction"], new["verified"]) == ("imported", "in", False)
+    missing = subprocess.run(
+        [str(DOCGW), "--config", str(config), "import", str(tmp_path / "nowhere.zip")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: IMPORT_SOURCE_UNREADABLE"), missing.stderr
