@@ -28,6 +28,7 @@ from lxml import etree
 from envelopes.building import build_status
 from envelopes.model import StatusCode
 from gateway.bootstrap import Gateway
+from gateway.scheduler import create_scheduler
 from gateway.store.tables import archive_items, audit_events, blobs, messages
 from gateway.usecases import archive, importing
 from gateway.usecases.errors import NotFound
@@ -333,3 +334,26 @@ async def _doc_zero(gateway: Gateway) -> str:
             )
         )
     return str(found)
+
+
+def test_the_scheduler_runs_the_archive_job(
+    make_gateway: Callable[..., Any], keys_dir: Path
+) -> None:
+    """The job is wired: run as the scheduler runs it, it archives what is due."""
+
+    async def scenario() -> None:
+        async with make_gateway(extra="[archive]\ninterval_seconds = 7\n") as gateway:
+            await _import(gateway, history(keys_dir, 1))
+            scheduler = create_scheduler(gateway)
+            scheduler.start(paused=True)
+            try:
+                job = scheduler.get_job("archive")
+                assert job is not None and job.trigger.seconds == 7
+                await job.func()
+            finally:
+                scheduler.shutdown(wait=False)
+            async with gateway.engine.connect() as conn:
+                count = await conn.scalar(sa.select(sa.func.count()).select_from(archive_items))
+            assert count == 2
+
+    asyncio.run(scenario())
