@@ -87,26 +87,22 @@ class _Read:
         return self.signer_subject is not None
 
 
-def source_files(source: Path, *, max_bytes: int) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every file in a folder (recursively, in name order) or a ZIP's entries.
-    A file over ``max_bytes`` comes as empty bytes named with a ``!too-large`` mark."""
+def source_files(source: Path, *, max_bytes: int) -> Iterator[tuple[str, bytes | None]]:
+    """(name, bytes) of every file in a folder (recursively, in name order) or a ZIP's entries;
+    None for the bytes of a file over ``max_bytes`` (not read)."""
     try:
         if source.is_dir():
             for path in sorted(p for p in source.rglob("*") if p.is_file()):
                 name = str(path.relative_to(source))
-                if path.stat().st_size > max_bytes:
-                    yield f"{name}!too-large", b""
-                else:
-                    yield name, path.read_bytes()
+                too_large = path.stat().st_size > max_bytes
+                yield name, None if too_large else path.read_bytes()
             return
         with zipfile.ZipFile(source) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
                 if info.is_dir():
                     continue
-                if info.file_size > max_bytes:
-                    yield f"{info.filename}!too-large", b""
-                else:
-                    yield info.filename, archive.read(info)
+                too_large = info.file_size > max_bytes
+                yield info.filename, None if too_large else archive.read(info)
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError) as exc:
         raise ImportSourceUnreadable(f"cannot read {source}: {exc}") from exc
 
@@ -126,9 +122,13 @@ async def import_source(
 
 
 async def import_file(
-    gateway: Gateway, name: str, data: bytes, *, local: set[str] | None = None
+    gateway: Gateway, name: str, data: bytes | None, *, local: set[str] | None = None
 ) -> FileOutcome:
-    """Import one file. ``local``: the local units, when the caller looked them up already."""
+    """Import one file (``data`` None: too large to read). ``local``: the local units, when the
+    caller looked them up already."""
+    if data is None:
+        reason = f"{ImportTooLarge.code}: over [api] max_upload_bytes"
+        return FileOutcome(name=name, sha256="", outcome="refused", reason=reason)
     sha256 = hashlib.sha256(data).hexdigest()
     async with gateway.reader.connect() as conn:
         done = await imports.file_outcome(conn, sha256)
@@ -140,8 +140,6 @@ async def import_file(
             reason=f"IMPORT_ALREADY_PROCESSED: an earlier run recorded it {done[0]}",
         )
     try:
-        if name.endswith("!too-large"):
-            raise ImportTooLarge("over [api] max_upload_bytes")
         read = await _read(gateway, data)
         async with gateway.engine.begin() as conn:
             if local is None:
@@ -236,6 +234,10 @@ async def _store(
 
 
 def _outcome(name: str, sha256: str, read: _Read, **values: Any) -> FileOutcome:
+    if not read.verified and "reason" not in values:  # why it is unverified, in the report
+        values["reason"] = next(
+            f"{n.code}: {n.message}" for n in read.notices if n.code == UNVERIFIED
+        )
     return FileOutcome(
         name=name, sha256=sha256, kind=read.kind.value, verified=read.verified, **values
     )

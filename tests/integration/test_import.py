@@ -283,3 +283,24 @@ def test_the_command_imports_a_zip_with_an_old_unit_named_local(
     )  # fmt: skip
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: IMPORT_SOURCE_UNREADABLE"), missing.stderr
+
+
+def test_a_file_over_the_upload_limit_is_refused_unread(
+    make_gateway: Callable[..., Any], tmp_path: Path, keys_dir: Path
+) -> None:
+    files = history(keys_dir, 1)
+    shuffled_folder(tmp_path / "export", files, seed=1)
+    limit = min(len(d) for d in files.values())  # the smallest files fit, no other
+    fit = sum(1 for d in files.values() if len(d) <= limit)
+    assert 0 < fit < len(files)
+
+    async def scenario() -> None:
+        async with make_gateway(extra=f"[api]\nmax_upload_bytes = {limit}\n") as gateway:
+            report = await importing.import_source(gateway, tmp_path / "export")
+            stored = await rows(gateway, sa.select(messages.c.id))
+        assert report.summary() == {"imported": fit, "skipped": 0, "refused": len(files) - fit}
+        refused = [f for f in report.files if f.outcome == "refused"]
+        assert all((f.reason or "").startswith("IMPORT_TOO_LARGE") for f in refused)
+        assert len(stored) == fit
+
+    asyncio.run(scenario())
