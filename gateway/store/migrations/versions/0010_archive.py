@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_status_events_document_id", "status_events", ["document_id"])
     op.create_table(
         "import_files",
         sa.Column("sha256", sa.String(length=64), nullable=False),
@@ -51,3 +52,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("archive_items")
     op.drop_table("import_files")
+    op.drop_index("ix_status_events_document_id", table_name="status_events")
