@@ -190,10 +190,12 @@ DOCGW = Path(sys.executable).parent / "docgw"
 def test_an_import_killed_midway_resumes_without_duplicating(
     tmp_path: Path, keys_dir: Path
 ) -> None:
-    """A real ``docgw import`` is killed with SIGKILL while it works; run again, it imports the
-    rest and nothing twice."""
-    count = 60  # 360 files
+    """A real ``docgw import`` of a shuffled folder with duplicates is killed with SIGKILL while it
+    works; run again, it imports the rest and nothing twice."""
+    count = 60  # 360 files, and two duplicates
     files = history(keys_dir, count)
+    files["copy-of-doc-0.edxml"] = files[f"doc-{SENDER}-0.edxml"]
+    files["resigned-doc-1.edxml"] = resigned(keys_dir, 1)
     shuffled_folder(tmp_path / "export", files, seed=3)
     database = tmp_path / "docgw.db"
     config = write_config(
@@ -222,20 +224,23 @@ def test_an_import_killed_midway_resumes_without_duplicating(
     assert 40 <= killed_at < len(files), "the kill did not land midway"
     # Each outcome was recorded with what it imported, in one transaction: neither without the
     # other, whenever the kill came.
-    imported = "SELECT count(*) FROM import_files WHERE outcome = 'imported'"
-    assert _count(database, imported) == _count(database, "SELECT count(*) FROM messages")
+    done = "SELECT count(*) FROM import_files WHERE outcome = 'imported'"
+    assert _count(database, done) == _count(database, "SELECT count(*) FROM messages")
 
     second = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "Traceback" not in second.stderr
     summary = second.stdout.splitlines()[-1]
-    assert summary == (
-        f"summary: imported {len(files) - killed_at}, skipped {killed_at}, refused 0"
-    ), summary
-    assert _count(database, "SELECT count(*) FROM import_files") == len(files)
-    assert _count(database, "SELECT count(*) FROM messages") == len(files)
+    numbers = dict(part.split() for part in summary.removeprefix("summary: ").split(", "))
+    imported, skipped = int(numbers["imported"]), int(numbers["skipped"])
+    assert numbers["refused"] == "0" and imported + skipped == len(files), summary
+    assert skipped >= killed_at, summary  # everything the first run did, and the duplicates
+    # One row per distinct content: the byte-identical copy shares its original's.
+    assert _count(database, "SELECT count(*) FROM import_files") == len(set(files.values()))
+    unique = len(files) - 2
+    assert _count(database, "SELECT count(*) FROM messages") == unique
     distinct = "SELECT count(DISTINCT direction || dedup_key) FROM messages"
-    assert _count(database, distinct) == len(files)
+    assert _count(database, distinct) == unique
     pending = "SELECT count(*) FROM status_events WHERE message_id IS NULL"
     assert _count(database, pending) == 0
     due = "SELECT count(*) FROM recipients WHERE state != 'sent' OR next_attempt_at IS NOT NULL"
@@ -302,5 +307,26 @@ def test_a_file_over_the_upload_limit_is_refused_unread(
         refused = [f for f in report.files if f.outcome == "refused"]
         assert all((f.reason or "").startswith("IMPORT_TOO_LARGE") for f in refused)
         assert len(stored) == fit
+
+    asyncio.run(scenario())
+
+
+def test_a_package_whose_signature_fails_is_history_never_verified(
+    make_gateway: Callable[..., Any], keys_dir: Path
+) -> None:
+    """The sender's certificate is registered, but the bytes were changed after signing."""
+    data = history(keys_dir, 1)[f"doc-{RECIPIENT}-0.edxml"]
+    changed = data.replace("Văn bản cũ số".encode(), "Văn bản giả số".encode(), 1)
+    assert changed != data
+
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            outcome = await importing.import_file(gateway, "changed.edxml", changed)
+            stored = await rows(gateway, sa.select(messages.c.notices, messages.c.signer_subject))
+        assert (outcome.outcome, outcome.verified) == ("imported", False)
+        assert (outcome.reason or "").startswith("IMPORT_UNVERIFIED")
+        assert "SIGNED_HEADER_CHANGED" in (outcome.reason or "")
+        assert stored[0].signer_subject is None
+        assert importing.UNVERIFIED in stored[0].notices
 
     asyncio.run(scenario())
