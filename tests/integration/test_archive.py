@@ -27,6 +27,7 @@ from lxml import etree
 
 from envelopes.building import build_status
 from envelopes.model import StatusCode
+from envelopes.namespaces import QCVN
 from gateway.bootstrap import Gateway
 from gateway.scheduler import create_scheduler
 from gateway.store.tables import archive_items, audit_events, blobs, messages
@@ -129,6 +130,15 @@ def test_containers_verify_without_docgw_and_follow_late_statuses(
     assert [n.split("-")[1] for n in statuses] == ["01", "03", "04"]
     assert "package.edxml" in files and "history.json" in files
     assert b"1000/CV-CU" in files["package.edxml"]
+    # The package inside carries its own XML-DSig, which xmlsec1 checks against the CA.
+    ids = [a for e in ("MessageHeader", "Bussiness", "edXMLManifest", "ContentTransferEncoded")
+           for a in ("--id-attr:Id", f"{QCVN}:{e}")]  # fmt: skip
+    package = subprocess.run(
+        ["xmlsec1", "--verify", "--enabled-key-data", "x509", "--trusted-pem", str(ca), *ids,
+         str(tmp_path / "after" / "package.edxml")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert package.returncode == 0 and "OK" in package.stdout + package.stderr, package.stderr
     # The checks can fail: a changed status breaks its digest, a changed manifest the signature.
     tampered = tmp_path / "after" / statuses[0]
     tampered.write_bytes(tampered.read_bytes().replace(b"01", b"06", 1))
