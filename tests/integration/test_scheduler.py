@@ -548,6 +548,7 @@ def test_the_scheduler_wires_the_configured_jobs(
         "handover:dms": 3,
         "cleanup:dms": CLEANUP_SECONDS,
         "cleanup:archive": CLEANUP_SECONDS,  # a delivery-only drop folder is cleaned up too
+        "archive": 300.0,  # [archive] interval_seconds: ASiC-E containers, retention
     }
     if database_url.startswith("sqlite"):
         expected["checkpoint"] = 1.0
