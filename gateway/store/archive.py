@@ -42,10 +42,19 @@ def _status_count(message_id: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
     )
 
 
+def _out_of_date() -> sa.ColumnElement[bool]:
+    """The item no longer shows the message as it is: a status arrived, or a recipient moved
+    (a transition, a business status) since the container was made."""
+    moved = sa.exists().where(
+        recipients.c.message_id == messages.c.id,
+        recipients.c.updated_at > archive_items.c.archived_at,
+    )
+    return sa.or_(archive_items.c.status_count < _status_count(messages.c.id), moved)
+
+
 async def due(conn: AsyncConnection, limit: int) -> list[tuple[str, int]]:
     """(message id, its status count) of documents to archive: settled (received, or sent with
-    no recipient left in an unsettled state), never archived or holding fewer statuses than the
-    message has now, not purged."""
+    no recipient left in an unsettled state), never archived or out of date, not purged."""
     count = _status_count(messages.c.id)
     unsettled = sa.exists().where(
         recipients.c.message_id == messages.c.id,
@@ -59,7 +68,7 @@ async def due(conn: AsyncConnection, limit: int) -> list[tuple[str, int]]:
             sa.or_(messages.c.direction == "in", ~unsettled),
             sa.or_(
                 archive_items.c.message_id.is_(None),
-                sa.and_(archive_items.c.purged_at.is_(None), archive_items.c.status_count < count),
+                sa.and_(archive_items.c.purged_at.is_(None), _out_of_date()),
             ),
         )
         .order_by(messages.c.created_at)
@@ -140,7 +149,7 @@ async def set_hold(
 
 async def purgeable(conn: AsyncConnection, *, before: dt.datetime, limit: int) -> list[str]:
     """Containers past retention: of messages created before ``before``, not under legal hold,
-    not purged, and current (a status arrived since archiving = not archived yet)."""
+    not purged, and current (what changed since archiving is not archived yet)."""
     query = (
         sa.select(archive_items.c.message_id)
         .join(messages, messages.c.id == archive_items.c.message_id)
@@ -149,7 +158,7 @@ async def purgeable(conn: AsyncConnection, *, before: dt.datetime, limit: int) -
             archive_items.c.legal_hold.is_(False),
             archive_items.c.purged_at.is_(None),
             archive_items.c.container_sha256.is_not(None),
-            archive_items.c.status_count >= _status_count(messages.c.id),
+            ~_out_of_date(),
         )
         .order_by(messages.c.created_at)
         .limit(limit)

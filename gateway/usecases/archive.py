@@ -3,8 +3,9 @@
 timestamped where a timestamp authority is configured; and the retention purge.
 
 When: a received document at once; a sent one when no recipient is left queued, sending,
-retrying or unconfirmed. A status that arrives later makes the container out of date: the job
-archives the message again (a new container replaces the old one). Retention purges a container
+retrying or unconfirmed. A status that arrives later, or a recipient that moves (a resend, a
+cancel), makes the container out of date: the job archives the message again (a new container
+replaces the old one). Retention purges a container
 only when it is current, past ``[archive] retention_days`` and not under legal hold.
 """
 
@@ -48,6 +49,7 @@ async def archive_due(gateway: Gateway) -> ArchiveRun:
 async def archive_message(gateway: Gateway, message_id: str, status_count: int) -> bool:
     """Build and store one message's container; True when it carries a timestamp."""
     settings = gateway.settings.archive
+    read_at = gateway.clock()  # a change after this makes the container out of date
     async with gateway.reader.connect() as conn:
         objects = await _data_objects(conn, message_id)
     signed = asic.sign_manifest(objects, _signer(gateway))
@@ -72,7 +74,7 @@ async def archive_message(gateway: Gateway, message_id: str, status_count: int) 
             container_sha256=ref.sha256,
             status_count=status_count,
             timestamped=token is not None,
-            now=now,
+            now=read_at,
         )
         if replaced is not None:
             await archive.delete_container_blob(conn, replaced)

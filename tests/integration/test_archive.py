@@ -9,7 +9,9 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import io
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from envelopes.namespaces import QCVN
 from gateway.bootstrap import Gateway
 from gateway.scheduler import create_scheduler
 from gateway.store.tables import archive_items, audit_events, blobs, messages
-from gateway.usecases import archive, importing
+from gateway.usecases import archive, importing, operations
 from gateway.usecases.errors import NotFound
 
 MIMETYPE = b"application/vnd.etsi.asic-e+zip"
@@ -117,6 +119,13 @@ def test_containers_verify_without_docgw_and_follow_late_statuses(
                 left = await conn.scalar(
                     sa.select(sa.func.count()).select_from(blobs).where(blobs.c.sha256 == old)
                 )
+            # A recipient that moves makes it out of date too, once it is settled again.
+            await operations.resend(gateway, sent, reason="gửi lại", actor="test")
+            assert (await archive.archive_due(gateway)).archived == ()  # queued: not settled
+            await operations.cancel(gateway, sent, reason="thôi", actor="test")
+            assert (await archive.archive_due(gateway)).archived == (sent,)
+            latest = zipfile.ZipFile(io.BytesIO(await archive.export(gateway, sent)))
+            assert '"cancelled"' in latest.read("history.json").decode()
             return before, after, int(left or 0)
 
     before, after, old_blobs = asyncio.run(scenario())
