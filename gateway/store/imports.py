@@ -105,17 +105,19 @@ async def find_status(
 
 
 async def document_for_status(
-    conn: AsyncConnection, *, document_id: str, sender: str
+    conn: AsyncConnection, *, document_id: str, reporter: str
 ) -> str | None:
-    """The latest document from ``sender`` (a status's ResponseFor/OrganId) with this
-    DocumentId: two senders' documents may share one (the real samples do)."""
+    """The latest document with this DocumentId that ``reporter`` sent or is a recipient of:
+    two senders' documents may share a DocumentId (the real samples do)."""
+    involved = sa.or_(
+        messages.c.sender == reporter,
+        sa.exists().where(
+            recipients.c.message_id == messages.c.id, recipients.c.unit_code == reporter
+        ),
+    )
     found: str | None = await conn.scalar(
         sa.select(messages.c.id)
-        .where(
-            messages.c.kind == "document",
-            messages.c.document_id == document_id,
-            messages.c.sender == sender,
-        )
+        .where(messages.c.kind == "document", messages.c.document_id == document_id, involved)
         .order_by(messages.c.created_at.desc())
         .limit(1)
     )

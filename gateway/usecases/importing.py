@@ -368,9 +368,7 @@ async def _store_status(
         )
     row = await _message_row(gateway, conn, read, data)
     now = row["created_at"]
-    target = await imports.document_for_status(
-        conn, document_id=document_id, sender=status.response_for.organ_id
-    )
+    target = await imports.document_for_status(conn, document_id=document_id, reporter=reporter)
     await queries.insert_message(
         conn,
         **row,

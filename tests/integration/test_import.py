@@ -160,6 +160,9 @@ async def _real_samples(make_gateway: Callable[..., Any]) -> None:
         notices = await rows(
             gateway, sa.select(messages.c.notices).where(messages.c.client == "import")
         )
+        pending = await rows(
+            gateway, sa.select(status_events.c.id).where(status_events.c.message_id.is_(None))
+        )
         business = await rows(
             gateway,
             sa.select(recipients.c.unit_code, recipients.c.business_status)
@@ -168,6 +171,7 @@ async def _real_samples(make_gateway: Callable[..., Any]) -> None:
         )
     assert len(notices) == 6
     assert all(importing.UNVERIFIED in n.notices for n in notices)
+    assert pending == []  # every status found its document, the sender's own 13 included
     # 01, 02 and 03 from H41 found the sent update: 02 (rejected) ranks last.
     assert dict(business)[RECIPIENT] == "02"
     outcomes = {f.name: f for f in report.files if f.name.endswith(".edxml")}
