@@ -15,10 +15,12 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors import timestamping
 from envelopes import asic
+from envelopes.signing import Signer
 from gateway.bootstrap import Gateway
 from gateway.store import archive, blobs, queries
 from gateway.usecases.errors import NotFound
@@ -91,7 +93,7 @@ async def archive_message(gateway: Gateway, message_id: str, status_count: int) 
     return token is not None
 
 
-def _signer(gateway: Gateway) -> Any:
+def _signer(gateway: Gateway) -> Signer:
     unit = gateway.settings.archive.signer_unit
     if unit is None:
         units = gateway.settings.gateway.local_units
@@ -99,7 +101,7 @@ def _signer(gateway: Gateway) -> Any:
     return gateway.signer(unit)
 
 
-async def _data_objects(conn: Any, message_id: str) -> list[asic.DataObject]:
+async def _data_objects(conn: AsyncConnection, message_id: str) -> list[asic.DataObject]:
     message = await queries.get_message(conn, message_id)
     if message is None:
         raise NotFound(f"no message {message_id}")
