@@ -64,7 +64,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
-from gateway.usecases import backup, webhooks
+from gateway.usecases import archive, backup, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -323,6 +323,9 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
             partial(backup.scheduled_backup, gateway),
         )
     _add_channel_jobs(gateway, scheduler)
+    if gateway.settings.gateway.local_units:  # a container is signed by a local unit's key
+        archive_seconds = gateway.settings.archive.interval_seconds
+        add_job(scheduler, gateway, "archive", archive_seconds, partial(archive.run_job, gateway))
     return scheduler
 
 

@@ -184,6 +184,23 @@ class SecureInboxSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArchiveSettings:
+    """ASiC-E archive containers (gateway/usecases/archive.py) and their retention."""
+
+    #: How often the archive job runs (and the retention purge after it).
+    interval_seconds: float = 300.0
+    #: Messages archived per run, at most.
+    batch: int = 100
+    #: Containers of messages older than this are purged (never under legal hold); 0 = never.
+    retention_days: int = 0
+    #: An RFC 3161 timestamp authority (HTTP POST application/timestamp-query); none by default.
+    tsa_url: str | None = None
+    tsa_timeout_seconds: float = 30.0
+    #: The local unit whose key signs the containers; default: the first local unit.
+    signer_unit: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeadlineSettings:
     workday_start: str = "07:30"
     workday_end: str = "17:00"
@@ -246,6 +263,7 @@ class Settings:
     secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -295,6 +313,17 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     return settings
 
 
+def _check_archive(settings: Settings) -> None:
+    archive = settings.archive
+    if archive.interval_seconds <= 0 or archive.tsa_timeout_seconds <= 0:
+        raise SettingsError("intervals and timeouts must be positive", element="archive")
+    if archive.batch < 1 or archive.retention_days < 0:
+        raise SettingsError("batch ≥ 1 and retention_days ≥ 0", element="archive")
+    unit = archive.signer_unit
+    if unit is not None and unit not in settings.gateway.local_units:
+        raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
+
+
 def check(settings: Settings) -> None:
     """Rules across keys; a gateway with a configuration that breaks one does not start."""
     if settings.gateway.profile not in ("standard", "secure"):
@@ -304,6 +333,7 @@ def check(settings: Settings) -> None:
     _check_retry(settings.retry, "retry")
     _check_reports(settings.reports)
     _check_backup(settings.backup)
+    _check_archive(settings)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:

@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError
-from gateway.cli import backup, demo, operations, packages, reports, service, simulator, webhooks
+from gateway.cli import (
+    archive,
+    backup,
+    demo,
+    importing,
+    operations,
+    packages,
+    reports,
+    service,
+    simulator,
+    webhooks,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks.register(commands)
     reports.register(commands)
     backup.register(commands)
+    importing.register(commands)
+    archive.register(commands)
     return parser
 
 

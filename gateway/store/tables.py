@@ -207,6 +207,10 @@ status_events = sa.Table(
     sa.Column("verified", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
+#: Statuses by the document they name: ``docgw import`` finds duplicates and the statuses
+#: waiting for their document by it (a scan per package made a 10,000-package import quadratic).
+sa.Index("ix_status_events_document_id", status_events.c.document_id)
+
 audit_events = sa.Table(
     "audit_events",
     metadata,
@@ -317,4 +321,36 @@ webhook_endpoints = sa.Table(
     sa.Column("last_delivered_at", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("created_by", sa.String(100), nullable=False),
+)
+
+
+#: ``docgw import``: each file's outcome, by the SHA-256 of its bytes, written in the same
+#: transaction as what it imported, so a run resumed after a crash skips exactly what was done.
+import_files = sa.Table(
+    "import_files",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(1000), nullable=False),
+    #: "imported" | "skipped" | "refused"
+    sa.Column("outcome", sa.String(10), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("message_id", sa.String(36), nullable=True),
+    sa.Column("imported_at", TS, nullable=False),
+)
+
+
+#: The archive: one ASiC-E container per document message (its package, its statuses).
+archive_items = sa.Table(
+    "archive_items",
+    metadata,
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), primary_key=True),
+    #: The container's blob; NULL once purged.
+    sa.Column("container_sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=True),
+    #: How many status events the container holds: fewer than the message has = re-archive.
+    sa.Column("status_count", sa.Integer, nullable=False),
+    sa.Column("timestamped", sa.Boolean, nullable=False, default=False),
+    sa.Column("archived_at", TS, nullable=False),
+    sa.Column("legal_hold", sa.Boolean, nullable=False, default=False),
+    sa.Column("hold_reason", sa.Text, nullable=True),
+    sa.Column("purged_at", TS, nullable=True),
 )

@@ -73,3 +73,27 @@ class PackageNotOpenable(GatewayError):
 
 class WebhookUrlInvalid(GatewayError):
     code = "WEBHOOK_URL_INVALID"
+
+
+class ImportSourceUnreadable(GatewayError):
+    """``docgw import``: the folder or ZIP given cannot be read at all."""
+
+    code = "IMPORT_SOURCE_UNREADABLE"
+
+
+class ImportNotOurs(GatewayError):
+    """``docgw import``: neither the sender nor any recipient of a package is a local unit."""
+
+    code = "IMPORT_NOT_OURS"
+
+
+class ImportSealed(GatewayError):
+    """``docgw import``: a sealed (classified) package; history is imported in plaintext only."""
+
+    code = "IMPORT_SEALED"
+
+
+class ImportTooLarge(GatewayError):
+    """``docgw import``: a file over ``[api] max_upload_bytes``."""
+
+    code = "IMPORT_TOO_LARGE"

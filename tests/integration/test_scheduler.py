@@ -550,6 +550,7 @@ def test_the_scheduler_wires_the_configured_jobs(
         "cleanup:archive": CLEANUP_SECONDS,  # a delivery-only drop folder is cleaned up too
         "webhooks": 1.0,
         "reports": 3600.0,  # [reports] check_minutes = 60
+        "archive": 300.0,  # [archive] interval_seconds: ASiC-E containers, retention
     }
     if database_url.startswith("sqlite"):
         expected["checkpoint"] = 1.0
