@@ -14,21 +14,23 @@ routing decision. Otherwise the whole resend is refused (RESEND_REFUSED), nothin
 accepted requeue goes to the unit's current secure endpoint (delivery reads it from the registry
 at each claim) and, if the unit's certificate changed, with a copy sealed anew for the current one.
 
-Sealing a copy (opening the sender's copy, sealing it for the recipient) is CPU work on the whole
-package: it runs in a thread for a large one (``run_blocking``) and before the write transaction,
-on spools, with no database connection held — on SQLite the one pooled connection would otherwise
-stay taken, and the whole gateway wait, while a large package is sealed. The transaction then
-checks everything again (the route, the current certificate) and stores only the copies it needs:
-a refused resend stores nothing, and a certificate renewed meanwhile is sealed for there, still off
-the event loop.
+Sealing a copy (opening the sender's copy, building it again with To naming only the recipient when
+it names others, sealing it for the recipient) is CPU work on the whole package: it runs in a
+thread for a large one (``run_blocking``) and before the write transaction, on spools, with no
+database connection held — on SQLite the one pooled connection would otherwise stay taken, and the
+whole gateway wait, while a large package is sealed. The transaction then checks everything again
+(the route, the current certificate) and stores only the copies it needs: a refused resend stores
+nothing, and a certificate renewed meanwhile is sealed for there, still off the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from cryptography import x509
@@ -47,6 +49,7 @@ from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownU
 from gateway.usecases.packages import (
     current_certificate,
     load_to_spool,
+    read_rebuildable,
     seal_copy,
     sealed_for,
     spool,
@@ -71,37 +74,53 @@ class ResendRefused(Conflict):
     code = "RESEND_REFUSED"
 
 
+#: A recipient and the certificate its copy is sealed for.
+_Seal = tuple[str, x509.Certificate]
+
+
 @dataclass
 class _SealedCopies:
     """Copies of one classified message sealed for recipients' certificates, each on a spool,
-    closed with ``stack`` once the transaction has stored the ones it needs."""
+    closed with ``stack`` once the transaction has stored the ones it needs.
+
+    Each copy addresses its recipient alone: the sender's copy (the only one the message keeps)
+    names every recipient in To, so it is rebuilt with To naming only that recipient — same
+    DocumentId, signed again by the sender — unless it names no other (then it is sealed as it
+    is, byte for byte). A receiving gateway registers every local unit its To names."""
 
     gateway: Gateway
     message: MessageRecord
     stack: ExitStack
-    copies: dict[x509.Certificate, IO[bytes]] = field(default_factory=dict)
+    copies: dict[_Seal, IO[bytes]] = field(default_factory=dict)
 
-    async def seal(self, own: IO[bytes], certs: Sequence[x509.Certificate]) -> None:
-        """Seal the sender's copy ``own`` for each of ``certs``: in a thread for a large one."""
+    async def seal(self, own: IO[bytes], wanted: Sequence[_Seal]) -> None:
+        """Seal the sender's copy ``own``, addressed to each recipient of ``wanted`` alone, for its
+        certificate: in a thread for a large one."""
         key = self.gateway.signer(self.message.sender).private_key
-        await run_blocking(stream_size(own), self._seal, own, key, certs)
+        await run_blocking(stream_size(own), self._seal, own, key, wanted)
 
-    def _seal(
-        self, own: IO[bytes], key: PrivateKeyTypes, certs: Sequence[x509.Certificate]
-    ) -> None:
-        # The message keeps only a copy sealed for its sender: open it, seal it for each one.
-        with spool() as plain:
+    def _seal(self, own: IO[bytes], key: PrivateKeyTypes, wanted: Sequence[_Seal]) -> None:
+        signer = self.gateway.signer(self.message.sender)
+        with spool() as plain, tempfile.TemporaryDirectory(prefix="docgw-release-") as folder:
             sealing.open_stream(own, plain, key)  # type: ignore[arg-type]
-            for cert in certs:
-                self.copies[cert] = self.stack.enter_context(seal_copy(plain, cert))
+            package = read_rebuildable(plain, Path(folder))
+            everyone = [to.organ_id for to in package.document.header.to]
+            for unit, cert in wanted:
+                if everyone == [unit]:
+                    copy = seal_copy(plain, cert)
+                else:
+                    with spool() as addressed:
+                        package.addressed_to(unit, signer, addressed)
+                        copy = seal_copy(addressed, cert)
+                self.copies[unit, cert] = self.stack.enter_context(copy)
 
-    async def copy_for(self, conn: AsyncConnection, cert: x509.Certificate) -> IO[bytes]:
-        """The copy sealed for ``cert``; sealed now (in the transaction, still off the loop for a
-        large package) if ``cert`` became current after the copies were sealed ahead."""
-        if cert not in self.copies:
+    async def copy_for(self, conn: AsyncConnection, unit: str, cert: x509.Certificate) -> IO[bytes]:
+        """The copy for ``unit`` sealed for ``cert``; sealed now (in the transaction, still off the
+        loop for a large package) if ``cert`` became current after the copies were sealed ahead."""
+        if (unit, cert) not in self.copies:
             with await load_to_spool(conn, self.message.package_sha256) as own:
-                await self.seal(own, [cert])
-        copy = self.copies[cert]
+                await self.seal(own, [(unit, cert)])
+        copy = self.copies[unit, cert]
         copy.seek(0)
         return copy
 
@@ -255,7 +274,7 @@ async def _seal_ahead(
     stack: ExitStack,
 ) -> _SealedCopies | None:
     """Before the write transaction: the copies a classified message being queued again needs,
-    one per current certificate of its recipients that their stored copy is not sealed for. The
+    one per recipient whose stored copy (if any) is not sealed for its current certificate. The
     sender's copy is read with a connection; the sealing runs once it is given back. None when
     there is nothing to seal (or the transaction is to refuse the operation anyway)."""
     async with gateway.engine.connect() as conn:
@@ -264,18 +283,18 @@ async def _seal_ahead(
             return None
         if not Classification(message.classification).is_classified:
             return None
-        certs: list[x509.Certificate] = []
+        wanted: list[_Seal] = []
         for recipient in _movable(message, allowed_from, only):
             cert = await current_certificate(conn, recipient.unit_code, now)
-            if cert is None or cert in certs:
+            if cert is None:
                 continue
             if not await _sealed_for(conn, recipient.package_sha256, cert):
-                certs.append(cert)
-        if not certs:
+                wanted.append((recipient.unit_code, cert))
+        if not wanted:
             return None
         own = stack.enter_context(await load_to_spool(conn, message.package_sha256))
     sealed = _SealedCopies(gateway, message, stack)
-    await sealed.seal(own, certs)
+    await sealed.seal(own, wanted)
     own.close()  # the sealed copies are all the transaction needs
     return sealed
 
@@ -328,7 +347,7 @@ async def _requeue_fields(
                 element="channel" if rerouting else None,
             )
         if not await _sealed_for(conn, recipient.package_sha256, cert):
-            copy = await sealed.copy_for(conn, cert)
+            copy = await sealed.copy_for(conn, recipient.unit_code, cert)
             inline = gateway.settings.gateway.inline_blob_bytes
             ref = await blobs.put_stream(conn, copy, inline_limit=inline, now=now)
             updates["package_sha256"] = ref.sha256

@@ -3,18 +3,24 @@ disk, and sealing for classified recipients."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import sealing
+from envelopes.attachments import AttachmentSource
+from envelopes.building import build_document
 from envelopes.errors import SealError
-from envelopes.signing import TrustPolicy
+from envelopes.model import DocumentPackage
+from envelopes.reading import read_package
+from envelopes.signing import Signer, TrustPolicy
 from gateway.bootstrap import Gateway
 from gateway.store import blobs, queries
 from gateway.usecases.errors import UnknownSender
@@ -42,6 +48,64 @@ def seal_copy(source: IO[bytes], cert: x509.Certificate) -> IO[bytes]:
     sealing.seal_stream(source, out, cert)  # type: ignore[arg-type]
     out.seek(0)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Rebuildable:
+    """A document package read with its attachments decoded into files, ready to be built again
+    (in docgw's form: header, trace entries, business block, attachments and their labels)."""
+
+    document: DocumentPackage
+    attachments: tuple[AttachmentSource, ...]
+
+    def addressed_to(self, unit: str, signer: Signer, out: IO[bytes]) -> None:
+        """Build it again into ``out`` with To naming only ``unit`` (as the package named it),
+        signed by ``signer``; the DocumentId and everything else are kept."""
+        header = self.document.header
+        to = tuple(entry for entry in header.to if entry.organ_id == unit)
+        build_document(
+            dataclasses.replace(header, to=to),
+            out=out,
+            attachments=self.attachments,
+            business=self.document.business,
+            traces=self.document.traces,
+            signer=signer,
+        )
+
+
+def read_rebuildable(package: IO[bytes], folder: Path) -> Rebuildable:
+    """Read the document ``package``, each attachment decoded into a file of ``folder`` (which
+    must outlive the builds)."""
+    paths: list[Path] = []
+
+    def attachment_file() -> IO[bytes]:
+        paths.append(folder / str(len(paths)))
+        return paths[-1].open("w+b")
+
+    package.seek(0)
+    parsed = read_package(package, sink_factory=attachment_file)
+    for streamed in parsed.attachments:
+        if streamed.content is not None:
+            streamed.content.close()
+    by_content_id = dict(zip((a.content_id for a in parsed.attachments), paths, strict=True))
+    document = parsed.document()
+    return Rebuildable(
+        document=document,
+        attachments=tuple(
+            AttachmentSource(
+                name=info.name,
+                open=_reader_of(by_content_id[info.content_id]),
+                content_type=info.content_type,
+                description=info.description,
+                content_id=info.content_id,
+            )
+            for info in document.attachments
+        ),
+    )
+
+
+def _reader_of(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
 
 
 async def sealed_for(
