@@ -35,15 +35,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("classified-release-pki"))
 
 
-def opened(body: bytes, keys_dir: Path, code: str) -> MessageHeader:
-    """The header of a copy sealed for ``code``, opened with its key, once its signature is
-    verified against the sender's certificate."""
+def opened(body: bytes, keys_dir: Path, code: str) -> tuple[MessageHeader, list[bytes]]:
+    """The header and the attachments' bytes of a copy sealed for ``code``, opened with its key,
+    once its signature is verified against the sender's certificate."""
     key = serialization.load_pem_private_key(
         (keys_dir / f"{code}.key.pem").read_bytes(), password=None
     )
     sender = x509.load_pem_x509_certificate((keys_dir / f"{SENDER}.cert.pem").read_bytes())
-    parsed = read_package(io.BytesIO(open_sealed(body, key)))  # type: ignore[arg-type]
-    return verify_document(parsed, TrustPolicy(pinned=(sender,))).package.header
+    sinks: list[io.BytesIO] = []
+
+    def sink() -> io.BytesIO:
+        sinks.append(io.BytesIO())
+        return sinks[-1]
+
+    plain = open_sealed(body, key)  # type: ignore[arg-type]
+    parsed = read_package(io.BytesIO(plain), sink_factory=sink)
+    header = verify_document(parsed, TrustPolicy(pinned=(sender,))).package.header
+    return header, [s.getvalue() for s in sinks]
 
 
 @pytest.mark.parametrize("operation", ["reroute", "resend"])
@@ -74,8 +82,9 @@ def test_a_released_toi_mat_recipient_is_sent_a_copy_addressed_to_it_alone(
 
         [sent] = at_recipient.seen
         [released] = at_other.seen
-        first = opened(sent.body, keys_dir, RECIPIENT)
-        second = opened(released.body, keys_dir, OTHER)
+        first, first_attachments = opened(sent.body, keys_dir, RECIPIENT)
+        second, second_attachments = opened(released.body, keys_dir, OTHER)
+        assert second_attachments == first_attachments == [b"%PDF-1.7 tai lieu"]
         assert [to.organ_id for to in first.to] == [RECIPIENT]
         assert [to.organ_id for to in second.to] == [OTHER]
         assert second.document_id == first.document_id
