@@ -616,13 +616,16 @@ def _chunks(data: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes]) 
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+    # A name that is not UTF-8 (a lone surrogate here) is written as its JSON escape, \udcff.
+    return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
 def _fingerprint(seed: bytes, files: Iterable[tuple[str, os.stat_result]]) -> str:
     digest = hashlib.sha256(seed)
     for name, info in files:
-        digest.update(f"\0{name}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+        # os.fsencode: a name that is not UTF-8 is its bytes on disk, not a crash of the scan.
+        digest.update(os.fsencode(f"\0{name}\0{info.st_size}\0{info.st_mtime_ns}"))
     return digest.hexdigest()
 
 

@@ -17,7 +17,7 @@ from typing import IO
 
 import pybase64
 
-from envelopes.errors import AttachmentError, AttachmentNameInvalid
+from envelopes.errors import AttachmentEmpty, AttachmentError, AttachmentNameInvalid
 from envelopes.xmltext import describe, first_unsafe
 
 #: Bytes read per step; a multiple of 3 so that base64 chunks concatenate into one line.
@@ -63,6 +63,24 @@ def check_name(name: str, *, element: str = "attachment") -> str:
             f"{stripped!r} is a path: send the file name alone", element=element
         )
     return stripped
+
+
+def checked_source(
+    name: str,
+    *,
+    size: int,
+    open: Callable[[], IO[bytes]],
+    content_type: str | None = None,
+    element: str = "attachment",
+) -> AttachmentSource:
+    """An attachment a caller gives us to send (an API part, a ``docgw send --attach`` file, a
+    drop-folder file), held to the rules every such attachment meets: a plain file name
+    (:func:`check_name`) and at least one byte (an empty file is a mistake, not a document;
+    :class:`AttachmentEmpty`)."""
+    name = check_name(name, element=element)
+    if size <= 0:
+        raise AttachmentEmpty(f"{name} has no bytes", element=element)
+    return AttachmentSource(name=name, open=open, content_type=content_type)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,6 @@ as a notice and hands the zip over as it came: nothing else of the package is lo
 from __future__ import annotations
 
 import hashlib
-import re
 import tempfile
 import zipfile
 import zlib
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
 
-from envelopes.attachments import sniff
+from envelopes.attachments import check_name, sniff
 from envelopes.errors import (
+    AttachmentNameInvalid,
     ZipBomb,
     ZipEntryCount,
     ZipEntryPath,
@@ -50,8 +50,6 @@ NOTICE_CODES = frozenset(
         *(e.code for e in (ZipEntryCount, ZipEntryPath, ZipTooLarge, ZipBomb, ZipUnreadable)),
     }
 )
-#: Control characters, and a drive letter (``C:``): neither belongs in a plain file name.
-_NOT_A_PLAIN_NAME = re.compile(r"[\x00-\x1f\x7f]|^[A-Za-z]:")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,14 +190,12 @@ def _the_entry(archive: zipfile.ZipFile, element: str) -> zipfile.ZipInfo:
         )
     [entry] = entries
     name = entry.orig_filename  # before zipfile cuts it at a NUL
-    if (
-        not name
-        or "/" in name
-        or "\\" in name
-        or name in (".", "..")
-        or _NOT_A_PLAIN_NAME.search(name)
-    ):
-        raise ZipEntryPath(f"the entry name {name!r} is not a plain file name", element=element)
+    try:
+        check_name(name, element=element)  # the rule an attachment name to send meets
+    except AttachmentNameInvalid as exc:
+        raise ZipEntryPath(
+            f"the entry name {name!r} is not a plain file name: {exc.message}", element=element
+        ) from exc
     if entry.flag_bits & 0x1:
         raise ZipUnreadable("the entry is encrypted", element=element)
     if entry.compress_type not in _METHODS:

@@ -35,6 +35,16 @@ async def serve(settings: Settings, *, api: bool = True) -> None:
         await gateway.close()
 
 
+async def start_secure_inbox(gateway: Gateway, host: str, port: int) -> web.AppRunner:
+    """The secure inbox's own listener: mutual TLS, and a request aiohttp cannot parse (a header
+    over the limit, a bad request line) answered as a problem, as the API answers it."""
+    runner = ProblemAppRunner(create_secure_inbox_app(gateway), access_log=None)
+    await runner.setup()
+    context = secure_inbox_ssl_context(gateway.settings)
+    await web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True).start()
+    return runner
+
+
 async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
     await migrate(gateway.engine)
     # Claims left by a previous process that died are recovered before new work starts.
@@ -49,13 +59,7 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
         runners.append(runner)
     inbox = gateway.settings.secure_inbox
     if inbox.enabled:
-        secure = web.AppRunner(create_secure_inbox_app(gateway), access_log=None)
-        await secure.setup()
-        context = secure_inbox_ssl_context(gateway.settings)
-        await web.TCPSite(
-            secure, inbox.host, inbox.port, ssl_context=context, reuse_address=True
-        ).start()
-        runners.append(secure)
+        runners.append(await start_secure_inbox(gateway, inbox.host, inbox.port))
     scheduler = create_scheduler(gateway)
     scheduler.start()
     workers = [

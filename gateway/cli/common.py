@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from envelopes.attachments import AttachmentSource
+from envelopes.attachments import AttachmentSource, checked_source
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway, build
 from gateway.settings import Settings, load_settings
@@ -54,13 +54,19 @@ def opener(path: Path) -> Callable[[], IO[bytes]]:
 
 
 def attachment_sources(names: list[str]) -> list[AttachmentSource]:
-    """The ``--attach`` files, each checked to be a readable file before anything is built."""
+    """The ``--attach`` files, each checked to be a readable file, with a plain file name and at
+    least one byte (:func:`~envelopes.attachments.checked_source`, as the API checks its parts),
+    before anything is built or stored."""
     sources = []
     for name in names:
         path = Path(name)
-        if not path.is_file():
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except OSError as exc:
+            raise InputFileError(f"cannot read attachment {name}: {exc.strerror}") from exc
+        if size is None:
             raise InputFileError(f"cannot read attachment {name}: no such file")
-        sources.append(AttachmentSource(name=path.name, open=opener(path)))
+        sources.append(checked_source(path.name, size=size, open=opener(path)))
     return sources
 
 

@@ -49,8 +49,8 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, multipart, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from envelopes.attachments import AttachmentSource, check_name
-from envelopes.errors import AttachmentEmpty, AttachmentNameInvalid, TextInvalid
+from envelopes.attachments import AttachmentSource, check_name, checked_source
+from envelopes.errors import AttachmentNameInvalid, TextInvalid
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StaffInfo, StatusCode
 from envelopes.xmltext import check_text, first_unsafe
@@ -751,7 +751,8 @@ async def _spool_attachment(
 ) -> AttachmentSource:
     if not (filename or "").strip():
         raise BadRequest("an attachment part needs a filename", element="attachment")
-    # A path (browsers on Windows once sent one) is refused, not cut to its last segment.
+    # A path (browsers on Windows once sent one) is refused, not cut to its last segment; and
+    # before the part's bytes are read.
     name = check_name(filename or "")
     content_type = part.headers.get(hdrs.CONTENT_TYPE)
     if content_type is not None:
@@ -761,9 +762,7 @@ async def _spool_attachment(
         while chunk := await part.read_chunk(CHUNK):
             _check_size(request, limit)
             out.write(chunk)
-    if not out.tell():
-        raise AttachmentEmpty(f"{name} has no bytes", element="attachment")
-    return AttachmentSource(name=name, content_type=content_type, open=opener(out))
+    return checked_source(name, size=out.tell(), content_type=content_type, open=opener(out))
 
 
 def _parse_document(metadata: bytes, gateway: Gateway) -> DocumentRequest:

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -147,6 +148,39 @@ def test_send_puts_every_attached_file_in_the_package(
     assert match, result.stdout
     names = asyncio.run(stored_attachment_names(config, match.group(1)))
     assert names == [path.name for path in files]
+
+
+async def stored_message_count(config: Path) -> int:
+    gateway = await build(load_settings(config, {}))
+    try:
+        async with gateway.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(messages)) or 0)
+    finally:
+        await gateway.close()
+
+
+def test_send_refuses_an_empty_file_and_a_name_that_is_not_a_plain_file_name(
+    files: list[Path], tmp_path: Path
+) -> None:
+    """The API's attachment rules hold for ``--attach`` too: a zero-byte file, a name with a tab,
+    a line feed or bytes that are not UTF-8 (a Linux file name can hold all three) is refused with
+    its code, with the good file beside it, and nothing is stored."""
+    home = tmp_path / "home"
+    assert docgw("init", "--dir", home).returncode == 0
+    config = home / "docgw.toml"
+    (empty := tmp_path / "rong.pdf").write_bytes(b"")
+    cases: list[tuple[Path, str]] = [(empty, "ATTACHMENT_EMPTY")]
+    for raw in (b"a\tb.pdf", b"a\nb.pdf", b"ten-\xff.pdf"):
+        path = tmp_path / os.fsdecode(raw)
+        path.write_bytes(b"%PDF-1.7 x")
+        cases.append((path, "ATTACHMENT_NAME_INVALID"))
+    for path, code in cases:
+        result = docgw(
+            "--config", config, "send", "--meta", EXAMPLES / "new-document.json",
+            "--attach", files[0], path,
+        )  # fmt: skip
+        assert_clean_failure(result, code)
+    assert asyncio.run(stored_message_count(config)) == 0
 
 
 # ------------------------------------------------------------------------- status packages

@@ -165,6 +165,22 @@ def test_complete_items_that_can_never_be_sent_are_rejected_at_once(
     assert error["error_code"].startswith("DROP_")
 
 
+def test_a_file_name_that_is_not_utf8_is_refused_not_a_crash_of_the_scan(tmp_path: Path) -> None:
+    """A Linux file name may be any bytes: one that is not UTF-8 neither stops the scan nor the
+    error record (it is written as its JSON escape)."""
+    folder = DropFolder(root=tmp_path / "drop")
+    tmp = write_document(folder.outbox, "doc", suffix=".tmp")
+    (tmp / os.fsdecode(b"thu-muc-\xff")).mkdir()
+    tmp.rename(folder.outbox / "doc.ready")
+    write_document(folder.outbox, "good")
+
+    assert [item.name for item in run(folder.scan_outbox())] == ["good"]
+
+    error = json.loads((folder.rejected / "doc.error.json").read_bytes())
+    assert error["error_code"] == "DROP_ITEM_NOT_A_FILE"
+    assert os.fsdecode(b"thu-muc-\xff") in error["message"]
+
+
 def test_a_symlinked_package_is_rejected(tmp_path: Path) -> None:
     folder = DropFolder(root=tmp_path / "drop")
     folder.outbox.mkdir(parents=True)

@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,34 @@ def test_outbox_items_are_submitted_once_and_bad_ones_rejected(
             async with gateway.engine.connect() as conn:
                 count = await conn.scalar(sa.select(sa.func.count()).select_from(messages))
             assert count == 1
+
+    asyncio.run(scenario())
+
+
+def test_outbox_attachments_are_held_to_the_api_rules(make_gateway: Any, tmp_path: Path) -> None:
+    """A zero-byte file, or a file name with a tab, a line feed or bytes that are not UTF-8 (a
+    Linux file name holds all three), is refused as the API refuses it: the item goes to
+    rejected/ with the code in NAME.error.json, and nothing is stored."""
+    folder = DropFolder(root=tmp_path / "dms")
+    meta = (EXAMPLES / "new-document.json").read_bytes()
+    refused = {
+        "cv-empty": ("rong.pdf", b"", "ATTACHMENT_EMPTY"),
+        "cv-tab": ("a\tb.pdf", b"%PDF-1.7 x", "ATTACHMENT_NAME_INVALID"),
+        "cv-lf": ("a\nb.pdf", b"%PDF-1.7 x", "ATTACHMENT_NAME_INVALID"),
+        "cv-bytes": (os.fsdecode(b"ten-\xff.pdf"), b"%PDF-1.7 x", "ATTACHMENT_NAME_INVALID"),
+    }
+
+    async def scenario() -> None:
+        async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
+            for item, (file_name, data, _) in refused.items():
+                put_document(folder, item, meta, {"van-ban.txt": b"noi dung", file_name: data})
+            report = await pick_up(gateway, "dms", folder)
+            assert (report.submitted, report.rejected) == (0, len(refused))
+            for item, (file_name, _, code) in refused.items():
+                error = json.loads((folder.rejected / f"{item}.error.json").read_text())
+                assert error["error_code"] == code, error
+                assert (folder.rejected / f"{item}.ready" / file_name).is_file()
+            assert await stored_messages(gateway) == 0
 
     asyncio.run(scenario())
 

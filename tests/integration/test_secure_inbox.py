@@ -14,6 +14,8 @@ import asyncio
 import datetime as dt
 import io
 import json
+import socket
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from aiohttp import web
 from integration_support import EXAMPLES, OTHER, RECIPIENT, SENDER
 from pki import leaf_certificate
 
@@ -32,6 +33,7 @@ from envelopes.attachments import AttachmentSource
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
 from gateway.keystore import CA_CERT, CA_KEY, Issued, issue_unit_certificate, load_issued
+from gateway.service import start_secure_inbox
 from gateway.store.records import UnitRecord
 from gateway.store.tables import (
     attempts,
@@ -43,7 +45,6 @@ from gateway.store.tables import (
     status_events,
 )
 from gateway.usecases import delivery, registry, submit
-from gateway.web.secure_inbox import create_secure_inbox_app, secure_inbox_ssl_context
 
 #: The receiver's limit (``api.max_upload_bytes`` is the secure inbox's limit too).
 LIMIT = 256 * 1024
@@ -76,12 +77,8 @@ def write_issued(issued: Issued, directory: Path, name: str) -> Peer:
 
 @asynccontextmanager
 async def running_inbox(gateway: Gateway) -> AsyncIterator[str]:
-    """The secure inbox on a free loopback port, set up as ``gateway.service`` sets it up."""
-    runner = web.AppRunner(create_secure_inbox_app(gateway), access_log=None)
-    await runner.setup()
-    context = secure_inbox_ssl_context(gateway.settings)
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
+    """The secure inbox on a free loopback port, started as ``docgw serve`` starts it."""
+    runner = await start_secure_inbox(gateway, "127.0.0.1", 0)
     try:
         host, port = runner.addresses[0][:2]
         yield f"https://{host}:{port}/inbox"
@@ -213,5 +210,70 @@ def test_the_secure_inbox_refuses_what_a_peer_may_not_do_and_stores_a_push_once(
                 await push(url, sender_peer, ca_file, package), 403, "PEER_NOT_REGISTERED"
             )
             assert await snapshot(receiver) == before
+
+    asyncio.run(scenario())
+
+
+def raw_request(url: str, peer: Peer, ca_file: Path, request: bytes) -> tuple[int, str, bytes]:
+    """Send bytes as they are over mutual TLS (no client library sends a header this large) and
+    read the answer: (status, content type, body)."""
+    where = urllib.parse.urlsplit(url)
+    context = client_ssl_context(peer.cert, peer.key, ca_file)
+    with (
+        socket.create_connection((where.hostname, where.port), timeout=10) as plain,
+        context.wrap_socket(plain, server_hostname=unit_dns_name(RECIPIENT)) as conn,
+    ):
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            lengths = [
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            if lengths and len(body) >= lengths[0]:
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers.get("content-type", ""), body
+
+
+def test_a_request_aiohttp_cannot_parse_is_a_problem_too(make_gateway: Any, keys_dir: Path) -> None:
+    """A header over aiohttp's limit is refused before any handler runs: as a problem, like the
+    API's (gateway.web.problems.ProblemAppRunner), not aiohttp's plain text."""
+    ca_file = keys_dir / CA_CERT
+    peer = Peer(cert=keys_dir / f"{SENDER}.cert.pem", key=keys_dir / f"{SENDER}.key.pem")
+    request = b"\r\n".join(
+        [
+            b"POST /inbox HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"X-Padding: " + b"a" * 9000,
+            b"Content-Type: application/xml",
+            b"Content-Length: 0",
+            b"Connection: close",
+            b"",
+            b"",
+        ]
+    )
+
+    async def scenario() -> None:
+        async with (
+            make_gateway(local_units=(RECIPIENT,)) as receiver,
+            running_inbox(receiver) as url,
+        ):
+            empty = await snapshot(receiver)
+            status, content_type, body = await asyncio.to_thread(
+                raw_request, url, peer, ca_file, request
+            )
+            assert await snapshot(receiver) == empty
+        assert (status, content_type.split(";")[0]) == (431, PROBLEM), body
+        assert_problem(
+            Answer(status=status, content_type=PROBLEM, body=json.loads(body)),
+            431,
+            "HEADERS_TOO_LARGE",
+        )
 
     asyncio.run(scenario())

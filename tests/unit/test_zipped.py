@@ -155,6 +155,13 @@ def test_an_entry_name_with_a_nul_is_refused() -> None:
     assert refused(data, ZipEntryPath).code == "ZIP_ENTRY_PATH"
 
 
+@pytest.mark.parametrize("name", ["x\ufffe.txt", "x\uffff.txt", "x\t.txt", " ", "x.txt\x7f"])
+def test_an_entry_name_xml_or_a_file_name_cannot_carry_is_refused(name: str) -> None:
+    """The entry name is held to the one plain-file-name rule (attachments.check_name): U+FFFE
+    and U+FFFF too, which the zip's own copy of the rule let through."""
+    assert refused(zip_of({name: TEXT}), ZipEntryPath).code == "ZIP_ENTRY_PATH"
+
+
 def test_a_ratio_bomb_is_refused_before_it_is_unpacked() -> None:
     bomb = zip_of({"bom.txt": bytes(20 << 20)})  # 20 MiB of zeros in ~20 KiB
     assert len(bomb) < 100_000
