@@ -484,11 +484,8 @@ async def _store_new(
                     existing = await _existing(gateway, client, idempotency_key)
                     if existing is not None:
                         return existing
-                if (
-                    isinstance(exc, (sa.exc.IntegrityError, DuplicateDocumentCode))
-                    and is_new_document(business)
-                    and await _taken(gateway, header)
-                ):
+                identity_raced = isinstance(exc, (sa.exc.IntegrityError, DuplicateDocumentCode))
+                if identity_raced and await _taken(gateway, header):
                     # A concurrent new document with this DocumentId won the race: it committed
                     # after this one's DocumentId check (then its số/ký hiệu is found) or after
                     # both checks (the unique index of new documents). The DocumentId is what
