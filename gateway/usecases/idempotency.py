@@ -17,20 +17,17 @@ import dataclasses
 from collections.abc import Sequence
 from typing import IO, NoReturn
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from connectors.offload import run_blocking, stream_size
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.metadata import DocumentRequest
-from envelopes.model import BusinessDocType, Classification
+from envelopes.model import Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
-from gateway.domain.routing import strictest
 from gateway.store import queries
 from gateway.usecases.errors import IdempotencyKeyReused
+from gateway.usecases.naming import stored_classification
 from gateway.usecases.packages import load_to_spool, open_sealed_for_us, spool
-from gateway.usecases.submit import named_classifications, named_ids
 
 
 async def check_repeat(
@@ -50,7 +47,11 @@ async def check_repeat(
         message = await queries.get_message(conn, message_id)
         assert message is not None
         stored_as = Classification(message.classification)
-        if stored_as is not await _stored_as(conn, request):
+        # An update of a Tối mật document is stored Tối mật, asked for as what it asked for.
+        asked = await stored_classification(
+            conn, request.header, request.business, request.classification
+        )
+        if stored_as is not asked:
             _refuse(key, message.id)
         stored = await load_to_spool(conn, message.package_sha256)
     with contextlib.ExitStack() as packages:
@@ -71,22 +72,6 @@ async def check_repeat(
         again = await run_blocking(stream_size(rebuilt), _content, rebuilt)
     if first != again:
         _refuse(key, message.id)
-
-
-async def _stored_as(conn: AsyncConnection, request: DocumentRequest) -> Classification:
-    """The classification submit stores ``request`` under: its own, or that of a stored document
-    it names when stricter (an update of a Tối mật document is stored Tối mật, so the same request
-    sent again asks for less than what was stored). Its own DocumentId counts only for a
-    revocation, update or replacement, which shares it with the document it names — and then the
-    first message itself is among the named: a repeat asking for less is taken as the stricter
-    original, never the other way round."""
-    business = request.business
-    ids = list(named_ids(request.header, business))
-    if business is not None and business.doc_type is not BusinessDocType.NEW:
-        ids.append(request.header.document_id)
-    if not ids:
-        return request.classification
-    return strictest(request.classification, await named_classifications(conn, ids))
 
 
 def _refuse(key: str, message_id: str) -> NoReturn:

@@ -27,8 +27,9 @@ from gateway.domain.routing import route_recipient, strictest
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
+from gateway.usecases.naming import named_classifications
 from gateway.usecases.packages import current_certificate
-from gateway.usecases.submit import named_classifications, recipient_entry
+from gateway.usecases.submit import recipient_entry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 

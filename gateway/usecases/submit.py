@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +42,10 @@ from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
 from gateway.domain.lifecycle import TransportState, summarize
-from gateway.domain.routing import RecipientEntry, Route, route_recipient, strictest
+from gateway.domain.routing import RecipientEntry, Route, route_recipient
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
+from gateway.usecases import idempotency
 from gateway.usecases.errors import (
     Conflict,
     DocumentIdReused,
@@ -53,6 +54,7 @@ from gateway.usecases.errors import (
     ReadyPackageRefused,
     UnknownUnit,
 )
+from gateway.usecases.naming import is_new_document, stored_classification
 from gateway.usecases.packages import current_certificate, seal_copy, spool, trust_for
 
 
@@ -94,11 +96,9 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
 async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
     """Where each recipient's copy would go, and why (nothing is sent or stored)."""
     async with gateway.engine.connect() as conn:
-        header = request.header
-        named = await named_classifications(
-            conn, [header.document_id, *named_ids(header, request.business)]
+        classification = await stored_classification(
+            conn, request.header, request.business, request.classification
         )
-        classification = strictest(request.classification, named)
         return await _routes(conn, gateway, request.header, classification)
 
 
@@ -143,30 +143,6 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
     return tuple(group or next(filled) for group in groups)
 
 
-def named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
-    """The DocumentIds a package names besides its own (which an update, replacement or
-    revocation shares with its document): its replies' ResponseFor, its Bussiness block's."""
-    for response in header.response_for:
-        if response.document_id:
-            yield response.document_id
-    if business is not None:
-        if business.document_id:
-            yield business.document_id
-        for replacement in business.replacements:
-            yield replacement.document_id
-
-
-async def named_classifications(
-    conn: AsyncConnection, document_ids: Iterator[str] | Sequence[str]
-) -> list[Classification]:
-    """The classifications of the stored documents (sent or received) with these DocumentIds."""
-    found: list[Classification] = []
-    for document_id in dict.fromkeys(document_ids):
-        values = await queries.classifications_of_document(conn, document_id)
-        found.extend(Classification(value) for value in values)
-    return found
-
-
 async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
     async with gateway.engine.connect() as conn:
         return bool(await queries.classifications_of_document(conn, header.document_id))
@@ -186,16 +162,13 @@ async def _check_identity(
     business: Business | None,
     *,
     duplicate_code_intended: bool,
-) -> list[Classification]:
+) -> None:
     """Refuse a new document (BussinessDocType 0) that reuses a stored document's DocumentId, or
     its sender's số/ký hiệu of the same promulgation year unless that is intended; a revocation,
-    update or replacement names its document by them on purpose. Returns the classifications of
-    the documents the package names (it travels under the strictest)."""
-    same_id = await named_classifications(conn, [header.document_id])
-    named = [*same_id, *await named_classifications(conn, named_ids(header, business))]
-    if business is not None and business.doc_type is not BusinessDocType.NEW:
-        return named
-    if same_id:
+    update or replacement names its document by them on purpose."""
+    if not is_new_document(business):
+        return
+    if await queries.classifications_of_document(conn, header.document_id):
         raise _document_id_reused(header)
     if not duplicate_code_intended:
         earlier = await queries.code_used(
@@ -211,7 +184,6 @@ async def _check_identity(
                 "or replacement (business.doc_type 2 or 3), or say the repeat is intended",
                 element="code",
             )
-    return named
 
 
 async def submit_document(
@@ -226,13 +198,19 @@ async def submit_document(
     duplicate_code_intended: bool = False,
 ) -> Submitted:
     """``duplicate_code_intended``: the caller says a new document repeating its sender's
-    số/ký hiệu of the same year is meant (otherwise refused: DUPLICATE_DOCUMENT_CODE)."""
+    số/ký hiệu of the same year is meant (otherwise refused: DUPLICATE_DOCUMENT_CODE).
+
+    A repeated ``idempotency_key`` returns the key's first message only with the request it was
+    first used for; another request is refused (IDEMPOTENCY_KEY_REUSED), whoever calls."""
     header = request.header
     if member_unit is not None and header.from_.organ_id != member_unit:
         raise Forbidden(f"a member token of {member_unit} cannot send for {header.from_.organ_id}")
     if idempotency_key:
         existing = await _existing(gateway, client, idempotency_key)
         if existing is not None:
+            await idempotency.check_repeat(
+                gateway, request, attachments, client=client, key=idempotency_key
+            )
             return existing
     signer = gateway.signer(header.from_.organ_id)
     size = _total_size(attachments)
@@ -249,7 +227,7 @@ async def submit_document(
             signer=signer,
         )
 
-    return await _store_new(
+    submitted = await _store_new(
         gateway,
         header,
         request.classification,
@@ -261,6 +239,12 @@ async def submit_document(
         idempotency_key=idempotency_key,
         duplicate_code_intended=duplicate_code_intended,
     )
+    if idempotency_key and not submitted.created:
+        # A concurrent submission with this key stored first: compared like any repeat.
+        await idempotency.check_repeat(
+            gateway, request, attachments, client=client, key=idempotency_key
+        )
+    return submitted
 
 
 async def submit_package(
@@ -500,9 +484,12 @@ async def _store_new(
                     existing = await _existing(gateway, client, idempotency_key)
                     if existing is not None:
                         return existing
-                if isinstance(exc, sa.exc.IntegrityError) and await _taken(gateway, header):
-                    # A concurrent new document with this DocumentId won the race (the unique
-                    # index of new documents): the refusal the check would have given.
+                identity_raced = isinstance(exc, (sa.exc.IntegrityError, DuplicateDocumentCode))
+                if identity_raced and await _taken(gateway, header):
+                    # A concurrent new document with this DocumentId won the race: it committed
+                    # after this one's DocumentId check (then its số/ký hiệu is found) or after
+                    # both checks (the unique index of new documents). The DocumentId is what
+                    # this one reused: the refusal the check would have given.
                     raise _document_id_reused(header) from None
                 raise
     raise Conflict("the unit registry kept changing while the document was packaged; submit again")
@@ -530,10 +517,10 @@ async def _store_once(
         # Unknown recipients are reported first (the plainest mistake), then what the document
         # names (a refused DocumentId or số/ký hiệu, a stricter classification).
         routes = await _routes(conn, gateway, header, requested)
-        named = await _check_identity(
+        await _check_identity(
             conn, header, business, duplicate_code_intended=duplicate_code_intended
         )
-        classification = strictest(requested, named)
+        classification = await stored_classification(conn, header, business, requested)
         if classification is not requested:  # it names a stricter document: routed as that
             routes = await _routes(conn, gateway, header, classification)
         groups = copy_groups(routes, classification)

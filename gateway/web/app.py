@@ -59,7 +59,7 @@ from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
 from gateway.store import queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
-from gateway.usecases import idempotency, intake, operations, registry, statuses, submit
+from gateway.usecases import intake, operations, registry, statuses, submit
 from gateway.usecases.errors import Forbidden, NotFound
 from gateway.usecases.operations import Changed
 from gateway.usecases.packages import opener, spool
@@ -185,12 +185,6 @@ async def submit_message(request: web.Request) -> web.Response:
             member_unit=member_unit(principal),
             duplicate_code_intended=request.query.get("duplicate_code") == "intended",
         )
-        if key is not None and not submitted.created:
-            # The key's first message, found before building or after losing a race to a
-            # concurrent request with the same key: only the same request may have it.
-            await idempotency.check_repeat(
-                gateway, document, attachments, client=principal.name, key=key
-            )
     body = {
         "id": submitted.message_id,
         "document_id": submitted.document_id,
