@@ -137,7 +137,9 @@ async def _submit_all(port: int, token: str) -> set[str]:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
 
         async def one(i: int) -> None:
-            document = {**meta, "document_id": f"crash-{i}"}
+            # A số/ký hiệu of its own: a repeat in one year is DUPLICATE_DOCUMENT_CODE.
+            code = {**meta["code"], "number": str(i + 1)}
+            document = {**meta, "document_id": f"crash-{i}", "code": code}
             async with semaphore:
                 while True:
                     form = aiohttp.FormData()

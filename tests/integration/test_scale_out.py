@@ -92,7 +92,9 @@ async def _seed(config: Path, keys_dir: Path) -> None:
         today = gateway.clock().date()
         base = parse_metadata(meta, today=today)
         for i in range(MESSAGES):
-            header = dataclasses.replace(base.header, document_id=f"scale-{i}")
+            # A số/ký hiệu of its own: a repeat in one year is DUPLICATE_DOCUMENT_CODE.
+            code = dataclasses.replace(base.header.code, number=str(i + 1))
+            header = dataclasses.replace(base.header, document_id=f"scale-{i}", code=code)
             request = dataclasses.replace(base, header=header)
             await submit.submit_document(
                 gateway,
