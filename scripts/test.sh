@@ -3,12 +3,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's xmlsec1 is the independent XML-DSig implementation the interop tests run.
-if ! command -v xmlsec1 >/dev/null 2>&1; then
+# Independent tools the tests check docgw against: Debian's xmlsec1 (XML-DSig interop) and
+# unzip (the archive's ASiC-E containers). openssl and the PostgreSQL client come with the system
+# and its PostgreSQL.
+missing=""
+for tool in xmlsec1 unzip; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    echo "note: xmlsec1 is missing and cannot be installed here; the interop tests will skip" >&2
+    echo "note:$missing missing and cannot be installed here; the tests that run them fail or skip" >&2
   fi
 fi
 
