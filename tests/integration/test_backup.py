@@ -93,7 +93,12 @@ def submit_some(home: Path, database_url: str, keys_dir: Path, *, count: int) ->
             for i in range(count):
                 body = os.urandom(600_000 if i == count - 1 else 100)
                 request = parse_metadata(
-                    {**meta, "document_id": f"sao-luu-{i}"}, today=gateway.clock().date()
+                    {
+                        **meta,
+                        "document_id": f"sao-luu-{i}",
+                        "code": {**meta["code"], "number": str(i + 1)},
+                    },
+                    today=gateway.clock().date(),
                 )
                 await submit.submit_document(
                     gateway,
