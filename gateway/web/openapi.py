@@ -826,7 +826,9 @@ def _integration_paths(page_size: int) -> dict[str, Any]:
                 {
                     **_json_ok(taken, "Taken now", "201"),
                     **_json_ok(taken, "Taken before: the first time stands"),
-                    **_errors("BadRequest", "Forbidden", "NotFound"),
+                    # 409: a sender's status as the reply; 422: a reply code, its reason or a
+                    # text (TEXT_INVALID) refused.
+                    **_errors("BadRequest", "Forbidden", "NotFound", "Conflict", "Unprocessable"),
                 },
                 tag="integration",
                 parameters=[message_id],
