@@ -368,8 +368,10 @@ async def _start_node(demo: Demo, node: Node) -> None:
     await _listening(node)
 
 
-async def _listening(node: Node, timeout: float = 30.0) -> None:
-    """Until the gateway's API accepts connections (or its task died, which is then raised)."""
+async def _listening(node: Node, timeout: float = STEP_TIMEOUT) -> None:
+    """Until the gateway's API accepts connections (or its task died, which is then raised). As
+    long as any other step: four gateways importing docgw at once from a freshly installed venv
+    (a cold page cache) on two cores may take more than the 30 s this was."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         _raise_if_dead(node)
