@@ -34,6 +34,7 @@ import datetime as dt
 import io
 import json
 import logging
+import random
 import secrets
 import shlex
 import shutil
@@ -268,10 +269,20 @@ def _plan_nodes(demo: Demo) -> None:
 
 
 def _free_port() -> int:
+    """A port that binds now, below Linux's ephemeral range (32768-60999): a port bind(0) hands
+    out may be given to an outgoing connection before the gateway binds it (a CI run failed so)."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def _toml(value: object) -> str:
