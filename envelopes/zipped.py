@@ -245,6 +245,9 @@ class ZipCandidateSpool(tempfile.SpooledTemporaryFile[bytes]):
     when they begin as a zip (in memory up to ``max_size``, then a temporary file): the first
     bytes decide, so a large PDF is not copied for nothing."""
 
+    #: The sniffed types whose bytes are kept.
+    KEEP: frozenset[str] = frozenset({"application/zip"})
+
     def __init__(self, max_size: int = 8 << 20) -> None:
         super().__init__(max_size=max_size)
         self._head = b""
@@ -255,9 +258,16 @@ class ZipCandidateSpool(tempfile.SpooledTemporaryFile[bytes]):
             return len(s)
         if len(self._head) < len(b"PK\x03\x04"):
             self._head += s[: 4 - len(self._head)]
-            if len(self._head) == 4 and sniff(self._head) != "application/zip":
+            if len(self._head) == 4 and sniff(self._head) not in self.KEEP:
                 self.dropped = True
                 self.seek(0)
                 self.truncate()
                 return len(s)
         return super().write(s)
+
+
+class ZipOrPdfSpool(ZipCandidateSpool):
+    """Keeps PDFs too: their own signatures are verified after the package's
+    (gateway/usecases/document_signatures.py)."""
+
+    KEEP = frozenset({"application/zip", "application/pdf"})

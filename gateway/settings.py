@@ -201,6 +201,31 @@ class ArchiveSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DocumentSignatureSettings:
+    """The documents' own signatures: the signed PDFs inside packages, verified on receipt and on
+    send (gateway/usecases/document_signatures.py, docs/reference/document-signatures.md)."""
+
+    #: Verify the PDF attachments' signatures at all.
+    enabled: bool = True
+    #: PEM files of the CAs trusted to issue signers' and seals' certificates (the government
+    #: CA); empty: ``keys.trust_anchors``.
+    trust_anchors: tuple[Path, ...] = ()
+    #: A folder whose ``*.pem``/``*.crt``/``*.cer`` files are trusted CA certificates too.
+    trust_dir: Path | None = None
+    #: CRL files (DER or PEM) of the trusted CAs, checked besides what the PDF embeds (LTV).
+    crl_files: tuple[Path, ...] = ()
+    #: A PDF over this size is not verified: verdict failing, PDF_TOO_LARGE.
+    max_pdf_bytes: int = 64 * 1024 * 1024
+    #: The verifying process's bounds per PDF: wall time and address space.
+    timeout_seconds: float = 30.0
+    memory_mb: int = 1024
+    #: Sending units whose outgoing documents are HELD (not sent, with the reason) when a PDF
+    #: is unsigned, or when a PDF's signature fails; every other unit is only warned (notice).
+    hold_unsigned: tuple[str, ...] = ()
+    hold_failing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeadlineSettings:
     workday_start: str = "07:30"
     workday_end: str = "17:00"
@@ -264,6 +289,7 @@ class Settings:
     reports: ReportSettings = field(default_factory=ReportSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    documents: DocumentSignatureSettings = field(default_factory=DocumentSignatureSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -324,6 +350,17 @@ def _check_archive(settings: Settings) -> None:
         raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
 
 
+def _check_documents(documents: DocumentSignatureSettings) -> None:
+    if documents.max_pdf_bytes < 1 or documents.timeout_seconds <= 0:
+        raise SettingsError(
+            "max_pdf_bytes and timeout_seconds must be positive", element="documents"
+        )
+    if documents.memory_mb < 256:
+        raise SettingsError("must be at least 256", element="documents.memory_mb")
+    for code in (*documents.hold_unsigned, *documents.hold_failing):
+        parse_strict(code, field="documents.hold_unsigned")
+
+
 def check(settings: Settings) -> None:
     """Rules across keys; a gateway with a configuration that breaks one does not start."""
     if settings.gateway.profile not in ("standard", "secure"):
@@ -334,6 +371,7 @@ def check(settings: Settings) -> None:
     _check_reports(settings.reports)
     _check_backup(settings.backup)
     _check_archive(settings)
+    _check_documents(settings.documents)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:

@@ -1,0 +1,322 @@
+"""The documents' own signatures (docs/reference/document-signatures.md): every PDF attachment of a
+document received or sent is verified with pyHanko (envelopes/pdf_signatures.py), its verdict
+stored with the message, shown in the API, the webhooks and ``docgw package verify``, and counted
+in the reports. It never blocks delivery by default; ``documents.hold_unsigned`` and
+``documents.hold_failing`` name the sending units whose outgoing documents are held instead.
+
+Bounded: each PDF is verified in a child process (``python -m envelopes.pdf_signatures``) whose
+address space is limited (``documents.memory_mb``) and which is killed after
+``documents.timeout_seconds``; a PDF over ``documents.max_pdf_bytes`` is not read. Whatever a
+PDF does, the intake gets a verdict (PDF_TIMEOUT, PDF_LIMIT_EXCEEDED, PDF_MALFORMED…), never an
+exception; the event loop only waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes import pdf_signatures as pdf
+from envelopes.attachments import sniff
+from envelopes.model import AttachmentInfo
+from envelopes.zipped import is_wrapped
+from gateway.settings import DocumentSignatureSettings, Settings
+from gateway.store import document_signatures as store
+from gateway.store.document_signatures import DocumentSignatureRow
+
+log = logging.getLogger(__name__)
+
+#: PDFs verified at once per package (each in its own process).
+CONCURRENCY = 2
+#: Bytes read at a time by the pre-scan, and the overlap kept between reads.
+_SCAN_CHUNK = 1 << 20
+_SCAN_MARKERS = (b"/ByteRange", b"/Encrypt")
+#: The trust folder's files taken as CA certificates.
+_CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attachment:
+    """One attachment to check: its place in the package, labels and bytes (seekable)."""
+
+    position: int
+    name: str
+    content_type: str
+    content: IO[bytes]
+
+
+def is_pdf_attachment(info: AttachmentInfo, head: bytes) -> bool:
+    """A PDF by its bytes, or by its label or name (then bytes that are no PDF fail:
+    PDF_MALFORMED). A zip the sender's builder made around a file is not (it is unpacked on
+    hand-over; the PDF inside is not verified)."""
+    if is_wrapped(info) or sniff(head) == "application/zip":
+        return False
+    label = info.content_type.split(";")[0].strip().lower()
+    return (
+        pdf.is_pdf(head)
+        or label == "application/pdf"
+        or PurePosixPath(info.name.lower()).suffix == ".pdf"
+    )
+
+
+def pdf_attachments(
+    infos: Sequence[AttachmentInfo], contents: dict[str, IO[bytes] | None]
+) -> list[Attachment]:
+    """The PDFs among a package's attachments (``contents``: each ContentId's bytes as read with
+    a sink that keeps PDFs, :class:`~envelopes.zipped.ZipOrPdfSpool`)."""
+    found = []
+    for position, info in enumerate(infos, start=1):
+        content = contents.get(info.content_id)
+        if content is None:
+            continue
+        content.seek(0)
+        head = content.read(1024)
+        content.seek(0)
+        if is_pdf_attachment(info, head):
+            found.append(
+                Attachment(
+                    position=position,
+                    name=info.name,
+                    content_type=info.content_type,
+                    content=content,
+                )
+            )
+    return found
+
+
+def trust_files(settings: Settings) -> tuple[list[Path], list[Path]]:
+    """(CA certificate files, CRL files) of the documents' trust, resolved: ``documents.
+    trust_anchors`` and the files of ``documents.trust_dir``, else ``keys.trust_anchors``."""
+    documents = settings.documents
+    anchors = [settings.resolve(p) for p in documents.trust_anchors]
+    if documents.trust_dir is not None:
+        folder = settings.resolve(documents.trust_dir)
+        if folder.is_dir():
+            anchors += sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _CERT_SUFFIXES
+            )
+    if not anchors:
+        anchors = [settings.resolve(p) for p in settings.keys.trust_anchors]
+    return anchors, [settings.resolve(p) for p in documents.crl_files]
+
+
+async def check_attachments(
+    settings: Settings, attachments: Sequence[Attachment], *, now: Any
+) -> list[DocumentSignatureRow]:
+    """The verdict of every attachment given (the caller picks the PDFs), in their order."""
+    if not attachments or not settings.documents.enabled:
+        return []
+    anchors, crls = trust_files(settings)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(attachment: Attachment) -> DocumentSignatureRow:
+        async with gate:
+            result = await check_bounded(
+                attachment.content, settings.documents, anchors=anchors, crls=crls
+            )
+        return _row(attachment, result, now)
+
+    return list(await asyncio.gather(*(one(a) for a in attachments)))
+
+
+def _row(attachment: Attachment, result: pdf.PdfCheck, now: Any) -> DocumentSignatureRow:
+    reason = result.reason
+    return DocumentSignatureRow(
+        position=attachment.position,
+        attachment=attachment.name,
+        verdict=result.verdict.value,
+        reason=None if reason is None else reason.code,
+        detail=None if reason is None else reason.message,
+        signatures=result.to_json()["signatures"],
+        checked_at=now,
+    )
+
+
+async def check_bounded(
+    content: IO[bytes],
+    documents: DocumentSignatureSettings,
+    *,
+    anchors: Iterable[Path],
+    crls: Iterable[Path] = (),
+) -> pdf.PdfCheck:
+    """One PDF's verdict, within the settings' size, time and memory bounds."""
+    content.seek(0, os.SEEK_END)
+    size = content.tell()
+    content.seek(0)
+    if size > documents.max_pdf_bytes:
+        return pdf.failed(
+            pdf.PDF_TOO_LARGE,
+            f"{size} bytes, over documents.max_pdf_bytes ({documents.max_pdf_bytes}): not read",
+        )
+    found = await asyncio.to_thread(_prescan, content)
+    if not found.pdf:
+        return pdf.failed(pdf.PDF_MALFORMED, "the bytes are not a PDF (no %PDF- header)")
+    if not found.markers:
+        # No signature dictionary anywhere in the file (a signature's /ByteRange cannot be in a
+        # compressed object stream) and no encryption: unsigned, without starting a process.
+        return pdf.PdfCheck(verdict=pdf.Verdict.UNSIGNED)
+    with tempfile.TemporaryDirectory(prefix="docgw-pdf-") as folder:
+        path = Path(folder) / "document.pdf"
+        await asyncio.to_thread(_copy, content, path)
+        return await _run_child(path, documents, anchors=list(anchors), crls=list(crls))
+
+
+@dataclass(frozen=True)
+class _Scan:
+    pdf: bool
+    markers: bool
+
+
+def _prescan(content: IO[bytes]) -> _Scan:
+    content.seek(0)
+    head = content.read(1024)
+    found = any(m in head for m in _SCAN_MARKERS)
+    tail = head[-16:]
+    while not found and (chunk := content.read(_SCAN_CHUNK)):
+        window = tail + chunk
+        found = any(m in window for m in _SCAN_MARKERS)
+        tail = chunk[-16:]
+    content.seek(0)
+    return _Scan(pdf=pdf.is_pdf(head), markers=found)
+
+
+def _copy(content: IO[bytes], path: Path) -> None:
+    content.seek(0)
+    with path.open("wb") as out:
+        shutil.copyfileobj(content, out, _SCAN_CHUNK)
+    content.seek(0)
+
+
+async def _run_child(
+    path: Path,
+    documents: DocumentSignatureSettings,
+    *,
+    anchors: list[Path],
+    crls: list[Path],
+) -> pdf.PdfCheck:
+    request = json.dumps(
+        {
+            "path": str(path),
+            "anchors": [str(p) for p in anchors],
+            "crls": [str(p) for p in crls],
+            "memory_mb": documents.memory_mb,
+        }
+    ).encode()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "envelopes.pdf_signatures",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            process.communicate(request), timeout=documents.timeout_seconds
+        )
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        return pdf.failed(
+            pdf.PDF_TIMEOUT,
+            f"verifying took over documents.timeout_seconds ({documents.timeout_seconds:g} s)",
+        )
+    try:
+        if process.returncode != 0:
+            raise ValueError(f"exit status {process.returncode}")
+        return pdf.PdfCheck.from_json(json.loads(out))
+    except (ValueError, KeyError, TypeError) as exc:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        log.warning(
+            "pdf_check_failed",
+            extra={"event": "pdf_check_failed", "error": str(exc), "stderr": last[0][:300]},
+        )
+        return pdf.failed(
+            pdf.PDF_LIMIT_EXCEEDED,
+            f"the verifying process ended without a verdict ({exc}; memory limit "
+            f"documents.memory_mb = {documents.memory_mb}): {last[0][:200]}",
+        )
+
+
+# --------------------------------------------------------------------------------- policy
+
+
+def hold_reason(
+    documents: DocumentSignatureSettings, sender: str, rows: Sequence[DocumentSignatureRow]
+) -> str | None:
+    """Why an outgoing document of ``sender`` is held under the per-unit policy, or None."""
+    for row in rows:
+        if row.verdict == "unsigned" and sender in documents.hold_unsigned:
+            return f"DOCUMENT_UNSIGNED: {row.attachment} carries no signature"
+        if row.verdict == "failing" and sender in documents.hold_failing:
+            return f"DOCUMENT_SIGNATURE_FAILING: {row.attachment}: {', '.join(codes(row))}"
+    return None
+
+
+def codes(row: DocumentSignatureRow) -> list[str]:
+    """The reason codes of a row: the PDF's own, or its signatures'."""
+    if row.reason is not None:
+        return [row.reason]
+    return [
+        str(reason["code"])
+        for signature in row.signatures
+        for reason in signature.get("reasons", [])
+    ]
+
+
+def warn(message_id: str, sender: str, rows: Sequence[DocumentSignatureRow]) -> None:
+    for row in rows:
+        if row.verdict != "valid":
+            log.warning(
+                "document_signature",
+                extra={
+                    "event": "document_signature",
+                    "message_id": message_id,
+                    "sender": sender,
+                    "attachment": row.attachment,
+                    "verdict": row.verdict,
+                    "codes": codes(row),
+                },
+            )
+
+
+# ------------------------------------------------------------------------------- rendering
+
+
+def row_json(row: DocumentSignatureRow) -> dict[str, Any]:
+    return {
+        "position": row.position,
+        "attachment": row.attachment,
+        "signed": bool(row.signatures),
+        "verdict": row.verdict,
+        "reason": row.reason,
+        "detail": row.detail,
+        "signatures": row.signatures,
+        "checked_at": row.checked_at.isoformat(),
+    }
+
+
+async def for_message(conn: AsyncConnection, message_id: str) -> list[dict[str, Any]]:
+    """The documents section of a message (API detail, webhooks)."""
+    return [row_json(row) for row in await store.for_message(conn, message_id)]
+
+
+async def store_rows(
+    conn: AsyncConnection, message_id: str, rows: Sequence[DocumentSignatureRow]
+) -> None:
+    await store.insert(conn, message_id, rows)
