@@ -216,7 +216,7 @@ class _ValidationContexts:
         self.certs: list[x509.Certificate] = []
         try:
             dss = DocumentSecurityStore.read_dss(reader)
-        except Exception:  # noqa: BLE001 - no DSS, or one pyHanko cannot read: none is used
+        except Exception:  # no DSS, or one pyHanko cannot read: none is used
             dss = None
         if dss is not None:
             self.crls += list(dss.crls)
@@ -244,13 +244,13 @@ def _check_signature(
 ) -> SignatureCheck:
     """``signature_fields``: every signature field of the PDF; a later signature filling one is
     no change to warn of (modifications "signatures")."""
-    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
 
     name = str(embedded.field_name or "")
     try:
         claimed = embedded.self_reported_timestamp
-    except Exception:  # noqa: BLE001 - an unreadable claimed time is only not shown
+    except Exception:  # an unreadable claimed time is only not shown
         claimed = None
     try:
         cert = embedded.signer_cert

@@ -70,9 +70,8 @@ def change_page(signed: bytes, text: str = "ĐÃ SỬA SAU KHI KÝ") -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
     page_ref = writer.root["/Pages"]["/Kids"][0]
     page = page_ref.get_object()
-    content = generic.StreamObject(
-        stream_data=f"BT /F1 24 Tf 72 600 Td ({text.encode('ascii', 'replace').decode()}) Tj ET".encode()
-    )
+    shown = text.encode("ascii", "replace")
+    content = generic.StreamObject(stream_data=b"BT /F1 24 Tf 72 600 Td (" + shown + b") Tj ET")
     page["/Contents"] = writer.add_object(content)
     writer.update_container(page)
     out = io.BytesIO()
