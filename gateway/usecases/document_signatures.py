@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from typing import IO, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes import pdf_signatures as pdf
-from envelopes.attachments import sniff
+from envelopes.attachments import AttachmentSource, sniff
 from envelopes.model import AttachmentInfo
 from envelopes.zipped import is_wrapped
 from gateway.settings import DocumentSignatureSettings, Settings
@@ -57,18 +58,15 @@ class Attachment:
     content: IO[bytes]
 
 
-def is_pdf_attachment(info: AttachmentInfo, head: bytes) -> bool:
+def is_pdf_attachment(name: str, content_type: str | None, head: bytes) -> bool:
     """A PDF by its bytes, or by its label or name (then bytes that are no PDF fail:
-    PDF_MALFORMED). A zip the sender's builder made around a file is not (it is unpacked on
-    hand-over; the PDF inside is not verified)."""
-    if is_wrapped(info) or sniff(head) == "application/zip":
+    PDF_MALFORMED). A zip is not (the sender's builder's zip around a file is unpacked on
+    hand-over; a PDF inside is not verified)."""
+    if sniff(head) == "application/zip":
         return False
-    label = info.content_type.split(";")[0].strip().lower()
-    return (
-        pdf.is_pdf(head)
-        or label == "application/pdf"
-        or PurePosixPath(info.name.lower()).suffix == ".pdf"
-    )
+    label = (content_type or "").split(";")[0].strip().lower()
+    named_pdf = PurePosixPath(name.lower()).suffix == ".pdf"
+    return pdf.is_pdf(head) or label == "application/pdf" or named_pdf
 
 
 def pdf_attachments(
@@ -79,12 +77,12 @@ def pdf_attachments(
     found = []
     for position, info in enumerate(infos, start=1):
         content = contents.get(info.content_id)
-        if content is None:
+        if content is None or is_wrapped(info):
             continue
         content.seek(0)
         head = content.read(1024)
         content.seek(0)
-        if is_pdf_attachment(info, head):
+        if is_pdf_attachment(info.name, info.content_type, head):
             found.append(
                 Attachment(
                     position=position,
@@ -94,6 +92,35 @@ def pdf_attachments(
                 )
             )
     return found
+
+
+async def check_sources(
+    settings: Settings, sources: Sequence[AttachmentSource], *, now: dt.datetime
+) -> list[DocumentSignatureRow]:
+    """The verdicts of the PDFs among the attachments of a document to send."""
+    if not settings.documents.enabled:
+        return []
+    with contextlib.ExitStack() as streams:
+        found = []
+        for position, source in enumerate(sources, start=1):
+            with source.open() as first:
+                head = first.read(1024)
+            if not is_pdf_attachment(source.name, source.content_type, head):
+                continue
+            stream = streams.enter_context(source.open())
+            if not stream.seekable():
+                spooled = streams.enter_context(tempfile.SpooledTemporaryFile(8 << 20))
+                await asyncio.to_thread(shutil.copyfileobj, stream, spooled, _SCAN_CHUNK)
+                stream = spooled
+            found.append(
+                Attachment(
+                    position=position,
+                    name=source.name,
+                    content_type=source.content_type or "",
+                    content=stream,
+                )
+            )
+        return await check_attachments(settings, found, now=now)
 
 
 def trust_files(settings: Settings) -> tuple[list[Path], list[Path]]:
@@ -113,25 +140,35 @@ def trust_files(settings: Settings) -> tuple[list[Path], list[Path]]:
 
 
 async def check_attachments(
-    settings: Settings, attachments: Sequence[Attachment], *, now: Any
+    settings: Settings, attachments: Sequence[Attachment], *, now: dt.datetime
 ) -> list[DocumentSignatureRow]:
     """The verdict of every attachment given (the caller picks the PDFs), in their order."""
     if not attachments or not settings.documents.enabled:
         return []
     anchors, crls = trust_files(settings)
+    return await check_with(settings.documents, attachments, anchors=anchors, crls=crls, now=now)
+
+
+async def check_with(
+    documents: DocumentSignatureSettings,
+    attachments: Sequence[Attachment],
+    *,
+    anchors: Sequence[Path],
+    crls: Sequence[Path],
+    now: dt.datetime,
+) -> list[DocumentSignatureRow]:
+    """:func:`check_attachments` with the trust given (``docgw package verify``)."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(attachment: Attachment) -> DocumentSignatureRow:
         async with gate:
-            result = await check_bounded(
-                attachment.content, settings.documents, anchors=anchors, crls=crls
-            )
+            result = await check_bounded(attachment.content, documents, anchors=anchors, crls=crls)
         return _row(attachment, result, now)
 
     return list(await asyncio.gather(*(one(a) for a in attachments)))
 
 
-def _row(attachment: Attachment, result: pdf.PdfCheck, now: Any) -> DocumentSignatureRow:
+def _row(attachment: Attachment, result: pdf.PdfCheck, now: dt.datetime) -> DocumentSignatureRow:
     reason = result.reason
     return DocumentSignatureRow(
         position=attachment.position,

@@ -59,7 +59,7 @@ from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
 from gateway.store import queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
-from gateway.usecases import intake, operations, registry, statuses, submit
+from gateway.usecases import document_signatures, intake, operations, registry, statuses, submit
 from gateway.usecases.errors import Forbidden, NotFound
 from gateway.usecases.operations import Changed
 from gateway.usecases.packages import opener, spool
@@ -250,7 +250,8 @@ async def show_message(request: web.Request) -> web.Response:
         if message is None or not _visible(message, member_unit(principal)):
             raise NotFound(f"no message {message_id}")
         history = await queries.message_history(conn, message_id)
-    return _json({**_detail(message), **history})
+        documents = await document_signatures.for_message(conn, message_id)
+    return _json({**_detail(message), **history, "documents": documents})
 
 
 @allow(STAFF)
