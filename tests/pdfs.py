@@ -7,12 +7,12 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+import pki  # tests/pki.py (tests/ is on sys.path through tests/conftest.py)
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.keystore import Issued
-from tests import pki
 
 
 def plain_pdf(text: str = "Công văn số 7816/VPCP-TTĐT", *, pages: int = 1) -> bytes:
@@ -126,3 +126,20 @@ def malformed_pdf() -> bytes:
         b"%PDF-1.7\n1 0 obj << /Type /Sig /ByteRange [0 10 20 30] /Contents <00> >>\n"
         b"trailer << /Root 9 0 R >>\nstartxref\n999999\n%%EOF\n"
     )
+
+
+def with_large_stream(pdf: bytes, size: int) -> bytes:
+    """``pdf`` with an incompressible stream of ``size`` bytes referenced from its catalog (as an
+    embedded scan would be), for the memory bound."""
+    import os
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    payload = generic.StreamObject(stream_data=os.urandom(size))
+    writer.root[generic.pdf_name("/DocgwTestPayload")] = writer.add_object(payload)
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from connectors.offload import stream_size
 from envelopes import pdf_signatures as pdf
 from envelopes.attachments import AttachmentSource, sniff
 from envelopes.model import AttachmentInfo
@@ -108,7 +108,7 @@ async def check_sources(
             if not is_pdf_attachment(source.name, source.content_type, head):
                 continue
             stream = streams.enter_context(source.open())
-            if not stream.seekable():
+            if stream_size(stream) is None:  # not seekable: spooled
                 spooled = streams.enter_context(tempfile.SpooledTemporaryFile(8 << 20))
                 await asyncio.to_thread(shutil.copyfileobj, stream, spooled, _SCAN_CHUNK)
                 stream = spooled
@@ -189,9 +189,8 @@ async def check_bounded(
     crls: Iterable[Path] = (),
 ) -> pdf.PdfCheck:
     """One PDF's verdict, within the settings' size, time and memory bounds."""
-    content.seek(0, os.SEEK_END)
-    size = content.tell()
     content.seek(0)
+    size = stream_size(content) or 0
     if size > documents.max_pdf_bytes:
         return pdf.failed(
             pdf.PDF_TOO_LARGE,
