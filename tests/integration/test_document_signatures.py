@@ -9,6 +9,8 @@ import asyncio
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pdfs  # tests/pdfs.py
 import pki  # tests/pki.py
 import pytest
 from cryptography.hazmat.primitives import serialization
-from integration_support import RECIPIENT, SENDER
+from integration_support import EXAMPLES, RECIPIENT, SENDER
 from test_api import form, make_tokens, metadata, ok, serve
 
 from connectors.fake import FakeConnector
@@ -206,6 +208,58 @@ def test_a_units_policy_holds_its_unsigned_or_failing_documents_and_others_are_o
             assert len(fake.packages) == 1
 
     asyncio.run(scenario())
+
+
+# ----------------------------------------------------------------------- docgw package verify
+
+
+def docgw(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "docgw"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def test_package_verify_has_a_documents_section(
+    keys_dir: Path, document_ca: Path, signed_pdf: bytes, tmp_path: Path
+) -> None:
+    """A real process: the package built by ``docgw package build`` with a signed PDF, a PDF
+    changed after signing and an unsigned one; ``package verify`` says which is which."""
+    (signed := tmp_path / "quyet-dinh.pdf").write_bytes(signed_pdf)
+    (changed := tmp_path / "da-sua.pdf").write_bytes(pdfs.change_page(signed_pdf))
+    (unsigned := tmp_path / "khong-ky.pdf").write_bytes(pdfs.plain_pdf())
+    package = tmp_path / "document.edxml"
+    built = docgw(
+        "package", "build", "--meta", EXAMPLES / "new-document.json",
+        "--attach", signed, changed, unsigned,
+        "--key", keys_dir / f"{SENDER}.key.pem", "--cert", keys_dir / f"{SENDER}.cert.pem",
+        "-o", package,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    trust = ("--trust", keys_dir / "ca.cert.pem", "--document-trust", document_ca)
+    verified = docgw("package", "verify", package, *trust, "--json")
+    assert verified.returncode == 0, verified.stderr
+    documents = by_name(json.loads(verified.stdout)["documents"])
+    assert {name: d["verdict"] for name, d in documents.items()} == {
+        "quyet-dinh.pdf": "valid",
+        "da-sua.pdf": "failing",
+        "khong-ky.pdf": "unsigned",
+    }
+    assert documents["quyet-dinh.pdf"]["signatures"][0]["signer"] == pki.SENDER
+    assert _codes(documents["da-sua.pdf"]) == [pdf.SIG_MODIFIED]
+
+    # For people: Vietnamese first, each PDF and each signature on its own line.
+    text = docgw("package", "verify", package, *trust)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert "văn bản PDF / PDF documents:" in lines
+    assert "  - quyet-dinh.pdf: chữ ký hợp lệ / valid" in lines
+    assert "  - khong-ky.pdf: không ký số / unsigned" in lines
+    assert any(line.startswith("  - da-sua.pdf: chữ ký không hợp lệ / failing") for line in lines)
+    assert any(pdf.SIG_MODIFIED in line and pki.SENDER in line for line in lines)
+
+    # Without --document-trust the package's trust is used: the PDFs' CA is not in it.
+    untrusted = docgw("package", "verify", package, "--trust", keys_dir / "ca.cert.pem", "--json")
+    documents = by_name(json.loads(untrusted.stdout)["documents"])
+    assert _codes(documents["quyet-dinh.pdf"]) == [pdf.SIG_UNTRUSTED]
 
 
 # ------------------------------------------------------------------------------------ bounds
