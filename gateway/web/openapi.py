@@ -155,8 +155,13 @@ def _schemas() -> dict[str, Schema]:
                 "attempts": {**_array(ROW), "description": "Delivery attempts, oldest first."},
                 "audit": {**_array(ROW), "description": "Every state change: who, when, why."},
                 "status_events": {**_array(ROW), "description": "Business statuses in and out."},
+                "documents": {
+                    **_array(ROW),
+                    "description": "Each PDF attachment's own signatures and their verdict "
+                    "(valid, unsigned, failing): docs/reference/document-signatures.md.",
+                },
             },
-            ("id", "recipients", "attempts", "audit", "status_events"),
+            ("id", "recipients", "attempts", "audit", "status_events", "documents"),
         ),
         "OperatorAction": _object(
             {
