@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ PDF_ENCRYPTED = "PDF_ENCRYPTED"
 PDF_TOO_LARGE = "PDF_TOO_LARGE"
 PDF_TIMEOUT = "PDF_TIMEOUT"
 PDF_LIMIT_EXCEEDED = "PDF_LIMIT_EXCEEDED"
+PDF_TRUST_UNREADABLE = "PDF_TRUST_UNREADABLE"
 SIG_UNREADABLE = "PDF_SIG_UNREADABLE"
 SIG_BROKEN = "PDF_SIG_BROKEN"
 SIG_MODIFIED = "PDF_SIG_MODIFIED"
@@ -63,6 +65,7 @@ REASON_CODES = (
     PDF_TOO_LARGE,
     PDF_TIMEOUT,
     PDF_LIMIT_EXCEEDED,
+    PDF_TRUST_UNREADABLE,
     SIG_UNREADABLE,
     SIG_BROKEN,
     SIG_MODIFIED,
@@ -244,9 +247,6 @@ def _check_signature(
 ) -> SignatureCheck:
     """``signature_fields``: every signature field of the PDF; a later signature filling one is
     no change to warn of (modifications "signatures")."""
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko.sign.validation.errors import SignatureValidationError
-
     name = str(embedded.field_name or "")
     try:
         claimed = embedded.self_reported_timestamp
@@ -255,15 +255,11 @@ def _check_signature(
     try:
         cert = embedded.signer_cert
         timestamp = _timestamp_time(embedded)
-        moment = timestamp or claimed
-        status = validate_pdf_signature(
-            embedded,
-            signer_validation_context=contexts.make(moment),
-            ts_validation_context=contexts.make(None),
-            key_usage_settings=_key_usage(),
-            diff_policy=_diff_policy(),
-        )
-    except (SignatureValidationError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        status = _validate(embedded, contexts, timestamp or claimed)
+        if timestamp is not None and not _trusted_timestamp(status):
+            # An untrusted timestamp's time is no better than the signer's word.
+            status = _validate(embedded, contexts, claimed)
+    except Exception as exc:  # in the child process: whatever pyHanko raises is a verdict
         return SignatureCheck(
             field=name,
             signer=None,
@@ -276,8 +272,7 @@ def _check_signature(
             verdict=Verdict.FAILING,
             reasons=(Reason(code=SIG_UNREADABLE, message=_text(exc)),),
         )
-    stamp = status.timestamp_validity
-    timestamped = stamp is not None and bool(stamp.intact and stamp.valid)
+    timestamped = _trusted_timestamp(status)
     signed_at = timestamp if timestamped else claimed
     only_signatures = _only_signatures_added(status, signature_fields)
     reasons = _reasons(status, cert, signed_at, only_signatures)
@@ -294,6 +289,25 @@ def _check_signature(
         verdict=Verdict.FAILING if failing else Verdict.VALID,
         reasons=tuple(reasons),
     )
+
+
+def _validate(embedded: Any, contexts: _ValidationContexts, moment: dt.datetime | None) -> Any:
+    """pyHanko's validation, the chain validated at ``moment`` (None: now)."""
+    from pyhanko.sign.validation import validate_pdf_signature
+
+    return validate_pdf_signature(
+        embedded,
+        signer_validation_context=contexts.make(moment),
+        ts_validation_context=contexts.make(None),
+        key_usage_settings=_key_usage(),
+        diff_policy=_diff_policy(),
+    )
+
+
+def _trusted_timestamp(status: Any) -> bool:
+    """The signature carries a timestamp that verifies and chains to a trust anchor."""
+    stamp = status.timestamp_validity
+    return stamp is not None and bool(stamp.intact and stamp.valid and stamp.trusted)
 
 
 #: Annotations a reader may add to a signed PDF: comments and markup, never a form widget.
@@ -511,20 +525,35 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _check_file(path: Path, trust: Trust) -> PdfCheck:
+    try:
+        with path.open("rb") as source:
+            return check_pdf(source, trust)
+    except MemoryError:
+        return failed(PDF_LIMIT_EXCEEDED, "verifying the PDF needed more memory than allowed")
+    except RecursionError:
+        return failed(PDF_MALFORMED, "not a readable PDF: its objects nest too deep")
+    except Exception as exc:  # the child is the boundary: anything pyHanko raises is a verdict
+        return failed(PDF_MALFORMED, f"not a readable PDF: {type(exc).__name__}: {_text(exc)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m envelopes.pdf_signatures``: one request as JSON on stdin (``path``,
     ``anchors`` and ``crls`` as file paths, ``memory_mb``), the :class:`PdfCheck` as JSON on
     stdout. The memory limit is set before pyHanko is imported: it bounds everything."""
     request = json.loads(sys.stdin.read())
     _limit_memory(int(request["memory_mb"]))
+    logging.disable(logging.CRITICAL)  # pyHanko logs every failed check with its traceback
     try:
         trust = Trust.from_files(
             [Path(p) for p in request["anchors"]], [Path(p) for p in request["crls"]]
         )
-        with open(request["path"], "rb") as source:
-            result = check_pdf(source, trust)
     except MemoryError:
-        result = failed(PDF_LIMIT_EXCEEDED, "verifying the PDF needed more memory than allowed")
+        result = failed(PDF_LIMIT_EXCEEDED, "the trust alone needed more memory than allowed")
+    except Exception as exc:  # a configuration problem, said as such for every PDF
+        result = failed(PDF_TRUST_UNREADABLE, f"the configured trust cannot be read: {exc}")
+    else:
+        result = _check_file(Path(request["path"]), trust)
     sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False))
     return 0
 

@@ -40,9 +40,42 @@ def _asn1(issued: Issued) -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyIn
     return cert, key
 
 
-def sign(pdf: bytes, issued: Issued, *, field: str = "Signature1") -> bytes:
-    """``pdf`` signed (PAdES baseline B) by ``issued`` in a new signature field ``field``, as an
-    incremental update (an earlier signature stays valid)."""
+def timestamp_authority(ca: Issued) -> Issued:
+    """A time-stamping authority's certificate issued by ``ca`` (extended key usage
+    timeStamping, critical, as RFC 3161 requires). Not cached: each call makes a new key."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "docgw test TSA")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Issued(key=key, certificate=certificate)
+
+
+def sign(
+    pdf: bytes, issued: Issued, *, field: str = "Signature1", tsa: Issued | None = None
+) -> bytes:
+    """``pdf`` signed (PAdES baseline B; B-T with a timestamp from ``tsa``) by ``issued`` in a
+    new signature field ``field``, as an incremental update (an earlier signature stays
+    valid)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -56,9 +89,15 @@ def sign(pdf: bytes, issued: Issued, *, field: str = "Signature1") -> bytes:
         signing_key=key,
         cert_registry=SimpleCertificateStore.from_certs([cert, ca]),
     )
+    timestamper = None
+    if tsa is not None:
+        from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+        tsa_cert, tsa_key = _asn1(tsa)
+        timestamper = DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=tsa_key)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     meta = signers.PdfSignatureMetadata(field_name=field, subfilter=None)
-    out = signers.sign_pdf(writer, meta, signer=signer)
+    out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
     return bytes(out.getbuffer())
 
 

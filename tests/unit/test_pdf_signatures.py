@@ -122,3 +122,21 @@ def test_garbage_after_a_pdf_header_is_malformed(trust: Trust) -> None:
 def test_the_verdict_survives_json(signed: bytes, trust: Trust) -> None:
     result = check(pdfs.add_annotation(signed), trust)
     assert PdfCheck.from_json(result.to_json()) == result
+
+
+def test_a_trusted_timestamp_gives_the_signing_time(trust: Trust) -> None:
+    stamped = pdfs.sign(pdfs.plain_pdf(), pki.unit(), tsa=pdfs.timestamp_authority(pki.dev_ca()))
+    result = check(stamped, trust)
+    assert result.verdict is Verdict.VALID
+    [signature] = result.signatures
+    assert signature.timestamped and signature.reasons == ()
+
+
+def test_an_untrusted_timestamp_is_only_the_signers_word(trust: Trust) -> None:
+    """A timestamp from a TSA no anchor vouches for is not taken as the signing time (a forger
+    could date a signature as they liked); the signature itself is still judged."""
+    stamped = pdfs.sign(pdfs.plain_pdf(), pki.unit(), tsa=pdfs.timestamp_authority(pki.other_ca()))
+    result = check(stamped, trust)
+    [signature] = result.signatures
+    assert not signature.timestamped
+    assert signature.verdict is Verdict.VALID
