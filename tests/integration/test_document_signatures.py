@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import io
 import json
 import subprocess
@@ -24,10 +25,13 @@ from test_api import form, make_tokens, metadata, ok, serve
 
 from connectors.fake import FakeConnector
 from envelopes import pdf_signatures as pdf
+from envelopes.attachments import AttachmentSource
+from envelopes.building import build_document_bytes
+from envelopes.metadata import parse_metadata
 from gateway.domain.periods import PeriodKind
 from gateway.settings import DocumentSignatureSettings
 from gateway.store import events as store_events
-from gateway.usecases import delivery, document_signatures, reports, webhooks
+from gateway.usecases import delivery, document_signatures, reports, submit, webhooks
 
 MESSAGES = "/api/v1/messages"
 
@@ -206,6 +210,47 @@ def test_a_units_policy_holds_its_unsigned_or_failing_documents_and_others_are_o
             # Held documents are not sent; the signed one is.
             await delivery.deliver_due(gateway, "w")
             assert len(fake.packages) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_ready_package_from_the_local_system_is_checked_and_held_by_the_policy(
+    make_gateway: Any, document_ca: Path, signed_pdf: bytes
+) -> None:
+    """A package the local system built and signed (a drop folder's outbox): its PDFs are checked
+    from the package itself; an unsigned one holds it under ``hold_unsigned``."""
+    fake = FakeConnector(name="axis")
+    policy = f'hold_unsigned = ["{SENDER}"]\n'
+
+    async def scenario() -> None:
+        async with make_gateway(
+            connectors={"axis": fake}, extra=documents_settings(document_ca, policy)
+        ) as gateway:
+            request = parse_metadata(
+                (EXAMPLES / "new-document.json").read_bytes(), today=gateway.clock().date()
+            )
+            attachments = {"ky.pdf": signed_pdf, "khong-ky.pdf": pdfs.plain_pdf()}
+            data, _ = build_document_bytes(
+                request.header,
+                business=request.business,
+                attachments=[
+                    AttachmentSource(name=name, open=functools.partial(io.BytesIO, content))
+                    for name, content in attachments.items()
+                ],
+                signer=gateway.signer(SENDER),
+            )
+            submitted = await submit.submit_package(
+                gateway, io.BytesIO(data), client="drop-folder:dms", actor="drop-folder:dms"
+            )
+            assert submitted.state == "held"
+            async with gateway.reader.connect() as conn:
+                documents = await document_signatures.for_message(conn, submitted.message_id)
+            assert [(d["attachment"], d["verdict"]) for d in documents] == [
+                ("ky.pdf", "valid"),
+                ("khong-ky.pdf", "unsigned"),
+            ]
+            await delivery.deliver_due(gateway, "w")
+            assert fake.packages == []
 
     asyncio.run(scenario())
 
