@@ -357,8 +357,9 @@ def _check_documents(documents: DocumentSignatureSettings) -> None:
         )
     if documents.memory_mb < 256:
         raise SettingsError("must be at least 256", element="documents.memory_mb")
-    for code in (*documents.hold_unsigned, *documents.hold_failing):
-        parse_strict(code, field="documents.hold_unsigned")
+    for key in ("hold_unsigned", "hold_failing"):
+        for code in getattr(documents, key):
+            parse_strict(code, field=f"documents.{key}")
 
 
 def check(settings: Settings) -> None:

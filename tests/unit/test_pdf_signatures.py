@@ -140,3 +140,22 @@ def test_an_untrusted_timestamp_is_only_the_signers_word(trust: Trust) -> None:
     [signature] = result.signatures
     assert not signature.timestamped
     assert signature.verdict is Verdict.VALID
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "element"),
+    [
+        ("MEMORY_MB", "100", "documents.memory_mb"),
+        ("TIMEOUT_SECONDS", "0", "documents"),
+        ("HOLD_FAILING", '["not a unit"]', "documents.hold_failing"),
+    ],
+)
+def test_the_documents_settings_refuse_what_cannot_bound_or_name(
+    name: str, value: str, element: str
+) -> None:
+    from envelopes.errors import GatewayError
+    from gateway.settings import load_settings
+
+    with pytest.raises(GatewayError) as refused:  # CONFIG_INVALID, or UNIT_CODE_INVALID
+        load_settings(None, {f"DOCGW_DOCUMENTS__{name}": value})
+    assert refused.value.element == element
