@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from gateway.domain.lifecycle import TransportState
 
 
@@ -99,3 +101,15 @@ class Claimed:
     #: Classified only: the fingerprint of the unit's current certificate (newest registered,
     #: unrevoked, unexpired) at the claim, None when it has none; never read for ``thuong``.
     current_fingerprint: str | None = None
+
+
+def aware(value: dt.datetime | None) -> Any:
+    """SQLite returns naive datetimes: docgw stores UTC, so make them aware again."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+async def dicts(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
+    """The rows of ``query`` as plain dicts (a message's history, unmatched statuses)."""
+    return [dict(row) for row in (await conn.execute(query)).mappings().all()]
