@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
 from importlib import resources
@@ -21,8 +22,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from gateway.store.direct import Statement
+from gateway.store.direct import PLAIN_OPTION, Statement
 from gateway.store.errors import translated, unavailable
+
+log = logging.getLogger("docgw.store")
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
@@ -54,29 +57,44 @@ def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) ->
     return Statement(insert.on_conflict_do_nothing(index_elements=list(unique)))
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> StoreEngine:
+#: ``[database] statements``: how the store runs its statements (``store/direct.py``).
+STATEMENTS = ("direct", "plain")
+
+
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 20, statements: str = "direct"
+) -> StoreEngine:
+    """The store's engine. ``statements``: ``"direct"`` runs the hot path's statements on the
+    driver connection and, on SQLite, uses :class:`InlineSqliteEngine`; ``"plain"`` runs every
+    statement through SQLAlchemy's public API on its own engine (``store/direct.py``)."""
+    if statements not in STATEMENTS:
+        raise ValueError(f"statements must be one of {', '.join(STATEMENTS)}")
+    if statements == "direct":
+        _warn_if_direct_untested()
+    plain = {"execution_options": {PLAIN_OPTION: True}} if statements == "plain" else {}
     if is_sqlite(url):
         _make_sqlite_folder(url)
         # One connection: SQLite has one writer; serialising in the pool avoids "database is
         # locked" and keeps the embedded default simple. PostgreSQL is the way to scale out.
-        database = sa.make_url(url).database or ":memory:"
+        one_connection: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 300}
+        engine: StoreEngine
+        if plain:
+            sync_engine = create_async_engine(url, echo=echo, **one_connection, **plain)
+            engine = StoreEngine(sync_engine.sync_engine)
+        else:
+            database = sa.make_url(url).database or ":memory:"
 
-        async def connect() -> aiosqlite.Connection:
-            connection: aiosqlite.Connection = await InlineSqliteConnection(
-                lambda: sqlite3.connect(database)
+            async def connect() -> aiosqlite.Connection:
+                connection: aiosqlite.Connection = await InlineSqliteConnection(
+                    lambda: sqlite3.connect(database)
+                )
+                return connection
+
+            engine = InlineSqliteEngine(
+                create_async_engine(
+                    url, echo=echo, async_creator=connect, **one_connection
+                ).sync_engine
             )
-            return connection
-
-        engine: StoreEngine = InlineSqliteEngine(
-            create_async_engine(
-                url,
-                echo=echo,
-                pool_size=1,
-                max_overflow=0,
-                pool_timeout=300,
-                async_creator=connect,
-            ).sync_engine
-        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs asyncpg three round trips per checkout (~10% of a small message's
@@ -84,8 +102,28 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Store
     # discards the whole pool's stale connections, the request answers DATABASE_UNAVAILABLE once
     # and a worker's round is retried — nothing is committed half-way.
     return StoreEngine(
-        create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=10).sync_engine
+        create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=10, **plain
+        ).sync_engine
     )
+
+
+#: The SQLAlchemy minor releases the direct path's tests pass on (``store/direct.py``).
+DIRECT_TESTED = ("2.1",)
+
+
+@functools.cache
+def _warn_if_direct_untested() -> None:
+    release = ".".join(sa.__version__.split(".")[:2])
+    if release not in DIRECT_TESTED:
+        log.warning(
+            "direct_statements_untested",
+            extra={
+                "event": "direct_statements_untested",
+                "sqlalchemy": sa.__version__,
+                "hint": '[database] statements = "plain" uses public APIs only',
+            },
+        )
 
 
 class StoreConnection(AsyncConnection):

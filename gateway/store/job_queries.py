@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
+from envelopes.reading import PackageKind
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
 from gateway.store.audit_queries import audit_row, insert_audit_rows
 from gateway.store.direct import Statement
@@ -157,10 +158,10 @@ async def claim_due(
             channel=row.channel,
             attempt=row.attempt_count + 1,  # as the UPDATE above counted it
             package_sha256=row.package_sha256,
-            kind=row.kind,
+            kind=PackageKind(row.kind),
             document_id=row.document_id,
             sender=row.sender,
-            classification=row.classification,
+            classification=Classification(row.classification),
             secure_endpoint=row.secure_endpoint,
             earlier_outcome_unknown=row.state == TransportState.UNCONFIRMED.value,
             unit_active=None if row.unit_active is None else bool(row.unit_active),

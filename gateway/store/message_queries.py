@@ -21,6 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import IllegalTransition, TransportState, check_transition
 from gateway.store import audit_chain
 from gateway.store import events as feed_events
@@ -59,13 +62,16 @@ _BY_DEDUP_KEY = sa.select(messages.c.id).where(
 )
 
 
-async def message_id_for_dedup_key(conn: AsyncConnection, direction: str, key: str) -> str | None:
+async def message_id_for_dedup_key(
+    conn: AsyncConnection, direction: Direction, key: str
+) -> str | None:
     return await conn.scalar(_BY_DEDUP_KEY, {"direction": direction, "key": key})
 
 
 _DOCUMENTS_WITH_ID = Statement(
     sa.select(messages.c.classification).where(
-        messages.c.kind == "document", messages.c.document_id == sa.bindparam("document_id")
+        messages.c.kind == PackageKind.DOCUMENT,
+        messages.c.document_id == sa.bindparam("document_id"),
     )
 )
 
@@ -80,8 +86,8 @@ async def classifications_of_document(conn: AsyncConnection, document_id: str) -
 _CODE_USED = Statement(
     sa.select(messages.c.id)
     .where(
-        messages.c.direction == "out",
-        messages.c.kind == "document",
+        messages.c.direction == Direction.OUT,
+        messages.c.kind == PackageKind.DOCUMENT,
         messages.c.sender == sa.bindparam("sender"),
         messages.c.code == sa.bindparam("code"),
         messages.c.promulgation_date >= sa.bindparam("year_start"),
@@ -340,11 +346,11 @@ def _recipient(row: Any) -> RecipientRecord:
 def _message(row: Any, recipient_rows: Sequence[RecipientRecord] = ()) -> MessageRecord:
     return MessageRecord(
         id=row.id,
-        direction=row.direction,
-        kind=row.kind,
+        direction=Direction(row.direction),
+        kind=PackageKind(row.kind),
         document_id=row.document_id,
         sender=row.sender,
-        classification=row.classification,
+        classification=Classification(row.classification),
         subject=row.subject,
         code=row.code,
         priority=row.priority,
@@ -516,7 +522,7 @@ async def not_handed_off(
     """Received messages not yet handed to the local system, oldest first; ``after``: only those
     after this (created_at, id), the last of the previous batch."""
     query = sa.select(messages).where(
-        messages.c.direction == "in", messages.c.handed_off_at.is_(None)
+        messages.c.direction == Direction.IN, messages.c.handed_off_at.is_(None)
     )
     if after is not None:
         query = query.where(sa.tuple_(messages.c.created_at, messages.c.id) > after)

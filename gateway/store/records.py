@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 
 
@@ -54,11 +57,11 @@ class RecipientRecord:
 @dataclass(frozen=True, kw_only=True)
 class MessageRecord:
     id: str
-    direction: str
-    kind: str
+    direction: Direction
+    kind: PackageKind
     document_id: str
     sender: str
-    classification: str
+    classification: Classification
     #: The recipient unit's registered secure endpoint (used by secure channels).
     secure_endpoint: str | None = None
     subject: str | None
@@ -87,10 +90,10 @@ class Claimed:
     channel: str | None
     attempt: int
     package_sha256: str
-    kind: str
+    kind: PackageKind
     document_id: str
     sender: str
-    classification: str
+    classification: Classification
     #: The recipient unit's registered secure endpoint (used by secure channels).
     secure_endpoint: str | None = None
     #: Claimed from ``unconfirmed``: an earlier attempt's outcome is unknown (the peer may hold it).

@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
 from gateway.store.direct import Statement
 from gateway.store.records import (
     dicts,
@@ -45,8 +47,8 @@ _STATUS_TARGET = Statement(
         )
     )
     .where(
-        messages.c.direction == "out",
-        messages.c.kind == "document",
+        messages.c.direction == Direction.OUT,
+        messages.c.kind == PackageKind.DOCUMENT,
         messages.c.document_id == sa.bindparam("document_id"),
     )
     .order_by(messages.c.created_at.desc())
@@ -70,8 +72,8 @@ async def find_received_document(
     conn: AsyncConnection, *, document_id: str, sender: str | None = None
 ) -> str | None:
     query = sa.select(messages.c.id).where(
-        messages.c.direction == "in",
-        messages.c.kind == "document",
+        messages.c.direction == Direction.IN,
+        messages.c.kind == PackageKind.DOCUMENT,
         messages.c.document_id == document_id,
     )
     if sender:

@@ -30,6 +30,7 @@ from envelopes.verification import (
 )
 from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
 from gateway.store import audit_queries, blobs, message_queries, status_queries
@@ -94,7 +95,7 @@ async def _receive(
         # kept; the answer names the stored one.
         async with gateway.reader.connect() as conn:
             existing = await message_queries.message_id_for_dedup_key(
-                conn, "in", _dedup_key(verified)
+                conn, Direction.IN, _dedup_key(verified)
             )
         if existing is None:  # pragma: no cover - the insert just met it
             raise
@@ -251,7 +252,7 @@ def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -
     content lives only in the sealed package."""
     return {
         "id": stored.message_id,
-        "direction": "in",
+        "direction": Direction.IN,
         "classification": stored.classification.value,
         "package_sha256": stored.package_sha256,
         "client": stored.via,
@@ -429,8 +430,8 @@ async def _keep_unverified_status(
             await _insert_received(
                 conn,
                 id=message_id,
-                direction="in",
-                kind="status",
+                direction=Direction.IN,
+                kind=PackageKind.STATUS,
                 classification=classification.value,
                 package_sha256=ref.sha256,
                 client=via,
@@ -448,7 +449,7 @@ async def _keep_unverified_status(
             )
             await status_queries.insert_status_event(
                 conn,
-                direction="in",
+                direction=Direction.IN,
                 status_message_id=message_id,
                 message_id=related,
                 recipient_id=None,
@@ -472,7 +473,7 @@ async def _keep_unverified_status(
             )
     except _AlreadyStored:
         async with gateway.reader.connect() as conn:
-            existing = await message_queries.message_id_for_dedup_key(conn, "in", key)
+            existing = await message_queries.message_id_for_dedup_key(conn, Direction.IN, key)
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         message_id, duplicate = existing, True

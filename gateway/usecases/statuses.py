@@ -20,8 +20,10 @@ from envelopes.model import (
     StatusCode,
     StatusPackage,
 )
+from envelopes.reading import PackageKind
 from gateway.bootstrap import Gateway
 from gateway.domain import business
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import route_recipient, strictest
 from gateway.store import blobs, message_queries, status_queries, unit_queries
@@ -93,8 +95,8 @@ async def enqueue_status(
     await message_queries.insert_message(
         conn,
         id=message_id,
-        direction="out",
-        kind="status",
+        direction=Direction.OUT,
+        kind=PackageKind.STATUS,
         document_id=about.document_id or "",
         sender=reporter,
         classification=classification.value,
@@ -255,7 +257,7 @@ async def apply_received_status(
             await status_queries.set_business_status(conn, recipient_id, code.value, now=now)
     await status_queries.insert_status_event(
         conn,
-        direction="in",
+        direction=Direction.IN,
         status_message_id=status_message_id,
         message_id=message_id,
         recipient_id=recipient_id,

@@ -41,6 +41,7 @@ from envelopes.reading import PackageKind, read_package
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
 from gateway.store import blobs, message_queries, unit_queries
@@ -534,8 +535,8 @@ async def _store_once(
         await message_queries.insert_message(
             conn,
             id=message_id,
-            direction="out",
-            kind="document",
+            direction=Direction.OUT,
+            kind=PackageKind.DOCUMENT,
             document_id=header.document_id,
             sender=header.from_.organ_id,
             classification=classification.value,

@@ -54,6 +54,12 @@ async def send(gateway: Gateway, req: DocumentRequest | None = None, key: str | 
     return result.message_id
 
 
+@pytest.fixture(params=["direct", "plain"])
+def database_statements(request: pytest.FixtureRequest) -> str:
+    """The outbox on both ways of running the store's statements (``[database] statements``)."""
+    return str(request.param)
+
+
 async def drain(gateway: Gateway, rounds: int = 200) -> None:
     """Deliver until nothing is due (sleeping through short retry delays)."""
     for _ in range(rounds):
