@@ -16,6 +16,8 @@ import aiosqlite
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -359,7 +361,19 @@ async def migrate(engine: AsyncEngine) -> tuple[str, ...]:
     counted violations) for every child row of a parent table copied; they are checked at the
     end instead (``PRAGMA foreign_key_check``), before the commit.
     """
+    if await _at_head(engine):  # the usual case: no lock taken, no writer held up
+        return ()
     return await _alembic_under_lock(engine, "upgrade", "head")
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+
+    def current(connection: sa.Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current) == head
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:

@@ -27,7 +27,10 @@ class DatabaseUnavailable(GatewayError):
     code = "DATABASE_UNAVAILABLE"
 
     def __init__(self, detail: str) -> None:
-        super().__init__("the database is unavailable; try again later")
+        super().__init__(
+            "cơ sở dữ liệu không truy cập được, hãy thử lại sau — "
+            "the database is unavailable; try again later"
+        )
         self.detail = detail
 
     def __str__(self) -> str:
