@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import socket
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -192,5 +194,43 @@ def test_a_poll_leaves_the_item_for_later_while_the_database_is_down(
             # Not refused, not acknowledged: the channel offers it again at the next tick.
             assert (report.fetched, report.left_for_later, report.refused) == (1, 1, 0)
             assert channel.acknowledged == []
+
+    asyncio.run(scenario())
+
+
+def test_the_api_answers_503_without_the_drivers_words(
+    make_gateway: Any, database_url: str, tmp_path: Path
+) -> None:
+    """The web layer knows no SQLAlchemy exception: the store's DATABASE_UNAVAILABLE is a 503
+    problem like any other code's answer, and the driver's text (host, port, path) stays out."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.usecases import tokens
+    from gateway.web.app import create_app
+
+    down = (
+        f"sqlite+aiosqlite:///{tmp_path}"
+        if database_url.startswith("sqlite")
+        else f"postgresql+asyncpg://docgw@127.0.0.1:{closed_port()}/docgw"
+    )
+
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            token = await tokens.create_token(gateway, name="admin", role="admin")
+            unreachable = create_engine(down)
+            broken = dataclasses.replace(gateway, engine=unreachable, reader=unreachable)
+            try:
+                async with TestClient(TestServer(create_app(broken))) as client:
+                    response = await client.get(
+                        "/api/v1/messages", headers={"Authorization": f"Bearer {token}"}
+                    )
+                    text = await response.text()
+            finally:
+                await unreachable.dispose()
+            assert response.status == 503, text
+            assert response.content_type == "application/problem+json"
+            body = json.loads(text)
+            assert body["code"] == "DATABASE_UNAVAILABLE"
+            assert str(tmp_path) not in text and "127.0.0.1" not in text and "Errno" not in text
 
     asyncio.run(scenario())
