@@ -185,7 +185,10 @@ async def build(
 ) -> Gateway:
     """Build the gateway. ``connectors`` replaces the configured ones (tests inject fakes)."""
     engine = create_engine(
-        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+        settings.database.url,
+        echo=settings.database.echo,
+        pool_size=settings.database.pool_size,
+        statements=settings.database.statements,
     )
     # No cookie jar: no peer's protocol uses cookies (VXP signs each request, the others are
     # mutual TLS), a gateway keeps no state between calls, and aiohttp's jar filters and stores

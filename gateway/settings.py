@@ -40,6 +40,8 @@ class DatabaseSettings:
     #: bursts). Fewer than the process's concurrent work means a connection opened and closed
     #: per use — a new server process each time. SQLite uses one connection whatever this says.
     pool_size: int = 20
+    #: "direct" (hot-path statements on the driver) or "plain" (SQLAlchemy's public API only).
+    statements: str = "direct"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,6 +332,8 @@ def check(settings: Settings) -> None:
         raise SettingsError("must be standard or secure", element="gateway.profile")
     if settings.database.pool_size < 1:
         raise SettingsError("must be at least 1", element="database.pool_size")
+    if settings.database.statements not in ("direct", "plain"):
+        raise SettingsError("must be direct or plain", element="database.statements")
     _check_retry(settings.retry, "retry")
     _check_reports(settings.reports)
     _check_backup(settings.backup)

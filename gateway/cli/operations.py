@@ -18,7 +18,7 @@ from gateway.cli.common import (
     with_gateway,
 )
 from gateway.domain.lifecycle import summarize
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.records import MessageRecord, UnitRecord
 from gateway.usecases import operations, registry, submit
 from gateway.usecases.errors import NotFound
@@ -75,7 +75,7 @@ def _summary_line(message: MessageRecord) -> str:
 def cmd_queue_list(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> list[MessageRecord]:
         now = gateway.clock()
-        filters = queries.MessageFilter(
+        filters = message_queries.MessageFilter(
             direction=args.direction,
             state=args.state,
             recipient=args.recipient,
@@ -84,7 +84,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
             breached_before=now if args.breached else None,
         )
         async with gateway.engine.connect() as conn:
-            return await queries.list_messages(conn, filters, limit=args.limit)
+            return await message_queries.list_messages(conn, filters, limit=args.limit)
 
     messages = with_gateway(args, work)
     if args.json:
@@ -100,10 +100,10 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 def cmd_queue_show(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> dict[str, Any]:
         async with gateway.engine.connect() as conn:
-            message = await queries.get_message(conn, args.id)
+            message = await message_queries.get_message(conn, args.id)
             if message is None:
                 raise NotFound(f"no message {args.id}")
-            return {"message": message, **(await queries.message_history(conn, args.id))}
+            return {"message": message, **(await message_queries.message_history(conn, args.id))}
 
     detail = with_gateway(args, work)
     if args.json:

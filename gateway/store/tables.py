@@ -4,8 +4,14 @@ compares them on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 import sqlalchemy as sa
+
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
+from gateway.domain.lifecycle import TransportState
 
 metadata = sa.MetaData(
     naming_convention={
@@ -43,6 +49,15 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
 
 
 TS = UtcDateTime()
+
+
+def one_of(column: str, values: type[StrEnum]) -> sa.CheckConstraint:
+    """CHECK that ``column`` holds one of the enum's values (NULL passes: nullability is the
+    column's own), named ``ck_<table>_<column>``. Migration 0011 wrote the same lists; a value
+    added to an enum needs a migration that replaces the constraint."""
+    allowed = ", ".join(f"'{value.value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
 
 units = sa.Table(
     "units",
@@ -98,8 +113,8 @@ messages = sa.Table(
     "messages",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("direction", sa.String(3), nullable=False),  # "out" | "in"
-    sa.Column("kind", sa.String(8), nullable=False),  # "document" | "status"
+    sa.Column("direction", sa.String(3), nullable=False),  # Direction
+    sa.Column("kind", sa.String(8), nullable=False),  # PackageKind
     sa.Column("document_id", sa.String(300), nullable=False, index=True),
     sa.Column("sender", sa.String(35), nullable=False, index=True),
     sa.Column("classification", sa.String(10), nullable=False),
@@ -127,6 +142,9 @@ messages = sa.Table(
     sa.Column("business_doc_type", sa.SmallInteger, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
+    one_of("direction", Direction),
+    one_of("kind", PackageKind),
+    one_of("classification", Classification),
     # The số/ký hiệu a sender already used (submit's DUPLICATE_DOCUMENT_CODE check).
     sa.Index("ix_messages_sender_code", "sender", "code"),
     # A new document may not reuse a sent one's DocumentId (receivers deduplicate on it): the
@@ -166,6 +184,7 @@ recipients = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.UniqueConstraint("message_id", "unit_code"),
     sa.Index("ix_recipients_due", "state", "next_attempt_at"),
+    one_of("state", TransportState),
 )
 
 attempts = sa.Table(
@@ -205,6 +224,7 @@ status_events = sa.Table(
     #: False: the reporter is no unit docgw holds a certificate for, so the status could not be
     #: verified; kept and shown, it moves no business status.
     sa.Column("verified", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    one_of("direction", Direction),
 )
 
 #: Statuses by the document they name: ``docgw import`` finds duplicates and the statuses
@@ -226,6 +246,8 @@ audit_events = sa.Table(
     #: The hash chain (store/audit_chain.py): the row's place, and SHA-256(previous hash ‖ row).
     sa.Column("chain_seq", sa.BigInteger, nullable=True, index=True),
     sa.Column("row_hash", sa.String(64), nullable=True),
+    one_of("from_state", TransportState),
+    one_of("to_state", TransportState),
 )
 
 #: The audit chain's end: one row (id 1), the last place and its hash; appending locks it.

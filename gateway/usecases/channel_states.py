@@ -18,7 +18,7 @@ from typing import Protocol
 
 from connectors.base import ConnectorError, RecipientState
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import job_queries
 
 
 class SentStates(Protocol):
@@ -36,7 +36,7 @@ async def refresh_sent_states(
     """Ask the channel about up to ``limit`` recent sends; returns how many rows were updated."""
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
-        candidates = await queries.sent_to_check(
+        candidates = await job_queries.sent_to_check(
             conn, channel=channel, since=now - window, limit=limit
         )
     by_remote: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -51,7 +51,7 @@ async def refresh_sent_states(
         async with gateway.engine.begin() as conn:
             for recipient_id, unit_code in rows:
                 state = states.get(unit_code)
-                await queries.set_channel_state(
+                await job_queries.set_channel_state(
                     conn,
                     recipient_id,
                     send_status=state.send_status if state else None,

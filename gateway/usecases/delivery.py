@@ -67,7 +67,7 @@ from gateway.domain.deadlines import arrival_notice_deadline
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
-from gateway.store import queries
+from gateway.store import job_queries, message_queries
 from gateway.store.records import Claimed, UnitRecord
 from gateway.usecases.packages import (
     load_to_spool,
@@ -105,17 +105,17 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
     settings = gateway.settings.delivery
     lease_until = now + _seconds(settings.lease_seconds)
     async with gateway.engine.begin() as conn:
-        claimed = await queries.claim_due(
+        claimed = await job_queries.claim_due(
             conn, now=now, limit=settings.batch_size, lease_until=lease_until, worker=worker
         )
         if not claimed:
             return 0
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
         # ones are streamed from their chunks by the send that needs them.
-        inline = await queries.inline_packages(conn, (c.package_sha256 for c in claimed))
+        inline = await job_queries.inline_packages(conn, (c.package_sha256 for c in claimed))
         held = await _hold_unroutable(gateway, conn, claimed, inline, now=now, worker=worker)
         sending = [c for c in claimed if c.recipient_id not in held]
-        attempt_ids = await queries.start_attempts(conn, sending, worker=worker, now=now)
+        attempt_ids = await job_queries.start_attempts(conn, sending, worker=worker, now=now)
     if not sending:
         return len(claimed)
     groups: dict[tuple[str, str | None, str, str | None], list[Claimed]] = defaultdict(list)
@@ -153,7 +153,7 @@ async def _hold_unroutable(
             f"held at the claim, nothing sent: {why}", item.earlier_outcome_unknown
         )
         moves.append(
-            queries.Move(
+            message_queries.Move(
                 recipient_id=item.recipient_id,
                 message_id=item.message_id,
                 current=TransportState.SENDING,
@@ -179,7 +179,7 @@ async def _hold_unroutable(
                 "reason": why,
             },
         )
-    if moves and await queries.transition_many(conn, moves, actor=worker):
+    if moves and await message_queries.transition_many(conn, moves, actor=worker):
         # The rows were claimed in this very transaction: none can have moved.
         raise IllegalTransition("a recipient being held at its claim moved concurrently")
     return {move.recipient_id for move in moves}
@@ -263,8 +263,8 @@ async def _record(
     gateway: Gateway, ended: Sequence[_Sent], attempt_ids: dict[int, int], worker: str
 ) -> None:
     """Every outcome of the round as a durable decision, in one transaction."""
-    moves: list[queries.Move] = []
-    ends: list[queries.AttemptEnd] = []
+    moves: list[message_queries.Move] = []
+    ends: list[job_queries.AttemptEnd] = []
     for sent in ended:
         now = sent.ended_at
         policy = gateway.retry_policy(sent.group[0].channel)
@@ -288,7 +288,7 @@ async def _record(
             else:
                 fields.update(last_error=decision.reason, next_attempt_at=decision.next_attempt_at)
             moves.append(
-                queries.Move(
+                message_queries.Move(
                     recipient_id=item.recipient_id,
                     message_id=item.message_id,
                     current=TransportState.SENDING,
@@ -300,7 +300,7 @@ async def _record(
                 )
             )
             ends.append(
-                queries.AttemptEnd(
+                job_queries.AttemptEnd(
                     attempt_id=attempt_ids[item.recipient_id],
                     at=now,
                     outcome=sent.outcome.value,
@@ -309,8 +309,8 @@ async def _record(
                 )
             )
     async with gateway.engine.begin() as conn:
-        lost = await queries.transition_many(conn, moves, actor=worker)
-        await queries.finish_attempts(conn, ends)
+        lost = await message_queries.transition_many(conn, moves, actor=worker)
+        await job_queries.finish_attempts(conn, ends)
     for move in lost:
         # Recovery already declared this claim lost (lease expired): its decision stands.
         log.warning("late_outcome_ignored", extra={"recipient_id": move.recipient_id})
@@ -371,9 +371,9 @@ async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
     """Claims whose lease expired (the worker died or hung): their outcome is unknown."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        expired = await queries.expired_leases(conn, now=now)
+        expired = await job_queries.expired_leases(conn, now=now)
         for recipient_id, message_id in expired:
-            await queries.transition(
+            await message_queries.transition(
                 conn,
                 recipient_id,
                 TransportState.SENDING,

@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 from connectors.base import DirectoryEntry
 from envelopes.unit_codes import parse_lenient
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import audit_queries, unit_queries
 from gateway.store.records import UnitRecord
 
 
@@ -103,9 +103,11 @@ async def store_directory(
         )
     with_qd20 = sum(1 for record in records if record.code_qd20)
     async with gateway.engine.begin() as conn:
-        await queries.upsert_directory(conn, records, channel=channel, now=started)
-        deactivated = await queries.deactivate_missing(conn, channel=channel, synced_before=started)
-        await queries.audit(
+        await unit_queries.upsert_directory(conn, records, channel=channel, now=started)
+        deactivated = await unit_queries.deactivate_missing(
+            conn, channel=channel, synced_before=started
+        )
+        await audit_queries.audit(
             conn,
             now=started,
             actor="directory_sync",

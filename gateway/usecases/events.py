@@ -22,8 +22,8 @@ from envelopes.model import (
     StatusCode,
 )
 from gateway.bootstrap import Gateway
+from gateway.store import audit_queries, message_queries
 from gateway.store import events as store
-from gateway.store import queries
 from gateway.store.events import EventRecord, Waiting
 from gateway.usecases.errors import Conflict, NotFound
 from gateway.usecases.statuses import enqueue_status
@@ -185,7 +185,7 @@ async def acknowledge(
         )
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or message.direction != "in" or message.kind != "document":
             raise NotFound(f"no received document {message_id}", element="id")
         units = [r.unit_code for r in message.recipients]
@@ -221,10 +221,10 @@ async def acknowledge(
                     actor=actor,
                     now=now,
                 )
-        await queries.insert_audit_rows(
+        await audit_queries.insert_audit_rows(
             conn,
             [
-                queries.audit_row(
+                audit_queries.audit_row(
                     now=now,
                     actor=actor,
                     action="taken",

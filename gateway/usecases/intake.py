@@ -30,9 +30,10 @@ from envelopes.verification import (
 )
 from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
-from gateway.store import blobs, queries
+from gateway.store import audit_queries, blobs, message_queries, status_queries
 from gateway.usecases import events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
@@ -93,7 +94,9 @@ async def _receive(
         # Stored before (or by a concurrent copy that committed first): nothing of this copy was
         # kept; the answer names the stored one.
         async with gateway.reader.connect() as conn:
-            existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
+            existing = await message_queries.message_id_for_dedup_key(
+                conn, Direction.IN, _dedup_key(verified)
+            )
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         answers: tuple[str, ...] = ()
@@ -249,7 +252,7 @@ def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -
     content lives only in the sealed package."""
     return {
         "id": stored.message_id,
-        "direction": "in",
+        "direction": Direction.IN,
         "classification": stored.classification.value,
         "package_sha256": stored.package_sha256,
         "client": stored.via,
@@ -299,7 +302,7 @@ async def _register_local_units(
     answers = []
     audit_rows: list[dict[str, Any]] = []  # every recipient's "created", in one INSERT
     for unit_code in local:
-        await queries.insert_recipient(
+        await message_queries.insert_recipient(
             conn,
             message_id=message_id,
             unit_code=unit_code,
@@ -333,7 +336,7 @@ async def _register_local_units(
                 audit_rows=audit_rows,
             )
         )
-    await queries.insert_audit_rows(conn, audit_rows)
+    await audit_queries.insert_audit_rows(conn, audit_rows)
     await events.record_document_received(
         conn, verified.package, message_id=message_id, local_units=local, now=now
     )
@@ -381,7 +384,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
 
 
 async def _insert_received(conn: AsyncConnection, **values: Any) -> None:
-    if not await queries.insert_message_unless_received(conn, **values):
+    if not await message_queries.insert_message_unless_received(conn, **values):
         raise _AlreadyStored
 
 
@@ -427,8 +430,8 @@ async def _keep_unverified_status(
             await _insert_received(
                 conn,
                 id=message_id,
-                direction="in",
-                kind="status",
+                direction=Direction.IN,
+                kind=PackageKind.STATUS,
                 classification=classification.value,
                 package_sha256=ref.sha256,
                 client=via,
@@ -444,9 +447,9 @@ async def _keep_unverified_status(
                 status_code=status.status_code.value,
                 related_message_id=related,
             )
-            await queries.insert_status_event(
+            await status_queries.insert_status_event(
                 conn,
-                direction="in",
+                direction=Direction.IN,
                 status_message_id=message_id,
                 message_id=related,
                 recipient_id=None,
@@ -470,7 +473,7 @@ async def _keep_unverified_status(
             )
     except _AlreadyStored:
         async with gateway.reader.connect() as conn:
-            existing = await queries.message_id_for_dedup_key(conn, "in", key)
+            existing = await message_queries.message_id_for_dedup_key(conn, Direction.IN, key)
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         message_id, duplicate = existing, True
@@ -502,7 +505,7 @@ async def _address_new_units(
     now = gateway.clock()
     try:
         async with gateway.engine.begin() as conn:
-            message = await queries.get_message(conn, message_id)
+            message = await message_queries.get_message(conn, message_id)
             if message is None:  # pragma: no cover - it was just found
                 return ()
             known = {r.unit_code for r in message.recipients}

@@ -43,7 +43,7 @@ from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
 from gateway.domain.routing import RecipientEntry, Route, route_recipient, route_through
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, unit_queries
 from gateway.store.records import MessageRecord, RecipientRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.packages import (
@@ -216,7 +216,7 @@ async def _move(
         if to is TransportState.QUEUED:
             sealed = await _seal_ahead(gateway, message_id, allowed_from, only, now, stack)
         async with gateway.engine.begin() as conn:
-            message = await queries.get_message(conn, message_id)
+            message = await message_queries.get_message(conn, message_id)
             if message is None:
                 raise NotFound(f"no message {message_id}")
             if message.direction != "out":
@@ -233,7 +233,7 @@ async def _move(
                     extra.update(
                         await _requeue_fields(gateway, conn, message, recipient, extra, now, sealed)
                     )
-                await queries.transition(
+                await message_queries.transition(
                     conn,
                     recipient.id,
                     recipient.state,
@@ -278,7 +278,7 @@ async def _seal_ahead(
     sender's copy is read with a connection; the sealing runs once it is given back. None when
     there is nothing to seal (or the transaction is to refuse the operation anyway)."""
     async with gateway.engine.connect() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or message.direction != "out":
             return None
         if not Classification(message.classification).is_classified:
@@ -322,7 +322,7 @@ async def _requeue_fields(
     verb = "re-route" if rerouting else "resend"
     updates: dict[str, object] = {}
     if rerouting or classification.is_classified or recipient.state is TransportState.HELD:
-        unit = await queries.get_unit(conn, recipient.unit_code)
+        unit = await unit_queries.get_unit(conn, recipient.unit_code)
         if unit is None:
             raise refused(
                 f"cannot {verb} {recipient.unit_code}: the unit is no longer in the registry",

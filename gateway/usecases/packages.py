@@ -22,7 +22,7 @@ from envelopes.model import DocumentPackage
 from envelopes.reading import read_package
 from envelopes.signing import Signer, TrustPolicy
 from gateway.bootstrap import Gateway
-from gateway.store import blobs, queries
+from gateway.store import blobs, unit_queries
 from gateway.usecases.errors import UnknownSender
 
 SPOOL_BYTES = 8 << 20
@@ -128,7 +128,7 @@ async def registered_certificate(
     conn: AsyncConnection, unit_code: str, fingerprint: str
 ) -> x509.Certificate | None:
     """The certificate of ``unit_code`` registered with ``fingerprint`` (SHA-256), if any."""
-    for record in await queries.certificates(conn, unit_code):
+    for record in await unit_queries.certificates(conn, unit_code):
         if record.fingerprint_sha256 == fingerprint:
             return load_certificate(record.pem)
     return None
@@ -138,7 +138,7 @@ async def current_certificate(
     conn: AsyncConnection, unit_code: str, now: dt.datetime
 ) -> x509.Certificate | None:
     """The newest registered, unrevoked, unexpired certificate of a unit."""
-    for record in reversed(await queries.certificates(conn, unit_code)):
+    for record in reversed(await unit_queries.certificates(conn, unit_code)):
         if not record.revoked and record.not_after > now:
             return load_certificate(record.pem)
     return None
@@ -147,7 +147,7 @@ async def current_certificate(
 async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
-    found = await queries.sender_certificates(conn, sender)
+    found = await unit_queries.sender_certificates(conn, sender)
     if found is None or not found.active:
         raise UnknownSender(f"sender {sender} is not an active unit in the registry")
     pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)

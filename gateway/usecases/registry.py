@@ -24,7 +24,7 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import audit_queries, unit_queries
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
 from gateway.usecases.errors import Conflict, NotFound
@@ -157,7 +157,7 @@ async def register_unit(
     record = certificate_record(unit.code, certificate_pem) if certificate_pem else None
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        existing = await queries.get_unit(conn, unit.code) if given is not None else None
+        existing = await unit_queries.get_unit(conn, unit.code) if given is not None else None
         if existing is not None and given is not None:
             # A stored endpoint is judged when it is given again, not when only the name changes
             # (e.g. an http:// one from before the rule: the secure connector refuses it anyway).
@@ -165,13 +165,13 @@ async def register_unit(
             check_unit(dataclasses.replace(kept, **{f: getattr(unit, f) for f in given}))
         else:
             check_unit(unit)
-        created = await queries.upsert_unit(conn, unit, now=now, only=given)
+        created = await unit_queries.upsert_unit(conn, unit, now=now, only=given)
         if record is not None:
-            owner = await queries.certificate_owner(conn, record.fingerprint_sha256)
+            owner = await unit_queries.certificate_owner(conn, record.fingerprint_sha256)
             if owner not in (None, unit.code):
                 raise Conflict(f"this certificate is registered for {owner}", element="certificate")
-            await queries.add_certificate(conn, record, now=now)
-        await queries.audit(
+            await unit_queries.add_certificate(conn, record, now=now)
+        await audit_queries.audit(
             conn,
             now=now,
             actor=actor,
@@ -184,17 +184,19 @@ async def register_unit(
 
 async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
     async with gateway.engine.connect() as conn:
-        unit = await queries.get_unit(conn, code)
+        unit = await unit_queries.get_unit(conn, code)
         if unit is None:
             raise NotFound(f"no unit {code}")
-        return UnitDetail(unit=unit, certificates=tuple(await queries.certificates(conn, code)))
+        return UnitDetail(
+            unit=unit, certificates=tuple(await unit_queries.certificates(conn, code))
+        )
 
 
 async def list_units(
     gateway: Gateway, *, text: str | None = None, after: str | None = None, limit: int = 100
 ) -> list[UnitRecord]:
     async with gateway.engine.connect() as conn:
-        return await queries.list_units(conn, text=text, after=after, limit=limit)
+        return await unit_queries.list_units(conn, text=text, after=after, limit=limit)
 
 
 async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:
@@ -227,8 +229,8 @@ async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, i
     created = 0
     async with gateway.engine.begin() as conn:
         for unit in units:
-            created += await queries.upsert_unit(conn, unit, now=now, only=given)
-        await queries.audit(
+            created += await unit_queries.upsert_unit(conn, unit, now=now, only=given)
+        await audit_queries.audit(
             conn, now=now, actor=actor, action="units_imported", reason=f"{len(units)} units"
         )
     return created, len(units) - created

@@ -20,11 +20,13 @@ from envelopes.model import (
     StatusCode,
     StatusPackage,
 )
+from envelopes.reading import PackageKind
 from gateway.bootstrap import Gateway
 from gateway.domain import business
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import route_recipient, strictest
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, status_queries, unit_queries
 from gateway.store.records import UnitRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.naming import named_classifications
@@ -65,7 +67,7 @@ async def enqueue_status(
     if about.document_id and classification is not Classification.TUYET_MAT:
         named = await named_classifications(conn, [about.document_id])
         classification = strictest(classification, named)
-    units = await queries.get_units(conn, {to, reporter})
+    units = await unit_queries.get_units(conn, {to, reporter})
     unit = units.get(to)
     if unit is None:
         raise UnknownUnit(f"unit {to} is not in the registry", element="to")
@@ -90,11 +92,11 @@ async def enqueue_status(
             ).sha256
     ref = await blobs.put_bytes(conn, own_copy, inline_limit=inline, now=now)
     message_id = str(uuid.uuid4())
-    await queries.insert_message(
+    await message_queries.insert_message(
         conn,
         id=message_id,
-        direction="out",
-        kind="status",
+        direction=Direction.OUT,
+        kind=PackageKind.STATUS,
         document_id=about.document_id or "",
         sender=reporter,
         classification=classification.value,
@@ -108,7 +110,7 @@ async def enqueue_status(
         route=route.channel,
         created_at=now,
     )
-    await queries.insert_recipient(
+    await message_queries.insert_recipient(
         conn,
         message_id=message_id,
         unit_code=to,
@@ -120,7 +122,7 @@ async def enqueue_status(
         package_sha256=recipient_copy,
         audit_rows=audit_rows,
     )
-    await queries.insert_status_event(
+    await status_queries.insert_status_event(
         conn,
         direction="out",
         status_message_id=message_id,
@@ -169,7 +171,7 @@ async def reply(
     each local recipient unit to the sender), 13 on a sent one (to each of its recipients)."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or message.kind != "document":
             raise NotFound(f"no document message {message_id}")
         about = ResponseFor(
@@ -213,16 +215,18 @@ async def reply(
 
 async def find_status_target(
     conn: AsyncConnection, *, reporter: str, document_id: str | None, code: StatusCode
-) -> queries.StatusTarget | None:
+) -> status_queries.StatusTarget | None:
     """The document a received status is about (None when unknown: the status is still kept)."""
     if not document_id:
         return None
-    found = await queries.find_document_recipient(conn, document_id=document_id, reporter=reporter)
+    found = await status_queries.find_document_recipient(
+        conn, document_id=document_id, reporter=reporter
+    )
     if found is None and code is StatusCode.RETRACT_REQUESTED:
         # 13 comes from the sender about a document we received.
-        received = await queries.find_received_document(conn, document_id=document_id)
+        received = await status_queries.find_received_document(conn, document_id=document_id)
         if received is not None:
-            return queries.StatusTarget(
+            return status_queries.StatusTarget(
                 message_id=received, recipient_id=None, business_status=None
             )
     return found
@@ -230,7 +234,7 @@ async def find_status_target(
 
 async def apply_received_status(
     conn: AsyncConnection,
-    target: queries.StatusTarget | None,
+    target: status_queries.StatusTarget | None,
     *,
     reporter: str,
     document_id: str | None,
@@ -250,10 +254,10 @@ async def apply_received_status(
         current = StatusCode(target.business_status) if target.business_status else None
         out_of_order = business.apply(current, code).out_of_order
         if not out_of_order:
-            await queries.set_business_status(conn, recipient_id, code.value, now=now)
-    await queries.insert_status_event(
+            await status_queries.set_business_status(conn, recipient_id, code.value, now=now)
+    await status_queries.insert_status_event(
         conn,
-        direction="in",
+        direction=Direction.IN,
         status_message_id=status_message_id,
         message_id=message_id,
         recipient_id=recipient_id,

@@ -41,9 +41,10 @@ from envelopes.reading import PackageKind, read_package
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, unit_queries
 from gateway.store.records import UnitRecord
 from gateway.usecases import idempotency
 from gateway.usecases.errors import (
@@ -109,7 +110,7 @@ async def _routes(
     classification: Classification,
 ) -> tuple[Route, ...]:
     codes = [to.organ_id for to in header.to]
-    registry = await queries.get_units(conn, codes)
+    registry = await unit_queries.get_units(conn, codes)
     missing = [code for code in codes if code not in registry]
     if missing:
         raise UnknownUnit(f"not in the unit registry: {', '.join(missing)}", element="to")
@@ -145,7 +146,7 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
 
 async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
     async with gateway.engine.connect() as conn:
-        return bool(await queries.classifications_of_document(conn, header.document_id))
+        return bool(await message_queries.classifications_of_document(conn, header.document_id))
 
 
 def _document_id_reused(header: MessageHeader) -> DocumentIdReused:
@@ -168,10 +169,10 @@ async def _check_identity(
     update or replacement names its document by them on purpose."""
     if not is_new_document(business):
         return
-    if await queries.classifications_of_document(conn, header.document_id):
+    if await message_queries.classifications_of_document(conn, header.document_id):
         raise _document_id_reused(header)
     if not duplicate_code_intended:
-        earlier = await queries.code_used(
+        earlier = await message_queries.code_used(
             conn,
             sender=header.from_.organ_id,
             code=str(header.code),
@@ -531,11 +532,11 @@ async def _store_once(
             gateway, conn, header, classification, routes, copies[everyone],
             {code: copies[group] for group in groups for code in group}, now,
         )  # fmt: skip
-        await queries.insert_message(
+        await message_queries.insert_message(
             conn,
             id=message_id,
-            direction="out",
-            kind="document",
+            direction=Direction.OUT,
+            kind=PackageKind.DOCUMENT,
             document_id=header.document_id,
             sender=header.from_.organ_id,
             classification=classification.value,
@@ -559,7 +560,7 @@ async def _store_once(
         )
         for route in routes:
             held = route.is_held or route.recipient in stored.unsealable
-            await queries.insert_recipient(
+            await message_queries.insert_recipient(
                 conn,
                 message_id=message_id,
                 unit_code=route.recipient,
@@ -634,10 +635,10 @@ async def _store_packages(
 
 async def _existing(gateway: Gateway, client: str, key: str) -> Submitted | None:
     async with gateway.engine.connect() as conn:
-        message_id = await queries.message_id_for_idempotency_key(conn, client, key)
+        message_id = await message_queries.message_id_for_idempotency_key(conn, client, key)
         if message_id is None:
             return None
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
     assert message is not None
     return Submitted(
         message_id=message.id,

@@ -2,9 +2,9 @@
 
     method  path                               roles                      calls
     POST    /api/v1/messages                   admin, operator, member    submit.submit_document
-    GET     /api/v1/messages                   admin, operator, member*   queries.list_messages
-    GET     /api/v1/messages/{id}              admin, operator, member*   queries.get_message,
-                                                                          queries.message_history
+    GET     /api/v1/messages                   admin, operator, member*   list_messages ¹
+    GET     /api/v1/messages/{id}              admin, operator, member*   get_message,
+                                                                          message_history ¹
     POST    /api/v1/messages/{id}/resend       admin, operator            operations.resend
     POST    /api/v1/messages/{id}/cancel       admin, operator            operations.cancel
     POST    /api/v1/messages/{id}/reroute      admin, operator            operations.reroute
@@ -15,11 +15,12 @@
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
     GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
-    GET     /healthz                           (no token)                 queries.live_workers, …
-    GET     /metrics                           (no token)                 queries.counts_by_…, …
+    GET     /healthz                           (no token)                 live_workers, … ²
+    GET     /metrics                           (no token)                 counts_by_…, … ²
 
     * a member token acts for its one unit: it sees and answers only that unit's messages and may
       change only the name and certificates of that unit.
+    ¹ store/message_queries; ² store/job_queries (and store/status_queries).
 
 Writes go through use cases; reads are named queries (the store's views), rendered as JSON.
 Uploads and received packages stream into spooled temporary files, counted against
@@ -57,7 +58,7 @@ from envelopes.xmltext import check_text, first_unsafe
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
-from gateway.store import queries
+from gateway.store import job_queries, message_queries, status_queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
 from gateway.usecases import intake, operations, registry, statuses, submit
 from gateway.usecases.errors import Forbidden, NotFound
@@ -230,7 +231,7 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = _limit(query, default=gateway.settings.api.page_size)
     after = _decode_cursor(query.get("cursor"))
     async with gateway.engine.connect() as conn:
-        found = await queries.list_messages(conn, selection, after=after, limit=limit + 1)
+        found = await message_queries.list_messages(conn, selection, after=after, limit=limit + 1)
     page = found[:limit]
     more = len(found) > limit
     return _json(
@@ -246,10 +247,10 @@ async def show_message(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     message_id = request.match_info["id"]
     async with gateway.engine.connect() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or not _visible(message, member_unit(principal)):
             raise NotFound(f"no message {message_id}")
-        history = await queries.message_history(conn, message_id)
+        history = await message_queries.message_history(conn, message_id)
     return _json({**_detail(message), **history})
 
 
@@ -304,7 +305,7 @@ async def reply_status(request: web.Request) -> web.Response:
         # 404 before any state check: a 409 naming the message's direction would tell a member
         # that a message it may not see exists.
         async with gateway.engine.connect() as conn:
-            message = await queries.get_message(conn, request.match_info["id"])
+            message = await message_queries.get_message(conn, request.match_info["id"])
         if message is None or not _visible(message, unit):
             raise NotFound(f"no document message {request.match_info['id']}")
     ids = await statuses.reply(
@@ -454,8 +455,8 @@ async def health(request: web.Request) -> web.Response:
     now = gateway.clock()
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), gateway.engine.connect() as conn:
-            alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
-            oldest = await queries.oldest_due(conn, now=now)
+            alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
+            oldest = await job_queries.oldest_due(conn, now=now)
     except Exception:  # whatever the failure, the answer is "the database is unreachable"
         log.warning(
             "health_database_unreachable",
@@ -480,11 +481,11 @@ async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
-        by_state = await queries.counts_by_state_and_channel(conn)
-        oldest = await queries.oldest_due(conn, now=now)
-        attempts = await queries.attempt_counts(conn)
-        status_events = await queries.status_event_counts(conn)
-        alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
+        by_state = await job_queries.counts_by_state_and_channel(conn)
+        oldest = await job_queries.oldest_due(conn, now=now)
+        attempts = await job_queries.attempt_counts(conn)
+        status_events = await status_queries.status_event_counts(conn)
+        alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
     text = render_metrics(
         channels=sorted(gateway.connectors),
         recipients=by_state,
@@ -863,8 +864,8 @@ def _reject_unknown_parameters(query: Mapping[str, str], known: frozenset[str]) 
 
 def _message_filter(
     query: Mapping[str, str], principal: Principal, now: dt.datetime
-) -> queries.MessageFilter:
-    return queries.MessageFilter(
+) -> message_queries.MessageFilter:
+    return message_queries.MessageFilter(
         direction=_choice(query, "direction", ("in", "out")),
         state=_choice(query, "state", tuple(TransportState)),
         recipient=query.get("recipient") or None,

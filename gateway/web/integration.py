@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from envelopes.model import StatusCode
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
 from gateway.store.webhooks import Endpoint
@@ -276,7 +276,7 @@ async def _visible_message(request: web.Request) -> MessageRecord:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     message_id = request.match_info["id"]
     async with gateway.reader.connect() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
     if message is None or not _visible(message, member_unit(principal)):
         raise NotFound(f"no message {message_id}", element="id")
     return message

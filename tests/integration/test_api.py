@@ -31,7 +31,7 @@ from envelopes.model import Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.keystore import create_ca, issue_unit_certificate
-from gateway.store import queries
+from gateway.store import job_queries, message_queries
 from gateway.store.database import create_engine
 from gateway.store.tables import (
     attempts,
@@ -898,7 +898,7 @@ def test_an_unexpected_error_is_500_without_details(
     async def scenario() -> None:
         async with make_gateway(extra=API_SETTINGS) as gw, serve(gw) as client:
             who = await make_tokens(gw)
-            monkeypatch.setattr(queries, "list_messages", broken)
+            monkeypatch.setattr(message_queries, "list_messages", broken)
             with caplog.at_level(logging.ERROR, logger="docgw.web"):
                 response = await client.get(MESSAGES, headers=who["admin"])
                 body = await expect_problem(response, 500, "INTERNAL_ERROR")
@@ -983,7 +983,7 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
             await submit(client, who["operator"], metadata(number="2"))
             now[0] = start + dt.timedelta(seconds=60)
             async with gw.engine.begin() as conn:
-                await queries.heartbeat(conn, "w1", now=now[0])
+                await job_queries.heartbeat(conn, "w1", now=now[0])
             healthy = await ok(await client.get("/healthz"))
             assert healthy == {
                 "status": "ok",

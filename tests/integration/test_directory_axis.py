@@ -15,7 +15,7 @@ from connectors.base import DirectoryEntry, PeerUnavailable
 from connectors.simulators.axis import AxisFaults, AxisState, generate_directory, running_axis
 from connectors.vxp import VxpConnector
 from envelopes.unit_codes import parse_lenient
-from gateway.store import queries
+from gateway.store import unit_queries
 from gateway.usecases.directory import Qd20Source, sync_directory, with_qd20_codes
 
 SYSTEM, SECRET, UNIT = "docgw-test", b"directory-secret", "000.00.00.G22"
@@ -51,14 +51,14 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
             assert report.with_qd20 == AGENCIES
             assert state.counters["requests"] == 2  # getAgenciesList, getAgenciesListQD20
             async with gateway.engine.connect() as conn:
-                units = await queries.get_units(conn, [a.code for a in sample + reparented])
+                units = await unit_queries.get_units(conn, [a.code for a in sample + reparented])
             for agency in sample + reparented:
                 unit = units[agency.code]
                 assert unit.code_qd20 == agency.code_qd20 and unit.code_qd20
                 assert unit.parent_code == agency.parent_code  # explicit, not derived
                 assert unit.name == agency.name and unit.active
             async with gateway.engine.connect() as conn:
-                government_office = await queries.get_unit(conn, UNIT)
+                government_office = await unit_queries.get_unit(conn, UNIT)
             assert government_office is not None and government_office.code_qd20 == "G22"
 
             # The QĐ 20 list cannot be had: the sync fails whole and the stored codes stay.
@@ -79,7 +79,7 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
             with pytest.raises(PeerUnavailable):
                 await sync_directory(gateway, "axis", single)
             async with gateway.engine.connect() as conn:
-                kept = await queries.get_unit(conn, sample[0].code)
+                kept = await unit_queries.get_unit(conn, sample[0].code)
             assert kept is not None and kept.code_qd20 == sample[0].code_qd20 and kept.active
 
     asyncio.run(scenario())
