@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
-from gateway.store import audit_chain
+from gateway.store import audit_chain, current_certificate, visibility
 from gateway.store import events as feed_events
 from gateway.store.database import insert_or_ignore, upsert_insert
 from gateway.store.direct import Statement
@@ -219,9 +219,8 @@ async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> s
     )
 
 
-#: Oldest first, in one total order (the fingerprint breaks a tie of ``added_at``): "the newest
-#: certificate" must name the same one here and in the claim's :data:`_CURRENT_FINGERPRINT`, or a
-#: copy sealed for one would be held at every claim for not being sealed for the other.
+#: Oldest first, in the total order of :mod:`gateway.store.current_certificate` (the fingerprint
+#: breaks a tie of ``added_at``).
 _CERTIFICATES = (
     sa.select(unit_certificates)
     .where(unit_certificates.c.unit_code == sa.bindparam("unit_code"))
@@ -339,14 +338,16 @@ _INSERT_MESSAGE = Statement(messages.insert())
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    await _INSERT_MESSAGE.execute(conn, values)
+    """A classified message's subject is not stored (:func:`visibility.readable_text`)."""
+    await _INSERT_MESSAGE.execute(conn, visibility.readable_columns(values))
 
 
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
     """Insert a received message; False (nothing written) when its (direction, dedup_key) is
-    already stored. One statement instead of a look-up first, and no constraint error."""
+    already stored. One statement instead of a look-up first, and no constraint error. As
+    :func:`insert_message`, no readable subject for a classified one."""
     statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
-    return bool((await statement.execute(conn, values)).rowcount)
+    return bool((await statement.execute(conn, visibility.readable_columns(values))).rowcount)
 
 
 async def insert_recipient(
@@ -608,8 +609,15 @@ def _message(row: Any, recipient_rows: Sequence[RecipientRecord] = ()) -> Messag
     )
 
 
-async def get_message(conn: AsyncConnection, message_id: str) -> MessageRecord | None:
-    row = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).one_or_none()
+async def get_message(
+    conn: AsyncConnection, message_id: str, *, visible_to_unit: str | None = None
+) -> MessageRecord | None:
+    """``visible_to_unit``: None as well when a member token of that unit may not see it
+    (:func:`visibility.visible_to`)."""
+    query = sa.select(messages).where(messages.c.id == message_id)
+    if visible_to_unit is not None:
+        query = query.where(visibility.visible_to(visible_to_unit))
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
     return _message(row, await get_recipients(conn, message_id))
@@ -638,7 +646,7 @@ class MessageFilter:
     text: str | None = None
     #: Only messages with a deadline (send, or arrival notice) passed before this moment.
     breached_before: dt.datetime | None = None
-    #: A member unit sees only what it sent or received.
+    #: A member unit sees only what it sent or received (:func:`visibility.visible_to`).
     visible_to_unit: str | None = None
 
 
@@ -677,12 +685,7 @@ def _conditions(f: MessageFilter) -> list[Any]:
             sa.or_(sa.and_(messages.c.send_due_at < f.breached_before, unsent), no_arrival_notice)
         )
     if f.visible_to_unit:
-        conditions.append(
-            sa.or_(
-                messages.c.sender == f.visible_to_unit,
-                _has_recipient(recipients.c.unit_code == f.visible_to_unit),
-            )
-        )
+        conditions.append(visibility.visible_to(f.visible_to_unit))
     return conditions
 
 
@@ -723,19 +726,11 @@ async def list_messages(
 # ----------------------------------------------------------------------------------- claims
 
 
-#: The fingerprint of a recipient unit's current certificate: the newest registered, unrevoked,
-#: unexpired one (as :func:`gateway.usecases.packages.current_certificate` picks it).
-_CURRENT_FINGERPRINT = (
-    sa.select(unit_certificates.c.fingerprint_sha256)
-    .where(
-        unit_certificates.c.unit_code == recipients.c.unit_code,
-        unit_certificates.c.revoked_at.is_(None),
-        unit_certificates.c.not_after > sa.bindparam("now"),
-    )
-    .order_by(unit_certificates.c.added_at.desc(), unit_certificates.c.fingerprint_sha256.desc())
-    .limit(1)
-    .correlate(recipients)
-)
+#: The fingerprint of a recipient unit's current certificate (the one definition: see
+#: :mod:`gateway.store.current_certificate`).
+_CURRENT_FINGERPRINT = current_certificate.current(
+    recipients.c.unit_code, sa.bindparam("now"), unit_certificates.c.fingerprint_sha256
+).correlate(recipients)
 
 _DUE = Statement(
     sa.select(
