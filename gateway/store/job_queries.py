@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.store import current_certificate
 from gateway.store.audit_queries import audit_row, insert_audit_rows
 from gateway.store.direct import Statement
 from gateway.store.records import (
@@ -41,19 +42,11 @@ from gateway.store.tables import (
 # ----------------------------------------------------------------------------------- claims
 
 
-#: The fingerprint of a recipient unit's current certificate: the newest registered, unrevoked,
-#: unexpired one (as :func:`gateway.usecases.packages.current_certificate` picks it).
-_CURRENT_FINGERPRINT = (
-    sa.select(unit_certificates.c.fingerprint_sha256)
-    .where(
-        unit_certificates.c.unit_code == recipients.c.unit_code,
-        unit_certificates.c.revoked_at.is_(None),
-        unit_certificates.c.not_after > sa.bindparam("now"),
-    )
-    .order_by(unit_certificates.c.added_at.desc(), unit_certificates.c.fingerprint_sha256.desc())
-    .limit(1)
-    .correlate(recipients)
-)
+#: The fingerprint of a recipient unit's current certificate (the one definition: see
+#: :mod:`gateway.store.current_certificate`).
+_CURRENT_FINGERPRINT = current_certificate.current(
+    recipients.c.unit_code, sa.bindparam("now"), unit_certificates.c.fingerprint_sha256
+).correlate(recipients)
 
 _DUE = Statement(
     sa.select(

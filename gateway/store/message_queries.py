@@ -25,7 +25,7 @@ from envelopes.model import Classification
 from envelopes.reading import PackageKind
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import IllegalTransition, TransportState, check_transition
-from gateway.store import audit_chain
+from gateway.store import audit_chain, visibility
 from gateway.store import events as feed_events
 from gateway.store.audit_queries import audit, audit_row, insert_audit_rows
 from gateway.store.database import insert_or_ignore
@@ -113,14 +113,16 @@ _INSERT_MESSAGE = Statement(messages.insert())
 
 
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    await _INSERT_MESSAGE.execute(conn, values)
+    """A classified message's subject is not stored (:func:`visibility.readable_text`)."""
+    await _INSERT_MESSAGE.execute(conn, visibility.readable_columns(values))
 
 
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
     """Insert a received message; False (nothing written) when its (direction, dedup_key) is
-    already stored. One statement instead of a look-up first, and no constraint error."""
+    already stored. One statement instead of a look-up first, and no constraint error. As
+    :func:`insert_message`, no readable subject for a classified one."""
     statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
-    return bool((await statement.execute(conn, values)).rowcount)
+    return bool((await statement.execute(conn, visibility.readable_columns(values))).rowcount)
 
 
 async def insert_recipient(
@@ -368,8 +370,15 @@ def _message(row: Any, recipient_rows: Sequence[RecipientRecord] = ()) -> Messag
     )
 
 
-async def get_message(conn: AsyncConnection, message_id: str) -> MessageRecord | None:
-    row = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).one_or_none()
+async def get_message(
+    conn: AsyncConnection, message_id: str, *, visible_to_unit: str | None = None
+) -> MessageRecord | None:
+    """``visible_to_unit``: None as well when a member token of that unit may not see it
+    (:func:`visibility.visible_to`)."""
+    query = sa.select(messages).where(messages.c.id == message_id)
+    if visible_to_unit is not None:
+        query = query.where(visibility.visible_to(visible_to_unit))
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
     return _message(row, await get_recipients(conn, message_id))
@@ -398,7 +407,7 @@ class MessageFilter:
     text: str | None = None
     #: Only messages with a deadline (send, or arrival notice) passed before this moment.
     breached_before: dt.datetime | None = None
-    #: A member unit sees only what it sent or received.
+    #: A member unit sees only what it sent or received (:func:`visibility.visible_to`).
     visible_to_unit: str | None = None
 
 
@@ -437,12 +446,7 @@ def _conditions(f: MessageFilter) -> list[Any]:
             sa.or_(sa.and_(messages.c.send_due_at < f.breached_before, unsent), no_arrival_notice)
         )
     if f.visible_to_unit:
-        conditions.append(
-            sa.or_(
-                messages.c.sender == f.visible_to_unit,
-                _has_recipient(recipients.c.unit_code == f.visible_to_unit),
-            )
-        )
+        conditions.append(visibility.visible_to(f.visible_to_unit))
     return conditions
 
 

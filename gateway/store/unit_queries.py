@@ -139,9 +139,8 @@ async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> s
     )
 
 
-#: Oldest first, in one total order (the fingerprint breaks a tie of ``added_at``): "the newest
-#: certificate" must name the same one here and in the claim's :data:`_CURRENT_FINGERPRINT`, or a
-#: copy sealed for one would be held at every claim for not being sealed for the other.
+#: Oldest first, in the total order of :mod:`gateway.store.current_certificate` (the fingerprint
+#: breaks a tie of ``added_at``).
 _CERTIFICATES = (
     sa.select(unit_certificates)
     .where(unit_certificates.c.unit_code == sa.bindparam("unit_code"))

@@ -31,7 +31,6 @@ from envelopes.model import DocumentPackage, StatusCode, StatusPackage
 from envelopes.reading import Notice, PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway.bootstrap import Gateway
-from gateway.domain import business
 from gateway.domain.lifecycle import TransportState
 from gateway.store import audit_queries, blobs, imports, message_queries, status_queries
 from gateway.usecases.errors import (
@@ -41,7 +40,7 @@ from gateway.usecases.errors import (
     ImportTooLarge,
 )
 from gateway.usecases.packages import trust_for
-from gateway.usecases.statuses import VIETNAM
+from gateway.usecases.statuses import VIETNAM, move_business_status
 
 ACTOR = "import"
 UNVERIFIED = "IMPORT_UNVERIFIED"
@@ -426,14 +425,9 @@ async def _attach_pending(
         recipient_id = None
         if found is not None:
             recipient_id, current = found
-            applied = business.apply(
-                StatusCode(current) if current else None, StatusCode(pending.status_code)
+            out_of_order = await move_business_status(
+                conn, recipient_id, current, StatusCode(pending.status_code), now=now
             )
-            out_of_order = applied.out_of_order
-            if not out_of_order:
-                await status_queries.set_business_status(
-                    conn, recipient_id, pending.status_code, now=now
-                )
         await imports.attach_status(
             conn,
             pending,

@@ -34,6 +34,7 @@ from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
 from gateway.store import audit_queries, blobs, message_queries, status_queries
+from gateway.store.visibility import readable_text
 from gateway.usecases import events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
@@ -249,7 +250,7 @@ class _Stored:
 
 def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -> dict[str, Any]:
     """The columns both kinds share. A classified message keeps no readable subject: its
-    content lives only in the sealed package."""
+    content lives only in the sealed package (``message_queries.insert_message…`` see to it)."""
     return {
         "id": stored.message_id,
         "direction": Direction.IN,
@@ -275,7 +276,7 @@ async def _store_document(
         kind="document",
         document_id=header.document_id,
         sender=header.from_.organ_id,
-        subject=None if stored.classification.is_classified else header.subject,
+        subject=header.subject,
         code=str(header.code),
         promulgation_date=header.promulgation.date,
         priority=int(header.other_info.priority),
@@ -355,7 +356,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         kind="status",
         document_id=document_id or "",
         sender=reporter,
-        subject=None if stored.classification.is_classified else status.description,
+        subject=status.description,
         priority=0,
         status_code=status.status_code.value,
         related_message_id=target.message_id if target else None,
@@ -366,7 +367,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         reporter=reporter,
         document_id=document_id,
         code=status.status_code,
-        description=None if stored.classification.is_classified else status.description,
+        description=readable_text(stored.classification, status.description),
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
         status_message_id=stored.message_id,
@@ -415,7 +416,7 @@ async def _keep_unverified_status(
     reporter, document_id = status.from_.organ_id, status.response_for.document_id
     message_id = str(uuid.uuid4())
     key = _status_dedup_key(status)
-    description = None if classification.is_classified else status.description
+    description = readable_text(classification, status.description)
     duplicate = False
     try:
         async with gateway.engine.begin() as conn:

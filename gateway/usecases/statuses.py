@@ -4,13 +4,14 @@ ones received to the right recipient of the right message."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
+from contextlib import ExitStack
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from envelopes import sealing
 from envelopes.building import build_status
 from envelopes.model import (
     Classification,
@@ -28,6 +29,8 @@ from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import route_recipient, strictest
 from gateway.store import blobs, message_queries, status_queries, unit_queries
 from gateway.store.records import UnitRecord
+from gateway.store.visibility import readable_text
+from gateway.usecases.classified_copies import ClassifiedCopies, Spools, no_certificate
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.naming import named_classifications
 from gateway.usecases.packages import current_certificate
@@ -54,7 +57,7 @@ async def enqueue_status(
 ) -> str:
     """Build, sign and queue one status package from a local unit to another unit, inside the
     caller's transaction. Returns the new message id. ``audit_rows``: as for
-    :func:`gateway.store.queries.insert_recipient`.
+    :func:`gateway.store.message_queries.insert_recipient`.
 
     ``classification`` is the related document's: a status about a classified document names it
     (DocumentId, số/ký hiệu), so it travels under that classification — over a secure channel,
@@ -78,19 +81,19 @@ async def enqueue_status(
         signer=gateway.signer(reporter),
     )
     inline = gateway.settings.gateway.inline_blob_bytes
-    own_copy, recipient_copy, held_reason = package, None, None if route.channel else route.reason
+    recipient_copy, held_reason = None, None if route.channel else route.reason
     if classification.is_classified:
-        own_copy = sealing.seal(package, gateway.signer(reporter).certificate)
-        cert = await current_certificate(conn, to, now)
-        if cert is None:
-            held_reason = held_reason or f"no current certificate registered for {to} to seal for"
-        else:
-            recipient_copy = (
-                await blobs.put_bytes(
-                    conn, sealing.seal(package, cert), inline_limit=inline, now=now
-                )
-            ).sha256
-    ref = await blobs.put_bytes(conn, own_copy, inline_limit=inline, now=now)
+        # A status package is small: sealed here, in the caller's transaction.
+        with ExitStack() as stack:
+            sealed = ClassifiedCopies(Spools({to: io.BytesIO(package)}), stack, inline_limit=inline)
+            own_copy = await sealed.store(conn, to, gateway.signer(reporter).certificate, now=now)
+            cert = await current_certificate(conn, to, now)
+            if cert is None:
+                held_reason = held_reason or no_certificate(to)
+            else:
+                recipient_copy = await sealed.store(conn, to, cert, now=now)
+    else:
+        own_copy = (await blobs.put_bytes(conn, package, inline_limit=inline, now=now)).sha256
     message_id = str(uuid.uuid4())
     await message_queries.insert_message(
         conn,
@@ -101,11 +104,11 @@ async def enqueue_status(
         sender=reporter,
         classification=classification.value,
         # A classified document's statuses keep their wording only inside the sealed package.
-        subject=None if classification.is_classified else description,
+        subject=description,
         priority=0,
         status_code=code.value,
         related_message_id=related_message_id,
-        package_sha256=ref.sha256,
+        package_sha256=own_copy,
         client=actor,
         route=route.channel,
         created_at=now,
@@ -130,7 +133,7 @@ async def enqueue_status(
         reporter=reporter,
         document_id=about.document_id,
         status_code=code.value,
-        description=None if classification.is_classified else description,
+        description=readable_text(classification, description),
         reported_at=now,
         recorded_at=now,
         out_of_order=False,
@@ -232,6 +235,23 @@ async def find_status_target(
     return found
 
 
+async def move_business_status(
+    conn: AsyncConnection,
+    recipient_id: int,
+    current: str | None,
+    code: StatusCode,
+    *,
+    now: dt.datetime,
+) -> bool:
+    """Make ``code`` the recipient's current business status (``current`` until now), unless it
+    comes out of order — behind the current one, it is kept in the timeline only. Returns whether
+    it came out of order."""
+    out_of_order = business.apply(StatusCode(current) if current else None, code).out_of_order
+    if not out_of_order:
+        await status_queries.set_business_status(conn, recipient_id, code.value, now=now)
+    return out_of_order
+
+
 async def apply_received_status(
     conn: AsyncConnection,
     target: status_queries.StatusTarget | None,
@@ -251,10 +271,9 @@ async def apply_received_status(
     recipient_id = target.recipient_id if target else None
     out_of_order = False
     if target is not None and recipient_id is not None:
-        current = StatusCode(target.business_status) if target.business_status else None
-        out_of_order = business.apply(current, code).out_of_order
-        if not out_of_order:
-            await status_queries.set_business_status(conn, recipient_id, code.value, now=now)
+        out_of_order = await move_business_status(
+            conn, recipient_id, target.business_status, code, now=now
+        )
     await status_queries.insert_status_event(
         conn,
         direction=Direction.IN,

@@ -56,6 +56,7 @@ from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StaffInfo, StatusCode
 from envelopes.xmltext import check_text, first_unsafe
 from gateway.bootstrap import Gateway
+from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
 from gateway.store import job_queries, message_queries, status_queries
@@ -82,7 +83,6 @@ from gateway.web.auth import (
 from gateway.web.problems import (
     BadRequest,
     PayloadTooLarge,
-    StatusCodeInvalid,
     UnsupportedMediaType,
     problem_middleware,
 )
@@ -102,8 +102,6 @@ IDEMPOTENCY_KEY_MAX = 200
 #: A worker silent for longer than this is presumed dead (it beats every few seconds).
 WORKER_SILENCE = dt.timedelta(seconds=30)
 HEALTH_TIMEOUT_SECONDS = 5.0
-#: 01 (arrived) is sent by docgw itself on intake; the local system sends the others.
-REPLY_CODES = tuple(c.value for c in StatusCode if c is not StatusCode.ARRIVED)
 PACKAGE_TYPES = ("application/xml", "text/xml", "application/octet-stream")
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -247,8 +245,10 @@ async def show_message(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     message_id = request.match_info["id"]
     async with gateway.engine.connect() as conn:
-        message = await message_queries.get_message(conn, message_id)
-        if message is None or not _visible(message, member_unit(principal)):
+        message = await message_queries.get_message(
+            conn, message_id, visible_to_unit=member_unit(principal)
+        )
+        if message is None:
             raise NotFound(f"no message {message_id}")
         history = await message_queries.message_history(conn, message_id)
     return _json({**_detail(message), **history})
@@ -305,8 +305,10 @@ async def reply_status(request: web.Request) -> web.Response:
         # 404 before any state check: a 409 naming the message's direction would tell a member
         # that a message it may not see exists.
         async with gateway.engine.connect() as conn:
-            message = await message_queries.get_message(conn, request.match_info["id"])
-        if message is None or not _visible(message, unit):
+            message = await message_queries.get_message(
+                conn, request.match_info["id"], visible_to_unit=unit
+            )
+        if message is None:
             raise NotFound(f"no document message {request.match_info['id']}")
     ids = await statuses.reply(
         gateway,
@@ -961,15 +963,6 @@ def _json(
     data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.json_response(data, status=status, headers=headers, dumps=_dumps)
-
-
-def _visible(message: MessageRecord, unit: str | None) -> bool:
-    """What MessageFilter.visible_to_unit shows a member: what its unit sent or received."""
-    return (
-        unit is None
-        or message.sender == unit
-        or any(r.unit_code == unit for r in message.recipients)
-    )
 
 
 def _state(message: MessageRecord) -> str | None:

@@ -12,7 +12,7 @@ what it took, and downloads of what arrived (or was sent).
     GET     /api/v1/messages/{id}/package          admin, operator, member*   downloads.package
     GET     /api/v1/messages/{id}/attachments/{n}  admin, operator, member*   downloads.attachment
 
-    * a member sees only its unit's messages (the API's rule, app._visible); a classified
+    * a member sees only its unit's messages (the API's rule, store.visibility); a classified
       message's content goes only to a member of its unit, opened only on a secure-profile
       gateway (downloads.py).
 
@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from envelopes.model import StatusCode
+from gateway.domain.business import RECEIVER_REPLY_CODES, StatusCodeInvalid
 from gateway.store import message_queries
 from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
@@ -40,7 +41,6 @@ from gateway.usecases.errors import Forbidden, NotFound
 from gateway.web.app import (
     API,
     GATEWAY,
-    REPLY_CODES,
     _flag,
     _json,
     _limit,
@@ -49,10 +49,9 @@ from gateway.web.app import (
     _required_text,
     _staff_info,
     _text,
-    _visible,
 )
 from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
-from gateway.web.problems import BadRequest, StatusCodeInvalid
+from gateway.web.problems import BadRequest
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -127,10 +126,9 @@ def _ack_reply(body: dict[str, Any]) -> events.Reply | None:
     value = body.get("reply")
     if value is None:
         return None
-    if not isinstance(value, str) or value not in REPLY_CODES or StatusCode(value).sent_by_sender:
-        receiver_codes = [c for c in REPLY_CODES if not StatusCode(c).sent_by_sender]
+    if not isinstance(value, str) or value not in RECEIVER_REPLY_CODES:
         raise StatusCodeInvalid(
-            f"a receiver's status: one of {', '.join(receiver_codes)}", element="reply"
+            f"a receiver's status: one of {', '.join(RECEIVER_REPLY_CODES)}", element="reply"
         )
     return events.Reply(
         code=StatusCode(value),
@@ -276,8 +274,10 @@ async def _visible_message(request: web.Request) -> MessageRecord:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     message_id = request.match_info["id"]
     async with gateway.reader.connect() as conn:
-        message = await message_queries.get_message(conn, message_id)
-    if message is None or not _visible(message, member_unit(principal)):
+        message = await message_queries.get_message(
+            conn, message_id, visible_to_unit=member_unit(principal)
+        )
+    if message is None:
         raise NotFound(f"no message {message_id}", element="id")
     return message
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from envelopes.model import Classification, StatusCode
+from envelopes.model import Classification
+from gateway.domain.business import RECEIVER_REPLY_CODES, REPLY_CODES
 from gateway.domain.lifecycle import TransportState
 from gateway.usecases.events import EVENT_TYPES
 from gateway.usecases.registry import UNIT_FIELD_SPECS
 
 PROBLEM = "application/problem+json"
-REPLY_CODES = [c.value for c in StatusCode if c is not StatusCode.ARRIVED]
 
 Schema = dict[str, Any]
 
@@ -174,7 +174,7 @@ def _schemas() -> dict[str, Schema]:
         ),
         "StatusReply": _object(
             {
-                "code": {"type": "string", "enum": REPLY_CODES},
+                "code": {"type": "string", "enum": list(REPLY_CODES)},
                 "description": {"type": "string", "description": "Required for 02 and 13."},
                 "staff_info": _ref("StaffInfo"),
             },
@@ -841,11 +841,7 @@ def _integration_paths(page_size: int) -> dict[str, Any]:
                                     "unit": STRING,
                                     "reply": {
                                         "type": "string",
-                                        "enum": [
-                                            c.value
-                                            for c in StatusCode
-                                            if c is not StatusCode.ARRIVED and not c.sent_by_sender
-                                        ],
+                                        "enum": list(RECEIVER_REPLY_CODES),
                                     },
                                     "description": STRING,
                                     "staff_info": {"type": "object"},

@@ -44,12 +44,6 @@ class UnsupportedMediaType(GatewayError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
-class StatusCodeInvalid(GatewayError):
-    """A business status code the local system may not send (01 is sent by docgw itself)."""
-
-    code = "STATUS_CODE_INVALID"
-
-
 #: Codes with a status other than 422. Everything else in the GatewayError tree (METADATA_INVALID,
 #: UNIT_CODE_INVALID, UNKNOWN_UNIT, REASON_REQUIRED, CERT_INVALID, CONFIG_INVALID, XML_*,
 #: PACKAGE_*, ATTACHMENT_INVALID, SIGNATURE_*, SIGNED_*, CERT_*, SEAL_INVALID, UNKNOWN_SENDER,
