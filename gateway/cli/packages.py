@@ -26,7 +26,7 @@ from gateway.cli.common import (
     print_json,
     read_file,
 )
-from gateway.web.app import REPLY_CODES
+from gateway.usecases.statuses import REPLY_CODES
 
 # ------------------------------------------------------------------------------------------ keys
 

@@ -27,11 +27,14 @@ from gateway.domain.routing import route_recipient, strictest
 from gateway.store import blobs, queries
 from gateway.store.records import UnitRecord
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
+from gateway.usecases.messages import visible_to
 from gateway.usecases.naming import named_classifications
 from gateway.usecases.packages import current_certificate
 from gateway.usecases.submit import recipient_entry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+#: The codes the local system may send: 01 (arrived) is sent by docgw itself on intake.
+REPLY_CODES = tuple(c.value for c in StatusCode if c is not StatusCode.ARRIVED)
 
 
 async def enqueue_status(
@@ -171,6 +174,10 @@ async def reply(
     async with gateway.engine.begin() as conn:
         message = await queries.get_message(conn, message_id)
         if message is None or message.kind != "document":
+            raise NotFound(f"no document message {message_id}")
+        if not visible_to(message, member_unit):
+            # 404 before any state check: a 409 naming the message's direction would tell a
+            # member that a message it may not see exists.
             raise NotFound(f"no document message {message_id}")
         about = ResponseFor(
             organ_id=message.sender,

@@ -12,11 +12,11 @@ what it took, and downloads of what arrived (or was sent).
     GET     /api/v1/messages/{id}/package          admin, operator, member*   downloads.package
     GET     /api/v1/messages/{id}/attachments/{n}  admin, operator, member*   downloads.attachment
 
-    * a member sees only its unit's messages (the API's rule, app._visible); a classified
+    * a member sees only its unit's messages (messages.visible_to); a classified
       message's content goes only to a member of its unit, opened only on a secure-profile
       gateway (downloads.py).
 
-Registered by ``app.create_app`` through :func:`add_routes`.
+Its :data:`ROUTES` are added by ``app.create_app``.
 """
 
 from __future__ import annotations
@@ -31,59 +31,44 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from envelopes.model import StatusCode
-from gateway.store import queries
 from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
 from gateway.store.webhooks import Endpoint
-from gateway.usecases import downloads, events, webhooks
-from gateway.usecases.errors import Forbidden, NotFound
-from gateway.web.app import (
+from gateway.usecases import downloads, events, messages, webhooks
+from gateway.usecases.errors import Forbidden
+from gateway.usecases.statuses import REPLY_CODES
+from gateway.web import bodies
+from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
+from gateway.web.common import (
     API,
     GATEWAY,
-    REPLY_CODES,
-    _flag,
-    _json,
-    _limit,
-    _read_object,
-    _reject_unknown_parameters,
-    _required_text,
-    _staff_info,
-    _text,
-    _visible,
+    flag,
+    json_response,
+    limit,
+    reject_unknown_parameters,
 )
-from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
 from gateway.web.problems import BadRequest, StatusCodeInvalid
+from gateway.web.routes import Routes
 
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get(f"{API}/feed", read_feed, name="feed")
-    router.add_post(f"{API}/messages/{{id}}/ack", acknowledge, name="ack")
-    router.add_get(f"{API}/handover", handover, name="handover")
-    router.add_post(f"{API}/webhooks", add_webhook, name="add_webhook")
-    router.add_get(f"{API}/webhooks", list_webhooks, name="webhooks")
-    router.add_delete(f"{API}/webhooks/{{wid}}", remove_webhook, name="remove_webhook")
-    router.add_post(f"{API}/webhooks/{{wid}}/replay", replay_webhook, name="replay_webhook")
-    router.add_get(f"{API}/messages/{{id}}/package", download_package, name="package")
-    router.add_get(
-        f"{API}/messages/{{id}}/attachments/{{n}}", download_attachment, name="attachment"
-    )
+ROUTES = Routes(tag="integration")
 
 
 # ---------------------------------------------------------------------------------------- feed
 
 
+@ROUTES.get(f"{API}/feed", name="feed")
 @allow(EVERYONE)
 async def read_feed(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     query = request.query
-    _reject_unknown_parameters(query, frozenset({"after", "limit"}))
+    reject_unknown_parameters(query, frozenset({"after", "limit"}))
     page = await events.read_feed(
         gateway,
         after=_feed_cursor(query.get("after")),
-        limit=_limit(query, default=gateway.settings.api.page_size),
+        limit=limit(query, default=gateway.settings.api.page_size),
         unit_code=member_unit(principal),
     )
-    return _json(
+    return json_response(
         {"items": [events.event_document(e) for e in page.items], "next_cursor": str(page.cursor)}
     )
 
@@ -96,12 +81,13 @@ def _feed_cursor(value: str | None) -> int:
     return int(value)
 
 
+@ROUTES.post(f"{API}/messages/{{id}}/ack", name="ack")
 @allow(EVERYONE)
 async def acknowledge(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     known = ("unit", "reply", "description", "staff_info")
-    body = await _read_object(request, known) if request.body_exists else {}
-    unit = _text(body, "unit")
+    body = await bodies.read_object(request, known) if request.body_exists else {}
+    unit = bodies.text(body, "unit")
     own = member_unit(principal)
     if own is not None and unit not in (None, own):
         raise Forbidden(f"a member token of {own} acknowledges for {own} only", element="unit")
@@ -113,7 +99,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         unit=unit,
         reply=_ack_reply(body),
     )
-    return _json(
+    return json_response(
         {
             "message_id": request.match_info["id"],
             "taken": [{"unit": t.unit_code, "taken_at": t.taken_at, "now": t.now} for t in taken],
@@ -134,27 +120,28 @@ def _ack_reply(body: dict[str, Any]) -> events.Reply | None:
         )
     return events.Reply(
         code=StatusCode(value),
-        description=_text(body, "description"),
-        staff=_staff_info(body.get("staff_info")),
+        description=bodies.text(body, "description"),
+        staff=bodies.staff_info(body.get("staff_info")),
     )
 
 
+@ROUTES.get(f"{API}/handover", name="handover")
 @allow(EVERYONE)
 async def handover(request: web.Request) -> web.Response:
     """Received documents per local unit: taken (when, by whom) or still waiting."""
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     query = request.query
-    _reject_unknown_parameters(query, frozenset({"waiting", "limit", "cursor"}))
-    limit = _limit(query, default=gateway.settings.api.page_size)
+    reject_unknown_parameters(query, frozenset({"waiting", "limit", "cursor"}))
+    page_size = limit(query, default=gateway.settings.api.page_size)
     found = await events.handed_over(
         gateway,
-        waiting_only=_flag(query, "waiting"),
+        waiting_only=flag(query, "waiting"),
         unit_code=member_unit(principal),
         after=_handover_cursor(query.get("cursor")),
-        limit=limit + 1,
+        limit=page_size + 1,
     )
-    page = found[:limit]
-    return _json(
+    page = found[:page_size]
+    return json_response(
         {
             "items": [
                 {
@@ -168,7 +155,7 @@ async def handover(request: web.Request) -> web.Response:
                 }
                 for w in page
             ],
-            "next_cursor": _encode_handover(page[-1]) if len(found) > limit else None,
+            "next_cursor": _encode_handover(page[-1]) if len(found) > page_size else None,
         }
     )
 
@@ -195,43 +182,47 @@ def _handover_cursor(value: str | None) -> tuple[dt.datetime, str, str] | None:
 # ------------------------------------------------------------------------------------ webhooks
 
 
+@ROUTES.post(f"{API}/webhooks", name="add_webhook")
 @allow(ADMIN)
 async def add_webhook(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    body = await _read_object(request, ("url", "unit"))
+    body = await bodies.read_object(request, ("url", "unit"))
     endpoint, secret = await webhooks.add(
         gateway,
-        url=_required_text(body, "url"),
-        unit_code=_text(body, "unit"),
+        url=bodies.required_text(body, "url"),
+        unit_code=bodies.text(body, "unit"),
         actor=principal.name,
     )
     # The secret is shown this once: the list never shows it.
-    return _json({**webhook_view(endpoint), "secret": secret}, status=201)
+    return json_response({**webhook_view(endpoint), "secret": secret}, status=201)
 
 
+@ROUTES.get(f"{API}/webhooks", name="webhooks")
 @allow(ADMIN)
 async def list_webhooks(request: web.Request) -> web.Response:
-    _reject_unknown_parameters(request.query, frozenset())
+    reject_unknown_parameters(request.query, frozenset())
     found = await webhooks.listing(request.app[GATEWAY])
-    return _json({"items": [webhook_view(e) for e in found]})
+    return json_response({"items": [webhook_view(e) for e in found]})
 
 
+@ROUTES.delete(f"{API}/webhooks/{{wid}}", name="remove_webhook")
 @allow(ADMIN)
 async def remove_webhook(request: web.Request) -> web.Response:
     await webhooks.remove(request.app[GATEWAY], request.match_info["wid"])
     return web.Response(status=204)
 
 
+@ROUTES.post(f"{API}/webhooks/{{wid}}/replay", name="replay_webhook")
 @allow(ADMIN)
 async def replay_webhook(request: web.Request) -> web.Response:
-    body = await _read_object(request, ("after",))
+    body = await bodies.read_object(request, ("after",))
     after = body.get("after")
     if not isinstance(after, str):
         raise BadRequest('a feed cursor (a string; "0": from the start)', element="after")
     await webhooks.replay(
         request.app[GATEWAY], request.match_info["wid"], after=_feed_cursor(after)
     )
-    return _json({"id": request.match_info["wid"], "after": after})
+    return json_response({"id": request.match_info["wid"], "after": after})
 
 
 def webhook_view(endpoint: Endpoint) -> dict[str, Any]:
@@ -255,6 +246,7 @@ def webhook_view(endpoint: Endpoint) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ downloads
 
 
+@ROUTES.get(f"{API}/messages/{{id}}/package", name="package")
 @allow(EVERYONE)
 async def download_package(request: web.Request) -> web.StreamResponse:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
@@ -263,6 +255,7 @@ async def download_package(request: web.Request) -> web.StreamResponse:
     return await _stream(request, found)
 
 
+@ROUTES.get(f"{API}/messages/{{id}}/attachments/{{n}}", name="attachment")
 @allow(EVERYONE)
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
@@ -273,13 +266,9 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
 
 
 async def _visible_message(request: web.Request) -> MessageRecord:
-    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    message_id = request.match_info["id"]
-    async with gateway.reader.connect() as conn:
-        message = await queries.get_message(conn, message_id)
-    if message is None or not _visible(message, member_unit(principal)):
-        raise NotFound(f"no message {message_id}", element="id")
-    return message
+    return await messages.visible_message(
+        request.app[GATEWAY], request.match_info["id"], member_unit=member_unit(request[PRINCIPAL])
+    )
 
 
 def _attachment_number(value: str) -> int:

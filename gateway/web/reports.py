@@ -14,15 +14,17 @@ from gateway.usecases import report_files, reports
 from gateway.usecases.errors import Forbidden
 from gateway.usecases.tokens import Role
 from gateway.web.auth import PRINCIPAL, allow, member_unit
+from gateway.web.common import API, GATEWAY
 from gateway.web.problems import BadRequest
+from gateway.web.routes import Routes
 
+ROUTES = Routes(tag="reports")
 PARAMETERS = frozenset({"period", "unit", "format"})
 
 
+@ROUTES.get(f"{API}/reports/{{kind:monthly|weekly}}", name="report")
 @allow(frozenset({Role.ADMIN, Role.MEMBER}))
 async def report(request: web.Request) -> web.Response:
-    from gateway.web.app import GATEWAY  # app.py imports this module to route to it
-
     gateway: Gateway = request.app[GATEWAY]
     query = request.query
     for name in query:

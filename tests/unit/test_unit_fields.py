@@ -7,7 +7,7 @@ from gateway.cli import build_parser
 from gateway.cli.operations import UNIT_OPTIONS
 from gateway.store.tables import units
 from gateway.usecases import registry
-from gateway.web import app
+from gateway.web import units as app
 
 
 def test_the_api_takes_exactly_the_registry_fields_with_code_and_certificate() -> None:
