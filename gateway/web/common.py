@@ -159,3 +159,13 @@ def json_response(
     data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def limit_parameter() -> dict[str, object]:
+    """``limit``: a page's size (the document's default is ``[api] page_size``)."""
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": f"items per page, 1 to {MAX_PAGE}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Literal
 
 from aiohttp import hdrs, web
 
@@ -17,8 +18,9 @@ from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
 from gateway.usecases import monitoring
 from gateway.web.auth import public
-from gateway.web.common import API, GATEWAY, json_response
-from gateway.web.routes import Routes
+from gateway.web.bodies import Reply, render
+from gateway.web.common import API, GATEWAY
+from gateway.web.routes import Response, Routes
 
 ROUTES = Routes(tag="service")
 
@@ -26,26 +28,57 @@ OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@ROUTES.get(f"{API}/openapi.json", name="openapi")
+class Health(Reply):
+    status: Literal["ok", "degraded"]
+    database: bool
+    workers_alive: int
+    queue_lag_seconds: float | None
+
+
+@ROUTES.get(
+    f"{API}/openapi.json",
+    name="openapi",
+    summary="This document",
+    ok={
+        200: Response(
+            description="OpenAPI 3.1", body={"application/json": {"schema": {"type": "object"}}}
+        )
+    },
+)
 @public
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_JSON], content_type="application/json")
 
 
-@ROUTES.get("/healthz", name="health")
+@ROUTES.get(
+    "/healthz",
+    name="health",
+    summary="Database reachable and a worker heartbeat in the last 30 s",
+    ok={200: Response(description="Healthy", body=Health),
+        503: Response(description="Degraded", body=Health)},
+)  # fmt: skip
 @public
 async def health(request: web.Request) -> web.Response:
     found = await monitoring.health(request.app[GATEWAY])
-    body = {
-        "status": "ok" if found.healthy else "degraded",
-        "database": found.database,
-        "workers_alive": found.workers_alive,
-        "queue_lag_seconds": found.queue_lag_seconds,
-    }
-    return json_response(body, status=200 if found.healthy else 503)
+    body = Health(
+        status="ok" if found.healthy else "degraded",
+        database=found.database,
+        workers_alive=found.workers_alive,
+        queue_lag_seconds=found.queue_lag_seconds,
+    )
+    return render(body, status=200 if found.healthy else 503)
 
 
-@ROUTES.get("/metrics", name="metrics")
+@ROUTES.get(
+    "/metrics",
+    name="metrics",
+    summary="Prometheus metrics (text format 0.0.4)",
+    ok={200: Response(
+        description="docgw_recipients, docgw_oldest_due_age_seconds, docgw_attempts_total, "
+        "docgw_failures_total, docgw_status_events_total, docgw_workers_alive",
+        body={"text/plain": {"schema": {"type": "string"}}},
+    )},
+)  # fmt: skip
 @public
 async def metrics(request: web.Request) -> web.Response:
     found = await monitoring.counters(request.app[GATEWAY])
