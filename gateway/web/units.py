@@ -41,19 +41,6 @@ from gateway.web.routes import (
 
 ROUTES = Routes(tag="units")
 
-#: A unit registration's body: the registry's fields (one definition, registry.UNIT_FIELD_SPECS)
-#: with the code and a certificate.
-UNIT_FIELDS = ("code", *registry.UNIT_FIELDS, "certificate_pem")
-#: How docgw routes to a unit and where it sits: an admin's decision, never a member's.
-ROUTING_FIELDS = registry.ROUTING_FIELDS
-#: Routing fields that are yes/no (JSON booleans); the others are text.
-ROUTING_FLAGS = tuple(spec.name for spec in registry.UNIT_FIELD_SPECS if spec.routing and spec.flag)
-#: Column widths of the units table: an over-long value is a 400 here, not a database error.
-UNIT_FIELD_LENGTHS = {
-    spec.name: spec.max_length for spec in registry.UNIT_FIELD_SPECS if spec.max_length is not None
-}
-
-
 class Unit(Reply):
     code: str
     name: str
