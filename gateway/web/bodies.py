@@ -7,7 +7,7 @@ A refused body keeps docgw's stable codes and element paths, as before the model
   ``element`` the field's path (``staff_info.email``, ``to[0]``);
 - a string with a character XML cannot carry: 422 ``TEXT_INVALID``, naming its path; every
   string of the body is checked, in order, after the top level's unknown keys;
-- a validator may refuse with a problem code of its own (:class:`Refusal`), e.g.
+- a validator may refuse with a problem code of its own (:func:`refusal`), e.g.
   ``STATUS_CODE_INVALID``.
 
 Text fields are stripped, and blank text is null (``OptionalText``); ``RequiredText`` is text

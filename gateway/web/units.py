@@ -41,6 +41,7 @@ from gateway.web.routes import (
 
 ROUTES = Routes(tag="units")
 
+
 class Unit(Reply):
     code: str
     name: str
