@@ -25,7 +25,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, message_queries
 from gateway.store import events as store
 from gateway.store.events import EventRecord, Waiting
-from gateway.usecases.errors import Conflict, NotFound
+from gateway.usecases.errors import Conflict, Forbidden, NotFound
 from gateway.usecases.statuses import enqueue_status
 
 #: A received document's event type by its Bussiness doc type (a revocation or an update of a
@@ -178,6 +178,10 @@ async def acknowledge(
     member: its own unit; staff: ``unit``, or every local recipient). Idempotent. ``reply``: a
     status queued to the sender from each unit that takes it NOW, in the same transaction (a
     repeated ack sends none)."""
+    if member_unit is not None and unit not in (None, member_unit):
+        raise Forbidden(
+            f"a member token of {member_unit} acknowledges for {member_unit} only", element="unit"
+        )
     if reply is not None and reply.code.sent_by_sender:
         raise Conflict(
             f"{reply.code.value} is the sender's status, not a reply to a received document",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
-from gateway.usecases.errors import Conflict, NotFound
+from gateway.usecases.errors import Conflict, Forbidden, NotFound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +180,69 @@ async def register_unit(
             + (f"; certificate {record.subject}" if record else ""),
         )
     return created
+
+
+async def register_from_request(
+    gateway: Gateway,
+    code: str,
+    changes: Mapping[str, Any],
+    *,
+    certificate_pem: str | None,
+    actor: str,
+    member_unit: str | None,
+) -> tuple[bool, UnitDetail]:
+    """A registration as the API takes it: ``changes`` holds the fields of :data:`UNIT_FIELDS`
+    the request names (None clears a text field; a None name keeps the name). A member token
+    (``member_unit``) may register only its own unit and change only its name and certificates.
+    Returns (created, the unit as stored)."""
+    existing = await _existing_unit(gateway, code)
+    unit = merged_unit(changes, code, existing, is_local=code in gateway.signers)
+    if member_unit is not None:
+        check_member_change(member_unit, existing, unit)
+    created = await register_unit(
+        gateway,
+        unit,
+        certificate_pem=certificate_pem,
+        actor=actor,
+        # A new unit is registered whole (is_local as the gateway knows it); an update writes
+        # only what the request names.
+        given=[key for key in UNIT_FIELDS if key in changes] if existing is not None else None,
+    )
+    return created, await get_unit(gateway, code)
+
+
+async def _existing_unit(gateway: Gateway, code: str) -> UnitRecord | None:
+    try:
+        return (await get_unit(gateway, code)).unit
+    except NotFound:
+        return None
+
+
+def merged_unit(
+    changes: Mapping[str, Any], code: str, existing: UnitRecord | None, *, is_local: bool
+) -> UnitRecord:
+    """The unit as it will be: fields the request leaves out keep their current values (an
+    update must not reset is_local or active, which the API does not set, nor anything it does
+    not name). ``allows_tuyet_mat`` is false for a new unit unless given."""
+    routing = {key: changes[key] for key in ROUTING_FIELDS if key in changes}
+    name = changes.get("name")
+    if existing is None:
+        return UnitRecord(code=code, name=name or "", is_local=is_local, **routing)
+    if name is not None:
+        routing["name"] = name
+    return dataclasses.replace(existing, **routing)
+
+
+def check_member_change(member_unit: str, before: UnitRecord | None, after: UnitRecord) -> None:
+    """A member registers only its own unit, and never changes how docgw routes to it."""
+    if after.code != member_unit:
+        raise Forbidden(
+            f"a member token of {member_unit} cannot register {after.code}", element="code"
+        )
+    reference = before or UnitRecord(code=after.code, name="")
+    for field in ROUTING_FIELDS:
+        if getattr(after, field) != getattr(reference, field):
+            raise Forbidden(f"only an admin may set {field}", element=field)
 
 
 async def get_unit(gateway: Gateway, code: str) -> UnitDetail:

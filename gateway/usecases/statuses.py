@@ -174,7 +174,9 @@ async def reply(
     each local recipient unit to the sender), 13 on a sent one (to each of its recipients)."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        message = await message_queries.get_message(conn, message_id)
+        # A member's unit: 404 before any state check (store.visibility): a 409 naming the
+        # message's direction would tell a member that a message it may not see exists.
+        message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
         if message is None or message.kind != "document":
             raise NotFound(f"no document message {message_id}")
         about = ResponseFor(

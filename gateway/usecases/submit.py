@@ -96,8 +96,14 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
     return total
 
 
-async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
-    """Where each recipient's copy would go, and why (nothing is sent or stored)."""
+async def explain_routes(
+    gateway: Gateway, request: DocumentRequest, *, member_unit: str | None = None
+) -> tuple[Route, ...]:
+    """Where each recipient's copy would go, and why (nothing is sent or stored). A member
+    token (``member_unit``) may ask only about its own unit's sends."""
+    sender = request.header.from_.organ_id
+    if member_unit is not None and sender != member_unit:
+        raise Forbidden(f"a member token of {member_unit} cannot route for {sender}")
     async with gateway.engine.connect() as conn:
         classification = await stored_classification(
             conn, request.header, request.business, request.classification

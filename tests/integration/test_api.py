@@ -45,7 +45,8 @@ from gateway.store.tables import (
 )
 from gateway.usecases import delivery, tokens
 from gateway.usecases.statuses import VIETNAM
-from gateway.web.app import create_app, escape_label, render_metrics
+from gateway.web.app import create_app
+from gateway.web.health import escape_label, render_metrics
 
 UPLOAD_LIMIT = 256 * 1024
 API_SETTINGS = f"[api]\nmax_upload_bytes = {UPLOAD_LIMIT}\npage_size = 2\n"
