@@ -61,6 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
+from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
@@ -339,15 +340,20 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
             continue
         jobs: list[tuple[str, float, Job]] = []
         pollable = gateway.pollables.get(name)
-        if pollable is not None and channel.poll_seconds > 0:
+        poll_seconds = channel.poll_seconds if isinstance(channel, PolledChannel) else 0.0
+        if pollable is not None and poll_seconds > 0:
             jobs.append(
                 (
                     f"poll:{name}",
-                    channel.poll_seconds,
+                    poll_seconds,
                     partial(poll_channel, gateway, name, pollable),
                 )
             )
-        if hasattr(connector, "sent_states") and channel.sent_states_seconds > 0:
+        if (
+            hasattr(connector, "sent_states")
+            and isinstance(channel, VxpChannel)
+            and channel.sent_states_seconds > 0
+        ):
             jobs.append(
                 (
                     f"sent_states:{name}",
@@ -355,7 +361,11 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                     partial(refresh_sent_states, gateway, name, connector),  # type: ignore[arg-type]
                 )
             )
-        if hasattr(connector, "agencies") and channel.directory_sync_hours > 0:
+        if (
+            hasattr(connector, "agencies")
+            and isinstance(channel, DirectoryChannel)
+            and channel.directory_sync_hours > 0
+        ):
             jobs.append(
                 (
                     f"directory:{name}",
@@ -363,7 +373,7 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                     partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
                 )
             )
-        if channel.kind == "drop_folder" and channel.root is not None:
+        if isinstance(channel, DropFolderChannel):
             folder = DropFolder(
                 root=gateway.settings.resolve(channel.root),
                 sign_ready_packages=channel.sign_ready_packages,
