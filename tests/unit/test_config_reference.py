@@ -128,7 +128,7 @@ def test_the_generated_tables_follow_the_declarations() -> None:
     assert "| `database.pool_size` | 20 | PostgreSQL connections kept open per process" in text
     assert "| `api.max_upload_bytes` | 512 MiB (536870912) |" in text
     assert "| `channels.NAME.secret` | — (required, no default) | the shared secret" in text
-    assert "| `reports.smtp_password` | \"\" (no default) |" in text
+    assert '| `reports.smtp_password` | "" (no default) |' in text
     stale = settings_reference.rewritten(REFERENCE.read_text().replace("| 8443 |", "| 8444 |"))
     assert "| `secure_inbox.port` | 8443 |" in stale
 

@@ -56,10 +56,8 @@ def test_each_channel_is_the_model_of_its_kind(tmp_path: Path) -> None:
         "dms": DropFolderChannel,
         "lab": FakeChannel,
     }
-    assert [c.kind for c in settings.channels] == ["vxp", "soap", "http_push", "secure"] + [
-        "drop_folder",
-        "fake",
-    ]
+    kinds = [c.kind for c in settings.channels]
+    assert kinds == ["vxp", "soap", "http_push", "secure", "drop_folder", "fake"]
     assert settings.channel("dms").root == Path("dms")
 
 
