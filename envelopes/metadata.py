@@ -140,7 +140,9 @@ def _flag(value: Any) -> bool | None:
 #: of DOMAIN.md §3, which the XSD enforces too) is declared on the field.
 Text = Annotated[str | None, BeforeValidator(lambda v: _text(v, required=False))]
 RequiredText = Annotated[str, BeforeValidator(lambda v: _text(v, required=True))]
-UnitCodeText = Annotated[str, BeforeValidator(_unit_code), Shape("unit code")]
+UnitCodeText = Annotated[
+    str, BeforeValidator(_unit_code), Shape("unit code (strict QCVN 102 or QĐ 20 form)")
+]
 #: A whole number (from 0, declared on the field); a boolean is not one here.
 Whole = Annotated[int | None, BeforeValidator(_whole)]
 IsoDate = Annotated[dt.date | None, BeforeValidator(lambda v: _date(v, required=False))]
@@ -168,7 +170,7 @@ class JsonObject(BaseModel):
 class OrganizationJson(JsonObject):
     model_config = ConfigDict(title="organization")
     organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "OrganId"})
-    """required"""
+    """the unit's code"""
     organization_in_charge: Text = Field(
         None, max_length=200, json_schema_extra={"edxml": "OrganizationInCharge"}
     )
@@ -193,9 +195,9 @@ class OrganizationJson(JsonObject):
 class CodeJson(JsonObject):
     model_config = ConfigDict(title="code")
     number: RequiredText = Field(max_length=11, json_schema_extra={"edxml": "Code/CodeNumber"})
-    """required: số"""
+    """số"""
     notation: RequiredText = Field(max_length=30, json_schema_extra={"edxml": "Code/CodeNotation"})
-    """required: ký hiệu"""
+    """ký hiệu"""
 
 
 class PromulgationJson(JsonObject):
@@ -203,7 +205,7 @@ class PromulgationJson(JsonObject):
     place: Text = Field(None, max_length=50, json_schema_extra={"edxml": "PromulgationInfo/Place"})
     """where it was promulgated"""
     date: RequiredIsoDate = Field(json_schema_extra={"edxml": "PromulgationDate"})
-    """required, not after today (Vietnam time); written `yyyy/MM/dd`"""
+    """not after today (Vietnam time); written `yyyy/MM/dd`"""
 
 
 class DocumentTypeJson(JsonObject):
@@ -211,7 +213,7 @@ class DocumentTypeJson(JsonObject):
     type: Whole = Field(None, ge=0, json_schema_extra={"edxml": "DocumentType/Type"})
     """required"""
     type_name: RequiredText = Field(max_length=100, json_schema_extra={"edxml": "TypeName"})
-    """required (always sent)"""
+    """always sent"""
     type_detail: Whole = Field(None, ge=0, json_schema_extra={"edxml": "TypeDetail"})
     """the type's detail"""
 
@@ -229,7 +231,7 @@ class SignerJson(JsonObject):
 class ResponseForJson(JsonObject):
     model_config = ConfigDict(title="response_for")
     organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "ResponseFor/OrganId"})
-    """required: the unit whose document this answers"""
+    """the unit whose document this answers"""
     code: Text = Field(None, json_schema_extra={"edxml": "ResponseFor/Code"})
     """that document's code"""
     promulgation_date: IsoDate = Field(None, json_schema_extra={"edxml": "PromulgationDate"})
@@ -287,7 +289,7 @@ class StaffInfoJson(JsonObject):
 class ReceiverJson(JsonObject):
     model_config = ConfigDict(title="receiver")
     organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "ReceiverList/Receiver/OrganId"})
-    """required"""
+    """the receiver's unit"""
     receiver_type: Whole = Field(None, ge=0, json_schema_extra={"edxml": "ReceiverType"})
     """the receiver's type"""
 
@@ -307,7 +309,7 @@ class UpdateJson(JsonObject):
 class ReplacementJson(JsonObject):
     model_config = ConfigDict(title="replacement")
     document_id: RequiredText = Field(json_schema_extra={"edxml": "ReplacementInfo/DocumentId"})
-    """required: the document replaced"""
+    """the document replaced"""
     organ_ids: Texts = Field([], json_schema_extra={"edxml": "OrganIdList/OrganId"})
     """the units it was sent to"""
 
@@ -340,19 +342,19 @@ class Metadata(JsonObject):
     classification: Annotated[Classification, BeforeValidator(_classification)] = Field(
         json_schema_extra={"edxml": "—"}
     )
-    """**required**; never written into the package"""
+    """docgw's own field: never written into the package"""
     from_: OrganizationJson = Field(alias="from", json_schema_extra={"edxml": "From"})
-    """required: the sending unit"""
+    """the sending unit"""
     to: Annotated[list[OrganizationJson], REQUIRED_LIST] = Field(json_schema_extra={"edxml": "To"})
     """at least one; each unit once"""
     code: CodeJson = Field(json_schema_extra={"edxml": "Code"})
-    """required: số / ký hiệu"""
+    """số / ký hiệu"""
     promulgation: PromulgationJson = Field(json_schema_extra={"edxml": "PromulgationInfo"})
-    """required"""
+    """where and when it was promulgated"""
     document_type: DocumentTypeJson = Field(json_schema_extra={"edxml": "DocumentType"})
-    """required"""
+    """the kind of document"""
     subject: RequiredText = Field(max_length=500, json_schema_extra={"edxml": "Subject"})
-    """required: trích yếu"""
+    """trích yếu"""
     content: Text = Field(None, max_length=500, json_schema_extra={"edxml": "Content"})
     """nội dung"""
     signer: SignerJson | None = Field(None, json_schema_extra={"edxml": "SignerInfo"})
