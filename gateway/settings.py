@@ -19,6 +19,7 @@ without a default, so the gateway does not start until they are set).
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -575,11 +576,13 @@ class _Environment(PydanticBaseSettingsSource):
         raise NotImplementedError  # __call__ reads the whole environment at once
 
     def __call__(self) -> dict[str, Any]:
+        prefix = self.config["env_prefix"]
+        between = self.config["env_nested_delimiter"]
         raw: dict[str, Any] = {}
         for name, value in self.environ.items():
-            if not name.startswith(ENV_PREFIX):
+            if not name.startswith(prefix):
                 continue
-            keys = name[len(ENV_PREFIX) :].lower().split("__")
+            keys = name[len(prefix) :].lower().split(between)
             target = raw
             for depth, key in enumerate(keys[:-1]):
                 if not _is_table(keys[: depth + 1]):
@@ -595,8 +598,6 @@ class _Environment(PydanticBaseSettingsSource):
 
 def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze."""
-    import os  # only here: the edge of docgw reads the process environment
-
     environment = _Environment(Settings, os.environ if environ is None else environ)
     sources: list[PydanticBaseSettingsSource] = [environment]
     base_dir = Path(".")
