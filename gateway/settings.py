@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -527,9 +528,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only what is passed: the file and the environment are read by :func:`load_settings`,
-        with the environment it is given (tests pass their own)."""
-        return (init_settings,)
+        """What is passed, then the sources :func:`load_settings` is reading (the environment it
+        is given, over the file); ``Settings()`` alone is the defaults."""
+        return (init_settings, *_LOADING.get())
 
     def channel(self, name: str) -> ChannelSettings:
         for channel in self.channels:
@@ -542,6 +543,11 @@ class Settings(BaseSettings):
 
 
 # -------------------------------------------------------------------------------------- loading
+
+
+#: The sources of the load_settings call running in this context (pydantic-settings asks the class
+#: for its sources: this hands it the file and the environment of that one call).
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_LOADING", default=())
 
 
 class _TomlFile(TomlConfigSettingsSource):
@@ -604,10 +610,13 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     if path is not None:
         sources.append(_TomlFile(Settings, toml_file=path))
         base_dir = path.resolve().parent
+    loading = _LOADING.set(tuple(sources))
     try:
-        settings = Settings(_build_sources=((*sources,), {"base_dir": base_dir}))
+        settings = Settings(base_dir=base_dir)
     except ValidationError as exc:
         raise _settings_error(exc, _channel_names(sources)) from None
+    finally:
+        _LOADING.reset(loading)
     check(settings)
     return settings
 
