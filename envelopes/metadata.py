@@ -506,6 +506,8 @@ def _metadata_error(exc: ValidationError) -> GatewayError:
     ctx = error.get("ctx") or {}
     if kind == "metadata":
         message = error["msg"]
+    elif kind in _TYPE_WORDS and error.get("input", "") is None:
+        message = "required"  # null where an object is required: absent, as for a text
     elif kind == "string_too_long":
         message = f"longer than {ctx['max_length']} characters"
     elif kind == "less_than_equal":

@@ -144,6 +144,8 @@ def test_the_field_table_follows_the_declarations() -> None:
         ("code", "7816/VPCP", "must be an object"),
         ("to", {"organ_id": "000.00.00.H41"}, "must be a list"),
         ("to.0.surprise", 1, "unknown field (known: organ_id, organization_in_charge"),
+        ("code", None, "required"),
+        ("subject", None, "required"),
     ],
 )
 def test_each_mistake_says_what_is_wrong(path: str, value: Any, says: str) -> None:
