@@ -2,7 +2,8 @@
 snake_case and ISO dates, checked strictly (this is the sending side) into the model.
 
 The JSON is declared once, as the pydantic models below (:class:`Metadata` and the objects it
-holds): each field's type, rule and docstring. Parsing checks against them, and
+holds): each field's type, rule and description (``Field(description=…)``, not attribute
+docstrings: reading those costs ~70 ms at every import). Parsing checks against them, and
 docs/reference/metadata.md's field table is generated from them (``python -m
 envelopes.metadata_reference``). Rules across fields (the promulgation date, the business type's
 companions, repeated recipients) are checked when the request is built from the parsed JSON.
@@ -162,31 +163,37 @@ REQUIRED_LIST = BeforeValidator(lambda v: _listed(v, required=True))
 class JsonObject(BaseModel):
     """One object of the metadata JSON: unknown keys refused, every value checked by its type."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class OrganizationJson(JsonObject):
     model_config = ConfigDict(title="organization")
-    organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "OrganId"})
-    """the unit's code"""
-    organization_in_charge: Text = Field(
-        None, max_length=200, json_schema_extra={"edxml": "OrganizationInCharge"}
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "OrganId"}, description="the unit's code"
     )
-    """the organization in charge"""
-    organ_name: Text = Field(None, max_length=200, json_schema_extra={"edxml": "OrganName"})
-    """the unit's name"""
-    organ_add: Text = Field(None, max_length=250, json_schema_extra={"edxml": "OrganAdd"})
-    """its address"""
-    email: Text = Field(None, max_length=100, json_schema_extra={"edxml": "Email"})
-    """its e-mail address"""
-    telephone: Text = Field(None, json_schema_extra={"edxml": "Telephone"})
-    """its telephone number"""
-    fax: Text = Field(None, json_schema_extra={"edxml": "Fax"})
-    """its fax number"""
-    website: Text = Field(None, json_schema_extra={"edxml": "Website"})
-    """its website"""
+    organization_in_charge: Text = Field(
+        None,
+        max_length=200,
+        json_schema_extra={"edxml": "OrganizationInCharge"},
+        description="the organization in charge",
+    )
+    organ_name: Text = Field(
+        None,
+        max_length=200,
+        json_schema_extra={"edxml": "OrganName"},
+        description="the unit's name",
+    )
+    organ_add: Text = Field(
+        None, max_length=250, json_schema_extra={"edxml": "OrganAdd"}, description="its address"
+    )
+    email: Text = Field(
+        None, max_length=100, json_schema_extra={"edxml": "Email"}, description="its e-mail address"
+    )
+    telephone: Text = Field(
+        None, json_schema_extra={"edxml": "Telephone"}, description="its telephone number"
+    )
+    fax: Text = Field(None, json_schema_extra={"edxml": "Fax"}, description="its fax number")
+    website: Text = Field(None, json_schema_extra={"edxml": "Website"}, description="its website")
 
     def model(self) -> Organization:
         return Organization(**self.model_dump())
@@ -194,50 +201,73 @@ class OrganizationJson(JsonObject):
 
 class CodeJson(JsonObject):
     model_config = ConfigDict(title="code")
-    number: RequiredText = Field(max_length=11, json_schema_extra={"edxml": "Code/CodeNumber"})
-    """số"""
-    notation: RequiredText = Field(max_length=30, json_schema_extra={"edxml": "Code/CodeNotation"})
-    """ký hiệu"""
+    number: RequiredText = Field(
+        max_length=11, json_schema_extra={"edxml": "Code/CodeNumber"}, description="số"
+    )
+    notation: RequiredText = Field(
+        max_length=30, json_schema_extra={"edxml": "Code/CodeNotation"}, description="ký hiệu"
+    )
 
 
 class PromulgationJson(JsonObject):
     model_config = ConfigDict(title="promulgation")
-    place: Text = Field(None, max_length=50, json_schema_extra={"edxml": "PromulgationInfo/Place"})
-    """where it was promulgated"""
-    date: RequiredIsoDate = Field(json_schema_extra={"edxml": "PromulgationDate"})
-    """not after today (Vietnam time); written `yyyy/MM/dd`"""
+    place: Text = Field(
+        None,
+        max_length=50,
+        json_schema_extra={"edxml": "PromulgationInfo/Place"},
+        description="where it was promulgated",
+    )
+    date: RequiredIsoDate = Field(
+        json_schema_extra={"edxml": "PromulgationDate"},
+        description="not after today (Vietnam time); written `yyyy/MM/dd`",
+    )
 
 
 class DocumentTypeJson(JsonObject):
     model_config = ConfigDict(title="document_type")
-    type: Whole = Field(None, ge=0, json_schema_extra={"edxml": "DocumentType/Type"})
-    """required"""
-    type_name: RequiredText = Field(max_length=100, json_schema_extra={"edxml": "TypeName"})
-    """always sent"""
-    type_detail: Whole = Field(None, ge=0, json_schema_extra={"edxml": "TypeDetail"})
-    """the type's detail"""
+    type: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "DocumentType/Type"}, description="required"
+    )
+    type_name: RequiredText = Field(
+        max_length=100, json_schema_extra={"edxml": "TypeName"}, description="always sent"
+    )
+    type_detail: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "TypeDetail"}, description="the type's detail"
+    )
 
 
 class SignerJson(JsonObject):
     model_config = ConfigDict(title="signer")
-    competence: Text = Field(None, json_schema_extra={"edxml": "SignerInfo/Competence"})
-    """thẩm quyền ký (e.g. "KT. BỘ TRƯỞNG")"""
-    position: Text = Field(None, json_schema_extra={"edxml": "SignerInfo/Position"})
-    """chức vụ"""
-    full_name: Text = Field(None, json_schema_extra={"edxml": "SignerInfo/FullName"})
-    """họ tên"""
+    competence: Text = Field(
+        None,
+        json_schema_extra={"edxml": "SignerInfo/Competence"},
+        description='thẩm quyền ký (e.g. "KT. BỘ TRƯỞNG")',
+    )
+    position: Text = Field(
+        None, json_schema_extra={"edxml": "SignerInfo/Position"}, description="chức vụ"
+    )
+    full_name: Text = Field(
+        None, json_schema_extra={"edxml": "SignerInfo/FullName"}, description="họ tên"
+    )
 
 
 class ResponseForJson(JsonObject):
     model_config = ConfigDict(title="response_for")
-    organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "ResponseFor/OrganId"})
-    """the unit whose document this answers"""
-    code: Text = Field(None, json_schema_extra={"edxml": "ResponseFor/Code"})
-    """that document's code"""
-    promulgation_date: IsoDate = Field(None, json_schema_extra={"edxml": "PromulgationDate"})
-    """that document's date"""
-    document_id: Text = Field(None, json_schema_extra={"edxml": "ResponseFor/DocumentId"})
-    """that document's id"""
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "ResponseFor/OrganId"},
+        description="the unit whose document this answers",
+    )
+    code: Text = Field(
+        None, json_schema_extra={"edxml": "ResponseFor/Code"}, description="that document's code"
+    )
+    promulgation_date: IsoDate = Field(
+        None, json_schema_extra={"edxml": "PromulgationDate"}, description="that document's date"
+    )
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "ResponseFor/DocumentId"},
+        description="that document's id",
+    )
 
     def model(self) -> ResponseFor:
         return ResponseFor(**self.model_dump())
@@ -245,22 +275,34 @@ class ResponseForJson(JsonObject):
 
 class OtherInfoJson(JsonObject):
     model_config = ConfigDict(title="other_info")
-    priority: Whole = Field(None, ge=0, le=4, json_schema_extra={"edxml": "OtherInfo/Priority"})
-    """0 thường, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hỏa tốc hẹn giờ"""
-    sphere_of_promulgation: Text = Field(None, json_schema_extra={"edxml": "SphereOfPromulgation"})
-    """phạm vi ban hành"""
-    typer_notation: Text = Field(None, json_schema_extra={"edxml": "TyperNotation"})
-    """ký hiệu người đánh máy"""
-    promulgation_amount: Whole = Field(
-        None, ge=0, json_schema_extra={"edxml": "PromulgationAmount"}
+    priority: Whole = Field(
+        None,
+        ge=0,
+        le=4,
+        json_schema_extra={"edxml": "OtherInfo/Priority"},
+        description="0 thường, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hỏa tốc hẹn giờ",
     )
-    """số bản phát hành"""
-    page_amount: Whole = Field(None, ge=0, json_schema_extra={"edxml": "PageAmount"})
-    """số trang"""
-    direction: Flag = Field(None, json_schema_extra={"edxml": "Direction"})
-    """written by the official SDK"""
-    appendixes: Texts = Field([], json_schema_extra={"edxml": "Appendixes/Appendix"})
-    """the appendixes' names"""
+    sphere_of_promulgation: Text = Field(
+        None, json_schema_extra={"edxml": "SphereOfPromulgation"}, description="phạm vi ban hành"
+    )
+    typer_notation: Text = Field(
+        None, json_schema_extra={"edxml": "TyperNotation"}, description="ký hiệu người đánh máy"
+    )
+    promulgation_amount: Whole = Field(
+        None,
+        ge=0,
+        json_schema_extra={"edxml": "PromulgationAmount"},
+        description="số bản phát hành",
+    )
+    page_amount: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "PageAmount"}, description="số trang"
+    )
+    direction: Flag = Field(
+        None, json_schema_extra={"edxml": "Direction"}, description="written by the official SDK"
+    )
+    appendixes: Texts = Field(
+        [], json_schema_extra={"edxml": "Appendixes/Appendix"}, description="the appendixes' names"
+    )
 
     def model(self) -> OtherInfo:
         return OtherInfo(
@@ -276,105 +318,157 @@ class OtherInfoJson(JsonObject):
 
 class StaffInfoJson(JsonObject):
     model_config = ConfigDict(title="staff_info")
-    department: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Department"})
-    """phòng ban"""
-    staff: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Staff"})
-    """cán bộ"""
-    mobile: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Mobile"})
-    """điện thoại"""
-    email: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Email"})
-    """e-mail"""
+    department: Text = Field(
+        None, json_schema_extra={"edxml": "StaffInfo/Department"}, description="phòng ban"
+    )
+    staff: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Staff"}, description="cán bộ")
+    mobile: Text = Field(
+        None, json_schema_extra={"edxml": "StaffInfo/Mobile"}, description="điện thoại"
+    )
+    email: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Email"}, description="e-mail")
 
 
 class ReceiverJson(JsonObject):
     model_config = ConfigDict(title="receiver")
-    organ_id: UnitCodeText = Field(json_schema_extra={"edxml": "ReceiverList/Receiver/OrganId"})
-    """the receiver's unit"""
-    receiver_type: Whole = Field(None, ge=0, json_schema_extra={"edxml": "ReceiverType"})
-    """the receiver's type"""
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "ReceiverList/Receiver/OrganId"},
+        description="the receiver's unit",
+    )
+    receiver_type: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "ReceiverType"}, description="the receiver's type"
+    )
 
 
 class UpdateJson(JsonObject):
     model_config = ConfigDict(title="update")
-    document_info: Text = Field(None, json_schema_extra={"edxml": "BussinessDocumentInfo"})
-    """what is updated in the document"""
-    document_receiver: Text = Field(None, json_schema_extra={"edxml": "BussinessDocReceiver"})
-    """what is updated in the receivers"""
-    receivers: Annotated[list[ReceiverJson], OPTIONAL_LIST] = Field(
-        [], json_schema_extra={"edxml": "ReceiverList"}
+    document_info: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocumentInfo"},
+        description="what is updated in the document",
     )
-    """the receivers now"""
+    document_receiver: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocReceiver"},
+        description="what is updated in the receivers",
+    )
+    receivers: Annotated[list[ReceiverJson], OPTIONAL_LIST] = Field(
+        [], json_schema_extra={"edxml": "ReceiverList"}, description="the receivers now"
+    )
 
 
 class ReplacementJson(JsonObject):
     model_config = ConfigDict(title="replacement")
-    document_id: RequiredText = Field(json_schema_extra={"edxml": "ReplacementInfo/DocumentId"})
-    """the document replaced"""
-    organ_ids: Texts = Field([], json_schema_extra={"edxml": "OrganIdList/OrganId"})
-    """the units it was sent to"""
+    document_id: RequiredText = Field(
+        json_schema_extra={"edxml": "ReplacementInfo/DocumentId"},
+        description="the document replaced",
+    )
+    organ_ids: Texts = Field(
+        [],
+        json_schema_extra={"edxml": "OrganIdList/OrganId"},
+        description="the units it was sent to",
+    )
 
 
 class BusinessJson(JsonObject):
     model_config = ConfigDict(title="business")
     doc_type: Whole = Field(
-        None, ge=0, le=3, json_schema_extra={"edxml": "Bussiness/BussinessDocType"}
+        None,
+        ge=0,
+        le=3,
+        json_schema_extra={"edxml": "Bussiness/BussinessDocType"},
+        description="0 new, 1 revoke, 2 update, 3 replace",
     )
-    """0 new, 1 revoke, 2 update, 3 replace"""
-    reason: Text = Field(None, json_schema_extra={"edxml": "BussinessDocReason"})
-    """required when doc_type ≠ 0"""
-    paper: Whole = Field(None, ge=0, le=1, json_schema_extra={"edxml": "Paper"})
-    """1: a paper copy follows"""
-    document_id: Text = Field(None, json_schema_extra={"edxml": "Bussiness/DocumentId"})
-    """the business document's id"""
-    staff_info: StaffInfoJson | None = Field(None, json_schema_extra={"edxml": "StaffInfo"})
-    """who handled it"""
-    update: UpdateJson | None = Field(None, json_schema_extra={"edxml": "BussinessDocumentInfo"})
-    """required for doc_type 2"""
+    reason: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocReason"},
+        description="required when doc_type ≠ 0",
+    )
+    paper: Whole = Field(
+        None,
+        ge=0,
+        le=1,
+        json_schema_extra={"edxml": "Paper"},
+        description="1: a paper copy follows",
+    )
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "Bussiness/DocumentId"},
+        description="the business document's id",
+    )
+    staff_info: StaffInfoJson | None = Field(
+        None, json_schema_extra={"edxml": "StaffInfo"}, description="who handled it"
+    )
+    update: UpdateJson | None = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocumentInfo"},
+        description="required for doc_type 2",
+    )
     replacements: Annotated[list[ReplacementJson], OPTIONAL_LIST] = Field(
-        [], json_schema_extra={"edxml": "ReplacementInfoList"}
+        [],
+        json_schema_extra={"edxml": "ReplacementInfoList"},
+        description="required for doc_type 3",
     )
-    """required for doc_type 3"""
 
 
 class Metadata(JsonObject):
     """The metadata JSON's top level."""
 
     classification: Annotated[Classification, BeforeValidator(_classification)] = Field(
-        json_schema_extra={"edxml": "—"}
+        json_schema_extra={"edxml": "—"},
+        description="docgw's own field: never written into the package",
     )
-    """docgw's own field: never written into the package"""
-    from_: OrganizationJson = Field(alias="from", json_schema_extra={"edxml": "From"})
-    """the sending unit"""
-    to: Annotated[list[OrganizationJson], REQUIRED_LIST] = Field(json_schema_extra={"edxml": "To"})
-    """at least one; each unit once"""
-    code: CodeJson = Field(json_schema_extra={"edxml": "Code"})
-    """số / ký hiệu"""
-    promulgation: PromulgationJson = Field(json_schema_extra={"edxml": "PromulgationInfo"})
-    """where and when it was promulgated"""
-    document_type: DocumentTypeJson = Field(json_schema_extra={"edxml": "DocumentType"})
-    """the kind of document"""
-    subject: RequiredText = Field(max_length=500, json_schema_extra={"edxml": "Subject"})
-    """trích yếu"""
-    content: Text = Field(None, max_length=500, json_schema_extra={"edxml": "Content"})
-    """nội dung"""
-    signer: SignerJson | None = Field(None, json_schema_extra={"edxml": "SignerInfo"})
-    """who signed it"""
-    due_date: IsoDate = Field(None, json_schema_extra={"edxml": "DueDate"})
-    """hạn xử lý"""
-    to_places: Texts = Field([], json_schema_extra={"edxml": "ToPlaces/Place"})
-    """nơi nhận, as written on the document"""
-    other_info: OtherInfoJson | None = Field(None, json_schema_extra={"edxml": "OtherInfo"})
-    """priority, amounts, appendixes"""
-    steering_type: Whole = Field(None, ge=0, le=2, json_schema_extra={"edxml": "SteeringType"})
-    """chỉ đạo điều hành"""
+    from_: OrganizationJson = Field(
+        alias="from", json_schema_extra={"edxml": "From"}, description="the sending unit"
+    )
+    to: Annotated[list[OrganizationJson], REQUIRED_LIST] = Field(
+        json_schema_extra={"edxml": "To"}, description="at least one; each unit once"
+    )
+    code: CodeJson = Field(json_schema_extra={"edxml": "Code"}, description="số / ký hiệu")
+    promulgation: PromulgationJson = Field(
+        json_schema_extra={"edxml": "PromulgationInfo"},
+        description="where and when it was promulgated",
+    )
+    document_type: DocumentTypeJson = Field(
+        json_schema_extra={"edxml": "DocumentType"}, description="the kind of document"
+    )
+    subject: RequiredText = Field(
+        max_length=500, json_schema_extra={"edxml": "Subject"}, description="trích yếu"
+    )
+    content: Text = Field(
+        None, max_length=500, json_schema_extra={"edxml": "Content"}, description="nội dung"
+    )
+    signer: SignerJson | None = Field(
+        None, json_schema_extra={"edxml": "SignerInfo"}, description="who signed it"
+    )
+    due_date: IsoDate = Field(None, json_schema_extra={"edxml": "DueDate"}, description="hạn xử lý")
+    to_places: Texts = Field(
+        [],
+        json_schema_extra={"edxml": "ToPlaces/Place"},
+        description="nơi nhận, as written on the document",
+    )
+    other_info: OtherInfoJson | None = Field(
+        None, json_schema_extra={"edxml": "OtherInfo"}, description="priority, amounts, appendixes"
+    )
+    steering_type: Whole = Field(
+        None,
+        ge=0,
+        le=2,
+        json_schema_extra={"edxml": "SteeringType"},
+        description="chỉ đạo điều hành",
+    )
     response_for: Annotated[list[ResponseForJson], OPTIONAL_LIST] = Field(
-        [], json_schema_extra={"edxml": "ResponseFor"}
+        [], json_schema_extra={"edxml": "ResponseFor"}, description="the documents this one answers"
     )
-    """the documents this one answers"""
-    document_id: Text = Field(None, json_schema_extra={"edxml": "DocumentId"})
-    """null → `<from>,<yyyy/MM/dd>,<number>/<notation>`"""
-    business: BusinessJson | None = Field(None, json_schema_extra={"edxml": "Bussiness"})
-    """the business type and its companions"""
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "DocumentId"},
+        description="null → `<from>,<yyyy/MM/dd>,<number>/<notation>`",
+    )
+    business: BusinessJson | None = Field(
+        None,
+        json_schema_extra={"edxml": "Bussiness"},
+        description="the business type and its companions",
+    )
 
     def request(self, today: dt.date) -> DocumentRequest:
         """The request, with the rules across fields."""

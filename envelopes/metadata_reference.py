@@ -1,5 +1,5 @@
 """docs/reference/metadata.md's field table, generated from the declarations in
-envelopes/metadata.py (each field's type, limits, docstring and edXML element): ``python -m
+envelopes/metadata.py (each field's type, limits, description and edXML element): ``python -m
 envelopes.metadata_reference`` rewrites it in place; ``--check`` only says whether it drifted
 (tests/unit/test_metadata.py fails when it does)."""
 
@@ -33,7 +33,7 @@ def table() -> str:
     for model in OBJECTS:
         prefix = "" if model is Metadata else f"{_title(model)}."
         for name, field in model.model_fields.items():
-            assert field.description, f"{model.__name__}.{name} has no docstring"
+            assert field.description, f"{model.__name__}.{name} has no description"
             extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             rule = "; ".join(part for part in (_limits(field), field.description) if part)
             rows.append(
