@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
+from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
 from gateway.store import job_queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.usecases import archive, backup, webhooks
@@ -301,37 +302,25 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
     """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory;
     per drop folder: pick up, hand over, and clear crash leftovers."""
     configured = {c.name: c for c in gateway.settings.channels}
-    for name, connector in gateway.connectors.items():
+    for name, can in gateway.capabilities.items():
         channel = configured.get(name)
         if channel is None:
             continue
         jobs: list[tuple[str, float, Job]] = []
-        pollable = gateway.pollables.get(name)
-        if pollable is not None and channel.poll_seconds > 0:
+        poll_seconds = channel.poll_seconds if isinstance(channel, PolledChannel) else 0.0
+        if can.pollable is not None and poll_seconds > 0:
             jobs.append(
-                (
-                    f"poll:{name}",
-                    channel.poll_seconds,
-                    partial(poll_channel, gateway, name, pollable),
-                )
+                (f"poll:{name}", poll_seconds, partial(poll_channel, gateway, name, can.pollable))
             )
-        if hasattr(connector, "sent_states") and channel.sent_states_seconds > 0:
-            jobs.append(
-                (
-                    f"sent_states:{name}",
-                    channel.sent_states_seconds,
-                    partial(refresh_sent_states, gateway, name, connector),  # type: ignore[arg-type]
-                )
-            )
-        if hasattr(connector, "agencies") and channel.directory_sync_hours > 0:
-            jobs.append(
-                (
-                    f"directory:{name}",
-                    channel.directory_sync_hours * 3600,
-                    partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
-                )
-            )
-        if channel.kind == "drop_folder" and channel.root is not None:
+        states = channel.sent_states_seconds if isinstance(channel, VxpChannel) else 0.0
+        if can.sent_states is not None and states > 0:
+            refresh = partial(refresh_sent_states, gateway, name, can.sent_states)
+            jobs.append((f"sent_states:{name}", states, refresh))
+        sync_hours = channel.directory_sync_hours if isinstance(channel, DirectoryChannel) else 0.0
+        if can.directory is not None and sync_hours > 0:
+            sync = partial(sync_directory, gateway, name, can.directory, can.qd20)
+            jobs.append((f"directory:{name}", sync_hours * 3600, sync))
+        if isinstance(channel, DropFolderChannel):
             folder = DropFolder(
                 root=gateway.settings.resolve(channel.root),
                 sign_ready_packages=channel.sign_ready_packages,

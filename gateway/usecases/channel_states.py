@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Protocol
 
-from connectors.base import ConnectorError, RecipientState
+from connectors.base import ConnectorError, SentStates
 from gateway.bootstrap import Gateway
 from gateway.store import job_queries
-
-
-class SentStates(Protocol):
-    async def sent_states(self, doc_id: str) -> list[RecipientState]: ...
 
 
 async def refresh_sent_states(

@@ -26,24 +26,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from connectors.base import DirectoryEntry
+from connectors.base import DirectoryEntry, DirectorySource, Qd20Source
 from envelopes.unit_codes import parse_lenient
 from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
 from gateway.store.records import UnitRecord
-
-
-class DirectorySource(Protocol):
-    async def agencies(self) -> list[DirectoryEntry]: ...
-
-
-@runtime_checkable
-class Qd20Source(Protocol):
-    """A directory that also lists the Decision 20 codes (the national axis)."""
-
-    async def agencies_qd20(self) -> list[DirectoryEntry]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +44,14 @@ class SyncReport:
     with_qd20: int = 0
 
 
-async def sync_directory(gateway: Gateway, channel: str, source: DirectorySource) -> SyncReport:
+async def sync_directory(
+    gateway: Gateway, channel: str, source: DirectorySource, qd20: Qd20Source | None = None
+) -> SyncReport:
+    """Store ``source``'s directory; with ``qd20`` (the same axis, where it lists them: the
+    wiring says so, gateway.bootstrap.Capabilities) each unit's Decision 20 code too."""
     entries = await source.agencies()
-    if isinstance(source, Qd20Source):
-        entries = with_qd20_codes(entries, await source.agencies_qd20())
+    if qd20 is not None:
+        entries = with_qd20_codes(entries, await qd20.agencies_qd20())
     return await store_directory(gateway, channel, entries)
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.base import DirectoryEntry, PeerUnavailable
+from connectors.base import DirectoryEntry, PeerUnavailable, Qd20Source
 from connectors.simulators.axis import AxisFaults, AxisState, generate_directory, running_axis
 from connectors.vxp import VxpConnector
 from envelopes.unit_codes import parse_lenient
 from gateway.store import unit_queries
-from gateway.usecases.directory import Qd20Source, sync_directory, with_qd20_codes
+from gateway.usecases.directory import sync_directory, with_qd20_codes
 
 SYSTEM, SECRET, UNIT = "docgw-test", b"directory-secret", "000.00.00.G22"
 AGENCIES = 3000
@@ -46,7 +46,7 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
                 name="axis", endpoint=url, system_id=SYSTEM, secret=SECRET, session=session
             )
             assert isinstance(axis, Qd20Source)
-            report = await sync_directory(gateway, "axis", axis)
+            report = await sync_directory(gateway, "axis", axis, qd20=axis)
             assert report.listed == AGENCIES
             assert report.with_qd20 == AGENCIES
             assert state.counters["requests"] == 2  # getAgenciesList, getAgenciesListQD20
@@ -77,7 +77,7 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
 
             state.record_bytes = busy_for_qd20
             with pytest.raises(PeerUnavailable):
-                await sync_directory(gateway, "axis", single)
+                await sync_directory(gateway, "axis", single, qd20=single)
             async with gateway.engine.connect() as conn:
                 kept = await unit_queries.get_unit(conn, sample[0].code)
             assert kept is not None and kept.code_qd20 == sample[0].code_qd20 and kept.active

@@ -4,7 +4,6 @@ package as stored and an attachment decoded from it, with the member and classif
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import urllib.parse
@@ -197,9 +196,8 @@ def test_a_received_document_is_downloaded_by_its_unit(
 
 
 def secure_profile(gateway: Gateway) -> None:
-    gateway.settings = dataclasses.replace(
-        gateway.settings,
-        gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+    gateway.settings = gateway.settings.model_copy(
+        update={"gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})}
     )
 
 
