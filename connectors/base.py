@@ -132,6 +132,16 @@ class DirectoryEntry:
     old_code: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class UnitChange:
+    """One entry of a directory's change feed (getSynchronizeUnit): an agency created, changed or
+    deleted since a moment."""
+
+    entry: DirectoryEntry
+    deleted: bool = False
+    changed_at: str | None = None
+
+
 # ------------------------------------------------------------------- classified defence in depth
 
 

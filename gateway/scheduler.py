@@ -67,7 +67,7 @@ from gateway.store.tables import UtcDateTime
 from gateway.usecases import archive, backup, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
-from gateway.usecases.directory import sync_directory
+from gateway.usecases.directory import sync_channel
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
 from gateway.usecases.report_files import produce_due_reports
@@ -360,7 +360,7 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
                 (
                     f"directory:{name}",
                     channel.directory_sync_hours * 3600,
-                    partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
+                    partial(sync_channel, gateway, name),
                 )
             )
         if channel.kind == "drop_folder" and channel.root is not None:

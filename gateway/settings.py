@@ -153,6 +153,9 @@ class ChannelSettings:
     sent_states_seconds: float = 300.0
     #: vxp, soap: how often to re-sync the directory into the unit registry (0 = never).
     directory_sync_hours: float = 0.0
+    #: vxp: between syncs of the whole listing, ask only for the changes (getSynchronizeUnit);
+    #: the whole listing again when the last one is this old (0 = always the whole listing).
+    directory_full_sync_hours: float = 24.0
     #: fake: fraction of sends that fail with a transport error / time out after commit.
     fail_rate: float = 0.0
     timeout_rate: float = 0.0

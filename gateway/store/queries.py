@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.domain.text_search import LIKE_ESCAPE, code_prefix_pattern, fold, like_pattern
 from gateway.store import audit_chain
 from gateway.store import events as feed_events
-from gateway.store.database import insert_or_ignore, upsert_insert
+from gateway.store.database import insert_or_ignore
 from gateway.store.direct import Statement
 from gateway.store.records import (
     CertificateRecord,
@@ -118,6 +119,7 @@ def _unit(row: Any) -> UnitRecord:
         allows_tuyet_mat=row.allows_tuyet_mat,
         is_local=row.is_local,
         active=row.active,
+        replaced_by=row.replaced_by,
     )
 
 
@@ -133,6 +135,7 @@ async def upsert_unit(
     changed meanwhile — as it is. A new unit is inserted whole."""
     values = {
         "name": unit.name,
+        "name_folded": fold(unit.name),
         "code_qd20": unit.code_qd20,
         "parent_code": unit.parent_code,
         "channel": unit.channel,
@@ -145,6 +148,8 @@ async def upsert_unit(
     changes = values
     if only is not None:
         wanted = {*only, "updated_at"}
+        if "name" in wanted:
+            wanted.add("name_folded")
         if not wanted <= values.keys():
             raise ValueError(f"not unit columns: {sorted(wanted - values.keys())}")
         changes = {name: value for name, value in values.items() if name in wanted}
@@ -177,12 +182,27 @@ async def get_units(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, Un
 
 
 async def list_units(
-    conn: AsyncConnection, *, text: str | None, after: str | None, limit: int
+    conn: AsyncConnection,
+    *,
+    text: str | None,
+    after: str | None,
+    limit: int,
+    parent: str | None = None,
 ) -> list[UnitRecord]:
+    """Units by code. ``text``: a code that starts with it (any case) or a name that holds it,
+    accents and case aside (``lao cai`` finds ``Lào Cai``); ``parent``: that unit's children."""
     query = sa.select(units).order_by(units.c.code).limit(limit)
     if text:
-        like = f"%{text}%"
-        query = query.where(sa.or_(units.c.code.ilike(like), units.c.name.ilike(like)))
+        prefix = code_prefix_pattern(text)
+        query = query.where(
+            sa.or_(
+                units.c.code.ilike(prefix, escape=LIKE_ESCAPE),
+                units.c.code_qd20.ilike(prefix, escape=LIKE_ESCAPE),
+                units.c.name_folded.like(like_pattern(text), escape=LIKE_ESCAPE),
+            )
+        )
+    if parent:
+        query = query.where(units.c.parent_code == parent)
     if after:
         query = query.where(units.c.code > after)
     return [_unit(row) for row in (await conn.execute(query)).all()]
@@ -1152,68 +1172,6 @@ async def status_event_counts(conn: AsyncConnection) -> list[tuple[str, str, int
         )
     ).all()
     return [(row[0], row[1], int(row[2])) for row in rows]
-
-
-# -------------------------------------------------------------------------------- directory
-
-
-async def upsert_directory(
-    conn: AsyncConnection,
-    entries: Sequence[UnitRecord],
-    *,
-    channel: str,
-    now: dt.datetime,
-    chunk: int = 2000,
-) -> None:
-    """Bulk insert-or-update of a channel's directory (≈120,000 agencies nationally). Names,
-    parents and QĐ 20 codes follow the directory; a unit's channel, secure endpoint and local
-    flag are the registry's own and are kept."""
-    insert = upsert_insert(conn)
-    statement: Any = insert(units)
-    statement = statement.on_conflict_do_update(
-        index_elements=[units.c.code],
-        set_={
-            "name": statement.excluded.name,
-            "parent_code": statement.excluded.parent_code,
-            "code_qd20": statement.excluded.code_qd20,
-            "active": True,
-            "updated_at": now,
-        },
-    )
-    for start in range(0, len(entries), chunk):
-        rows = [
-            {
-                "code": e.code,
-                "name": e.name,
-                "parent_code": e.parent_code,
-                "code_qd20": e.code_qd20,
-                "channel": channel,
-                "is_local": False,
-                "active": True,
-                "allows_tuyet_mat": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for e in entries[start : start + chunk]
-        ]
-        await conn.execute(statement, rows)  # executemany: one compiled statement, batched
-
-
-async def deactivate_missing(
-    conn: AsyncConnection, *, channel: str, synced_before: dt.datetime
-) -> int:
-    """Units of this channel's directory that the last sync did not list: closed or merged."""
-    result = await conn.execute(
-        units.update()
-        .where(
-            units.c.channel == channel,
-            units.c.is_local.is_(False),
-            units.c.active.is_(True),
-            units.c.updated_at < synced_before,
-        )
-        .values(active=False)
-    )
-    return int(result.rowcount or 0)
 
 
 # --------------------------------------------------------------------------- channel states

@@ -50,6 +50,8 @@ units = sa.Table(
     sa.Column("code", sa.String(35), primary_key=True),
     sa.Column("code_qd20", sa.String(35), nullable=True),
     sa.Column("name", sa.String(300), nullable=False),
+    #: ``name`` as search compares it (gateway.domain.text_search.fold), kept beside it.
+    sa.Column("name_folded", sa.String(300), nullable=True),
     sa.Column("parent_code", sa.String(35), nullable=True),
     #: The channel documents for this unit go through (a name from the config), or NULL.
     sa.Column("channel", sa.String(64), nullable=True),
@@ -59,8 +61,11 @@ units = sa.Table(
     sa.Column("allows_tuyet_mat", sa.Boolean, nullable=False, default=False),
     sa.Column("is_local", sa.Boolean, nullable=False, default=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
+    #: The code this one was merged into (the directory listed it as the new code's oldCode).
+    sa.Column("replaced_by", sa.String(35), nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_units_parent_code", "parent_code"),
 )
 
 unit_certificates = sa.Table(
@@ -353,4 +358,25 @@ archive_items = sa.Table(
     sa.Column("legal_hold", sa.Boolean, nullable=False, default=False),
     sa.Column("hold_reason", sa.Text, nullable=True),
     sa.Column("purged_at", TS, nullable=True),
+)
+
+
+#: One directory sync of one channel: what it asked (a full listing, or the changes since a
+#: moment) and what changed in the registry, counted, with a sample of each kind of change.
+directory_syncs = sa.Table(
+    "directory_syncs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    #: full | incremental
+    sa.Column("mode", sa.String(12), nullable=False),
+    #: incremental: the moment the changes were asked from.
+    sa.Column("since", TS, nullable=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=False),
+    sa.Column("listed", sa.Integer, nullable=False),
+    #: {"added": n, "renamed": n, …} and {"added": [{"code": …}, …], …} (the first of each kind).
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Index("ix_directory_syncs_channel", "channel", "id"),
 )

@@ -191,10 +191,17 @@ async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
 
 
 async def list_units(
-    gateway: Gateway, *, text: str | None = None, after: str | None = None, limit: int = 100
+    gateway: Gateway,
+    *,
+    text: str | None = None,
+    parent: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
 ) -> list[UnitRecord]:
+    """Units by code; ``text`` finds codes by prefix and names accents and case aside,
+    ``parent`` lists one unit's children (the registry as a tree)."""
     async with gateway.engine.connect() as conn:
-        return await queries.list_units(conn, text=text, after=after, limit=limit)
+        return await queries.list_units(conn, text=text, parent=parent, after=after, limit=limit)
 
 
 async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:

@@ -13,6 +13,8 @@
     GET     /api/v1/units                      admin, operator, member    registry.list_units
     POST    /api/v1/units                      admin, member*             registry.register_unit
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
+    GET     /api/v1/directory/syncs            admin, operator            directory.list_syncs
+    POST    /api/v1/directory/syncs            admin                      directory.sync_channel
     GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
     GET     /healthz                           (no token)                 queries.live_workers, …
@@ -66,6 +68,7 @@ from gateway.usecases.packages import opener, spool
 from gateway.usecases.registry import UnitDetail
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
+from gateway.web import directory as directory_api
 from gateway.web import openapi
 from gateway.web import reports as reports_api
 from gateway.web.auth import (
@@ -153,6 +156,8 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/units", list_units, name="units")
     router.add_post(f"{API}/units", register_unit, name="register_unit")
     router.add_get(f"{API}/units/{{code}}", show_unit, name="unit")
+    router.add_get(f"{API}/directory/syncs", directory_api.list_syncs, name="directory_syncs")
+    router.add_post(f"{API}/directory/syncs", directory_api.sync_now, name="directory_sync")
     router.add_get(f"{API}/reports/{{kind:monthly|weekly}}", reports_api.report, name="report")
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     router.add_get("/healthz", health, name="health")
@@ -351,10 +356,14 @@ async def receive_package(request: web.Request) -> web.Response:
 async def list_units(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     query = request.query
-    _reject_unknown_parameters(query, frozenset({"q", "after", "limit"}))
+    _reject_unknown_parameters(query, frozenset({"q", "parent", "after", "limit"}))
     limit = _limit(query, default=gateway.settings.api.page_size)
     found = await registry.list_units(
-        gateway, text=query.get("q") or None, after=query.get("after") or None, limit=limit + 1
+        gateway,
+        text=query.get("q") or None,
+        parent=query.get("parent") or None,
+        after=query.get("after") or None,
+        limit=limit + 1,
     )
     page = found[:limit]
     return _json(

@@ -203,6 +203,7 @@ def _schemas() -> dict[str, Schema]:
                 "allows_tuyet_mat": BOOLEAN,
                 "is_local": BOOLEAN,
                 "active": BOOLEAN,
+                "replaced_by": {**OPT_STRING, "description": "closed by a merger into this code"},
             },
             ("code", "name"),
         ),
@@ -221,6 +222,40 @@ def _schemas() -> dict[str, Schema]:
                 _object({"certificates": _array(_ref("Certificate"))}, ("certificates",)),
             ]
         },
+        "DirectorySyncRequest": _object(
+            {"channel": STRING, "full": {**BOOLEAN, "description": "read the whole listing"}},
+            ("channel",),
+        ),
+        "DirectorySync": _object(
+            {
+                "id": INTEGER,
+                "channel": STRING,
+                "mode": {"type": "string", "enum": ["full", "incremental"]},
+                "since": OPT_DATETIME,
+                "listed": INTEGER,
+                "nonconforming": INTEGER,
+                "with_qd20": INTEGER,
+                "counts": {"type": "object", "additionalProperties": INTEGER},
+                "changes": {"type": "object"},
+                "stranded": {"type": "object", "additionalProperties": INTEGER},
+            },
+            ("id", "channel", "mode", "listed", "counts", "changes"),
+        ),
+        "DirectorySyncRun": _object(
+            {
+                "id": INTEGER,
+                "channel": STRING,
+                "mode": STRING,
+                "since": OPT_DATETIME,
+                "started_at": DATETIME,
+                "finished_at": DATETIME,
+                "listed": INTEGER,
+                "counts": {"type": "object", "additionalProperties": INTEGER},
+                "changes": {"type": "object"},
+            },
+            ("id", "channel", "mode", "started_at", "listed", "counts", "changes"),
+        ),
+        "DirectorySyncList": _object({"items": _array(_ref("DirectorySyncRun"))}, ("items",)),
         "UnitList": _object(
             {"items": _array(_ref("Unit")), "next_after": OPT_STRING}, ("items", "next_after")
         ),
@@ -544,7 +579,12 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                 {**_ok("UnitList", "One page"), **_errors("BadRequest")},
                 tag="units",
                 parameters=[
-                    _query("q", "in the code or name"),
+                    _query(
+                        "q",
+                        "a code prefix, or words of the name (accents and case aside: "
+                        "lao cai finds Lào Cai)",
+                    ),
+                    _query("parent", "only this unit's children (the registry as a tree)"),
                     _query("after", "next_after of the previous page"),
                     limit,
                 ],
@@ -571,6 +611,28 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                 tag="units",
                 parameters=[{"$ref": "#/components/parameters/UnitCode"}],
             )
+        },
+        "/api/v1/directory/syncs": {
+            "get": _operation(
+                "listDirectorySyncs",
+                "The latest directory syncs, newest first, with what each changed",
+                "admin, operator",
+                {**_ok("DirectorySyncList", "The syncs"), **_errors("Forbidden")},
+                tag="units",
+                parameters=[_query("channel", "only this channel's syncs"), limit],
+            ),
+            "post": _operation(
+                "syncDirectory",
+                "Sync a channel's national directory now (the changes since the last sync, "
+                "or the whole listing)",
+                "admin",
+                {
+                    **_ok("DirectorySync", "Synced", "201"),
+                    **_errors("Forbidden", "Unprocessable"),
+                },
+                tag="units",
+                body=_json_body("DirectorySyncRequest"),
+            ),
         },
         "/api/v1/reports/{kind}": {"get": _report_operation()},
         "/api/v1/openapi.json": {
