@@ -151,7 +151,15 @@ def with_qd20_codes(
     for entry in entries:
         other = by_code.pop(entry.code, None)
         if other is not None and entry.code_qd20 is None:
-            entry = dataclasses.replace(entry, code_qd20=other.code_qd20)
+            # Built, not dataclasses.replace()d: this runs for each of 120,000 agencies.
+            entry = DirectoryEntry(
+                code=entry.code,
+                name=entry.name,
+                parent_code=entry.parent_code,
+                code_qd20=other.code_qd20,
+                email=entry.email,
+                old_code=entry.old_code,
+            )
         merged.append(entry)
     merged.extend(by_code.values())
     return merged
