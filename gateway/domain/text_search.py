@@ -27,10 +27,11 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def like_pattern(text: str) -> str:
-    """A ``LIKE`` pattern finding the folded ``text`` anywhere in a folded column, its wildcards
-    taken literally."""
-    return f"%{_literal(fold(text))}%"
+def like_patterns(text: str) -> list[str]:
+    """``LIKE`` patterns, one per word of the folded ``text``: a folded column matching all of
+    them holds every word, in any order (``noi vu dien bien`` finds ``Sở Nội vụ tỉnh Điện
+    Biên``); wildcards typed are taken literally."""
+    return [f"%{_literal(word)}%" for word in fold(text).split()]
 
 
 def code_prefix_pattern(text: str) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
-from gateway.domain.text_search import LIKE_ESCAPE, code_prefix_pattern, fold, like_pattern
+from gateway.domain.text_search import LIKE_ESCAPE, code_prefix_pattern, fold, like_patterns
 from gateway.store import audit_chain
 from gateway.store import events as feed_events
 from gateway.store.database import insert_or_ignore
@@ -189,18 +189,22 @@ async def list_units(
     limit: int,
     parent: str | None = None,
 ) -> list[UnitRecord]:
-    """Units by code. ``text``: a code that starts with it (any case) or a name that holds it,
-    accents and case aside (``lao cai`` finds ``Lào Cai``); ``parent``: that unit's children."""
+    """Units by code. ``text``: a code that starts with it (any case) or a name that holds each
+    of its words, accents and case aside (``lao cai`` finds ``Lào Cai``); ``parent``: that
+    unit's children."""
     query = sa.select(units).order_by(units.c.code).limit(limit)
-    if text:
+    if text and text.strip():
         prefix = code_prefix_pattern(text)
-        query = query.where(
-            sa.or_(
-                units.c.code.ilike(prefix, escape=LIKE_ESCAPE),
-                units.c.code_qd20.ilike(prefix, escape=LIKE_ESCAPE),
-                units.c.name_folded.like(like_pattern(text), escape=LIKE_ESCAPE),
+        matches = [
+            units.c.code.ilike(prefix, escape=LIKE_ESCAPE),
+            units.c.code_qd20.ilike(prefix, escape=LIKE_ESCAPE),
+        ]
+        words = like_patterns(text)  # none when the text is only marks
+        if words:
+            matches.append(
+                sa.and_(*(units.c.name_folded.like(word, escape=LIKE_ESCAPE) for word in words))
             )
-        )
+        query = query.where(sa.or_(*matches))
     if parent:
         query = query.where(units.c.parent_code == parent)
     if after:

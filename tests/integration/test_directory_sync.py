@@ -155,3 +155,28 @@ def test_a_full_listing_that_drops_units_closes_only_this_channels_directory(
             assert UNIT not in closed_codes
 
     asyncio.run(scenario())
+
+
+def test_units_registered_by_hand_are_found_without_accents(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            from gateway.store.records import UnitRecord
+
+            unit = UnitRecord(code="000.00.12.H29", name="Sở Nội vụ tỉnh Điện Biên")
+            await registry.register_unit(gateway, unit, certificate_pem=None, actor="test")
+            assert [u.code for u in await registry.list_units(gateway, text="so noi vu dien")]
+            # Renamed: the folded name follows (an update names only the name).
+            renamed = UnitRecord(code=unit.code, name="Sở Nội vụ và Lao động Điện Biên")
+            await registry.register_unit(
+                gateway, renamed, certificate_pem=None, actor="test", given=("name",)
+            )
+            assert not await registry.list_units(gateway, text="noi vu tinh")
+            found = await registry.list_units(gateway, text="LAO ĐỘNG")
+            assert [u.code for u in found] == [unit.code]
+            await registry.import_csv(
+                gateway, "code,name\n000.00.13.H29,Trung tâm Lưu trữ Ước Lễ\n", actor="test"
+            )
+            found = await registry.list_units(gateway, text="uoc le")
+            assert [u.code for u in found] == ["000.00.13.H29"]
+
+    asyncio.run(scenario())
