@@ -99,9 +99,9 @@ def test_the_api_syncs_and_searches(make_gateway: Any) -> None:
 
     async def scenario() -> None:
         async with running_axis(state) as url:
-            from connectors.vxp import VxpConnector
-
             import aiohttp
+
+            from connectors.vxp import VxpConnector
 
             async with aiohttp.ClientSession() as session:
                 axis = VxpConnector(
@@ -147,9 +147,7 @@ def test_the_api_syncs_and_searches(make_gateway: Any) -> None:
                     )
                     assert answer.status == 400 and (await answer.json())["element"] == "chanel"
 
-                    runs = await (
-                        await client.get("/api/v1/directory/syncs", headers=admin)
-                    ).json()
+                    runs = await (await client.get("/api/v1/directory/syncs", headers=admin)).json()
                     assert [r["id"] for r in runs["items"]] == [synced["id"]]
 
                     name = province.name  # e.g. "UBND tỉnh An Giang"
@@ -164,8 +162,6 @@ def test_the_api_syncs_and_searches(make_gateway: Any) -> None:
                         "/api/v1/units", params={"parent": province.code}, headers=member
                     )
                     children = {u["code"] for u in (await answer.json())["items"]}
-                    assert children == {
-                        a.code for a in agencies if a.parent_code == province.code
-                    }
+                    assert children == {a.code for a in agencies if a.parent_code == province.code}
 
     asyncio.run(scenario())
