@@ -6,17 +6,38 @@ compare with a plain ``LIKE`` (SQLite has no ``unaccent``)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-#: đ/Đ are letters of their own, not d with a combining mark: NFD leaves them as they are.
-_LETTERS = str.maketrans({"đ": "d", "Đ": "d"})
+#: The combining diacritical marks block: every Vietnamese tone and vowel mark, decomposed.
+_MARKS = re.compile("[\u0300-\u036f]+")
+
+
+def _bare(letter: str) -> str:
+    return _MARKS.sub("", unicodedata.normalize("NFD", letter))
+
+
+#: Each precomposed Latin letter (Vietnamese's among them: U+00C0–U+024F, U+1E00–U+1EFF) to its
+#: bare letter, so that folding is one ``str.translate`` pass (a directory sync folds 120,000
+#: names). đ/Đ are letters of their own, not d with a mark: NFD leaves them, this maps them.
+_BARE = str.maketrans(
+    {
+        chr(point): _bare(chr(point))
+        for block in (range(0xC0, 0x250), range(0x1E00, 0x1F00))
+        for point in block
+        if _bare(chr(point)) != chr(point)
+    }
+    | {"đ": "d", "Đ": "D"}
+)
 
 
 def fold(text: str) -> str:
     """``text`` as search compares it: no diacritics, đ as d, case folded, spaces collapsed."""
-    decomposed = unicodedata.normalize("NFD", text.translate(_LETTERS))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(bare.casefold().split())
+    if not text.isascii():
+        text = text.translate(_BARE)
+        if not text.isascii():  # marks typed apart (decomposed input), or another script
+            text = _bare(text)
+    return " ".join(text.casefold().split())
 
 
 #: The escape character of the ``LIKE`` patterns below (pass it as ``escape=``).
