@@ -195,7 +195,7 @@ async def list_units(
     query = sa.select(units).order_by(units.c.code).limit(limit)
     if text and text.strip():
         prefix = code_prefix_pattern(text)
-        matches = [
+        matches: list[sa.ColumnElement[bool]] = [
             units.c.code.ilike(prefix, escape=LIKE_ESCAPE),
             units.c.code_qd20.ilike(prefix, escape=LIKE_ESCAPE),
         ]
