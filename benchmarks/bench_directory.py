@@ -94,6 +94,9 @@ async def run(count: int, url: str, work: Path) -> list[tuple[str, int, float]]:
                 for a in agencies
             ]  # fmt: skip
             rows.append(("reference: bare bulk insert", len(bare), await reference(gateway, bare)))
+            # The simulator (in this process) serialises a listing once: not docgw's time.
+            await axis.agencies()
+            await axis.agencies_qd20()
             for label in ("full sync, a new registry", "full sync, nothing changed"):
                 started = time.perf_counter()
                 report = await directory.sync_channel(gateway, "axis", full=True)
