@@ -156,6 +156,8 @@ class ChannelSettings:
     #: vxp: between syncs of the whole listing, ask only for the changes (getSynchronizeUnit);
     #: the whole listing again when the last one is this old (0 = always the whole listing).
     directory_full_sync_hours: float = 24.0
+    #: vxp: register a unit at the axis (registerAgency) when an admin approves its request.
+    register_units: bool = False
     #: fake: fraction of sends that fail with a transport error / time out after commit.
     fail_rate: float = 0.0
     timeout_rate: float = 0.0

@@ -9,6 +9,7 @@ from typing import Any
 
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
+from gateway.cli import registrations
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
@@ -310,3 +311,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     imp = units.add_parser("import", help="import units from CSV (all or nothing)")
     imp.add_argument("csv")
     imp.set_defaults(handler=cmd_units_import)
+    registrations.add_commands(units)

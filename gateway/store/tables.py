@@ -380,3 +380,43 @@ directory_syncs = sa.Table(
     sa.Column("changes", sa.JSON, nullable=False),
     sa.Index("ix_directory_syncs_channel", "channel", "id"),
 )
+
+
+#: A unit asked for by a member organisation (or an admin), pending until an admin approves or
+#: refuses it: the fields asked for (``fields``: name, parent_code, code_qd20, channel,
+#: secure_endpoint, contacts …) and the certificates, as sent.
+unit_requests = sa.Table(
+    "unit_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(35), nullable=False, index=True),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("certificates", sa.JSON, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    #: The member unit the request was made for (NULL: an admin's).
+    sa.Column("requested_for", sa.String(35), nullable=True),
+    sa.Column("requested_at", TS, nullable=False),
+    #: pending | approved | refused
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", TS, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    #: registerAgency at the axis after approval: "registered", "failed: …", or NULL (not asked).
+    sa.Column("axis_outcome", sa.Text, nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'approved', 'refused')", name="state"),
+)
+
+#: Every change of a unit made through the registry, as the unit was after it: who, when, why.
+unit_versions = sa.Table(
+    "unit_versions",
+    metadata,
+    sa.Column("code", sa.String(35), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    #: registered, updated, imported, approved, deactivated, reactivated, certificate_added,
+    #: certificate_revoked
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("unit", sa.JSON, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+)

@@ -25,6 +25,7 @@ from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
 from gateway.store import queries
+from gateway.store import registrations as versions
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
 from gateway.usecases.errors import Conflict, NotFound
@@ -171,6 +172,16 @@ async def register_unit(
             if owner not in (None, unit.code):
                 raise Conflict(f"this certificate is registered for {owner}", element="certificate")
             await queries.add_certificate(conn, record, now=now)
+        stored = await queries.get_unit(conn, unit.code)
+        assert stored is not None
+        await versions.add_version(
+            conn,
+            stored,
+            action="registered" if created else "updated",
+            changed_by=actor,
+            reason=f"certificate {record.fingerprint_sha256}" if record else None,
+            now=now,
+        )
         await queries.audit(
             conn,
             now=now,
@@ -235,6 +246,11 @@ async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, i
     async with gateway.engine.begin() as conn:
         for unit in units:
             created += await queries.upsert_unit(conn, unit, now=now, only=given)
+            stored = await queries.get_unit(conn, unit.code)
+            assert stored is not None
+            await versions.add_version(
+                conn, stored, action="imported", changed_by=actor, reason=None, now=now
+            )
         await queries.audit(
             conn, now=now, actor=actor, action="units_imported", reason=f"{len(units)} units"
         )
