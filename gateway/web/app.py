@@ -15,6 +15,8 @@
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
     GET     /api/v1/directory/syncs            admin, operator            directory.list_syncs
     POST    /api/v1/directory/syncs            admin                      directory.sync_channel
+    …       /api/v1/unit-requests, /api/v1/units/{code}/…, /api/v1/certificates/…/revoke:
+            registration with approval and the registry's switches (web/registrations.py)
     GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
     GET     /healthz                           (no token)                 queries.live_workers, …
@@ -70,6 +72,7 @@ from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
 from gateway.web import directory as directory_api
 from gateway.web import openapi
+from gateway.web import registrations as registrations_api
 from gateway.web import reports as reports_api
 from gateway.web.auth import (
     ADMIN,
@@ -158,6 +161,7 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/units/{{code}}", show_unit, name="unit")
     router.add_get(f"{API}/directory/syncs", directory_api.list_syncs, name="directory_syncs")
     router.add_post(f"{API}/directory/syncs", directory_api.sync_now, name="directory_sync")
+    registrations_api.add_routes(router, API)
     router.add_get(f"{API}/reports/{{kind:monthly|weekly}}", reports_api.report, name="report")
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     router.add_get("/healthz", health, name="health")
