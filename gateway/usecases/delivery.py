@@ -10,20 +10,21 @@ certificate pinned to that recipient's unit. One call for several would post eve
 first recipient's gateway.
 
 A claim of any classification whose unit is no longer active (an admin deactivated it, or the
-directory closed it) is held as below. A classified claim is sent only if the routing policy (DOMAIN.md §6) still routes it, checked at
-the claim against the registry as it is then — as an operator's resend checks it: a retry
-(``retry_scheduled``, ``unconfirmed``) or a queued copy whose unit was since deactivated or
-removed, lost its secure endpoint or its Tuyệt mật permission, is not sent on the strength of the
-routing decided when it was submitted. Nor is a copy sealed for a certificate that is no longer the
-unit's current one (revoked, expired, replaced): sending it would hand the document to whoever holds
-the old key, or a copy the unit cannot open. Either way the recipient moves ``sending`` → ``held``
-in the claim's own transaction, audited (``held_at_claim``) with the reason, and nothing is sent;
-an operator's resend routes it anew and seals it again for the current certificate. The claim reads
-what this needs along with the due rows (the unit's active flag and permission, and — for
-classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
-a classified copy too large to come with the claim costs one read of its first chunk (the seal
-header names the certificate it was sealed for), and each classified claim one read of the unit's
-certificates (the header names it by issuer and serial, the claim by fingerprint).
+directory closed it) is held as below. A classified claim is sent only if the routing policy
+(DOMAIN.md §6) still routes it, checked at the claim against the registry as it is then — as an
+operator's resend checks it: a retry (``retry_scheduled``, ``unconfirmed``) or a queued copy whose
+unit was since deactivated or removed, lost its secure endpoint or its Tuyệt mật permission, is not
+sent on the strength of the routing decided when it was submitted. Nor is a copy sealed for a
+certificate that is no longer the unit's current one (revoked, expired, replaced): sending it would
+hand the document to whoever holds the old key, or a copy the unit cannot open. Either way the
+recipient moves ``sending`` → ``held`` in the claim's own transaction, audited (``held_at_claim``)
+with the reason, and nothing is sent; an operator's resend routes it anew and seals it again for
+the current certificate. The claim reads what this needs along with the due rows (the unit's active
+flag and permission, and — for classified copies only — its current certificate's fingerprint), so
+``thuong`` pays nothing more; a classified copy too large to come with the claim costs one read of
+its first chunk (the seal header names the certificate it was sealed for), and each classified
+claim one read of the unit's certificates (the header names it by issuer and serial, the claim by
+fingerprint).
 
 "Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
 (an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as

@@ -8,6 +8,7 @@ from typing import Any
 from envelopes.model import Classification, StatusCode
 from gateway.domain.lifecycle import TransportState
 from gateway.usecases.events import EVENT_TYPES
+from gateway.usecases.registrations import REQUEST_FIELDS
 from gateway.usecases.registry import UNIT_FIELD_SPECS
 
 PROBLEM = "application/problem+json"
@@ -222,6 +223,56 @@ def _schemas() -> dict[str, Schema]:
                 _object({"certificates": _array(_ref("Certificate"))}, ("certificates",)),
             ]
         },
+        "Reason": _object({"reason": STRING}, ("reason",)),
+        "UnitRequestBody": _object(
+            {
+                "code": STRING,
+                **{name: OPT_STRING for name in REQUEST_FIELDS},
+                "certificates": _array(STRING),
+            },
+            ("code",),
+        ),
+        "UnitRequest": _object(
+            {
+                "id": INTEGER,
+                "code": STRING,
+                "fields": {"type": "object", "additionalProperties": STRING},
+                "certificates": _array(_object({"fingerprint_sha256": STRING, "subject": STRING})),
+                "requested_by": STRING,
+                "requested_for": OPT_STRING,
+                "requested_at": DATETIME,
+                "state": {"type": "string", "enum": ["pending", "approved", "refused"]},
+                "decided_by": OPT_STRING,
+                "decided_at": OPT_DATETIME,
+                "reason": OPT_STRING,
+                "axis_outcome": OPT_STRING,
+            },
+            ("id", "code", "fields", "certificates", "requested_by", "requested_at", "state"),
+        ),
+        "UnitRequestList": _object({"items": _array(_ref("UnitRequest"))}, ("items",)),
+        "UnitHistory": _object(
+            {
+                "items": _array(
+                    _object(
+                        {
+                            "code": STRING,
+                            "version": INTEGER,
+                            "action": STRING,
+                            "unit": _ref("Unit"),
+                            "changed_by": STRING,
+                            "changed_at": DATETIME,
+                            "reason": OPT_STRING,
+                        },
+                        ("code", "version", "action", "unit", "changed_by", "changed_at"),
+                    )
+                )
+            },
+            ("items",),
+        ),
+        "CertificateRevoked": _object(
+            {"unit_code": STRING, "fingerprint_sha256": STRING, "revoked": BOOLEAN},
+            ("unit_code", "fingerprint_sha256", "revoked"),
+        ),
         "DirectorySyncRequest": _object(
             {"channel": STRING, "full": {**BOOLEAN, "description": "read the whole listing"}},
             ("channel",),
@@ -610,6 +661,109 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                 {**_ok("UnitDetail", "The unit"), **_errors("NotFound")},
                 tag="units",
                 parameters=[{"$ref": "#/components/parameters/UnitCode"}],
+            )
+        },
+        "/api/v1/unit-requests": {
+            "post": _operation(
+                "requestUnit",
+                "Ask for a unit (new, or a change of one); pending until an admin decides",
+                "admin; member for its own unit or a unit under it",
+                {
+                    **_ok("UnitRequest", "Pending", "201"),
+                    **_errors("Forbidden", "Conflict", "Unprocessable"),
+                },
+                tag="units",
+                body=_json_body("UnitRequestBody"),
+            ),
+            "get": _operation(
+                "listUnitRequests",
+                "Unit requests, newest first (a member: those made for its unit)",
+                "admin, operator, member",
+                {**_ok("UnitRequestList", "The requests"), **_errors("Unprocessable")},
+                tag="units",
+                parameters=[
+                    _query(
+                        "state",
+                        "pending, approved or refused",
+                        {"type": "string", "enum": ["pending", "approved", "refused"]},
+                    ),
+                    limit,
+                ],
+            ),
+        },
+        "/api/v1/unit-requests/{id}": {
+            "get": _operation(
+                "showUnitRequest",
+                "One unit request",
+                "admin, operator, member (its own unit's)",
+                {**_ok("UnitRequest", "The request"), **_errors("NotFound")},
+                tag="units",
+                parameters=[{"$ref": "#/components/parameters/RequestId"}],
+            )
+        },
+        **{
+            f"/api/v1/unit-requests/{{id}}/{verb}": {
+                "post": _operation(
+                    f"{verb}UnitRequest",
+                    f"{verb.capitalize()} a pending unit request, with a reason",
+                    "admin",
+                    {
+                        **_ok("UnitRequest", "Decided"),
+                        **_errors("Forbidden", "NotFound", "Conflict", "Unprocessable"),
+                    },
+                    tag="units",
+                    parameters=[{"$ref": "#/components/parameters/RequestId"}],
+                    body=_json_body("Reason"),
+                )
+            }
+            for verb in ("approve", "refuse")
+        },
+        **{
+            f"/api/v1/units/{{code}}/{verb}": {
+                "post": _operation(
+                    f"{verb}Unit",
+                    f"{verb.capitalize()} a unit, with a reason"
+                    + (
+                        " (documents to it are held at their next claim)"
+                        if verb == "deactivate"
+                        else ""
+                    ),
+                    "admin",
+                    {
+                        **_ok("Unit", "Done"),
+                        **_errors("Forbidden", "NotFound", "Conflict", "Unprocessable"),
+                    },
+                    tag="units",
+                    parameters=[{"$ref": "#/components/parameters/UnitCode"}],
+                    body=_json_body("Reason"),
+                )
+            }
+            for verb in ("deactivate", "activate")
+        },
+        "/api/v1/units/{code}/history": {
+            "get": _operation(
+                "unitHistory",
+                "Every recorded version of a unit, newest first",
+                "admin, operator, member (its own unit)",
+                {**_ok("UnitHistory", "The versions"), **_errors("NotFound")},
+                tag="units",
+                parameters=[{"$ref": "#/components/parameters/UnitCode"}],
+            )
+        },
+        "/api/v1/certificates/{fingerprint}/revoke": {
+            "post": _operation(
+                "revokeCertificate",
+                "Revoke a unit's certificate (it verifies and seals no more), with a reason",
+                "admin",
+                {
+                    **_ok("CertificateRevoked", "Revoked"),
+                    **_errors("Forbidden", "NotFound", "Unprocessable"),
+                },
+                tag="units",
+                parameters=[
+                    {"name": "fingerprint", "in": "path", "required": True, "schema": STRING}
+                ],
+                body=_json_body("Reason"),
             )
         },
         "/api/v1/directory/syncs": {
@@ -1017,6 +1171,12 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             "parameters": {
                 "MessageId": {"name": "id", "in": "path", "required": True, "schema": STRING},
                 "UnitCode": {"name": "code", "in": "path", "required": True, "schema": STRING},
+                "RequestId": {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                },
             },
             "schemas": _schemas(),
             "responses": _responses(),
