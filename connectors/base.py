@@ -14,6 +14,7 @@ Connectors never decide retries; the outbox does, durably (gateway.domain.retry)
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
@@ -133,6 +134,16 @@ class DirectoryEntry:
     old_code: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class UnitChange:
+    """One entry of a directory's change feed (getSynchronizeUnit): an agency created, changed or
+    deleted since a moment."""
+
+    entry: DirectoryEntry
+    deleted: bool = False
+    changed_at: str | None = None
+
+
 # ---------------------------------------------------------- what a connector can do besides deliver
 # Capabilities beyond Connector, each a Protocol: gateway/bootstrap.py finds them once, when it
 # wires the connectors (``Capabilities``); nothing else asks a connector what it is.
@@ -157,6 +168,13 @@ class Qd20Source(Protocol):
     """A directory that also lists the Decision 20 codes (the national axis)."""
 
     async def agencies_qd20(self) -> list[DirectoryEntry]: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A directory that reports its changes since a moment (the axis' getSynchronizeUnit)."""
+
+    async def synchronize_units(self, since: dt.datetime | None = None) -> list[UnitChange]: ...
 
 
 # ------------------------------------------------------------------- classified defence in depth

@@ -15,7 +15,14 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.base import Connector, DirectorySource, Pollable, Qd20Source, SentStates
+from connectors.base import (
+    ChangeFeed,
+    Connector,
+    DirectorySource,
+    Pollable,
+    Qd20Source,
+    SentStates,
+)
 from connectors.drop_folder import DropFolderConnector
 from connectors.fake import FakeConnector
 from connectors.http_push import HttpPushConnector
@@ -60,6 +67,8 @@ class Capabilities:
     directory: DirectorySource | None = None
     #: The directory also lists Decision 20 codes (the national axis).
     qd20: Qd20Source | None = None
+    #: The directory also reports its changes since a moment (getSynchronizeUnit).
+    changes: ChangeFeed | None = None
 
     @classmethod
     def of(cls, connector: Connector) -> Capabilities:
@@ -69,6 +78,7 @@ class Capabilities:
             sent_states=connector if isinstance(connector, SentStates) else None,
             directory=directory,
             qd20=connector if directory and isinstance(connector, Qd20Source) else None,
+            changes=connector if directory and isinstance(connector, ChangeFeed) else None,
         )
 
 

@@ -66,7 +66,7 @@ from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.usecases import archive, backup, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
-from gateway.usecases.directory import sync_directory
+from gateway.usecases.directory import sync_channel
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
 from gateway.usecases.report_files import produce_due_reports
@@ -318,8 +318,9 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
             jobs.append((f"sent_states:{name}", states, refresh))
         sync_hours = channel.directory_sync_hours if isinstance(channel, DirectoryChannel) else 0.0
         if can.directory is not None and sync_hours > 0:
-            sync = partial(sync_directory, gateway, name, can.directory, can.qd20)
-            jobs.append((f"directory:{name}", sync_hours * 3600, sync))
+            jobs.append(
+                (f"directory:{name}", sync_hours * 3600, partial(sync_channel, gateway, name))
+            )
         if isinstance(channel, DropFolderChannel):
             folder = DropFolder(
                 root=gateway.settings.resolve(channel.root),

@@ -410,6 +410,12 @@ class VxpChannel(DirectoryChannel):
     real axis) or `code` (for a platform that wants it)"""
     sent_states_seconds: float = 300.0
     """how often to ask the axis for the per-recipient states of recent sends (0 = never)"""
+    directory_full_sync_hours: float = 24.0
+    """between whole listings, directory syncs ask only for the changes (getSynchronizeUnit); the
+    whole listing again when the last is this old (0 = always the whole listing)"""
+    register_units: bool = False
+    """when an admin approves a unit request on this channel, register the unit at the axis
+    (registerAgency, with the request's contacts); the outcome is kept on the request"""
 
 
 class SoapChannel(DirectoryChannel):

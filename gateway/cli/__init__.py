@@ -16,6 +16,7 @@ from gateway.cli import (
     archive,
     backup,
     demo,
+    directory,
     importing,
     operations,
     packages,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    directory.register(commands)
     return parser
 
 

@@ -25,6 +25,8 @@ class UnitRecord:
     allows_tuyet_mat: bool = False
     is_local: bool = False
     active: bool = True
+    #: Closed by a merger: the code that replaced it.
+    replaced_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

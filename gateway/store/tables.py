@@ -65,6 +65,8 @@ units = sa.Table(
     sa.Column("code", sa.String(35), primary_key=True),
     sa.Column("code_qd20", sa.String(35), nullable=True),
     sa.Column("name", sa.String(300), nullable=False),
+    #: ``name`` as search compares it (gateway.domain.text_search.fold), kept beside it.
+    sa.Column("name_folded", sa.String(300), nullable=True),
     sa.Column("parent_code", sa.String(35), nullable=True),
     #: The channel documents for this unit go through (a name from the config), or NULL.
     sa.Column("channel", sa.String(64), nullable=True),
@@ -74,8 +76,11 @@ units = sa.Table(
     sa.Column("allows_tuyet_mat", sa.Boolean, nullable=False, default=False),
     sa.Column("is_local", sa.Boolean, nullable=False, default=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
+    #: The code this one was merged into (the directory listed it as the new code's oldCode).
+    sa.Column("replaced_by", sa.String(35), nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_units_parent_code", "parent_code"),
 )
 
 unit_certificates = sa.Table(
@@ -375,4 +380,65 @@ archive_items = sa.Table(
     sa.Column("legal_hold", sa.Boolean, nullable=False, default=False),
     sa.Column("hold_reason", sa.Text, nullable=True),
     sa.Column("purged_at", TS, nullable=True),
+)
+
+
+#: One directory sync of one channel: what it asked (a full listing, or the changes since a
+#: moment) and what changed in the registry, counted, with a sample of each kind of change.
+directory_syncs = sa.Table(
+    "directory_syncs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    #: full | incremental
+    sa.Column("mode", sa.String(12), nullable=False),
+    #: incremental: the moment the changes were asked from.
+    sa.Column("since", TS, nullable=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=False),
+    sa.Column("listed", sa.Integer, nullable=False),
+    #: {"added": n, "renamed": n, …} and {"added": [{"code": …}, …], …} (the first of each kind).
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Index("ix_directory_syncs_channel", "channel", "id"),
+)
+
+
+#: A unit asked for by a member organisation (or an admin), pending until an admin approves or
+#: refuses it: the fields asked for (``fields``: name, parent_code, code_qd20, channel,
+#: secure_endpoint, contacts …) and the certificates, as sent.
+unit_requests = sa.Table(
+    "unit_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(35), nullable=False, index=True),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("certificates", sa.JSON, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    #: The member unit the request was made for (NULL: an admin's).
+    sa.Column("requested_for", sa.String(35), nullable=True),
+    sa.Column("requested_at", TS, nullable=False),
+    #: pending | approved | refused
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", TS, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    #: registerAgency at the axis after approval: "registered", "failed: …", or NULL (not asked).
+    sa.Column("axis_outcome", sa.Text, nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'approved', 'refused')", name="state"),
+)
+
+#: Every change of a unit made through the registry, as the unit was after it: who, when, why.
+unit_versions = sa.Table(
+    "unit_versions",
+    metadata,
+    sa.Column("code", sa.String(35), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    #: registered, updated, imported, approved, deactivated, reactivated, certificate_added,
+    #: certificate_revoked
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("unit", sa.JSON, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
 )

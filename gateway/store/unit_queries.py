@@ -1,18 +1,17 @@
 """Units and their certificates: the registry (``docgw unit``, the API) and the channel's
-directory (a nightly bulk sync). Functions take an open connection (the caller owns the
+directory (its sync: store/directory.py). Functions take an open connection (the caller owns the
 transaction) and return records."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.database import upsert_insert
 from gateway.store.direct import Statement
 from gateway.store.records import (
     CertificateRecord,
@@ -38,6 +37,7 @@ def _unit(row: Any) -> UnitRecord:
         allows_tuyet_mat=row.allows_tuyet_mat,
         is_local=row.is_local,
         active=row.active,
+        replaced_by=row.replaced_by,
     )
 
 
@@ -97,7 +97,12 @@ async def get_units(conn: AsyncConnection, codes: Iterable[str]) -> dict[str, Un
 
 
 async def list_units(
-    conn: AsyncConnection, *, text: str | None, after: str | None, limit: int
+    conn: AsyncConnection,
+    *,
+    text: str | None,
+    after: str | None,
+    limit: int,
+    parent: str | None = None,
 ) -> list[UnitRecord]:
     query = sa.select(units).order_by(units.c.code).limit(limit)
     if text:
@@ -190,65 +195,3 @@ async def sender_certificates(conn: AsyncConnection, code: str) -> SenderCertifi
         active=bool(rows[0].active),
         certificates=tuple(_certificate(row) for row in rows if row.fingerprint_sha256),
     )
-
-
-# -------------------------------------------------------------------------------- directory
-
-
-async def upsert_directory(
-    conn: AsyncConnection,
-    entries: Sequence[UnitRecord],
-    *,
-    channel: str,
-    now: dt.datetime,
-    chunk: int = 2000,
-) -> None:
-    """Bulk insert-or-update of a channel's directory (≈120,000 agencies nationally). Names,
-    parents and QĐ 20 codes follow the directory; a unit's channel, secure endpoint and local
-    flag are the registry's own and are kept."""
-    insert = upsert_insert(conn)
-    statement: Any = insert(units)
-    statement = statement.on_conflict_do_update(
-        index_elements=[units.c.code],
-        set_={
-            "name": statement.excluded.name,
-            "parent_code": statement.excluded.parent_code,
-            "code_qd20": statement.excluded.code_qd20,
-            "active": True,
-            "updated_at": now,
-        },
-    )
-    for start in range(0, len(entries), chunk):
-        rows = [
-            {
-                "code": e.code,
-                "name": e.name,
-                "parent_code": e.parent_code,
-                "code_qd20": e.code_qd20,
-                "channel": channel,
-                "is_local": False,
-                "active": True,
-                "allows_tuyet_mat": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for e in entries[start : start + chunk]
-        ]
-        await conn.execute(statement, rows)  # executemany: one compiled statement, batched
-
-
-async def deactivate_missing(
-    conn: AsyncConnection, *, channel: str, synced_before: dt.datetime
-) -> int:
-    """Units of this channel's directory that the last sync did not list: closed or merged."""
-    result = await conn.execute(
-        units.update()
-        .where(
-            units.c.channel == channel,
-            units.c.is_local.is_(False),
-            units.c.active.is_(True),
-            units.c.updated_at < synced_before,
-        )
-        .values(active=False)
-    )
-    return int(result.rowcount or 0)

@@ -9,20 +9,22 @@ recipient's copy is a call of its own, to that recipient's endpoint, with the se
 certificate pinned to that recipient's unit. One call for several would post every copy to the
 first recipient's gateway.
 
-A classified claim is sent only if the routing policy (DOMAIN.md §6) still routes it, checked at
-the claim against the registry as it is then — as an operator's resend checks it: a retry
-(``retry_scheduled``, ``unconfirmed``) or a queued copy whose unit was since deactivated or
-removed, lost its secure endpoint or its Tuyệt mật permission, is not sent on the strength of the
-routing decided when it was submitted. Nor is a copy sealed for a certificate that is no longer the
-unit's current one (revoked, expired, replaced): sending it would hand the document to whoever holds
-the old key, or a copy the unit cannot open. Either way the recipient moves ``sending`` → ``held``
-in the claim's own transaction, audited (``held_at_claim``) with the reason, and nothing is sent;
-an operator's resend routes it anew and seals it again for the current certificate. The claim reads
-what this needs along with the due rows (the unit's active flag and permission, and — for
-classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
-a classified copy too large to come with the claim costs one read of its first chunk (the seal
-header names the certificate it was sealed for), and each classified claim one read of the unit's
-certificates (the header names it by issuer and serial, the claim by fingerprint).
+A claim of any classification whose unit is no longer active (an admin deactivated it, or the
+directory closed it) is held as below. A classified claim is sent only if the routing policy
+(DOMAIN.md §6) still routes it, checked at the claim against the registry as it is then — as an
+operator's resend checks it: a retry (``retry_scheduled``, ``unconfirmed``) or a queued copy whose
+unit was since deactivated or removed, lost its secure endpoint or its Tuyệt mật permission, is not
+sent on the strength of the routing decided when it was submitted. Nor is a copy sealed for a
+certificate that is no longer the unit's current one (revoked, expired, replaced): sending it would
+hand the document to whoever holds the old key, or a copy the unit cannot open. Either way the
+recipient moves ``sending`` → ``held`` in the claim's own transaction, audited (``held_at_claim``)
+with the reason, and nothing is sent; an operator's resend routes it anew and seals it again for
+the current certificate. The claim reads what this needs along with the due rows (the unit's active
+flag and permission, and — for classified copies only — its current certificate's fingerprint), so
+``thuong`` pays nothing more; a classified copy too large to come with the claim costs one read of
+its first chunk (the seal header names the certificate it was sealed for), and each classified
+claim one read of the unit's certificates (the header names it by issuer and serial, the claim by
+fingerprint).
 
 "Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
 (an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as
@@ -138,13 +140,16 @@ async def _hold_unroutable(
     now: dt.datetime,
     worker: str,
 ) -> set[int]:
-    """Hold, in the claim's transaction, the classified claims that may not be sent as they are
-    (see the module's docstring); their recipient ids. ``thuong`` claims are not looked at."""
+    """Hold, in the claim's transaction, the claims that may not be sent as they are (see the
+    module's docstring); their recipient ids. Of a ``thuong`` claim only the unit's active flag is
+    looked at: an admin deactivated the unit, or the directory closed it."""
     moves = []
     for item in claimed:
         if item.classification == Classification.THUONG.value:
-            continue
-        why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256))
+            # Not registered at all (a status for a sender known by its CA alone) is no reason.
+            why = _inactive(item.unit_code) if item.unit_active is False else None
+        else:
+            why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256))
         if why is None:
             continue
         # An earlier attempt's outcome is unknown: the peer may hold that copy — say so, as a
@@ -183,6 +188,13 @@ async def _hold_unroutable(
         # The rows were claimed in this very transaction: none can have moved.
         raise IllegalTransition("a recipient being held at its claim moved concurrently")
     return {move.recipient_id for move in moves}
+
+
+def _inactive(unit_code: str) -> str:
+    return (
+        f"unit {unit_code} is not active in the registry (deactivated, or closed by the "
+        f"directory: docgw units history {unit_code})"
+    )
 
 
 async def _why_not_sendable(

@@ -25,6 +25,7 @@ from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
+from gateway.store import registrations as versions
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
@@ -171,6 +172,16 @@ async def register_unit(
             if owner not in (None, unit.code):
                 raise Conflict(f"this certificate is registered for {owner}", element="certificate")
             await unit_queries.add_certificate(conn, record, now=now)
+        stored = await unit_queries.get_unit(conn, unit.code)
+        assert stored is not None
+        await versions.add_version(
+            conn,
+            stored,
+            action="registered" if created else "updated",
+            changed_by=actor,
+            reason=f"certificate {record.fingerprint_sha256}" if record else None,
+            now=now,
+        )
         await audit_queries.audit(
             conn,
             now=now,
@@ -256,10 +267,19 @@ async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
 
 
 async def list_units(
-    gateway: Gateway, *, text: str | None = None, after: str | None = None, limit: int = 100
+    gateway: Gateway,
+    *,
+    text: str | None = None,
+    parent: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
 ) -> list[UnitRecord]:
+    """Units by code; ``text`` finds codes by prefix and names accents and case aside,
+    ``parent`` lists one unit's children (the registry as a tree)."""
     async with gateway.engine.connect() as conn:
-        return await unit_queries.list_units(conn, text=text, after=after, limit=limit)
+        return await unit_queries.list_units(
+            conn, text=text, parent=parent, after=after, limit=limit
+        )
 
 
 async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:
@@ -293,6 +313,11 @@ async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, i
     async with gateway.engine.begin() as conn:
         for unit in units:
             created += await unit_queries.upsert_unit(conn, unit, now=now, only=given)
+            stored = await unit_queries.get_unit(conn, unit.code)
+            assert stored is not None
+            await versions.add_version(
+                conn, stored, action="imported", changed_by=actor, reason=None, now=now
+            )
         await audit_queries.audit(
             conn, now=now, actor=actor, action="units_imported", reason=f"{len(units)} units"
         )

@@ -19,7 +19,17 @@ import warnings
 from aiohttp import multipart, web
 
 from gateway.bootstrap import Gateway
-from gateway.web import health, inbox, integration, messages, openapi, reports, units
+from gateway.web import (
+    directory,
+    health,
+    inbox,
+    integration,
+    messages,
+    openapi,
+    reports,
+    unit_requests,
+    units,
+)
 from gateway.web.auth import authentication
 from gateway.web.common import GATEWAY, JSON_BODY_LIMIT, text_parameters
 from gateway.web.problems import problem_middleware
@@ -30,6 +40,8 @@ RESOURCES: tuple[Routes, ...] = (
     messages.ROUTES,
     inbox.ROUTES,
     units.ROUTES,
+    unit_requests.ROUTES,
+    directory.ROUTES,
     reports.ROUTES,
     health.ROUTES,
     integration.ROUTES,

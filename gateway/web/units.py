@@ -52,6 +52,7 @@ class Unit(Reply):
     allows_tuyet_mat: bool
     is_local: bool
     active: bool
+    replaced_by: str | None = Field(None, description="closed by a merger into this code")
 
 
 class Certificate(Reply):
@@ -97,7 +98,11 @@ UnitRegistration = create_model(
 )
 
 LIST_QUERY = [
-    query_parameter("q", "in the code or name"),
+    query_parameter(
+        "q",
+        "a code prefix, or words of the name, accents and case aside (lao cai finds Lào Cai)",
+    ),
+    query_parameter("parent", "only this unit's children (the registry as a tree)"),
     query_parameter("after", "next_after of the previous page"),
     limit_parameter(),
 ]
@@ -117,7 +122,11 @@ async def list_units(request: web.Request) -> web.Response:
     reject_unknown_parameters(query, query_names(LIST_QUERY))
     page_size = limit(query, default=gateway.settings.api.page_size)
     found = await registry.list_units(
-        gateway, text=query.get("q") or None, after=query.get("after") or None, limit=page_size + 1
+        gateway,
+        text=query.get("q") or None,
+        parent=query.get("parent") or None,
+        after=query.get("after") or None,
+        limit=page_size + 1,
     )
     page = found[:page_size]
     return render(
