@@ -20,7 +20,7 @@ from envelopes.reading import PackageKind, ParsedPackage, SinkFactory, read_pack
 from envelopes.verification import verify_document, verify_status
 from envelopes.zipped import ZipOrPdfSpool
 from gateway import keystore
-from gateway.cli import status_package
+from gateway.cli import package_validate, status_package
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
@@ -31,9 +31,9 @@ from gateway.cli.common import (
     read_file,
     settings_from,
 )
+from gateway.domain.business import REPLY_CODES
 from gateway.settings import DocumentSignatureSettings
 from gateway.usecases import document_signatures
-from gateway.web.app import REPLY_CODES
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -395,3 +395,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     open_.add_argument("--key", required=True, help="the recipient's private key (PEM)")
     open_.add_argument("-o", "--output", required=True)
     open_.set_defaults(handler=cmd_package_open)
+    package_validate.add_parser(package_commands)

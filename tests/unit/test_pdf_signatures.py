@@ -146,7 +146,7 @@ def test_an_untrusted_timestamp_is_only_the_signers_word(trust: Trust) -> None:
     ("name", "value", "element"),
     [
         ("MEMORY_MB", "100", "documents.memory_mb"),
-        ("TIMEOUT_SECONDS", "0", "documents"),
+        ("TIMEOUT_SECONDS", "0", "documents.timeout_seconds"),
         ("HOLD_FAILING", '["not a unit"]', "documents.hold_failing"),
     ],
 )

@@ -1,7 +1,7 @@
 """The documents' own signatures: one row per PDF attachment of a document message.
 
 Revision ID: 0012_document_signatures
-Revises: 0010
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_document_signatures"
-down_revision = "0010"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -26,6 +26,10 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("signatures", sa.JSON(), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "verdict IN ('valid', 'unsigned', 'failing')",
+            name=op.f("ck_document_signatures_verdict"),
+        ),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],
