@@ -340,8 +340,9 @@ def test_a_pdf_that_needs_more_memory_than_allowed_is_a_verdict(
     document_ca: Path, signed_pdf: bytes
 ) -> None:
     # 64 MiB of address space: the verifying process cannot even load pyHanko (the setting's
-    # floor is 256 MiB; the dataclass takes less, to make the limit bite).
-    result = _check(signed_pdf, DocumentSignatureSettings(memory_mb=64), document_ca)
+    # floor is 256 MiB; built without validation here, to make the limit bite).
+    limited = DocumentSignatureSettings.model_construct(memory_mb=64)
+    result = _check(signed_pdf, limited, document_ca)
     assert result.reason is not None and result.reason.code == pdf.PDF_LIMIT_EXCEEDED
 
 
