@@ -8,8 +8,9 @@ signer's certificate and its chain to the trust anchors at the signing time (a t
 when the signature has one), revocation from the CRLs the PDF embeds (PAdES LTV) or the ones
 configured. Every outcome is a :class:`PdfCheck` with stable reason codes; nothing raises.
 
-Bounded: :func:`check_pdf` is run in a child process (``python -m envelopes.pdf_signatures``)
-with an address-space limit and a wall-clock timeout (gateway/usecases/document_signatures.py),
+Bounded: :func:`check_pdf` is run in a separate process — one of a small persistent pool
+(:func:`start_worker`, :func:`verify_request`), or alone (``python -m envelopes.pdf_signatures``)
+— with an address-space limit and a wall-clock timeout (gateway/usecases/document_signatures.py),
 so that a hostile PDF ends in a verdict, never in the gateway's memory or time.
 """
 
@@ -20,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -537,24 +539,58 @@ def _check_file(path: Path, trust: Trust) -> PdfCheck:
         return failed(PDF_MALFORMED, f"not a readable PDF: {type(exc).__name__}: {_text(exc)}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m envelopes.pdf_signatures``: one request as JSON on stdin (``path``,
-    ``anchors`` and ``crls`` as file paths, ``memory_mb``), the :class:`PdfCheck` as JSON on
-    stdout. The memory limit is set before pyHanko is imported: it bounds everything."""
-    request = json.loads(sys.stdin.read())
-    _limit_memory(int(request["memory_mb"]))
+#: What a verifying process imports once, before its first PDF (check_pdf's own imports).
+_PYHANKO_MODULES = (
+    "asn1crypto.pem",
+    "pyhanko.pdf_utils.reader",
+    "pyhanko.sign.diff_analysis",
+    "pyhanko.sign.general",
+    "pyhanko.sign.validation",
+    "pyhanko.sign.validation.dss",
+    "pyhanko.sign.validation.settings",
+    "pyhanko.sign.validation.status",
+    "pyhanko_certvalidator",
+)
+
+
+def start_worker(memory_mb: int) -> None:
+    """A persistent verifying process's start (the pool of gateway/usecases/
+    document_signatures.py): the address-space limit first — it bounds everything the process
+    will do — then pyHanko imported once, for every PDF the process verifies."""
+    import importlib
+
+    _limit_memory(memory_mb)
     logging.disable(logging.CRITICAL)  # pyHanko logs every failed check with its traceback
+    warnings.simplefilter("ignore")
+    for module in _PYHANKO_MODULES:
+        importlib.import_module(module)
+
+
+def verify_request(path: str, anchors: Sequence[str], crls: Sequence[str]) -> dict[str, Any]:
+    """One PDF's verdict as JSON (:meth:`PdfCheck.to_json`), the trust read from its files: what
+    a verifying process does per PDF, in the pool or alone (:func:`main`). Never raises for
+    what the PDF or the trust files hold."""
     try:
-        trust = Trust.from_files(
-            [Path(p) for p in request["anchors"]], [Path(p) for p in request["crls"]]
-        )
+        trust = Trust.from_files([Path(p) for p in anchors], [Path(p) for p in crls])
     except MemoryError:
         result = failed(PDF_LIMIT_EXCEEDED, "the trust alone needed more memory than allowed")
     except Exception as exc:  # a configuration problem, said as such for every PDF
         result = failed(PDF_TRUST_UNREADABLE, f"the configured trust cannot be read: {exc}")
     else:
-        result = _check_file(Path(request["path"]), trust)
-    sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False))
+        result = _check_file(Path(path), trust)
+    return result.to_json()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m envelopes.pdf_signatures``: one request as JSON on stdin (``path``,
+    ``anchors`` and ``crls`` as file paths, ``memory_mb``), the :class:`PdfCheck` as JSON on
+    stdout. The memory limit is set before pyHanko is imported: it bounds everything. The
+    gateway runs this for a PDF the pool could not give a verdict for (its process died)."""
+    request = json.loads(sys.stdin.read())
+    _limit_memory(int(request["memory_mb"]))
+    logging.disable(logging.CRITICAL)  # pyHanko logs every failed check with its traceback
+    result = verify_request(request["path"], request["anchors"], request["crls"])
+    sys.stdout.write(json.dumps(result, ensure_ascii=False))
     return 0
 
 

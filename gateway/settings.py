@@ -311,9 +311,10 @@ class DocumentSignatureSettings(Section):
     )
     """a PDF over this size is not read: verdict `failing`, `PDF_TOO_LARGE`"""
     timeout_seconds: float = Field(30.0, gt=0)
-    """each PDF is verified in a child process killed after this long: `PDF_TIMEOUT`"""
+    """each PDF is verified in a separate process (one of a small persistent pool), killed after
+    this long — with its pool, replaced for the next PDF: `PDF_TIMEOUT`"""
     memory_mb: int = Field(1024, ge=256)
-    """the child process's address space (at least 256): a PDF that needs more ends in
+    """the verifying processes' address space (at least 256): a PDF that needs more ends in
     `PDF_LIMIT_EXCEEDED`"""
     hold_unsigned: Texts = ()
     """sending units whose outgoing documents are **held** (not sent; reason

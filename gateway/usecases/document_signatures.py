@@ -4,11 +4,15 @@ stored with the message, shown in the API, the webhooks and ``docgw package veri
 in the reports. It never blocks delivery by default; ``documents.hold_unsigned`` and
 ``documents.hold_failing`` name the sending units whose outgoing documents are held instead.
 
-Bounded: each PDF is verified in a child process (``python -m envelopes.pdf_signatures``) whose
-address space is limited (``documents.memory_mb``) and which is killed after
-``documents.timeout_seconds``; a PDF over ``documents.max_pdf_bytes`` is not read. Whatever a
-PDF does, the intake gets a verdict (PDF_TIMEOUT, PDF_LIMIT_EXCEEDED, PDF_MALFORMED…), never an
-exception; the event loop only waits.
+Bounded: each PDF is verified in another process whose address space is limited
+(``documents.memory_mb``) and which is killed after ``documents.timeout_seconds``; a PDF over
+``documents.max_pdf_bytes`` is not read. The processes are a small persistent pool (started once,
+pyHanko imported once, each replaced after :data:`TASKS_PER_PROCESS` PDFs); a PDF that times out
+takes its pool with it (killed, a fresh one started for the next PDF), and a PDF whose pool
+process died is verified again alone, in a process of its own (``python -m
+envelopes.pdf_signatures``), for a verdict that is its own. Whatever a PDF does, the intake gets a
+verdict (PDF_TIMEOUT, PDF_LIMIT_EXCEEDED, PDF_MALFORMED…), never an exception; the event loop
+only waits.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import shutil
 import sys
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -39,8 +48,11 @@ from gateway.store.document_signatures import DocumentSignatureRow
 
 log = logging.getLogger(__name__)
 
-#: PDFs verified at once per package (each in its own process).
+#: PDFs verified at once per gateway process: the pool's processes.
 CONCURRENCY = 2
+#: PDFs a pool process verifies before it is replaced by a fresh one: bounds what pyHanko's
+#: caches and the allocator's fragments grow to under the address-space limit.
+TASKS_PER_PROCESS = 50
 #: Bytes read at a time by the pre-scan, and the overlap kept between reads.
 _SCAN_CHUNK = 1 << 20
 _SCAN_MARKERS = (b"/ByteRange", b"/Encrypt")
@@ -206,7 +218,8 @@ async def check_bounded(
     with tempfile.TemporaryDirectory(prefix="docgw-pdf-") as folder:
         path = Path(folder) / "document.pdf"
         await asyncio.to_thread(_copy, content, path)
-        return await _run_child(path, documents, anchors=list(anchors), crls=list(crls))
+        async with _gate():
+            return await _run_in_pool(path, documents, anchors=list(anchors), crls=list(crls))
 
 
 @dataclass(frozen=True)
@@ -235,13 +248,128 @@ def _copy(content: IO[bytes], path: Path) -> None:
     content.seek(0)
 
 
-async def _run_child(
+# ---------------------------------------------------------------------------------- the pool
+
+#: The pools, one per memory limit (a process's limit is set when it starts).
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+#: Per event loop: at most CONCURRENCY PDFs handed to the pool at once, so that a PDF's timeout
+#: runs from when a process takes it, never while it waits behind another's.
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = asyncio.Semaphore(CONCURRENCY)
+    return gate
+
+
+def _pool(memory_mb: int) -> ProcessPoolExecutor:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(memory_mb)
+        if pool is None:
+            pool = _POOLS[memory_mb] = ProcessPoolExecutor(
+                max_workers=CONCURRENCY,
+                # A clean interpreter (not a fork of the gateway's threads and sockets).
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=pdf.start_worker,
+                initargs=(memory_mb,),
+                max_tasks_per_child=TASKS_PER_PROCESS,
+            )
+        return pool
+
+
+def _discard(memory_mb: int, pool: ProcessPoolExecutor) -> None:
+    """Kill ``pool``'s processes (one may be stuck in a PDF) and forget it: the next PDF starts
+    a fresh pool."""
+    with _POOLS_LOCK:
+        if _POOLS.get(memory_mb) is pool:
+            del _POOLS[memory_mb]
+    # The executor cannot stop a running task: its processes are killed (a private attribute).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown_pools(*, wait: bool = False) -> None:
+    """Stop every verifying process: killed, or with ``wait`` let finish what they verify and
+    exit (the benchmark, to count their memory). An idle pool needs neither: its processes exit
+    with the gateway's."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.items())
+        if wait:
+            _POOLS.clear()
+    for memory_mb, pool in pools:
+        if wait:
+            pool.shutdown(wait=True)
+        else:
+            _discard(memory_mb, pool)
+
+
+async def _run_in_pool(
     path: Path,
     documents: DocumentSignatureSettings,
     *,
     anchors: list[Path],
     crls: list[Path],
 ) -> pdf.PdfCheck:
+    pool = _pool(documents.memory_mb)
+    try:
+        future = pool.submit(
+            pdf.verify_request, str(path), [str(p) for p in anchors], [str(p) for p in crls]
+        )
+    except (BrokenProcessPool, RuntimeError):  # broken or discarded since it was taken
+        _discard(documents.memory_mb, pool)
+        return await check_alone(path, documents, anchors=anchors, crls=crls)
+    try:
+        data = await asyncio.wait_for(
+            asyncio.wrap_future(future), timeout=documents.timeout_seconds
+        )
+    except TimeoutError:
+        _discard(documents.memory_mb, pool)  # kills the process still in this PDF
+        return _timed_out(documents)
+    except BrokenProcessPool:
+        # A process of the pool died: this PDF's (over the memory limit, or it could not even
+        # start), or another's killed beside it. Verified again alone, the verdict is its own.
+        _discard(documents.memory_mb, pool)
+        return await check_alone(path, documents, anchors=anchors, crls=crls)
+    except MemoryError:  # raised outside the PDF's own check (its result, pickled)
+        _discard(documents.memory_mb, pool)
+        return _over_memory(documents, "MemoryError")
+    return pdf.PdfCheck.from_json(data)
+
+
+def _timed_out(documents: DocumentSignatureSettings) -> pdf.PdfCheck:
+    return pdf.failed(
+        pdf.PDF_TIMEOUT,
+        f"verifying took over documents.timeout_seconds ({documents.timeout_seconds:g} s)",
+    )
+
+
+def _over_memory(documents: DocumentSignatureSettings, why: str) -> pdf.PdfCheck:
+    return pdf.failed(
+        pdf.PDF_LIMIT_EXCEEDED,
+        f"the verifying process ended without a verdict ({why}; memory limit "
+        f"documents.memory_mb = {documents.memory_mb})",
+    )
+
+
+async def check_alone(
+    path: Path,
+    documents: DocumentSignatureSettings,
+    *,
+    anchors: list[Path],
+    crls: list[Path],
+) -> pdf.PdfCheck:
+    """The PDF at ``path`` verified in a process of its own (``python -m
+    envelopes.pdf_signatures``: a Python start and pyHanko's import for this PDF alone), within
+    the same bounds: a PDF whose pool process died gets its own verdict this way."""
     request = json.dumps(
         {
             "path": str(path),
@@ -268,10 +396,7 @@ async def _run_child(
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        return pdf.failed(
-            pdf.PDF_TIMEOUT,
-            f"verifying took over documents.timeout_seconds ({documents.timeout_seconds:g} s)",
-        )
+        return _timed_out(documents)
     try:
         if process.returncode != 0:
             raise ValueError(f"exit status {process.returncode}")

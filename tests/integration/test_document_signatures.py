@@ -331,9 +331,40 @@ def test_a_pdf_over_the_size_cap_is_not_read(document_ca: Path, signed_pdf: byte
 
 
 def test_a_pdf_that_takes_too_long_is_a_timeout(document_ca: Path, signed_pdf: bytes) -> None:
-    # Starting Python and importing pyHanko alone takes longer than this.
-    result = _check(signed_pdf, DocumentSignatureSettings(timeout_seconds=0.05), document_ca)
+    """A signed PDF with 32 MiB to read and hash takes longer than 50 ms even in a warm pool
+    process: a timeout, its process killed with its pool; the next PDF gets a fresh pool."""
+    settings = DocumentSignatureSettings()
+    assert _check(signed_pdf, settings, document_ca).verdict is pdf.Verdict.VALID  # warm
+    slow = pdfs.sign(pdfs.with_large_stream(pdfs.plain_pdf(), 32 << 20), pki.unit())
+    quick = settings.model_copy(update={"timeout_seconds": 0.05})
+    result = _check(slow, quick, document_ca)
     assert result.reason is not None and result.reason.code == pdf.PDF_TIMEOUT
+    assert _check(signed_pdf, settings, document_ca).verdict is pdf.Verdict.VALID
+
+
+def test_a_pool_process_that_died_still_gives_the_verdict(
+    document_ca: Path, signed_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool process killed from outside (the OOM killer, an operator): the PDF handed to the
+    broken pool is verified again alone, and the pool after it is a fresh one."""
+    settings = DocumentSignatureSettings()
+    assert _check(signed_pdf, settings, document_ca).verdict is pdf.Verdict.VALID
+    pool = document_signatures._POOLS[settings.memory_mb]
+    for process in list(pool._processes.values()):  # type: ignore[attr-defined]
+        process.kill()
+    alone = []
+    check_alone = document_signatures.check_alone
+
+    async def counted(*args: Any, **kwargs: Any) -> pdf.PdfCheck:
+        alone.append(args)
+        return await check_alone(*args, **kwargs)
+
+    monkeypatch.setattr(document_signatures, "check_alone", counted)
+    assert _check(signed_pdf, settings, document_ca).verdict is pdf.Verdict.VALID
+    assert len(alone) == 1  # verified again alone
+    assert document_signatures._POOLS.get(settings.memory_mb) is not pool
+    assert _check(signed_pdf, settings, document_ca).verdict is pdf.Verdict.VALID
+    assert len(alone) == 1  # the fresh pool
 
 
 def test_a_pdf_that_needs_more_memory_than_allowed_is_a_verdict(
