@@ -16,7 +16,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import Connector, Pollable
-from connectors.drop_folder import DropFolderConnector
+from connectors.drop_folder import DropFolder, DropFolderConnector
 from connectors.fake import FakeConnector
 from connectors.http_push import HttpPushConnector
 from connectors.secure_endpoint import SecureEndpointConnector, client_ssl_context
@@ -74,6 +74,9 @@ class Gateway:
     #: (:func:`intake_slots`).
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     http: aiohttp.ClientSession | None = None
+    #: The drop folders of the drop_folder channels, by channel (the scheduled jobs pick up and
+    #: hand over through them).
+    drop_folders: dict[str, DropFolder] = field(default_factory=dict)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def signer(self, unit_code: str) -> Signer:
@@ -241,5 +244,12 @@ def _assemble(
         signers=load_signers(settings.resolve(settings.keys.dir), settings.gateway.local_units),
         clock=clock,
         http=http,
+        drop_folders={
+            c.name: DropFolder(
+                root=settings.resolve(c.root), sign_ready_packages=c.sign_ready_packages
+            )
+            for c in settings.channels
+            if c.kind == "drop_folder" and c.root is not None
+        },
         intake_slots=asyncio.Semaphore(intake_slots(settings.database.pool_size)),
     )

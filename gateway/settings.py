@@ -252,6 +252,18 @@ class BackupSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoggingSettings:
+    """The log (gateway/logs.py, docs/howto/operate.md)."""
+
+    #: debug, info, warning or error. One-shot commands write below warning only to ``file``.
+    level: str = "info"
+    #: ``console`` (one readable line per event) or ``json`` (JSON lines).
+    format: str = "console"
+    #: Where the log goes (appended); none: standard error.
+    file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -264,6 +276,7 @@ class Settings:
     reports: ReportSettings = field(default_factory=ReportSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -324,8 +337,16 @@ def _check_archive(settings: Settings) -> None:
         raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
 
 
+def _check_logging(logging: LoggingSettings) -> None:
+    if logging.level.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError("must be debug, info, warning or error", element="logging.level")
+    if logging.format not in ("console", "json"):
+        raise SettingsError("must be console or json", element="logging.format")
+
+
 def check(settings: Settings) -> None:
     """Rules across keys; a gateway with a configuration that breaks one does not start."""
+    _check_logging(settings.logging)
     if settings.gateway.profile not in ("standard", "secure"):
         raise SettingsError("must be standard or secure", element="gateway.profile")
     if settings.database.pool_size < 1:
