@@ -18,6 +18,7 @@ from gateway.cli import (
     backup,
     demo,
     importing,
+    jobs,
     operations,
     packages,
     reports,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    jobs.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@
     POST    /api/v1/units                      admin, member*             registry.register_unit
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
     GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
+    GET     /api/v1/jobs (web/jobs.py)         admin                      jobs.list_jobs
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
     GET     /healthz                           (no token)                 queries.live_workers, …
     GET     /metrics                           (no token)                 queries.counts_by_…, …
@@ -160,6 +161,9 @@ def create_app(gateway: Gateway) -> web.Application:
     from gateway.web import integration  # its own module; it imports this one's helpers
 
     integration.add_routes(router)
+    from gateway.web import jobs as jobs_api  # its own module; it imports this one's helpers
+
+    jobs_api.add_routes(router)
     return app
 
 
