@@ -41,9 +41,8 @@ import enum
 import functools
 import json
 import logging
-import math
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, multipart, web
@@ -57,7 +56,6 @@ from envelopes.model import Classification, StaffInfo, StatusCode
 from envelopes.xmltext import check_text, first_unsafe
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState, summarize
-from gateway.domain.retry import Outcome
 from gateway.store import queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
 from gateway.usecases import intake, operations, registry, statuses, submit
@@ -67,6 +65,7 @@ from gateway.usecases.packages import opener, spool
 from gateway.usecases.registry import UnitDetail
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
+from gateway.web import metrics as metrics_api
 from gateway.web import openapi
 from gateway.web import reports as reports_api
 from gateway.web.auth import (
@@ -105,7 +104,6 @@ HEALTH_TIMEOUT_SECONDS = 5.0
 #: 01 (arrived) is sent by docgw itself on intake; the local system sends the others.
 REPLY_CODES = tuple(c.value for c in StatusCode if c is not StatusCode.ARRIVED)
 PACKAGE_TYPES = ("application/xml", "text/xml", "application/octet-stream")
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LIST_PARAMETERS = frozenset(
     ("direction", "state", "recipient", "sender", "classification", "from", "to", "text",
@@ -157,7 +155,7 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/reports/{{kind:monthly|weekly}}", reports_api.report, name="report")
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
     router.add_get("/healthz", health, name="health")
-    router.add_get("/metrics", metrics, name="metrics")
+    router.add_get("/metrics", metrics_api.metrics, name="metrics")
     from gateway.web import integration  # its own module; it imports this one's helpers
 
     integration.add_routes(router)
@@ -477,117 +475,6 @@ async def health(request: web.Request) -> web.Response:
         "queue_lag_seconds": round(max(lag, 0.0), 3),
     }
     return _json(body, status=200 if healthy else 503)
-
-
-@public
-async def metrics(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    now = gateway.clock()
-    async with gateway.engine.connect() as conn:
-        by_state = await queries.counts_by_state_and_channel(conn)
-        oldest = await queries.oldest_due(conn, now=now)
-        attempts = await queries.attempt_counts(conn)
-        status_events = await queries.status_event_counts(conn)
-        alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
-    text = render_metrics(
-        channels=sorted(gateway.connectors),
-        recipients=by_state,
-        oldest_due_age=(now - oldest).total_seconds() if oldest is not None else 0.0,
-        attempts=attempts,
-        status_events=status_events,
-        workers_alive=alive,
-    )
-    return web.Response(body=text.encode(), headers={hdrs.CONTENT_TYPE: METRICS_TYPE})
-
-
-def render_metrics(
-    *,
-    channels: Iterable[str],
-    recipients: Iterable[tuple[str, str, int]],
-    oldest_due_age: float,
-    attempts: Iterable[tuple[str, str, int]],
-    status_events: Iterable[tuple[str, str, int]],
-    workers_alive: int,
-) -> str:
-    """Prometheus text format 0.0.4. Every (state, channel) and (channel, outcome) of the
-    configured channels is written, with 0 where nothing is counted, so that a series drops to
-    zero instead of vanishing (a vanished series silences alerts)."""
-    channels = list(channels)
-    gauge: dict[tuple[str, str], int] = {(s.value, c): 0 for s in TransportState for c in channels}
-    for state, channel, count in recipients:
-        gauge[(state, channel)] = count
-    tried: dict[tuple[str, str], int] = {(c, o.value): 0 for c in channels for o in Outcome}
-    failures: dict[str, int] = dict.fromkeys(channels, 0)
-    for channel, outcome, count in attempts:
-        tried[(channel, outcome)] = count
-        failures.setdefault(channel, 0)
-        if outcome in (Outcome.BUSINESS_ERROR, Outcome.TRANSPORT_ERROR):
-            failures[channel] += count
-    lines = [
-        *_family(
-            "docgw_recipients",
-            "gauge",
-            "Recipients by transport state and channel.",
-            [({"state": s, "channel": c}, n) for (s, c), n in sorted(gauge.items())],
-        ),
-        *_family(
-            "docgw_oldest_due_age_seconds",
-            "gauge",
-            "Age of the oldest recipient due for delivery (0 when none is due).",
-            [({}, max(oldest_due_age, 0.0))],
-        ),
-        *_family(
-            "docgw_attempts_total",
-            "counter",
-            "Delivery attempts by channel and outcome.",
-            [({"channel": c, "outcome": o}, n) for (c, o), n in sorted(tried.items())],
-        ),
-        *_family(
-            "docgw_failures_total",
-            "counter",
-            "Delivery attempts that failed (business_error or transport_error).",
-            [({"channel": c}, n) for c, n in sorted(failures.items())],
-        ),
-        *_family(
-            "docgw_status_events_total",
-            "counter",
-            "Business status events by direction and code.",
-            [({"direction": d, "code": c}, n) for d, c, n in sorted(status_events)],
-        ),
-        *_family(
-            "docgw_workers_alive",
-            "gauge",
-            "Delivery workers with a heartbeat in the last 30 seconds.",
-            [({}, workers_alive)],
-        ),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _family(
-    name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]
-) -> Iterator[str]:
-    yield f"# HELP {name} {help_text}"
-    yield f"# TYPE {name} {kind}"
-    for labels, value in samples:
-        yield f"{name}{_labels(labels)} {_number(value)}"
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items()) + "}"
-
-
-def escape_label(value: str) -> str:
-    """Label values escape backslash, double quote and line feed (text format 0.0.4)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int) or (math.isfinite(value) and value == int(value)):
-        return str(int(value))
-    return repr(float(value))
 
 
 # ------------------------------------------------------------------------- request reading

@@ -1,0 +1,218 @@
+"""``GET /metrics``: Prometheus metrics, written by prometheus_client.
+
+Every value is read from the database at the scrape, so any process's ``/metrics`` tells the
+whole gateway (all its workers and jobs write the same tables) and a restart loses nothing. The
+names are listed in docs/howto/operate.md; docs/grafana/docgw.json charts them (a test holds the
+dashboard's queries to these names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import hdrs, web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from gateway.domain.lifecycle import TransportState
+from gateway.domain.retry import Outcome
+from gateway.store import latency, queries
+from gateway.store.latency import Histogram
+from gateway.usecases import jobs
+from gateway.usecases.jobs import JobView
+from gateway.web.auth import public
+
+#: The text format prometheus_client writes (0.0.4), named as such: newer prometheus_client
+#: versions call a later one "latest".
+METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """What one scrape read."""
+
+    channels: list[str]
+    recipients: list[tuple[str, str, int]]
+    oldest_due_age: float
+    attempts: list[tuple[str, str, int]]
+    status_events: list[tuple[str, str, int]]
+    workers_alive: int
+    jobs: list[JobView] = field(default_factory=list)
+    submit_to_sent: list[Histogram] = field(default_factory=list)
+    submit_to_received: list[Histogram] = field(default_factory=list)
+    receive_to_handover: list[Histogram] = field(default_factory=list)
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        yield from _exchange(s)
+        yield from _job_families(s.jobs)
+        yield _histogram(
+            "docgw_submit_to_sent_seconds",
+            "From a document's submission to its sending to a recipient, by channel.",
+            s.submit_to_sent,
+            ["channel"],
+        )
+        yield _histogram(
+            "docgw_submit_to_received_seconds",
+            "From a document's submission to the first status 01 (received) of a recipient.",
+            s.submit_to_received,
+            [],
+        )
+        yield _histogram(
+            "docgw_receive_to_handover_seconds",
+            "From a document's reception to its hand-over to the local system.",
+            s.receive_to_handover,
+            [],
+        )
+
+
+def _exchange(s: Snapshot) -> Iterator[Metric]:
+    """Every (state, channel) and (channel, outcome) of the configured channels is written, with
+    0 where nothing is counted, so that a series drops to zero instead of vanishing (a vanished
+    series silences alerts)."""
+    gauge: dict[tuple[str, str], int] = {
+        (state.value, c): 0 for state in TransportState for c in s.channels
+    }
+    for state, channel, count in s.recipients:
+        gauge[(state, channel)] = count
+    tried: dict[tuple[str, str], int] = {(c, o.value): 0 for c in s.channels for o in Outcome}
+    failures: dict[str, int] = dict.fromkeys(s.channels, 0)
+    for channel, outcome, count in s.attempts:
+        tried[(channel, outcome)] = count
+        failures.setdefault(channel, 0)
+        if outcome in (Outcome.BUSINESS_ERROR, Outcome.TRANSPORT_ERROR):
+            failures[channel] += count
+    recipients = GaugeMetricFamily(
+        "docgw_recipients",
+        "Recipients by transport state and channel.",
+        labels=["state", "channel"],
+    )
+    for (state, channel), count in sorted(gauge.items()):
+        recipients.add_metric([state, channel], count)
+    yield recipients
+    yield GaugeMetricFamily(
+        "docgw_oldest_due_age_seconds",
+        "Age of the oldest recipient due for delivery (0 when none is due).",
+        value=max(s.oldest_due_age, 0.0),
+    )
+    attempts = CounterMetricFamily(
+        "docgw_attempts_total",
+        "Delivery attempts by channel and outcome.",
+        labels=["channel", "outcome"],
+    )
+    for (channel, outcome), count in sorted(tried.items()):
+        attempts.add_metric([channel, outcome], count)
+    yield attempts
+    failed = CounterMetricFamily(
+        "docgw_failures_total",
+        "Delivery attempts that failed (business_error or transport_error).",
+        labels=["channel"],
+    )
+    for channel, count in sorted(failures.items()):
+        failed.add_metric([channel], count)
+    yield failed
+    statuses = CounterMetricFamily(
+        "docgw_status_events_total",
+        "Business status events by direction and code.",
+        labels=["direction", "code"],
+    )
+    for direction, code, count in sorted(s.status_events):
+        statuses.add_metric([direction, code], count)
+    yield statuses
+    yield GaugeMetricFamily(
+        "docgw_workers_alive",
+        "Delivery workers with a heartbeat in the last 30 seconds.",
+        value=s.workers_alive,
+    )
+
+
+def _job_families(found: Iterable[JobView]) -> Iterator[Metric]:
+    success = GaugeMetricFamily(
+        "docgw_job_last_success_timestamp",
+        "When each scheduled job last succeeded (Unix time; 0: never).",
+        labels=["job"],
+    )
+    failures = CounterMetricFamily(
+        "docgw_job_failures_total", "Failed runs of each scheduled job.", labels=["job"]
+    )
+    in_a_row = GaugeMetricFamily(
+        "docgw_job_consecutive_failures",
+        "Runs in a row of each scheduled job that failed (0: its last run succeeded).",
+        labels=["job"],
+    )
+    for job in found:
+        at = job.last_success_at.timestamp() if job.last_success_at else 0.0
+        success.add_metric([job.name], at)
+        failures.add_metric([job.name], job.failures_total)
+        in_a_row.add_metric([job.name], job.consecutive_failures)
+    yield success
+    yield failures
+    yield in_a_row
+
+
+def _histogram(
+    name: str, documentation: str, found: list[Histogram], labels: list[str]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for histogram in found:
+        buckets = [
+            (floatToGoString(bound), count)
+            for bound, count in zip(histogram.bounds, histogram.buckets, strict=True)
+        ]
+        family.add_metric(
+            [histogram.labels.get(label, "") for label in labels],
+            [*buckets, ("+Inf", histogram.count)],
+            histogram.total_seconds,
+        )
+    return family
+
+
+def render_metrics(snapshot: Snapshot) -> bytes:
+    """The Prometheus text format (0.0.4) of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(snapshot))
+    return generate_latest(registry)
+
+
+@public
+async def metrics(request: web.Request) -> web.Response:
+    from gateway.web.app import GATEWAY, WORKER_SILENCE  # app.py imports this module
+
+    gateway = request.app[GATEWAY]
+    now = gateway.clock()
+    async with gateway.engine.connect() as conn:
+        by_state = await queries.counts_by_state_and_channel(conn)
+        oldest = await queries.oldest_due(conn, now=now)
+        attempts = await queries.attempt_counts(conn)
+        status_events = await queries.status_event_counts(conn)
+        alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
+        to_sent = await latency.submit_to_sent(conn)
+        to_received = await latency.submit_to_received(conn)
+        to_handover = await latency.receive_to_handover(conn)
+    snapshot = Snapshot(
+        channels=sorted(gateway.connectors),
+        recipients=by_state,
+        oldest_due_age=(now - oldest).total_seconds() if oldest is not None else 0.0,
+        attempts=attempts,
+        status_events=status_events,
+        workers_alive=alive,
+        jobs=await jobs.list_jobs(gateway),
+        submit_to_sent=to_sent,
+        submit_to_received=to_received,
+        receive_to_handover=to_handover,
+    )
+    return web.Response(body=render_metrics(snapshot), headers={hdrs.CONTENT_TYPE: METRICS_TYPE})
