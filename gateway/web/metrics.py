@@ -21,7 +21,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
@@ -170,7 +169,7 @@ def _histogram(
     family = HistogramMetricFamily(name, documentation, labels=labels)
     for histogram in found:
         buckets = [
-            (floatToGoString(bound), count)
+            (repr(float(bound)), count)
             for bound, count in zip(histogram.bounds, histogram.buckets, strict=True)
         ]
         family.add_metric(
