@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import greenlet_spawn
 
 from envelopes.errors import GatewayError
+from gateway.store import commit_log
 from gateway.store.direct import Statement
 
 
@@ -82,12 +83,15 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
             ).sync_engine
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        commit_log.install(engine.sync_engine)
         return engine
     # No pre-ping: it costs asyncpg three round trips per checkout (~10% of a small message's
     # path). A connection the server dropped fails its first statement instead; SQLAlchemy then
     # discards the whole pool's stale connections, the request answers DATABASE_UNAVAILABLE once
     # and a worker's round is retried — nothing is committed half-way.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=10)
+    pooled = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=10)
+    commit_log.install(pooled.sync_engine)
+    return pooled
 
 
 class InlineSqliteEngine(AsyncEngine):
