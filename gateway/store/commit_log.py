@@ -37,7 +37,6 @@ def _committed(conn: Connection) -> None:
     for row in _pending.pop(conn, ()):
         to_state = row.get("to_state")
         fields = {
-            "event": "state_changed" if to_state else "action_recorded",
             "action": row.get("action"),
             "actor": row.get("actor"),
             "message_id": row.get("message_id"),
@@ -47,7 +46,7 @@ def _committed(conn: Connection) -> None:
             "detail": row.get("reason"),
         }
         level = logging.WARNING if to_state in _WARN_STATES else logging.INFO
-        log.log(level, fields["event"], extra=fields)
+        log.log(level, "state_changed" if to_state else "action_recorded", extra=fields)
 
 
 def _rolled_back(conn: Connection) -> None:

@@ -165,7 +165,8 @@ async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
                     "endpoint": endpoint.id,
                     "event_id": event.event_id,
                     "message_id": event.message_id,
-                    "error": error,
+                    "error_code": "WEBHOOK_FAILED",
+                    "detail": error,
                 },
             )
             return sent

@@ -150,7 +150,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except GatewayError as exc:
         log.info(
             "api_request_refused",
-            extra={"event": "api_request_refused", "code": exc.code, "path": request.path},
+            extra={
+                "event": "api_request_refused",
+                "error_code": exc.code,
+                "path": request.path,
+                "method": request.method,
+            },
         )
         return from_error(exc)
     except web.HTTPException as exc:
@@ -160,7 +165,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except (sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionRefusedError):
         # The database is down or unreachable (asyncpg raises the refusal unwrapped): say so
         # (503); the transaction did not commit, so nothing was changed.
-        log.warning("database_unavailable", extra={"event": "database_unavailable"})
+        log.warning(
+            "database_unavailable",
+            extra={
+                "event": "database_unavailable",
+                "error_code": "DATABASE_UNAVAILABLE",
+                "path": request.path,
+            },
+        )
         return from_error(DatabaseError("the database is unavailable; try again later"))
     except ConnectionResetError:
         # The client went away mid-request; nobody is left to read an answer.
