@@ -606,7 +606,10 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                     "200": {
                         "description": "docgw_recipients, docgw_oldest_due_age_seconds, "
                         "docgw_attempts_total, docgw_failures_total, docgw_status_events_total, "
-                        "docgw_workers_alive",
+                        "docgw_workers_alive, docgw_job_last_success_timestamp, "
+                        "docgw_job_failures_total, docgw_job_consecutive_failures; histograms "
+                        "docgw_submit_to_sent_seconds, docgw_submit_to_received_seconds, "
+                        "docgw_receive_to_handover_seconds",
                         "content": {"text/plain": {"schema": STRING}},
                     }
                 },
@@ -922,6 +925,87 @@ def _report_operation() -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _job_paths() -> dict[str, Any]:
+    """gateway/web/jobs.py."""
+    run = _object(
+        {
+            "id": INTEGER,
+            "job": STRING,
+            "trigger": {"type": "string", "enum": ["schedule", "manual"]},
+            "instance": {**STRING, "description": "the process (host:pid)"},
+            "started_at": DATETIME,
+            "finished_at": OPT_DATETIME,
+            "outcome": {
+                "type": "string",
+                "enum": ["running", "ok", "failed", "cancelled", "interrupted"],
+            },
+            "error_code": OPT_STRING,
+            "detail": OPT_STRING,
+            "items": _nullable("integer", description="what the run handled, where it says"),
+        }
+    )
+    job = _object(
+        {
+            "name": STRING,
+            "interval_seconds": _nullable(
+                "number", description="null: recorded here, not run by this process"
+            ),
+            "next_run_at": OPT_DATETIME,
+            "consecutive_failures": {**INTEGER, "description": "failed runs in a row"},
+            "failures_total": INTEGER,
+            "last_success_at": OPT_DATETIME,
+            "last_run": {"oneOf": [run, {"type": "null"}]},
+        }
+    )
+    result = _object(
+        {
+            "job": STRING,
+            "outcome": {"type": "string", "enum": ["ok", "failed"]},
+            "error_code": OPT_STRING,
+            "detail": OPT_STRING,
+            "items": _nullable("integer"),
+            "duration_ms": {"type": "number"},
+            "consecutive_failures": INTEGER,
+        }
+    )
+    name = {"name": "name", "in": "path", "required": True, "schema": STRING}
+    return {
+        "/api/v1/jobs": {
+            "get": _operation(
+                "listJobs",
+                "The scheduled jobs, their last run and failures in a row",
+                "admin",
+                {
+                    "200": {
+                        "description": "Every job of this gateway",
+                        "content": {
+                            "application/json": {"schema": _object({"items": _array(job)})}
+                        },
+                    },
+                    **_errors("Forbidden"),
+                },
+                tag="service",
+            )
+        },
+        "/api/v1/jobs/{name}/run": {
+            "post": _operation(
+                "runJob",
+                "Run a scheduled job now (recorded as a manual run)",
+                "admin",
+                {
+                    "200": {
+                        "description": "The run ended (ok or failed)",
+                        "content": {"application/json": {"schema": result}},
+                    },
+                    **_errors("Forbidden", "NotFound", "Conflict"),
+                },
+                tag="service",
+                parameters=[name],
+            )
+        },
+    }
+
+
 def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -942,7 +1026,11 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             {"name": "service"},
             {"name": "integration"},
         ],
-        "paths": {**_paths(max_upload_bytes, page_size), **_integration_paths(page_size)},
+        "paths": {
+            **_paths(max_upload_bytes, page_size),
+            **_integration_paths(page_size),
+            **_job_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

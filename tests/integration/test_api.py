@@ -925,7 +925,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 for route in client.app.router.routes()  # type: ignore[union-attr]
                 if route.method != "HEAD" and route.resource is not None
             }
-            assert len(routes) == 25
+            assert len(routes) == 27
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
