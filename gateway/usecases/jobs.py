@@ -308,8 +308,10 @@ def _log_run(
     }
     if failure is not None:
         fields |= {"error_code": result.error_code, "detail": result.detail}
-        if streak.before == 0:  # the job starts failing: said once, with the traceback
-            log.error("job_failing", extra={"event": "job_failing", **fields}, exc_info=failure)
+        if streak.before == 0:  # the job starts failing: said once
+            # The traceback only for a failure docgw has no code for: a coded one says it all.
+            trace = None if isinstance(failure, GatewayError) else failure
+            log.error("job_failing", extra={"event": "job_failing", **fields}, exc_info=trace)
             return
     elif streak.before > 0:
         log.warning(
