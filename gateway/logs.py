@@ -48,10 +48,21 @@ _LEVELS: Final = {
     "error": logging.ERROR,
 }
 
+#: Attributes another formatter may have set on a record before ours sees it: not facts.
+_FORMATTED: Final = ("message", "asctime")
+
+
+def _drop_formatted(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in _FORMATTED:
+        event.pop(key, None)
+    return event
+
+
 _SHARED: Final[list[Any]] = [
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
+    _drop_formatted,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 

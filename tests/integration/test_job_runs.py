@@ -266,3 +266,27 @@ def test_docgw_serve_logs_json_lines_with_the_facts(tmp_path: Path, keys_dir: Pa
     # The operator's manual run through the CLI is in the same log (the CLI writes to the file).
     requested = [line for line in lines if line["event"] == "job_run_requested"]
     assert requested and requested[0]["job"] == JOB and requested[0]["actor"] == "cli"
+
+
+def test_a_manual_run_does_not_overlap_a_running_one_on_postgresql(
+    make_gateway: Any, tmp_path: Path, database_url: str
+) -> None:
+    """PostgreSQL: a manual run takes the job's lock, as a scheduled run does; while another
+    process holds it the manual run is refused (CONFLICT) and nothing is recorded."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("one process on SQLite: no lock to take")
+    root = tmp_path / "dms"
+    root.mkdir()
+
+    async def scenario() -> None:
+        async with make_gateway(extra=drop_folder(root)) as gateway:
+            async with gateway.engine.connect() as other:  # another process's run
+                assert await jobs.store.try_lock(other, JOB)
+                with pytest.raises(jobs.Conflict):
+                    await jobs.run_now(gateway, JOB, actor="test")
+                await jobs.store.unlock(other, JOB)
+            assert await jobs.job_history(gateway, JOB) == []
+            result = await jobs.run_now(gateway, JOB, actor="test")
+            assert result.outcome == "ok"
+
+    asyncio.run(scenario())
