@@ -52,9 +52,12 @@ _LEVELS: Final = {
 _FORMATTED: Final = ("message", "asctime")
 
 
-def _drop_formatted(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _facts_only(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Without what another formatter set, and without the fields that do not apply (None)."""
     for key in _FORMATTED:
         event.pop(key, None)
+    for key in [key for key, value in event.items() if value is None]:
+        del event[key]
     return event
 
 
@@ -62,7 +65,7 @@ _SHARED: Final[list[Any]] = [
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
-    _drop_formatted,
+    _facts_only,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 

@@ -29,7 +29,7 @@ _pending: weakref.WeakKeyDictionary[Connection, list[Mapping[str, Any]]] = (
 
 def after_commit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Log ``rows`` (audit rows) once ``conn``'s transaction commits."""
-    if log.isEnabledFor(logging.INFO):
+    if log.isEnabledFor(logging.WARNING):  # the level of a failure; info is checked per line
         _pending.setdefault(conn.sync_connection, []).extend(rows)  # type: ignore[arg-type]
 
 
