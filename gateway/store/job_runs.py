@@ -22,7 +22,8 @@ KEEP_RUNS: Final = 100
 RUNNING: Final = "running"
 OK: Final = "ok"
 FAILED: Final = "failed"
-#: Outcomes that end a run for the failure count: a cancelled or interrupted run changes nothing.
+#: Outcomes that end a run for the failure count; an interrupted one (its process stopped mid-run)
+#: changes nothing.
 _COUNTED: Final = (OK, FAILED)
 
 

@@ -278,7 +278,7 @@ job_runs = sa.Table(
     sa.Column("instance", sa.String(100), nullable=False),
     sa.Column("started_at", TS, nullable=False),
     sa.Column("finished_at", TS, nullable=True),
-    # "running" | "ok" | "failed" | "cancelled" | "interrupted"
+    # "running" | "ok" | "failed" | "interrupted" (its process stopped mid-run)
     sa.Column("outcome", sa.String(12), nullable=False),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),

@@ -240,7 +240,7 @@ async def run_recorded(
     gateway: Gateway, job: JobDefinition, *, trigger: str = "schedule"
 ) -> RunResult:
     """Run ``job`` once, recording the run and logging it; a failure is recorded and logged,
-    not raised (a cancellation is recorded and raised)."""
+    not raised (a cancellation is raised)."""
     async with gateway.engine.begin() as conn:
         run_id = await store.start(
             conn, job=job.name, trigger=trigger, instance=gateway.instance, now=gateway.clock()
@@ -251,7 +251,9 @@ async def run_recorded(
     try:
         items = items_handled(await job.run())
     except asyncio.CancelledError:
-        await _finish_cancelled(gateway, job, run_id)
+        # The process is stopping: nothing more is written now (the loop may be closing). The run
+        # stays "running" until the job's next start marks it "interrupted".
+        log.info("job_cancelled", extra={"event": "job_cancelled", "job": job.name})
         raise
     except Exception as exc:
         failure = exc
@@ -282,17 +284,6 @@ async def run_recorded(
     )
     _log_run(result, trigger, streak, failure)
     return result
-
-
-async def _finish_cancelled(gateway: Gateway, job: JobDefinition, run_id: int) -> None:
-    # Shielded: the task is being cancelled, and the record should still say so.
-    async def record() -> None:
-        async with gateway.engine.begin() as conn:
-            await store.finish(conn, run_id, job=job.name, outcome="cancelled", now=gateway.clock())
-
-    with contextlib.suppress(Exception):
-        await asyncio.shield(record())
-    log.info("job_cancelled", extra={"event": "job_cancelled", "job": job.name})
 
 
 def _log_run(

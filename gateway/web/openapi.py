@@ -937,7 +937,7 @@ def _job_paths() -> dict[str, Any]:
             "finished_at": OPT_DATETIME,
             "outcome": {
                 "type": "string",
-                "enum": ["running", "ok", "failed", "cancelled", "interrupted"],
+                "enum": ["running", "ok", "failed", "interrupted"],
             },
             "error_code": OPT_STRING,
             "detail": OPT_STRING,
