@@ -290,3 +290,32 @@ def test_a_manual_run_does_not_overlap_a_running_one_on_postgresql(
             assert result.outcome == "ok"
 
     asyncio.run(scenario())
+
+
+def test_a_run_cut_short_is_marked_interrupted_when_the_job_next_starts(
+    make_gateway: Any,
+) -> None:
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            ok = 0
+
+            async def stopping() -> int:
+                nonlocal ok
+                if not ok:
+                    ok = 1
+                    raise asyncio.CancelledError  # the process stops mid-run
+                return 2
+
+            job = jobs.JobDefinition(name="archive", seconds=60, run=stopping)
+            with pytest.raises(asyncio.CancelledError):
+                await jobs.run_recorded(gateway, job)
+            [cut] = await jobs.job_history(gateway, "archive")
+            assert (cut.outcome, cut.finished_at) == ("running", None)
+            result = await jobs.run_recorded(gateway, job)
+            assert (result.outcome, result.items) == ("ok", 2)
+            latest, earlier = await jobs.job_history(gateway, "archive")
+            assert latest.outcome == "ok" and earlier.outcome == "interrupted"
+            assert earlier.finished_at is not None
+            assert (await jobs.consecutive_failures(gateway))["archive"] == 0
+
+    asyncio.run(scenario())
