@@ -56,16 +56,14 @@ from typing import Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Interval, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.bootstrap import Gateway
 from gateway.domain.ticks import next_tick, phase_of
 from gateway.domain.ticks import tick_start as tick_start  # its old home; used below too
-from gateway.store import queries
+from gateway.store import job_queries
 from gateway.store.database import is_sqlite
 from gateway.store.job_runs import lock_key
-from gateway.store.tables import UtcDateTime
 from gateway.usecases.jobs import JobDefinition, run_recorded
 
 log = logging.getLogger("docgw.scheduler")
@@ -106,7 +104,7 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         return True
     failure: Exception | None = None
     async with gateway.engine.begin() as lock:
-        got, database_now, _ = (await lock.execute(_LOCK, {"key": lock_key(name)})).one()
+        got, database_now = await job_queries.try_lock_job(lock, lock_key(name))
         if not got:
             return False  # running in another process (or still running here)
         tick = _current_tick(gateway, name, seconds, database_now)
@@ -123,15 +121,6 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         raise failure
     return True
 
-
-#: One round trip: the job's lock (held until this transaction ends); the database's clock; and
-#: no idle timeout for this transaction, which stays open and idle while the job runs — a
-#: server's ``idle_in_transaction_session_timeout`` would otherwise end it mid-job, freeing the
-#: lock for an overlapping run.
-_LOCK: Final = text(
-    "SELECT pg_try_advisory_xact_lock(:key), clock_timestamp(),"
-    " set_config('idle_in_transaction_session_timeout', '0', true)"
-)
 
 #: A stored claim this far ahead of the database's clock is taken over: the database's clock went
 #: back (or a claim came from before claims followed it). Claims never run ahead of it otherwise.
@@ -168,41 +157,20 @@ def _current_tick(
     return reference
 
 
-_CLAIM: Final = text(
-    """
-    INSERT INTO job_ticks (job, tick_at, claimed_by, claimed_at)
-    VALUES (:job, :tick_at, :claimed_by, :claimed_at)
-    ON CONFLICT (job) DO UPDATE
-    SET tick_at = excluded.tick_at, claimed_by = excluded.claimed_by,
-        claimed_at = excluded.claimed_at
-    WHERE job_ticks.tick_at < excluded.tick_at
-       OR job_ticks.tick_at > clock_timestamp() + :tolerance
-    RETURNING job
-    """
-).bindparams(
-    bindparam("tick_at", type_=UtcDateTime()),
-    bindparam("claimed_at", type_=UtcDateTime()),
-    bindparam("tolerance", type_=Interval()),
-)
-
-
 async def claim_tick(
     lock: AsyncConnection, gateway: Gateway, name: str, tick_at: dt.datetime
 ) -> bool:
     """Record ``tick_at`` as ``name``'s last tick, in the caller's transaction, if it is later
     than the one recorded (or that one is beyond :data:`CLOCK_TOLERANCE` ahead of the database's
     clock); True if it was."""
-    claimed = await lock.execute(
-        _CLAIM,
-        {
-            "job": name,
-            "tick_at": tick_at,
-            "claimed_by": gateway.instance,
-            "claimed_at": gateway.clock(),
-            "tolerance": CLOCK_TOLERANCE,
-        },
+    return await job_queries.claim_job_tick(
+        lock,
+        job=name,
+        tick_at=tick_at,
+        claimed_by=gateway.instance,
+        now=gateway.clock(),
+        tolerance=CLOCK_TOLERANCE,
     )
-    return claimed.first() is not None
 
 
 def _guarded(
@@ -260,7 +228,7 @@ def add_job(
 
 async def heartbeat(gateway: Gateway) -> None:
     async with gateway.engine.begin() as conn:
-        await queries.heartbeat(conn, gateway.instance, now=gateway.clock())
+        await job_queries.heartbeat(conn, gateway.instance, now=gateway.clock())
 
 
 def create_scheduler(gateway: Gateway, jobs: Sequence[JobDefinition]) -> AsyncIOScheduler:

@@ -10,13 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy import exc as sa_exc
-
 from envelopes.errors import GatewayError
 from gateway.cli import (
     archive,
     backup,
     demo,
+    directory,
     importing,
     jobs,
     operations,
@@ -44,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     importing.register(commands)
     archive.register(commands)
     jobs.register(commands)
+    directory.register(commands)
     return parser
 
 
@@ -58,11 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionRefusedError) as exc:
-        # The commands talk to no peer: a refused connection is the database's.
-        detail = getattr(exc, "orig", None) or exc
-        print(f"error: DATABASE_UNAVAILABLE: {detail}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: IO_ERROR: {exc}", file=sys.stderr)

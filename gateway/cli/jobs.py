@@ -11,7 +11,7 @@ from gateway.cli.common import VIETNAM, print_json, with_gateway
 from gateway.store.job_runs import JobRun
 from gateway.usecases import jobs
 from gateway.usecases.jobs import JobView, RunResult
-from gateway.web.jobs import job_view, run_view
+from gateway.web.jobs import job_reply, run_reply
 
 CLI_ACTOR = "cli"
 
@@ -45,7 +45,7 @@ def _line(job: JobView) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     found = with_gateway(args, jobs.list_jobs)
     if args.json:
-        print_json([job_view(job) for job in found])
+        print_json([job_reply(job).model_dump() for job in found])
         return 0
     for job in found:
         print(_line(job))
@@ -58,7 +58,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     runs = with_gateway(args, work)
     if args.json:
-        print_json([run_view(run) for run in runs])
+        print_json([run.model_dump() for run in map(run_reply, runs) if run is not None])
         return 0
     if not runs:
         print(f"công việc {args.name} chưa chạy lần nào / job {args.name} has no recorded run")

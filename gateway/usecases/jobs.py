@@ -23,13 +23,14 @@ from typing import Final
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.domain.ticks import next_tick, phase_of
+from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
 from gateway.store import job_runs as store
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.job_runs import JobRun
 from gateway.usecases import archive, backup, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
-from gateway.usecases.directory import SyncReport, sync_directory
+from gateway.usecases.directory import SyncReport, sync_channel
 from gateway.usecases.errors import Conflict, NotFound
 from gateway.usecases.handoff import PickUpReport, hand_over, pick_up
 from gateway.usecases.polling import PollReport, poll_channel
@@ -134,46 +135,49 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
 
 
 def _channel_jobs(gateway: Gateway) -> list[JobDefinition]:
-    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory;
-    per drop folder: pick up, hand over, and clear crash leftovers. Channel jobs run at start (a
-    restart polls at once), then at every tick; the cleanup not at start (a leftover is stale only
-    a day after its writer died)."""
+    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory
+    (what its connector can do was found at wiring: ``gateway.capabilities``); per drop folder
+    (``gateway.drop_folders``): pick up, hand over, and clear crash leftovers. Channel jobs run at
+    start (a restart polls at once), then at every tick; the cleanup not at start (a leftover is
+    stale only a day after its writer died)."""
     configured = {c.name: c for c in gateway.settings.channels}
     jobs = []
-    for name, connector in gateway.connectors.items():
+    for name, can in gateway.capabilities.items():
         channel = configured.get(name)
         if channel is None:
             continue
-        pollable = gateway.pollables.get(name)
-        if pollable is not None and channel.poll_seconds > 0:
+        poll_seconds = channel.poll_seconds if isinstance(channel, PolledChannel) else 0.0
+        if can.pollable is not None and poll_seconds > 0:
             jobs.append(
                 JobDefinition(
                     name=f"poll:{name}",
-                    seconds=channel.poll_seconds,
-                    run=partial(poll_channel, gateway, name, pollable),
+                    seconds=poll_seconds,
+                    run=partial(poll_channel, gateway, name, can.pollable),
                     at_start=True,
                 )
             )
-        if hasattr(connector, "sent_states") and channel.sent_states_seconds > 0:
+        states = channel.sent_states_seconds if isinstance(channel, VxpChannel) else 0.0
+        if can.sent_states is not None and states > 0:
             jobs.append(
                 JobDefinition(
                     name=f"sent_states:{name}",
-                    seconds=channel.sent_states_seconds,
-                    run=partial(refresh_sent_states, gateway, name, connector),  # type: ignore[arg-type]
+                    seconds=states,
+                    run=partial(refresh_sent_states, gateway, name, can.sent_states),
                     at_start=True,
                 )
             )
-        if hasattr(connector, "agencies") and channel.directory_sync_hours > 0:
+        sync_hours = channel.directory_sync_hours if isinstance(channel, DirectoryChannel) else 0.0
+        if can.directory is not None and sync_hours > 0:
             jobs.append(
                 JobDefinition(
                     name=f"directory:{name}",
-                    seconds=channel.directory_sync_hours * 3600,
-                    run=partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
+                    seconds=sync_hours * 3600,
+                    run=partial(sync_channel, gateway, name),
                     at_start=True,
                 )
             )
         folder = gateway.drop_folders.get(name)
-        if folder is None:
+        if folder is None or not isinstance(channel, DropFolderChannel):
             continue
         if channel.poll_seconds > 0:
             jobs.append(

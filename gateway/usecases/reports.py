@@ -41,8 +41,8 @@ from gateway.domain.deadlines import (
 )
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.periods import Period, PeriodKind
-from gateway.store import queries
 from gateway.store import reports as counts
+from gateway.store import unit_queries
 from gateway.store.database import is_sqlite
 from gateway.usecases.errors import UnknownUnit
 
@@ -142,7 +142,7 @@ async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Re
             await conn.execution_options(isolation_level="REPEATABLE READ")
         if unit is not None:
             parse_strict(unit, field="unit")
-            if await queries.get_unit(conn, unit) is None:
+            if await unit_queries.get_unit(conn, unit) is None:
                 raise UnknownUnit(f"no unit {unit}", element="unit")
         window = counts.Window(start=period.start, end=period.end, unit=unit, as_of=now)
         sent = [

@@ -1,7 +1,7 @@
 """Scheduled job runs: when each ran, how it ended, and how many times in a row it failed.
 
 Revision ID: 0013_job_runs
-Revises: 0010
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_job_runs"
-down_revision = "0010"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -32,6 +32,11 @@ def upgrade() -> None:
         sa.Column("failures_total", sa.Integer(), nullable=False),
         sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("trigger IN ('schedule', 'manual')", name=op.f("ck_job_runs_trigger")),
+        sa.CheckConstraint(
+            "outcome IN ('running', 'ok', 'failed', 'interrupted')",
+            name=op.f("ck_job_runs_outcome"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
     )
     op.create_index("ix_job_runs_job_id", "job_runs", ["job", "id"])

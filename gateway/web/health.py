@@ -1,16 +1,18 @@
-"""``GET /metrics``: Prometheus metrics, written by prometheus_client.
+"""What needs no token: the service's health and metrics, and the OpenAPI document.
 
-Every value is read from the database at the scrape, so any process's ``/metrics`` tells the
-whole gateway (all its workers and jobs write the same tables) and a restart loses nothing. The
-names are listed in docs/howto/operate.md; docs/grafana/docgw.json charts them (a test holds the
-dashboard's queries to these names).
+method  path                   calls
+GET     /healthz               monitoring.health
+GET     /metrics               monitoring.counters (written by prometheus_client)
+GET     /api/v1/openapi.json   (built once per app: openapi.build_document)
+
+The metric names are listed in docs/howto/operate.md; docs/grafana/docgw.json charts them (a test
+holds the dashboard's queries to these names).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,39 +26,89 @@ from prometheus_client.registry import Collector
 
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
-from gateway.store import latency, queries
 from gateway.store.latency import Histogram
-from gateway.usecases import jobs
+from gateway.usecases import monitoring
 from gateway.usecases.jobs import JobView
+from gateway.usecases.monitoring import Counters
 from gateway.web.auth import public
+from gateway.web.bodies import Reply, render
+from gateway.web.common import API, GATEWAY
+from gateway.web.routes import Response, Routes
 
+ROUTES = Routes(tag="service")
+
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 #: The text format prometheus_client writes (0.0.4), named as such: newer prometheus_client
 #: versions call a later one "latest".
 METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Snapshot:
-    """What one scrape read."""
-
-    channels: list[str]
-    recipients: list[tuple[str, str, int]]
-    oldest_due_age: float
-    attempts: list[tuple[str, str, int]]
-    status_events: list[tuple[str, str, int]]
+class Health(Reply):
+    status: Literal["ok", "degraded"]
+    database: bool
     workers_alive: int
-    jobs: list[JobView] = field(default_factory=list)
-    submit_to_sent: list[Histogram] = field(default_factory=list)
-    submit_to_received: list[Histogram] = field(default_factory=list)
-    receive_to_handover: list[Histogram] = field(default_factory=list)
+    queue_lag_seconds: float | None
 
 
-class _SnapshotCollector(Collector):
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
+@ROUTES.get(
+    f"{API}/openapi.json",
+    name="openapi",
+    summary="This document",
+    ok={
+        200: Response(
+            description="OpenAPI 3.1", body={"application/json": {"schema": {"type": "object"}}}
+        )
+    },
+)
+@public
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_JSON], content_type="application/json")
+
+
+@ROUTES.get(
+    "/healthz",
+    name="health",
+    summary="Database reachable and a worker heartbeat in the last 30 s",
+    ok={200: Response(description="Healthy", body=Health),
+        503: Response(description="Degraded", body=Health)},
+)  # fmt: skip
+@public
+async def health(request: web.Request) -> web.Response:
+    found = await monitoring.health(request.app[GATEWAY])
+    body = Health(
+        status="ok" if found.healthy else "degraded",
+        database=found.database,
+        workers_alive=found.workers_alive,
+        queue_lag_seconds=found.queue_lag_seconds,
+    )
+    return render(body, status=200 if found.healthy else 503)
+
+
+@ROUTES.get(
+    "/metrics",
+    name="metrics",
+    summary="Prometheus metrics (text format 0.0.4)",
+    ok={200: Response(
+        description="docgw_recipients, docgw_oldest_due_age_seconds, docgw_attempts_total, "
+        "docgw_failures_total, docgw_status_events_total, docgw_workers_alive, "
+        "docgw_job_last_success_timestamp, docgw_job_failures_total, "
+        "docgw_job_consecutive_failures; histograms docgw_submit_to_sent_seconds, "
+        "docgw_submit_to_received_seconds, docgw_receive_to_handover_seconds",
+        body={"text/plain": {"schema": {"type": "string"}}},
+    )},
+)  # fmt: skip
+@public
+async def metrics(request: web.Request) -> web.Response:
+    found = await monitoring.counters(request.app[GATEWAY])
+    return web.Response(body=render_metrics(found), headers={hdrs.CONTENT_TYPE: METRICS_TYPE})
+
+
+class _CountersCollector(Collector):
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
 
     def collect(self) -> Iterator[Metric]:
-        s = self.snapshot
+        s = self.counters
         yield from _exchange(s)
         yield from _job_families(s.jobs)
         yield _histogram(
@@ -79,7 +131,7 @@ class _SnapshotCollector(Collector):
         )
 
 
-def _exchange(s: Snapshot) -> Iterator[Metric]:
+def _exchange(s: Counters) -> Iterator[Metric]:
     """Every (state, channel) and (channel, outcome) of the configured channels is written, with
     0 where nothing is counted, so that a series drops to zero instead of vanishing (a vanished
     series silences alerts)."""
@@ -180,38 +232,8 @@ def _histogram(
     return family
 
 
-def render_metrics(snapshot: Snapshot) -> bytes:
+def render_metrics(counters: Counters) -> bytes:
     """The Prometheus text format (0.0.4) of one scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))
+    registry.register(_CountersCollector(counters))
     return generate_latest(registry)
-
-
-@public
-async def metrics(request: web.Request) -> web.Response:
-    from gateway.web.app import GATEWAY, WORKER_SILENCE  # app.py imports this module
-
-    gateway = request.app[GATEWAY]
-    now = gateway.clock()
-    async with gateway.engine.connect() as conn:
-        by_state = await queries.counts_by_state_and_channel(conn)
-        oldest = await queries.oldest_due(conn, now=now)
-        attempts = await queries.attempt_counts(conn)
-        status_events = await queries.status_event_counts(conn)
-        alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
-        to_sent = await latency.submit_to_sent(conn)
-        to_received = await latency.submit_to_received(conn)
-        to_handover = await latency.receive_to_handover(conn)
-    snapshot = Snapshot(
-        channels=sorted(gateway.connectors),
-        recipients=by_state,
-        oldest_due_age=(now - oldest).total_seconds() if oldest is not None else 0.0,
-        attempts=attempts,
-        status_events=status_events,
-        workers_alive=alive,
-        jobs=await jobs.list_jobs(gateway),
-        submit_to_sent=to_sent,
-        submit_to_received=to_received,
-        receive_to_handover=to_handover,
-    )
-    return web.Response(body=render_metrics(snapshot), headers={hdrs.CONTENT_TYPE: METRICS_TYPE})
