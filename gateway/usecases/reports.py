@@ -44,7 +44,7 @@ from gateway.domain.periods import Period, PeriodKind
 from gateway.store import reports as counts
 from gateway.store import unit_queries
 from gateway.store.database import is_sqlite
-from gateway.usecases.errors import UnknownUnit
+from gateway.usecases.errors import Forbidden, UnknownUnit
 
 
 class ReportPeriodInvalid(GatewayError):
@@ -132,6 +132,18 @@ def nearest_rank(values: list[float], fraction: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+async def report_for(
+    gateway: Gateway, kind: PeriodKind, name: str, unit: str | None, *, member_unit: str | None
+) -> Report:
+    """A report asked for by name (``2026-11``, ``2026-W48``): a member token (``member_unit``)
+    sees only its own unit's, which it must name; staff any unit's or the whole gateway's."""
+    if member_unit is not None and unit != member_unit:
+        raise Forbidden(
+            f"a member token of {member_unit} sees only its own unit's report", element="unit"
+        )
+    return await build_report(gateway, period_of(gateway, kind, name), unit)
 
 
 async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Report:

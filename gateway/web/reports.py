@@ -11,7 +11,6 @@ from aiohttp import hdrs, web
 from gateway.bootstrap import Gateway
 from gateway.domain.periods import PeriodKind
 from gateway.usecases import report_files, reports
-from gateway.usecases.errors import Forbidden
 from gateway.usecases.tokens import Role
 from gateway.web.auth import PRINCIPAL, allow, member_unit
 from gateway.web.common import API, GATEWAY, reject_unknown_parameters
@@ -65,12 +64,13 @@ async def report(request: web.Request) -> web.Response:
     fmt = query.get("format", "json")
     if fmt not in report_files.FORMATS:
         raise BadRequest("must be json, csv or pdf", element="format")
-    unit = query.get("unit") or None
-    own = member_unit(request[PRINCIPAL])
-    if own is not None and unit != own:
-        raise Forbidden(f"a member token of {own} sees only its own unit's report", element="unit")
-    period = reports.period_of(gateway, PeriodKind(request.match_info["kind"]), name)
-    made = await reports.build_report(gateway, period, unit)
+    made = await reports.report_for(
+        gateway,
+        PeriodKind(request.match_info["kind"]),
+        name,
+        query.get("unit") or None,
+        member_unit=member_unit(request[PRINCIPAL]),
+    )
     body = await asyncio.to_thread(report_files.render, made, fmt)
     headers = {}
     if fmt != "json":

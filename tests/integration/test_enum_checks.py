@@ -127,7 +127,9 @@ def test_migration_0011_goes_down_and_up_over_stored_rows(database_url: str) -> 
         assert not await refused(engine, recipients, "state", "zz")
         async with engine.begin() as conn:
             await conn.execute(recipients.update().values(state=TransportState.QUEUED))
-        assert await migrate(engine) == ("0011_enum_checks",)
+        # 0011 first, then what came after it (each migrated once).
+        applied = await migrate(engine)
+        assert applied[0] == "0011_enum_checks" and len(set(applied)) == len(applied)
         assert await refused(engine, recipients, "state", "zz")
         async with engine.connect() as conn:
             assert await conn.scalar(sa.select(sa.func.count()).select_from(messages)) == 1

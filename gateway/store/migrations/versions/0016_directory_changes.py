@@ -2,7 +2,7 @@
 merged unit was replaced by, an index for the unit tree, and a record of every directory sync.
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0011_enum_checks
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from gateway.domain.text_search import fold
 
 revision = "0016"
-down_revision = "0010"
+down_revision = "0011_enum_checks"
 branch_labels = None
 depends_on = None
 
