@@ -325,6 +325,20 @@ class DocumentSignatureSettings(Section):
     warned"""
 
 
+class LoggingSettings(Section):
+    """The log (gateway/logs.py, [howto/operate.md](../howto/operate.md#logs))."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """the lowest level written; one-shot commands (`send`, `queue`, …) write below `warning` only
+    to `logging.file` ([operate.md](../howto/operate.md#logs))"""
+    format: Literal["console", "json"] = "console"
+    """`console` (one readable line per event) or `json` (one JSON object per line, for a log
+    shipper)"""
+    file: OptionalPath = None
+    """a file the log is appended to (relative: to the config file's folder); `serve`/`worker`
+    then write only there; none = standard error"""
+
+
 # ------------------------------------------------------------------------------------- channels
 
 CHANNEL_KINDS = ("fake", "http_push", "vxp", "soap", "secure", "drop_folder")
@@ -555,6 +569,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     archive: ArchiveSettings = ArchiveSettings()
     documents: DocumentSignatureSettings = DocumentSignatureSettings()
+    logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: PathSetting = Path(".")
@@ -644,12 +659,13 @@ class _Environment(PydanticBaseSettingsSource):
             keys = name[len(prefix) :].lower().split(between)
             target = raw
             for depth, key in enumerate(keys[:-1]):
-                if not _is_table(keys[: depth + 1]):
+                nested = target.setdefault(key, {})
+                if not (isinstance(nested, dict) and _is_table(keys[: depth + 1])):
                     raise SettingsError(
                         f"{name} sets a key inside a setting that is not a table",
                         element=".".join(keys[: depth + 1]),
                     )
-                target = target.setdefault(key, {})
+                target = nested
             field = setting_field(keys)
             target[keys[-1]] = _environment_value(field, value)
         return raw

@@ -46,7 +46,7 @@ from gateway.settings import DocumentSignatureSettings, Settings
 from gateway.store import document_signatures as store
 from gateway.store.document_signatures import DocumentSignatureRow
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("docgw.documents")
 
 #: PDFs verified at once per gateway process: the pool's processes.
 CONCURRENCY = 2
@@ -405,7 +405,12 @@ async def check_alone(
         last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
         log.warning(
             "pdf_check_failed",
-            extra={"event": "pdf_check_failed", "error": str(exc), "stderr": last[0][:300]},
+            extra={
+                "event": "pdf_check_failed",
+                "error_code": pdf.PDF_LIMIT_EXCEEDED,
+                "detail": str(exc),
+                "stderr": last[0][:300],
+            },
         )
         return pdf.failed(
             pdf.PDF_LIMIT_EXCEEDED,

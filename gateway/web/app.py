@@ -9,6 +9,7 @@ its handlers); handlers parse the request, call one use case, and render JSON:
     reports.py      monthly and weekly reports
     integration.py  the local system's feed, acknowledgements, handover, webhooks, downloads
     health.py       /healthz, /metrics and the OpenAPI document (no token)
+    jobs.py         the scheduled jobs: their runs, and running one now
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.web import (
     health,
     inbox,
     integration,
+    jobs,
     messages,
     openapi,
     reports,
@@ -45,6 +47,7 @@ RESOURCES: tuple[Routes, ...] = (
     reports.ROUTES,
     health.ROUTES,
     integration.ROUTES,
+    jobs.ROUTES,
 )
 
 

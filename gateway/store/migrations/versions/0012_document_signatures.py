@@ -1,7 +1,7 @@
 """The documents' own signatures: one row per PDF attachment of a document message.
 
 Revision ID: 0012_document_signatures
-Revises: 0017
+Revises: 0013_job_runs
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_document_signatures"
-down_revision = "0017"
+down_revision = "0013_job_runs"
 branch_labels = None
 depends_on = None
 
