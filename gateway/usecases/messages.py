@@ -14,6 +14,7 @@ from typing import Any
 from gateway.bootstrap import Gateway
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
+from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound
 
 
@@ -29,6 +30,8 @@ class Detail:
     message: MessageRecord
     #: attempts, audit and status_events, oldest first (message_queries.message_history).
     history: dict[str, list[dict[str, Any]]]
+    #: Each PDF attachment's own signatures and their verdict (document_signatures.row_json).
+    documents: list[dict[str, Any]]
 
 
 async def list_page(
@@ -61,4 +64,5 @@ async def detail(gateway: Gateway, message_id: str, *, member_unit: str | None) 
         if message is None:
             raise NotFound(f"no message {message_id}")
         history = await message_queries.message_history(conn, message_id)
-    return Detail(message=message, history=history)
+        documents = await document_signatures.for_message(conn, message_id)
+    return Detail(message=message, history=history, documents=documents)
