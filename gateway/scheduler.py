@@ -64,7 +64,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
-from gateway.usecases import archive, backup, webhooks
+from gateway.usecases import alerts, archive, backup, health, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -241,14 +241,16 @@ def _guarded(
 ) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
-            await run_once(gateway, name, seconds, job)
+            if await run_once(gateway, name, seconds, job):
+                health.record_job_run(gateway, name, None)
         except asyncio.CancelledError:
             # Shutting down mid-job: the tick's claim is rolled back with the lock, so the job
             # runs again at the next start (what it committed stays; each job is idempotent). Not
             # re-raised: APScheduler would log the cancellation as a job error with a traceback.
             log.info("job_cancelled", extra={"event": "job_cancelled", "job": name})
-        except Exception:
+        except Exception as exc:
             log.exception("job_failed", extra={"event": "job_failed", "job": name})
+            health.record_job_run(gateway, name, exc)
 
     return run
 
@@ -322,6 +324,8 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
             gateway.settings.backup.interval_hours * 3600,
             partial(backup.scheduled_backup, gateway),
         )
+    if (alert_seconds := gateway.settings.alerts.evaluate_seconds) > 0:
+        add_job(scheduler, gateway, "alerts", alert_seconds, partial(alerts.evaluate, gateway))
     _add_channel_jobs(gateway, scheduler)
     if gateway.settings.gateway.local_units:  # a container is signed by a local unit's key
         archive_seconds = gateway.settings.archive.interval_seconds

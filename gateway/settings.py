@@ -252,6 +252,36 @@ class BackupSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlertSettings:
+    """Health reasons, alerts and the channels' circuit breakers (docs/howto/operate.md)."""
+
+    #: How often the alert rules are evaluated (0 = never).
+    evaluate_seconds: float = 60.0
+    #: A job that failed this many runs in a row makes /healthz degraded and raises an alert.
+    job_failures: int = 3
+    #: /healthz is degraded when the oldest due recipient has waited longer than this.
+    max_due_age_seconds: float = 900.0
+    #: Certificates expiring within these many days raise an alert (the nearest names it).
+    certificate_days: tuple[int, ...] = (60, 30, 7)
+    #: The spool or database disk is "nearly full" above this share used (0-1).
+    disk_full_ratio: float = 0.9
+    #: Alerts go by e-mail to these (through the [reports] SMTP server) …
+    mail_to: tuple[str, ...] = ()
+    #: … and by a signed POST (Docgw-Signature, as the webhooks) to this URL.
+    webhook_url: str = ""
+    #: No default, and only from the environment: DOCGW_ALERTS__WEBHOOK_SECRET.
+    webhook_secret: str = field(default="", repr=False)
+    #: The breaker opens after this many transport failures in a row on a channel (0 = never).
+    breaker_failures: int = 5
+    #: An open breaker sends one probe this long after opening (doubling to 10 min).
+    breaker_probe_seconds: float = 30.0
+    #: After recovery the backlog drains this many recipients per slice …
+    drain_batch: int = 10
+    #: … one slice per this many seconds.
+    drain_interval_seconds: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -264,6 +294,7 @@ class Settings:
     reports: ReportSettings = field(default_factory=ReportSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: Path = Path(".")
@@ -291,6 +322,12 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
         base_dir = path.resolve().parent
         reports = raw.get("reports")
+        alerts = raw.get("alerts")
+        if isinstance(alerts, dict) and alerts.get("webhook_secret"):
+            raise SettingsError(
+                "a secret is never written in the file: set DOCGW_ALERTS__WEBHOOK_SECRET",
+                element="alerts.webhook_secret",
+            )
         if isinstance(reports, dict) and reports.get("smtp_password"):
             raise SettingsError(
                 "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
@@ -334,6 +371,7 @@ def check(settings: Settings) -> None:
     _check_reports(settings.reports)
     _check_backup(settings.backup)
     _check_archive(settings)
+    _check_alerts(settings.alerts)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:
@@ -408,6 +446,22 @@ def _check_http_push(channel: ChannelSettings, where: str) -> None:
             f"the peer inbox's API token is required; it has no default: set "
             f"DOCGW_CHANNELS__{channel.name.upper()}__TOKEN",
             element=f"{where}.token",
+        )
+
+
+def _check_alerts(alerts: AlertSettings) -> None:
+    if alerts.evaluate_seconds < 0 or alerts.job_failures < 1 or alerts.breaker_failures < 0:
+        raise SettingsError(
+            "evaluate_seconds ≥ 0, job_failures ≥ 1, breaker_failures ≥ 0", element="alerts"
+        )
+    if alerts.breaker_probe_seconds <= 0 or alerts.drain_interval_seconds <= 0:
+        raise SettingsError("intervals must be positive", element="alerts")
+    if alerts.drain_batch < 1 or not 0 < alerts.disk_full_ratio <= 1:
+        raise SettingsError("drain_batch ≥ 1 and 0 < disk_full_ratio ≤ 1", element="alerts")
+    if alerts.webhook_url and not alerts.webhook_secret:
+        raise SettingsError(
+            "an alert webhook needs its secret (DOCGW_ALERTS__WEBHOOK_SECRET)",
+            element="alerts.webhook_secret",
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError
 from gateway.cli import (
+    alerts,
     archive,
     backup,
     demo,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    alerts.register(commands)
     return parser
 
 

@@ -15,7 +15,7 @@
     GET     /api/v1/units/{code}               admin, operator, member    registry.get_unit
     GET     /api/v1/reports/{monthly|weekly}   admin, member*             reports.build_report
     GET     /api/v1/openapi.json               (no token)                 openapi.build_document
-    GET     /healthz                           (no token)                 queries.live_workers, …
+    GET     /healthz                           (no token)                 health.check
     GET     /metrics                           (no token)                 queries.counts_by_…, …
 
     * a member token acts for its one unit: it sees and answers only that unit's messages and may
@@ -28,7 +28,6 @@ Uploads and received packages stream into spooled temporary files, counted again
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -59,7 +58,7 @@ from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.retry import Outcome
 from gateway.store import queries
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
-from gateway.usecases import intake, operations, registry, statuses, submit
+from gateway.usecases import breakers, health, intake, operations, registry, statuses, submit
 from gateway.usecases.errors import Forbidden, NotFound
 from gateway.usecases.operations import Changed
 from gateway.usecases.packages import opener, spool
@@ -98,9 +97,7 @@ METADATA_LIMIT = 1 << 20
 CHUNK = 1 << 16
 MAX_PAGE = 200
 IDEMPOTENCY_KEY_MAX = 200
-#: A worker silent for longer than this is presumed dead (it beats every few seconds).
-WORKER_SILENCE = dt.timedelta(seconds=30)
-HEALTH_TIMEOUT_SECONDS = 5.0
+WORKER_SILENCE = health.WORKER_SILENCE
 #: 01 (arrived) is sent by docgw itself on intake; the local system sends the others.
 REPLY_CODES = tuple(c.value for c in StatusCode if c is not StatusCode.ARRIVED)
 PACKAGE_TYPES = ("application/xml", "text/xml", "application/octet-stream")
@@ -155,11 +152,11 @@ def create_app(gateway: Gateway) -> web.Application:
     router.add_get(f"{API}/units/{{code}}", show_unit, name="unit")
     router.add_get(f"{API}/reports/{{kind:monthly|weekly}}", reports_api.report, name="report")
     router.add_get(f"{API}/openapi.json", openapi_document, name="openapi")
-    router.add_get("/healthz", health, name="health")
     router.add_get("/metrics", metrics, name="metrics")
-    from gateway.web import integration  # its own module; it imports this one's helpers
+    from gateway.web import alerts, integration  # modules of their own using this one's helpers
 
     integration.add_routes(router)
+    alerts.add_routes(router)
     return app
 
 
@@ -449,33 +446,6 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 @public
-async def health(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    now = gateway.clock()
-    try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), gateway.engine.connect() as conn:
-            alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
-            oldest = await queries.oldest_due(conn, now=now)
-    except Exception:  # whatever the failure, the answer is "the database is unreachable"
-        log.warning(
-            "health_database_unreachable",
-            extra={"event": "health_database_unreachable"},
-            exc_info=True,
-        )
-        body = {"status": "degraded", "database": False, "workers_alive": 0}
-        return _json({**body, "queue_lag_seconds": None}, status=503)
-    lag = (now - oldest).total_seconds() if oldest is not None else 0.0
-    healthy = alive > 0
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "database": True,
-        "workers_alive": alive,
-        "queue_lag_seconds": round(max(lag, 0.0), 3),
-    }
-    return _json(body, status=200 if healthy else 503)
-
-
-@public
 async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     now = gateway.clock()
@@ -493,6 +463,9 @@ async def metrics(request: web.Request) -> web.Response:
         status_events=status_events,
         workers_alive=alive,
     )
+    from gateway.web.alerts import breaker_metrics
+
+    text += "\n".join(breaker_metrics(await breakers.listing(gateway))) + "\n"
     return web.Response(body=text.encode(), headers={hdrs.CONTENT_TYPE: METRICS_TYPE})
 
 

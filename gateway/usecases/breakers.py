@@ -1,0 +1,265 @@
+"""The circuit breaker of each channel — and, on a channel that calls each unit at its own
+endpoint (``secure``), of each unit on it — so that an outage does not burn recipients' attempts.
+
+States (one row per breaker in ``channel_breakers``; no row: closed):
+
+* ``closed`` — delivery as usual. Each transport failure (no connection, a 5xx, no answer) adds
+  one to ``failures``; any other outcome (sent, or refused by the peer: the peer answered) resets
+  it. ``[alerts] breaker_failures`` in a row open the breaker (0: never).
+* ``open`` — the worker claims nothing for it: its recipients wait as they are, due, their
+  attempt counts untouched. At ``next_at`` one recipient goes as a **probe** (one worker takes the
+  probe, across processes: :func:`gateway.store.alerts.take_slot`). A failed probe keeps it open
+  and doubles the wait (``breaker_probe_seconds``, up to 10 minutes); a probe that got an answer
+  moves it to ``recovering``.
+* ``recovering`` — the backlog drains at a bounded rate: ``drain_batch`` recipients per
+  ``drain_interval_seconds``, so a peer just back is not hit by everything at once; a slice that
+  finds fewer than ``drain_batch`` due closes it. A transport failure opens it again.
+* ``paused`` — an operator's (``docgw channels pause``, ``POST /api/v1/channels/{name}/pause``):
+  nothing is claimed and nothing probes until ``resume``, which drains as ``recovering`` does.
+
+The delivery worker asks :func:`plan` what it may claim, and reports each send's outcome with
+:func:`record_outcomes`; the claim itself is :func:`gateway.store.queries.claim_due`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.bootstrap import Gateway
+from gateway.domain.retry import Outcome
+from gateway.store import alerts as store
+from gateway.store.alerts import BreakerRecord
+from gateway.usecases.errors import NotFound
+
+log = logging.getLogger("docgw.breakers")
+
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+RECOVERING: Final = "recovering"
+PAUSED: Final = "paused"
+PROBE_MAX: Final = dt.timedelta(minutes=10)
+#: Outcomes that say the transport, not the peer, failed.
+TRANSPORT_FAILURES: Final = frozenset({Outcome.TRANSPORT_ERROR, Outcome.OUTCOME_UNKNOWN})
+
+#: (channel, unit code or "" for the whole channel)
+Scope = tuple[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slot:
+    """Recipients of one breaker that may go this round: a probe (1) or a drain slice."""
+
+    scope: Scope
+    limit: int
+    draining: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    #: Breakers not closed: the round's main claim leaves their recipients alone.
+    blocked: tuple[Scope, ...] = ()
+    slots: tuple[Slot, ...] = field(default_factory=tuple)
+
+
+def scope_of(gateway: Gateway, channel: str | None, unit_code: str) -> Scope:
+    """The breaker a recipient's send counts against: its unit's on a channel that calls each
+    unit at its own endpoint, else its channel's."""
+    info = gateway.channels.get(channel or "")
+    return (channel or "", unit_code if info is not None and info.is_secure else "")
+
+
+async def plan(gateway: Gateway, conn: AsyncConnection, *, now: dt.datetime) -> Plan:
+    """What this round may claim, in the claim's transaction (taking probe and drain slots)."""
+    rows = await store.breakers(conn)
+    blocked = tuple((b.channel, b.unit_code) for b in rows if b.state != CLOSED)
+    if not blocked:
+        return Plan()
+    settings = gateway.settings.alerts
+    slots = []
+    for breaker in rows:
+        if breaker.state == OPEN:
+            limit, draining, wait = 1, False, _probe_wait(gateway, breaker.failures)
+        elif breaker.state == RECOVERING:
+            limit, draining = settings.drain_batch, True
+            wait = dt.timedelta(seconds=settings.drain_interval_seconds)
+        else:
+            continue
+        if breaker.next_at is not None and breaker.next_at > now:
+            continue
+        taken = await store.take_slot(
+            conn,
+            breaker.channel,
+            breaker.unit_code,
+            states=(breaker.state,),
+            now=now,
+            next_at=now + wait,
+        )
+        if taken:
+            slots.append(
+                Slot(scope=(breaker.channel, breaker.unit_code), limit=limit, draining=draining)
+            )
+    return Plan(blocked=blocked, slots=tuple(slots))
+
+
+async def drained(conn: AsyncConnection, scope: Scope, *, now: dt.datetime) -> None:
+    """A drain slice found less than it could take: the backlog is gone, the breaker closes."""
+    breaker = await store.breaker_for_update(conn, *scope)
+    if breaker is not None and breaker.state == RECOVERING:
+        await store.save_breaker(
+            conn, *scope, state=CLOSED, failures=0, next_at=None, updated_at=now
+        )
+        _log("breaker_closed", scope, "backlog drained")
+
+
+def _probe_wait(gateway: Gateway, failures: int) -> dt.timedelta:
+    """How long an open breaker waits before its next probe: doubling with each failed probe."""
+    settings = gateway.settings.alerts
+    beyond = max(0, failures - max(1, settings.breaker_failures))
+    seconds = settings.breaker_probe_seconds * 2.0 ** min(beyond, 20)
+    return min(dt.timedelta(seconds=seconds), PROBE_MAX)
+
+
+async def record_outcomes(
+    gateway: Gateway, outcomes: Iterable[tuple[Scope, Outcome, str]], *, now: dt.datetime
+) -> None:
+    """Count each send's outcome against its breaker (failures in a row), opening, re-opening or
+    recovering it as the module's docstring says."""
+    threshold = gateway.settings.alerts.breaker_failures
+    by_scope: dict[Scope, list[tuple[Outcome, str]]] = {}
+    for scope, outcome, detail in outcomes:
+        by_scope.setdefault(scope, []).append((outcome, detail))
+    async with gateway.engine.begin() as conn:
+        for scope, seen in sorted(by_scope.items()):
+            breaker = await store.breaker_for_update(conn, *scope)
+            if breaker is None and all(o not in TRANSPORT_FAILURES for o, _ in seen):
+                continue  # closed and fine: no row to write
+            state = breaker.state if breaker else CLOSED
+            failures = breaker.failures if breaker else 0
+            last_error: str | None = None
+            for outcome, detail in seen:
+                if outcome in TRANSPORT_FAILURES:
+                    failures += 1
+                    state = _after_failure(scope, state, failures, threshold)
+                    last_error = detail
+                else:
+                    failures = 0
+                    if state == OPEN:
+                        state = RECOVERING
+                        _log("breaker_recovering", scope, "a probe got an answer")
+            values: dict[str, Any] = {"state": state, "failures": failures, "updated_at": now}
+            if last_error is not None:
+                values["last_error"] = last_error[:500]
+            if state != (breaker.state if breaker else CLOSED):
+                values["next_at"] = now + (
+                    _probe_wait(gateway, failures) if state == OPEN else dt.timedelta(0)
+                )
+                if state == OPEN:
+                    values["opened_at"] = now
+            elif state == OPEN:  # a failed probe: wait longer before the next
+                values["next_at"] = now + _probe_wait(gateway, failures)
+            await store.save_breaker(conn, *scope, **values)
+
+
+def _after_failure(scope: Scope, state: str, failures: int, threshold: int) -> str:
+    if state == RECOVERING or (state == CLOSED and threshold and failures >= threshold):
+        _log("breaker_opened", scope, f"{failures} transport failures in a row")
+        return OPEN
+    return state
+
+
+def _log(event: str, scope: Scope, why: str) -> None:
+    log.warning(
+        event, extra={"event": event, "channel": scope[0], "unit": scope[1] or None, "detail": why}
+    )
+
+
+# ------------------------------------------------------------------------- operator's actions
+
+
+def _check_channel(gateway: Gateway, channel: str) -> None:
+    if channel not in {c.name for c in gateway.settings.channels}:
+        raise NotFound(f"no channel {channel!r} is configured", element="channel")
+
+
+async def pause(gateway: Gateway, channel: str, *, unit: str | None, actor: str) -> BreakerRecord:
+    """Stop claiming for the channel (or one unit on it) until :func:`resume`."""
+    _check_channel(gateway, channel)
+    now = gateway.clock()
+    async with gateway.engine.begin() as conn:
+        breaker = await store.breaker_for_update(conn, channel, unit or "")
+        await store.save_breaker(
+            conn,
+            channel,
+            unit or "",
+            state=PAUSED,
+            failures=breaker.failures if breaker else 0,
+            next_at=None,
+            changed_by=actor,
+            updated_at=now,
+        )
+        saved = await store.breaker_for_update(conn, channel, unit or "")
+    log.warning(
+        "channel_paused",
+        extra={"event": "channel_paused", "channel": channel, "unit": unit, "actor": actor},
+    )
+    assert saved is not None
+    return saved
+
+
+async def resume(gateway: Gateway, channel: str, *, unit: str | None, actor: str) -> BreakerRecord:
+    """Claim again for the channel (or unit), draining its backlog at the bounded rate; an open
+    breaker resumed skips its wait for the next probe and drains at once."""
+    _check_channel(gateway, channel)
+    now = gateway.clock()
+    async with gateway.engine.begin() as conn:
+        breaker = await store.breaker_for_update(conn, channel, unit or "")
+        if breaker is not None and breaker.state != CLOSED:
+            await store.save_breaker(
+                conn,
+                channel,
+                unit or "",
+                state=RECOVERING,
+                failures=0,
+                next_at=now,
+                changed_by=actor,
+                updated_at=now,
+            )
+        saved = await store.breaker_for_update(conn, channel, unit or "")
+    log.info(
+        "channel_resumed",
+        extra={"event": "channel_resumed", "channel": channel, "unit": unit, "actor": actor},
+    )
+    gateway.work_available.set()
+    return saved or _closed(channel, unit or "", now)
+
+
+def _closed(channel: str, unit: str, now: dt.datetime) -> BreakerRecord:
+    return BreakerRecord(
+        channel=channel,
+        unit_code=unit,
+        state=CLOSED,
+        failures=0,
+        next_at=None,
+        opened_at=None,
+        last_error=None,
+        changed_by=None,
+        updated_at=now,
+    )
+
+
+async def listing(gateway: Gateway) -> list[BreakerRecord]:
+    """Every configured channel's breaker (closed when it has no row), then the units' ones."""
+    async with gateway.engine.connect() as conn:
+        rows = await store.breakers(conn)
+    now = gateway.clock()
+    known: dict[Scope, BreakerRecord | None] = {(b.channel, b.unit_code): b for b in rows}
+    channels = [
+        known.pop((c.name, ""), None) or _closed(c.name, "", now) for c in gateway.settings.channels
+    ]
+    return channels + [b for b in known.values() if b is not None]

@@ -1,0 +1,240 @@
+"""What ``/healthz`` says, and why: the gateway's health as reasons an operator can act on.
+
+Each reason has a stable code (machine-readable), a subject (which channel, job, certificate)
+and a text in Vietnamese and English. The HTTP status tells a load balancer whether *this
+process* can serve: 503 when it cannot (the database is unreachable, or no delivery worker is
+alive); every other reason leaves it serving (200) with ``"status": "degraded"`` — a paused
+channel is no reason to take the API out of rotation. docs/howto/operate.md lists the reasons.
+
+Jobs failing in a row: :func:`failing_jobs` is the one place that knows. Until the scheduler
+records each run in the database it counts, per process, the runs :func:`record_job_run` hears
+of from the scheduler (gateway/scheduler.py ``_guarded``): with several processes on
+PostgreSQL each counts the ticks it ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+
+from gateway.bootstrap import Gateway
+from gateway.store import alerts as store_alerts
+from gateway.store import queries
+from gateway.usecases import breakers
+
+log = logging.getLogger("docgw.health")
+
+#: A worker silent for longer than this is presumed dead (it beats every few seconds).
+WORKER_SILENCE: Final = dt.timedelta(seconds=30)
+TIMEOUT_SECONDS: Final = 5.0
+#: A local certificate expiring within this makes the gateway degraded (alerts start earlier).
+CERTIFICATE_DAYS: Final = 7
+
+# Reason codes (docs/howto/operate.md, "Health reasons").
+DATABASE_UNREACHABLE: Final = "DATABASE_UNREACHABLE"
+NO_WORKER_ALIVE: Final = "NO_WORKER_ALIVE"
+QUEUE_LAG: Final = "QUEUE_LAG"
+JOB_FAILING: Final = "JOB_FAILING"
+CHANNEL_DOWN: Final = "CHANNEL_DOWN"
+CHANNEL_PAUSED: Final = "CHANNEL_PAUSED"
+CERTIFICATE_EXPIRING: Final = "CERTIFICATE_EXPIRING"
+#: The reasons that make /healthz answer 503: this process cannot do its work.
+UNSERVING: Final = frozenset({DATABASE_UNREACHABLE, NO_WORKER_ALIVE})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reason:
+    code: str
+    subject: str
+    text_vi: str
+    text_en: str
+
+    def document(self) -> dict[str, str]:
+        return {"code": self.code, "subject": self.subject, "vi": self.text_vi, "en": self.text_en}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health:
+    database: bool
+    workers_alive: int
+    queue_lag_seconds: float | None
+    reasons: tuple[Reason, ...]
+    channels: tuple[store_alerts.BreakerRecord, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return "degraded" if self.reasons else "ok"
+
+    @property
+    def serving(self) -> bool:
+        return not any(r.code in UNSERVING for r in self.reasons)
+
+
+# ------------------------------------------------------------------------------ job failures
+
+
+@dataclass(kw_only=True)
+class JobStreak:
+    failures: int = 0
+    last_error: str = ""
+    last_failed_at: dt.datetime | None = None
+
+
+#: gateway instance → job → its current streak of failed runs (see the module's docstring).
+_streaks: dict[str, dict[str, JobStreak]] = {}
+
+
+def record_job_run(gateway: Gateway, job: str, error: BaseException | None) -> None:
+    """The scheduler tells of each run of ``job``: ``error`` None when it succeeded."""
+    streaks = _streaks.setdefault(gateway.instance, {})
+    if error is None:
+        streaks.pop(job, None)
+        return
+    streak = streaks.setdefault(job, JobStreak())
+    streak.failures += 1
+    streak.last_error = f"{type(error).__name__}: {error}"[:300]
+    streak.last_failed_at = gateway.clock()
+
+
+async def failing_jobs(gateway: Gateway) -> dict[str, JobStreak]:
+    """Jobs whose last ``[alerts] job_failures`` runs or more all failed, with their streaks."""
+    threshold = gateway.settings.alerts.job_failures
+    streaks = _streaks.get(gateway.instance, {})
+    return {job: s for job, s in sorted(streaks.items()) if s.failures >= threshold}
+
+
+# ------------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalCertificate:
+    name: str
+    not_after: dt.datetime
+
+
+def local_certificates(gateway: Gateway) -> list[LocalCertificate]:
+    """The local units' signing certificates and every TLS certificate file configured."""
+    found = [
+        LocalCertificate(name=f"unit {code}", not_after=signer.certificate.not_valid_after_utc)
+        for code, signer in sorted(gateway.signers.items())
+    ]
+    settings = gateway.settings
+    files: list[tuple[str, Path | None]] = [
+        ("secure_inbox.cert_file", settings.secure_inbox.cert_file)
+    ]
+    files += [(f"channels.{c.name}.cert_file", c.cert_file) for c in settings.channels]
+    for name, path in files:
+        if path is None:
+            continue
+        try:
+            pem = settings.resolve(path).read_bytes()
+            cert = x509.load_pem_x509_certificate(pem)
+        except (OSError, ValueError):
+            continue  # a missing or broken file stops its channel at start, with its own error
+        found.append(LocalCertificate(name=name, not_after=cert.not_valid_after_utc))
+    return found
+
+
+def days_left(not_after: dt.datetime, now: dt.datetime) -> int:
+    return max(0, (not_after - now) // dt.timedelta(days=1))
+
+
+# ------------------------------------------------------------------------------------ check
+
+
+async def check(gateway: Gateway) -> Health:
+    now = gateway.clock()
+    settings = gateway.settings.alerts
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS), gateway.engine.connect() as conn:
+            alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
+            oldest = await queries.oldest_due(conn, now=now)
+            rows = await store_alerts.breakers(conn)
+    except Exception:  # whatever the failure, the answer is "the database is unreachable"
+        log.warning(
+            "health_database_unreachable",
+            extra={"event": "health_database_unreachable"},
+            exc_info=True,
+        )
+        reason = Reason(
+            code=DATABASE_UNREACHABLE,
+            subject="database",
+            text_vi="Không kết nối được cơ sở dữ liệu.",
+            text_en="The database is unreachable.",
+        )
+        return Health(database=False, workers_alive=0, queue_lag_seconds=None, reasons=(reason,))
+    lag = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    reasons: list[Reason] = []
+    if alive == 0:
+        reasons.append(
+            Reason(
+                code=NO_WORKER_ALIVE,
+                subject="workers",
+                text_vi="Không có tiến trình gửi nào đang chạy.",
+                text_en="No delivery worker is alive.",
+            )
+        )
+    if lag > settings.max_due_age_seconds:
+        reasons.append(
+            Reason(
+                code=QUEUE_LAG,
+                subject="queue",
+                text_vi=f"Văn bản chờ gửi lâu nhất đã chờ {lag:.0f} giây.",
+                text_en=f"The oldest due recipient has waited {lag:.0f} s.",
+            )
+        )
+    for job, streak in (await failing_jobs(gateway)).items():
+        reasons.append(
+            Reason(
+                code=JOB_FAILING,
+                subject=job,
+                text_vi=f"Tác vụ {job} lỗi {streak.failures} lần liên tiếp: {streak.last_error}",
+                text_en=f"Job {job} failed {streak.failures} times in a row: {streak.last_error}",
+            )
+        )
+    reasons += [breaker_reason(b) for b in rows if b.state in (breakers.OPEN, breakers.PAUSED)]
+    for cert in local_certificates(gateway):
+        if cert.not_after - now <= dt.timedelta(days=CERTIFICATE_DAYS):
+            left = days_left(cert.not_after, now)
+            reasons.append(
+                Reason(
+                    code=CERTIFICATE_EXPIRING,
+                    subject=cert.name,
+                    text_vi=f"Chứng thư số {cert.name} hết hạn sau {left} ngày.",
+                    text_en=f"Certificate {cert.name} expires in {left} days.",
+                )
+            )
+    return Health(
+        database=True,
+        workers_alive=alive,
+        queue_lag_seconds=round(lag, 3),
+        reasons=tuple(reasons),
+        channels=tuple(rows),
+    )
+
+
+def breaker_reason(breaker: store_alerts.BreakerRecord) -> Reason:
+    """An open or paused breaker as a reason (the alerts' channel rule says the same)."""
+    subject = breaker.channel + (f"/{breaker.unit_code}" if breaker.unit_code else "")
+    if breaker.state == breakers.PAUSED:
+        by = breaker.changed_by or "?"
+        return Reason(
+            code=CHANNEL_PAUSED,
+            subject=subject,
+            text_vi=f"Kênh {subject} đang tạm dừng (bởi {by}).",
+            text_en=f"Channel {subject} is paused (by {by}).",
+        )
+    return Reason(
+        code=CHANNEL_DOWN,
+        subject=subject,
+        text_vi=f"Kênh {subject} không gửi được ({breaker.failures} lỗi liên tiếp): "
+        f"{breaker.last_error or ''}",
+        text_en=f"Channel {subject} is down ({breaker.failures} failures in a row): "
+        f"{breaker.last_error or ''}",
+    )
