@@ -35,8 +35,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{API}/alerts", list_alerts, name="alerts")
     router.add_post(f"{API}/alerts/{{aid}}/ack", acknowledge_alert, name="ack_alert")
     router.add_get(f"{API}/channels", list_channels, name="channels")
-    router.add_post(f"{API}/channels/{{name}}/{{action:pause|resume}}", change_channel,
-                    name="change_channel")  # fmt: skip
+    router.add_post(f"{API}/channels/{{name}}/pause", change_channel, name="pause_channel")
+    router.add_post(f"{API}/channels/{{name}}/resume", change_channel, name="resume_channel")
 
 
 @public
@@ -112,7 +112,8 @@ async def change_channel(request: web.Request) -> web.Response:
             "endpoint (secure)",
             element="unit",
         )
-    change = breakers.pause if request.match_info["action"] == "pause" else breakers.resume
+    pausing = request.path.endswith("/pause")
+    change = breakers.pause if pausing else breakers.resume
     breaker = await change(gateway, name, unit=unit, actor=principal.name)
     return _json(breaker_document(breaker))
 

@@ -249,8 +249,46 @@ def _schemas() -> dict[str, Schema]:
                 "database": BOOLEAN,
                 "workers_alive": INTEGER,
                 "queue_lag_seconds": _nullable("number"),
+                "reasons": _array(
+                    _object(
+                        {"code": STRING, "subject": STRING, "vi": STRING, "en": STRING},
+                        ("code", "subject", "vi", "en"),
+                    )
+                ),
+                "channels": _array({"$ref": "#/components/schemas/Breaker"}),
             },
-            ("status", "database", "workers_alive", "queue_lag_seconds"),
+            ("status", "database", "workers_alive", "queue_lag_seconds", "reasons", "channels"),
+        ),
+        "Breaker": _object(
+            {
+                "channel": STRING,
+                "unit": _nullable("string"),
+                "state": {"enum": ["closed", "open", "recovering", "paused"]},
+                "failures": INTEGER,
+                "next_at": _nullable("string", format="date-time"),
+                "opened_at": _nullable("string", format="date-time"),
+                "last_error": _nullable("string"),
+                "changed_by": _nullable("string"),
+            },
+            ("channel", "unit", "state", "failures"),
+        ),
+        "Alert": _object(
+            {
+                "id": STRING,
+                "rule": STRING,
+                "subject": STRING,
+                "severity": {"enum": ["warning", "critical"]},
+                "state": {"enum": ["open", "resolved"]},
+                "vi": STRING,
+                "en": STRING,
+                "raised_at": DATETIME,
+                "last_seen_at": DATETIME,
+                "resolved_at": _nullable("string", format="date-time"),
+                "acked_at": _nullable("string", format="date-time"),
+                "acked_by": _nullable("string"),
+                "notify_error": _nullable("string"),
+            },
+            ("id", "rule", "subject", "severity", "state", "vi", "en", "raised_at"),
         ),
     }
 
@@ -587,12 +625,13 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
         "/healthz": {
             "get": {
                 "operationId": "health",
-                "summary": "Database reachable and a worker heartbeat in the last 30 s",
+                "summary": "ok, or degraded with its reasons (docs/howto/operate.md); 503 only "
+                "when this process cannot serve (DATABASE_UNREACHABLE, NO_WORKER_ALIVE)",
                 "tags": ["service"],
                 "security": [],
                 "responses": {
-                    **_ok("Health", "Healthy"),
-                    **_ok("Health", "Degraded", "503"),
+                    **_ok("Health", "Serving: ok, or degraded with its reasons"),
+                    **_ok("Health", "Not serving: the database or every worker is gone", "503"),
                 },
             }
         },
@@ -606,7 +645,8 @@ def _paths(max_upload_bytes: int, page_size: int) -> dict[str, Any]:
                     "200": {
                         "description": "docgw_recipients, docgw_oldest_due_age_seconds, "
                         "docgw_attempts_total, docgw_failures_total, docgw_status_events_total, "
-                        "docgw_workers_alive",
+                        "docgw_workers_alive, docgw_channel_breaker, "
+                        "docgw_channel_breaker_failures",
                         "content": {"text/plain": {"schema": STRING}},
                     }
                 },
@@ -922,6 +962,69 @@ def _report_operation() -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _alert_paths() -> dict[str, Any]:
+    """Alerts and channels (gateway/web/alerts.py)."""
+    staff = "admin, operator"
+
+    def ok(schema: Schema, description: str) -> dict[str, Any]:
+        return {"200": {"description": description,
+                        "content": {"application/json": {"schema": schema}}}}  # fmt: skip
+
+    breaker = {"$ref": "#/components/schemas/Breaker"}
+    name = {"name": "name", "in": "path", "required": True, "schema": STRING}
+    unit_body = {
+        "required": False,
+        "content": {"application/json": {"schema": _object({"unit": STRING})}},
+    }
+
+    def change(action: str, summary: str) -> dict[str, Any]:
+        return {
+            "post": _operation(
+                f"{action}Channel", summary, staff,
+                {**ok(breaker, "The breaker now"), **_errors("Forbidden", "NotFound")},
+                tag="operations", parameters=[name], body=unit_body,
+            )
+        }  # fmt: skip
+
+    return {
+        "/api/v1/alerts": {
+            "get": _operation(
+                "listAlerts", "Alerts, newest first (state: open or resolved)", staff,
+                {**ok(_object({"items": _array({"$ref": "#/components/schemas/Alert"})}),
+                      "One page"), **_errors("Forbidden")},
+                tag="operations",
+                parameters=[_query("state", "open or resolved (default: both)",
+                                   {"enum": ["open", "resolved"]}),
+                            _query("limit", "1-200", INTEGER)],
+            )
+        },
+        "/api/v1/alerts/{aid}/ack": {
+            "post": _operation(
+                "acknowledgeAlert", "An operator has seen the alert (it stays open while it "
+                "holds)", staff,
+                {**ok(_object({"id": STRING, "acked_by": STRING}), "Acknowledged"),
+                 **_errors("Forbidden", "NotFound")},
+                tag="operations",
+                parameters=[{"name": "aid", "in": "path", "required": True, "schema": STRING}],
+            )
+        },
+        "/api/v1/channels": {
+            "get": _operation(
+                "listChannels", "Every channel's circuit breaker (and units' on secure channels)",
+                staff, {**ok(_object({"items": _array(breaker)}), "All of them"),
+                        **_errors("Forbidden")},
+                tag="operations",
+            )
+        },
+        "/api/v1/channels/{name}/pause": change(
+            "pause", "Stop sending on a channel (body: unit, on a secure channel)"
+        ),
+        "/api/v1/channels/{name}/resume": change(
+            "resume", "Send again; the backlog drains at the bounded rate"
+        ),
+    }  # fmt: skip
+
+
 def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -942,7 +1045,11 @@ def build_document(*, max_upload_bytes: int, page_size: int) -> dict[str, Any]:
             {"name": "service"},
             {"name": "integration"},
         ],
-        "paths": {**_paths(max_upload_bytes, page_size), **_integration_paths(page_size)},
+        "paths": {
+            **_paths(max_upload_bytes, page_size),
+            **_integration_paths(page_size),
+            **_alert_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
