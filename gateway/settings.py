@@ -371,7 +371,7 @@ def check(settings: Settings) -> None:
     _check_reports(settings.reports)
     _check_backup(settings.backup)
     _check_archive(settings)
-    _check_alerts(settings.alerts)
+    _check_alerts(settings.alerts, settings.reports)
     for channel in settings.channels:
         where = f"channels.{channel.name}"
         if channel.retry is not None:
@@ -449,7 +449,7 @@ def _check_http_push(channel: ChannelSettings, where: str) -> None:
         )
 
 
-def _check_alerts(alerts: AlertSettings) -> None:
+def _check_alerts(alerts: AlertSettings, reports: ReportSettings) -> None:
     if alerts.evaluate_seconds < 0 or alerts.job_failures < 1 or alerts.breaker_failures < 0:
         raise SettingsError(
             "evaluate_seconds ≥ 0, job_failures ≥ 1, breaker_failures ≥ 0", element="alerts"
@@ -458,6 +458,12 @@ def _check_alerts(alerts: AlertSettings) -> None:
         raise SettingsError("intervals must be positive", element="alerts")
     if alerts.drain_batch < 1 or not 0 < alerts.disk_full_ratio <= 1:
         raise SettingsError("drain_batch ≥ 1 and 0 < disk_full_ratio ≤ 1", element="alerts")
+    if alerts.mail_to and not (reports.smtp_host and reports.mail_from):
+        raise SettingsError(
+            "alert e-mail goes through the [reports] SMTP server: set reports.smtp_host and "
+            "reports.mail_from",
+            element="alerts.mail_to",
+        )
     if alerts.webhook_url and not alerts.webhook_secret:
         raise SettingsError(
             "an alert webhook needs its secret (DOCGW_ALERTS__WEBHOOK_SECRET)",

@@ -183,7 +183,7 @@ def _log(event: str, scope: Scope, why: str) -> None:
 
 
 def _check_channel(gateway: Gateway, channel: str) -> None:
-    if channel not in {c.name for c in gateway.settings.channels}:
+    if channel not in gateway.channels:
         raise NotFound(f"no channel {channel!r} is configured", element="channel")
 
 
@@ -259,7 +259,5 @@ async def listing(gateway: Gateway) -> list[BreakerRecord]:
         rows = await store.breakers(conn)
     now = gateway.clock()
     known: dict[Scope, BreakerRecord | None] = {(b.channel, b.unit_code): b for b in rows}
-    channels = [
-        known.pop((c.name, ""), None) or _closed(c.name, "", now) for c in gateway.settings.channels
-    ]
+    channels = [known.pop((name, ""), None) or _closed(name, "", now) for name in gateway.channels]
     return channels + [b for b in known.values() if b is not None]
