@@ -254,6 +254,15 @@ async def save_breaker(conn: AsyncConnection, channel: str, unit_code: str, **va
         )
 
 
+async def forget_breaker(conn: AsyncConnection, channel: str, unit_code: str) -> None:
+    """Closed with no failure counted: no row (the workers' usual round reads none)."""
+    await conn.execute(
+        channel_breakers.delete().where(
+            channel_breakers.c.channel == channel, channel_breakers.c.unit_code == unit_code
+        )
+    )
+
+
 async def take_slot(
     conn: AsyncConnection,
     channel: str,

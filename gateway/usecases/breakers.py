@@ -65,6 +65,8 @@ class Plan:
     #: Breakers not closed: the round's main claim leaves their recipients alone.
     blocked: tuple[Scope, ...] = ()
     slots: tuple[Slot, ...] = field(default_factory=tuple)
+    #: Every breaker with a row (failures counted, or not closed) when the round claimed.
+    known: frozenset[Scope] = frozenset()
 
 
 def scope_of(gateway: Gateway, channel: str | None, unit_code: str) -> Scope:
@@ -77,9 +79,10 @@ def scope_of(gateway: Gateway, channel: str | None, unit_code: str) -> Scope:
 async def plan(gateway: Gateway, conn: AsyncConnection, *, now: dt.datetime) -> Plan:
     """What this round may claim, in the claim's transaction (taking probe and drain slots)."""
     rows = await store.breakers(conn)
+    known = frozenset((b.channel, b.unit_code) for b in rows)
     blocked = tuple((b.channel, b.unit_code) for b in rows if b.state != CLOSED)
     if not blocked:
-        return Plan()
+        return Plan(known=known)
     settings = gateway.settings.alerts
     slots = []
     for breaker in rows:
@@ -104,16 +107,14 @@ async def plan(gateway: Gateway, conn: AsyncConnection, *, now: dt.datetime) -> 
             slots.append(
                 Slot(scope=(breaker.channel, breaker.unit_code), limit=limit, draining=draining)
             )
-    return Plan(blocked=blocked, slots=tuple(slots))
+    return Plan(blocked=blocked, slots=tuple(slots), known=known)
 
 
 async def drained(conn: AsyncConnection, scope: Scope, *, now: dt.datetime) -> None:
     """A drain slice found less than it could take: the backlog is gone, the breaker closes."""
     breaker = await store.breaker_for_update(conn, *scope)
     if breaker is not None and breaker.state == RECOVERING:
-        await store.save_breaker(
-            conn, *scope, state=CLOSED, failures=0, next_at=None, updated_at=now
-        )
+        await store.forget_breaker(conn, *scope)  # no row: closed, no failure counted
         _log("breaker_closed", scope, "backlog drained")
 
 
@@ -126,44 +127,66 @@ def _probe_wait(gateway: Gateway, failures: int) -> dt.timedelta:
 
 
 async def record_outcomes(
-    gateway: Gateway, outcomes: Iterable[tuple[Scope, Outcome, str]], *, now: dt.datetime
+    gateway: Gateway,
+    outcomes: Iterable[tuple[Scope, Outcome, str]],
+    *,
+    known: frozenset[Scope],
+    now: dt.datetime,
 ) -> None:
     """Count each send's outcome against its breaker (failures in a row), opening, re-opening or
-    recovering it as the module's docstring says."""
-    threshold = gateway.settings.alerts.breaker_failures
+    recovering it as the module's docstring says. ``known``: the breakers that had a row when
+    the round claimed (:attr:`Plan.known`) — a round of successes elsewhere writes nothing."""
     by_scope: dict[Scope, list[tuple[Outcome, str]]] = {}
     for scope, outcome, detail in outcomes:
         by_scope.setdefault(scope, []).append((outcome, detail))
+    if not any(
+        scope in known or any(o in TRANSPORT_FAILURES for o, _ in seen)
+        for scope, seen in by_scope.items()
+    ):
+        return  # the usual round: every breaker closed and clean, no transport failure
     async with gateway.engine.begin() as conn:
         for scope, seen in sorted(by_scope.items()):
             breaker = await store.breaker_for_update(conn, *scope)
             if breaker is None and all(o not in TRANSPORT_FAILURES for o, _ in seen):
                 continue  # closed and fine: no row to write
-            state = breaker.state if breaker else CLOSED
-            failures = breaker.failures if breaker else 0
-            last_error: str | None = None
-            for outcome, detail in seen:
-                if outcome in TRANSPORT_FAILURES:
-                    failures += 1
-                    state = _after_failure(scope, state, failures, threshold)
-                    last_error = detail
-                else:
-                    failures = 0
-                    if state == OPEN:
-                        state = RECOVERING
-                        _log("breaker_recovering", scope, "a probe got an answer")
-            values: dict[str, Any] = {"state": state, "failures": failures, "updated_at": now}
-            if last_error is not None:
-                values["last_error"] = last_error[:500]
-            if state != (breaker.state if breaker else CLOSED):
-                values["next_at"] = now + (
-                    _probe_wait(gateway, failures) if state == OPEN else dt.timedelta(0)
-                )
-                if state == OPEN:
-                    values["opened_at"] = now
-            elif state == OPEN:  # a failed probe: wait longer before the next
-                values["next_at"] = now + _probe_wait(gateway, failures)
-            await store.save_breaker(conn, *scope, **values)
+            values = _counted(gateway, scope, breaker, seen, now)
+            if values["state"] == CLOSED and values["failures"] == 0:
+                await store.forget_breaker(conn, *scope)
+            else:
+                await store.save_breaker(conn, *scope, **values)
+
+
+def _counted(
+    gateway: Gateway,
+    scope: Scope,
+    breaker: BreakerRecord | None,
+    seen: list[tuple[Outcome, str]],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The breaker's row after the round's outcomes ``seen`` (in order)."""
+    before = breaker.state if breaker else CLOSED
+    state, failures = before, breaker.failures if breaker else 0
+    last_error: str | None = None
+    for outcome, detail in seen:
+        if outcome in TRANSPORT_FAILURES:
+            failures += 1
+            state = _after_failure(scope, state, failures, gateway.settings.alerts.breaker_failures)
+            last_error = detail
+        else:
+            failures = 0
+            if state == OPEN:
+                state = RECOVERING
+                _log("breaker_recovering", scope, "a probe got an answer")
+    values: dict[str, Any] = {"state": state, "failures": failures, "updated_at": now}
+    if last_error is not None:
+        values["last_error"] = last_error[:500]
+    if state == OPEN:  # opened now, or a failed probe: the next probe waits (longer)
+        values["next_at"] = now + _probe_wait(gateway, failures)
+        if before != OPEN:
+            values["opened_at"] = now
+    elif state != before:
+        values["next_at"] = now  # recovering: the first drain slice may go at once
+    return values
 
 
 def _after_failure(scope: Scope, state: str, failures: int, threshold: int) -> str:

@@ -106,7 +106,7 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
     settings = gateway.settings.delivery
     lease_until = now + _seconds(settings.lease_seconds)
     async with gateway.engine.begin() as conn:
-        claimed = await _claim(gateway, conn, now=now, lease_until=lease_until, worker=worker)
+        claimed, plan = await _claim(gateway, conn, now=now, lease_until=lease_until, worker=worker)
         if not claimed:
             return 0
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
@@ -135,6 +135,7 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
             )
             for s in ended
         ),
+        known=plan.known,
         now=gateway.clock(),
     )
     return len(claimed)
@@ -147,7 +148,7 @@ async def _claim(
     now: dt.datetime,
     lease_until: dt.datetime,
     worker: str,
-) -> list[Claimed]:
+) -> tuple[list[Claimed], breakers.Plan]:
     """The round's claim: every due recipient whose channel's breaker is closed, plus a probe or
     a drain slice of those whose breaker's turn has come (:mod:`gateway.usecases.breakers`)."""
     plan = await breakers.plan(gateway, conn, now=now)
@@ -163,7 +164,7 @@ async def _claim(
         if slot.draining and len(more) < slot.limit:
             await breakers.drained(conn, slot.scope, now=now)
         claimed.extend(more)
-    return claimed
+    return claimed, plan
 
 
 async def _hold_unroutable(

@@ -42,13 +42,16 @@ from aiosmtpd.controller import Controller
 from integration_support import RECIPIENT, SENDER, write_config
 from secure_peers import send
 
+from connectors.fake import FakeConnector, Scripted
 from connectors.simulators.axis import AxisFaults, AxisState, running_axis
 from connectors.vxp import VxpConnector
 from gateway.bootstrap import Gateway
+from gateway.keystore import create_ca, issue_unit_certificate
 from gateway.scheduler import create_scheduler
 from gateway.store import queries
+from gateway.store.records import UnitRecord
 from gateway.store.tables import attempts, job_ticks, recipients
-from gateway.usecases import alerts, delivery, tokens
+from gateway.usecases import alerts, delivery, registry, tokens
 from gateway.web.app import create_app
 
 A_SYSTEM, B_SYSTEM = "he-thong-a", "he-thong-b"
@@ -253,7 +256,7 @@ def test_a_channel_down_degrades_health_and_alerts_by_mail_and_webhook_then_both
 
                 body = await (await client.get("/healthz")).json()
                 assert (body["status"], body["reasons"]) == ("ok", [])
-                assert body["channels"][0]["state"] == "closed"
+                assert body["channels"] == []  # closed, nothing counted: no row
                 assert await alerts.evaluate(gw) == []
                 assert [m["Subject"] for m in inbox.messages][1:] == [
                     "[docgw] ĐÃ HẾT / RESOLVED CHANNEL_DOWN: axis"
@@ -404,3 +407,61 @@ def test_operators_pause_and_resume_a_channel_over_the_api_and_the_cli(
     assert "axis  tạm dừng / paused" in docgw("channels", "list")
     assert "đang phục hồi / recovering" in docgw("channels", "resume", "axis")
     assert "Không có cảnh báo nào" in docgw("alerts")
+
+
+def test_the_other_rules_raise_dedupe_and_a_webhook_down_is_told_later(make_gateway: Any) -> None:
+    """A recipient refused for good, a partner certificate expiring within 30 days, a disk over
+    the ratio; the webhook receiver down at first: the alert is stored and mailed, its POST waits
+    (notify_error) and goes at the next evaluation once the receiver is up."""
+    partner = "000.00.00.H53"
+    fake = FakeConnector(name="axis", script=[Scripted.REFUSED])
+    ca = create_ca()
+    short_lived = issue_unit_certificate(ca, partner, days=20)
+    hook_port = free_port()
+
+    async def scenario() -> None:
+        async with (
+            receivers() as (inbox, _, smtp_port, _url),
+            make_gateway(
+                connectors={"axis": fake},
+                extra=alert_settings(smtp_port, disk_full_ratio=0.000001),
+            ) as gw,
+        ):
+            with_hook(gw, f"http://127.0.0.1:{hook_port}/alerts")  # nothing listens yet
+            await beat(gw)
+            await registry.register_unit(
+                gw,
+                UnitRecord(code=partner, name="Sở Nội vụ", channel="axis"),
+                certificate_pem=short_lived.cert_pem.decode(),
+                actor="test",
+            )
+            await send(gw, "thuong", "300")
+            await delivery.deliver_due(gw, "w")  # refused: failed for good
+
+            await alerts.evaluate(gw)
+            opened = {(a.rule, a.subject): a for a in await alerts.evaluate(gw)}
+            assert (("RECIPIENTS_FAILED", "failed")) in opened
+            assert ("CERTIFICATE_EXPIRING", f"partner {partner} ≤30d") in opened
+            assert any(rule == "DISK_NEARLY_FULL" for rule, _ in opened)
+            assert "1 người nhận gửi lỗi" in opened["RECIPIENTS_FAILED", "failed"].text_vi
+            # Deduplicated: two evaluations, one alert and one mail each.
+            assert len(inbox.messages) == len(opened)
+            waiting = [a for a in opened.values() if a.notify_error]
+            assert waiting and all("Cannot connect" in (a.notify_error or "") for a in waiting)
+
+            hooks = Hooks()
+            app = web.Application()
+            app.router.add_post("/alerts", hooks.receive)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+            try:
+                await alerts.evaluate(gw)
+            finally:
+                await runner.cleanup()
+            assert sorted(b["alert"]["rule"] for b in hooks.bodies) == sorted(
+                rule for rule, _ in opened
+            )
+            assert len(inbox.messages) == len(opened)  # no mail twice
+
+    run(scenario)
