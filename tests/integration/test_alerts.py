@@ -39,9 +39,10 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiosmtpd.controller import Controller
-from integration_support import RECIPIENT, SENDER, write_config
+from integration_support import OTHER, RECIPIENT, SENDER, write_config
 from secure_peers import send
 
+from connectors.base import Delivery, PeerUnavailable, Receipt
 from connectors.fake import FakeConnector, Scripted
 from connectors.simulators.axis import AxisFaults, AxisState, running_axis
 from connectors.vxp import VxpConnector
@@ -51,7 +52,7 @@ from gateway.scheduler import create_scheduler
 from gateway.store import queries
 from gateway.store.records import UnitRecord
 from gateway.store.tables import attempts, job_ticks, recipients
-from gateway.usecases import alerts, delivery, registry, tokens
+from gateway.usecases import alerts, breakers, delivery, registry, tokens
 from gateway.web.app import create_app
 
 A_SYSTEM, B_SYSTEM = "he-thong-a", "he-thong-b"
@@ -463,5 +464,59 @@ def test_the_other_rules_raise_dedupe_and_a_webhook_down_is_told_later(make_gate
                 rule for rule, _ in opened
             )
             assert len(inbox.messages) == len(opened)  # no mail twice
+
+    run(scenario)
+
+
+class OneUnitDown(FakeConnector):
+    """A secure channel's peers: ``down``'s endpoint refuses connections, the others answer."""
+
+    down: str = RECIPIENT
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        if self.down in delivery.recipients:
+            raise PeerUnavailable(f"{self.down}: connection refused")
+        return await super().deliver(delivery)
+
+
+def test_on_a_secure_channel_each_unit_has_its_own_breaker(make_gateway: Any) -> None:
+    """One unit's endpoint down opens that unit's breaker only: the other unit's copies still go,
+    and an operator pauses and resumes one unit."""
+    connector = OneUnitDown(name="sec")
+
+    async def scenario() -> None:
+        async with make_gateway(
+            connectors={"sec": connector},
+            extra='[channels.sec]\nkind = "secure"\nsecure = true\n'
+            "[alerts]\nbreaker_failures = 1\n",
+        ) as gw:
+            for code in (RECIPIENT, OTHER):
+                await registry.register_unit(
+                    gw, UnitRecord(code=code, name=f"Đơn vị {code}", channel="sec"),
+                    certificate_pem=None, actor="test", given={"channel"},
+                )  # fmt: skip
+            first = await send(gw, "thuong", "400", RECIPIENT, OTHER)
+            await rounds(gw, 1)
+            listed = {(b.channel, b.unit_code): b.state for b in await breakers.listing(gw)}
+            assert listed == {("sec", ""): "closed", ("sec", RECIPIENT): "open"}
+            second = await send(gw, "thuong", "401", RECIPIENT, OTHER)
+            await rounds(gw, 2)
+            async with gw.engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.select(recipients.c.message_id, recipients.c.unit_code, recipients.c.state,
+                              recipients.c.attempt_count)
+                )  # fmt: skip
+                by = {(r.message_id, r.unit_code): (r.state, r.attempt_count) for r in rows}
+            assert by[first, OTHER] == by[second, OTHER] == ("sent", 1)
+            assert by[first, RECIPIENT] == ("retry_scheduled", 1)
+            assert by[second, RECIPIENT] == ("queued", 0)  # its unit's breaker is open
+
+            paused = await breakers.pause(gw, "sec", unit=OTHER, actor="lan")
+            assert (paused.unit_code, paused.state) == (OTHER, "paused")
+            third = await send(gw, "thuong", "402", OTHER)
+            assert await rounds(gw, 1) == 0
+            await breakers.resume(gw, "sec", unit=OTHER, actor="lan")
+            assert await rounds(gw, 1) == 1
+            assert (await attempt_counts(gw))[third] == ("sent", 1)
 
     run(scenario)
