@@ -3,9 +3,10 @@ endpoint (``secure``), of each unit on it — so that an outage does not burn re
 
 States (one row per breaker in ``channel_breakers``; no row: closed):
 
-* ``closed`` — delivery as usual. Each transport failure (no connection, a 5xx, no answer) adds
-  one to ``failures``; any other outcome (sent, or refused by the peer: the peer answered) resets
-  it. ``[alerts] breaker_failures`` in a row open the breaker (0: never).
+* ``closed`` — delivery as usual. A worker's round that got nothing but transport failures on it
+  (no connection, a 5xx, no answer) adds them to ``failures``; a round with any answer (sent, or
+  refused by the peer) resets it (:func:`_counted`). ``[alerts] breaker_failures`` in a row open
+  the breaker (0: never).
 * ``open`` — the worker claims nothing for it: its recipients wait as they are, due, their
   attempt counts untouched. At ``next_at`` one recipient goes as a **probe** (one worker takes the
   probe, across processes: :func:`gateway.store.alerts.take_slot`). A failed probe keeps it open
@@ -163,23 +164,24 @@ def _counted(
     seen: list[tuple[Outcome, str]],
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The breaker's row after the round's outcomes ``seen`` (in order)."""
+    """The breaker's row after one round's outcomes ``seen`` on it. The round's sends ran
+    concurrently, so their order means nothing: any answer (a send that went, a peer's refusal)
+    shows the transport works and resets the count; a round of nothing but transport failures
+    adds them all. A flaky peer does not open the breaker; a peer that is gone does."""
     before = breaker.state if breaker else CLOSED
     state, failures = before, breaker.failures if breaker else 0
-    last_error: str | None = None
-    for outcome, detail in seen:
-        if outcome in TRANSPORT_FAILURES:
-            failures += 1
-            state = _after_failure(scope, state, failures, gateway.settings.alerts.breaker_failures)
-            last_error = detail
-        else:
-            failures = 0
-            if state == OPEN:
-                state = RECOVERING
-                _log("breaker_recovering", scope, "a probe got an answer")
-    values: dict[str, Any] = {"state": state, "failures": failures, "updated_at": now}
-    if last_error is not None:
-        values["last_error"] = last_error[:500]
+    failed = [detail for outcome, detail in seen if outcome in TRANSPORT_FAILURES]
+    values: dict[str, Any] = {"updated_at": now}
+    if len(failed) < len(seen):
+        failures = 0
+        if state == OPEN:
+            state = RECOVERING
+            _log("breaker_recovering", scope, "a probe got an answer")
+    else:
+        failures += len(failed)
+        state = _after_failure(scope, state, failures, gateway.settings.alerts.breaker_failures)
+        values["last_error"] = failed[-1][:500]
+    values.update(state=state, failures=failures)
     if state == OPEN:  # opened now, or a failed probe: the next probe waits (longer)
         values["next_at"] = now + _probe_wait(gateway, failures)
         if before != OPEN:

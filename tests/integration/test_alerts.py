@@ -520,3 +520,32 @@ def test_on_a_secure_channel_each_unit_has_its_own_breaker(make_gateway: Any) ->
             assert (await attempt_counts(gw))[third] == ("sent", 1)
 
     run(scenario)
+
+
+def test_a_flaky_channel_keeps_its_breaker_closed(make_gateway: Any) -> None:
+    """Two of a round's three sends fail, then one of two: an answer in each round resets the
+    count, so the breaker (2 failures in a row) stays closed; then a round of failures only."""
+    flaky = FakeConnector(
+        name="axis",
+        script=[
+            *(Scripted.UNAVAILABLE, Scripted.UNAVAILABLE, Scripted.OK),  # round 1
+            *(Scripted.UNAVAILABLE, Scripted.OK),  # round 2
+            *(Scripted.UNAVAILABLE, Scripted.UNAVAILABLE),  # round 3
+        ],
+    )
+
+    async def scenario() -> None:
+        async with make_gateway(
+            connectors={"axis": flaky}, extra="[alerts]\nbreaker_failures = 2\n"
+        ) as gw:
+            for i in range(3):
+                await send(gw, "thuong", f"50{i}")
+            assert await rounds(gw, 1) == 3
+            assert await rounds(gw, 1) == 2
+            assert [b.state for b in await breakers.listing(gw)] == ["closed"]
+            await send(gw, "thuong", "510")
+            assert await rounds(gw, 1) == 2  # the one left and the new one: both fail
+            [breaker] = await breakers.listing(gw)
+            assert (breaker.state, breaker.failures) == ("open", 2)
+
+    run(scenario)
