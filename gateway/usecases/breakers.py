@@ -88,7 +88,7 @@ async def plan(gateway: Gateway, conn: AsyncConnection, *, now: dt.datetime) -> 
     slots = []
     for breaker in rows:
         if breaker.state == OPEN:
-            limit, draining, wait = 1, False, _probe_wait(gateway, breaker.failures)
+            limit, draining, wait = 1, False, _probe_wait(gateway, breaker.opened_at, now)
         elif breaker.state == RECOVERING:
             limit, draining = settings.drain_batch, True
             wait = dt.timedelta(seconds=settings.drain_interval_seconds)
@@ -119,12 +119,13 @@ async def drained(conn: AsyncConnection, scope: Scope, *, now: dt.datetime) -> N
         _log("breaker_closed", scope, "backlog drained")
 
 
-def _probe_wait(gateway: Gateway, failures: int) -> dt.timedelta:
-    """How long an open breaker waits before its next probe: doubling with each failed probe."""
-    settings = gateway.settings.alerts
-    beyond = max(0, failures - max(1, settings.breaker_failures))
-    seconds = settings.breaker_probe_seconds * 2.0 ** min(beyond, 20)
-    return min(dt.timedelta(seconds=seconds), PROBE_MAX)
+def _probe_wait(gateway: Gateway, opened_at: dt.datetime | None, now: dt.datetime) -> dt.timedelta:
+    """How long an open breaker waits before its next probe: ``breaker_probe_seconds``, or as
+    long as it has been open — so the wait doubles with each failed probe (up to 10 minutes),
+    however many sends the round that opened it had."""
+    base = dt.timedelta(seconds=gateway.settings.alerts.breaker_probe_seconds)
+    open_for = now - opened_at if opened_at is not None else dt.timedelta(0)
+    return min(max(base, open_for), PROBE_MAX)
 
 
 async def record_outcomes(
@@ -183,9 +184,8 @@ def _counted(
         values["last_error"] = failed[-1][:500]
     values.update(state=state, failures=failures)
     if state == OPEN:  # opened now, or a failed probe: the next probe waits (longer)
-        values["next_at"] = now + _probe_wait(gateway, failures)
-        if before != OPEN:
-            values["opened_at"] = now
+        opened_at = breaker.opened_at if breaker and before == OPEN else now
+        values.update(opened_at=opened_at, next_at=now + _probe_wait(gateway, opened_at, now))
     elif state != before:
         values["next_at"] = now  # recovering: the first drain slice may go at once
     return values
