@@ -544,6 +544,7 @@ def test_a_flaky_channel_keeps_its_breaker_closed(make_gateway: Any) -> None:
             assert await rounds(gw, 1) == 2
             assert [b.state for b in await breakers.listing(gw)] == ["closed"]
             await send(gw, "thuong", "510")
+            await asyncio.sleep(0.2)  # the one left: its second retry waits up to 0.1 s
             assert await rounds(gw, 1) == 2  # the one left and the new one: both fail
             [breaker] = await breakers.listing(gw)
             assert (breaker.state, breaker.failures) == ("open", 2)
