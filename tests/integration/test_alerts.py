@@ -408,6 +408,17 @@ def test_operators_pause_and_resume_a_channel_over_the_api_and_the_cli(
     assert "axis  tạm dừng / paused" in docgw("channels", "list")
     assert "đang phục hồi / recovering" in docgw("channels", "resume", "axis")
     assert "Không có cảnh báo nào" in docgw("alerts")
+    # No worker beats here: the rules, run from the CLI, raise that alert; an operator acks it.
+    [alert] = json.loads(docgw("alerts", "--evaluate", "--json"))
+    assert (alert["rule"], alert["state"], alert["severity"]) == (
+        "NO_WORKER_ALIVE",
+        "open",
+        "critical",
+    )
+    assert "Đã ghi nhận" in docgw("alerts", "ack", alert["id"], "--as", "lan")
+    listed_text = docgw("alerts")
+    assert "đang mở / open" in listed_text and "acked by cli:lan" in listed_text
+    assert "Không có tiến trình gửi nào đang chạy." in listed_text
 
 
 def test_the_other_rules_raise_dedupe_and_a_webhook_down_is_told_later(make_gateway: Any) -> None:
