@@ -77,9 +77,7 @@ def _breaker_line(breaker: BreakerRecord) -> str:
 def cmd_channels_list(args: argparse.Namespace) -> int:
     found = with_gateway(args, breakers.listing)
     if args.json:
-        from gateway.web.alerts import breaker_document
-
-        print_json([breaker_document(b) for b in found])
+        print_json([breakers.breaker_document(b) for b in found])
         return 0
     for breaker in found:
         print(_breaker_line(breaker))

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import TransportState
-from gateway.store import queries
+from gateway.store import message_queries
+from gateway.store.records import aware
 from gateway.store.tables import (
     alerts,
     channel_breakers,
@@ -170,7 +171,7 @@ async def recipients_needing_a_person(conn: AsyncConnection) -> dict[str, tuple[
 
 async def deadline_breaches(conn: AsyncConnection, *, now: dt.datetime) -> int:
     """Messages with a QĐ 28 deadline passed and not met: the API's ``breached`` filter."""
-    conditions = queries._conditions(queries.MessageFilter(breached_before=now))
+    conditions = message_queries._conditions(message_queries.MessageFilter(breached_before=now))
     return int(
         await conn.scalar(sa.select(sa.func.count()).select_from(messages).where(*conditions)) or 0
     )
@@ -200,7 +201,7 @@ async def partner_certificates_expiring(
         .where(latest.c.not_after < before)
         .order_by(latest.c.unit_code)
     )
-    return [(row.unit_code, queries._aware(row.not_after)) for row in rows]
+    return [(row.unit_code, aware(row.not_after)) for row in rows]
 
 
 # -------------------------------------------------------------------------------------- breakers

@@ -16,7 +16,6 @@ or a partner's) expiring within 60/30/7 days, the spool or database disk nearly 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -31,7 +30,7 @@ import aiohttp
 from gateway.bootstrap import Gateway
 from gateway.store import alerts as store
 from gateway.store.alerts import AlertRecord
-from gateway.usecases import health, report_files, webhooks
+from gateway.usecases import monitoring, report_files, webhooks
 from gateway.usecases.errors import NotFound
 
 log = logging.getLogger("docgw.alerts")
@@ -40,13 +39,13 @@ RECIPIENTS_FAILED: Final = "RECIPIENTS_FAILED"
 RECIPIENTS_HELD: Final = "RECIPIENTS_HELD"
 DEADLINE_BREACHED: Final = "DEADLINE_BREACHED"
 DISK_NEARLY_FULL: Final = "DISK_NEARLY_FULL"
-CERTIFICATE_EXPIRING: Final = health.CERTIFICATE_EXPIRING
+CERTIFICATE_EXPIRING: Final = monitoring.CERTIFICATE_EXPIRING
 #: Health reasons that are alerts as they are (a paused channel is an operator's own doing).
 FROM_HEALTH: Final = (
-    health.JOB_FAILING,
-    health.CHANNEL_DOWN,
-    health.NO_WORKER_ALIVE,
-    health.QUEUE_LAG,
+    monitoring.JOB_FAILING,
+    monitoring.CHANNEL_DOWN,
+    monitoring.NO_WORKER_ALIVE,
+    monitoring.QUEUE_LAG,
 )
 RULES: Final = (
     RECIPIENTS_FAILED,
@@ -56,7 +55,9 @@ RULES: Final = (
     CERTIFICATE_EXPIRING,
     DISK_NEARLY_FULL,
 )
-CRITICAL: Final = frozenset({RECIPIENTS_FAILED, health.CHANNEL_DOWN, health.NO_WORKER_ALIVE})
+CRITICAL: Final = frozenset(
+    {RECIPIENTS_FAILED, monitoring.CHANNEL_DOWN, monitoring.NO_WORKER_ALIVE}
+)
 MAIL_TOLD: Final = "mail_told"
 WEBHOOK_TOLD: Final = "webhook_told"
 
@@ -81,7 +82,7 @@ async def conditions(gateway: Gateway) -> list[Condition]:
     now = gateway.clock()
     found = [
         Condition(rule=r.code, subject=r.subject, text_vi=r.text_vi, text_en=r.text_en)
-        for r in (await health.check(gateway)).reasons
+        for r in (await monitoring.health(gateway)).reasons
         if r.code in FROM_HEALTH
     ]
     async with gateway.engine.connect() as conn:
@@ -109,7 +110,7 @@ async def conditions(gateway: Gateway) -> list[Condition]:
                 text_en=f"{breaches} documents past a QĐ 28 deadline.",
             )
         )
-    certificates = [(c.name, c.not_after) for c in health.local_certificates(gateway)]
+    certificates = [(c.name, c.not_after) for c in monitoring.local_certificates(gateway)]
     certificates += [(f"partner {code}", not_after) for code, not_after in partners]
     found += [c for name, at in certificates if (c := _certificate(gateway, name, at, now))]
     found += _disks(gateway)
@@ -125,7 +126,7 @@ def _certificate(
     within = [d for d in bounds if not_after - now <= dt.timedelta(days=d)]
     if not within:
         return None
-    left = health.days_left(not_after, now)
+    left = monitoring.days_left(not_after, now)
     return Condition(
         rule=CERTIFICATE_EXPIRING,
         subject=f"{name} ≤{within[0]}d",
@@ -287,7 +288,7 @@ async def tell(gateway: Gateway) -> int:
 
 async def _mail(gateway: Gateway, alert: AlertRecord) -> str | None:
     reports = gateway.settings.reports
-    server = dataclasses.replace(reports, mail_to=gateway.settings.alerts.mail_to)
+    server = reports.model_copy(update={"mail_to": gateway.settings.alerts.mail_to})
     try:
         await asyncio.to_thread(
             report_files.send_mail,

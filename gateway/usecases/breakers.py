@@ -19,7 +19,7 @@ States (one row per breaker in ``channel_breakers``; no row: closed):
   nothing is claimed and nothing probes until ``resume``, which drains as ``recovering`` does.
 
 The delivery worker asks :func:`plan` what it may claim, and reports each send's outcome with
-:func:`record_outcomes`; the claim itself is :func:`gateway.store.queries.claim_due`.
+:func:`record_outcomes`; the claim itself is :func:`gateway.store.job_queries.claim_due`.
 """
 
 from __future__ import annotations
@@ -286,3 +286,21 @@ async def listing(gateway: Gateway) -> list[BreakerRecord]:
     known: dict[Scope, BreakerRecord | None] = {(b.channel, b.unit_code): b for b in rows}
     channels = [known.pop((name, ""), None) or _closed(name, "", now) for name in gateway.channels]
     return channels + [b for b in known.values() if b is not None]
+
+
+def breaker_document(breaker: BreakerRecord) -> dict[str, Any]:
+    """A breaker as the API, /healthz and the CLI's --json carry it."""
+
+    def iso(value: dt.datetime | None) -> str | None:
+        return None if value is None else value.astimezone(dt.UTC).isoformat()
+
+    return {
+        "channel": breaker.channel,
+        "unit": breaker.unit_code or None,
+        "state": breaker.state,
+        "failures": breaker.failures,
+        "next_at": iso(breaker.next_at),
+        "opened_at": iso(breaker.opened_at),
+        "last_error": breaker.last_error,
+        "changed_by": breaker.changed_by,
+    }

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from connectors.vxp import VxpConnector
 from gateway.bootstrap import Gateway
 from gateway.keystore import create_ca, issue_unit_certificate
 from gateway.scheduler import create_scheduler
-from gateway.store import queries
+from gateway.store import job_queries
 from gateway.store.records import UnitRecord
 from gateway.store.tables import attempts, job_ticks, recipients
 from gateway.usecases import alerts, breakers, delivery, registry, tokens
@@ -139,8 +139,8 @@ def with_hook(gateway: Gateway, url: str) -> None:
     """The alert webhook, with its secret as the environment gives it
     (DOCGW_ALERTS__WEBHOOK_SECRET: the test's gateways read no environment)."""
     settings = gateway.settings
-    hook = replace(settings.alerts, webhook_url=url, webhook_secret=HOOK_SECRET)
-    gateway.settings = replace(settings, alerts=hook)
+    hook = settings.alerts.model_copy(update={"webhook_url": url, "webhook_secret": HOOK_SECRET})
+    gateway.settings = settings.model_copy(update={"alerts": hook})
 
 
 def vxp(url: str, session: aiohttp.ClientSession) -> VxpConnector:
@@ -164,7 +164,7 @@ def shift(gateway: Gateway, seconds: float) -> None:
 
 async def beat(gateway: Gateway) -> None:
     async with gateway.engine.begin() as conn:
-        await queries.heartbeat(conn, "w", now=gateway.clock())
+        await job_queries.heartbeat(conn, "w", now=gateway.clock())
 
 
 async def attempt_counts(gateway: Gateway) -> dict[str, tuple[str, int]]:

@@ -31,7 +31,7 @@ from envelopes.model import Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.keystore import create_ca, issue_unit_certificate
-from gateway.store import queries
+from gateway.store import job_queries, message_queries
 from gateway.store.database import create_engine
 from gateway.store.tables import (
     attempts,
@@ -45,7 +45,8 @@ from gateway.store.tables import (
 )
 from gateway.usecases import delivery, tokens
 from gateway.usecases.statuses import VIETNAM
-from gateway.web.app import create_app, escape_label, render_metrics
+from gateway.web.app import create_app
+from gateway.web.health import escape_label, render_metrics
 
 UPLOAD_LIMIT = 256 * 1024
 API_SETTINGS = f"[api]\nmax_upload_bytes = {UPLOAD_LIMIT}\npage_size = 2\n"
@@ -898,7 +899,7 @@ def test_an_unexpected_error_is_500_without_details(
     async def scenario() -> None:
         async with make_gateway(extra=API_SETTINGS) as gw, serve(gw) as client:
             who = await make_tokens(gw)
-            monkeypatch.setattr(queries, "list_messages", broken)
+            monkeypatch.setattr(message_queries, "list_messages", broken)
             with caplog.at_level(logging.ERROR, logger="docgw.web"):
                 response = await client.get(MESSAGES, headers=who["admin"])
                 body = await expect_problem(response, 500, "INTERNAL_ERROR")
@@ -924,7 +925,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 for route in client.app.router.routes()  # type: ignore[union-attr]
                 if route.method != "HEAD" and route.resource is not None
             }
-            assert len(routes) == 30
+            assert len(routes) == 41
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
@@ -994,7 +995,7 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
             await submit(client, who["operator"], metadata(number="2"))
             now[0] = start + dt.timedelta(seconds=60)
             async with gw.engine.begin() as conn:
-                await queries.heartbeat(conn, "w1", now=now[0])
+                await job_queries.heartbeat(conn, "w1", now=now[0])
             healthy = await ok(await client.get("/healthz"))
             assert healthy == {
                 "status": "ok",

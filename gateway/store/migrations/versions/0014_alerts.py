@@ -1,7 +1,7 @@
 """Alerts and the per-channel circuit breakers.
 
 Revision ID: 0014_alerts
-Revises: 0010
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_alerts"
-down_revision = "0010"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("notify_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("open_key", name=op.f("uq_alerts_open_key")),
+        sa.CheckConstraint("severity IN ('warning', 'critical')", name=op.f("ck_alerts_severity")),
     )
     op.create_index("ix_alerts_raised_at", "alerts", ["raised_at"])
     op.create_table(
@@ -49,6 +50,10 @@ def upgrade() -> None:
         sa.Column("changed_by", sa.String(length=100), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("channel", "unit_code", name=op.f("pk_channel_breakers")),
+        sa.CheckConstraint(
+            "state IN ('closed', 'open', 'recovering', 'paused')",
+            name=op.f("ck_channel_breakers_state"),
+        ),
     )
 
 

@@ -1,10 +1,12 @@
-"""What ``/healthz`` says, and why: the gateway's health as reasons an operator can act on.
+"""What ``/healthz`` and ``/metrics`` report, and why: the gateway's health as reasons an operator
+can act on, and the counters behind the metrics.
 
 Each reason has a stable code (machine-readable), a subject (which channel, job, certificate)
 and a text in Vietnamese and English. The HTTP status tells a load balancer whether *this
 process* can serve: 503 when it cannot (the database is unreachable, or no delivery worker is
 alive); every other reason leaves it serving (200) with ``"status": "degraded"`` — a paused
 channel is no reason to take the API out of rotation. docs/howto/operate.md lists the reasons.
+The alert rules (:mod:`gateway.usecases.alerts`) raise alerts from the same reasons.
 
 Jobs failing in a row: :func:`failing_jobs` is the one place that knows. Until the scheduler
 records each run in the database it counts, per process, the runs :func:`record_job_run` hears
@@ -24,15 +26,16 @@ from typing import Final
 from cryptography import x509
 
 from gateway.bootstrap import Gateway
+from gateway.settings import SecureChannel
 from gateway.store import alerts as store_alerts
-from gateway.store import queries
+from gateway.store import job_queries, status_queries
 from gateway.usecases import breakers
 
-log = logging.getLogger("docgw.health")
+log = logging.getLogger("docgw.web")
 
 #: A worker silent for longer than this is presumed dead (it beats every few seconds).
 WORKER_SILENCE: Final = dt.timedelta(seconds=30)
-TIMEOUT_SECONDS: Final = 5.0
+HEALTH_TIMEOUT_SECONDS: Final = 5.0
 #: A local certificate expiring within this makes the gateway degraded (alerts start earlier).
 CERTIFICATE_DAYS: Final = 7
 
@@ -74,6 +77,18 @@ class Health:
     @property
     def serving(self) -> bool:
         return not any(r.code in UNSERVING for r in self.reasons)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counters:
+    channels: list[str]
+    recipients: list[tuple[str, str, int]]
+    oldest_due_age: float
+    attempts: list[tuple[str, str, int]]
+    status_events: list[tuple[str, str, int]]
+    workers_alive: int
+    #: Every configured channel's circuit breaker, then the units' ones.
+    breakers: list[store_alerts.BreakerRecord]
 
 
 # ------------------------------------------------------------------------------ job failures
@@ -128,7 +143,11 @@ def local_certificates(gateway: Gateway) -> list[LocalCertificate]:
     files: list[tuple[str, Path | None]] = [
         ("secure_inbox.cert_file", settings.secure_inbox.cert_file)
     ]
-    files += [(f"channels.{c.name}.cert_file", c.cert_file) for c in settings.channels]
+    files += [
+        (f"channels.{c.name}.cert_file", c.cert_file)
+        for c in settings.channels
+        if isinstance(c, SecureChannel)
+    ]
     for name, path in files:
         if path is None:
             continue
@@ -148,13 +167,13 @@ def days_left(not_after: dt.datetime, now: dt.datetime) -> int:
 # ------------------------------------------------------------------------------------ check
 
 
-async def check(gateway: Gateway) -> Health:
+async def health(gateway: Gateway) -> Health:
     now = gateway.clock()
     settings = gateway.settings.alerts
     try:
-        async with asyncio.timeout(TIMEOUT_SECONDS), gateway.engine.connect() as conn:
-            alive = await queries.live_workers(conn, since=now - WORKER_SILENCE)
-            oldest = await queries.oldest_due(conn, now=now)
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), gateway.engine.connect() as conn:
+            alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
+            oldest = await job_queries.oldest_due(conn, now=now)
             rows = await store_alerts.breakers(conn)
     except Exception:  # whatever the failure, the answer is "the database is unreachable"
         log.warning(
@@ -237,4 +256,27 @@ def breaker_reason(breaker: store_alerts.BreakerRecord) -> Reason:
         f"{breaker.last_error or ''}",
         text_en=f"Channel {subject} is down ({breaker.failures} failures in a row): "
         f"{breaker.last_error or ''}",
+    )
+
+
+# --------------------------------------------------------------------------------- counters
+
+
+async def counters(gateway: Gateway) -> Counters:
+    now = gateway.clock()
+    async with gateway.engine.connect() as conn:
+        by_state = await job_queries.counts_by_state_and_channel(conn)
+        oldest = await job_queries.oldest_due(conn, now=now)
+        attempts = await job_queries.attempt_counts(conn)
+        status_events = await status_queries.status_event_counts(conn)
+        alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
+    found_breakers = await breakers.listing(gateway)
+    return Counters(
+        channels=sorted(gateway.connectors),
+        recipients=by_state,
+        oldest_due_age=(now - oldest).total_seconds() if oldest is not None else 0.0,
+        attempts=attempts,
+        status_events=status_events,
+        workers_alive=alive,
+        breakers=found_breakers,
     )

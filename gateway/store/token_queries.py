@@ -1,0 +1,52 @@
+"""API tokens: stored by the SHA-256 of their value, revoked in place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.direct import Statement
+from gateway.store.tables import (
+    tokens,
+)
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+async def insert_token(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    role: str,
+    unit_code: str | None,
+    token_sha256: str,
+    now: dt.datetime,
+) -> None:
+    await conn.execute(
+        tokens.insert().values(
+            name=name, role=role, unit_code=unit_code, token_sha256=token_sha256, created_at=now
+        )
+    )
+
+
+_LIVE_TOKEN = Statement(
+    sa.select(tokens).where(
+        tokens.c.token_sha256 == sa.bindparam("sha256"), tokens.c.revoked_at.is_(None)
+    )
+)
+
+
+async def token_by_hash(conn: AsyncConnection, token_sha256: str) -> Any:
+    return (await _LIVE_TOKEN.execute(conn, {"sha256": token_sha256})).one_or_none()
+
+
+async def revoke_token(conn: AsyncConnection, name: str, *, now: dt.datetime) -> bool:
+    result = await conn.execute(
+        tokens.update()
+        .where(tokens.c.name == name, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
