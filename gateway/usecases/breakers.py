@@ -116,7 +116,9 @@ async def drained(conn: AsyncConnection, scope: Scope, *, now: dt.datetime) -> N
     breaker = await store.breaker_for_update(conn, *scope)
     if breaker is not None and breaker.state == RECOVERING:
         await store.forget_breaker(conn, *scope)  # no row: closed, no failure counted
-        _log("breaker_closed", scope, "backlog drained")
+        log.warning(
+            "breaker_closed", extra={"event": "breaker_closed", **_fields(scope, "backlog drained")}
+        )
 
 
 def _probe_wait(gateway: Gateway, opened_at: dt.datetime | None, now: dt.datetime) -> dt.timedelta:
@@ -177,7 +179,8 @@ def _counted(
         failures = 0
         if state == OPEN:
             state = RECOVERING
-            _log("breaker_recovering", scope, "a probe got an answer")
+            why = _fields(scope, "a probe got an answer")
+            log.warning("breaker_recovering", extra={"event": "breaker_recovering", **why})
     else:
         failures += len(failed)
         state = _after_failure(scope, state, failures, gateway.settings.alerts.breaker_failures)
@@ -193,15 +196,14 @@ def _counted(
 
 def _after_failure(scope: Scope, state: str, failures: int, threshold: int) -> str:
     if state == RECOVERING or (state == CLOSED and threshold and failures >= threshold):
-        _log("breaker_opened", scope, f"{failures} transport failures in a row")
+        why = _fields(scope, f"{failures} transport failures in a row")
+        log.warning("breaker_opened", extra={"event": "breaker_opened", **why})
         return OPEN
     return state
 
 
-def _log(event: str, scope: Scope, why: str) -> None:
-    log.warning(
-        event, extra={"event": event, "channel": scope[0], "unit": scope[1] or None, "detail": why}
-    )
+def _fields(scope: Scope, why: str) -> dict[str, Any]:
+    return {"channel": scope[0], "unit": scope[1] or None, "detail": why}
 
 
 # ------------------------------------------------------------------------- operator's actions

@@ -1,5 +1,7 @@
 """What ``/healthz`` and ``/metrics`` report, and why: the gateway's health as reasons an operator
-can act on, and the counters behind the metrics.
+can act on, and the counters behind the metrics — the exchange's, the scheduled jobs'
+(gateway/usecases/jobs.py), the circuit breakers' and the latency histograms
+(gateway/store/latency.py).
 
 Each reason has a stable code (machine-readable), a subject (which channel, job, certificate)
 and a text in Vietnamese and English. The HTTP status tells a load balancer whether *this
@@ -8,10 +10,9 @@ alive); every other reason leaves it serving (200) with ``"status": "degraded"``
 channel is no reason to take the API out of rotation. docs/howto/operate.md lists the reasons.
 The alert rules (:mod:`gateway.usecases.alerts`) raise alerts from the same reasons.
 
-Jobs failing in a row: :func:`failing_jobs` is the one place that knows. Until the scheduler
-records each run in the database it counts, per process, the runs :func:`record_job_run` hears
-of from the scheduler (gateway/scheduler.py ``_guarded``): with several processes on
-PostgreSQL each counts the ticks it ran.
+Every value is read from the database, so any process's ``/healthz`` and ``/metrics`` tell the
+whole gateway (all its workers and jobs write the same tables — a job failing in a row is read
+from the recorded job runs) and a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -28,8 +29,11 @@ from cryptography import x509
 from gateway.bootstrap import Gateway
 from gateway.settings import SecureChannel
 from gateway.store import alerts as store_alerts
-from gateway.store import job_queries, status_queries
-from gateway.usecases import breakers
+from gateway.store import job_queries, latency, status_queries
+from gateway.store.job_runs import FAILED
+from gateway.store.latency import Histogram
+from gateway.usecases import breakers, jobs
+from gateway.usecases.jobs import JobView
 
 log = logging.getLogger("docgw.web")
 
@@ -87,41 +91,38 @@ class Counters:
     attempts: list[tuple[str, str, int]]
     status_events: list[tuple[str, str, int]]
     workers_alive: int
+    jobs: list[JobView] = field(default_factory=list)
+    submit_to_sent: list[Histogram] = field(default_factory=list)
+    submit_to_received: list[Histogram] = field(default_factory=list)
+    receive_to_handover: list[Histogram] = field(default_factory=list)
     #: Every configured channel's circuit breaker, then the units' ones.
-    breakers: list[store_alerts.BreakerRecord]
+    breakers: list[store_alerts.BreakerRecord] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ job failures
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class JobStreak:
-    failures: int = 0
+    failures: int
+    #: The last failed run's error code and detail ("" when none was recorded).
     last_error: str = ""
-    last_failed_at: dt.datetime | None = None
-
-
-#: gateway instance → job → its current streak of failed runs (see the module's docstring).
-_streaks: dict[str, dict[str, JobStreak]] = {}
-
-
-def record_job_run(gateway: Gateway, job: str, error: BaseException | None) -> None:
-    """The scheduler tells of each run of ``job``: ``error`` None when it succeeded."""
-    streaks = _streaks.setdefault(gateway.instance, {})
-    if error is None:
-        streaks.pop(job, None)
-        return
-    streak = streaks.setdefault(job, JobStreak())
-    streak.failures += 1
-    streak.last_error = f"{type(error).__name__}: {error}"[:300]
-    streak.last_failed_at = gateway.clock()
 
 
 async def failing_jobs(gateway: Gateway) -> dict[str, JobStreak]:
-    """Jobs whose last ``[alerts] job_failures`` runs or more all failed, with their streaks."""
+    """Jobs whose last ``[alerts] job_failures`` runs or more all failed (the job runs recorded
+    by every process: :func:`gateway.usecases.jobs.consecutive_failures`), with the last error."""
     threshold = gateway.settings.alerts.job_failures
-    streaks = _streaks.get(gateway.instance, {})
-    return {job: s for job, s in sorted(streaks.items()) if s.failures >= threshold}
+    counted = await jobs.consecutive_failures(gateway)
+    found: dict[str, JobStreak] = {}
+    for job, failures in sorted(counted.items()):
+        if failures < threshold:
+            continue
+        runs = await jobs.job_history(gateway, job, limit=5)
+        failed = next((r for r in runs if r.outcome == FAILED), None)
+        error = ": ".join(x for x in (failed.error_code, failed.detail) if x) if failed else ""
+        found[job] = JobStreak(failures=failures, last_error=error[:300])
+    return found
 
 
 # ------------------------------------------------------------------------------- certificates
@@ -270,6 +271,9 @@ async def counters(gateway: Gateway) -> Counters:
         attempts = await job_queries.attempt_counts(conn)
         status_events = await status_queries.status_event_counts(conn)
         alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
+        to_sent = await latency.submit_to_sent(conn)
+        to_received = await latency.submit_to_received(conn)
+        to_handover = await latency.receive_to_handover(conn)
     found_breakers = await breakers.listing(gateway)
     return Counters(
         channels=sorted(gateway.connectors),
@@ -278,5 +282,9 @@ async def counters(gateway: Gateway) -> Counters:
         attempts=attempts,
         status_events=status_events,
         workers_alive=alive,
+        jobs=await jobs.list_jobs(gateway),
+        submit_to_sent=to_sent,
+        submit_to_received=to_received,
+        receive_to_handover=to_handover,
         breakers=found_breakers,
     )

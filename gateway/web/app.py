@@ -10,6 +10,7 @@ its handlers); handlers parse the request, call one use case, and render JSON:
     integration.py  the local system's feed, acknowledgements, handover, webhooks, downloads
     health.py       /healthz, /metrics and the OpenAPI document (no token)
     alerts.py       alerts, the channels' circuit breakers (pause, resume)
+    jobs.py         the scheduled jobs: their runs, and running one now
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.web import (
     health,
     inbox,
     integration,
+    jobs,
     messages,
     openapi,
     reports,
@@ -48,6 +50,7 @@ RESOURCES: tuple[Routes, ...] = (
     health.ROUTES,
     integration.ROUTES,
     alerts.ROUTES,
+    jobs.ROUTES,
 )
 
 

@@ -53,6 +53,7 @@ from gateway.store import job_queries
 from gateway.store.records import UnitRecord
 from gateway.store.tables import attempts, job_ticks, recipients
 from gateway.usecases import alerts, breakers, delivery, registry, tokens
+from gateway.usecases.jobs import scheduled_jobs
 from gateway.web.app import create_app
 
 A_SYSTEM, B_SYSTEM = "he-thong-a", "he-thong-b"
@@ -325,7 +326,7 @@ def test_a_job_failing_in_a_row_makes_health_degraded(make_gateway: Any) -> None
             ) as gw,
         ):
             await beat(gw)
-            job = create_scheduler(gw).get_job("directory:axis").func
+            job = create_scheduler(gw, scheduled_jobs(gw)).get_job("directory:axis").func
 
             async def sync() -> None:
                 """The job at its next (daily) tick: on PostgreSQL a tick runs once across
@@ -374,7 +375,8 @@ def test_operators_pause_and_resume_a_channel_over_the_api_and_the_cli(
                 body = await (await client.get("/healthz")).json()
                 assert [r["code"] for r in body["reasons"]] == ["NO_WORKER_ALIVE", "CHANNEL_PAUSED"]
                 metrics = await (await client.get("/metrics")).text()
-                assert 'docgw_channel_breaker{channel="axis",unit="",state="paused"} 1' in metrics
+                assert 'docgw_channel_breaker{channel="axis",state="paused",unit=""} 1.0' in metrics
+                assert 'docgw_channel_breaker{channel="axis",state="closed",unit=""} 0.0' in metrics
                 unknown = await client.post("/api/v1/channels/nowhere/pause", headers=auth)
                 assert (unknown.status, (await unknown.json())["code"]) == (404, "NOT_FOUND")
                 bad = await client.post(

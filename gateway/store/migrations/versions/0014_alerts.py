@@ -1,7 +1,7 @@
 """Alerts and the per-channel circuit breakers.
 
 Revision ID: 0014_alerts
-Revises: 0017
+Revises: 0013_job_runs
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_alerts"
-down_revision = "0017"
+down_revision = "0013_job_runs"
 branch_labels = None
 depends_on = None
 
