@@ -325,6 +325,58 @@ class DocumentSignatureSettings(Section):
     warned"""
 
 
+class AlertSettings(Section):
+    """Health reasons, alerts and the channels' circuit breakers (docs/howto/operate.md)."""
+
+    evaluate_seconds: float = Field(60.0, ge=0)
+    """how often the alert rules run (the `alerts` job, once per tick across processes; 0 =
+    never) ([howto/operate.md](../howto/operate.md#alerts))"""
+    job_failures: int = Field(3, ge=1)
+    """a scheduled job whose last this-many runs all failed makes `/healthz` degraded
+    (`JOB_FAILING`) and raises an alert; at least 1"""
+    max_due_age_seconds: float = Field(900.0, ge=0)
+    """`/healthz` is degraded (`QUEUE_LAG`) when the oldest due recipient has waited longer"""
+    certificate_days: Annotated[tuple[int, ...], Strict(False)] = Field(
+        (60, 30, 7), json_schema_extra={"shown": "[60, 30, 7]"}
+    )
+    """a certificate (a local unit's, a configured TLS file, a partner unit's registered one)
+    expiring within one of these raises `CERTIFICATE_EXPIRING`, anew at each bound crossed;
+    `/healthz` is degraded within 7 days for local ones"""
+    disk_full_ratio: float = Field(0.9, gt=0, le=1)
+    """the spool's (temporary files) or an SQLite database's disk used beyond this share raises
+    `DISK_NEARLY_FULL` (more than 0, at most 1)"""
+    mail_to: Texts = ()
+    """alerts (raised and resolved) are mailed to these, through the `[reports]` SMTP server
+    (`smtp_host`, `mail_from`, …, which must then be set)"""
+    webhook_url: str = ""
+    """alerts are POSTed here as JSON, signed like the webhooks (`Docgw-Signature`,
+    `Docgw-Timestamp`, `Docgw-Event-Id`); "" = none"""
+    webhook_secret: OptionalSecret = Field("", validate_default=True)
+    """the HMAC key of the alert webhook's signature (required with `webhook_url`): no default,
+    taken only from `DOCGW_ALERTS__WEBHOOK_SECRET` (a non-empty value in the file is refused)"""
+    breaker_failures: int = Field(5, ge=0)
+    """a channel's circuit breaker (a unit's, on a `secure` channel) opens after this many
+    transport failures in a row (0 = never)"""
+    breaker_probe_seconds: float = Field(30.0, gt=0)
+    """an open breaker sends one probe this long after opening, the wait doubling with the time
+    open up to 10 minutes"""
+    drain_batch: int = Field(10, ge=1)
+    """after recovery (or `resume`) the backlog drains this many recipients per slice …"""
+    drain_interval_seconds: float = Field(1.0, gt=0)
+    """… one slice per this many seconds; a slice finding fewer closes the breaker"""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_has_its_secret(cls, secret: str, info: ValidationInfo) -> str:
+        if info.data.get("webhook_url") and not secret:
+            raise PydanticCustomError(
+                "setting_rule",
+                "an alert webhook needs its secret; it has no default: set "
+                "DOCGW_ALERTS__WEBHOOK_SECRET",
+            )
+        return secret
+
+
 class LoggingSettings(Section):
     """The log (gateway/logs.py, [howto/operate.md](../howto/operate.md#logs))."""
 
@@ -569,6 +621,8 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     archive: ArchiveSettings = ArchiveSettings()
     documents: DocumentSignatureSettings = DocumentSignatureSettings()
+
+    alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
@@ -629,6 +683,12 @@ class _TomlFile(TomlConfigSettingsSource):
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{file_path} is not valid TOML: {exc}") from exc
         reports = raw.get("reports")
+        alerts = raw.get("alerts")
+        if isinstance(alerts, dict) and alerts.get("webhook_secret"):
+            raise SettingsError(
+                "a secret is never written in the file: set DOCGW_ALERTS__WEBHOOK_SECRET",
+                element="alerts.webhook_secret",
+            )
         if isinstance(reports, dict) and reports.get("smtp_password"):
             raise SettingsError(
                 "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
@@ -706,6 +766,8 @@ def check(settings: Settings) -> None:
     for key in ("hold_unsigned", "hold_failing"):
         for code in getattr(settings.documents, key):
             parse_strict(code, field=f"documents.{key}")
+
+    _check_alerts(settings.alerts, settings.reports)
     for channel in settings.channels:
         if settings.gateway.profile == "secure" and channel.is_axis:
             raise SettingsError(
@@ -726,6 +788,15 @@ def _check_reports(reports: ReportSettings) -> None:
     if reports.smtp_host and not (reports.mail_from and reports.mail_to):
         raise SettingsError(
             "e-mail delivery needs mail_from and mail_to", element="reports.mail_to"
+        )
+
+
+def _check_alerts(alerts: AlertSettings, reports: ReportSettings) -> None:
+    if alerts.mail_to and not (reports.smtp_host and reports.mail_from):
+        raise SettingsError(
+            "alert e-mail goes through the [reports] SMTP server: set reports.smtp_host and "
+            "reports.mail_from",
+            element="alerts.mail_to",
         )
 
 

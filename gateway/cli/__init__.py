@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from envelopes.errors import GatewayError
 from gateway.cli import (
+    alerts,
     archive,
     backup,
     demo,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     archive.register(commands)
     jobs.register(commands)
     directory.register(commands)
+    alerts.register(commands)
     return parser
 
 

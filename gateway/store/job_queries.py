@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -94,6 +95,21 @@ _DUE = Statement(
 )
 
 
+def _in_scope(channel: str, unit_code: str) -> Any:
+    if not unit_code:
+        return recipients.c.channel == channel
+    return sa.and_(recipients.c.channel == channel, recipients.c.unit_code == unit_code)
+
+
+def _breaker_scoped(blocked: Sequence[tuple[str, str]], only: tuple[str, str] | None) -> Any:
+    """The due-rows statement without the blocked breakers' recipients, or with only one's."""
+    statement: Any = _DUE.statement
+    if only is not None:
+        return statement.where(_in_scope(*only))
+    outside = sa.not_(sa.or_(*(_in_scope(*scope) for scope in blocked)))
+    return statement.where(sa.or_(recipients.c.channel.is_(None), outside))
+
+
 async def claim_due(
     conn: AsyncConnection,
     *,
@@ -101,11 +117,15 @@ async def claim_due(
     limit: int,
     lease_until: dt.datetime,
     worker: str,
+    blocked: Sequence[tuple[str, str]] = (),
+    only: tuple[str, str] | None = None,
 ) -> list[Claimed]:
     """Claim up to ``limit`` due recipients: they become ``sending`` under this worker's lease.
     Three statements whatever the batch: the due rows with what their delivery needs, the one
-    guarded UPDATE, the audit events."""
-    rows = (await _DUE.execute(conn, {"now": now, "limit": limit})).all()
+    guarded UPDATE, the audit events. ``blocked``: (channel, unit or "" for all its units) whose
+    circuit breaker is not closed, left alone; ``only``: claim for that one (usecases/breakers)."""
+    due = _DUE if not blocked and only is None else Statement(_breaker_scoped(blocked, only))
+    rows = (await due.execute(conn, {"now": now, "limit": limit})).all()
     if not rows:
         return []
     # One guarded UPDATE for the batch: the rows are ours (locked above on PostgreSQL; SQLite has

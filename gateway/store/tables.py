@@ -489,3 +489,52 @@ document_signatures = sa.Table(
     sa.Column("checked_at", TS, nullable=False),
     sa.CheckConstraint("verdict IN ('valid', 'unsigned', 'failing')", name="verdict"),
 )
+
+
+#: Alerts (gateway/usecases/alerts.py): one row per raised condition. At most one open alert per
+#: rule and subject (the unique ``open_key``): a condition still true keeps its alert.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    #: The rule's stable code (ALERT_CHANNEL_DOWN …) and what it is about (a channel, a job …).
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    #: "warning" | "critical"
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("text_vi", sa.Text, nullable=False),
+    sa.Column("text_en", sa.Text, nullable=False),
+    #: "rule|subject" while the condition holds; NULL once resolved.
+    sa.Column("open_key", sa.String(350), nullable=True, unique=True),
+    sa.Column("raised_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("resolved_at", TS, nullable=True),
+    sa.Column("acked_at", TS, nullable=True),
+    sa.Column("acked_by", sa.String(100), nullable=True),
+    #: The last state ("open" | "resolved") each way of telling has delivered; behind = retried.
+    sa.Column("mail_told", sa.String(10), nullable=True),
+    sa.Column("webhook_told", sa.String(10), nullable=True),
+    sa.Column("notify_error", sa.Text, nullable=True),
+    sa.CheckConstraint("severity IN ('warning', 'critical')", name="severity"),
+)
+sa.Index("ix_alerts_raised_at", alerts.c.raised_at)
+
+#: The circuit breaker of each channel (unit_code "") or, on a channel that calls each unit at
+#: its own endpoint, of each unit on it (gateway/usecases/breakers.py). No row: closed.
+channel_breakers = sa.Table(
+    "channel_breakers",
+    metadata,
+    sa.Column("channel", sa.String(64), primary_key=True),
+    sa.Column("unit_code", sa.String(35), primary_key=True),
+    #: "closed" | "open" | "recovering" | "paused" (an operator's)
+    sa.Column("state", sa.String(10), nullable=False),
+    #: Transport failures in a row (any success resets it).
+    sa.Column("failures", sa.Integer, nullable=False),
+    #: open: when the next probe may go; recovering: when the next drain slice may go.
+    sa.Column("next_at", TS, nullable=True),
+    sa.Column("opened_at", TS, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("changed_by", sa.String(100), nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.CheckConstraint("state IN ('closed', 'open', 'recovering', 'paused')", name="state"),
+)

@@ -72,6 +72,7 @@ from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
 from gateway.store import job_queries, message_queries
 from gateway.store.records import Claimed, UnitRecord
+from gateway.usecases import breakers
 from gateway.usecases.packages import (
     load_to_spool,
     opener,
@@ -108,9 +109,7 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
     settings = gateway.settings.delivery
     lease_until = now + _seconds(settings.lease_seconds)
     async with gateway.engine.begin() as conn:
-        claimed = await job_queries.claim_due(
-            conn, now=now, limit=settings.batch_size, lease_until=lease_until, worker=worker
-        )
+        claimed, plan = await _claim(gateway, conn, now=now, lease_until=lease_until, worker=worker)
         if not claimed:
             return 0
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
@@ -129,7 +128,46 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
         *(_deliver_group(gateway, g, inline.get(g[0].package_sha256)) for g in groups.values())
     )
     await _record(gateway, ended, attempt_ids, worker)
+    await breakers.record_outcomes(
+        gateway,
+        (
+            (
+                breakers.scope_of(gateway, s.group[0].channel, s.group[0].unit_code),
+                s.outcome,
+                s.detail,
+            )
+            for s in ended
+        ),
+        known=plan.known,
+        now=gateway.clock(),
+    )
     return len(claimed)
+
+
+async def _claim(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    *,
+    now: dt.datetime,
+    lease_until: dt.datetime,
+    worker: str,
+) -> tuple[list[Claimed], breakers.Plan]:
+    """The round's claim: every due recipient whose channel's breaker is closed, plus a probe or
+    a drain slice of those whose breaker's turn has come (:mod:`gateway.usecases.breakers`)."""
+    plan = await breakers.plan(gateway, conn, now=now)
+    limit = gateway.settings.delivery.batch_size
+    claimed = await job_queries.claim_due(
+        conn, now=now, limit=limit, lease_until=lease_until, worker=worker, blocked=plan.blocked
+    )
+    for slot in plan.slots:
+        more = await job_queries.claim_due(
+            conn, now=now, limit=slot.limit, lease_until=lease_until, worker=worker,
+            only=slot.scope,
+        )  # fmt: skip
+        if slot.draining and len(more) < slot.limit:
+            await breakers.drained(conn, slot.scope, now=now)
+        claimed.extend(more)
+    return claimed, plan
 
 
 async def _hold_unroutable(

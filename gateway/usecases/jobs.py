@@ -122,6 +122,15 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
                 run=partial(backup.scheduled_backup, gateway),
             )
         )
+    if (alert_seconds := settings.alerts.evaluate_seconds) > 0:
+        # Imported here: the alert rules read the health, which reads these jobs' runs.
+        from gateway.usecases import alerts
+
+        jobs.append(
+            JobDefinition(
+                name="alerts", seconds=alert_seconds, run=partial(alerts.evaluate, gateway)
+            )
+        )
     jobs.extend(_channel_jobs(gateway))
     if settings.gateway.local_units:  # a container is signed by a local unit's key
         jobs.append(

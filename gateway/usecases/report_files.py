@@ -266,7 +266,12 @@ def write_atomically(folder: Path, name: str, data: bytes) -> Path:
 
 
 def send_mail(
-    settings: ReportSettings, subject: str, files: dict[str, bytes], *, ca_file: Path | None
+    settings: ReportSettings,
+    subject: str,
+    files: dict[str, bytes],
+    *,
+    ca_file: Path | None,
+    body: str | None = None,
 ) -> None:
     """Mail ``files`` (name → content) as attachments (blocking: run it in a thread). STARTTLS
     verifies the server's certificate (against ``ca_file``, else the system's CAs) and name."""
@@ -274,7 +279,7 @@ def send_mail(
     message["Subject"] = subject
     message["From"] = settings.mail_from
     message["To"] = ", ".join(settings.mail_to)
-    message.set_content(f"{subject}\n\nDo docgw lập tự động. / Made by docgw.")
+    message.set_content(body or f"{subject}\n\nDo docgw lập tự động. / Made by docgw.")
     for name, data in files.items():
         maintype, subtype = MEDIA_TYPES[name.rsplit(".", 1)[1]].split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

@@ -1,7 +1,7 @@
 """The HTTP API (aiohttp): ``create_app(gateway)`` in :mod:`gateway.web.app` builds it.
 
 app.py          the app: middlewares, and every resource module's routes
-messages.py, inbox.py, units.py, reports.py, integration.py, health.py
+messages.py, inbox.py, units.py, reports.py, integration.py, health.py, alerts.py
                 resources: each declares its routes (routes.Routes) beside thin handlers that
                 parse the request, call one use case and render JSON
 routes.py       Routes: how a module declares its routes and their documentation

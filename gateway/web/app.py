@@ -9,6 +9,7 @@ its handlers); handlers parse the request, call one use case, and render JSON:
     reports.py      monthly and weekly reports
     integration.py  the local system's feed, acknowledgements, handover, webhooks, downloads
     health.py       /healthz, /metrics and the OpenAPI document (no token)
+    alerts.py       alerts, the channels' circuit breakers (pause, resume)
     jobs.py         the scheduled jobs: their runs, and running one now
 """
 
@@ -21,6 +22,7 @@ from aiohttp import multipart, web
 
 from gateway.bootstrap import Gateway
 from gateway.web import (
+    alerts,
     directory,
     health,
     inbox,
@@ -47,6 +49,7 @@ RESOURCES: tuple[Routes, ...] = (
     reports.ROUTES,
     health.ROUTES,
     integration.ROUTES,
+    alerts.ROUTES,
     jobs.ROUTES,
 )
 

@@ -1,7 +1,7 @@
 """What needs no token: the service's health and metrics, and the OpenAPI document.
 
 method  path                   calls
-GET     /healthz               monitoring.health
+GET     /healthz               monitoring.health (reasons: docs/howto/operate.md)
 GET     /metrics               monitoring.counters (written by prometheus_client)
 GET     /api/v1/openapi.json   (built once per app: openapi.build_document)
 
@@ -23,13 +23,16 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from pydantic import Field
 
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
+from gateway.store.alerts import BreakerRecord
 from gateway.store.latency import Histogram
-from gateway.usecases import monitoring
+from gateway.usecases import breakers, monitoring
 from gateway.usecases.jobs import JobView
 from gateway.usecases.monitoring import Counters
+from gateway.web.alerts import Breaker, breaker_reply
 from gateway.web.auth import public
 from gateway.web.bodies import Reply, render
 from gateway.web.common import API, GATEWAY
@@ -43,11 +46,31 @@ OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
+#: Breaker states, each a 0/1 series in docgw_channel_breaker (so a state's series never vanishes).
+BREAKER_STATES = (breakers.CLOSED, breakers.OPEN, breakers.RECOVERING, breakers.PAUSED)
+
+
+class HealthReason(Reply):
+    """Why the gateway is degraded: a stable code, what it is about, and the words"""
+
+    code: str = Field(
+        description="DATABASE_UNREACHABLE, NO_WORKER_ALIVE, QUEUE_LAG, JOB_FAILING, "
+        "CHANNEL_DOWN, CHANNEL_PAUSED, CERTIFICATE_EXPIRING"
+    )
+    subject: str
+    vi: str
+    en: str
+
+
 class Health(Reply):
+    """ok, or degraded with its reasons"""
+
     status: Literal["ok", "degraded"]
     database: bool
     workers_alive: int
     queue_lag_seconds: float | None
+    reasons: list[HealthReason]
+    channels: list[Breaker] = Field(description="the breakers that have a state to show")
 
 
 @ROUTES.get(
@@ -68,20 +91,24 @@ async def openapi_document(request: web.Request) -> web.Response:
 @ROUTES.get(
     "/healthz",
     name="health",
-    summary="Database reachable and a worker heartbeat in the last 30 s",
-    ok={200: Response(description="Healthy", body=Health),
-        503: Response(description="Degraded", body=Health)},
+    summary="ok, or degraded with its reasons (docs/howto/operate.md); 503 only when this "
+    "process cannot serve (DATABASE_UNREACHABLE, NO_WORKER_ALIVE)",
+    ok={200: Response(description="Serving: ok, or degraded with its reasons", body=Health),
+        503: Response(description="Not serving: the database or every worker is gone",
+                      body=Health)},
 )  # fmt: skip
 @public
 async def health(request: web.Request) -> web.Response:
     found = await monitoring.health(request.app[GATEWAY])
     body = Health(
-        status="ok" if found.healthy else "degraded",
+        status="degraded" if found.reasons else "ok",
         database=found.database,
         workers_alive=found.workers_alive,
         queue_lag_seconds=found.queue_lag_seconds,
+        reasons=[HealthReason.model_validate(r.document()) for r in found.reasons],
+        channels=[breaker_reply(b) for b in found.channels],
     )
-    return render(body, status=200 if found.healthy else 503)
+    return render(body, status=200 if found.serving else 503)
 
 
 @ROUTES.get(
@@ -92,7 +119,8 @@ async def health(request: web.Request) -> web.Response:
         description="docgw_recipients, docgw_oldest_due_age_seconds, docgw_attempts_total, "
         "docgw_failures_total, docgw_status_events_total, docgw_workers_alive, "
         "docgw_job_last_success_timestamp, docgw_job_failures_total, "
-        "docgw_job_consecutive_failures; histograms docgw_submit_to_sent_seconds, "
+        "docgw_job_consecutive_failures, docgw_channel_breaker, "
+        "docgw_channel_breaker_failures; histograms docgw_submit_to_sent_seconds, "
         "docgw_submit_to_received_seconds, docgw_receive_to_handover_seconds",
         body={"text/plain": {"schema": {"type": "string"}}},
     )},
@@ -111,6 +139,7 @@ class _CountersCollector(Collector):
         s = self.counters
         yield from _exchange(s)
         yield from _job_families(s.jobs)
+        yield from _breaker_families(s.breakers)
         yield _histogram(
             "docgw_submit_to_sent_seconds",
             "From a document's submission to its sending to a recipient, by channel.",
@@ -213,6 +242,27 @@ def _job_families(found: Iterable[JobView]) -> Iterator[Metric]:
     yield success
     yield failures
     yield in_a_row
+
+
+def _breaker_families(found: Iterable[BreakerRecord]) -> Iterator[Metric]:
+    """docgw_channel_breaker{channel,unit,state} (1 for the breaker's state, 0 for the others, so
+    a state's series never vanishes) and docgw_channel_breaker_failures{channel,unit}."""
+    state = GaugeMetricFamily(
+        "docgw_channel_breaker",
+        "Circuit breaker state per channel (and unit on a secure channel): 1 for the current.",
+        labels=["channel", "unit", "state"],
+    )
+    failures = GaugeMetricFamily(
+        "docgw_channel_breaker_failures",
+        "Transport failures in a row per channel (and unit on a secure channel).",
+        labels=["channel", "unit"],
+    )
+    for breaker in found:
+        for name in BREAKER_STATES:
+            state.add_metric([breaker.channel, breaker.unit_code, name], int(breaker.state == name))
+        failures.add_metric([breaker.channel, breaker.unit_code], breaker.failures)
+    yield state
+    yield failures
 
 
 def _histogram(

@@ -56,6 +56,9 @@ FAULTS = AxisFaults(
 )
 RETRY = "base_seconds = 0.05\nmax_delay_seconds = 0.5\nmax_attempts = 10000\njitter = 0.5\n"
 DELIVERY = "batch_size = 50\nworkers = 2\n"
+#: The axis down (1.5 s) opens each gateway's breaker: probes as short as the retries, and the
+#: backlog drains a batch per slice.
+BREAKER = "[alerts]\nbreaker_probe_seconds = 0.5\ndrain_batch = 50\ndrain_interval_seconds = 0.1\n"
 
 
 async def count(gateway: Gateway, statement: sa.Select[tuple[int]]) -> int:
@@ -128,6 +131,7 @@ def test_a_thousand_documents_arrive_exactly_once_under_faults(
                     retry=RETRY,
                     send_timeout=SEND_TIMEOUT,
                     delivery=DELIVERY,
+                    extra=BREAKER,
                     api_port=free_port(),
                 )
                 for name, unit, system, secret in (

@@ -926,7 +926,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 for route in client.app.router.routes()  # type: ignore[union-attr]
                 if route.method != "HEAD" and route.resource is not None
             }
-            assert len(routes) == 38  # main's 36, and the jobs' two (web/jobs.py)
+            assert len(routes) == 43  # main's 36, the jobs' two (web/jobs.py), alerts' five
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
@@ -974,11 +974,22 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
 
             degraded = await client.get("/healthz")
             assert degraded.status == 503
-            assert await degraded.json() == {
+            body = await degraded.json()
+            assert body["reasons"] == [
+                {
+                    "code": "NO_WORKER_ALIVE",
+                    "subject": "workers",
+                    "vi": "Không có tiến trình gửi nào đang chạy.",
+                    "en": "No delivery worker is alive.",
+                }
+            ]
+            assert body == {
                 "status": "degraded",
                 "database": True,
                 "workers_alive": 0,
                 "queue_lag_seconds": 0.0,
+                "reasons": body["reasons"],
+                "channels": [],
             }
 
             await submit(client, who["operator"], metadata(number="1"))
@@ -992,6 +1003,8 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
                 "database": True,
                 "workers_alive": 1,
                 "queue_lag_seconds": pytest.approx(60, abs=1),
+                "reasons": [],
+                "channels": [],
             }
 
             def sample(text: str, name: str, labels: str = "") -> float:
@@ -1044,6 +1057,7 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
                     assert response.status == 503
                     body = await response.json()
                     assert body["status"] == "degraded" and body["database"] is False
+                    assert [r["code"] for r in body["reasons"]] == ["DATABASE_UNREACHABLE"]
             finally:
                 await unreachable.dispose()
 

@@ -553,6 +553,7 @@ def test_the_scheduler_wires_the_configured_jobs(
         "cleanup:dms": CLEANUP_SECONDS,
         "cleanup:archive": CLEANUP_SECONDS,  # a delivery-only drop folder is cleaned up too
         "webhooks": 1.0,
+        "alerts": 60.0,  # [alerts] evaluate_seconds: the alert rules
         "reports": 3600.0,  # [reports] check_minutes = 60
         "archive": 300.0,  # [archive] interval_seconds: ASiC-E containers, retention
     }
