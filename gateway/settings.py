@@ -96,6 +96,10 @@ class DatabaseSettings(Section):
     polls take at once (half of `pool_size`, at most 16, all channels together), one per scheduled
     job while it runs (its lock) — or connections are opened and closed per use. At least 1; SQLite
     uses one connection whatever this says"""
+    create: bool = False
+    """create the SQLite file when it does not exist. Off: every command but `docgw init` refuses
+    a missing file (`DATABASE_NOT_FOUND`), so a typo in `url` is not a new, empty database; on
+    only for throw-away databases (tests, demos)"""
     statements: Literal["direct", "plain"] = "direct"
     """how the store runs its statements: `direct` — the document path's statements on the
     database driver itself and, on SQLite, an engine that runs them on the event loop

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ from gateway.cli import (
     importing,
     operations,
     packages,
+    queue,
     reports,
     service,
     simulator,
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     packages.register(commands)
     service.register(commands)
     operations.register(commands)
+    queue.register(commands)
     simulator.register(commands)
     demo.register(commands)
     webhooks.register(commands)
@@ -56,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
+    except BrokenPipeError:
+        # The reader went away (`docgw queue list | head -1`): stop quietly, and keep Python's
+        # last flush of stdout from failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

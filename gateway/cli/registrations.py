@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 from typing import Any
 
-from gateway.cli.common import VIETNAM, print_json, read_file, with_gateway
+from gateway.cli.common import VIETNAM, actor, print_json, read_file, with_actor, with_gateway
 from gateway.usecases import registrations
 from gateway.usecases.registrations import UnitRequest
-
-
-def actor(args: argparse.Namespace) -> str:
-    """Who acts: ``--as``, else the OS user (``cli:NAME``)."""
-    return args.as_name or f"cli:{getpass.getuser()}"
 
 
 def _line(request: UnitRequest) -> str:
@@ -126,12 +120,6 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def add_commands(units: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The registration commands, under ``docgw units``."""
-
-    def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--as", dest="as_name", help="who acts, for the audit (default: the OS user)"
-        )
-        return parser
 
     request = with_actor(units.add_parser("request", help="ask for a unit (an admin approves)"))
     request.add_argument("code")
