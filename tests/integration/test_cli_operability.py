@@ -64,8 +64,10 @@ class Home:
 
     def send(self, **changes: object) -> str:
         meta = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+        number = len(list(self.path.glob("meta-*")))
+        meta["code"] = {"number": str(7816 + number), "notation": "VPCP-TTĐT"}
         meta.update(changes)
-        path = self.path / f"meta-{len(list(self.path.glob('meta-*')))}.json"
+        path = self.path / f"meta-{number}.json"
         path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         result = self("send", "--meta", path, "--attach", ATTACHMENT)
         assert result.returncode == 0, result.stderr
@@ -207,7 +209,7 @@ def test_a_classified_subject_is_never_printed(home: Home) -> None:
 def test_operator_actions_record_who_acted(home: Home) -> None:
     message = home.send()
     refused(home("queue", "cancel", message, "--reason", "nhầm", "--recipient", "000.00.00.H14"),
-            "NOT_FOUND")  # fmt: skip
+            "CONFLICT")  # fmt: skip
     assert "cancelled: " in home.ok(
         "queue", "cancel", message, "--reason", "gửi nhầm", "--recipient", RECIPIENT,
         "--as", "tran.thi.b",
