@@ -36,7 +36,7 @@ from gateway.domain.deadlines import DeadlinePolicy, policy_from_settings
 from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.keystore import CA_CERT, unit_paths
-from gateway.settings import ChannelSettings, Settings, SettingsError
+from gateway.settings import UNUSED_SECRET, ChannelSettings, Settings, SettingsError
 from gateway.store.database import create_engine, reader_of
 
 log = logging.getLogger("docgw")
@@ -144,6 +144,13 @@ def _connector(
     channel: ChannelSettings, settings: Settings, http: aiohttp.ClientSession
 ) -> Connector:
     """One connector per configured channel (the config was checked by load_settings)."""
+    for key in ("secret", "token"):
+        if getattr(channel, key, None) == UNUSED_SECRET:
+            raise SettingsError(
+                f"this command uses channel {channel.name}: set "
+                f"DOCGW_CHANNELS__{channel.name.upper()}__{key.upper()}",
+                element=f"channels.{channel.name}.{key}",
+            )
     timeout = settings.delivery.send_timeout_seconds
     if channel.kind == "fake":
         return FakeConnector(

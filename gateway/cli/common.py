@@ -120,12 +120,13 @@ def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: Any) -> Settings:
-    """``--config FILE``, else ./docgw.toml if present, else the defaults (+ DOCGW_ overrides)."""
+def settings_from(args: Any, *, channels: bool = True) -> Settings:
+    """``--config FILE``, else ./docgw.toml if present, else the defaults (+ DOCGW_ overrides).
+    ``channels=False``: for a command that uses no channel, whose secrets it does not need."""
     path = Path(args.config) if getattr(args, "config", None) else None
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    return load_settings(path)
+    return load_settings(path, channel_secrets=channels)
 
 
 def existing_database(settings: Settings) -> Settings:
@@ -136,12 +137,15 @@ def existing_database(settings: Settings) -> Settings:
     return settings
 
 
-def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:
+def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]], *, channels: bool = True) -> T:
     """Build the gateway from the configuration (migrating the database if it is behind), run
-    one use case, close everything."""
+    one use case, close everything. ``channels=False``: a command that uses no channel (the
+    queue, the registry, tokens) builds no connector, so it needs no channel secret or TLS
+    file; the channels' names and kinds are still known (routing rules, UNKNOWN_CHANNEL)."""
 
     async def run() -> T:
-        gateway = await build(existing_database(settings_from(args)))
+        settings = existing_database(settings_from(args, channels=channels))
+        gateway = await build(settings, connectors=None if channels else {})
         try:
             await migrate(gateway.engine)  # a no-op at the latest revision
             return await work(gateway)
@@ -149,3 +153,8 @@ def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:
             await gateway.close()
 
     return asyncio.run(run())
+
+
+def with_store(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:
+    """:func:`with_gateway` for a command that uses no channel (no secret, no TLS file)."""
+    return with_gateway(args, work, channels=False)

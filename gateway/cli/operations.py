@@ -20,6 +20,7 @@ from gateway.cli.common import (
     read_file,
     with_actor,
     with_gateway,
+    with_store,
 )
 from gateway.store import job_queries
 from gateway.store.records import UnitRecord
@@ -93,7 +94,7 @@ def cmd_units_add(args: argparse.Namespace) -> int:
             given[field] = value
     unit = dataclasses.replace(UnitRecord(code=args.code, name=""), **given)
     pem = read_file(args.cert).decode() if args.cert else None
-    created = with_gateway(
+    created = with_store(
         args,
         lambda gw: registry.register_unit(
             gw, unit, certificate_pem=pem, actor=actor(args), given=tuple(given)
@@ -110,7 +111,7 @@ def _unit_line(unit: UnitRecord) -> str:
 
 
 def cmd_units_list(args: argparse.Namespace) -> int:
-    units = with_gateway(
+    units = with_store(
         args,
         lambda gw: registry.list_units(gw, text=args.q, parent=args.parent, limit=args.limit),
     )
@@ -139,22 +140,20 @@ def cmd_units_tree(args: argparse.Namespace) -> int:
         await below(root.code, 1)
         return lines
 
-    for depth, unit in with_gateway(args, work):
+    for depth, unit in with_store(args, work):
         print("  " * depth + _unit_line(unit))
     return 0
 
 
 def cmd_units_show(args: argparse.Namespace) -> int:
-    detail = with_gateway(args, lambda gw: registry.get_unit(gw, args.code))
+    detail = with_store(args, lambda gw: registry.get_unit(gw, args.code))
     print_json(detail)
     return 0
 
 
 def cmd_units_import(args: argparse.Namespace) -> int:
     data = read_file(args.csv).decode("utf-8-sig")
-    created, updated = with_gateway(
-        args, lambda gw: registry.import_csv(gw, data, actor=actor(args))
-    )
+    created, updated = with_store(args, lambda gw: registry.import_csv(gw, data, actor=actor(args)))
     print(f"imported: {created} added, {updated} updated")
     return 0
 
@@ -180,8 +179,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         units.add_parser(
             "add",
             help="add a unit, or change what the options give of an existing one",
-            description="Add a unit (--name required), or update one: only the options given change; "
-            'an empty value ("") clears a text field.',
+            description="Add a unit (--name required), or update one: only the options given "
+            'change; an empty value ("") clears a text field.',
         )
     )
     add.add_argument("code")

@@ -15,7 +15,7 @@ from gateway.cli.common import (
     moment_text,
     print_json,
     with_actor,
-    with_gateway,
+    with_store,
 )
 from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
 from gateway.domain.lifecycle import TransportState, summarize
@@ -119,7 +119,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
             items.extend(page.items)
         return messages.Page(items=items, more=page.more)
 
-    page = with_gateway(args, work)
+    page = with_store(args, work)
     if args.json:
         print_json({"items": [_summary_json(m) for m in page.items], "more": page.more})
         return 0
@@ -137,7 +137,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_show(args: argparse.Namespace) -> int:
-    detail = with_gateway(args, lambda gw: messages.detail(gw, args.id, member_unit=None))
+    detail = with_store(args, lambda gw: messages.detail(gw, args.id, member_unit=None))
     message = detail.message
     if args.json:
         print_json({**_summary_json(message), **detail.history})
@@ -176,7 +176,7 @@ def _moved(verb: str, changed: Changed) -> int:
 
 
 def cmd_queue_resend(args: argparse.Namespace) -> int:
-    changed = with_gateway(
+    changed = with_store(
         args,
         lambda gw: operations.resend(
             gw, args.id, reason=args.reason, actor=actor(args), recipient=args.recipient
@@ -186,7 +186,7 @@ def cmd_queue_resend(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_cancel(args: argparse.Namespace) -> int:
-    changed = with_gateway(
+    changed = with_store(
         args,
         lambda gw: operations.cancel(
             gw, args.id, reason=args.reason, actor=actor(args), recipient=args.recipient
@@ -196,7 +196,7 @@ def cmd_queue_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_reroute(args: argparse.Namespace) -> int:
-    changed = with_gateway(
+    changed = with_store(
         args,
         lambda gw: operations.reroute(
             gw, args.id, channel=args.channel, reason=args.reason, actor=actor(args)
@@ -217,7 +217,7 @@ def reply_code(value: str) -> StatusCode:
 
 def cmd_queue_reply(args: argparse.Namespace) -> int:
     code = reply_code(args.code)
-    ids = with_gateway(
+    ids = with_store(
         args,
         lambda gw: statuses.reply(
             gw, args.id, code=code, description=args.description, staff=None, actor=actor(args)

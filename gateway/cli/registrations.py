@@ -9,7 +9,15 @@ import argparse
 import dataclasses
 from typing import Any
 
-from gateway.cli.common import VIETNAM, actor, print_json, read_file, with_actor, with_gateway
+from gateway.cli.common import (
+    VIETNAM,
+    actor,
+    print_json,
+    read_file,
+    with_actor,
+    with_gateway,
+    with_store,
+)
 from gateway.usecases import registrations
 from gateway.usecases.registrations import UnitRequest
 
@@ -45,7 +53,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_requests(args: argparse.Namespace) -> int:
-    found = with_gateway(
+    found = with_store(
         args,
         lambda gw: registrations.list_requests(
             gw, state=args.state, member_unit=args.for_unit, limit=args.limit
@@ -101,7 +109,7 @@ def cmd_revoke_certificate(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    versions = with_gateway(args, lambda gw: registrations.history(gw, args.code))
+    versions = with_store(args, lambda gw: registrations.history(gw, args.code))
     if args.json:
         print_json(versions)
         return 0

@@ -16,7 +16,7 @@ from gateway.cli.common import (
     print_json,
     settings_from,
     with_actor,
-    with_gateway,
+    with_store,
 )
 from gateway.service import serve
 from gateway.settings import load_settings
@@ -111,7 +111,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
-    token = with_gateway(
+    token = with_store(
         args,
         lambda gw: tokens.create_token(
             gw, name=args.name, role=args.role, unit_code=args.unit, actor=actor(args)
@@ -122,7 +122,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_list(args: argparse.Namespace) -> int:
-    found = with_gateway(args, tokens.list_tokens)
+    found = with_store(args, tokens.list_tokens)
     if args.json:
         print_json(found)
         return 0
@@ -142,7 +142,7 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    with_gateway(args, lambda gw: tokens.revoke_token(gw, args.name, actor=actor(args)))
+    with_store(args, lambda gw: tokens.revoke_token(gw, args.name, actor=actor(args)))
     print(f"revoked {args.name}")
     return 0
 

@@ -252,3 +252,28 @@ def test_a_closed_pipe_ends_quietly(home: Home) -> None:
     assert piped.returncode == 0
     assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
     assert "IO_ERROR" not in piped.stderr
+
+
+def test_commands_that_use_no_channel_start_without_channel_secrets_or_tls_files(
+    home: Home,
+) -> None:
+    """A host that holds no axis secret and no TLS client files still lists the queue, the units
+    and the tokens; a command that needs the channel names the secret it lacks."""
+    missing = home.path / "absent"
+    with home.config.open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[channels.vxp]\nkind = "vxp"\nendpoint = "http://127.0.0.1:9/"\n'
+            'system_id = "docgw"\n'
+            '[channels.lan]\nkind = "secure"\nendpoint = "https://127.0.0.1:9/"\n'
+            f'cert_file = "{missing}/c.pem"\nkey_file = "{missing}/k.pem"\n'
+            f'ca_file = "{missing}/ca.pem"\n'
+        )
+    for command in (("queue", "list"), ("units", "list"), ("tokens", "list"),
+                    ("units", "add", RECIPIENT, "--channel", "vxp"),
+                    ("units", "add", RECIPIENT, "--channel", "axis")):  # fmt: skip
+        done = home(*command)
+        assert done.returncode == 0, (command, done.stderr)
+    refused(home("units", "add", RECIPIENT, "--channel", "vxpp"), "UNKNOWN_CHANNEL")
+    line = refused(home("send", "--meta", EXAMPLE, "--attach", ATTACHMENT), "CONFIG_INVALID")
+    assert "channels.vxp.secret" in line
+    assert "(not loaded" not in line
