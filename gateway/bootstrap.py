@@ -36,7 +36,13 @@ from gateway.domain.deadlines import DeadlinePolicy, policy_from_settings
 from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.keystore import CA_CERT, unit_paths
-from gateway.settings import ChannelSettings, DropFolderChannel, Settings, SettingsError
+from gateway.settings import (
+    UNUSED_SECRET,
+    ChannelSettings,
+    DropFolderChannel,
+    Settings,
+    SettingsError,
+)
 from gateway.store.database import create_engine, reader_of
 
 log = logging.getLogger("docgw")
@@ -147,6 +153,13 @@ def _connector(
     channel: ChannelSettings, settings: Settings, http: aiohttp.ClientSession
 ) -> Connector:
     """One connector per configured channel (the config was checked by load_settings)."""
+    for key in ("secret", "token"):
+        if getattr(channel, key, None) == UNUSED_SECRET:
+            raise SettingsError(
+                f"this command uses channel {channel.name}: set "
+                f"DOCGW_CHANNELS__{channel.name.upper()}__{key.upper()}",
+                element=f"channels.{channel.name}.{key}",
+            )
     timeout = settings.delivery.send_timeout_seconds
     if channel.kind == "fake":
         return FakeConnector(
@@ -201,7 +214,29 @@ def _connector(
             timeout_seconds=timeout,
         )
     assert channel.kind == "drop_folder" and channel.root is not None
-    return DropFolderConnector(name=channel.name, root=settings.resolve(channel.root))
+    return DropFolderConnector(
+        name=channel.name, root=drop_folder_root(channel.name, settings.resolve(channel.root))
+    )
+
+
+class DropFolderRootInvalid(GatewayError):
+    code = "DROP_FOLDER_ROOT_INVALID"
+
+
+def drop_folder_root(channel: str, root: Path) -> Path:
+    """A drop folder's ``root``: a directory, or a new one inside a directory that exists (the
+    connector makes it). A file there, or a missing parent (a typo in the path), is refused:
+    documents would otherwise be handed over where the local system never looks."""
+    if root.exists() and not root.is_dir():
+        raise DropFolderRootInvalid(
+            f"{root} không phải thư mục — is not a directory", element=f"channels.{channel}.root"
+        )
+    if not root.exists() and not root.parent.is_dir():
+        raise DropFolderRootInvalid(
+            f"thư mục chứa {root} không tồn tại — the folder {root.parent} does not exist",
+            element=f"channels.{channel}.root",
+        )
+    return root
 
 
 def load_signers(keys_dir: Path, unit_codes: tuple[str, ...]) -> dict[str, Signer]:

@@ -19,7 +19,8 @@ What runs, all on loopback and nothing outside this process (no network, no exte
 Then the traffic an agency's document-management system would cause, through the use cases:
 A → B unclassified (B answers 01 by itself, then 03 as B's registry clerk would), B → A a reply
 (ResponseFor), C → D a "mat" document over the secure channel, and A → B a "mat" document that is
-held because B has no secure endpoint: the rule that classified never touches the axis.
+held because A (a standard gateway) has no secure channel: the rule that classified never touches
+the axis.
 
 Everything lives in one folder (temporary unless ``--dir``): ``keys/``, and ``A/`` … ``D/`` with
 each gateway's ``docgw.toml`` and database, so ``docgw --config DIR/A/docgw.toml queue list`` works

@@ -96,6 +96,10 @@ class DatabaseSettings(Section):
     polls take at once (half of `pool_size`, at most 16, all channels together), one per scheduled
     job while it runs (its lock) — or connections are opened and closed per use. At least 1; SQLite
     uses one connection whatever this says"""
+    create: bool = False
+    """create the SQLite file when it does not exist. Off: every command but `docgw init` refuses
+    a missing file (`DATABASE_NOT_FOUND`), so a typo in `url` is not a new, empty database; on
+    only for throw-away databases (tests, demos)"""
     statements: Literal["direct", "plain"] = "direct"
     """how the store runs its statements: `direct` — the document path's statements on the
     database driver itself and, on SQLite, an engine that runs them on the event loop
@@ -731,14 +735,61 @@ class _Environment(PydanticBaseSettingsSource):
         return raw
 
 
-def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze."""
+#: What a command that uses no channel reads for a channel secret it was not given
+#: (``load_settings(channel_secrets=False)``): such a command builds no connector, and
+#: ``bootstrap`` refuses to build one with it.
+UNUSED_SECRET = "(not loaded: this command uses no channel)"
+#: The secrets a channel of each kind cannot do without (soap's only with its system_id).
+_REQUIRED_SECRETS = {"vxp": ("secret",), "http_push": ("token",)}
+
+
+class _UnusedChannelSecrets(PydanticBaseSettingsSource):
+    """The lowest source, for commands that use no channel: a placeholder for each required
+    channel secret the file and the environment leave out, so that ``docgw queue list`` starts
+    on a host that holds no axis secret."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], sources: list[PydanticBaseSettingsSource]
+    ) -> None:
+        super().__init__(settings_cls)
+        self.sources = sources
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the channels at once
+
+    def __call__(self) -> dict[str, Any]:
+        channels: dict[str, dict[str, Any]] = {}
+        for source in reversed(self.sources):  # the lowest first: the higher ones override
+            tables = source().get("channels")
+            for name, table in (tables if isinstance(tables, Mapping) else {}).items():
+                if isinstance(table, Mapping):
+                    channels.setdefault(name, {}).update(table)
+        filled = {}
+        for name, table in channels.items():
+            kind = table.get("kind")
+            keys = _REQUIRED_SECRETS.get(kind if isinstance(kind, str) else "", ())
+            if kind == "soap" and table.get("system_id"):
+                keys = ("secret",)
+            missing = {key: UNUSED_SECRET for key in keys if not table.get(key)}
+            if missing:
+                filled[name] = missing
+        return {"channels": filled} if filled else {}
+
+
+def load_settings(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, channel_secrets: bool = True
+) -> Settings:
+    """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze.
+    ``channel_secrets=False``: for a command that uses no channel, a channel secret the
+    environment does not give is not required (:data:`UNUSED_SECRET`)."""
     environment = _Environment(Settings, os.environ if environ is None else environ)
     sources: list[PydanticBaseSettingsSource] = [environment]
     base_dir = Path(".")
     if path is not None:
         sources.append(_TomlFile(Settings, toml_file=path))
         base_dir = path.resolve().parent
+    if not channel_secrets:
+        sources.append(_UnusedChannelSecrets(Settings, list(sources)))
     loading = _LOADING.set(tuple(sources))
     try:
         settings = Settings(base_dir=base_dir)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The tests' throw-away SQLite files are made by the `docgw` processes they start; an operator's
+# missing file is refused (DATABASE_NOT_FOUND; tests/integration/test_cli_operability.py).
+os.environ["DOCGW_DATABASE__CREATE"] = "true"
 
 REPO = Path(__file__).resolve().parents[1]
 #: Real packages from the field, beside the repository (CI always has them; a fresh clone may not).

@@ -7,6 +7,7 @@ Every expected failure prints one line ``error: CODE: message [element]`` on std
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from gateway.cli import (
     jobs,
     operations,
     packages,
+    queue,
     reports,
     service,
     simulator,
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     packages.register(commands)
     service.register(commands)
     operations.register(commands)
+    queue.register(commands)
     simulator.register(commands)
     demo.register(commands)
     webhooks.register(commands)
@@ -58,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
+    except BrokenPipeError:
+        # The reader went away (`docgw queue list | head -1`): stop quietly, and keep Python's
+        # last flush of stdout from failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

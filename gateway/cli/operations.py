@@ -1,10 +1,11 @@
-"""``docgw send``, ``docgw queue …``, ``docgw units …`` and ``docgw route explain``: the CLI over
-the same use cases as the HTTP API."""
+"""``docgw send``, ``docgw units …`` and ``docgw route explain``: the CLI over the same use cases
+as the HTTP API (``docgw queue …``: cli/queue.py)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from envelopes.metadata import parse_metadata
@@ -13,38 +14,50 @@ from gateway.cli import registrations
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
+    actor,
     attachment_sources,
     print_json,
     read_file,
+    with_actor,
     with_gateway,
+    with_store,
 )
-from gateway.domain.lifecycle import summarize
-from gateway.store import message_queries
-from gateway.store.records import MessageRecord, UnitRecord
-from gateway.usecases import operations, registry, submit
-from gateway.usecases.errors import NotFound
+from gateway.store import job_queries
+from gateway.store.records import UnitRecord
+from gateway.usecases import monitoring, registry, submit
 
 CLI_CLIENT = "cli"
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    async def work(gateway: Gateway) -> submit.Submitted:
+    async def work(gateway: Gateway) -> tuple[submit.Submitted, int]:
         today = gateway.clock().astimezone(VIETNAM).date()
         request = parse_metadata(read_file(args.meta), today=today)
-        return await submit.submit_document(
+        submitted = await submit.submit_document(
             gateway,
             request,
             attachment_sources(args.attach),
             client=CLI_CLIENT,
-            actor=CLI_CLIENT,
+            actor=actor(args),
             idempotency_key=args.idempotency_key,
         )
+        since = gateway.clock() - monitoring.WORKER_SILENCE
+        async with gateway.engine.connect() as conn:
+            alive = await job_queries.live_workers(conn, since=since)
+        return submitted, alive
 
-    result = with_gateway(args, work)
+    result, alive = with_gateway(args, work)
     verb = "accepted" if result.created else "already accepted (same idempotency key)"
     print(f"{verb}: {result.message_id} ({result.document_id}) state {result.state}")
     for route in result.routes:
         print(f"  {route.recipient}: {route.channel or 'HELD'} — {route.reason}")
+    if alive == 0 and any(route.channel for route in result.routes):
+        # Queued is not sent: only a running `docgw serve`/`docgw worker` sends it.
+        print(
+            "cảnh báo: không có tiến trình gửi nào đang chạy — warning: no worker is alive; "
+            "the document waits in the queue until `docgw serve` or `docgw worker` runs",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -57,93 +70,6 @@ def cmd_route_explain(args: argparse.Namespace) -> int:
 
     for route in with_gateway(args, work):
         print(f"{route.recipient}: {route.channel or 'HELD'} — {route.reason}")
-    return 0
-
-
-def _summary_line(message: MessageRecord) -> str:
-    # A received status package has no recipients: no transport state to show.
-    state = summarize([r.state for r in message.recipients]).value if message.recipients else "-"
-    recipients = ", ".join(
-        f"{r.unit_code}:{r.state.value}{'/' + r.business_status if r.business_status else ''}"
-        for r in message.recipients
-    )
-    return (
-        f"{message.id}  {message.created_at:%Y-%m-%d %H:%M}  {message.direction:<3} "
-        f"{message.kind:<8} {state:<15} {message.document_id}  [{recipients}]"
-    )
-
-
-def cmd_queue_list(args: argparse.Namespace) -> int:
-    async def work(gateway: Gateway) -> list[MessageRecord]:
-        now = gateway.clock()
-        filters = message_queries.MessageFilter(
-            direction=args.direction,
-            state=args.state,
-            recipient=args.recipient,
-            sender=args.sender,
-            text=args.text,
-            breached_before=now if args.breached else None,
-        )
-        async with gateway.engine.connect() as conn:
-            return await message_queries.list_messages(conn, filters, limit=args.limit)
-
-    messages = with_gateway(args, work)
-    if args.json:
-        print_json([dataclasses.asdict(m) for m in messages])
-        return 0
-    if not messages:
-        print("no messages")
-    for message in messages:
-        print(_summary_line(message))
-    return 0
-
-
-def cmd_queue_show(args: argparse.Namespace) -> int:
-    async def work(gateway: Gateway) -> dict[str, Any]:
-        async with gateway.engine.connect() as conn:
-            message = await message_queries.get_message(conn, args.id)
-            if message is None:
-                raise NotFound(f"no message {args.id}")
-            return {"message": message, **(await message_queries.message_history(conn, args.id))}
-
-    detail = with_gateway(args, work)
-    if args.json:
-        print_json(detail)
-        return 0
-    message: MessageRecord = detail["message"]
-    print(_summary_line(message))
-    print(f"subject: {message.subject}\nclassification: {message.classification}")
-    print(f"send due: {message.send_due_at}")
-    for r in message.recipients:
-        print(
-            f"  {r.unit_code}: {r.state.value} via {r.channel or '-'}, attempts {r.attempt_count}, "
-            f"next {r.next_attempt_at}, business {r.business_status or '-'}, "
-            f"last error {r.last_error or '-'}"
-        )
-    print("timeline:")
-    for event in detail["audit"]:
-        print(
-            f"  {event['at']:%Y-%m-%d %H:%M:%S} {event['actor']}: {event['action']} "
-            f"{event['from_state'] or ''}→{event['to_state'] or ''} {event['reason'] or ''}"
-        )
-    for event in detail["status_events"]:
-        print(f"  status {event['status_code']} from {event['reporter']}: {event['description']}")
-    return 0
-
-
-def cmd_queue_resend(args: argparse.Namespace) -> int:
-    changed = with_gateway(
-        args, lambda gw: operations.resend(gw, args.id, reason=args.reason, actor=CLI_CLIENT)
-    )
-    print(f"queued again: {', '.join(changed.recipients)}")
-    return 0
-
-
-def cmd_queue_cancel(args: argparse.Namespace) -> int:
-    changed = with_gateway(
-        args, lambda gw: operations.cancel(gw, args.id, reason=args.reason, actor=CLI_CLIENT)
-    )
-    print(f"cancelled: {', '.join(changed.recipients)}")
     return 0
 
 
@@ -168,10 +94,10 @@ def cmd_units_add(args: argparse.Namespace) -> int:
             given[field] = value
     unit = dataclasses.replace(UnitRecord(code=args.code, name=""), **given)
     pem = read_file(args.cert).decode() if args.cert else None
-    created = with_gateway(
+    created = with_store(
         args,
         lambda gw: registry.register_unit(
-            gw, unit, certificate_pem=pem, actor=CLI_CLIENT, given=tuple(given)
+            gw, unit, certificate_pem=pem, actor=actor(args), given=tuple(given)
         ),
     )
     print(f"{'added' if created else 'updated'} {args.code}")
@@ -185,7 +111,7 @@ def _unit_line(unit: UnitRecord) -> str:
 
 
 def cmd_units_list(args: argparse.Namespace) -> int:
-    units = with_gateway(
+    units = with_store(
         args,
         lambda gw: registry.list_units(gw, text=args.q, parent=args.parent, limit=args.limit),
     )
@@ -214,28 +140,26 @@ def cmd_units_tree(args: argparse.Namespace) -> int:
         await below(root.code, 1)
         return lines
 
-    for depth, unit in with_gateway(args, work):
+    for depth, unit in with_store(args, work):
         print("  " * depth + _unit_line(unit))
     return 0
 
 
 def cmd_units_show(args: argparse.Namespace) -> int:
-    detail = with_gateway(args, lambda gw: registry.get_unit(gw, args.code))
+    detail = with_store(args, lambda gw: registry.get_unit(gw, args.code))
     print_json(detail)
     return 0
 
 
 def cmd_units_import(args: argparse.Namespace) -> int:
     data = read_file(args.csv).decode("utf-8-sig")
-    created, updated = with_gateway(
-        args, lambda gw: registry.import_csv(gw, data, actor=CLI_CLIENT)
-    )
+    created, updated = with_store(args, lambda gw: registry.import_csv(gw, data, actor=actor(args)))
     print(f"imported: {created} added, {updated} updated")
     return 0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    send = commands.add_parser("send", help="submit a document to send")
+    send = with_actor(commands.add_parser("send", help="submit a document to send"))
     send.add_argument("--meta", required=True)
     send.add_argument("--attach", **ATTACH_OPTION)
     send.add_argument("--idempotency-key")
@@ -248,37 +172,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     explain.add_argument("--meta", required=True)
     explain.set_defaults(handler=cmd_route_explain)
 
-    queue = commands.add_parser("queue", help="the send/receive queue").add_subparsers(
-        dest="queue_command", required=True
-    )
-    listing = queue.add_parser("list", help="messages, newest first")
-    listing.add_argument("--state")
-    listing.add_argument("--direction", choices=["in", "out"])
-    listing.add_argument("--recipient")
-    listing.add_argument("--sender")
-    listing.add_argument("--text")
-    listing.add_argument("--breached", action="store_true", help="only deadline breaches")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=cmd_queue_list)
-    show = queue.add_parser("show", help="one message with its timeline")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_queue_show)
-    for name, handler in (("resend", cmd_queue_resend), ("cancel", cmd_queue_cancel)):
-        action = queue.add_parser(name, help=f"{name} a message (a reason is required)")
-        action.add_argument("id")
-        action.add_argument("--reason", required=True)
-        action.set_defaults(handler=handler)
-
     units = commands.add_parser("units", help="the unit registry").add_subparsers(
         dest="units_command", required=True
     )
-    add = units.add_parser(
-        "add",
-        help="add a unit, or change what the options give of an existing one",
-        description="Add a unit (--name required), or update one: only the options given change; "
-        'an empty value ("") clears a text field.',
+    add = with_actor(
+        units.add_parser(
+            "add",
+            help="add a unit, or change what the options give of an existing one",
+            description="Add a unit (--name required), or update one: only the options given "
+            'change; an empty value ("") clears a text field.',
+        )
     )
     add.add_argument("code")
     for spec in registry.UNIT_FIELD_SPECS:
@@ -308,7 +211,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     shw = units.add_parser("show")
     shw.add_argument("code")
     shw.set_defaults(handler=cmd_units_show)
-    imp = units.add_parser("import", help="import units from CSV (all or nothing)")
+    imp = with_actor(units.add_parser("import", help="import units from CSV (all or nothing)"))
     imp.add_argument("csv")
     imp.set_defaults(handler=cmd_units_import)
     registrations.add_commands(units)

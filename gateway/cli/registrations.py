@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 from typing import Any
 
-from gateway.cli.common import VIETNAM, print_json, read_file, with_gateway
+from gateway.cli.common import (
+    VIETNAM,
+    actor,
+    print_json,
+    read_file,
+    with_actor,
+    with_gateway,
+    with_store,
+)
 from gateway.usecases import registrations
 from gateway.usecases.registrations import UnitRequest
-
-
-def actor(args: argparse.Namespace) -> str:
-    """Who acts: ``--as``, else the OS user (``cli:NAME``)."""
-    return args.as_name or f"cli:{getpass.getuser()}"
 
 
 def _line(request: UnitRequest) -> str:
@@ -51,7 +53,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_requests(args: argparse.Namespace) -> int:
-    found = with_gateway(
+    found = with_store(
         args,
         lambda gw: registrations.list_requests(
             gw, state=args.state, member_unit=args.for_unit, limit=args.limit
@@ -107,7 +109,7 @@ def cmd_revoke_certificate(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    versions = with_gateway(args, lambda gw: registrations.history(gw, args.code))
+    versions = with_store(args, lambda gw: registrations.history(gw, args.code))
     if args.json:
         print_json(versions)
         return 0
@@ -126,12 +128,6 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def add_commands(units: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The registration commands, under ``docgw units``."""
-
-    def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--as", dest="as_name", help="who acts, for the audit (default: the OS user)"
-        )
-        return parser
 
     request = with_actor(units.add_parser("request", help="ask for a unit (an admin approves)"))
     request.add_argument("code")

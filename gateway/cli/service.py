@@ -9,7 +9,15 @@ from pathlib import Path
 from envelopes.errors import GatewayError
 from gateway import keystore
 from gateway.bootstrap import build
-from gateway.cli.common import settings_from, with_gateway
+from gateway.cli.common import (
+    actor,
+    existing_database,
+    moment_text,
+    print_json,
+    settings_from,
+    with_actor,
+    with_store,
+)
 from gateway.service import serve
 from gateway.settings import load_settings
 from gateway.store.database import migrate
@@ -93,26 +101,48 @@ async def _initialise_database(config: Path, unit: str, *, with_peer: bool) -> s
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    asyncio.run(serve(settings_from(args)))
+    asyncio.run(serve(existing_database(settings_from(args))))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    asyncio.run(serve(settings_from(args), api=False))
+    asyncio.run(serve(existing_database(settings_from(args)), api=False))
     return 0
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
-    token = with_gateway(
+    token = with_store(
         args,
-        lambda gw: tokens.create_token(gw, name=args.name, role=args.role, unit_code=args.unit),
+        lambda gw: tokens.create_token(
+            gw, name=args.name, role=args.role, unit_code=args.unit, actor=actor(args)
+        ),
     )
     print(token)
     return 0
 
 
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    found = with_store(args, tokens.list_tokens)
+    if args.json:
+        print_json(found)
+        return 0
+    if not found:
+        print("không có token — no tokens")
+    for token in found:
+        state = (
+            f"revoked {moment_text(token.revoked_at, utc=args.utc)}"
+            if token.revoked_at
+            else "active"
+        )
+        print(
+            f"{token.name:<20} {token.role:<8} {token.unit_code or '-':<15} "
+            f"created {moment_text(token.created_at, utc=args.utc)}  expires never  {state}"
+        )
+    return 0
+
+
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    with_gateway(args, lambda gw: tokens.revoke_token(gw, args.name))
+    with_store(args, lambda gw: tokens.revoke_token(gw, args.name, actor=actor(args)))
     print(f"revoked {args.name}")
     return 0
 
@@ -132,11 +162,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     token_commands = commands.add_parser("tokens", help="API tokens").add_subparsers(
         dest="tokens_command", required=True
     )
-    create = token_commands.add_parser("create", help="create a token (printed once)")
+    create = with_actor(token_commands.add_parser("create", help="create a token (printed once)"))
     create.add_argument("--role", required=True, choices=[r.value for r in tokens.Role])
     create.add_argument("--name", required=True)
     create.add_argument("--unit", help="the member unit's code (role member)")
     create.set_defaults(handler=cmd_tokens_create)
-    revoke = token_commands.add_parser("revoke", help="revoke a token")
+    listing = token_commands.add_parser("list", help="tokens (never their value), live first")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--utc", action="store_true", help="times in UTC (default: Vietnam)")
+    listing.set_defaults(handler=cmd_tokens_list)
+    revoke = with_actor(token_commands.add_parser("revoke", help="revoke a token"))
     revoke.add_argument("name")
     revoke.set_defaults(handler=cmd_tokens_revoke)

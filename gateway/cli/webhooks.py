@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 
 from gateway.bootstrap import Gateway
-from gateway.cli.common import print_json, with_gateway
+from gateway.cli.common import actor, print_json, with_actor, with_gateway
 from gateway.store.webhooks import Endpoint
 from gateway.usecases import webhooks
 from gateway.web.problems import BadRequest
-
-CLI_ACTOR = "cli"
 
 
 def _line(endpoint: Endpoint) -> str:
@@ -28,7 +26,7 @@ def _line(endpoint: Endpoint) -> str:
 
 def cmd_add(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> tuple[Endpoint, str]:
-        return await webhooks.add(gateway, url=args.url, unit_code=args.unit, actor=CLI_ACTOR)
+        return await webhooks.add(gateway, url=args.url, unit_code=args.unit, actor=actor(args))
 
     endpoint, secret = with_gateway(args, work)
     print(f"added {endpoint.id} for {endpoint.unit_code or 'every unit'}: {endpoint.url}")
@@ -71,7 +69,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     group = commands.add_parser("webhooks", help="webhook endpoints").add_subparsers(
         dest="webhooks_command", required=True
     )
-    add = group.add_parser("add", help="register an endpoint; prints its secret once")
+    add = with_actor(group.add_parser("add", help="register an endpoint; prints its secret once"))
     add.add_argument("url")
     add.add_argument("--unit", help="a local unit (default: every unit's events)")
     add.set_defaults(handler=cmd_add)

@@ -83,12 +83,19 @@ def route_recipient(
         return held(f"unit {entry.code} is not active in the registry")
     if classification is Classification.THUONG:
         channel = channels.get(entry.channel or "")
+        if channel is None and not entry.channel:
+            return held(f"unit {entry.code} has no channel in the registry")
         if channel is None:
-            return held(f"unit {entry.code} has no configured channel")
+            return held(f"unit {entry.code}'s channel {entry.channel} is not configured here")
         return Route(
             recipient=entry.code, channel=channel.name, reason=f"unclassified → {channel.name}"
         )
     secure = channels.get(entry.secure_channel or "")
+    if secure is None and not any(c.is_secure and not c.is_axis for c in channels.values()):
+        # The gateway's fact, not the unit's: registering an endpoint would not release it.
+        return held(
+            f"{classification.value} needs a secure channel; this gateway has none configured"
+        )
     if secure is None:
         return held(
             f"{classification.value} needs a secure endpoint for {entry.code}; none is registered"

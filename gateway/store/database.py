@@ -26,7 +26,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from gateway.store import commit_log
 from gateway.store.direct import PLAIN_OPTION, Statement
-from gateway.store.errors import translated, unavailable
+from gateway.store.errors import DatabaseNotFound, translated, unavailable
 
 log = logging.getLogger("docgw.store")
 
@@ -317,6 +317,27 @@ async def checkpoint_wal(engine: AsyncEngine) -> None:
 def _checkpoint_file(path: str) -> None:
     with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL and for an in-memory database."""
+    if not is_sqlite(url):
+        return None
+    database = sa.make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def require_database(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (DATABASE_NOT_FOUND): opening it would
+    create a new, empty database. A PostgreSQL database that does not exist fails on connecting
+    (DATABASE_UNAVAILABLE): the server does not create it."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise DatabaseNotFound(
+            f"không có tệp cơ sở dữ liệu {path} — the database file {path} does not exist "
+            "(check database.url; `docgw init` creates a new one)",
+            element="database.url",
+        )
 
 
 def _make_sqlite_folder(url: str) -> None:

@@ -37,6 +37,14 @@ class DatabaseUnavailable(GatewayError):
         return f"{super().__str__()} ({self.detail})"
 
 
+class DatabaseNotFound(GatewayError):
+    """``database.url`` names a SQLite file that does not exist. Only ``docgw init`` (or
+    ``[database] create = true``) makes one: a typo in the path would otherwise open a new, empty
+    database and every list would say "nothing"."""
+
+    code = "DATABASE_NOT_FOUND"
+
+
 #: Raised while a statement runs or a transaction ends: the database, not the data, failed.
 _FAILED_IN_USE = (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError)
 #: Raised while a connection is made: asyncpg raises a refusal or an unreachable host unwrapped

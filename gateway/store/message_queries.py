@@ -398,6 +398,8 @@ async def get_recipients(conn: AsyncConnection, message_id: str) -> list[Recipie
 @dataclass(frozen=True, kw_only=True)
 class MessageFilter:
     direction: str | None = None
+    #: "document" or "status".
+    kind: str | None = None
     state: str | None = None
     recipient: str | None = None
     sender: str | None = None
@@ -418,6 +420,7 @@ def _has_recipient(*conditions: Any) -> Any:
 def _conditions(f: MessageFilter) -> list[Any]:
     equal = {
         messages.c.direction: f.direction,
+        messages.c.kind: f.kind,
         messages.c.sender: f.sender,
         messages.c.classification: f.classification,
     }

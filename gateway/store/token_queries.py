@@ -50,3 +50,11 @@ async def revoke_token(conn: AsyncConnection, name: str, *, now: dt.datetime) ->
         .values(revoked_at=now)
     )
     return bool(result.rowcount)
+
+
+async def list_tokens(conn: AsyncConnection) -> list[Any]:
+    """Every token, live ones first, by name (never the hash)."""
+    query = sa.select(
+        tokens.c.name, tokens.c.role, tokens.c.unit_code, tokens.c.created_at, tokens.c.revoked_at
+    ).order_by(tokens.c.revoked_at.is_not(None), tokens.c.name)
+    return list((await conn.execute(query)).all())

@@ -103,3 +103,10 @@ class NoDirectory(GatewayError):
     """The channel named has no directory to sync (not an axis, or not configured)."""
 
     code = "CHANNEL_HAS_NO_DIRECTORY"
+
+
+class ParameterInvalid(GatewayError):
+    """A query parameter or command-line option docgw cannot read (a state that does not exist,
+    a date that is not one): the same code on the API (400) and the CLI."""
+
+    code = "BAD_REQUEST"

@@ -8,14 +8,55 @@ list filters with it and one message is looked up through it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
 from gateway.bootstrap import Gateway
+from gateway.domain.lifecycle import TransportState
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound
+from gateway.usecases.parameters import choice, flag, moment
+
+#: The message list's filters, as ``GET /api/v1/messages`` and ``docgw queue list`` name them.
+FILTERS = (
+    "direction",
+    "kind",
+    "state",
+    "recipient",
+    "sender",
+    "classification",
+    "from",
+    "to",
+    "text",
+    "breached",
+)
+KINDS = tuple(kind.value for kind in PackageKind)
+
+
+def message_filter(
+    query: Mapping[str, str], *, now: dt.datetime, member_unit: str | None
+) -> message_queries.MessageFilter:
+    """The list's filters from their text (:data:`FILTERS`; a missing or empty one is no
+    filter): a value that is not one of the choices, a date that is not one, is refused with
+    BAD_REQUEST naming the filter — never an empty list."""
+    return message_queries.MessageFilter(
+        direction=choice(query, "direction", ("in", "out")),
+        kind=choice(query, "kind", KINDS),
+        state=choice(query, "state", tuple(TransportState)),
+        recipient=query.get("recipient") or None,
+        sender=query.get("sender") or None,
+        classification=choice(query, "classification", tuple(Classification)),
+        created_from=moment(query, "from", end_of_day=False),
+        created_to=moment(query, "to", end_of_day=True),
+        text=query.get("text") or None,
+        breached_before=now if flag(query, "breached") else None,
+        visible_to_unit=member_unit,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

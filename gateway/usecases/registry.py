@@ -112,6 +112,22 @@ def check_unit(unit: UnitRecord) -> UnitRecord:
     return unit
 
 
+class UnknownChannel(GatewayError):
+    code = "UNKNOWN_CHANNEL"
+
+
+def check_channel(gateway: Gateway, channel: str | None) -> None:
+    """A unit's channel must be one this gateway has (UNKNOWN_CHANNEL): its documents would
+    otherwise wait for a channel that never comes. A gateway with no channel at all (set up,
+    channels not yet configured) takes any name: there is nothing yet to check it against."""
+    if channel and gateway.channels and channel not in gateway.channels:
+        raise UnknownChannel(
+            f"không có kênh {channel!r} — no channel {channel!r} is configured "
+            f"(configured: {', '.join(sorted(gateway.channels))})",
+            element="channel",
+        )
+
+
 def parse_flag(value: str, *, element: str) -> bool:
     """A yes/no value as a CSV cell writes it: true/yes/1, false/no/0 or empty (no)."""
     word = value.strip().lower()
@@ -155,6 +171,9 @@ async def register_unit(
     if unknown:
         raise ValueError(f"not unit fields a registration sets: {sorted(unknown)}")
     parse_strict(unit.code, field="code")
+    if given is not None and "channel" in given:
+        # What an operator or a client sets; the gateway's own set-up (given None) is trusted.
+        check_channel(gateway, unit.channel)
     record = certificate_record(unit.code, certificate_pem) if certificate_pem else None
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
@@ -210,6 +229,8 @@ async def register_from_request(
     unit = merged_unit(changes, code, existing, is_local=code in gateway.signers)
     if member_unit is not None:
         check_member_change(member_unit, existing, unit)
+    if "channel" in changes:
+        check_channel(gateway, unit.channel)
     created = await register_unit(
         gateway,
         unit,
@@ -305,7 +326,10 @@ async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, i
     units = []
     for line, row in enumerate(reader, start=2):
         try:
-            units.append(check_unit(_csv_unit(row)))
+            unit = check_unit(_csv_unit(row))
+            if "channel" in header:
+                check_channel(gateway, unit.channel)
+            units.append(unit)
         except GatewayError as exc:
             raise type(exc)(f"line {line}: {exc.message}", element=exc.element) from exc
     now = gateway.clock()

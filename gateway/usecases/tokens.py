@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
-from gateway.store import audit_queries, token_queries
+from gateway.store import audit_queries, token_queries, unit_queries
 
 
 class Role(StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     MEMBER = "member"  # a member organisation: bound to one unit code
+
+
+class MemberUnitInvalid(GatewayError):
+    code = "MEMBER_UNIT_INVALID"
+
+
+class MemberUnitNotHosted(GatewayError):
+    code = "MEMBER_UNIT_NOT_HOSTED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenInfo:
+    name: str
+    role: str
+    unit_code: str | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
 
 
 class Unauthorized(GatewayError):
@@ -37,7 +56,7 @@ def _hash(token: str) -> str:
 
 
 async def create_token(
-    gateway: Gateway, *, name: str, role: str, unit_code: str | None = None
+    gateway: Gateway, *, name: str, role: str, unit_code: str | None = None, actor: str = "cli"
 ) -> str:
     """Returns the token; only its hash is stored, so it cannot be shown again."""
     try:
@@ -47,11 +66,16 @@ async def create_token(
     if parsed_role is Role.MEMBER:
         if not unit_code:
             raise GatewayError("a member token needs --unit CODE", element="unit")
-        parse_strict(unit_code, field="unit")
+        try:
+            parse_strict(unit_code, field="unit")
+        except GatewayError as exc:
+            raise MemberUnitInvalid(exc.message, element="unit") from None
     token = "dgw_" + secrets.token_urlsafe(32)
     now = gateway.clock()
     try:
         async with gateway.engine.begin() as conn:
+            if parsed_role is Role.MEMBER:
+                await _check_hosted(conn, unit_code or "")
             await token_queries.insert_token(
                 conn,
                 name=name,
@@ -61,19 +85,37 @@ async def create_token(
                 now=now,
             )
             await audit_queries.audit(
-                conn, now=now, actor="cli", action="token_created", reason=name
+                conn, now=now, actor=actor, action="token_created", reason=name
             )
     except sa.exc.IntegrityError:
         raise GatewayError(f"a token named {name!r} exists already", element="name") from None
     return token
 
 
-async def revoke_token(gateway: Gateway, name: str) -> None:
+async def _check_hosted(conn: Any, unit_code: str) -> None:
+    """A member token acts for a unit of this gateway's registry, active (one a member of this
+    gateway sends or receives for): MEMBER_UNIT_NOT_HOSTED otherwise."""
+    unit = await unit_queries.get_unit(conn, unit_code)
+    if unit is None or not unit.active:
+        raise MemberUnitNotHosted(
+            f"{unit_code} không thuộc cổng này — is not an active unit of this gateway's "
+            "registry (docgw units add)",
+            element="unit",
+        )
+
+
+async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
+    async with gateway.engine.connect() as conn:
+        rows = await token_queries.list_tokens(conn)
+    return [TokenInfo(**row._mapping) for row in rows]
+
+
+async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         if not await token_queries.revoke_token(conn, name, now=now):
             raise GatewayError(f"no active token named {name!r}", element="name")
-        await audit_queries.audit(conn, now=now, actor="cli", action="token_revoked", reason=name)
+        await audit_queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
 
 
 async def authenticate(gateway: Gateway, token: str) -> Principal:

@@ -21,7 +21,6 @@ from aiohttp.typedefs import Handler
 from envelopes.errors import TextInvalid
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
-from gateway.usecases.statuses import VIETNAM
 from gateway.web.problems import BadRequest, PayloadTooLarge
 
 API = "/api/v1"
@@ -40,40 +39,6 @@ def reject_unknown_parameters(query: Mapping[str, str], known: frozenset[str]) -
     for name in query:
         if name not in known:
             raise BadRequest(f"unknown parameter (known: {', '.join(sorted(known))})", element=name)
-
-
-def choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
-    value = query.get(name) or None
-    if value is not None and value not in choices:
-        raise BadRequest(f"must be one of {', '.join(choices)}", element=name)
-    return value
-
-
-def moment(query: Mapping[str, str], name: str, *, end_of_day: bool) -> dt.datetime | None:
-    """An ISO date (a whole day in Vietnam time: ``to`` includes it) or datetime (UTC when it
-    carries no offset; ``to`` excludes it)."""
-    value = query.get(name)
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end_of_day else 0)
-            return dt.datetime.combine(day, dt.time(), VIETNAM).astimezone(dt.UTC)
-        found = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            "must be an ISO date (2026-11-23) or datetime (2026-11-23T08:00:00Z)", element=name
-        ) from None
-    return found.replace(tzinfo=dt.UTC) if found.tzinfo is None else found.astimezone(dt.UTC)
-
-
-def flag(query: Mapping[str, str], name: str) -> bool:
-    value = query.get(name, "").lower()
-    if value in ("", "false", "0", "no"):
-        return False
-    if value in ("true", "1", "yes"):
-        return True
-    raise BadRequest("must be true or false", element=name)
 
 
 def limit(query: Mapping[str, str], *, default: int) -> int:

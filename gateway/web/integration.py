@@ -38,6 +38,7 @@ from gateway.store.records import MessageRecord
 from gateway.store.webhooks import Endpoint
 from gateway.usecases import downloads, events, messages, webhooks
 from gateway.usecases.events import EVENT_TYPES
+from gateway.usecases.parameters import flag
 from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
 from gateway.web.bodies import (
     Body,
@@ -51,7 +52,6 @@ from gateway.web.bodies import (
 from gateway.web.common import (
     API,
     GATEWAY,
-    flag,
     limit,
     limit_parameter,
     reject_unknown_parameters,

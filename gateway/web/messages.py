@@ -20,7 +20,6 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from aiohttp import hdrs, web
@@ -31,22 +30,17 @@ from envelopes.model import Classification, StaffInfo, StatusCode
 from gateway.bootstrap import Gateway
 from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
 from gateway.domain.lifecycle import TransportState, summarize
-from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases import messages, operations, statuses, submit
 from gateway.usecases.operations import Changed
 from gateway.usecases.statuses import VIETNAM
-from gateway.usecases.tokens import Principal
 from gateway.web.auth import EVERYONE, PRINCIPAL, STAFF, allow, member_unit
 from gateway.web.bodies import Body, OptionalText, Reply, RequiredText, read_body, refusal, render
 from gateway.web.common import (
     API,
     GATEWAY,
-    choice,
-    flag,
     limit,
     limit_parameter,
-    moment,
     reject_unknown_parameters,
 )
 from gateway.web.problems import BadRequest
@@ -377,6 +371,7 @@ LIST_QUERY = [
         "a recipient in this transport state",
         {"type": "string", "enum": [s.value for s in TransportState]},
     ),
+    query_parameter("kind", "document or status", {"type": "string", "enum": list(messages.KINDS)}),
     query_parameter("recipient", "a recipient unit code"),
     query_parameter("sender", "the sender's unit code"),
     query_parameter(
@@ -406,7 +401,7 @@ async def list_messages(request: web.Request) -> web.Response:
     reject_unknown_parameters(query, query_names(LIST_QUERY))
     page = await messages.list_page(
         gateway,
-        _message_filter(query, principal, gateway.clock()),
+        messages.message_filter(query, now=gateway.clock(), member_unit=member_unit(principal)),
         after=_decode_cursor(query.get("cursor")),
         limit=limit(query, default=gateway.settings.api.page_size),
     )
@@ -537,23 +532,6 @@ async def reply_status(request: web.Request) -> web.Response:
 
 def parse_document(metadata: bytes, gateway: Gateway) -> DocumentRequest:
     return parse_metadata(metadata, today=gateway.clock().astimezone(VIETNAM).date())
-
-
-def _message_filter(
-    query: Mapping[str, str], principal: Principal, now: dt.datetime
-) -> message_queries.MessageFilter:
-    return message_queries.MessageFilter(
-        direction=choice(query, "direction", ("in", "out")),
-        state=choice(query, "state", tuple(TransportState)),
-        recipient=query.get("recipient") or None,
-        sender=query.get("sender") or None,
-        classification=choice(query, "classification", tuple(Classification)),
-        created_from=moment(query, "from", end_of_day=False),
-        created_to=moment(query, "to", end_of_day=True),
-        text=query.get("text") or None,
-        breached_before=now if flag(query, "breached") else None,
-        visible_to_unit=member_unit(principal),
-    )
 
 
 def _encode_cursor(message: MessageRecord) -> str:

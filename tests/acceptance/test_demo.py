@@ -41,8 +41,10 @@ def test_the_demo_exchanges_documents_and_exits_with_once() -> None:
     assert re.search(r"B → A .*reply to .*VPCP-TTĐT .*business status 01", summary), summary
     # C → D classified, over the secure channel only.
     assert re.search(r"C → D .* mat .*delivered over the secure channel", summary), summary
-    # A → B classified: no secure endpoint for B, so held, never sent to the axis.
-    assert re.search(r"A → B .* mat .*held: mat needs a secure endpoint", summary), summary
+    # A → B classified: A has no secure channel, so held, never sent to the axis.
+    assert re.search(
+        r"A → B .* mat .*held: mat needs a secure channel; this gateway has none", summary
+    ), summary
     assert re.search(r"request bodies mentioning .*VPCP-M: 0", result.stdout)
     assert "/_sim/state" in result.stdout and "queue list" in result.stdout
     assert result.stdout.rstrip().endswith("stopped cleanly.")

@@ -117,7 +117,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator
         asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
         url = base.rsplit("/", 1)[0] + f"/{database}"
     config.write_text(
-        f'[database]\nurl = "{url}"\n'
+        f'[database]\nurl = "{url}"\ncreate = true\n'
         f"[api]\nport = {port}\nmax_upload_bytes = 65536\n"
         f'[gateway]\nlocal_units = ["{UNITS[0]}"]\n'
         f'[keys]\ndir = "{keys_dir}"\n'

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from integration_support import OTHER, RECIPIENT
 
+from connectors.fake import FakeConnector
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.store.database import create_engine
@@ -279,5 +280,38 @@ def test_a_csv_import_changes_only_its_columns_and_is_all_or_nothing(make_gatewa
                 other = await unit_row(gateway, OTHER)
                 assert other is not None and other["allows_tuyet_mat"] is False
                 assert await audit_count() == events
+
+    run(scenario)
+
+
+def test_a_unit_on_a_channel_the_gateway_does_not_have_is_refused(make_gateway: Any) -> None:
+    """The API's registration and update take only a configured channel (UNKNOWN_CHANNEL, 422,
+    naming it); nothing changes. The gateway's own set-up (the fixture's register_all on "axis")
+    is not an operator's choice and is not checked."""
+
+    async def scenario() -> None:
+        connectors = {"axis": FakeConnector(name="axis", is_axis=True)}
+        async with make_gateway(connectors=connectors) as gateway:
+            admin = {
+                "Authorization": "Bearer "
+                + await tokens.create_token(gateway, name="admin", role="admin")
+            }
+            async with TestClient(TestServer(create_app(gateway))) as client:
+                before = await unit_row(gateway, RECIPIENT)
+                refused = (
+                    {"code": RECIPIENT, "channel": "axsi"},
+                    {"code": NEW, "name": "UBND tỉnh Thử", "channel": "lgsp"},
+                )
+                for body in refused:
+                    response = await client.post("/api/v1/units", json=body, headers=admin)
+                    problem = await response.json()
+                    assert response.status == 422, problem
+                    assert (problem["code"], problem["element"]) == ("UNKNOWN_CHANNEL", "channel")
+                    assert "axis" in problem["detail"]
+                assert await unit_row(gateway, RECIPIENT) == before
+                response = await client.post(
+                    "/api/v1/units", json={"code": RECIPIENT, "channel": "axis"}, headers=admin
+                )
+                assert response.status == 200
 
     run(scenario)

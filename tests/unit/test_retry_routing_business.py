@@ -184,3 +184,17 @@ def test_business_status_moves_forward_and_keeps_late_ones_out_of_order() -> Non
         business.apply(StatusCode.IN_PROGRESS, StatusCode.COMPLETED).current is StatusCode.COMPLETED
     )
     assert business.apply(StatusCode.ACCEPTED, StatusCode.REJECTED).current is StatusCode.REJECTED
+
+
+def test_a_held_reason_names_the_fact_that_holds_it() -> None:
+    """The gateway's missing secure channel is not the unit's missing endpoint, and a unit with
+    no channel is not a unit whose channel is not configured here."""
+    no_secure_channel = {n: c for n, c in CHANNELS.items() if not c.is_secure}
+    held = route_recipient(Classification.MAT, entry(secure_channel=None), no_secure_channel)
+    assert held.is_held and "this gateway has none configured" in held.reason
+    held = route_recipient(Classification.MAT, entry(secure_channel=None), CHANNELS)
+    assert held.is_held and "needs a secure endpoint" in held.reason
+    held = route_recipient(Classification.THUONG, entry(channel=None), CHANNELS)
+    assert "no channel in the registry" in held.reason
+    held = route_recipient(Classification.THUONG, entry(channel="nowhere"), CHANNELS)
+    assert "channel nowhere is not configured here" in held.reason
