@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 from envelopes.errors import GatewayError
@@ -114,7 +115,12 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     token = with_store(
         args,
         lambda gw: tokens.create_token(
-            gw, name=args.name, role=args.role, unit_code=args.unit, actor=actor(args)
+            gw,
+            name=args.name,
+            role=args.role,
+            unit_code=args.unit,
+            actor=actor(args),
+            expires_in=dt.timedelta(days=args.expires_days) if args.expires_days else None,
         ),
     )
     print(token)
@@ -136,7 +142,9 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         )
         print(
             f"{token.name:<20} {token.role:<8} {token.unit_code or '-':<15} "
-            f"created {moment_text(token.created_at, utc=args.utc)}  expires never  {state}"
+            f"created {moment_text(token.created_at, utc=args.utc)}  expires "
+            f"{moment_text(token.expires_at, utc=args.utc) if token.expires_at else 'never'}  "
+            f"{state}"
         )
     return 0
 
@@ -166,6 +174,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("--role", required=True, choices=[r.value for r in tokens.Role])
     create.add_argument("--name", required=True)
     create.add_argument("--unit", help="the member unit's code (role member)")
+    create.add_argument(
+        "--expires-days", type=float, help="it authenticates no more after this many days"
+    )
     create.set_defaults(handler=cmd_tokens_create)
     listing = token_commands.add_parser("list", help="tokens (never their value), live first")
     listing.add_argument("--json", action="store_true")

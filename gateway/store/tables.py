@@ -273,6 +273,8 @@ tokens = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("revoked_at", TS, nullable=True),
+    #: After this moment the token authenticates no more (NULL: it does not expire).
+    sa.Column("expires_at", TS, nullable=True),
 )
 
 workers = sa.Table(

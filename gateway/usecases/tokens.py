@@ -38,6 +38,7 @@ class TokenInfo:
     unit_code: str | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    expires_at: dt.datetime | None = None
 
 
 class Unauthorized(GatewayError):
@@ -56,9 +57,18 @@ def _hash(token: str) -> str:
 
 
 async def create_token(
-    gateway: Gateway, *, name: str, role: str, unit_code: str | None = None, actor: str = "cli"
+    gateway: Gateway,
+    *,
+    name: str,
+    role: str,
+    unit_code: str | None = None,
+    actor: str = "cli",
+    expires_in: dt.timedelta | None = None,
 ) -> str:
-    """Returns the token; only its hash is stored, so it cannot be shown again."""
+    """Returns the token; only its hash is stored, so it cannot be shown again. ``expires_in``:
+    it authenticates no more after that long (None: until revoked)."""
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise GatewayError("an expiry must be in the future", element="expires")
     try:
         parsed_role = Role(role)
     except ValueError:
@@ -83,6 +93,7 @@ async def create_token(
                 unit_code=unit_code if parsed_role is Role.MEMBER else None,
                 token_sha256=_hash(token),
                 now=now,
+                expires_at=now + expires_in if expires_in is not None else None,
             )
             await audit_queries.audit(
                 conn, now=now, actor=actor, action="token_created", reason=name
@@ -120,7 +131,7 @@ async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> No
 
 async def authenticate(gateway: Gateway, token: str) -> Principal:
     async with gateway.reader.connect() as conn:
-        row = await token_queries.token_by_hash(conn, _hash(token))
+        row = await token_queries.token_by_hash(conn, _hash(token), now=gateway.clock())
     if row is None:
-        raise Unauthorized("unknown or revoked token")
+        raise Unauthorized("unknown, revoked or expired token")
     return Principal(name=row.name, role=Role(row.role), unit_code=row.unit_code)

@@ -149,12 +149,15 @@ def test_a_member_token_needs_a_valid_code_hosted_here(home: Home) -> None:
                  "000.00.00.H14"), "MEMBER_UNIT_NOT_HOSTED", "[unit]")  # fmt: skip
     home.ok("tokens", "create", "--role", "member", "--name", "nghe-an", "--unit", RECIPIENT)
     home.ok("tokens", "create", "--role", "operator", "--name", "ops", "--as", "an.nv")
+    home.ok("tokens", "create", "--role", "operator", "--name", "tam", "--expires-days", "2")
     home.ok("tokens", "revoke", "ops")
     listed = home.ok("tokens", "list", "--utc")
     [member] = [line for line in listed.splitlines() if line.startswith("nghe-an")]
     assert RECIPIENT in member and "active" in member and "expires never" in member
     [ops] = [line for line in listed.splitlines() if line.startswith("ops ")]
     assert re.search(r"revoked \d{4}-\d\d-\d\d \d\d:\d\dZ", ops), ops
+    [temporary] = [line for line in listed.splitlines() if line.startswith("tam ")]
+    assert re.search(r"expires \d{4}-\d\d-\d\d \d\d:\d\dZ", temporary), temporary
     assert "None" not in listed and "dgw_" not in listed
     refused(home("tokens", "revoke", "ops"), "GATEWAY_ERROR", "[name]")
 
