@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Classification
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.domain.text_search import fold, searchable
 from gateway.store import audit_chain
 from gateway.store import events as feed_events
 from gateway.store.database import insert_or_ignore, upsert_insert
@@ -338,15 +339,21 @@ async def code_used(conn: AsyncConnection, *, sender: str, code: str, year: int)
 _INSERT_MESSAGE = Statement(messages.insert())
 
 
+def _searchable(values: dict[str, Any]) -> dict[str, Any]:
+    """The row with its folded search text (text_search.searchable), whoever inserts it."""
+    text = searchable(values.get("subject"), values.get("document_id"), values.get("code"))
+    return {**values, "search_text": text}
+
+
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
-    await _INSERT_MESSAGE.execute(conn, values)
+    await _INSERT_MESSAGE.execute(conn, _searchable(values))
 
 
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
     """Insert a received message; False (nothing written) when its (direction, dedup_key) is
     already stored. One statement instead of a look-up first, and no constraint error."""
     statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
-    return bool((await statement.execute(conn, values)).rowcount)
+    return bool((await statement.execute(conn, _searchable(values))).rowcount)
 
 
 async def insert_recipient(
@@ -640,6 +647,10 @@ class MessageFilter:
     breached_before: dt.datetime | None = None
     #: A member unit sees only what it sent or received.
     visible_to_unit: str | None = None
+    #: "document" | "status" (the console's filter).
+    kind: str | None = None
+    #: Messages with a recipient routed through this channel (the console's filter).
+    channel: str | None = None
 
 
 def _has_recipient(*conditions: Any) -> Any:
@@ -651,6 +662,7 @@ def _conditions(f: MessageFilter) -> list[Any]:
         messages.c.direction: f.direction,
         messages.c.sender: f.sender,
         messages.c.classification: f.classification,
+        messages.c.kind: f.kind,
     }
     conditions: list[Any] = [column == value for column, value in equal.items() if value]
     if f.created_from:
@@ -658,14 +670,16 @@ def _conditions(f: MessageFilter) -> list[Any]:
     if f.created_to:
         conditions.append(messages.c.created_at < f.created_to)
     if f.text:
-        like = f"%{f.text}%"
-        conditions.append(
-            sa.or_(messages.c.subject.ilike(like), messages.c.document_id.ilike(like))
-        )
+        # Accents and case do not matter (text_search.fold, applied to both sides); the words
+        # are LIKE-escaped so that % and _ are searched for, not wildcards.
+        escaped = fold(f.text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(messages.c.search_text.like(f"%{escaped}%", escape="\\"))
     if f.state:
         conditions.append(_has_recipient(recipients.c.state == f.state))
     if f.recipient:
         conditions.append(_has_recipient(recipients.c.unit_code == f.recipient))
+    if f.channel:
+        conditions.append(_has_recipient(recipients.c.channel == f.channel))
     if f.breached_before is not None:
         unsent = _has_recipient(
             recipients.c.sent_at.is_(None), recipients.c.state != TransportState.CANCELLED.value
@@ -684,6 +698,11 @@ def _conditions(f: MessageFilter) -> list[Any]:
             )
         )
     return conditions
+
+
+def message_conditions(f: MessageFilter) -> list[Any]:
+    """The WHERE clauses of a filter on ``messages``, for other views of the same selection."""
+    return _conditions(f)
 
 
 async def list_messages(

@@ -160,6 +160,9 @@ def create_app(gateway: Gateway) -> web.Application:
     from gateway.web import integration  # its own module; it imports this one's helpers
 
     integration.add_routes(router)
+    from gateway.web import console  # its own package (templates, static); imports this module
+
+    app.add_subapp(console.PREFIX, console.create_console(gateway))
     return app
 
 

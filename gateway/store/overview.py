@@ -1,0 +1,91 @@
+"""The console's "Now" page, read from the database: the backlog by transport state, channel and
+age, the recipients that need a person. A member sees only what its unit sent
+or received: the same conditions as the message list (queries.MessageFilter.visible_to_unit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.domain.lifecycle import TransportState
+from gateway.store.queries import MessageFilter, message_conditions
+from gateway.store.tables import messages, recipients
+
+#: Recipients not yet done with: the backlog.
+OPEN_STATES = tuple(
+    s.value for s in TransportState if s not in (TransportState.SENT, TransportState.CANCELLED)
+)
+#: Recipients a person has to look at.
+NEEDS_A_PERSON = (
+    TransportState.FAILED.value,
+    TransportState.HELD.value,
+    TransportState.UNCONFIRMED.value,
+)
+#: Age buckets of the backlog, by the message's creation: (label, at most this old).
+AGE_BUCKETS = (("<1h", dt.timedelta(hours=1)), ("1-24h", dt.timedelta(hours=24)))
+OLDEST_BUCKET = ">24h"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StuckRecipient:
+    message_id: str
+    subject: str | None
+    document_id: str
+    classification: str
+    unit_code: str
+    channel: str | None
+    state: str
+    last_error: str | None
+    attempt_count: int
+    updated_at: dt.datetime
+
+
+def _visible(unit: str | None) -> list[Any]:
+    return message_conditions(MessageFilter(visible_to_unit=unit))
+
+
+async def backlog(
+    conn: AsyncConnection, *, now: dt.datetime, unit: str | None
+) -> list[tuple[str, str, str, int]]:
+    """(state, channel, age bucket, recipients) of every open recipient."""
+    age = sa.case(
+        *((messages.c.created_at > now - limit, label) for label, limit in AGE_BUCKETS),
+        else_=OLDEST_BUCKET,
+    ).label("age")
+    query = (
+        sa.select(recipients.c.state, recipients.c.channel, age, sa.func.count())
+        .join(messages, messages.c.id == recipients.c.message_id)
+        .where(recipients.c.state.in_(OPEN_STATES), *_visible(unit))
+        .group_by(recipients.c.state, recipients.c.channel, age)
+    )
+    rows = (await conn.execute(query)).all()
+    return [(r[0], r[1] or "", r[2], int(r[3])) for r in rows]
+
+
+async def stuck_recipients(
+    conn: AsyncConnection, *, unit: str | None, limit: int = 50
+) -> list[StuckRecipient]:
+    """Failed, held and unconfirmed recipients with their reasons, the latest change first."""
+    query = (
+        sa.select(
+            recipients.c.message_id,
+            messages.c.subject,
+            messages.c.document_id,
+            messages.c.classification,
+            recipients.c.unit_code,
+            recipients.c.channel,
+            recipients.c.state,
+            recipients.c.last_error,
+            recipients.c.attempt_count,
+            recipients.c.updated_at,
+        )
+        .join(messages, messages.c.id == recipients.c.message_id)
+        .where(recipients.c.state.in_(NEEDS_A_PERSON), *_visible(unit))
+        .order_by(recipients.c.updated_at.desc(), recipients.c.id.desc())
+        .limit(limit)
+    )
+    return [StuckRecipient(**row._asdict()) for row in (await conn.execute(query)).all()]
