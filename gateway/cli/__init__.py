@@ -24,6 +24,7 @@ from gateway.cli import (
     reports,
     service,
     simulator,
+    users,
     webhooks,
 )
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    users.register(commands)
     return parser
 
 

@@ -137,5 +137,7 @@ async def delete_sessions_of(conn: AsyncConnection, name: str, *, keep: str | No
 
 
 async def delete_expired_sessions(conn: AsyncConnection, *, now: dt.datetime) -> int:
-    result = await conn.execute(console_sessions.delete().where(console_sessions.c.expires_at <= now))
+    result = await conn.execute(
+        console_sessions.delete().where(console_sessions.c.expires_at <= now)
+    )
     return int(result.rowcount or 0)

@@ -271,8 +271,9 @@ async def change_password(
     async with gateway.engine.begin() as conn:
         user = await store.get_user(conn, name)
         if user is None or not _verify(user.password_hash, current):
-            raise LoginFailed("mật khẩu hiện tại sai / the current password is wrong",
-                              element="current")
+            raise LoginFailed(
+                "mật khẩu hiện tại sai / the current password is wrong", element="current"
+            )
         await store.update_user(
             conn, name, password_hash=_hasher.hash(new), must_change_password=False
         )

@@ -42,11 +42,9 @@ from gateway.web.app import (
     _visible,
 )
 from gateway.web.auth import member_unit
-from gateway.web.console.i18n import translator
 from gateway.web.console.security import (
     ADMIN,
     CONSOLE_GATEWAY,
-    CSRF_FIELD,
     EVERYONE,
     LOGIN_CSRF_COOKIE,
     SESSION,
@@ -54,6 +52,7 @@ from gateway.web.console.security import (
     SESSION_ID,
     STAFF,
     account_page,
+    base_context,
     check_login_csrf,
     login_csrf,
     open_page,
@@ -96,20 +95,8 @@ def _actor(request: web.Request) -> str:
 def render(
     request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
 ) -> web.Response:
-    session = request.get(SESSION)
-    language = session.user.language if session is not None else "vi"
     response = aiohttp_jinja2.render_template(
-        template,
-        request,
-        {
-            "t": translator(language),
-            "language": language,
-            "session": session,
-            "csrf": session.csrf_token if session is not None else None,
-            "csrf_field": CSRF_FIELD,
-            "path": request.path,
-            **context,
-        },
+        template, request, {**base_context(request), **context}
     )
     response.set_status(status)
     return response
@@ -147,7 +134,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         session_id = await users.log_in(_gateway(request), name, password)
     except (users.LoginFailed, users.LoginThrottled) as exc:
         return _login_page(request, error=exc, status=status_for(exc.code))
-    response = web.HTTPSeeOther(_url(request, "console_now"))
+    response = see_other(_url(request, "console_now"))
     set_cookie(response, request, SESSION_COOKIE, session_id)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
@@ -157,9 +144,14 @@ async def log_in(request: web.Request) -> web.StreamResponse:
 @account_page
 async def log_out(request: web.Request) -> web.StreamResponse:
     await users.log_out(_gateway(request), request[SESSION_ID])
-    response = web.HTTPSeeOther(_url(request, "console_login"))
+    response = see_other(_url(request, "console_login"))
     response.del_cookie(SESSION_COOKIE, path="/console")
     return response
+
+
+def see_other(location: str) -> web.Response:
+    """A 303 that carries cookies (a raised HTTPSeeOther skips the response middlewares)."""
+    return web.Response(status=303, headers={hdrs.LOCATION: location})
 
 
 def _field(form: MultiDictProxy[Any], name: str, *, limit: int = REASON_MAX) -> str:

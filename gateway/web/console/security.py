@@ -14,6 +14,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import hdrs, web
@@ -160,7 +161,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     match_info = request.match_info
     if match_info.http_exception is not None:
         return await handler(request)
-    roles = getattr(match_info.handler, _ROLES, frozenset())
+    roles: frozenset[Role] | str = getattr(match_info.handler, _ROLES, frozenset())
     if roles == _OPEN:
         return await handler(request)
     gateway = request.app[CONSOLE_GATEWAY]
@@ -182,6 +183,20 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await handler(request)
 
 
+def base_context(request: web.Request) -> dict[str, Any]:
+    """What every template is given: the person's words, the session and its CSRF token."""
+    session = request.get(SESSION)
+    language = session.user.language if session is not None else "vi"
+    return {
+        "t": translator(language),
+        "language": language,
+        "session": session,
+        "csrf": session.csrf_token if session is not None else None,
+        "csrf_field": CSRF_FIELD,
+        "path": request.path,
+    }
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A refused request is an HTML page (or an htmx fragment) naming the stable error code;
@@ -190,15 +205,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except GatewayError as exc:
         log.info("console_request_refused", extra={"code": exc.code, "path": request.path})
-        session = request.get(SESSION)
-        language = session.user.language if session is not None else "vi"
         context = {
+            **base_context(request),
             "code": exc.code,
             "message": exc.message,
             "element": exc.element,
-            "t": translator(language),
-            "language": language,
-            "session": session,
         }
         template = "error_fragment.html" if request.headers.get("HX-Request") else "error.html"
         response = aiohttp_jinja2.render_template(template, request, context)
