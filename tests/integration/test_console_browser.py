@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is missing"),
 ]
+
+
+def _debian_chromium_version() -> str:
+    """The system browser's version: the test drives it, not a downloaded one."""
+    return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout
 
 
 async def log_in(page: Any, base: str, name: str) -> None:
@@ -83,6 +89,7 @@ def test_an_operator_and_a_member_use_the_console_in_a_browser(make_gateway: Any
             browser = await playwright.chromium.launch(
                 executable_path=CHROMIUM, args=["--no-sandbox"]
             )
+            assert browser.version.split(".")[0] in _debian_chromium_version()
             try:
                 await operator_journey(browser, base, gateway, seeded)
                 await member_limits(browser, base, seeded)
@@ -107,9 +114,8 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
     await page.click("text=Văn bản")
     await page.fill("#f-text", "lien thong van ban")
     await page.click("form.filters button[type=submit]")
-    results = page.locator("#message-list tbody tr")
-    await results.first.wait_for()
-    assert await results.count() == 1
+    # htmx swaps the list in place; expect() waits for it.
+    await playwright_api.expect(page.locator("#message-list tbody tr")).to_have_count(1)
     await page.click(f"#message-list a:has-text('{FAILED_SUBJECT}')")
     await page.wait_for_url(f"{base}/console/messages/{seeded.failed}")
     assert await page.inner_text("#message-state") == "failed"
