@@ -178,6 +178,7 @@ async def set_language(gateway: Gateway, name: str, language: str) -> None:
 async def log_in(gateway: Gateway, name: str, password: str) -> str:
     """A new session's id (for the cookie; only its hash is stored)."""
     now = gateway.clock()
+    session_id = secrets.token_urlsafe(32)
     async with gateway.engine.begin() as conn:
         user = await store.get_user(conn, name)
         if user is not None and user.locked_until is not None and user.locked_until > now:
@@ -186,28 +187,34 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
                 "try again later",
                 element="password",
             )
-        if user is None or not _verify(user.password_hash, password) or user.disabled_at:
-            if user is not None:
-                await store.record_failed_login(
-                    conn, user.name, lock_after=LOCK_AFTER, locked_until=now + LOCK_FOR
-                )
-                await queries.audit(
-                    conn, now=now, actor=user.name, action="login_failed", reason="console"
-                )
-            raise LoginFailed("sai tên hoặc mật khẩu / wrong name or password")
-        session_id = secrets.token_urlsafe(32)
-        await store.update_user(conn, user.name, failed_logins=0, locked_until=None)
-        await store.insert_session(
-            conn,
-            id_sha256=hash_id(session_id),
-            user_name=user.name,
-            csrf_token=secrets.token_urlsafe(32),
-            unit_code=user.units[0] if user.units else None,
-            created_at=now,
-            seen_at=now,
-            expires_at=now + SESSION_LIFETIME,
+        accepted = (
+            user is not None and _verify(user.password_hash, password) and not user.disabled_at
         )
-        await queries.audit(conn, now=now, actor=user.name, action="login", reason="console")
+        if user is not None and not accepted:
+            # Committed with the block (the refusal is raised after it): the count must stay.
+            await store.record_failed_login(
+                conn, user.name, lock_after=LOCK_AFTER, locked_until=now + LOCK_FOR
+            )
+            await queries.audit(
+                conn, now=now, actor=user.name, action="login_failed", reason="console"
+            )
+        elif user is not None:
+            await store.update_user(conn, user.name, failed_logins=0, locked_until=None)
+            await store.insert_session(
+                conn,
+                id_sha256=hash_id(session_id),
+                user_name=user.name,
+                csrf_token=secrets.token_urlsafe(32),
+                unit_code=user.units[0] if user.units else None,
+                created_at=now,
+                seen_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+            await queries.audit(conn, now=now, actor=user.name, action="login", reason="console")
+    if user is None:
+        _verify(_DUMMY_HASH, password)  # as long as a known name's check
+    if not accepted:
+        raise LoginFailed("sai tên hoặc mật khẩu / wrong name or password")
     return session_id
 
 

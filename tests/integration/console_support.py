@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -92,5 +91,3 @@ async def add_people(gateway: Gateway) -> None:
         gateway, name="nghe-an", role="member", units=[RECIPIENT], password=PASSWORD, actor="t",
         language="en",
     )  # fmt: skip
-
-
