@@ -278,7 +278,7 @@ async def change_password(
     async with gateway.engine.begin() as conn:
         user = await store.get_user(conn, name)
         if user is None or not _verify(user.password_hash, current):
-            raise LoginFailed(
+            raise PasswordInvalid(
                 "mật khẩu hiện tại sai / the current password is wrong", element="current"
             )
         await store.update_user(

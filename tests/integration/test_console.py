@@ -9,13 +9,13 @@ import csv
 import datetime as dt
 import io
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from console_support import (
@@ -27,12 +27,12 @@ from console_support import (
     axis,
     seed,
 )
+from integration_support import write_config
 
+from gateway.cli import main
 from gateway.store.tables import audit_events
 from gateway.usecases import users
 from gateway.web.app import create_app
-
-DOCGW = Path(sys.executable).parent / "docgw"
 
 
 @asynccontextmanager
@@ -223,32 +223,37 @@ def test_search_folds_accents_and_the_csv_export_follows_the_filter(make_gateway
     asyncio.run(scenario())
 
 
-def test_the_users_command(tmp_path: Path, database_url: str, keys_dir: Path) -> None:
-    from integration_support import write_config
-
+def test_the_users_command(
+    tmp_path: Path, database_url: str, keys_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``docgw users …`` through the command's own entry point (in this process: each run of the
+    installed command would load docgw again, seconds per call on a busy machine)."""
     config = write_config(
         tmp_path / "docgw.toml", database_url=database_url, keys_dir=keys_dir, local_units=()
     )
 
-    def docgw(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(DOCGW), "--config", str(config), "users", *args],
-            input=stdin, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    def docgw(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["--config", str(config), "users", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    added = docgw("add", "an", "--role", "member", "--unit", "000.00.00.H41")
-    assert added.returncode == 0, added.stderr
-    assert re.search(r"password \(shown once\): \S{12,}", added.stdout)
-    given = docgw("add", "binh", "--role", "operator", "--password-stdin", stdin="mat-khau-12345\n")
-    assert given.returncode == 0 and "shown once" not in given.stdout
-    again = docgw("add", "binh", "--role", "operator")
-    assert again.returncode == 1 and "exists already" in again.stderr
-    member_without_unit = docgw("add", "chi", "--role", "member")
-    assert member_without_unit.returncode == 1 and "[unit]" in member_without_unit.stderr
-    assert docgw("disable", "binh").returncode == 0
-    assert docgw("reset", "an").returncode == 0
-    listing = docgw("list").stdout
+    code, out, err = docgw("add", "an", "--role", "member", "--unit", "000.00.00.H41")
+    assert code == 0, err
+    assert re.search(r"password \(shown once\): \S{12,}", out)
+    code, out, _ = docgw(
+        "add", "binh", "--role", "operator", "--password-stdin", stdin="mat-khau-12345\n"
+    )
+    assert code == 0 and "shown once" not in out
+    code, _, err = docgw("add", "binh", "--role", "operator")
+    assert code == 1 and "exists already" in err
+    code, _, err = docgw("add", "chi", "--role", "member")
+    assert code == 1 and "[unit]" in err
+    assert docgw("disable", "binh")[0] == 0
+    assert docgw("reset", "an")[0] == 0
+    listing = docgw("list")[1]
     assert "an  member  000.00.00.H41  vi  active" in listing
     assert "binh  operator  -  vi  disabled" in listing
-    missing = docgw("disable", "nobody")
-    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    code, _, err = docgw("disable", "nobody")
+    assert code == 1 and "NOT_FOUND" in err
