@@ -64,7 +64,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import queries
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.tables import UtcDateTime
-from gateway.usecases import archive, backup, webhooks
+from gateway.usecases import archive, backup, users, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import sync_directory
@@ -322,6 +322,7 @@ def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
             gateway.settings.backup.interval_hours * 3600,
             partial(backup.scheduled_backup, gateway),
         )
+    add_job(scheduler, gateway, "console_sessions", 3600.0, partial(users.end_expired, gateway))
     _add_channel_jobs(gateway, scheduler)
     if gateway.settings.gateway.local_units:  # a container is signed by a local unit's key
         archive_seconds = gateway.settings.archive.interval_seconds

@@ -286,3 +286,10 @@ async def change_password(
         )
         await store.delete_sessions_of(conn, name, keep=hash_id(keep_session))
         await queries.audit(conn, now=now, actor=name, action="password_changed", reason=name)
+
+
+async def end_expired(gateway: Gateway) -> int:
+    """Delete the sessions past their lifetime (a scheduled job; an idle one is refused at its
+    next request and deleted then)."""
+    async with gateway.engine.begin() as conn:
+        return await store.delete_expired_sessions(conn, now=gateway.clock())

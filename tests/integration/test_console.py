@@ -163,6 +163,11 @@ def test_password_change_and_logout(make_gateway: Any) -> None:
             assert (await log_in(client, "h14", "dat-lai-mat-khau-12")).status == 303
             response = await client.get("/console/messages", allow_redirects=False)
             assert response.status == 303 and response.headers["Location"] == "/console/account"
+            # Past their lifetime, sessions are deleted by the scheduled job.
+            later = gateway.clock() + users.SESSION_LIFETIME
+            gateway.clock = lambda: later
+            assert await users.end_expired(gateway) >= 1
+            assert (await client.get("/console/", allow_redirects=False)).status == 303
 
     asyncio.run(scenario())
 
