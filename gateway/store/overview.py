@@ -1,6 +1,6 @@
 """The console's "Now" page, read from the database: the backlog by transport state, channel and
-age, the recipients that need a person. A member sees only what its unit sent
-or received: the same conditions as the message list (queries.MessageFilter.visible_to_unit)."""
+age, the recipients that need a person, delivery attempts per hour. A member sees only what its
+unit sent or received: the same conditions as the message list (MessageFilter.visible_to_unit)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.retry import Outcome
 from gateway.store.queries import MessageFilter, message_conditions
-from gateway.store.tables import messages, recipients
+from gateway.store.tables import attempts, messages, recipients
 
 #: Recipients not yet done with: the backlog.
 OPEN_STATES = tuple(
@@ -89,3 +90,23 @@ async def stuck_recipients(
         .limit(limit)
     )
     return [StuckRecipient(**row._asdict()) for row in (await conn.execute(query)).all()]
+
+
+async def attempts_per_hour(
+    conn: AsyncConnection, *, since: dt.datetime, unit: str | None
+) -> list[tuple[str, bool, int]]:
+    """(hour "YYYY-MM-DDTHH" in UTC, whether it succeeded, attempts) since ``since``, counted by
+    the database (each dialect truncates time its own way)."""
+    if conn.dialect.name == "sqlite":
+        hour: Any = sa.func.strftime("%Y-%m-%dT%H", attempts.c.started_at)
+    else:
+        hour = sa.func.to_char(sa.func.timezone("UTC", attempts.c.started_at), 'YYYY-MM-DD"T"HH24')
+    succeeded = (attempts.c.outcome == Outcome.SENT.value).label("succeeded")
+    query = (
+        sa.select(hour.label("hour"), succeeded, sa.func.count())
+        .join(recipients, recipients.c.id == attempts.c.recipient_id)
+        .join(messages, messages.c.id == recipients.c.message_id)
+        .where(attempts.c.started_at >= since, *_visible(unit))
+        .group_by(hour, succeeded)
+    )
+    return [(r[0], bool(r[1]), int(r[2])) for r in (await conn.execute(query)).all()]

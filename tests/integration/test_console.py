@@ -101,6 +101,9 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
             assert "frame-ancestors 'none'" in csp and headers["X-Frame-Options"] == "DENY"
             assert headers["Cache-Control"] == "no-store"
             assert "<script>" not in (await page.text()).split("</head>")[1]  # no inline script
+            # The chart of attempts per hour: one sent (the document received later), one
+            # refused (the failed one).
+            assert "1 thành công · 1 không thành công" in await page.text()
 
             # Idle for longer than SESSION_IDLE: the session has ended.
             later = gateway.clock() + users.SESSION_IDLE + dt.timedelta(seconds=1)

@@ -118,6 +118,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "skip": ("Bỏ qua tới nội dung", "Skip to content"),
     "menu": ("Trình đơn", "Menu"),
     "time_note": ("Giờ Việt Nam", "Vietnam time"),
+    "throughput": ("Lần gửi mỗi giờ, 24 giờ qua", "Delivery attempts per hour, last 24 hours"),
+    "sent_ok": ("thành công", "sent"),
+    "not_ok": ("không thành công", "not sent"),
 }
 
 

@@ -68,6 +68,10 @@ BULK_MAX = 500
 CSV_MAX = 10_000
 UNIT_TREE_MAX = 1000
 REASON_MAX = 1000
+#: The Now page's chart: delivery attempts per hour over this many hours.
+CHART_HOURS = 24
+CHART_BAR = 12
+CHART_HEIGHT = 80
 #: The console's own message filters, beside the API's (app._message_filter).
 KINDS = ("document", "status")
 #: The status codes a person replies with, by the direction of the document.
@@ -190,6 +194,9 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
             queries.MessageFilter(breached_before=moment, visible_to_unit=unit),
             limit=PAGE_SIZE,
         )
+        hourly = await overview.attempts_per_hour(
+            conn, since=_hour(moment) - dt.timedelta(hours=CHART_HOURS - 1), unit=unit
+        )
     ages = [label for label, _ in overview.AGE_BUCKETS] + [overview.OLDEST_BUCKET]
     table: dict[tuple[str, str], dict[str, int]] = {}
     for state, channel, age, count in backlog:
@@ -205,6 +212,42 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
         "breached": breached,
         "channels": per_channel,
         "now_at": moment,
+        "chart": _chart(hourly, moment),
+    }
+
+
+def _hour(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _chart(rows: list[tuple[str, bool, int]], moment: dt.datetime) -> dict[str, Any]:
+    """Attempts per hour of the last CHART_HOURS hours as SVG bars (no script: the CSP holds)."""
+    counts: dict[tuple[str, bool], int] = {(hour, ok): n for hour, ok, n in rows}
+    first = _hour(moment) - dt.timedelta(hours=CHART_HOURS - 1)
+    bars: list[dict[str, Any]] = []
+    for index in range(CHART_HOURS):
+        start = first + dt.timedelta(hours=index)
+        key = start.strftime("%Y-%m-%dT%H")
+        bars.append(
+            {
+                "x": index * CHART_BAR,
+                "label": start.astimezone(VIETNAM).strftime("%H:00"),
+                "sent": counts.get((key, True), 0),
+                "failed": counts.get((key, False), 0),
+            }
+        )
+    top = max([b["sent"] + b["failed"] for b in bars] + [1])
+    for bar in bars:
+        bar["sent_h"] = round(CHART_HEIGHT * bar["sent"] / top, 1)
+        bar["failed_h"] = round(CHART_HEIGHT * bar["failed"] / top, 1)
+    return {
+        "bars": bars,
+        "top": top,
+        "width": CHART_HOURS * CHART_BAR,
+        "height": CHART_HEIGHT,
+        "bar": CHART_BAR - 2,
+        "total_sent": sum(b["sent"] for b in bars),
+        "total_failed": sum(b["failed"] for b in bars),
     }
 
 
