@@ -37,7 +37,7 @@ def _hash(token: str) -> str:
 
 
 async def create_token(
-    gateway: Gateway, *, name: str, role: str, unit_code: str | None = None
+    gateway: Gateway, *, name: str, role: str, unit_code: str | None = None, actor: str = "cli"
 ) -> str:
     """Returns the token; only its hash is stored, so it cannot be shown again."""
     try:
@@ -60,18 +60,18 @@ async def create_token(
                 token_sha256=_hash(token),
                 now=now,
             )
-            await queries.audit(conn, now=now, actor="cli", action="token_created", reason=name)
+            await queries.audit(conn, now=now, actor=actor, action="token_created", reason=name)
     except sa.exc.IntegrityError:
         raise GatewayError(f"a token named {name!r} exists already", element="name") from None
     return token
 
 
-async def revoke_token(gateway: Gateway, name: str) -> None:
+async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         if not await queries.revoke_token(conn, name, now=now):
             raise GatewayError(f"no active token named {name!r}", element="name")
-        await queries.audit(conn, now=now, actor="cli", action="token_revoked", reason=name)
+        await queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
 
 
 async def authenticate(gateway: Gateway, token: str) -> Principal:

@@ -293,3 +293,9 @@ async def end_expired(gateway: Gateway) -> int:
     next request and deleted then)."""
     async with gateway.engine.begin() as conn:
         return await store.delete_expired_sessions(conn, now=gateway.clock())
+
+
+async def list_tokens(gateway: Gateway) -> list[store.TokenRecord]:
+    """The API tokens (for machines), for the console's admin page."""
+    async with gateway.reader.connect() as conn:
+        return await store.list_tokens(conn)

@@ -265,3 +265,39 @@ def test_the_users_command(
     assert "binh  operator  -  vi  disabled" in listing
     code, _, err = docgw("disable", "nobody")
     assert code == 1 and "NOT_FOUND" in err
+
+
+def test_an_admin_creates_and_revokes_api_tokens_in_the_console(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            await log_in(client, "quan-tri")
+            token = await csrf_of(client)
+            made = await client.post(
+                "/console/tokens", data={"csrf": token, "name": "dms", "role": "operator"}
+            )
+            assert made.status == 201
+            found = re.search(r"<code>(dgw_[^<]+)</code>", await made.text())
+            assert found is not None
+            api = {"Authorization": f"Bearer {found.group(1)}"}
+            assert (await client.get("/api/v1/messages", headers=api)).status == 200
+            revoked = await client.post("/console/tokens/dms/revoke", data={"csrf": token})
+            assert revoked.status == 200 and "dms" in await revoked.text()
+            assert (await client.get("/api/v1/messages", headers=api)).status == 401
+            async with gateway.engine.connect() as conn:
+                actors = set(
+                    (
+                        await conn.execute(
+                            sa.select(audit_events.c.actor).where(
+                                audit_events.c.action.in_(("token_created", "token_revoked")),
+                                audit_events.c.reason == "dms",
+                            )
+                        )
+                    ).scalars()
+                )
+            assert actors == {"quan-tri"}
+            # An operator may not open the admin pages.
+            client.session.cookie_jar.clear()
+            await log_in(client, "van-hanh")
+            assert (await client.get("/console/tokens")).status == 403
+
+    asyncio.run(scenario())

@@ -182,6 +182,9 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
         message = await queries.get_message(conn, seeded.failed)
     assert message is not None and message.recipients[0].state != "cancelled"
     assert not [e for e in errors if "Content Security Policy" in e], errors
+    for path in ("/console/users", "/console/tokens", "/console/messages?text=lien"):
+        await page.goto(base + path)
+        assert await axe_violations(page) == [], path
     await context.close()
 
 

@@ -15,7 +15,7 @@ live updates and actions without reloading. People sign in with named accounts
     GET  /console/messages/{id}/package, …/attachments/{n}  as the API's downloads
     GET  /console/units, /console/units/{code}   everyone (a member: its own units)
     POST /console/units/{code}                   admin, a member of that unit
-    GET  /console/users, POST …                  admin
+    GET  /console/users, /console/tokens, POST … admin
     GET  /console/account, POST …                signed in
 """
 
@@ -87,6 +87,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/users", p.people, name="console_users")
     router.add_post("/users", p.person_add)
     router.add_post("/users/{name}/{action:disable|reset}", p.person_change, name="console_user")
+    router.add_get("/tokens", p.api_tokens, name="console_tokens")
+    router.add_post("/tokens", p.api_token_add)
+    router.add_post("/tokens/{name}/revoke", p.api_token_revoke)
     router.add_get("/account", p.account, name="console_account")
     router.add_post("/account/{what:password|language|unit}", p.account_change)
     router.add_get("/static/{name}", static, name="console_static")

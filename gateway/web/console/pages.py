@@ -28,7 +28,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.store import overview, queries
 from gateway.store.records import MessageRecord, UnitRecord
-from gateway.usecases import downloads, operations, registry, statuses, users
+from gateway.usecases import downloads, operations, registry, statuses, tokens, users
 from gateway.usecases.errors import Forbidden, NotFound, ReasonRequired
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
@@ -656,6 +656,40 @@ async def person_change(request: web.Request) -> web.StreamResponse:
     else:
         await users.reset_password(gateway, name, _field(form, "password"), actor=_actor(request))
     raise web.HTTPSeeOther(_url(request, "console_users"))
+
+
+# ----------------------------------------------------------------------------- admin: tokens
+
+
+@page(ADMIN)
+async def api_tokens(request: web.Request) -> web.Response:
+    found = await users.list_tokens(_gateway(request))
+    return render(request, "tokens.html", {"tokens": found, "roles": [r.value for r in Role]})
+
+
+@page(ADMIN)
+async def api_token_add(request: web.Request) -> web.Response:
+    """A new API token, shown on this one answer and never again (only its hash is stored)."""
+    form = await request.post()
+    name = _field(form, "name", limit=100)
+    if not name:
+        raise BadRequest("required", element="name")
+    token = await tokens.create_token(
+        _gateway(request),
+        name=name,
+        role=_field(form, "role"),
+        unit_code=_field(form, "unit") or None,
+        actor=_actor(request),
+    )
+    found = await users.list_tokens(_gateway(request))
+    context = {"tokens": found, "roles": [r.value for r in Role], "new": (name, token)}
+    return render(request, "tokens.html", context, status=201)
+
+
+@page(ADMIN)
+async def api_token_revoke(request: web.Request) -> web.StreamResponse:
+    await tokens.revoke_token(_gateway(request), request.match_info["name"], actor=_actor(request))
+    raise web.HTTPSeeOther(_url(request, "console_tokens"))
 
 
 # ---------------------------------------------------------------------------------- account
