@@ -45,8 +45,20 @@ class StuckRecipient:
     updated_at: dt.datetime
 
 
+#: The outer queries read aliases, so that the visibility subquery (on the tables themselves)
+#: is not correlated with them.
+m = messages.alias("m")
+r = recipients.alias("r")
+a = attempts.alias("a")
+
+
 def _visible(unit: str | None) -> list[Any]:
-    return message_conditions(MessageFilter(visible_to_unit=unit))
+    if unit is None:
+        return []
+    visible = sa.select(messages.c.id).where(
+        *message_conditions(MessageFilter(visible_to_unit=unit))
+    )
+    return [m.c.id.in_(visible)]
 
 
 async def backlog(
@@ -54,14 +66,14 @@ async def backlog(
 ) -> list[tuple[str, str, str, int]]:
     """(state, channel, age bucket, recipients) of every open recipient."""
     age = sa.case(
-        *((messages.c.created_at > now - limit, label) for label, limit in AGE_BUCKETS),
+        *((m.c.created_at > now - limit, label) for label, limit in AGE_BUCKETS),
         else_=OLDEST_BUCKET,
     ).label("age")
     query = (
-        sa.select(recipients.c.state, recipients.c.channel, age, sa.func.count())
-        .join(messages, messages.c.id == recipients.c.message_id)
-        .where(recipients.c.state.in_(OPEN_STATES), *_visible(unit))
-        .group_by(recipients.c.state, recipients.c.channel, age)
+        sa.select(r.c.state, r.c.channel, age, sa.func.count())
+        .join(m, m.c.id == r.c.message_id)
+        .where(r.c.state.in_(OPEN_STATES), *_visible(unit))
+        .group_by(r.c.state, r.c.channel, age)
     )
     rows = (await conn.execute(query)).all()
     return [(r[0], r[1] or "", r[2], int(r[3])) for r in rows]
@@ -73,20 +85,20 @@ async def stuck_recipients(
     """Failed, held and unconfirmed recipients with their reasons, the latest change first."""
     query = (
         sa.select(
-            recipients.c.message_id,
-            messages.c.subject,
-            messages.c.document_id,
-            messages.c.classification,
-            recipients.c.unit_code,
-            recipients.c.channel,
-            recipients.c.state,
-            recipients.c.last_error,
-            recipients.c.attempt_count,
-            recipients.c.updated_at,
+            r.c.message_id,
+            m.c.subject,
+            m.c.document_id,
+            m.c.classification,
+            r.c.unit_code,
+            r.c.channel,
+            r.c.state,
+            r.c.last_error,
+            r.c.attempt_count,
+            r.c.updated_at,
         )
-        .join(messages, messages.c.id == recipients.c.message_id)
-        .where(recipients.c.state.in_(NEEDS_A_PERSON), *_visible(unit))
-        .order_by(recipients.c.updated_at.desc(), recipients.c.id.desc())
+        .join(m, m.c.id == r.c.message_id)
+        .where(r.c.state.in_(NEEDS_A_PERSON), *_visible(unit))
+        .order_by(r.c.updated_at.desc(), r.c.id.desc())
         .limit(limit)
     )
     return [StuckRecipient(**row._asdict()) for row in (await conn.execute(query)).all()]
@@ -98,15 +110,15 @@ async def attempts_per_hour(
     """(hour "YYYY-MM-DDTHH" in UTC, whether it succeeded, attempts) since ``since``, counted by
     the database (each dialect truncates time its own way)."""
     if conn.dialect.name == "sqlite":
-        hour: Any = sa.func.strftime("%Y-%m-%dT%H", attempts.c.started_at)
+        hour: Any = sa.func.strftime("%Y-%m-%dT%H", a.c.started_at)
     else:
-        hour = sa.func.to_char(sa.func.timezone("UTC", attempts.c.started_at), 'YYYY-MM-DD"T"HH24')
-    succeeded = (attempts.c.outcome == Outcome.SENT.value).label("succeeded")
+        hour = sa.func.to_char(sa.func.timezone("UTC", a.c.started_at), 'YYYY-MM-DD"T"HH24')
+    succeeded = (a.c.outcome == Outcome.SENT.value).label("succeeded")
     query = (
         sa.select(hour.label("hour"), succeeded, sa.func.count())
-        .join(recipients, recipients.c.id == attempts.c.recipient_id)
-        .join(messages, messages.c.id == recipients.c.message_id)
-        .where(attempts.c.started_at >= since, *_visible(unit))
+        .join(r, r.c.id == a.c.recipient_id)
+        .join(m, m.c.id == r.c.message_id)
+        .where(a.c.started_at >= since, *_visible(unit))
         .group_by(hour, succeeded)
     )
     return [(r[0], bool(r[1]), int(r[2])) for r in (await conn.execute(query)).all()]

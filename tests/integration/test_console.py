@@ -301,3 +301,39 @@ def test_an_admin_creates_and_revokes_api_tokens_in_the_console(make_gateway: An
             assert (await client.get("/console/tokens")).status == 403
 
     asyncio.run(scenario())
+
+
+def test_a_member_in_english_answers_for_its_own_unit(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, seeded):
+            await log_in(client, "nghe-an")  # a member of the recipient unit, language en
+            page = await client.get("/console/")
+            text = await page.text()
+            assert '<html lang="en">' in text and "Needs a person" in text
+            listed = await client.get("/console/messages", params={"direction": "in"})
+            assert seeded.received in await listed.text()
+            token = await csrf_of(client)
+            replied = await client.post(
+                f"/console/messages/{seeded.received}/reply",
+                data={"csrf": token, "code": "05", "reason": "Đang xử lý", "confirm": "yes"},
+                allow_redirects=False,
+            )
+            assert replied.status == 303
+            wrong_side = await client.post(
+                f"/console/messages/{seeded.received}/reply",
+                data={"csrf": token, "code": "13", "reason": "x", "confirm": "yes"},
+            )
+            assert wrong_side.status == 409 and "CONFLICT" in await wrong_side.text()
+            async with gateway.engine.connect() as conn:
+                actors = set(
+                    (
+                        await conn.execute(
+                            sa.select(audit_events.c.actor).where(
+                                audit_events.c.reason.like("status 05:%")
+                            )
+                        )
+                    ).scalars()
+                )
+            assert actors == {"nghe-an"}
+
+    asyncio.run(scenario())

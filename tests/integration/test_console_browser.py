@@ -52,6 +52,7 @@ async def log_in(page: Any, base: str, name: str) -> None:
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/console/")
+    assert await page.locator("#now-panel #stuck").count() == 1  # the Now page, not an error
 
 
 async def axe_violations(page: Any) -> list[str]:
