@@ -922,7 +922,8 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
             routes = {
                 (route.resource.canonical, route.method.lower())
                 for route in client.app.router.routes()  # type: ignore[union-attr]
-                if route.method != "HEAD" and route.resource is not None
+                if route.method != "HEAD"
+                and route.resource is not None
                 # The operator console (HTML for people, docs/howto/console.md) is not the API.
                 and not route.resource.canonical.startswith("/console")
             }
