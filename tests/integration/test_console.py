@@ -227,6 +227,21 @@ def test_search_folds_accents_and_the_csv_export_follows_the_filter(make_gateway
                 data={"csrf": await csrf_of(client), "reason": "x"},
             )
             assert confirm.status == 400 and "confirm" in await confirm.text()
+            # Bulk over everything the filter matches (not ticked one by one).
+            bulk = await client.post(
+                "/console/messages/bulk",
+                data={
+                    "csrf": await csrf_of(client),
+                    "scope": "filter",
+                    "filter": "text=bao+tri",
+                    "action": "cancel",
+                    "reason": "Gửi nhầm",
+                    "confirm": "yes",
+                },
+            )
+            page_text = await bulk.text()
+            assert bulk.status == 200 and page_text.count("Đã thực hiện") == 2
+            assert all(message_id in page_text for message_id in seeded.bulk)
 
     asyncio.run(scenario())
 
