@@ -22,7 +22,7 @@ from tempfile import mkdtemp
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store import audit_chain, queries
+from gateway.store import audit_chain, audit_queries
 from gateway.store.database import create_engine, migrate
 from gateway.store.direct import Statement
 from gateway.store.tables import audit_events
@@ -33,7 +33,7 @@ PLAIN = Statement(audit_events.insert())
 async def measure(url: str, transactions: int, writers: int) -> dict[str, float]:
     engine = create_engine(url)
     await migrate(engine)
-    row = queries.audit_row(
+    row = audit_queries.audit_row(
         now=dt.datetime.now(dt.UTC), actor="bench", action="moved",
         message_id=str(uuid.uuid4()), recipient_id=1, from_state="sending", to_state="sent",
     )  # fmt: skip

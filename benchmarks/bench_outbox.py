@@ -6,6 +6,8 @@ it runs)::
     .venv/bin/python benchmarks/bench_outbox.py            # the full run (a minute or two)
     .venv/bin/python benchmarks/bench_outbox.py --quick    # a reduced smoke run
     .venv/bin/python benchmarks/bench_outbox.py --profile  # + where the time goes (cProfile)
+    # [database] statements = "direct" against "plain", in interleaved pairs (docs/performance.md):
+    .venv/bin/python benchmarks/bench_outbox.py --statements direct,plain --pairs 3
 
 What it measures, on SQLite (the embedded default) and on PostgreSQL (``TEST_POSTGRES_URL``,
 default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``; a fresh database is created for each
@@ -241,10 +243,11 @@ def write_config(
     workers: int,
     idle_poll_seconds: float = 0.05,
     extra: str = "",
+    statements: str = "direct",
 ) -> Path:
     units = ", ".join(f'"{u}"' for u in local_units)
     path.write_text(
-        f'[database]\nurl = "{url}"\n'
+        f'[database]\nurl = "{url}"\nstatements = "{statements}"\n'
         f"[gateway]\nlocal_units = [{units}]\n"
         f'[keys]\ndir = "{keys}"\n'
         f"[delivery]\nworkers = {workers}\nidle_poll_seconds = {idle_poll_seconds}\n"
@@ -268,7 +271,12 @@ async def register(gateway: Gateway, keys: Path, units: Sequence[tuple[str, str 
 
 @asynccontextmanager
 async def outbox_gateway(
-    url: str, keys: Path, folder: Path, workers: int, connector: Connector
+    url: str,
+    keys: Path,
+    folder: Path,
+    workers: int,
+    connector: Connector,
+    statements: str = "direct",
 ) -> AsyncIterator[Gateway]:
     config = write_config(
         folder / f"docgw-{uuid.uuid4().hex[:6]}.toml",
@@ -276,6 +284,7 @@ async def outbox_gateway(
         keys=keys,
         local_units=(SENDER,),
         workers=workers,
+        statements=statements,
     )
     gateway = await build(load_settings(config, {}), connectors={"axis": connector})
     try:
@@ -408,6 +417,7 @@ class Profiler:
 @dataclass(frozen=True, kw_only=True)
 class OutboxFigures:
     kind: str
+    statements: str
     submit_rate: float
     deliver_rate: float
     deliver_latency: Latency
@@ -435,12 +445,12 @@ def bench_build(keys: Path, seconds: float) -> float:
 
 
 async def bench_submit_then_deliver(
-    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler
+    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler, statements: str
 ) -> tuple[float, float, Latency]:
     fake = FakeConnector(name="axis", is_axis=True)
     async with (
         fresh_database(kind, folder) as url,
-        outbox_gateway(url, keys, folder, sizes.workers, fake) as gateway,
+        outbox_gateway(url, keys, folder, sizes.workers, fake, statements) as gateway,
     ):
         batch = requests(sizes.messages, uuid.uuid4().hex[:4])
         async with profiler.around(f"{kind}: submit, {SUBMITTERS} callers"):
@@ -462,12 +472,12 @@ async def bench_submit_then_deliver(
 
 
 async def bench_concurrent(
-    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler
+    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler, statements: str
 ) -> tuple[float, Latency]:
     fake = FakeConnector(name="axis", is_axis=True)
     async with (
         fresh_database(kind, folder) as url,
-        outbox_gateway(url, keys, folder, sizes.workers, fake) as gateway,
+        outbox_gateway(url, keys, folder, sizes.workers, fake, statements) as gateway,
     ):
         batch = requests(sizes.messages, uuid.uuid4().hex[:4])
         started = time.perf_counter()
@@ -490,14 +500,17 @@ async def _all_sent(gateway: Gateway, expected: int) -> bool:
 
 
 async def bench_database(
-    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler
+    kind: str, keys: Path, folder: Path, sizes: Sizes, profiler: Profiler, statements: str
 ) -> OutboxFigures:
     submit_rate, deliver_rate, deliver_latency = await bench_submit_then_deliver(
-        kind, keys, folder, sizes, profiler
+        kind, keys, folder, sizes, profiler, statements
     )
-    end_to_end, end_to_end_latency = await bench_concurrent(kind, keys, folder, sizes, profiler)
+    end_to_end, end_to_end_latency = await bench_concurrent(
+        kind, keys, folder, sizes, profiler, statements
+    )
     return OutboxFigures(
         kind=kind,
+        statements=statements,
         submit_rate=submit_rate,
         deliver_rate=deliver_rate,
         deliver_latency=deliver_latency,
@@ -523,7 +536,7 @@ def summary_rows(
 ) -> list[tuple[str, str, str, str, str]]:
     rows = [("package build+sign, one thread", per_second(build_rate), "-", "-", "-")]
     for kind in ("sqlite", "postgresql"):
-        found = [f for f in figures if f.kind == kind]
+        found = [f for f in figures if f.kind == kind and f.statements == figures[0].statements]
         if not found:
             rows.append((f"{kind}: not measured", missing.get(kind, "?"), "-", "-", "-"))
             continue
@@ -615,7 +628,37 @@ def machine_speed() -> str:
 # ----------------------------------------------------------------------------------- main
 
 
-async def run(sizes: Sizes, kinds: Sequence[str], profile: bool) -> int:
+def pair_rows(figures: Sequence[OutboxFigures], modes: Sequence[str]) -> list[tuple[str, ...]]:
+    """Per database, each interleaved pair's rates and their ratio (second mode / first), and
+    the median ratio: the comparison docs/performance.md quotes."""
+    rows: list[tuple[str, ...]] = []
+    first, second = modes[0], modes[1]
+    for kind in ("sqlite", "postgresql"):
+        a = [f for f in figures if f.kind == kind and f.statements == first]
+        b = [f for f in figures if f.kind == kind and f.statements == second]
+        for measure, pick in (
+            ("submit", lambda f: f.submit_rate),
+            ("deliver", lambda f: f.deliver_rate),
+            ("submit + deliver", lambda f: f.end_to_end_rate),
+        ):
+            ratios = [pick(y) / pick(x) for x, y in zip(a, b, strict=False)]
+            if not ratios:
+                continue
+            pairs = ", ".join(
+                f"{pick(x):,.0f} / {pick(y):,.0f}" for x, y in zip(a, b, strict=False)
+            )
+            median = sorted(ratios)[len(ratios) // 2]
+            rows.append((f"{kind}: {measure}", pairs, f"{median:.2f}"))
+    return rows
+
+
+async def run(
+    sizes: Sizes,
+    kinds: Sequence[str],
+    profile: bool,
+    modes: Sequence[str] = ("direct",),
+    pairs: int = 1,
+) -> int:
     profiler = Profiler(profile)
     with tempfile.TemporaryDirectory(prefix="docgw-bench-outbox-") as tmp:
         folder = Path(tmp)
@@ -637,11 +680,29 @@ async def run(sizes: Sizes, kinds: Sequence[str], profile: bool) -> int:
                     missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
                     print(f"\n{kind}: skipped, {missing[kind]}")
                     continue
-            print(f"\n2-4. {kind}: submit, then deliver; then both at once", flush=True)
-            figures.append(await bench_database(kind, keys, folder, sizes, profiler))
+            for number in range(pairs):
+                for statements in modes:  # interleaved: the machine's drift hits both alike
+                    print(
+                        f"\n2-4. {kind} ({statements} statements, round {number + 1}): submit, "
+                        "then deliver; then both at once",
+                        flush=True,
+                    )
+                    figures.append(
+                        await bench_database(kind, keys, folder, sizes, profiler, statements)
+                    )
     print_table(
         TABLE_TITLE, TABLE_COLUMNS, summary_rows(build_rate, figures, missing, sizes.workers)
     )
+    if len(modes) == 2:
+        print_table(
+            f"[database] statements: {modes[0]} against {modes[1]}, interleaved pairs",
+            (
+                "measurement",
+                f"{modes[0]} / {modes[1]} per pair (/s)",
+                f"median {modes[1]}÷{modes[0]}",
+            ),
+            pair_rows(figures, modes),
+        )
     profiler.print()
     return 0
 
@@ -655,6 +716,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile each phase, print top")
+    parser.add_argument(
+        "--statements",
+        default="direct",
+        help="[database] statements to run, comma-separated: direct,plain compares them",
+    )
+    parser.add_argument("--pairs", type=int, default=1, help="rounds of each statements mode")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     sizes = dataclasses.replace(
@@ -664,7 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     print_environment("outbox", args.quick)
-    return asyncio.run(run(sizes, kinds, args.profile))
+    modes = [m.strip() for m in args.statements.split(",") if m.strip()]
+    return asyncio.run(run(sizes, kinds, args.profile, modes, args.pairs))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ Connectors never decide retries; the outbox does, durably (gateway.domain.retry)
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from envelopes.errors import GatewayError, SealError
 from envelopes.model import Classification
@@ -97,6 +98,7 @@ class RemoteItem:
     created_at: str | None = None
 
 
+@runtime_checkable
 class Pollable(Protocol):
     """A channel we fetch from (the axis, a SOAP axis, a drop folder). The gateway's scheduled
     job polls, fetches each item, hands it to intake, then acknowledges it — so an item is only
@@ -130,6 +132,49 @@ class DirectoryEntry:
     code_qd20: str | None = None
     email: str | None = None
     old_code: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitChange:
+    """One entry of a directory's change feed (getSynchronizeUnit): an agency created, changed or
+    deleted since a moment."""
+
+    entry: DirectoryEntry
+    deleted: bool = False
+    changed_at: str | None = None
+
+
+# ---------------------------------------------------------- what a connector can do besides deliver
+# Capabilities beyond Connector, each a Protocol: gateway/bootstrap.py finds them once, when it
+# wires the connectors (``Capabilities``); nothing else asks a connector what it is.
+
+
+@runtime_checkable
+class SentStates(Protocol):
+    """Reports per-recipient states of a send (the axis' getSentEdocList)."""
+
+    async def sent_states(self, doc_id: str) -> list[RecipientState]: ...
+
+
+@runtime_checkable
+class DirectorySource(Protocol):
+    """Lists its directory of agencies (getAgenciesList, GetOrganizations)."""
+
+    async def agencies(self) -> list[DirectoryEntry]: ...
+
+
+@runtime_checkable
+class Qd20Source(Protocol):
+    """A directory that also lists the Decision 20 codes (the national axis)."""
+
+    async def agencies_qd20(self) -> list[DirectoryEntry]: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A directory that reports its changes since a moment (the axis' getSynchronizeUnit)."""
+
+    async def synchronize_units(self, since: dt.datetime | None = None) -> list[UnitChange]: ...
 
 
 # ------------------------------------------------------------------- classified defence in depth

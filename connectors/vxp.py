@@ -132,6 +132,7 @@ from connectors.base import (
     Receipt,
     RecipientState,
     RemoteItem,
+    UnitChange,
 )
 from connectors.offload import run_blocking
 from connectors.vxp_signing import (
@@ -174,15 +175,6 @@ class VxpRefused(PeerRefused):
     def __init__(self, message: str, *, axis_code: str | None = None) -> None:
         super().__init__(message)
         self.axis_code = axis_code
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnitChange:
-    """One entry of getSynchronizeUnit: an agency created, changed or deleted since a moment."""
-
-    entry: DirectoryEntry
-    deleted: bool = False
-    changed_at: str | None = None
 
 
 @dataclass

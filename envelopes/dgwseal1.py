@@ -80,6 +80,7 @@ from cryptography.hazmat.primitives.ciphers import (
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from envelopes import sealed_bytes
 from envelopes.errors import SealError
 
 MAGIC: Final = b"DGWSEAL1"
@@ -226,22 +227,12 @@ def open_stream(src: BinaryIO, dst: BinaryIO, private_key: PrivateKeyTypes) -> N
 
 def seal(data: bytes, recipient_cert: x509.Certificate) -> bytes:
     """``data`` sealed for ``recipient_cert``; see ``seal_stream``."""
-    out = io.BytesIO()
-    seal_stream(io.BytesIO(data), out, recipient_cert, length=len(data))
-    return out.getvalue()
+    return sealed_bytes.seal_bytes(seal_stream, data, recipient_cert)
 
 
 def open_sealed(data: bytes, private_key: PrivateKeyTypes) -> bytes:
     """The plaintext of the sealed package ``data``; on any failure ``SealError`` and no bytes."""
-    out = io.BytesIO()
-    try:
-        open_stream(io.BytesIO(data), out, private_key)
-    except BaseException:
-        # The traceback keeps this frame, and so ``out``, alive; empty it so that unauthenticated
-        # plaintext cannot surface through exception logging that captures locals.
-        out.close()
-        raise
-    return out.getvalue()
+    return sealed_bytes.open_bytes(open_stream, data, private_key)
 
 
 def read_seal_header(src: BinaryIO | bytes) -> SealHeader:

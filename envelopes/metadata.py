@@ -1,8 +1,15 @@
 """Document metadata as the CLI and the HTTP API take it: JSON with the QCVN element names in
 snake_case and ISO dates, checked strictly (this is the sending side) into the model.
 
+The JSON is declared once, as the pydantic models below (:class:`Metadata` and the objects it
+holds): each field's type, rule and description (``Field(description=…)``, not attribute
+docstrings: reading those costs ~70 ms at every import). Parsing checks against them, and
+docs/reference/metadata.md's field table is generated from them (``python -m
+envelopes.metadata_reference``). Rules across fields (the promulgation date, the business type's
+companions, repeated recipients) are checked when the request is built from the parsed JSON.
+
 Every problem is a MetadataError naming the field (``to[2].organ_id``); unknown keys are errors too,
-so a misspelt field is never silently dropped. See docs/reference/metadata.md for every key.
+so a misspelt field is never silently dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from envelopes.errors import GatewayError, MetadataError, TextInvalid
 from envelopes.model import (
@@ -36,20 +46,6 @@ from envelopes.model import (
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 
-#: Probable QCVN length limits (DOMAIN.md §3); the XSD enforces the same.
-LIMITS = {
-    "organization_in_charge": 200,
-    "organ_name": 200,
-    "organ_add": 250,
-    "email": 100,
-    "number": 11,
-    "notation": 30,
-    "place": 50,
-    "type_name": 100,
-    "subject": 500,
-    "content": 500,
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class DocumentRequest:
@@ -60,123 +56,506 @@ class DocumentRequest:
     classification: Classification
 
 
-class _Obj:
-    """One JSON object being read, with its path for error messages."""
-
-    def __init__(self, value: Any, path: str, known: tuple[str, ...]) -> None:
-        if not isinstance(value, Mapping):
-            raise MetadataError("must be an object", element=path or "(root)")
-        unknown = sorted(set(value) - set(known))
-        if unknown:
-            where = f"{path}.{unknown[0]}" if path else unknown[0]
-            raise MetadataError(f"unknown field (known: {', '.join(known)})", element=where)
-        self.value = value
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str) -> Any:
-        return self.value.get(key)
-
-    def text(self, key: str, *, required: bool = False) -> str | None:
-        value = self.value.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                raise MetadataError("required", element=self.at(key))
-            return None
-        if not isinstance(value, str):
-            raise MetadataError("must be a string", element=self.at(key))
-        limit = LIMITS.get(key)
-        if limit is not None and len(value) > limit:
-            raise MetadataError(f"longer than {limit} characters", element=self.at(key))
-        return check_text(value, element=self.at(key)).strip()
-
-    def required_text(self, key: str) -> str:
-        value = self.text(key, required=True)
-        assert value is not None
-        return value
-
-    def integer(self, key: str, *, low: int = 0, high: int | None = None) -> int | None:
-        value = self.value.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise MetadataError("must be a whole number", element=self.at(key))
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f"at least {low}"
-            raise MetadataError(f"must be {bound}", element=self.at(key))
-        return value
-
-    def date(self, key: str, *, required: bool = False) -> dt.date | None:
-        value = self.text(key, required=required)
-        if value is None:
-            return None
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise MetadataError("must be an ISO date (2026-11-23)", element=self.at(key)) from None
-
-    def obj(self, key: str, known: tuple[str, ...], *, required: bool = False) -> _Obj | None:
-        value = self.value.get(key)
-        if value is None:
-            if required:
-                raise MetadataError("required", element=self.at(key))
-            return None
-        return _Obj(value, self.at(key), known)
-
-    def items(self, key: str, *, required: bool = False) -> list[tuple[str, Any]]:
-        value = self.value.get(key)
-        if value is None or value == []:
-            if required:
-                raise MetadataError("at least one is required", element=self.at(key))
-            return []
-        if not isinstance(value, list):
-            raise MetadataError("must be a list", element=self.at(key))
-        return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        result = []
-        for path, item in self.items(key):
-            if not isinstance(item, str) or not item.strip():
-                raise MetadataError("must be a non-empty string", element=path)
-            result.append(check_text(item, element=path).strip())
-        return tuple(result)
+# ---------------------------------------------------------------------------- one value's rules
 
 
-_TOP = (
-    "from", "to", "code", "promulgation", "document_type", "subject", "content", "signer",
-    "due_date", "to_places", "other_info", "steering_type", "response_for", "document_id",
-    "business", "classification",
-)  # fmt: skip
-_ORG = (
-    "organ_id", "organization_in_charge", "organ_name", "organ_add", "email", "telephone", "fax",
-    "website",
-)  # fmt: skip
+@dataclass(frozen=True)
+class Shape:
+    """How a field's value looks where its type does not say it (the reference's "type")."""
+
+    text: str
 
 
-def _organization(obj: _Obj) -> Organization:
-    return Organization(
-        organ_id=parse_strict(obj.required_text("organ_id"), field=obj.at("organ_id")).value,
-        organization_in_charge=obj.text("organization_in_charge"),
-        organ_name=obj.text("organ_name"),
-        organ_add=obj.text("organ_add"),
-        email=obj.text("email"),
-        telephone=obj.text("telephone"),
-        fax=obj.text("fax"),
-        website=obj.text("website"),
-    )
+def _refuse(message: str, kind: str = "metadata") -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
 
 
-def _staff(obj: _Obj | None) -> StaffInfo | None:
-    if obj is None:
+def _text(value: Any, *, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise _refuse("required")
         return None
-    return StaffInfo(
-        department=obj.text("department"),
-        staff=obj.text("staff"),
-        mobile=obj.text("mobile"),
-        email=obj.text("email"),
+    if not isinstance(value, str):
+        raise _refuse("must be a string")
+    try:
+        check_text(value, element="")
+    except TextInvalid as exc:  # keeps its own code; the path is added where it is known
+        raise _refuse(exc.message, "text_invalid") from None
+    return value.strip()
+
+
+def _unit_code(value: Any) -> str:
+    try:
+        return parse_strict(_text(value, required=True) or "").value
+    except GatewayError as exc:
+        raise _refuse(exc.message) from None
+
+
+def _whole(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _refuse("must be a whole number")
+    return value
+
+
+def _date(value: Any, *, required: bool) -> dt.date | None:
+    text = _text(value, required=required)
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise _refuse("must be an ISO date (2026-11-23)") from None
+
+
+def _non_empty(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _refuse("must be a non-empty string")
+    return _text(value, required=True) or ""
+
+
+def _listed(value: Any, *, required: bool) -> Any:
+    if value is None or value == []:
+        if required:
+            raise _refuse("at least one is required")
+        return []
+    if not isinstance(value, list):
+        raise _refuse("must be a list")
+    return value
+
+
+def _classification(value: Any) -> Classification:
+    try:
+        return Classification(_text(value, required=True) or "")
+    except ValueError:
+        choices = ", ".join(c.value for c in Classification)
+        raise _refuse(f"must be one of {choices}") from None
+
+
+def _flag(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise _refuse("must be true or false")
+    return value
+
+
+#: Text: blank is absent, the value is stripped; a limit (``max_length``, the probable QCVN limits
+#: of DOMAIN.md §3, which the XSD enforces too) is declared on the field.
+Text = Annotated[str | None, BeforeValidator(lambda v: _text(v, required=False))]
+RequiredText = Annotated[str, BeforeValidator(lambda v: _text(v, required=True))]
+UnitCodeText = Annotated[
+    str, BeforeValidator(_unit_code), Shape("unit code (strict QCVN 102 or QĐ 20 form)")
+]
+#: A whole number (from 0, declared on the field); a boolean is not one here.
+Whole = Annotated[int | None, BeforeValidator(_whole)]
+IsoDate = Annotated[dt.date | None, BeforeValidator(lambda v: _date(v, required=False))]
+RequiredIsoDate = Annotated[dt.date, BeforeValidator(lambda v: _date(v, required=True))]
+Flag = Annotated[bool | None, BeforeValidator(_flag)]
+Texts = Annotated[
+    list[Annotated[str, BeforeValidator(_non_empty)]],
+    BeforeValidator(lambda v: _listed(v, required=False)),
+]
+OPTIONAL_LIST = BeforeValidator(lambda v: _listed(v, required=False))
+REQUIRED_LIST = BeforeValidator(lambda v: _listed(v, required=True))
+
+
+# ------------------------------------------------------------------------------------- the JSON
+
+
+class JsonObject(BaseModel):
+    """One object of the metadata JSON: unknown keys refused, every value checked by its type."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class OrganizationJson(JsonObject):
+    model_config = ConfigDict(title="organization")
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "OrganId"}, description="the unit's code"
     )
+    organization_in_charge: Text = Field(
+        None,
+        max_length=200,
+        json_schema_extra={"edxml": "OrganizationInCharge"},
+        description="the organization in charge",
+    )
+    organ_name: Text = Field(
+        None,
+        max_length=200,
+        json_schema_extra={"edxml": "OrganName"},
+        description="the unit's name",
+    )
+    organ_add: Text = Field(
+        None, max_length=250, json_schema_extra={"edxml": "OrganAdd"}, description="its address"
+    )
+    email: Text = Field(
+        None, max_length=100, json_schema_extra={"edxml": "Email"}, description="its e-mail address"
+    )
+    telephone: Text = Field(
+        None, json_schema_extra={"edxml": "Telephone"}, description="its telephone number"
+    )
+    fax: Text = Field(None, json_schema_extra={"edxml": "Fax"}, description="its fax number")
+    website: Text = Field(None, json_schema_extra={"edxml": "Website"}, description="its website")
+
+    def model(self) -> Organization:
+        return Organization(**self.model_dump())
+
+
+class CodeJson(JsonObject):
+    model_config = ConfigDict(title="code")
+    number: RequiredText = Field(
+        max_length=11, json_schema_extra={"edxml": "Code/CodeNumber"}, description="số"
+    )
+    notation: RequiredText = Field(
+        max_length=30, json_schema_extra={"edxml": "Code/CodeNotation"}, description="ký hiệu"
+    )
+
+
+class PromulgationJson(JsonObject):
+    model_config = ConfigDict(title="promulgation")
+    place: Text = Field(
+        None,
+        max_length=50,
+        json_schema_extra={"edxml": "PromulgationInfo/Place"},
+        description="where it was promulgated",
+    )
+    date: RequiredIsoDate = Field(
+        json_schema_extra={"edxml": "PromulgationDate"},
+        description="not after today (Vietnam time); written `yyyy/MM/dd`",
+    )
+
+
+class DocumentTypeJson(JsonObject):
+    model_config = ConfigDict(title="document_type")
+    type: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "DocumentType/Type"}, description="required"
+    )
+    type_name: RequiredText = Field(
+        max_length=100, json_schema_extra={"edxml": "TypeName"}, description="always sent"
+    )
+    type_detail: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "TypeDetail"}, description="the type's detail"
+    )
+
+
+class SignerJson(JsonObject):
+    model_config = ConfigDict(title="signer")
+    competence: Text = Field(
+        None,
+        json_schema_extra={"edxml": "SignerInfo/Competence"},
+        description='thẩm quyền ký (e.g. "KT. BỘ TRƯỞNG")',
+    )
+    position: Text = Field(
+        None, json_schema_extra={"edxml": "SignerInfo/Position"}, description="chức vụ"
+    )
+    full_name: Text = Field(
+        None, json_schema_extra={"edxml": "SignerInfo/FullName"}, description="họ tên"
+    )
+
+
+class ResponseForJson(JsonObject):
+    model_config = ConfigDict(title="response_for")
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "ResponseFor/OrganId"},
+        description="the unit whose document this answers",
+    )
+    code: Text = Field(
+        None, json_schema_extra={"edxml": "ResponseFor/Code"}, description="that document's code"
+    )
+    promulgation_date: IsoDate = Field(
+        None, json_schema_extra={"edxml": "PromulgationDate"}, description="that document's date"
+    )
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "ResponseFor/DocumentId"},
+        description="that document's id",
+    )
+
+    def model(self) -> ResponseFor:
+        return ResponseFor(**self.model_dump())
+
+
+class OtherInfoJson(JsonObject):
+    model_config = ConfigDict(title="other_info")
+    priority: Whole = Field(
+        None,
+        ge=0,
+        le=4,
+        json_schema_extra={"edxml": "OtherInfo/Priority"},
+        description="0 thường, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hỏa tốc hẹn giờ",
+    )
+    sphere_of_promulgation: Text = Field(
+        None, json_schema_extra={"edxml": "SphereOfPromulgation"}, description="phạm vi ban hành"
+    )
+    typer_notation: Text = Field(
+        None, json_schema_extra={"edxml": "TyperNotation"}, description="ký hiệu người đánh máy"
+    )
+    promulgation_amount: Whole = Field(
+        None,
+        ge=0,
+        json_schema_extra={"edxml": "PromulgationAmount"},
+        description="số bản phát hành",
+    )
+    page_amount: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "PageAmount"}, description="số trang"
+    )
+    direction: Flag = Field(
+        None, json_schema_extra={"edxml": "Direction"}, description="written by the official SDK"
+    )
+    appendixes: Texts = Field(
+        [], json_schema_extra={"edxml": "Appendixes/Appendix"}, description="the appendixes' names"
+    )
+
+    def model(self) -> OtherInfo:
+        return OtherInfo(
+            priority=Priority(self.priority or 0),
+            sphere_of_promulgation=self.sphere_of_promulgation,
+            typer_notation=self.typer_notation,
+            promulgation_amount=self.promulgation_amount,
+            page_amount=self.page_amount,
+            direction=self.direction,
+            appendixes=tuple(self.appendixes),
+        )
+
+
+class StaffInfoJson(JsonObject):
+    model_config = ConfigDict(title="staff_info")
+    department: Text = Field(
+        None, json_schema_extra={"edxml": "StaffInfo/Department"}, description="phòng ban"
+    )
+    staff: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Staff"}, description="cán bộ")
+    mobile: Text = Field(
+        None, json_schema_extra={"edxml": "StaffInfo/Mobile"}, description="điện thoại"
+    )
+    email: Text = Field(None, json_schema_extra={"edxml": "StaffInfo/Email"}, description="e-mail")
+
+
+class ReceiverJson(JsonObject):
+    model_config = ConfigDict(title="receiver")
+    organ_id: UnitCodeText = Field(
+        json_schema_extra={"edxml": "ReceiverList/Receiver/OrganId"},
+        description="the receiver's unit",
+    )
+    receiver_type: Whole = Field(
+        None, ge=0, json_schema_extra={"edxml": "ReceiverType"}, description="the receiver's type"
+    )
+
+
+class UpdateJson(JsonObject):
+    model_config = ConfigDict(title="update")
+    document_info: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocumentInfo"},
+        description="what is updated in the document",
+    )
+    document_receiver: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocReceiver"},
+        description="what is updated in the receivers",
+    )
+    receivers: Annotated[list[ReceiverJson], OPTIONAL_LIST] = Field(
+        [], json_schema_extra={"edxml": "ReceiverList"}, description="the receivers now"
+    )
+
+
+class ReplacementJson(JsonObject):
+    model_config = ConfigDict(title="replacement")
+    document_id: RequiredText = Field(
+        json_schema_extra={"edxml": "ReplacementInfo/DocumentId"},
+        description="the document replaced",
+    )
+    organ_ids: Texts = Field(
+        [],
+        json_schema_extra={"edxml": "OrganIdList/OrganId"},
+        description="the units it was sent to",
+    )
+
+
+class BusinessJson(JsonObject):
+    model_config = ConfigDict(title="business")
+    doc_type: Whole = Field(
+        None,
+        ge=0,
+        le=3,
+        json_schema_extra={"edxml": "Bussiness/BussinessDocType"},
+        description="0 new, 1 revoke, 2 update, 3 replace",
+    )
+    reason: Text = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocReason"},
+        description="required when doc_type ≠ 0",
+    )
+    paper: Whole = Field(
+        None,
+        ge=0,
+        le=1,
+        json_schema_extra={"edxml": "Paper"},
+        description="1: a paper copy follows",
+    )
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "Bussiness/DocumentId"},
+        description="the business document's id",
+    )
+    staff_info: StaffInfoJson | None = Field(
+        None, json_schema_extra={"edxml": "StaffInfo"}, description="who handled it"
+    )
+    update: UpdateJson | None = Field(
+        None,
+        json_schema_extra={"edxml": "BussinessDocumentInfo"},
+        description="required for doc_type 2",
+    )
+    replacements: Annotated[list[ReplacementJson], OPTIONAL_LIST] = Field(
+        [],
+        json_schema_extra={"edxml": "ReplacementInfoList"},
+        description="required for doc_type 3",
+    )
+
+
+class Metadata(JsonObject):
+    """The metadata JSON's top level."""
+
+    classification: Annotated[Classification, BeforeValidator(_classification)] = Field(
+        json_schema_extra={"edxml": "—"},
+        description="docgw's own field: never written into the package",
+    )
+    from_: OrganizationJson = Field(
+        alias="from", json_schema_extra={"edxml": "From"}, description="the sending unit"
+    )
+    to: Annotated[list[OrganizationJson], REQUIRED_LIST] = Field(
+        json_schema_extra={"edxml": "To"}, description="at least one; each unit once"
+    )
+    code: CodeJson = Field(json_schema_extra={"edxml": "Code"}, description="số / ký hiệu")
+    promulgation: PromulgationJson = Field(
+        json_schema_extra={"edxml": "PromulgationInfo"},
+        description="where and when it was promulgated",
+    )
+    document_type: DocumentTypeJson = Field(
+        json_schema_extra={"edxml": "DocumentType"}, description="the kind of document"
+    )
+    subject: RequiredText = Field(
+        max_length=500, json_schema_extra={"edxml": "Subject"}, description="trích yếu"
+    )
+    content: Text = Field(
+        None, max_length=500, json_schema_extra={"edxml": "Content"}, description="nội dung"
+    )
+    signer: SignerJson | None = Field(
+        None, json_schema_extra={"edxml": "SignerInfo"}, description="who signed it"
+    )
+    due_date: IsoDate = Field(None, json_schema_extra={"edxml": "DueDate"}, description="hạn xử lý")
+    to_places: Texts = Field(
+        [],
+        json_schema_extra={"edxml": "ToPlaces/Place"},
+        description="nơi nhận, as written on the document",
+    )
+    other_info: OtherInfoJson | None = Field(
+        None, json_schema_extra={"edxml": "OtherInfo"}, description="priority, amounts, appendixes"
+    )
+    steering_type: Whole = Field(
+        None,
+        ge=0,
+        le=2,
+        json_schema_extra={"edxml": "SteeringType"},
+        description="chỉ đạo điều hành",
+    )
+    response_for: Annotated[list[ResponseForJson], OPTIONAL_LIST] = Field(
+        [], json_schema_extra={"edxml": "ResponseFor"}, description="the documents this one answers"
+    )
+    document_id: Text = Field(
+        None,
+        json_schema_extra={"edxml": "DocumentId"},
+        description="null → `<from>,<yyyy/MM/dd>,<number>/<notation>`",
+    )
+    business: BusinessJson | None = Field(
+        None,
+        json_schema_extra={"edxml": "Bussiness"},
+        description="the business type and its companions",
+    )
+
+    def request(self, today: dt.date) -> DocumentRequest:
+        """The request, with the rules across fields."""
+        promulgation = self.promulgation.date
+        if promulgation > today:
+            raise MetadataError(
+                f"is after today ({today.isoformat()})", element="promulgation.date"
+            )
+        if self.document_type.type is None:
+            raise MetadataError("required", element="document_type.type")
+        sender = self.from_.model()
+        code = DocumentCode(number=self.code.number, notation=self.code.notation)
+        header = MessageHeader(
+            from_=sender,
+            to=_recipients(self.to),
+            code=code,
+            promulgation=PromulgationInfo(place=self.promulgation.place, date=promulgation),
+            document_type=DocumentType(
+                type=self.document_type.type,
+                type_name=self.document_type.type_name,
+                type_detail=self.document_type.type_detail,
+            ),
+            subject=self.subject,
+            content=self.content,
+            signer=SignerInfo(**self.signer.model_dump()) if self.signer else None,
+            due_date=self.due_date,
+            to_places=tuple(self.to_places),
+            other_info=self.other_info.model() if self.other_info else OtherInfo(),
+            response_for=tuple(r.model() for r in self.response_for),
+            steering_type=self.steering_type,
+            document_id=self.document_id or document_id_for(sender.organ_id, promulgation, code),
+        )
+        business = _business(self.business) if self.business else Business()
+        return DocumentRequest(header=header, business=business, classification=self.classification)
+
+
+def _recipients(to: list[OrganizationJson]) -> tuple[Organization, ...]:
+    """``to``, each unit once: the store keeps one row per (message, recipient), so a repeat would
+    be signed into the package and then refused by the database."""
+    first_at: dict[str, str] = {}
+    for i, recipient in enumerate(to):
+        if recipient.organ_id in first_at:
+            raise MetadataError(
+                f"{recipient.organ_id} is already a recipient ({first_at[recipient.organ_id]})",
+                element=f"to[{i}].organ_id",
+            )
+        first_at[recipient.organ_id] = f"to[{i}]"
+    return tuple(r.model() for r in to)
+
+
+def _business(given: BusinessJson) -> Business:
+    doc_type = BusinessDocType(given.doc_type or 0)
+    if doc_type is not BusinessDocType.NEW and given.reason is None:
+        raise MetadataError(
+            f"a reason is required for business type {doc_type.value}", element="business.reason"
+        )
+    if doc_type is BusinessDocType.UPDATE and given.update is None:
+        raise MetadataError("required for an update (doc_type 2)", element="business.update")
+    if doc_type is BusinessDocType.REPLACE and not given.replacements:
+        raise MetadataError(
+            "required for a replacement (doc_type 3)", element="business.replacements"
+        )
+    update = given.update
+    return Business(
+        doc_type=doc_type,
+        document_id=given.document_id,
+        reason=given.reason,
+        paper=given.paper or 0,
+        staff_info=StaffInfo(**given.staff_info.model_dump()) if given.staff_info else None,
+        update=UpdateInfo(
+            document_info=update.document_info,
+            document_receiver=update.document_receiver,
+            receivers=tuple(
+                Receiver(organ_id=r.organ_id, receiver_type=r.receiver_type)
+                for r in update.receivers
+            ),
+        )
+        if update
+        else None,
+        replacements=tuple(
+            Replacement(document_id=r.document_id, organ_ids=tuple(r.organ_ids))
+            for r in given.replacements
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------- the parser
 
 
 def parse_metadata(data: bytes | str | Mapping[str, Any], *, today: dt.date) -> DocumentRequest:
@@ -189,186 +568,89 @@ def parse_metadata(data: bytes | str | Mapping[str, Any], *, today: dt.date) -> 
             data = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise MetadataError(f"not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise MetadataError("must be an object", element="(root)")
     try:
-        return _parse(_Obj(data, "", _TOP), today)
-    except GatewayError as exc:
-        if isinstance(exc, MetadataError | TextInvalid):
-            raise
-        raise MetadataError(exc.message, element=exc.element) from exc
+        metadata = Metadata.model_validate(data)
+    except ValidationError as exc:
+        raise _metadata_error(exc) from None
+    return metadata.request(today)
 
 
-def _parse(top: _Obj, today: dt.date) -> DocumentRequest:
-    classification_text = top.required_text("classification")
-    try:
-        classification = Classification(classification_text)
-    except ValueError:
-        choices = ", ".join(c.value for c in Classification)
-        raise MetadataError(f"must be one of {choices}", element="classification") from None
-    sender = _organization(_req(top.obj("from", _ORG, required=True)))
-    recipients = _recipients(top)
-    code_obj = _req(top.obj("code", ("number", "notation"), required=True))
-    code = DocumentCode(
-        number=code_obj.required_text("number"), notation=code_obj.required_text("notation")
-    )
-    prom_obj = _req(top.obj("promulgation", ("place", "date"), required=True))
-    prom_date = prom_obj.date("date", required=True)
-    assert prom_date is not None
-    if prom_date > today:
-        raise MetadataError(f"is after today ({today.isoformat()})", element="promulgation.date")
-    type_obj = _req(top.obj("document_type", ("type", "type_name", "type_detail"), required=True))
-    doc_type = type_obj.integer("type")
-    if doc_type is None:
-        raise MetadataError("required", element="document_type.type")
-    header = MessageHeader(
-        from_=sender,
-        to=recipients,
-        code=code,
-        promulgation=PromulgationInfo(place=prom_obj.text("place"), date=prom_date),
-        document_type=DocumentType(
-            type=doc_type,
-            type_name=type_obj.required_text("type_name"),
-            type_detail=type_obj.integer("type_detail"),
-        ),
-        subject=top.required_text("subject"),
-        content=top.text("content"),
-        signer=_signer(top.obj("signer", ("competence", "position", "full_name"))),
-        due_date=top.date("due_date"),
-        to_places=top.strings("to_places"),
-        other_info=_other_info(top),
-        response_for=tuple(
-            _response_for(_Obj(item, path, _RESPONSE)) for path, item in top.items("response_for")
-        ),
-        steering_type=top.integer("steering_type", high=2),
-        document_id=top.text("document_id") or document_id_for(sender.organ_id, prom_date, code),
-    )
-    return DocumentRequest(header=header, business=_business(top), classification=classification)
+_TYPE_WORDS: dict[str, str] = {
+    "missing": "required",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+}
 
 
-def _recipients(top: _Obj) -> tuple[Organization, ...]:
-    """``to``, each unit once: the store keeps one row per (message, recipient), so a repeat would
-    be signed into the package and then refused by the database."""
-    recipients: list[Organization] = []
-    first_at: dict[str, str] = {}
-    for path, item in top.items("to", required=True):
-        recipient = _organization(_Obj(item, path, _ORG))
-        if recipient.organ_id in first_at:
-            raise MetadataError(
-                f"{recipient.organ_id} is already a recipient ({first_at[recipient.organ_id]})",
-                element=f"{path}.organ_id",
-            )
-        first_at[recipient.organ_id] = path
-        recipients.append(recipient)
-    return tuple(recipients)
+def _metadata_error(exc: ValidationError) -> GatewayError:
+    """The first of pydantic's errors in docgw's words, at the field's path (``to[0].organ_id``)."""
+    error = exc.errors()[0]
+    loc = [("from" if part == "from_" else part) for part in error["loc"]]
+    element = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind = error["type"]
+    if kind == "text_invalid":
+        return TextInvalid(error["msg"], element=element)
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        return MetadataError(f"unknown field (known: {', '.join(known)})", element=element)
+    ctx = error.get("ctx") or {}
+    if kind == "metadata":
+        message = error["msg"]
+    elif kind in _TYPE_WORDS and error.get("input", "") is None:
+        message = "required"  # null where an object is required: absent, as for a text
+    elif kind == "string_too_long":
+        message = f"longer than {ctx['max_length']} characters"
+    elif kind == "less_than_equal":
+        message = f"must be 0..{ctx['le']}"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {ctx['ge']}"
+    else:
+        message = _TYPE_WORDS.get(kind, error["msg"])
+    return MetadataError(message, element=element or "(root)")
 
 
-def _req(obj: _Obj | None) -> _Obj:
-    assert obj is not None  # required=True raised already
-    return obj
+def _known_fields(loc: list[int | str]) -> list[str]:
+    """The keys the object at ``loc`` takes, as written in the JSON."""
+    model: type[BaseModel] = Metadata
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields["from_" if part == "from" else str(part)]
+        found = _model_in(field.annotation)
+        if found is None:
+            return []
+        model = found
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _signer(obj: _Obj | None) -> SignerInfo | None:
-    if obj is None:
-        return None
-    return SignerInfo(
-        competence=obj.text("competence"),
-        position=obj.text("position"),
-        full_name=obj.text("full_name"),
-    )
+def _model_in(hint: Any) -> type[BaseModel] | None:
+    """The object model a field holds (alone, optional or in a list)."""
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return hint
+    for arg in getattr(hint, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
-_RESPONSE = ("organ_id", "code", "promulgation_date", "document_id")
-
-
-def _response_for(obj: _Obj) -> ResponseFor:
-    return ResponseFor(
-        organ_id=parse_strict(obj.required_text("organ_id"), field=obj.at("organ_id")).value,
-        code=obj.text("code"),
-        promulgation_date=obj.date("promulgation_date"),
-        document_id=obj.text("document_id"),
-    )
-
-
-_OTHER = (
-    "priority", "sphere_of_promulgation", "typer_notation", "promulgation_amount", "page_amount",
-    "direction", "appendixes",
-)  # fmt: skip
-
-
-def _other_info(top: _Obj) -> OtherInfo:
-    obj = top.obj("other_info", _OTHER)
-    if obj is None:
-        return OtherInfo()
-    direction = obj.raw("direction")
-    if direction is not None and not isinstance(direction, bool):
-        raise MetadataError("must be true or false", element=obj.at("direction"))
-    return OtherInfo(
-        priority=Priority(obj.integer("priority", high=4) or 0),
-        sphere_of_promulgation=obj.text("sphere_of_promulgation"),
-        typer_notation=obj.text("typer_notation"),
-        promulgation_amount=obj.integer("promulgation_amount"),
-        page_amount=obj.integer("page_amount"),
-        direction=direction,
-        appendixes=obj.strings("appendixes"),
-    )
-
-
-_BUSINESS = ("doc_type", "reason", "paper", "document_id", "staff_info", "update", "replacements")
-
-
-def _business(top: _Obj) -> Business:
-    obj = top.obj("business", _BUSINESS)
-    if obj is None:
-        return Business()
-    doc_type = BusinessDocType(obj.integer("doc_type", high=3) or 0)
-    reason = obj.text("reason")
-    if doc_type is not BusinessDocType.NEW and reason is None:
-        raise MetadataError(
-            f"a reason is required for business type {doc_type.value}", element="business.reason"
-        )
-    update_obj = obj.obj("update", ("document_info", "document_receiver", "receivers"))
-    if doc_type is BusinessDocType.UPDATE and update_obj is None:
-        raise MetadataError("required for an update (doc_type 2)", element="business.update")
-    replacements = tuple(
-        Replacement(
-            document_id=item_obj.required_text("document_id"),
-            organ_ids=item_obj.strings("organ_ids"),
-        )
-        for item_obj in (
-            _Obj(item, path, ("document_id", "organ_ids"))
-            for path, item in obj.items("replacements")
-        )
-    )
-    if doc_type is BusinessDocType.REPLACE and not replacements:
-        raise MetadataError(
-            "required for a replacement (doc_type 3)", element="business.replacements"
-        )
-    return Business(
-        doc_type=doc_type,
-        document_id=obj.text("document_id"),
-        reason=reason,
-        paper=obj.integer("paper", high=1) or 0,
-        staff_info=_staff(obj.obj("staff_info", ("department", "staff", "mobile", "email"))),
-        update=_update(update_obj),
-        replacements=replacements,
-    )
-
-
-def _update(obj: _Obj | None) -> UpdateInfo | None:
-    if obj is None:
-        return None
-    receivers = []
-    for path, item in obj.items("receivers"):
-        receiver = _Obj(item, path, ("organ_id", "receiver_type"))
-        receivers.append(
-            Receiver(
-                organ_id=parse_strict(
-                    receiver.required_text("organ_id"), field=receiver.at("organ_id")
-                ).value,
-                receiver_type=receiver.integer("receiver_type"),
-            )
-        )
-    return UpdateInfo(
-        document_info=obj.text("document_info"),
-        document_receiver=obj.text("document_receiver"),
-        receivers=tuple(receivers),
-    )
+#: For envelopes.metadata_reference: the objects of the JSON, the top level first.
+OBJECTS: tuple[type[JsonObject], ...] = (
+    Metadata,
+    OrganizationJson,
+    CodeJson,
+    PromulgationJson,
+    DocumentTypeJson,
+    SignerJson,
+    OtherInfoJson,
+    ResponseForJson,
+    BusinessJson,
+    StaffInfoJson,
+    UpdateJson,
+    ReceiverJson,
+    ReplacementJson,
+)

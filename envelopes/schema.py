@@ -445,3 +445,90 @@ def _readable_fallback(path: str, name: str) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# Explaining a failure: xmlschema's detailed report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One schema violation as xmlschema reports it: where, why, what the schema expects there
+    and what the package has instead."""
+
+    path: str
+    reason: str
+    expected: str | None
+    found: str | None
+
+
+_xmlschemas: dict[str, Any] = {}
+_xmlschema_lock = threading.Lock()
+
+
+def _xmlschema(name: str) -> Any:
+    """The schema compiled by xmlschema, from the same in-memory tree lxml compiles (the include
+    inlined): ``allow="none"`` lets it open no file and no URL, ``defuse="always"`` parses the
+    schema text without entities."""
+    import xmlschema  # only on a failure's explanation: not on docgw's hot paths
+
+    with _xmlschema_lock:
+        if name not in _xmlschemas:
+            text = etree.tostring(_read_schema(name), encoding="unicode")
+            _xmlschemas[name] = xmlschema.XMLSchema10(text, allow="none", defuse="always")
+        return _xmlschemas[name]
+
+
+def package_schema(root: etree._Element) -> str:
+    """Which of docgw's schemas a package is judged by: a status package's header carries a
+    StatusCode, a document's does not (as the reader tells them apart)."""
+    for element in root.iter():
+        if isinstance(element.tag, str) and etree.QName(element).localname == "StatusCode":
+            return STATUS_SCHEMA
+    return DOCUMENT_SCHEMA
+
+
+def validate_package_bytes(data: bytes) -> str:
+    """Parse (hardened) and validate a serialized package of either kind; returns the schema's
+    name. Raises :class:`SchemaError` as :func:`validate_document_bytes` does."""
+    root = _parse(data)
+    name = package_schema(root)
+    _validate(root, name)
+    return name
+
+
+def explain_bytes(data: bytes) -> tuple[Finding, ...]:
+    """Every violation xmlschema finds in a serialized package (lxml's validator stops at the
+    first error of a sequence; xmlschema goes on, and says what it expected and found)."""
+    root = _parse(data)
+    compiled = _xmlschema(package_schema(root))
+    return tuple(_finding(error) for error in compiled.iter_errors(root))
+
+
+def _finding(error: Any) -> Finding:
+    expected: str | None = None
+    found: str | None = None
+    if hasattr(error, "expected"):  # XMLSchemaChildrenValidationError
+        names = [_local(str(getattr(e, "local_name", None) or e)) for e in error.expected or ()]
+        expected = ", ".join(names) or "no more elements"
+        child = error.invalid_child
+        found = etree.QName(child).localname if child is not None else "the end of the content"
+    else:
+        validator = error.validator
+        facet = type(validator).__name__
+        if facet.startswith("Xsd") and facet.endswith("Facet"):
+            rule = facet.removeprefix("Xsd").removesuffix("Facet")
+            rule = rule[:1].lower() + rule[1:]
+            value = getattr(validator, "value", None)
+            expected = rule if value is None else f"{rule} {value}"
+        elif validator is not None:
+            expected = _clip(str(validator))
+        value = error.obj
+        found = None if value is None else _clip(str(value))
+        if isinstance(value, etree._Element):
+            found = _clip(f"<{etree.QName(value).localname}> {value.text or ''}".strip())
+    return Finding(
+        path=error.path or "/", reason=_clip(error.reason or error.message), expected=expected,
+        found=found,
+    )  # fmt: skip

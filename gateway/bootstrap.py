@@ -15,7 +15,14 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connectors.base import Connector, Pollable
+from connectors.base import (
+    ChangeFeed,
+    Connector,
+    DirectorySource,
+    Pollable,
+    Qd20Source,
+    SentStates,
+)
 from connectors.drop_folder import DropFolderConnector
 from connectors.fake import FakeConnector
 from connectors.http_push import HttpPushConnector
@@ -49,6 +56,32 @@ def intake_slots(pool_size: int) -> int:
     return max(1, min(16, pool_size // 2))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What one channel's connector can do besides delivering, found once, here at wiring (the
+    Protocols of connectors.base): the scheduler and the use cases are handed what they use and
+    never ask a connector what it is."""
+
+    pollable: Pollable | None = None
+    sent_states: SentStates | None = None
+    directory: DirectorySource | None = None
+    #: The directory also lists Decision 20 codes (the national axis).
+    qd20: Qd20Source | None = None
+    #: The directory also reports its changes since a moment (getSynchronizeUnit).
+    changes: ChangeFeed | None = None
+
+    @classmethod
+    def of(cls, connector: Connector) -> Capabilities:
+        directory = connector if isinstance(connector, DirectorySource) else None
+        return cls(
+            pollable=connector if isinstance(connector, Pollable) else None,
+            sent_states=connector if isinstance(connector, SentStates) else None,
+            directory=directory,
+            qd20=connector if directory and isinstance(connector, Qd20Source) else None,
+            changes=connector if directory and isinstance(connector, ChangeFeed) else None,
+        )
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -74,6 +107,8 @@ class Gateway:
     #: (:func:`intake_slots`).
     intake_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     http: aiohttp.ClientSession | None = None
+    #: Per connector, what it can do besides delivering: found once, by :func:`build`.
+    capabilities: dict[str, Capabilities] = field(default_factory=dict)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def signer(self, unit_code: str) -> Signer:
@@ -89,9 +124,9 @@ class Gateway:
     def pollables(self) -> dict[str, Pollable]:
         """The channels we fetch from (the axes): those whose connector can list what waits."""
         return {
-            name: connector  # type: ignore[misc]
-            for name, connector in self.connectors.items()
-            if hasattr(connector, "pending") and hasattr(connector, "acknowledge")
+            name: found.pollable
+            for name, found in self.capabilities.items()
+            if found.pollable is not None
         }
 
     def retry_policy(self, channel: str | None) -> RetryPolicy:
@@ -185,7 +220,10 @@ async def build(
 ) -> Gateway:
     """Build the gateway. ``connectors`` replaces the configured ones (tests inject fakes)."""
     engine = create_engine(
-        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+        settings.database.url,
+        echo=settings.database.echo,
+        pool_size=settings.database.pool_size,
+        statements=settings.database.statements,
     )
     # No cookie jar: no peer's protocol uses cookies (VXP signs each request, the others are
     # mutual TLS), a gateway keeps no state between calls, and aiohttp's jar filters and stores
@@ -242,4 +280,5 @@ def _assemble(
         clock=clock,
         http=http,
         intake_slots=asyncio.Semaphore(intake_slots(settings.database.pool_size)),
+        capabilities={name: Capabilities.of(c) for name, c in connectors.items()},
     )

@@ -59,7 +59,7 @@ from gateway import keystore, service
 from gateway.bootstrap import Gateway, build
 from gateway.domain.lifecycle import TransportState
 from gateway.settings import load_settings
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, status_queries
 from gateway.store.database import migrate
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
 from gateway.usecases import registry, statuses, submit, tokens, users
@@ -552,7 +552,7 @@ async def _until(
 
 async def _recipient(node: Node, message_id: str) -> RecipientRecord:
     async with node.gw.engine.connect() as conn:
-        [recipient] = await queries.get_recipients(conn, message_id)
+        [recipient] = await message_queries.get_recipients(conn, message_id)
     return recipient
 
 
@@ -583,10 +583,10 @@ def _received(
 ) -> Callable[[], Awaitable[MessageRecord | None]]:
     async def probe() -> MessageRecord | None:
         async with node.gw.engine.connect() as conn:
-            message_id = await queries.find_received_document(
+            message_id = await status_queries.find_received_document(
                 conn, document_id=document_id, sender=sender
             )
-            return await queries.get_message(conn, message_id) if message_id else None
+            return await message_queries.get_message(conn, message_id) if message_id else None
 
     return probe
 
@@ -710,7 +710,7 @@ async def _classified_secure(demo: Demo) -> None:
 async def _check_sealed(demo: Demo, node: Node, message_id: str) -> None:
     """Show, by reading the store, that a classified package is kept only sealed."""
     async with node.gw.engine.connect() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         assert message is not None
         shas = [message.package_sha256, *(r.package_sha256 for r in message.recipients)]
         heads = [(await blobs.read_bytes(conn, sha))[: sealing.SNIFF_LENGTH] for sha in shas if sha]

@@ -56,18 +56,17 @@ from typing import Final
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Interval, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
+from gateway.store import job_queries
 from gateway.store.database import checkpoint_wal, is_sqlite
-from gateway.store.tables import UtcDateTime
 from gateway.usecases import archive, backup, users, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
-from gateway.usecases.directory import sync_directory
+from gateway.usecases.directory import sync_channel
 from gateway.usecases.handoff import hand_over, pick_up
 from gateway.usecases.polling import poll_channel
 from gateway.usecases.report_files import produce_due_reports
@@ -135,9 +134,9 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         return True
     failure: Exception | None = None
     async with gateway.engine.begin() as lock:
-        got, database_now, _ = (
-            await lock.execute(_LOCK, {"key": zlib.crc32(f"docgw:{name}".encode())})
-        ).one()
+        got, database_now = await job_queries.try_lock_job(
+            lock, zlib.crc32(f"docgw:{name}".encode())
+        )
         if not got:
             return False  # running in another process (or still running here)
         tick = _current_tick(gateway, name, seconds, database_now)
@@ -154,15 +153,6 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         raise failure
     return True
 
-
-#: One round trip: the job's lock (held until this transaction ends); the database's clock; and
-#: no idle timeout for this transaction, which stays open and idle while the job runs — a
-#: server's ``idle_in_transaction_session_timeout`` would otherwise end it mid-job, freeing the
-#: lock for an overlapping run.
-_LOCK: Final = text(
-    "SELECT pg_try_advisory_xact_lock(:key), clock_timestamp(),"
-    " set_config('idle_in_transaction_session_timeout', '0', true)"
-)
 
 #: A stored claim this far ahead of the database's clock is taken over: the database's clock went
 #: back (or a claim came from before claims followed it). Claims never run ahead of it otherwise.
@@ -199,41 +189,20 @@ def _current_tick(
     return reference
 
 
-_CLAIM: Final = text(
-    """
-    INSERT INTO job_ticks (job, tick_at, claimed_by, claimed_at)
-    VALUES (:job, :tick_at, :claimed_by, :claimed_at)
-    ON CONFLICT (job) DO UPDATE
-    SET tick_at = excluded.tick_at, claimed_by = excluded.claimed_by,
-        claimed_at = excluded.claimed_at
-    WHERE job_ticks.tick_at < excluded.tick_at
-       OR job_ticks.tick_at > clock_timestamp() + :tolerance
-    RETURNING job
-    """
-).bindparams(
-    bindparam("tick_at", type_=UtcDateTime()),
-    bindparam("claimed_at", type_=UtcDateTime()),
-    bindparam("tolerance", type_=Interval()),
-)
-
-
 async def claim_tick(
     lock: AsyncConnection, gateway: Gateway, name: str, tick_at: dt.datetime
 ) -> bool:
     """Record ``tick_at`` as ``name``'s last tick, in the caller's transaction, if it is later
     than the one recorded (or that one is beyond :data:`CLOCK_TOLERANCE` ahead of the database's
     clock); True if it was."""
-    claimed = await lock.execute(
-        _CLAIM,
-        {
-            "job": name,
-            "tick_at": tick_at,
-            "claimed_by": gateway.instance,
-            "claimed_at": gateway.clock(),
-            "tolerance": CLOCK_TOLERANCE,
-        },
+    return await job_queries.claim_job_tick(
+        lock,
+        job=name,
+        tick_at=tick_at,
+        claimed_by=gateway.instance,
+        now=gateway.clock(),
+        tolerance=CLOCK_TOLERANCE,
     )
-    return claimed.first() is not None
 
 
 def _guarded(
@@ -281,7 +250,7 @@ def add_job(
 
 async def heartbeat(gateway: Gateway) -> None:
     async with gateway.engine.begin() as conn:
-        await queries.heartbeat(conn, gateway.instance, now=gateway.clock())
+        await job_queries.heartbeat(conn, gateway.instance, now=gateway.clock())
 
 
 def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
@@ -334,37 +303,26 @@ def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
     """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory;
     per drop folder: pick up, hand over, and clear crash leftovers."""
     configured = {c.name: c for c in gateway.settings.channels}
-    for name, connector in gateway.connectors.items():
+    for name, can in gateway.capabilities.items():
         channel = configured.get(name)
         if channel is None:
             continue
         jobs: list[tuple[str, float, Job]] = []
-        pollable = gateway.pollables.get(name)
-        if pollable is not None and channel.poll_seconds > 0:
+        poll_seconds = channel.poll_seconds if isinstance(channel, PolledChannel) else 0.0
+        if can.pollable is not None and poll_seconds > 0:
             jobs.append(
-                (
-                    f"poll:{name}",
-                    channel.poll_seconds,
-                    partial(poll_channel, gateway, name, pollable),
-                )
+                (f"poll:{name}", poll_seconds, partial(poll_channel, gateway, name, can.pollable))
             )
-        if hasattr(connector, "sent_states") and channel.sent_states_seconds > 0:
+        states = channel.sent_states_seconds if isinstance(channel, VxpChannel) else 0.0
+        if can.sent_states is not None and states > 0:
+            refresh = partial(refresh_sent_states, gateway, name, can.sent_states)
+            jobs.append((f"sent_states:{name}", states, refresh))
+        sync_hours = channel.directory_sync_hours if isinstance(channel, DirectoryChannel) else 0.0
+        if can.directory is not None and sync_hours > 0:
             jobs.append(
-                (
-                    f"sent_states:{name}",
-                    channel.sent_states_seconds,
-                    partial(refresh_sent_states, gateway, name, connector),  # type: ignore[arg-type]
-                )
+                (f"directory:{name}", sync_hours * 3600, partial(sync_channel, gateway, name))
             )
-        if hasattr(connector, "agencies") and channel.directory_sync_hours > 0:
-            jobs.append(
-                (
-                    f"directory:{name}",
-                    channel.directory_sync_hours * 3600,
-                    partial(sync_directory, gateway, name, connector),  # type: ignore[arg-type]
-                )
-            )
-        if channel.kind == "drop_folder" and channel.root is not None:
+        if isinstance(channel, DropFolderChannel):
             folder = DropFolder(
                 root=gateway.settings.resolve(channel.root),
                 sign_ready_packages=channel.sign_ready_packages,

@@ -1,5 +1,10 @@
-"""docgw's one typed, frozen configuration, loaded once at the edge (the CLI) from a TOML file
-with environment overrides. Nothing else in docgw reads ``os.environ``.
+"""docgw's one typed, frozen configuration, declared once with pydantic and loaded once at the edge
+(the CLI) from a TOML file with environment overrides. Nothing else in docgw reads ``os.environ``.
+
+Each section is a frozen pydantic model; a field's type, default and docstring are its whole
+declaration: the loader checks against it, and docs/reference/config.md's table is generated from
+it (``python -m gateway.settings_reference``). A channel is one of a tagged union, one model per
+``kind``, each with only its own keys.
 
 Environment overrides use one prefix and ``__`` between levels:
 ``DOCGW_DATABASE__URL=postgresql+asyncpg://…`` sets ``[database] url``. A text or path setting
@@ -8,7 +13,8 @@ takes the value exactly as written (``DOCGW_CHANNELS__AXIS__SECRET=12345678`` is
 booleans, lists).
 
 Secure defaults: the API listens on loopback; no secret has a default (API tokens live hashed in
-the database; a vxp channel's ``secret`` is empty until set, and the channel does not start).
+the database; a vxp channel's ``secret`` and an http_push channel's ``token`` are required keys
+without a default, so the gateway does not start until they are set).
 """
 
 from __future__ import annotations
@@ -16,9 +22,29 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
@@ -31,61 +57,121 @@ class SettingsError(GatewayError):
     code = "CONFIG_INVALID"
 
 
-@dataclass(frozen=True, kw_only=True)
-class DatabaseSettings:
-    #: SQLite file (embedded default) or ``postgresql+asyncpg://user@host/db``.
+# A TOML file has no path or tuple type: a path is written as a string and a tuple as a list.
+# Everything else is strict (``port = "8080"`` is refused, not read as a number).
+PathSetting = Annotated[Path, Strict(False)]
+OptionalPath = Annotated[Path | None, Strict(False)]
+Texts = Annotated[tuple[str, ...], Strict(False)]
+Paths = Annotated[tuple[PathSetting, ...], Strict(False)]
+#: A secret: never in repr, logs or error messages; required and non-empty where it is declared
+#: without a default.
+Secret = Annotated[str, Field(min_length=1, repr=False)]
+#: A secret the section can do without: "" means not set (it still has no usable default).
+OptionalSecret = Annotated[str, Field(repr=False)]
+
+
+#: Defaults computed at start, as the reference shows them (``shown``).
+_FIRST_UNITS_CERT = "the first local unit's `<code>.cert.pem` in `keys.dir`"
+_FIRST_UNITS_KEY = "the first local unit's `<code>.key.pem` in `keys.dir`"
+_KEYS_CA = "`keys.dir/ca.cert.pem`"
+
+
+class Section(BaseModel):
+    """Base of every settings table: frozen, strict, unknown keys refused, docstrings kept."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
+
+
+class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///var/docgw.db"
+    """SQLite file (embedded, one process) or `postgresql+asyncpg://…` (scale-out)"""
     echo: bool = False
-    #: PostgreSQL: connections each process keeps open (up to 10 more are opened, then closed, in
-    #: bursts). Fewer than the process's concurrent work means a connection opened and closed
-    #: per use — a new server process each time. SQLite uses one connection whatever this says.
-    pool_size: int = 20
+    """log SQL (statements run on the driver, `store/direct.py`, are logged with `[direct]` before
+    their parameters)"""
+    pool_size: int = Field(20, ge=1)
+    """PostgreSQL connections kept open per process (10 more in bursts, closed after); keep it
+    above the process's concurrent work — API requests, `delivery.workers`, the received items
+    polls take at once (half of `pool_size`, at most 16, all channels together), one per scheduled
+    job while it runs (its lock) — or connections are opened and closed per use. At least 1; SQLite
+    uses one connection whatever this says"""
+    statements: Literal["direct", "plain"] = "direct"
+    """how the store runs its statements: `direct` — the document path's statements on the
+    database driver itself and, on SQLite, an engine that runs them on the event loop
+    (`store/direct.py`, `store/database.py`; fastest, uses a few SQLAlchemy/aiosqlite/asyncpg
+    internals pinned by the tests) — or `plain`: SQLAlchemy's public API only (for a SQLAlchemy
+    release the direct path is not yet tested with; slower, see
+    [performance.md](../performance.md#direct-and-plain-statements))"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApiSettings:
+class ApiSettings(Section):
     host: str = "127.0.0.1"
+    """where `docgw serve` listens (loopback: put a TLS-terminating proxy in front to expose it)"""
     port: int = 8080
+    """the port `docgw serve` listens on"""
     max_upload_bytes: int = 512 * 1024 * 1024
+    """largest request body, on the API and on the secure inbox (413 `PAYLOAD_TOO_LARGE` beyond)"""
     page_size: int = 50
+    """default page of `GET /api/v1/messages` and `GET /api/v1/units`"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class GatewaySettings:
-    #: "standard", or "secure" for a gateway on the classified side (TSLCD / independent LAN):
-    #: it refuses to start if any axis channel is configured.
-    profile: str = "standard"
-    #: The units this gateway sends for; each needs ``<code>.key.pem`` and ``<code>.cert.pem``.
-    local_units: tuple[str, ...] = ()
-    #: Where package blobs over ``inline_blob_bytes`` are chunked in the database.
+class GatewaySettings(Section):
+    profile: Literal["standard", "secure"] = "standard"
+    """`standard`, or `secure` for a gateway on the classified side (TSLCD / independent LAN): it
+    refuses to start with an axis channel (`kind` `vxp` or `soap`, or `axis = true`), opens
+    classified packages it hands over to the drop folder, and refuses ready packages in the drop
+    folder"""
+    local_units: Texts = ()
+    """units this gateway signs for (unit codes, checked strictly); each needs `<code>.key.pem` /
+    `<code>.cert.pem` in `keys.dir`. The first one's certificate is also the default mutual-TLS
+    certificate of `secure` channels and of the secure inbox"""
     inline_blob_bytes: int = 256 * 1024
+    """packages up to this size are stored inline, larger ones in 1 MiB chunks"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class KeySettings:
-    dir: Path = Path("keys")
-    #: PEM files of CA certificates trusted to issue units' certificates.
-    trust_anchors: tuple[Path, ...] = ()
-    #: Unit codes whose packages may be signed with RSA-SHA1 (old SDK peers).
-    sha1_peers: tuple[str, ...] = ()
+class KeySettings(Section):
+    dir: PathSetting = Path("keys")
+    """the unit keys and certificates, and `ca.cert.pem` (the default CA for mutual TLS)"""
+    trust_anchors: Paths = ()
+    """CA certificate files (PEM) trusted to issue units' certificates"""
+    sha1_peers: Texts = ()
+    """unit codes whose RSA-SHA1 signatures are accepted (old SDK peers only)"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeliverySettings:
+class DeliverySettings(Section):
     workers: int = 2
+    """delivery workers per process"""
     batch_size: int = 20
-    #: A claim not finished within this time is presumed dead and becomes ``unconfirmed``.
+    """recipients claimed per round"""
     lease_seconds: float = 120.0
+    """after this, an unfinished claim is `unconfirmed` and resent"""
     idle_poll_seconds: float = 0.5
+    """how often an idle worker looks for due work"""
     send_timeout_seconds: float = 60.0
+    """one delivery attempt's limit (then: outcome unknown, `PEER_OUTCOME_UNKNOWN` /
+    `PEER_TIMEOUT`)"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetrySettings:
+class RetrySettings(Section):
     base_seconds: float = 5.0
+    """the delay after the first failed attempt; it doubles per attempt (exponential backoff).
+    More than 0"""
     max_delay_seconds: float = 3600.0
+    """the longest delay between two attempts; at least `base_seconds`"""
     max_attempts: int = 12
+    """after this many attempts → `failed`; at least 1"""
     jitter: float = 0.5
+    """the fraction of each delay that is random (0 = none, 1 = "full jitter")"""
+
+    @model_validator(mode="after")
+    def _within_the_policys_limits(self) -> RetrySettings:
+        """The retry policy's own limits, refused as configuration naming the table."""
+        try:
+            self.policy()
+        except ValueError as exc:
+            raise PydanticCustomError("setting_rule", str(exc)) from exc
+        return self
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -96,6 +182,116 @@ class RetrySettings:
         )
 
 
+class DeadlineSettings(Section):
+    workday_start: str = "07:30"
+    """start of the working day (`"HH:MM"`, Vietnam time)"""
+    workday_end: str = "17:00"
+    """end of the working day (`"HH:MM"`)"""
+    morning_end: str = "12:00"
+    """end of the working morning (`"HH:MM"`): "at the latest the next working morning\""""
+    urgent_send_minutes: int = 30
+    """"immediately" for priority ≥ 1 (a positive whole number)"""
+    holidays: Texts = ()
+    """ISO dates that are not working days, as strings: `["2026-09-02"]`"""
+
+
+class SecureInboxSettings(Section):
+    """The listener that receives from secure-network peers (mutual TLS)."""
+
+    enabled: bool = False
+    """run the secure inbox (`POST /inbox` over mutual TLS, for secure-network peers) in
+    `docgw serve`"""
+    host: str = "127.0.0.1"
+    """where it listens"""
+    port: int = 8443
+    """the port it listens on"""
+    cert_file: OptionalPath = Field(None, json_schema_extra={"shown": _FIRST_UNITS_CERT})
+    """its server certificate"""
+    key_file: OptionalPath = Field(None, json_schema_extra={"shown": _FIRST_UNITS_KEY})
+    """its server key"""
+    client_ca_file: OptionalPath = Field(None, json_schema_extra={"shown": _KEYS_CA})
+    """the CA peers' client certificates must chain to; the peer is the unit its certificate
+    names, and must be registered and active"""
+
+
+class ReportSettings(Section):
+    """Periodic reports (docs/howto/reports.md)."""
+
+    closing_day: int = Field(25, ge=1, le=28)
+    """the day a monthly period closes, 1 to 28: period `2026-11` is 25 October 00:00 …
+    24 November 24:00 in the deadlines' timezone (Vietnam); 1 = calendar months"""
+    units: Texts = Field((), json_schema_extra={"shown": "[] (the local units)"})
+    """the units the scheduled job makes a report for, besides the whole gateway"""
+    folder: PathSetting = Path("var/reports")
+    """where the scheduled job (and `docgw report` without `--output-dir`) writes reports, each
+    file written whole (temporary file, then renamed)"""
+    check_minutes: float = 60.0
+    """how often the scheduled job looks for a closed period not yet reported (0 = no scheduled
+    reports)"""
+    weekly: bool = True
+    """the scheduled job also makes the last ISO week's reports"""
+    smtp_host: str = ""
+    """the SMTP server the scheduled reports are mailed through ("" = no e-mail)"""
+    smtp_port: int = 587
+    """the SMTP server's port"""
+    smtp_starttls: bool = True
+    """STARTTLS on the SMTP connection; a login (`smtp_username`) needs it"""
+    smtp_ca_file: OptionalPath = Field(None, json_schema_extra={"shown": "the system's CAs"})
+    """the CA file the SMTP server's certificate must chain to; STARTTLS always verifies the
+    certificate and the host name"""
+    smtp_username: str = ""
+    """SMTP login, where the server wants one, only with `smtp_starttls = true`"""
+    smtp_password: OptionalSecret = ""
+    """the SMTP password: no default, taken only from `DOCGW_REPORTS__SMTP_PASSWORD` (a non-empty
+    value in the file is refused)"""
+    mail_from: str = ""
+    """the sender of the mail (required once `smtp_host` is set)"""
+    mail_to: Texts = ()
+    """the recipients of the mail (required once `smtp_host` is set)"""
+
+
+class BackupSettings(Section):
+    dir: PathSetting = Path("backups")
+    """where `docgw backup create` and the scheduled backup write, one folder per backup
+    ([howto/backup.md](../howto/backup.md))"""
+    passphrase: OptionalSecret = ""
+    """encrypts each backup's key archive (scrypt → AES-256-GCM); no default: set
+    `DOCGW_BACKUP__PASSPHRASE`. `backup create`, `backup verify`, `restore` and the scheduled
+    backup refuse to run without it (`BACKUP_PASSPHRASE_MISSING`) unless `backup.recipient_cert`
+    is set"""
+    recipient_cert: OptionalPath = None
+    """a PEM certificate (an escrow key kept offline): each backup's key archive is sealed for it
+    (`envelopes/sealing.py`) instead of encrypted with the passphrase, which is then not needed;
+    `backup verify` and `restore` need its private key (`--key`)"""
+    interval_hours: float = 0.0
+    """the scheduled backup's interval (0 = none)"""
+    keep: int = Field(7, ge=1)
+    """the scheduled backup keeps this many backups in `backup.dir`, newest first, and removes the
+    older ones"""
+
+
+class ArchiveSettings(Section):
+    """ASiC-E archive containers (gateway/usecases/archive.py) and their retention."""
+
+    interval_seconds: float = Field(300.0, gt=0)
+    """how often the archive job runs (once per tick across processes; only on a gateway with
+    `local_units`): it archives what is due, then purges what retention allows"""
+    batch: int = Field(100, ge=1)
+    """messages archived (and containers purged) per run, at most"""
+    retention_days: int = Field(0, ge=0)
+    """archive containers of messages older than this are purged by the job — never one under
+    legal hold, never one out of date (a status arrived since); 0 = never purged"""
+    tsa_url: str | None = None
+    """an RFC 3161 timestamp authority (`http(s)://…`, POST `application/timestamp-query`): each
+    container gets its token over the signature; none = containers without a timestamp"""
+    tsa_timeout_seconds: float = Field(30.0, gt=0)
+    """how long to wait for the timestamp authority"""
+    signer_unit: str | None = Field(None, json_schema_extra={"shown": "the first local unit"})
+    """the local unit whose key signs the containers (must be one of `gateway.local_units`)"""
+
+
+# ------------------------------------------------------------------------------------- channels
+
 CHANNEL_KINDS = ("fake", "http_push", "vxp", "soap", "secure", "drop_folder")
 #: Kinds that ARE an axis: classified packages are refused there whatever the flags say.
 AXIS_KINDS = ("vxp", "soap")
@@ -103,60 +299,40 @@ AXIS_KINDS = ("vxp", "soap")
 SECURE_KIND = "secure"
 
 
-@dataclass(frozen=True, kw_only=True)
-class ChannelSettings:
-    """One configured channel.
+class Channel(Section):
+    """What every channel has, whatever its kind. The name is its table's key
+    (``[channels.NAME]``), not a key of its own."""
 
-    ``kind``: ``vxp`` (the national axis), ``soap`` (a provincial/legacy SOAP axis), ``secure``
-    (secure-network endpoints over mutual TLS), ``http_push`` (another docgw's inbox),
-    ``drop_folder`` (hand-off through folders) or ``fake`` (in-memory stand-in for tests).
-    """
-
-    name: str
+    name: str = Field(exclude=True)
     kind: str
-    endpoint: str = ""
-    #: An axis channel (national or provincial): classified packages are refused there.
+    """`vxp` (the national axis), `soap` (a provincial / legacy SOAP axis), `secure`
+    (secure-network endpoints over mutual TLS), `http_push` (another docgw's inbox),
+    `drop_folder` (hand-off with the local document-management system) or `fake` (in-memory
+    stand-in for tests and demos); see [connectors.md](connectors.md). Each kind takes only its
+    own keys (below)"""
     axis: bool = False
-    #: Only ``kind = "secure"`` (mutual TLS to each recipient's registered secure endpoint) carries
-    #: classified packages; ``secure = true`` says so again there and is refused on any other kind.
+    """an axis channel: classified packages are refused there, always. `vxp` and `soap` are axes
+    whatever this says; a `secure` channel cannot be one"""
     secure: bool = False
-    #: vxp: this system's id on the axis and its shared secret. The secret has no default: set
-    #: it with DOCGW_CHANNELS__<NAME>__SECRET, never in a committed file.
-    #: soap: the same pair, optional (both or neither): a WS-Security UsernameToken.
-    system_id: str = ""
-    secret: str = field(default="", repr=False)  # never in logs or error messages
-    #: http_push: the peer inbox's API token (an operator token of the peer docgw), sent as
-    #: ``Authorization: Bearer …``. Required, no default: set DOCGW_CHANNELS__<NAME>__TOKEN.
-    token: str = field(default="", repr=False)  # never in logs or error messages
-    #: vxp: the official SDK's wire forms by default (what the real axis is known to accept):
-    #: "sdk" or "epoch_millis" timestamps; "sdk" or "canonical" hash-file form; deleteAgency
-    #: naming the unit "AgencyCode" or "code".
-    timestamp_format: str = "sdk"
-    hash_form: str = "sdk"
-    delete_agency_param: str = "AgencyCode"
-    #: soap: the units to poll for (default: the gateway's local units).
-    receivers: tuple[str, ...] = ()
-    #: secure: our unit certificate and key for mutual TLS and the CA that signs peers'
-    #: certificates (default: the first local unit's files and keys/ca.cert.pem).
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    ca_file: Path | None = None
-    #: drop_folder: the folder shared with the local document-management system.
-    root: Path | None = None
-    #: drop_folder: sign a ready package that carries no signature (none, or the SDK's
-    #: placeholder) with its sending unit's key when it is taken from the outbox ("signed on
-    #: hand-over"); a package that is signed is verified and sent as it is, either way.
-    sign_ready_packages: bool = False
-    #: vxp, soap: how often to fetch received documents and statuses (0 = never).
-    poll_seconds: float = 30.0
-    #: vxp: how often to ask the axis for per-recipient states of recent sends (0 = never).
-    sent_states_seconds: float = 300.0
-    #: vxp, soap: how often to re-sync the directory into the unit registry (0 = never).
-    directory_sync_hours: float = 0.0
-    #: fake: fraction of sends that fail with a transport error / time out after commit.
-    fail_rate: float = 0.0
-    timeout_rate: float = 0.0
-    retry: RetrySettings | None = None
+    """says again that a `kind = "secure"` channel is secure; refused on any other kind. Only
+    `kind = "secure"` carries classified packages, whatever the flags say"""
+    retry: RetrySettings | None = Field(None, json_schema_extra={"shown": "none (= `[retry]`)"})
+    """a table with the keys of `[retry]`: this channel's retry policy. A key it does not set
+    takes the built-in default above, not the value in `[retry]`"""
+
+    @field_validator("secure")
+    @classmethod
+    def _secure_only_on_the_secure_kind(cls, secure: bool) -> bool:
+        """What may carry classified packages is decided by the channel's kind, never by a flag."""
+        kind = cls.model_fields["kind"].default
+        if secure and kind != SECURE_KIND:
+            raise PydanticCustomError(
+                "setting_rule",
+                f'secure = true is only for kind = "{SECURE_KIND}" (mutual TLS to each '
+                f"recipient's registered secure endpoint); a {kind} channel never carries "
+                "classified packages",
+            )
+        return secure
 
     @property
     def is_axis(self) -> bool:
@@ -166,107 +342,212 @@ class ChannelSettings:
     def is_secure(self) -> bool:
         """Eligible for classified packages: the secure-endpoint kind only, never an axis. A
         flag cannot make another kind secure (``http_push`` posts to one fixed URL without mutual
-        TLS; ``fake`` is a test stand-in): :func:`check` refuses ``secure = true`` there."""
+        TLS; ``fake`` is a test stand-in): the ``secure`` key is refused there."""
         return self.kind == SECURE_KIND and not self.is_axis
 
 
-@dataclass(frozen=True, kw_only=True)
-class SecureInboxSettings:
-    """The listener that receives from secure-network peers (mutual TLS)."""
+class PolledChannel(Channel):
+    """A channel docgw fetches from on a schedule."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8443
-    #: Default: the first local unit's certificate and key, and keys/ca.cert.pem for clients.
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None
+    poll_seconds: float = 30.0
+    """`vxp`, `soap`: how often to fetch received documents and statuses; `drop_folder`: how often
+    to take the outbox and hand received packages over (0 = never)"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArchiveSettings:
-    """ASiC-E archive containers (gateway/usecases/archive.py) and their retention."""
+class DirectoryChannel(PolledChannel):
+    """An axis with a directory of agencies."""
 
-    #: How often the archive job runs (and the retention purge after it).
-    interval_seconds: float = 300.0
-    #: Messages archived per run, at most.
-    batch: int = 100
-    #: Containers of messages older than this are purged (never under legal hold); 0 = never.
-    retention_days: int = 0
-    #: An RFC 3161 timestamp authority (HTTP POST application/timestamp-query); none by default.
-    tsa_url: str | None = None
-    tsa_timeout_seconds: float = 30.0
-    #: The local unit whose key signs the containers; default: the first local unit.
-    signer_unit: str | None = None
+    directory_sync_hours: float = Field(0.0, json_schema_extra={"shown": "0 (never)"})
+    """how often to re-sync the axis directory into the unit registry (0 = never)"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeadlineSettings:
-    workday_start: str = "07:30"
-    workday_end: str = "17:00"
-    morning_end: str = "12:00"
-    urgent_send_minutes: int = 30
-    holidays: tuple[str, ...] = ()
+class FakeChannel(Channel):
+    """`fake`: an in-memory stand-in for tests and demos."""
+
+    kind: Literal["fake"] = "fake"
+    fail_rate: float = 0.0
+    """fraction of sends that fail with a transport error"""
+    timeout_rate: float = 0.0
+    """fraction of sends that time out after commit"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReportSettings:
-    """Periodic reports (docs/howto/reports.md)."""
+class HttpPushChannel(Channel):
+    """`http_push`: another docgw's inbox."""
 
-    #: A monthly period closes on this day (1-28; 1 = calendar months): see gateway/domain/periods.
-    closing_day: int = 25
-    #: Units the scheduled job reports on, besides the whole gateway (default: the local units).
-    units: tuple[str, ...] = ()
-    #: Where the scheduled job writes its reports.
-    folder: Path = Path("var/reports")
-    #: How often the scheduled job looks for a closed period to report on (0 = never).
-    check_minutes: float = 60.0
-    #: The scheduled job also makes weekly reports (ISO weeks).
-    weekly: bool = True
-    #: E-mail delivery of the scheduled reports: none while smtp_host is empty.
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_starttls: bool = True
-    #: The CA that signs the SMTP server's certificate (default: the system's trusted CAs).
-    smtp_ca_file: Path | None = None
-    #: A login needs STARTTLS: the password never travels in clear.
-    smtp_username: str = ""
-    #: No default, and only from the environment: DOCGW_REPORTS__SMTP_PASSWORD.
-    smtp_password: str = field(default="", repr=False)
-    mail_from: str = ""
-    mail_to: tuple[str, ...] = ()
+    kind: Literal["http_push"] = "http_push"
+    endpoint: str = Field(min_length=1)
+    """the peer's `/api/v1/inbox` (required)"""
+    token: Secret
+    """the peer docgw's API token (create it there: `docgw tokens create --role operator --name
+    OUR-NAME`), sent as `Authorization: Bearer …` (required). Set it with
+    `DOCGW_CHANNELS__NAME__TOKEN`, never in a committed file; never logged. A peer answering 401
+    or 403 fails the recipient at once with `PEER_UNAUTHORIZED` (no retries: fix the token,
+    restart, resend)"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class BackupSettings:
-    #: Where ``docgw backup create`` and the scheduled backup write (one folder per backup).
-    dir: Path = Path("backups")
-    #: Encrypts the key archive of every backup. No default: set DOCGW_BACKUP__PASSPHRASE.
-    passphrase: str = field(default="", repr=False)  # never in logs or error messages
-    #: A PEM certificate: seal each backup's key archive for it instead (no passphrase needed;
-    #: its private key restores).
-    recipient_cert: Path | None = None
-    #: The scheduled backup's interval (0 = none) and how many backups it keeps.
-    interval_hours: float = 0.0
-    keep: int = 7
+class VxpChannel(DirectoryChannel):
+    """`vxp`: the national axis (VXP)."""
+
+    kind: Literal["vxp"] = "vxp"
+    endpoint: str = Field(min_length=1)
+    """the axis base URL (required)"""
+    system_id: str = Field(min_length=1)
+    """this system's id on the axis (required)"""
+    secret: Secret
+    """the shared secret for the request HMAC (required). Set it with
+    `DOCGW_CHANNELS__NAME__SECRET`, never in a committed file; never logged"""
+    timestamp_format: Literal["sdk", "epoch_millis"] = "sdk"
+    """how `XroadVnpt-timestamp` is written: `sdk` (`ddMMyyyy'T'HHmmss+SSSS`, Vietnam time,
+    milliseconds on 4 digits) or `epoch_millis`. The default is the official SDK's form, the one
+    the real axis is known to accept (DOMAIN.md §5); `epoch_millis` only for a platform that asks
+    for it"""
+    hash_form: Literal["sdk", "canonical"] = "sdk"
+    """how `hash-file` is written: `sdk` (per-byte hex without leading zeros, as the official SDK
+    writes it, so the form the real axis is known to accept) or `canonical` (64 hex digits, for a
+    platform that compares the text against a standard digest)"""
+    delete_agency_param: Literal["AgencyCode", "code"] = "AgencyCode"
+    """the header deleteAgency names the unit in: `AgencyCode` (the official SDK's, known to the
+    real axis) or `code` (for a platform that wants it)"""
+    sent_states_seconds: float = 300.0
+    """how often to ask the axis for the per-recipient states of recent sends (0 = never)"""
+    directory_full_sync_hours: float = 24.0
+    """between whole listings, directory syncs ask only for the changes (getSynchronizeUnit); the
+    whole listing again when the last is this old (0 = always the whole listing)"""
+    register_units: bool = False
+    """when an admin approves a unit request on this channel, register the unit at the axis
+    (registerAgency, with the request's contacts); the outcome is kept on the request"""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    api: ApiSettings = field(default_factory=ApiSettings)
-    gateway: GatewaySettings = field(default_factory=GatewaySettings)
-    keys: KeySettings = field(default_factory=KeySettings)
-    delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
-    secure_inbox: SecureInboxSettings = field(default_factory=SecureInboxSettings)
-    reports: ReportSettings = field(default_factory=ReportSettings)
-    backup: BackupSettings = field(default_factory=BackupSettings)
-    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+class SoapChannel(DirectoryChannel):
+    """`soap`: a provincial / legacy SOAP axis (LGSP)."""
+
+    kind: Literal["soap"] = "soap"
+    endpoint: str = Field(min_length=1)
+    """the service URL (required)"""
+    system_id: str = ""
+    """optional, with `secret`: the WS-Security UsernameToken's Username"""
+    secret: OptionalSecret = Field("", validate_default=True)
+    """optional, both or neither with `system_id` (PasswordDigest: the secret itself is never
+    sent); set it with `DOCGW_CHANNELS__NAME__SECRET`, never in a committed file"""
+    receivers: Texts = Field((), json_schema_extra={"shown": "[] (= `gateway.local_units`)"})
+    """the units to poll for"""
+
+    @field_validator("secret")
+    @classmethod
+    def _credential_is_whole(cls, secret: str, info: ValidationInfo) -> str:
+        if bool(info.data.get("system_id")) != bool(secret):
+            name = str(info.data.get("name", "NAME")).upper()
+            raise PydanticCustomError(
+                "setting_rule",
+                "system_id and secret go together (a WS-Security credential); the secret has "
+                f"no default: set DOCGW_CHANNELS__{name}__SECRET",
+            )
+        return secret
+
+
+class SecureChannel(Channel):
+    """`secure`: secure-network endpoints over mutual TLS (each unit's registered
+    `secure_endpoint`)."""
+
+    kind: Literal["secure"] = "secure"
+    endpoint: str = ""
+    """where an unclassified package goes for a recipient registered without its own
+    `secure_endpoint` (a registered one takes precedence), an `https://` URL or the gateway does
+    not start (`SECURE_ENDPOINT_INVALID`); a classified package goes only to its recipient's
+    registered `secure_endpoint`, never here (`NO_SECURE_ENDPOINT`)"""
+    cert_file: OptionalPath = Field(None, json_schema_extra={"shown": _FIRST_UNITS_CERT})
+    """our client certificate for mutual TLS"""
+    key_file: OptionalPath = Field(None, json_schema_extra={"shown": _FIRST_UNITS_KEY})
+    """our client key for mutual TLS"""
+    ca_file: OptionalPath = Field(None, json_schema_extra={"shown": _KEYS_CA})
+    """the CA that signs peers' server certificates"""
+
+    @field_validator("axis")
+    @classmethod
+    def _never_an_axis(cls, axis: bool) -> bool:
+        if axis:
+            raise PydanticCustomError(
+                "setting_rule", "a secure-network channel cannot also be an axis channel"
+            )
+        return axis
+
+
+class DropFolderChannel(PolledChannel):
+    """`drop_folder`: hand-off with the local document-management system through folders."""
+
+    kind: Literal["drop_folder"] = "drop_folder"
+    root: PathSetting
+    """the folder shared with the local system (required)"""
+    sign_ready_packages: bool = False
+    """"signed on hand-over": a ready package (`outbox/NAME.edxml`) that carries no signature —
+    none, or the official SDK's placeholder `<Signature>` — is signed with its sending unit's key
+    when docgw takes it (rebuilt in docgw's form, not byte for byte); a package that carries a
+    signature is verified and sent as it is either way, and refused if that signature fails. See
+    [connectors.md](connectors.md#the-drop-folder-hand-off-with-the-local-document-management-system)"""
+
+
+#: One configured channel: the model of its ``kind``.
+ChannelSettings = Annotated[
+    Union[  # noqa: UP007 - a tagged union pydantic reads from the annotation
+        FakeChannel, HttpPushChannel, VxpChannel, SoapChannel, SecureChannel, DropFolderChannel
+    ],
+    Discriminator("kind"),
+]
+CHANNEL_MODELS: tuple[type[Channel], ...] = get_args(get_args(ChannelSettings)[0])
+assert tuple(m.model_fields["kind"].default for m in CHANNEL_MODELS) == CHANNEL_KINDS
+
+
+# ------------------------------------------------------------------------------------- the root
+
+
+class Settings(BaseSettings):
+    """The whole configuration. ``Settings()`` is the defaults; :func:`load_settings` reads the
+    file and the environment (nothing else does)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", strict=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    keys: KeySettings = KeySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    retry: RetrySettings = RetrySettings()
+    deadlines: DeadlineSettings = DeadlineSettings()
+    secure_inbox: SecureInboxSettings = SecureInboxSettings()
+    reports: ReportSettings = ReportSettings()
+    backup: BackupSettings = BackupSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
-    base_dir: Path = Path(".")
+    base_dir: PathSetting = Path(".")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels_by_name(cls, value: Any) -> Any:
+        """The file's ``[channels.NAME]`` tables, in order, each named by its key."""
+        if isinstance(value, Mapping):
+            return tuple(
+                {"name": name, **table} if isinstance(table, Mapping) else table
+                for name, table in value.items()
+            )
+        if isinstance(value, tuple):
+            return value
+        raise PydanticCustomError("setting_rule", "must be a table of channels")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """What is passed, then the sources :func:`load_settings` is reading (the environment it
+        is given, over the file); ``Settings()`` alone is the defaults."""
+        return (init_settings, *_LOADING.get())
 
     def channel(self, name: str) -> ChannelSettings:
         for channel in self.channels:
@@ -278,101 +559,108 @@ class Settings:
         return path if path.is_absolute() else self.base_dir / path
 
 
-def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze."""
-    raw: dict[str, Any] = {}
-    base_dir = Path(".")
-    if path is not None:
+# -------------------------------------------------------------------------------------- loading
+
+
+#: The sources of the load_settings call running in this context (pydantic-settings asks the class
+#: for its sources: this hands it the file and the environment of that one call).
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_LOADING", default=())
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The TOML file, read errors as ``CONFIG_INVALID``; a secret written in it is refused."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SettingsError(f"cannot read {path}: {exc.strerror}") from exc
+            raise SettingsError(f"cannot read {file_path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
-        base_dir = path.resolve().parent
+            raise SettingsError(f"{file_path} is not valid TOML: {exc}") from exc
         reports = raw.get("reports")
         if isinstance(reports, dict) and reports.get("smtp_password"):
             raise SettingsError(
                 "a secret is never written in the file: set DOCGW_REPORTS__SMTP_PASSWORD",
                 element="reports.smtp_password",
             )
-    _apply_environment(raw, os.environ if environ is None else environ)
-    channels_raw = raw.pop("channels", {})
-    if not isinstance(channels_raw, dict):
-        raise SettingsError("must be a table of channels", element="channels")
-    channels = tuple(
-        _build(
-            ChannelSettings, {"name": name, **_table(value, f"channels.{name}")}, f"channels.{name}"
-        )
-        for name, value in channels_raw.items()
-    )
-    settings: Settings = _build(Settings, {**raw, "channels": channels, "base_dir": base_dir}, "")
-    for code in settings.gateway.local_units:
-        parse_strict(code, field="gateway.local_units")
+        return raw
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """``DOCGW_A__B__C=value`` sets ``[a.b] c``, read as the setting's type wants it (see
+    :func:`_environment_value`): a secret of digits, ``DOCGW_CHANNELS__AXIS__SECRET=12345678``,
+    stays the string it is."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the whole environment at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = self.config["env_prefix"]
+        between = self.config["env_nested_delimiter"]
+        raw: dict[str, Any] = {}
+        for name, value in self.environ.items():
+            if not name.startswith(prefix):
+                continue
+            keys = name[len(prefix) :].lower().split(between)
+            target = raw
+            for depth, key in enumerate(keys[:-1]):
+                if not _is_table(keys[: depth + 1]):
+                    raise SettingsError(
+                        f"{name} sets a key inside a setting that is not a table",
+                        element=".".join(keys[: depth + 1]),
+                    )
+                target = target.setdefault(key, {})
+            field = setting_field(keys)
+            target[keys[-1]] = _environment_value(field, value)
+        return raw
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any), apply ``DOCGW_`` overrides, check, and freeze."""
+    environment = _Environment(Settings, os.environ if environ is None else environ)
+    sources: list[PydanticBaseSettingsSource] = [environment]
+    base_dir = Path(".")
+    if path is not None:
+        sources.append(_TomlFile(Settings, toml_file=path))
+        base_dir = path.resolve().parent
+    loading = _LOADING.set(tuple(sources))
+    try:
+        settings = Settings(base_dir=base_dir)
+    except ValidationError as exc:
+        raise _settings_error(exc, _channel_names(sources)) from None
+    finally:
+        _LOADING.reset(loading)
     check(settings)
     return settings
 
 
-def _check_archive(settings: Settings) -> None:
-    archive = settings.archive
-    if archive.interval_seconds <= 0 or archive.tsa_timeout_seconds <= 0:
-        raise SettingsError("intervals and timeouts must be positive", element="archive")
-    if archive.batch < 1 or archive.retention_days < 0:
-        raise SettingsError("batch ≥ 1 and retention_days ≥ 0", element="archive")
-    unit = archive.signer_unit
-    if unit is not None and unit not in settings.gateway.local_units:
-        raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
+# ---------------------------------------------------------------------------- rules across keys
 
 
 def check(settings: Settings) -> None:
-    """Rules across keys; a gateway with a configuration that breaks one does not start."""
-    if settings.gateway.profile not in ("standard", "secure"):
-        raise SettingsError("must be standard or secure", element="gateway.profile")
-    if settings.database.pool_size < 1:
-        raise SettingsError("must be at least 1", element="database.pool_size")
-    _check_retry(settings.retry, "retry")
+    """Rules across keys; a gateway with a configuration that breaks one does not start. Rules
+    about one key or one table are declared on the models above."""
+    for code in settings.gateway.local_units:
+        parse_strict(code, field="gateway.local_units")
     _check_reports(settings.reports)
     _check_backup(settings.backup)
-    _check_archive(settings)
+    unit = settings.archive.signer_unit
+    if unit is not None and unit not in settings.gateway.local_units:
+        raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
     for channel in settings.channels:
-        where = f"channels.{channel.name}"
-        if channel.retry is not None:
-            _check_retry(channel.retry, f"{where}.retry")
-        if channel.kind not in CHANNEL_KINDS:
-            raise SettingsError(f"kind must be one of {', '.join(CHANNEL_KINDS)}", element=where)
-        _check_classified_rules(channel, settings.gateway.profile, where)
-        _check_ready_packages(channel, where)
-        if channel.kind in ("vxp", "soap", "http_push") and not channel.endpoint:
-            raise SettingsError("an endpoint is required", element=f"{where}.endpoint")
-        if channel.kind == "vxp" and not (channel.system_id and channel.secret):
+        if settings.gateway.profile == "secure" and channel.is_axis:
             raise SettingsError(
-                f"system_id and secret are required; the secret has no default: set "
-                f"DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
-                element=f"{where}.secret",
+                'a gateway with profile = "secure" carries classified traffic and must not '
+                "have an axis channel",
+                element=f"channels.{channel.name}",
             )
-        _check_http_push(channel, where)
-        if channel.kind == "soap" and bool(channel.system_id) != bool(channel.secret):
-            raise SettingsError(
-                f"system_id and secret go together (a WS-Security credential); the secret has "
-                f"no default: set DOCGW_CHANNELS__{channel.name.upper()}__SECRET",
-                element=f"{where}.secret",
-            )
-        _check_vxp_forms(channel, where)
-        if channel.kind == "drop_folder" and channel.root is None:
-            raise SettingsError("a root folder is required", element=f"{where}.root")
-
-
-#: vxp: the values each wire-form setting takes; the first, the default, is the official SDK's.
-VXP_FORMS = {
-    "timestamp_format": ("sdk", "epoch_millis"),
-    "hash_form": ("sdk", "canonical"),
-    "delete_agency_param": ("AgencyCode", "code"),
-}
 
 
 def _check_reports(reports: ReportSettings) -> None:
-    if not 1 <= reports.closing_day <= 28:
-        raise SettingsError("must be 1 to 28", element="reports.closing_day")
     for code in reports.units:
         parse_strict(code, field="reports.units")
     if reports.smtp_username and not reports.smtp_starttls:
@@ -386,34 +674,7 @@ def _check_reports(reports: ReportSettings) -> None:
         )
 
 
-def _check_vxp_forms(channel: ChannelSettings, where: str) -> None:
-    for key, allowed in VXP_FORMS.items():
-        if getattr(channel, key) not in allowed:
-            raise SettingsError(f"must be {' or '.join(allowed)}", element=f"{where}.{key}")
-
-
-def _check_ready_packages(channel: ChannelSettings, where: str) -> None:
-    if channel.sign_ready_packages and channel.kind != "drop_folder":
-        raise SettingsError(
-            "only a drop_folder channel takes ready packages",
-            element=f"{where}.sign_ready_packages",
-        )
-
-
-def _check_http_push(channel: ChannelSettings, where: str) -> None:
-    """A docgw inbox refuses a push without an operator's token (401): without one the channel
-    could only fail, so the gateway does not start."""
-    if channel.kind == "http_push" and not channel.token:
-        raise SettingsError(
-            f"the peer inbox's API token is required; it has no default: set "
-            f"DOCGW_CHANNELS__{channel.name.upper()}__TOKEN",
-            element=f"{where}.token",
-        )
-
-
 def _check_backup(backup: BackupSettings) -> None:
-    if backup.keep < 1:
-        raise SettingsError("must be at least 1", element="backup.keep")
     if backup.interval_hours > 0 and not (backup.passphrase or backup.recipient_cert):
         raise SettingsError(
             "a scheduled backup needs its passphrase (DOCGW_BACKUP__PASSPHRASE)",
@@ -421,67 +682,65 @@ def _check_backup(backup: BackupSettings) -> None:
         )
 
 
-def _check_retry(retry: RetrySettings, where: str) -> None:
-    """The retry policy's own limits, refused here as configuration (not a traceback at start)."""
-    try:
-        retry.policy()
-    except ValueError as exc:
-        raise SettingsError(str(exc), element=where) from exc
+# ------------------------------------------------------------------- the declarations, walked
 
 
-def _check_classified_rules(channel: ChannelSettings, profile: str, where: str) -> None:
-    """What may carry classified packages is decided by the channel's kind, never by a flag."""
-    if profile == "secure" and channel.is_axis:
-        raise SettingsError(
-            'a gateway with profile = "secure" carries classified traffic and must not '
-            "have an axis channel",
-            element=where,
-        )
-    if channel.secure and channel.kind != SECURE_KIND:
-        raise SettingsError(
-            f'secure = true is only for kind = "{SECURE_KIND}" (mutual TLS to each '
-            f"recipient's registered secure endpoint); a {channel.kind} channel never carries "
-            "classified packages",
-            element=f"{where}.secure",
-        )
-    if channel.kind == SECURE_KIND and channel.axis:
-        raise SettingsError(
-            "a secure-network channel cannot also be an axis channel", element=f"{where}.axis"
-        )
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SettingsError("must be a table", element=where)
-    return value
-
-
-def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """``DOCGW_A__B__C=value`` sets ``[a.b] c``, read as the setting's type wants it (see
-    :func:`_environment_value`): a secret of digits, ``DOCGW_CHANNELS__AXIS__SECRET=12345678``,
-    stays the string it is."""
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
+def setting_field(keys: list[str]) -> FieldInfo | None:
+    """The declaration of the setting ``keys`` names (``channels``' second key is a channel's
+    name; its keys are looked up in every kind), or None where docgw has no such setting."""
+    owners: list[type[BaseModel]] = [Settings]
+    found: FieldInfo | None = None
+    rest = list(keys)
+    while rest:
+        key = rest.pop(0)
+        if owners == [Settings] and key == "channels":
+            if not rest:
+                return Settings.model_fields["channels"]
+            rest.pop(0)  # the channel's name
+            owners = list(CHANNEL_MODELS)
+            found = None
             continue
-        keys = name[len(ENV_PREFIX) :].lower().split("__")
-        target = raw
-        for depth, key in enumerate(keys[:-1]):
-            nested = target.setdefault(key, {})
-            if not isinstance(nested, dict):
-                raise SettingsError(
-                    f"{name} sets a key inside a setting that is not a table",
-                    element=".".join(keys[: depth + 1]),
-                )
-            target = nested
-        target[keys[-1]] = _environment_value(_setting_type(keys), value)
+        fields = [m.model_fields[key] for m in owners if key in m.model_fields]
+        if not fields:
+            return None
+        found = fields[0]
+        owners = [m for m in (_model_of(f.annotation) for f in fields) if m is not None]
+        if rest and not owners:
+            return None
+    return found
 
 
-def _environment_value(hint: Any, text: str) -> Any:
+def _is_table(keys: list[str]) -> bool:
+    """Whether ``keys`` name a table (a section, ``channels``, a channel or its retry) — or
+    nothing docgw has, which validation then names."""
+    if keys == ["channels"] or (len(keys) == 2 and keys[0] == "channels"):
+        return True
+    field = setting_field(keys)
+    return field is None or _model_of(field.annotation) is not None
+
+
+def _model_of(hint: Any) -> type[BaseModel] | None:
+    """The model a table setting holds (``X`` for ``X | None``), else None."""
+    for candidate in (hint, *get_args(hint)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_text(field: FieldInfo | None) -> bool:
+    hint = field.annotation if field is not None else None
+    return hint in (str, Path) or (
+        get_origin(hint) in (Union, type(str | None))
+        and {a for a in get_args(hint) if a is not type(None)} <= {str, Path}
+    )
+
+
+def _environment_value(field: FieldInfo | None, text: str) -> Any:
     """A text or path setting takes ``text`` exactly as written — quotes, backslashes and all:
     a secret is never refused or changed for the way it happens to look (``12345678``, ``true``,
     ``"x"``). Any other setting reads it as TOML (numbers, booleans, lists), else as the text
-    itself, which building the settings then refuses with the setting's name."""
-    if _optional_inner(hint) in (str, Path):
+    itself, which validation then refuses with the setting's name."""
+    if _is_text(field):
         return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -489,75 +748,65 @@ def _environment_value(hint: Any, text: str) -> Any:
         return text
 
 
-def _setting_type(keys: list[str]) -> Any:
-    """The declared type of the setting ``keys`` names (``channels``' second key is a channel's
-    name), or None where docgw has no such setting: building the settings then names it."""
-    owner: Any = Settings
-    hint: Any = None
-    rest = list(keys)
-    while rest:
-        if not (isinstance(owner, type) and is_dataclass(owner)):
-            return None
-        key = rest.pop(0)
-        if owner is Settings and key == "channels":
-            if not rest:
-                return None
-            rest.pop(0)  # the channel's name
-            hint = owner = ChannelSettings
-            continue
-        hint = get_type_hints(owner).get(key)
-        if hint is None:
-            return None
-        owner = _optional_inner(hint)
-    return hint
+# ------------------------------------------------------------ validation errors, in docgw's words
+
+_TYPE_WORDS = {
+    "int_type": "must be int",
+    "int_from_float": "must be int",
+    "bool_type": "must be bool",
+    "float_type": "must be float",
+    "string_type": "must be str",
+    "path_type": "must be a path",
+    "is_instance_of": "must be a path",
+    "tuple_type": "must be a list",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "dict_type": "must be a table",
+}
 
 
-def _optional_inner(hint: Any) -> Any:
-    """``X`` for ``X | None``; any other type as it is."""
-    args: tuple[Any, ...] = getattr(hint, "__args__", ())
-    if type(None) in args and len(args) == 2:
-        return next(a for a in args if a is not type(None))
-    return hint
+def _channel_names(sources: list[PydanticBaseSettingsSource]) -> list[str]:
+    """The channels' names in the order validation saw them: the file's, then the environment's
+    new ones (pydantic-settings merges the sources that way)."""
+    names: dict[str, None] = {}
+    for source in reversed(sources):
+        channels = source().get("channels")
+        names |= dict.fromkeys(channels if isinstance(channels, Mapping) else ())
+    return list(names)
 
 
-def _build(cls: type[Any], values: Any, where: str) -> Any:
-    if isinstance(values, cls):
-        return values
-    values = _table(values, where or "(root)")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SettingsError("unknown setting", element=f"{where}.{unknown[0]}".lstrip("."))
-    kwargs = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}".lstrip("."))
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(str(exc), element=where or "(root)") from exc
+def _settings_error(exc: ValidationError, channel_names: list[str]) -> SettingsError:
+    """The first of pydantic's errors as docgw's ``CONFIG_INVALID``, naming the key as the file
+    writes it (``channels.axis.secret``, not the channel's index and kind)."""
+    error = exc.errors()[0]
+    keys = _keys(error["loc"], channel_names)
+    element = ".".join(keys) or "(root)"
+    kind, ctx = error["type"], error.get("ctx") or {}
+    field = setting_field(keys)
+    if kind in ("missing", "string_too_short") and field is not None and field.repr is False:
+        variable = f"{ENV_PREFIX}{'__'.join(keys).upper()}"
+        message = f"required, and it has no default: set {variable}, never in a committed file"
+    elif kind in ("missing", "string_too_short"):
+        message = "required"
+    elif kind == "extra_forbidden":
+        message = "unknown setting"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        message = f"kind must be one of {', '.join(CHANNEL_KINDS)}"
+    elif kind == "literal_error":
+        message = f"must be {ctx.get('expected', '')}".replace("'", "")
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal"):
+        words = {"ge": "at least", "gt": "more than", "le": "at most"}
+        bound = next(f"{words[k]} {v}" for k, v in ctx.items() if k in words)
+        message = f"must be {bound}"
+    else:
+        message = _TYPE_WORDS.get(kind, error["msg"])
+    return SettingsError(message, element=element)
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = getattr(hint, "__origin__", None)
-    args: tuple[Any, ...] = getattr(hint, "__args__", ())
-    if isinstance(hint, type) and is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise SettingsError("must be a list", element=where)
-        return tuple(_coerce(args[0], item, where) for item in value)
-    if type(None) in args:  # Optional[X]
-        inner = next(a for a in args if a is not type(None))
-        return None if value is None else _coerce(inner, value, where)
-    if hint is Path:
-        if not isinstance(value, str | Path):
-            raise SettingsError("must be a path", element=where)
-        return Path(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and (
-        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
-    ):
-        raise SettingsError(f"must be {hint.__name__}", element=where)
-    return value
+def _keys(loc: tuple[int | str, ...], names: list[str]) -> list[str]:
+    keys = [str(part) for part in loc]
+    if len(loc) >= 2 and loc[0] == "channels" and isinstance(loc[1], int):
+        keys[1] = names[loc[1]] if loc[1] < len(names) else str(loc[1])
+        if len(keys) >= 3 and keys[2] in CHANNEL_KINDS:
+            del keys[2]  # the union's tag
+    return keys

@@ -245,6 +245,17 @@ class AxisState:
         self._listings.clear()
         return agency
 
+    def change_agency(self, code: str, **changes: Any) -> Agency:
+        """Rename, re-parent (``parent_code``) or re-code (``old_code``: the code it replaces,
+        after a merger) an agency: getSynchronizeUnit reports it as changed from now on."""
+        agency = self.directory[code]
+        if "parent_code" in changes:
+            parent = self.directory.get(changes["parent_code"] or "")
+            changes["parent_id"] = parent.id if parent is not None else None
+        self.directory[code] = dataclasses.replace(agency, **changes, updated_at=self.clock())
+        self._listings.clear()
+        return self.directory[code]
+
     def remove_agency(self, code: str) -> None:
         agency = self.directory[code]
         self.directory[code] = dataclasses.replace(agency, deleted=True, updated_at=self.clock())

@@ -11,13 +11,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy import exc as sa_exc
-
 from envelopes.errors import GatewayError
 from gateway.cli import (
     archive,
     backup,
     demo,
+    directory,
     importing,
     operations,
     packages,
@@ -43,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    directory.register(commands)
     users.register(commands)
     return parser
 
@@ -60,11 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionRefusedError) as exc:
-        # The commands talk to no peer: a refused connection is the database's.
-        detail = getattr(exc, "orig", None) or exc
-        print(f"error: DATABASE_UNAVAILABLE: {detail}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: IO_ERROR: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from typing import Any
 
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
+from gateway.cli import registrations
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
@@ -18,7 +19,7 @@ from gateway.cli.common import (
     with_gateway,
 )
 from gateway.domain.lifecycle import summarize
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.records import MessageRecord, UnitRecord
 from gateway.usecases import operations, registry, submit
 from gateway.usecases.errors import NotFound
@@ -75,7 +76,7 @@ def _summary_line(message: MessageRecord) -> str:
 def cmd_queue_list(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> list[MessageRecord]:
         now = gateway.clock()
-        filters = queries.MessageFilter(
+        filters = message_queries.MessageFilter(
             direction=args.direction,
             state=args.state,
             recipient=args.recipient,
@@ -84,7 +85,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
             breached_before=now if args.breached else None,
         )
         async with gateway.engine.connect() as conn:
-            return await queries.list_messages(conn, filters, limit=args.limit)
+            return await message_queries.list_messages(conn, filters, limit=args.limit)
 
     messages = with_gateway(args, work)
     if args.json:
@@ -100,10 +101,10 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 def cmd_queue_show(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> dict[str, Any]:
         async with gateway.engine.connect() as conn:
-            message = await queries.get_message(conn, args.id)
+            message = await message_queries.get_message(conn, args.id)
             if message is None:
                 raise NotFound(f"no message {args.id}")
-            return {"message": message, **(await queries.message_history(conn, args.id))}
+            return {"message": message, **(await message_queries.message_history(conn, args.id))}
 
     detail = with_gateway(args, work)
     if args.json:
@@ -177,11 +178,44 @@ def cmd_units_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_line(unit: UnitRecord) -> str:
+    state = "active" if unit.active else "inactive"
+    replaced = f" (merged into {unit.replaced_by})" if unit.replaced_by else ""
+    return f"{unit.code:<15} {unit.channel or '-':<10} {state:<8}  {unit.name}{replaced}"
+
+
 def cmd_units_list(args: argparse.Namespace) -> int:
-    units = with_gateway(args, lambda gw: registry.list_units(gw, text=args.q, limit=args.limit))
+    units = with_gateway(
+        args,
+        lambda gw: registry.list_units(gw, text=args.q, parent=args.parent, limit=args.limit),
+    )
+    if not units:
+        print("no units")
     for unit in units:
-        state = "active" if unit.active else "inactive"
-        print(f"{unit.code:<15} {unit.channel or '-':<10} {state:<8}  {unit.name}")
+        print(_unit_line(unit))
+    return 0
+
+
+def cmd_units_tree(args: argparse.Namespace) -> int:
+    """A unit and its children, ``--depth`` levels down (each level one query)."""
+
+    async def work(gateway: Gateway) -> list[tuple[int, UnitRecord]]:
+        root = (await registry.get_unit(gateway, args.code)).unit
+        lines = [(0, root)]
+
+        async def below(code: str, depth: int) -> None:
+            if depth > args.depth:
+                return
+            children = await registry.list_units(gateway, parent=code, limit=args.limit)
+            for child in children:
+                lines.append((depth, child))
+                await below(child.code, depth + 1)
+
+        await below(root.code, 1)
+        return lines
+
+    for depth, unit in with_gateway(args, work):
+        print("  " * depth + _unit_line(unit))
     return 0
 
 
@@ -262,12 +296,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--cert", help="a PEM certificate to register for the unit")
     add.set_defaults(handler=cmd_units_add)
     lst = units.add_parser("list")
-    lst.add_argument("--q")
+    lst.add_argument("--q", help="a code prefix, or words of the name (lao cai finds Lào Cai)")
+    lst.add_argument("--parent", help="only this unit's children")
     lst.add_argument("--limit", type=int, default=100)
     lst.set_defaults(handler=cmd_units_list)
+    tree = units.add_parser("tree", help="a unit and the units under it")
+    tree.add_argument("code")
+    tree.add_argument("--depth", type=int, default=1, help="levels below the unit (default 1)")
+    tree.add_argument("--limit", type=int, default=500, help="children shown per unit")
+    tree.set_defaults(handler=cmd_units_tree)
     shw = units.add_parser("show")
     shw.add_argument("code")
     shw.set_defaults(handler=cmd_units_show)
     imp = units.add_parser("import", help="import units from CSV (all or nothing)")
     imp.add_argument("csv")
     imp.set_defaults(handler=cmd_units_import)
+    registrations.add_commands(units)

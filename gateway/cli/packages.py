@@ -16,7 +16,7 @@ from envelopes.metadata import parse_metadata
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway import keystore
-from gateway.cli import status_package
+from gateway.cli import package_validate, status_package
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
@@ -26,7 +26,7 @@ from gateway.cli.common import (
     print_json,
     read_file,
 )
-from gateway.web.app import REPLY_CODES
+from gateway.domain.business import REPLY_CODES
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -312,3 +312,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     open_.add_argument("--key", required=True, help="the recipient's private key (PEM)")
     open_.add_argument("-o", "--output", required=True)
     open_.set_defaults(handler=cmd_package_open)
+    package_validate.add_parser(package_commands)

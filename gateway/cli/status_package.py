@@ -10,9 +10,8 @@ from envelopes.model import Organization, ResponseFor, StaffInfo, StatusCode, St
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.cli.common import VIETNAM, CliError
+from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
 from gateway.usecases.errors import ReasonRequired
-from gateway.web.app import REPLY_CODES
-from gateway.web.problems import StatusCodeInvalid
 
 #: The options only a status package takes: (option, argparse dest, metavar, help).
 STATUS_OPTIONS = (

@@ -10,7 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from envelopes.errors import GatewayError
 from envelopes.model import StatusCode
+
+#: The codes the local system sends: every one but 01 (arrived), which docgw sends itself on
+#: intake. The API, the CLI and the OpenAPI document take these.
+REPLY_CODES = tuple(c.value for c in StatusCode if c is not StatusCode.ARRIVED)
+#: Those a receiver sends (13 is the sender's): the answers to a received document.
+RECEIVER_REPLY_CODES = tuple(c for c in REPLY_CODES if not StatusCode(c).sent_by_sender)
+
+
+class StatusCodeInvalid(GatewayError):
+    """A business status code the local system may not send (01 is sent by docgw itself)."""
+
+    code = "STATUS_CODE_INVALID"
+
+
+def reply_code(value: object) -> StatusCode:
+    """``value`` as a code the local system may send (:data:`REPLY_CODES`), else
+    STATUS_CODE_INVALID: the API's status reply and the console's reply form read it so."""
+    if not isinstance(value, str) or value not in REPLY_CODES:
+        raise StatusCodeInvalid(
+            f"must be one of {', '.join(REPLY_CODES)} (01 is sent by docgw on arrival)",
+            element="code",
+        )
+    return StatusCode(value)
+
 
 _RANK = {
     StatusCode.ARRIVED: 1,

@@ -71,8 +71,8 @@ def row_hash(previous: str, seq: int, row: Mapping[str, Any]) -> str:
 
 
 async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert audit rows (the columns of ``queries.audit_row``) at the end of the chain, in the
-    caller's transaction."""
+    """Insert audit rows (the columns of ``audit_queries.audit_row``) at the end of the chain, in
+    the caller's transaction."""
     if not rows:
         return
     head = (await _ADVANCE.execute(conn, {"count": len(rows)})).one_or_none()

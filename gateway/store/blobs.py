@@ -8,6 +8,7 @@ uses it. Storing a blob that exists already costs nothing more than the hashing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -56,6 +57,9 @@ async def put_stream(
                 blob_chunks.insert().values(chunk_key=chunk_key, seq=seq, data=piece)
             )
             seq += 1
+            # The embedded SQLite engine runs statements on the loop's thread, and awaiting one
+            # does not yield: let the loop run between chunks, or a 100 MB blob stalls it.
+            await asyncio.sleep(0)
         pending = stream.read(CHUNK)
     ref = BlobRef(sha256=hasher.hexdigest(), size=size)
     if await exists(connection, ref.sha256):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator
 from importlib import resources
@@ -15,18 +16,18 @@ import aiosqlite
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from envelopes.errors import GatewayError
-from gateway.store.direct import Statement
+from gateway.store.direct import PLAIN_OPTION, Statement
+from gateway.store.errors import translated, unavailable
 
-
-class DatabaseError(GatewayError):
-    code = "DATABASE_UNAVAILABLE"
+log = logging.getLogger("docgw.store")
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
@@ -58,39 +59,114 @@ def _insert_or_ignore(dialect: str, table: sa.Table, unique: tuple[str, ...]) ->
     return Statement(insert.on_conflict_do_nothing(index_elements=list(unique)))
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:
+#: ``[database] statements``: how the store runs its statements (``store/direct.py``).
+STATEMENTS = ("direct", "plain")
+
+
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 20, statements: str = "direct"
+) -> StoreEngine:
+    """The store's engine. ``statements``: ``"direct"`` runs the hot path's statements on the
+    driver connection and, on SQLite, uses :class:`InlineSqliteEngine`; ``"plain"`` runs every
+    statement through SQLAlchemy's public API on its own engine (``store/direct.py``)."""
+    if statements not in STATEMENTS:
+        raise ValueError(f"statements must be one of {', '.join(STATEMENTS)}")
+    if statements == "direct":
+        _warn_if_direct_untested()
+    plain = {"execution_options": {PLAIN_OPTION: True}} if statements == "plain" else {}
     if is_sqlite(url):
         _make_sqlite_folder(url)
         # One connection: SQLite has one writer; serialising in the pool avoids "database is
         # locked" and keeps the embedded default simple. PostgreSQL is the way to scale out.
-        database = sa.make_url(url).database or ":memory:"
+        one_connection: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 300}
+        engine: StoreEngine
+        if plain:
+            sync_engine = create_async_engine(url, echo=echo, **one_connection, **plain)
+            engine = StoreEngine(sync_engine.sync_engine)
+        else:
+            database = sa.make_url(url).database or ":memory:"
 
-        async def connect() -> aiosqlite.Connection:
-            connection: aiosqlite.Connection = await InlineSqliteConnection(
-                lambda: sqlite3.connect(database)
+            async def connect() -> aiosqlite.Connection:
+                connection: aiosqlite.Connection = await InlineSqliteConnection(
+                    lambda: sqlite3.connect(database)
+                )
+                return connection
+
+            engine = InlineSqliteEngine(
+                create_async_engine(
+                    url, echo=echo, async_creator=connect, **one_connection
+                ).sync_engine
             )
-            return connection
-
-        engine = InlineSqliteEngine(
-            create_async_engine(
-                url,
-                echo=echo,
-                pool_size=1,
-                max_overflow=0,
-                pool_timeout=300,
-                async_creator=connect,
-            ).sync_engine
-        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs asyncpg three round trips per checkout (~10% of a small message's
     # path). A connection the server dropped fails its first statement instead; SQLAlchemy then
     # discards the whole pool's stale connections, the request answers DATABASE_UNAVAILABLE once
     # and a worker's round is retried — nothing is committed half-way.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=10)
+    return StoreEngine(
+        create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=10, **plain
+        ).sync_engine
+    )
 
 
-class InlineSqliteEngine(AsyncEngine):
+#: The SQLAlchemy minor releases the direct path's tests pass on (``store/direct.py``).
+DIRECT_TESTED = ("2.1",)
+
+
+@functools.cache
+def _warn_if_direct_untested() -> None:
+    release = ".".join(sa.__version__.split(".")[:2])
+    if release not in DIRECT_TESTED:
+        log.warning(
+            "direct_statements_untested",
+            extra={
+                "event": "direct_statements_untested",
+                "sqlalchemy": sa.__version__,
+                "hint": '[database] statements = "plain" uses public APIs only',
+            },
+        )
+
+
+class StoreConnection(AsyncConnection):
+    """A connection whose database failures leave the store as
+    :class:`~gateway.store.errors.DatabaseUnavailable`: when it is made, and from the block it
+    serves (``async with engine.connect() as conn:``), after it went back to the pool."""
+
+    __slots__ = ()
+
+    async def start(self, is_ctxmanager: bool = False) -> AsyncConnection:
+        with translated(connecting=True):
+            return await super().start(is_ctxmanager)
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        with translated():
+            await super().__aexit__(type_, value, traceback)
+        if value is not None and (translation := unavailable(value)) is not None:
+            raise translation from value
+
+
+class StoreEngine(AsyncEngine):
+    """docgw's engine: SQLAlchemy's AsyncEngine with the store's one boundary for database
+    failures (``gateway/store/errors.py``) — every connection and transaction it gives out
+    raises :class:`~gateway.store.errors.DatabaseUnavailable` for an unreachable, lost, locked or
+    unreadable database, never a driver's or SQLAlchemy's exception."""
+
+    __slots__ = ()
+    _connection_cls = StoreConnection
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connect() as connection:
+            with translated():
+                async with connection.begin():
+                    yield connection
+
+    def execution_options(self, **options: Any) -> StoreEngine:
+        return type(self)(self.sync_engine.execution_options(**options))
+
+
+class InlineSqliteEngine(StoreEngine):
     """The embedded default's engine: ``begin()`` and ``connect()`` cross into SQLAlchemy's
     synchronous core once on the way in and once on the way out, where AsyncEngine crosses twice
     each way for a transaction and closes in a task of its own.
@@ -112,25 +188,30 @@ class InlineSqliteEngine(AsyncEngine):
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        connection, transaction = await greenlet_spawn(_connect_and_begin, self.sync_engine)
-        try:
-            yield AsyncConnection(self, connection)
-        except BaseException as exc:
-            await greenlet_spawn(_end, connection, transaction, exc)
-            raise
-        await greenlet_spawn(_end, connection, transaction, None)
+        with translated(connecting=True):
+            connection, transaction = await greenlet_spawn(_connect_and_begin, self.sync_engine)
+        with translated():
+            try:
+                yield AsyncConnection(self, connection)
+            except BaseException as exc:
+                await greenlet_spawn(_end, connection, transaction, exc)
+                raise
+            await greenlet_spawn(_end, connection, transaction, None)
 
     def connect(self) -> AsyncConnection:
         return _InlineSqliteAsyncConnection(self)
 
 
-class _InlineSqliteAsyncConnection(AsyncConnection):
+class _InlineSqliteAsyncConnection(StoreConnection):
     """``async with engine.connect()``: closed in one crossing, without a task (see above)."""
 
     __slots__ = ()
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
-        await self.close()
+        with translated():
+            await self.close()
+        if value is not None and (translation := unavailable(value)) is not None:
+            raise translation from value
 
 
 def _connect_and_begin(engine: sa.Engine) -> tuple[sa.Connection, sa.RootTransaction]:
@@ -225,7 +306,8 @@ async def checkpoint_wal(engine: AsyncEngine) -> None:
     """
     async with engine.connect() as conn:
         await conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-    await asyncio.to_thread(_checkpoint_file, engine.url.database or "")
+    with translated():
+        await asyncio.to_thread(_checkpoint_file, engine.url.database or "")
 
 
 def _checkpoint_file(path: str) -> None:
@@ -244,10 +326,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL + synchronous=NORMAL: a committed transaction survives the process being killed
     # (kill -9); only a power loss could lose the last commits. foreign_keys: SQLite's are off
     # by default.
+    # busy_timeout first: switching a new file to WAL takes a write lock, which processes started
+    # together (each migrating) would otherwise find taken and fail at once.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -260,24 +344,83 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the latest migration (idempotent)."""
+#: The PostgreSQL advisory lock ``migrate`` holds (its transaction's), one per database.
+MIGRATION_LOCK = 0x646F6367_6D6967  # "docgmig"
 
-    def upgrade(connection: sa.Connection) -> None:
+
+async def migrate(engine: AsyncEngine) -> tuple[str, ...]:
+    """Bring the schema to the latest migration (idempotent); the revisions applied, oldest first.
+
+    Under a lock, in one transaction: N processes started together after an upgrade (``docgw
+    serve`` and its workers, every CLI command) migrate once — the first takes the lock and
+    applies, the others wait for its commit and find the schema at the head. PostgreSQL: an
+    advisory lock for the transaction. SQLite: ``BEGIN EXCLUSIVE``, which also makes the DDL one
+    transaction there (the sqlite3 module would otherwise run each statement on its own), with
+    foreign keys off meanwhile, as SQLite's own procedure for changing a table goes: adding a
+    constraint copies the table and drops the old one, which would fail (or, deferred, leave
+    counted violations) for every child row of a parent table copied; they are checked at the
+    end instead (``PRAGMA foreign_key_check``), before the commit.
+    """
+    if await _at_head(engine):  # the usual case: no lock taken, no writer held up
+        return ()
+    return await _alembic_under_lock(engine, "upgrade", "head")
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+
+    def current(connection: sa.Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current) == head
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the schema back to ``revision`` (tests of a migration's way down), as :func:`migrate`
+    does the way up."""
+    await _alembic_under_lock(engine, "downgrade", revision)
+
+
+async def _alembic_under_lock(engine: AsyncEngine, verb: str, target: str) -> tuple[str, ...]:
+    applied: list[str] = []
+
+    def run(connection: sa.Connection) -> None:
         config = alembic_config(str(engine.url))
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        config.attributes["applied"] = applied
+        getattr(command, verb)(config, target)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(upgrade)
+    sqlite = is_sqlite(engine)
+    async with engine.connect() as connection:
+        if sqlite:  # outside a transaction: SQLite ignores the pragma inside one
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                if sqlite:
+                    await connection.exec_driver_sql("BEGIN EXCLUSIVE")
+                else:
+                    lock = sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)
+                    await connection.execute(sa.select(lock))
+                await connection.run_sync(run)
+                if sqlite:
+                    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
+    return tuple(applied)
 
 
-def migrate_blocking(url: str) -> None:
-    async def run() -> None:
+def migrate_blocking(url: str) -> tuple[str, ...]:
+    async def run() -> tuple[str, ...]:
         engine = create_engine(url)
         try:
-            await migrate(engine)
+            return await migrate(engine)
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    return asyncio.run(run())

@@ -20,6 +20,13 @@ column defaults other than constants — such statements stay on ``AsyncConnecti
 The SQLAlchemy names used beyond its public API (the asyncpg adapter's transaction start and
 error translation, the compiled result columns) are pinned by
 ``tests/integration/test_direct_statements.py`` on both databases.
+
+**One narrow interface, two implementations.** The queries see only :class:`Statement`
+(``execute(conn, params) → Rows``). How it runs is the engine's choice, ``[database] statements``:
+``"direct"`` (the default: the above, and on SQLite ``database.InlineSqliteEngine``) or
+``"plain"`` (``AsyncConnection.execute`` and SQLAlchemy's own aiosqlite engine: public APIs
+only, for a SQLAlchemy release the direct path's tests do not pass on yet). The tests run both;
+docs/performance.md measures the difference.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ _MISSING = object()
 _ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 
 
+#: The execution option that marks an engine's statements plain (``database.create_engine``).
+PLAIN_OPTION = "docgw_plain_statements"
+
+
 class Statement:
     """A Core statement, compiled per dialect (and per parameter names: an INSERT or UPDATE sets
     the columns its parameters name, as with ``AsyncConnection.execute``). Keep one per module,
@@ -59,6 +70,8 @@ class Statement:
         rows = params if isinstance(params, list) else [params or {}]
         if not rows:
             return Rows([], 0)
+        if conn.sync_connection.get_execution_options().get(PLAIN_OPTION):  # type: ignore[union-attr]
+            return await self._execute_plain(conn, params, rows)
         compiled = self._compiled_for(conn.dialect, rows[0])
         if not conn.in_transaction():
             await conn.begin()  # as SQLAlchemy's autobegin: the caller's commit() covers this
@@ -71,6 +84,21 @@ class Statement:
         args = compiled.arguments(rows[0])
         _announce(conn, compiled, args, False)
         return await _run(conn, compiled, args)
+
+    async def _execute_plain(
+        self, conn: AsyncConnection, params: Params | list[Params] | None, rows: list[Params]
+    ) -> Rows:
+        """Through ``AsyncConnection.execute``: the same rows, rowcount and errors."""
+        statement: Any = self.statement
+        if isinstance(params, list):
+            if self._dml and any(p.keys() != rows[0].keys() for p in rows):
+                raise sa.exc.ArgumentError("executemany: every row must name the same columns")
+            if statement.exported_columns and isinstance(statement, sa.Insert):
+                raise TypeError("executemany returns no rows: execute once per row instead")
+            await conn.execute(statement, rows)
+            return Rows([], len(rows))
+        result = await conn.execute(statement, rows[0])
+        return Rows(list(result.all()) if result.returns_rows else [], result.rowcount)
 
     def _compiled_for(self, dialect: Dialect, params: Params) -> _Compiled:
         keys = tuple(sorted(params)) if self._dml else ()

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
-from gateway.store.queries import MessageFilter, message_conditions
+from gateway.store.message_queries import MessageFilter, message_conditions
 from gateway.store.tables import attempts, messages, recipients
 
 #: Recipients not yet done with: the backlog.

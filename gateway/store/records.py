@@ -6,6 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 
 
@@ -20,6 +25,8 @@ class UnitRecord:
     allows_tuyet_mat: bool = False
     is_local: bool = False
     active: bool = True
+    #: Closed by a merger: the code that replaced it.
+    replaced_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +59,11 @@ class RecipientRecord:
 @dataclass(frozen=True, kw_only=True)
 class MessageRecord:
     id: str
-    direction: str
-    kind: str
+    direction: Direction
+    kind: PackageKind
     document_id: str
     sender: str
-    classification: str
+    classification: Classification
     #: The recipient unit's registered secure endpoint (used by secure channels).
     secure_endpoint: str | None = None
     subject: str | None
@@ -85,10 +92,10 @@ class Claimed:
     channel: str | None
     attempt: int
     package_sha256: str
-    kind: str
+    kind: PackageKind
     document_id: str
     sender: str
-    classification: str
+    classification: Classification
     #: The recipient unit's registered secure endpoint (used by secure channels).
     secure_endpoint: str | None = None
     #: Claimed from ``unconfirmed``: an earlier attempt's outcome is unknown (the peer may hold it).
@@ -99,3 +106,15 @@ class Claimed:
     #: Classified only: the fingerprint of the unit's current certificate (newest registered,
     #: unrevoked, unexpired) at the claim, None when it has none; never read for ``thuong``.
     current_fingerprint: str | None = None
+
+
+def aware(value: dt.datetime | None) -> Any:
+    """SQLite returns naive datetimes: docgw stores UTC, so make them aware again."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+async def dicts(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
+    """The rows of ``query`` as plain dicts (a message's history, unmatched statuses)."""
+    return [dict(row) for row in (await conn.execute(query)).mappings().all()]

@@ -4,8 +4,14 @@ compares them on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 import sqlalchemy as sa
+
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
+from gateway.domain.lifecycle import TransportState
 
 metadata = sa.MetaData(
     naming_convention={
@@ -44,12 +50,23 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
 
 TS = UtcDateTime()
 
+
+def one_of(column: str, values: type[StrEnum]) -> sa.CheckConstraint:
+    """CHECK that ``column`` holds one of the enum's values (NULL passes: nullability is the
+    column's own), named ``ck_<table>_<column>``. Migration 0011 wrote the same lists; a value
+    added to an enum needs a migration that replaces the constraint."""
+    allowed = ", ".join(f"'{value.value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
 units = sa.Table(
     "units",
     metadata,
     sa.Column("code", sa.String(35), primary_key=True),
     sa.Column("code_qd20", sa.String(35), nullable=True),
     sa.Column("name", sa.String(300), nullable=False),
+    #: ``name`` as search compares it (gateway.domain.text_search.fold), kept beside it.
+    sa.Column("name_folded", sa.String(300), nullable=True),
     sa.Column("parent_code", sa.String(35), nullable=True),
     #: The channel documents for this unit go through (a name from the config), or NULL.
     sa.Column("channel", sa.String(64), nullable=True),
@@ -59,8 +76,11 @@ units = sa.Table(
     sa.Column("allows_tuyet_mat", sa.Boolean, nullable=False, default=False),
     sa.Column("is_local", sa.Boolean, nullable=False, default=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
+    #: The code this one was merged into (the directory listed it as the new code's oldCode).
+    sa.Column("replaced_by", sa.String(35), nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_units_parent_code", "parent_code"),
 )
 
 unit_certificates = sa.Table(
@@ -98,8 +118,8 @@ messages = sa.Table(
     "messages",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("direction", sa.String(3), nullable=False),  # "out" | "in"
-    sa.Column("kind", sa.String(8), nullable=False),  # "document" | "status"
+    sa.Column("direction", sa.String(3), nullable=False),  # Direction
+    sa.Column("kind", sa.String(8), nullable=False),  # PackageKind
     sa.Column("document_id", sa.String(300), nullable=False, index=True),
     sa.Column("sender", sa.String(35), nullable=False, index=True),
     sa.Column("classification", sa.String(10), nullable=False),
@@ -130,6 +150,9 @@ messages = sa.Table(
     sa.Column("search_text", sa.Text, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
+    one_of("direction", Direction),
+    one_of("kind", PackageKind),
+    one_of("classification", Classification),
     # The số/ký hiệu a sender already used (submit's DUPLICATE_DOCUMENT_CODE check).
     sa.Index("ix_messages_sender_code", "sender", "code"),
     # A new document may not reuse a sent one's DocumentId (receivers deduplicate on it): the
@@ -169,6 +192,7 @@ recipients = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.UniqueConstraint("message_id", "unit_code"),
     sa.Index("ix_recipients_due", "state", "next_attempt_at"),
+    one_of("state", TransportState),
 )
 
 attempts = sa.Table(
@@ -208,6 +232,7 @@ status_events = sa.Table(
     #: False: the reporter is no unit docgw holds a certificate for, so the status could not be
     #: verified; kept and shown, it moves no business status.
     sa.Column("verified", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    one_of("direction", Direction),
 )
 
 #: Statuses by the document they name: ``docgw import`` finds duplicates and the statuses
@@ -229,6 +254,8 @@ audit_events = sa.Table(
     #: The hash chain (store/audit_chain.py): the row's place, and SHA-256(previous hash ‖ row).
     sa.Column("chain_seq", sa.BigInteger, nullable=True, index=True),
     sa.Column("row_hash", sa.String(64), nullable=True),
+    one_of("from_state", TransportState),
+    one_of("to_state", TransportState),
 )
 
 #: The audit chain's end: one row (id 1), the last place and its hash; appending locks it.
@@ -356,6 +383,67 @@ archive_items = sa.Table(
     sa.Column("legal_hold", sa.Boolean, nullable=False, default=False),
     sa.Column("hold_reason", sa.Text, nullable=True),
     sa.Column("purged_at", TS, nullable=True),
+)
+
+
+#: One directory sync of one channel: what it asked (a full listing, or the changes since a
+#: moment) and what changed in the registry, counted, with a sample of each kind of change.
+directory_syncs = sa.Table(
+    "directory_syncs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    #: full | incremental
+    sa.Column("mode", sa.String(12), nullable=False),
+    #: incremental: the moment the changes were asked from.
+    sa.Column("since", TS, nullable=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=False),
+    sa.Column("listed", sa.Integer, nullable=False),
+    #: {"added": n, "renamed": n, …} and {"added": [{"code": …}, …], …} (the first of each kind).
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Index("ix_directory_syncs_channel", "channel", "id"),
+)
+
+
+#: A unit asked for by a member organisation (or an admin), pending until an admin approves or
+#: refuses it: the fields asked for (``fields``: name, parent_code, code_qd20, channel,
+#: secure_endpoint, contacts …) and the certificates, as sent.
+unit_requests = sa.Table(
+    "unit_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(35), nullable=False, index=True),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("certificates", sa.JSON, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    #: The member unit the request was made for (NULL: an admin's).
+    sa.Column("requested_for", sa.String(35), nullable=True),
+    sa.Column("requested_at", TS, nullable=False),
+    #: pending | approved | refused
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", TS, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    #: registerAgency at the axis after approval: "registered", "failed: …", or NULL (not asked).
+    sa.Column("axis_outcome", sa.Text, nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'approved', 'refused')", name="state"),
+)
+
+#: Every change of a unit made through the registry, as the unit was after it: who, when, why.
+unit_versions = sa.Table(
+    "unit_versions",
+    metadata,
+    sa.Column("code", sa.String(35), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    #: registered, updated, imported, approved, deactivated, reactivated, certificate_added,
+    #: certificate_revoked
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("unit", sa.JSON, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
 )
 
 

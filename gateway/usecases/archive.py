@@ -22,7 +22,7 @@ from connectors import timestamping
 from envelopes import asic
 from envelopes.signing import Signer
 from gateway.bootstrap import Gateway
-from gateway.store import archive, blobs, queries
+from gateway.store import archive, audit_queries, blobs, message_queries
 from gateway.usecases.errors import NotFound
 
 log = logging.getLogger("docgw.archive")
@@ -80,7 +80,7 @@ async def archive_message(gateway: Gateway, message_id: str, status_count: int) 
         )
         if replaced is not None:
             await archive.delete_container_blob(conn, replaced)
-        await queries.audit(
+        await audit_queries.audit(
             conn,
             now=now,
             actor=ACTOR,
@@ -102,7 +102,7 @@ def _signer(gateway: Gateway) -> Signer:
 
 
 async def _data_objects(conn: AsyncConnection, message_id: str) -> list[asic.DataObject]:
-    message = await queries.get_message(conn, message_id)
+    message = await message_queries.get_message(conn, message_id)
     if message is None:
         raise NotFound(f"no message {message_id}")
     objects = [
@@ -122,7 +122,7 @@ async def _data_objects(conn: AsyncConnection, message_id: str) -> list[asic.Dat
         )
     history = {
         "message": dataclasses.asdict(message),
-        **await queries.message_history(conn, message_id),
+        **await message_queries.message_history(conn, message_id),
     }
     objects.append(
         asic.DataObject(
@@ -154,7 +154,7 @@ async def set_hold(gateway: Gateway, message_id: str, *, hold: bool, reason: str
     async with gateway.engine.begin() as conn:
         if not await archive.set_hold(conn, message_id, hold=hold, reason=reason):
             raise NotFound(f"message {message_id} is not archived (yet)")
-        await queries.audit(
+        await audit_queries.audit(
             conn,
             now=now,
             actor=ACTOR,
@@ -182,7 +182,7 @@ async def purge_expired(gateway: Gateway) -> tuple[str, ...]:
             if container is None:
                 continue  # put under hold (or purged) since the look-up
             await archive.delete_container_blob(conn, container)
-            await queries.audit(
+            await audit_queries.audit(
                 conn,
                 now=now,
                 actor=ACTOR,

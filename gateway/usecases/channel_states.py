@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Protocol
 
-from connectors.base import ConnectorError, RecipientState
+from connectors.base import ConnectorError, SentStates
 from gateway.bootstrap import Gateway
-from gateway.store import queries
-
-
-class SentStates(Protocol):
-    async def sent_states(self, doc_id: str) -> list[RecipientState]: ...
+from gateway.store import job_queries
 
 
 async def refresh_sent_states(
@@ -36,7 +31,7 @@ async def refresh_sent_states(
     """Ask the channel about up to ``limit`` recent sends; returns how many rows were updated."""
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
-        candidates = await queries.sent_to_check(
+        candidates = await job_queries.sent_to_check(
             conn, channel=channel, since=now - window, limit=limit
         )
     by_remote: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -51,7 +46,7 @@ async def refresh_sent_states(
         async with gateway.engine.begin() as conn:
             for recipient_id, unit_code in rows:
                 state = states.get(unit_code)
-                await queries.set_channel_state(
+                await job_queries.set_channel_state(
                     conn,
                     recipient_id,
                     send_status=state.send_status if state else None,

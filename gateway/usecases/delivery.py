@@ -9,20 +9,22 @@ recipient's copy is a call of its own, to that recipient's endpoint, with the se
 certificate pinned to that recipient's unit. One call for several would post every copy to the
 first recipient's gateway.
 
-A classified claim is sent only if the routing policy (DOMAIN.md §6) still routes it, checked at
-the claim against the registry as it is then — as an operator's resend checks it: a retry
-(``retry_scheduled``, ``unconfirmed``) or a queued copy whose unit was since deactivated or
-removed, lost its secure endpoint or its Tuyệt mật permission, is not sent on the strength of the
-routing decided when it was submitted. Nor is a copy sealed for a certificate that is no longer the
-unit's current one (revoked, expired, replaced): sending it would hand the document to whoever holds
-the old key, or a copy the unit cannot open. Either way the recipient moves ``sending`` → ``held``
-in the claim's own transaction, audited (``held_at_claim``) with the reason, and nothing is sent;
-an operator's resend routes it anew and seals it again for the current certificate. The claim reads
-what this needs along with the due rows (the unit's active flag and permission, and — for
-classified copies only — its current certificate's fingerprint), so ``thuong`` pays nothing more;
-a classified copy too large to come with the claim costs one read of its first chunk (the seal
-header names the certificate it was sealed for), and each classified claim one read of the unit's
-certificates (the header names it by issuer and serial, the claim by fingerprint).
+A claim of any classification whose unit is no longer active (an admin deactivated it, or the
+directory closed it) is held as below. A classified claim is sent only if the routing policy
+(DOMAIN.md §6) still routes it, checked at the claim against the registry as it is then — as an
+operator's resend checks it: a retry (``retry_scheduled``, ``unconfirmed``) or a queued copy whose
+unit was since deactivated or removed, lost its secure endpoint or its Tuyệt mật permission, is not
+sent on the strength of the routing decided when it was submitted. Nor is a copy sealed for a
+certificate that is no longer the unit's current one (revoked, expired, replaced): sending it would
+hand the document to whoever holds the old key, or a copy the unit cannot open. Either way the
+recipient moves ``sending`` → ``held`` in the claim's own transaction, audited (``held_at_claim``)
+with the reason, and nothing is sent; an operator's resend routes it anew and seals it again for
+the current certificate. The claim reads what this needs along with the due rows (the unit's active
+flag and permission, and — for classified copies only — its current certificate's fingerprint), so
+``thuong`` pays nothing more; a classified copy too large to come with the claim costs one read of
+its first chunk (the seal header names the certificate it was sealed for), and each classified
+claim one read of the unit's certificates (the header names it by issuer and serial, the claim by
+fingerprint).
 
 "Outcome unknown, never refused" holds across attempts: a recipient claimed from ``unconfirmed``
 (an earlier attempt's outcome is unknown) that is then refused, or runs out of attempts, fails as
@@ -67,7 +69,7 @@ from gateway.domain.deadlines import arrival_notice_deadline
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
 from gateway.domain.routing import route_through
-from gateway.store import queries
+from gateway.store import job_queries, message_queries
 from gateway.store.records import Claimed, UnitRecord
 from gateway.usecases.packages import (
     load_to_spool,
@@ -105,17 +107,17 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
     settings = gateway.settings.delivery
     lease_until = now + _seconds(settings.lease_seconds)
     async with gateway.engine.begin() as conn:
-        claimed = await queries.claim_due(
+        claimed = await job_queries.claim_due(
             conn, now=now, limit=settings.batch_size, lease_until=lease_until, worker=worker
         )
         if not claimed:
             return 0
         # Small packages come with the claim (at most batch_size × inline_blob_bytes); large
         # ones are streamed from their chunks by the send that needs them.
-        inline = await queries.inline_packages(conn, (c.package_sha256 for c in claimed))
+        inline = await job_queries.inline_packages(conn, (c.package_sha256 for c in claimed))
         held = await _hold_unroutable(gateway, conn, claimed, inline, now=now, worker=worker)
         sending = [c for c in claimed if c.recipient_id not in held]
-        attempt_ids = await queries.start_attempts(conn, sending, worker=worker, now=now)
+        attempt_ids = await job_queries.start_attempts(conn, sending, worker=worker, now=now)
     if not sending:
         return len(claimed)
     groups: dict[tuple[str, str | None, str, str | None], list[Claimed]] = defaultdict(list)
@@ -138,13 +140,16 @@ async def _hold_unroutable(
     now: dt.datetime,
     worker: str,
 ) -> set[int]:
-    """Hold, in the claim's transaction, the classified claims that may not be sent as they are
-    (see the module's docstring); their recipient ids. ``thuong`` claims are not looked at."""
+    """Hold, in the claim's transaction, the claims that may not be sent as they are (see the
+    module's docstring); their recipient ids. Of a ``thuong`` claim only the unit's active flag is
+    looked at: an admin deactivated the unit, or the directory closed it."""
     moves = []
     for item in claimed:
         if item.classification == Classification.THUONG.value:
-            continue
-        why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256))
+            # Not registered at all (a status for a sender known by its CA alone) is no reason.
+            why = _inactive(item.unit_code) if item.unit_active is False else None
+        else:
+            why = await _why_not_sendable(gateway, conn, item, inline.get(item.package_sha256))
         if why is None:
             continue
         # An earlier attempt's outcome is unknown: the peer may hold that copy — say so, as a
@@ -153,7 +158,7 @@ async def _hold_unroutable(
             f"held at the claim, nothing sent: {why}", item.earlier_outcome_unknown
         )
         moves.append(
-            queries.Move(
+            message_queries.Move(
                 recipient_id=item.recipient_id,
                 message_id=item.message_id,
                 current=TransportState.SENDING,
@@ -179,10 +184,17 @@ async def _hold_unroutable(
                 "reason": why,
             },
         )
-    if moves and await queries.transition_many(conn, moves, actor=worker):
+    if moves and await message_queries.transition_many(conn, moves, actor=worker):
         # The rows were claimed in this very transaction: none can have moved.
         raise IllegalTransition("a recipient being held at its claim moved concurrently")
     return {move.recipient_id for move in moves}
+
+
+def _inactive(unit_code: str) -> str:
+    return (
+        f"unit {unit_code} is not active in the registry (deactivated, or closed by the "
+        f"directory: docgw units history {unit_code})"
+    )
 
 
 async def _why_not_sendable(
@@ -263,8 +275,8 @@ async def _record(
     gateway: Gateway, ended: Sequence[_Sent], attempt_ids: dict[int, int], worker: str
 ) -> None:
     """Every outcome of the round as a durable decision, in one transaction."""
-    moves: list[queries.Move] = []
-    ends: list[queries.AttemptEnd] = []
+    moves: list[message_queries.Move] = []
+    ends: list[job_queries.AttemptEnd] = []
     for sent in ended:
         now = sent.ended_at
         policy = gateway.retry_policy(sent.group[0].channel)
@@ -288,7 +300,7 @@ async def _record(
             else:
                 fields.update(last_error=decision.reason, next_attempt_at=decision.next_attempt_at)
             moves.append(
-                queries.Move(
+                message_queries.Move(
                     recipient_id=item.recipient_id,
                     message_id=item.message_id,
                     current=TransportState.SENDING,
@@ -300,7 +312,7 @@ async def _record(
                 )
             )
             ends.append(
-                queries.AttemptEnd(
+                job_queries.AttemptEnd(
                     attempt_id=attempt_ids[item.recipient_id],
                     at=now,
                     outcome=sent.outcome.value,
@@ -309,8 +321,8 @@ async def _record(
                 )
             )
     async with gateway.engine.begin() as conn:
-        lost = await queries.transition_many(conn, moves, actor=worker)
-        await queries.finish_attempts(conn, ends)
+        lost = await message_queries.transition_many(conn, moves, actor=worker)
+        await job_queries.finish_attempts(conn, ends)
     for move in lost:
         # Recovery already declared this claim lost (lease expired): its decision stands.
         log.warning("late_outcome_ignored", extra={"recipient_id": move.recipient_id})
@@ -371,9 +383,9 @@ async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
     """Claims whose lease expired (the worker died or hung): their outcome is unknown."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        expired = await queries.expired_leases(conn, now=now)
+        expired = await job_queries.expired_leases(conn, now=now)
         for recipient_id, message_id in expired:
-            await queries.transition(
+            await message_queries.transition(
                 conn,
                 recipient_id,
                 TransportState.SENDING,

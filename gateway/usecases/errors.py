@@ -97,3 +97,9 @@ class ImportTooLarge(GatewayError):
     """``docgw import``: a file over ``[api] max_upload_bytes``."""
 
     code = "IMPORT_TOO_LARGE"
+
+
+class NoDirectory(GatewayError):
+    """The channel named has no directory to sync (not an axis, or not configured)."""
+
+    code = "CHANNEL_HAS_NO_DIRECTORY"

@@ -22,10 +22,10 @@ from envelopes.model import (
     StatusCode,
 )
 from gateway.bootstrap import Gateway
+from gateway.store import audit_queries, message_queries
 from gateway.store import events as store
-from gateway.store import queries
 from gateway.store.events import EventRecord, Waiting
-from gateway.usecases.errors import Conflict, NotFound
+from gateway.usecases.errors import Conflict, Forbidden, NotFound
 from gateway.usecases.statuses import enqueue_status
 
 #: A received document's event type by its Bussiness doc type (a revocation or an update of a
@@ -178,6 +178,10 @@ async def acknowledge(
     member: its own unit; staff: ``unit``, or every local recipient). Idempotent. ``reply``: a
     status queued to the sender from each unit that takes it NOW, in the same transaction (a
     repeated ack sends none)."""
+    if member_unit is not None and unit not in (None, member_unit):
+        raise Forbidden(
+            f"a member token of {member_unit} acknowledges for {member_unit} only", element="unit"
+        )
     if reply is not None and reply.code.sent_by_sender:
         raise Conflict(
             f"{reply.code.value} is the sender's status, not a reply to a received document",
@@ -185,7 +189,7 @@ async def acknowledge(
         )
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or message.direction != "in" or message.kind != "document":
             raise NotFound(f"no received document {message_id}", element="id")
         units = [r.unit_code for r in message.recipients]
@@ -221,10 +225,10 @@ async def acknowledge(
                     actor=actor,
                     now=now,
                 )
-        await queries.insert_audit_rows(
+        await audit_queries.insert_audit_rows(
             conn,
             [
-                queries.audit_row(
+                audit_queries.audit_row(
                     now=now,
                     actor=actor,
                     action="taken",

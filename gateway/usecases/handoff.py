@@ -53,7 +53,7 @@ from envelopes.metadata import parse_metadata
 from envelopes.model import AttachmentInfo, Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases.packages import hands_over_opened, load_to_spool, open_sealed_for_us, spool
 from gateway.usecases.statuses import VIETNAM
@@ -146,7 +146,7 @@ async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) ->
     after: tuple[dt.datetime, str] | None = None
     while True:
         async with gateway.reader.connect() as conn:
-            pending = await queries.not_handed_off(conn, limit=limit, after=after)
+            pending = await message_queries.not_handed_off(conn, limit=limit, after=after)
         for message in pending:
             try:
                 await _hand_over_one(gateway, folder, message)
@@ -187,7 +187,7 @@ async def _hand_over_one(gateway: Gateway, folder: DropFolder, message: MessageR
             # The package as received, checked against the stored digest.
             await _write_plain(folder, message, package, expected_sha256=message.package_sha256)
     async with gateway.engine.begin() as conn:
-        await queries.mark_handed_off(conn, message.id, now=gateway.clock())
+        await message_queries.mark_handed_off(conn, message.id, now=gateway.clock())
 
 
 async def _write_plain(

@@ -24,7 +24,7 @@ from envelopes.metadata import DocumentRequest
 from envelopes.model import Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.usecases.errors import IdempotencyKeyReused
 from gateway.usecases.naming import stored_classification
 from gateway.usecases.packages import load_to_spool, open_sealed_for_us, spool
@@ -41,10 +41,10 @@ async def check_repeat(
     """Nothing when ``key`` is new for ``client`` or came with this same request before; else
     :class:`IdempotencyKeyReused` (the first message is left as it is)."""
     async with gateway.engine.connect() as conn:
-        message_id = await queries.message_id_for_idempotency_key(conn, client, key)
+        message_id = await message_queries.message_id_for_idempotency_key(conn, client, key)
         if message_id is None:
             return
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         assert message is not None
         stored_as = Classification(message.classification)
         # An update of a Tối mật document is stored Tối mật, asked for as what it asked for.

@@ -31,9 +31,8 @@ from envelopes.model import DocumentPackage, StatusCode, StatusPackage
 from envelopes.reading import Notice, PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway.bootstrap import Gateway
-from gateway.domain import business
 from gateway.domain.lifecycle import TransportState
-from gateway.store import blobs, imports, queries
+from gateway.store import audit_queries, blobs, imports, message_queries, status_queries
 from gateway.usecases.errors import (
     ImportNotOurs,
     ImportSealed,
@@ -41,7 +40,7 @@ from gateway.usecases.errors import (
     ImportTooLarge,
 )
 from gateway.usecases.packages import trust_for
-from gateway.usecases.statuses import VIETNAM
+from gateway.usecases.statuses import VIETNAM, move_business_status
 
 ACTOR = "import"
 UNVERIFIED = "IMPORT_UNVERIFIED"
@@ -297,7 +296,7 @@ async def _store_document(
             )
     row = await _message_row(gateway, conn, read, data)
     now = row["created_at"]
-    await queries.insert_message(
+    await message_queries.insert_message(
         conn,
         **row,
         direction=direction,
@@ -314,7 +313,7 @@ async def _store_document(
     )
     audit_rows: list[dict[str, Any]] = []
     for unit_code in dict.fromkeys(units):
-        await queries.insert_recipient(
+        await message_queries.insert_recipient(
             conn,
             message_id=row["id"],
             unit_code=unit_code,
@@ -325,7 +324,7 @@ async def _store_document(
             reason=f"imported from {name}" + ("" if read.verified else " (unverified)"),
             audit_rows=audit_rows,
         )
-    await queries.insert_audit_rows(conn, audit_rows)
+    await audit_queries.insert_audit_rows(conn, audit_rows)
     await _attach_pending(conn, row["id"], header.document_id, {sender, *units}, now)
     return _outcome(
         name, sha256, read, outcome="imported", direction=direction, message_id=row["id"]
@@ -369,7 +368,7 @@ async def _store_status(
     row = await _message_row(gateway, conn, read, data)
     now = row["created_at"]
     target = await imports.document_for_status(conn, document_id=document_id, reporter=reporter)
-    await queries.insert_message(
+    await message_queries.insert_message(
         conn,
         **row,
         direction=direction,
@@ -383,7 +382,7 @@ async def _store_status(
         dedup_key=f"{reporter}|{document_id}|{code}|{status.timestamp.isoformat()}",
         handed_off_at=now if direction == "in" else None,
     )
-    await queries.insert_status_event(
+    await status_queries.insert_status_event(
         conn,
         direction=direction,
         status_message_id=row["id"],
@@ -426,12 +425,9 @@ async def _attach_pending(
         recipient_id = None
         if found is not None:
             recipient_id, current = found
-            applied = business.apply(
-                StatusCode(current) if current else None, StatusCode(pending.status_code)
+            out_of_order = await move_business_status(
+                conn, recipient_id, current, StatusCode(pending.status_code), now=now
             )
-            out_of_order = applied.out_of_order
-            if not out_of_order:
-                await queries.set_business_status(conn, recipient_id, pending.status_code, now=now)
         await imports.attach_status(
             conn,
             pending,

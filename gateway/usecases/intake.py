@@ -30,9 +30,11 @@ from envelopes.verification import (
 )
 from envelopes.zipped import ZipCandidateSpool, is_wrapped
 from gateway.bootstrap import Gateway
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
-from gateway.store import blobs, queries
+from gateway.store import audit_queries, blobs, message_queries, status_queries
+from gateway.store.visibility import readable_text
 from gateway.usecases import events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
@@ -93,7 +95,9 @@ async def _receive(
         # Stored before (or by a concurrent copy that committed first): nothing of this copy was
         # kept; the answer names the stored one.
         async with gateway.reader.connect() as conn:
-            existing = await queries.message_id_for_dedup_key(conn, "in", _dedup_key(verified))
+            existing = await message_queries.message_id_for_dedup_key(
+                conn, Direction.IN, _dedup_key(verified)
+            )
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         answers: tuple[str, ...] = ()
@@ -246,10 +250,10 @@ class _Stored:
 
 def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -> dict[str, Any]:
     """The columns both kinds share. A classified message keeps no readable subject: its
-    content lives only in the sealed package."""
+    content lives only in the sealed package (``message_queries.insert_message…`` see to it)."""
     return {
         "id": stored.message_id,
-        "direction": "in",
+        "direction": Direction.IN,
         "classification": stored.classification.value,
         "package_sha256": stored.package_sha256,
         "client": stored.via,
@@ -272,7 +276,7 @@ async def _store_document(
         kind="document",
         document_id=header.document_id,
         sender=header.from_.organ_id,
-        subject=None if stored.classification.is_classified else header.subject,
+        subject=header.subject,
         code=str(header.code),
         promulgation_date=header.promulgation.date,
         priority=int(header.other_info.priority),
@@ -299,7 +303,7 @@ async def _register_local_units(
     answers = []
     audit_rows: list[dict[str, Any]] = []  # every recipient's "created", in one INSERT
     for unit_code in local:
-        await queries.insert_recipient(
+        await message_queries.insert_recipient(
             conn,
             message_id=message_id,
             unit_code=unit_code,
@@ -333,7 +337,7 @@ async def _register_local_units(
                 audit_rows=audit_rows,
             )
         )
-    await queries.insert_audit_rows(conn, audit_rows)
+    await audit_queries.insert_audit_rows(conn, audit_rows)
     await events.record_document_received(
         conn, verified.package, message_id=message_id, local_units=local, now=now
     )
@@ -352,7 +356,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         kind="status",
         document_id=document_id or "",
         sender=reporter,
-        subject=None if stored.classification.is_classified else status.description,
+        subject=status.description,
         priority=0,
         status_code=status.status_code.value,
         related_message_id=target.message_id if target else None,
@@ -363,7 +367,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
         reporter=reporter,
         document_id=document_id,
         code=status.status_code,
-        description=None if stored.classification.is_classified else status.description,
+        description=readable_text(stored.classification, status.description),
         # edXML writes Vietnamese local time; the store keeps UTC.
         reported_at=status.timestamp.replace(tzinfo=VIETNAM).astimezone(dt.UTC),
         status_message_id=stored.message_id,
@@ -381,7 +385,7 @@ async def _store_status(conn: AsyncConnection, verified: VerifiedStatus, stored:
 
 
 async def _insert_received(conn: AsyncConnection, **values: Any) -> None:
-    if not await queries.insert_message_unless_received(conn, **values):
+    if not await message_queries.insert_message_unless_received(conn, **values):
         raise _AlreadyStored
 
 
@@ -412,7 +416,7 @@ async def _keep_unverified_status(
     reporter, document_id = status.from_.organ_id, status.response_for.document_id
     message_id = str(uuid.uuid4())
     key = _status_dedup_key(status)
-    description = None if classification.is_classified else status.description
+    description = readable_text(classification, status.description)
     duplicate = False
     try:
         async with gateway.engine.begin() as conn:
@@ -427,8 +431,8 @@ async def _keep_unverified_status(
             await _insert_received(
                 conn,
                 id=message_id,
-                direction="in",
-                kind="status",
+                direction=Direction.IN,
+                kind=PackageKind.STATUS,
                 classification=classification.value,
                 package_sha256=ref.sha256,
                 client=via,
@@ -444,9 +448,9 @@ async def _keep_unverified_status(
                 status_code=status.status_code.value,
                 related_message_id=related,
             )
-            await queries.insert_status_event(
+            await status_queries.insert_status_event(
                 conn,
-                direction="in",
+                direction=Direction.IN,
                 status_message_id=message_id,
                 message_id=related,
                 recipient_id=None,
@@ -470,7 +474,7 @@ async def _keep_unverified_status(
             )
     except _AlreadyStored:
         async with gateway.reader.connect() as conn:
-            existing = await queries.message_id_for_dedup_key(conn, "in", key)
+            existing = await message_queries.message_id_for_dedup_key(conn, Direction.IN, key)
         if existing is None:  # pragma: no cover - the insert just met it
             raise
         message_id, duplicate = existing, True
@@ -502,7 +506,7 @@ async def _address_new_units(
     now = gateway.clock()
     try:
         async with gateway.engine.begin() as conn:
-            message = await queries.get_message(conn, message_id)
+            message = await message_queries.get_message(conn, message_id)
             if message is None:  # pragma: no cover - it was just found
                 return ()
             known = {r.unit_code for r in message.recipients}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.model import Business, BusinessDocType, Classification, MessageHeader
 from gateway.domain.routing import strictest
-from gateway.store import queries
+from gateway.store import message_queries
 
 
 def named_ids(header: MessageHeader, business: Business | None) -> Iterator[str]:
@@ -38,7 +38,7 @@ async def named_classifications(
     """The classifications of the stored documents (sent or received) with these DocumentIds."""
     found: list[Classification] = []
     for document_id in dict.fromkeys(document_ids):
-        values = await queries.classifications_of_document(conn, document_id)
+        values = await message_queries.classifications_of_document(conn, document_id)
         found.extend(Classification(value) for value in values)
     return found
 

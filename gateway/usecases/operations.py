@@ -15,42 +15,40 @@ accepted requeue goes to the unit's current secure endpoint (delivery reads it f
 at each claim) and, if the unit's certificate changed, with a copy sealed anew for the current one.
 
 Sealing a copy (opening the sender's copy, building it again with To naming only the recipient when
-it names others, sealing it for the recipient) is CPU work on the whole package: it runs in a
-thread for a large one (``run_blocking``) and before the write transaction, on spools, with no
-database connection held — on SQLite the one pooled connection would otherwise stay taken, and the
-whole gateway wait, while a large package is sealed. The transaction then checks everything again
-(the route, the current certificate) and stores only the copies it needs: a refused resend stores
-nothing, and a certificate renewed meanwhile is sealed for there, still off the event loop.
+it names others, sealing it for the recipient) is done by
+:mod:`~gateway.usecases.classified_copies`: before the write transaction, off the event loop, with
+no connection held. The transaction then checks everything again (the route, the current
+certificate) and stores only the copies it needs: a refused resend stores nothing, and a
+certificate renewed meanwhile is sealed for there, still off the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connectors.offload import run_blocking, stream_size
+from connectors.offload import stream_size
 from envelopes import sealing
 from envelopes.model import Classification
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
 from gateway.domain.routing import RecipientEntry, Route, route_recipient, route_through
-from gateway.store import blobs, queries
+from gateway.store import message_queries, unit_queries
 from gateway.store.records import MessageRecord, RecipientRecord
+from gateway.usecases.classified_copies import ClassifiedCopies
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.packages import (
     current_certificate,
     load_to_spool,
     read_rebuildable,
-    seal_copy,
     sealed_for,
     spool,
 )
@@ -74,55 +72,55 @@ class ResendRefused(Conflict):
     code = "RESEND_REFUSED"
 
 
-#: A recipient and the certificate its copy is sealed for.
-_Seal = tuple[str, x509.Certificate]
+class _SendersCopy:
+    """Each recipient's plaintext, from the sender's copy (the only one a classified message
+    keeps): opened with the sender's key and built again with To naming only that recipient —
+    same DocumentId, signed again by the sender — unless it names no other (then sealed as it is,
+    byte for byte). A receiving gateway registers every local unit its To names."""
+
+    def __init__(self, gateway: Gateway, message: MessageRecord, stack: ExitStack) -> None:
+        self._signer = gateway.signer(message.sender)
+        self._message = message
+        self._stack = stack
+        self._own: IO[bytes] | None = None
+
+    async def load(self, conn: AsyncConnection) -> None:
+        if self._own is None:
+            own = await load_to_spool(conn, self._message.package_sha256)
+            self._own = self._stack.enter_context(own)
+
+    def size(self) -> int | None:
+        assert self._own is not None
+        self._own.seek(0)
+        return stream_size(self._own)
+
+    def opened(self, stack: ExitStack) -> Callable[[str], IO[bytes]]:
+        assert self._own is not None
+        signer = self._signer
+        plain = stack.enter_context(spool())
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="docgw-release-"))
+        self._own.seek(0)
+        sealing.open_stream(self._own, plain, signer.private_key)  # type: ignore[arg-type]
+        package = read_rebuildable(plain, Path(folder))
+        everyone = [to.organ_id for to in package.document.header.to]
+
+        def plaintext(unit: str) -> IO[bytes]:
+            if everyone == [unit]:
+                return plain
+            addressed = stack.enter_context(spool())
+            package.addressed_to(unit, signer, addressed)
+            return addressed
+
+        return plaintext
 
 
-@dataclass
-class _SealedCopies:
-    """Copies of one classified message sealed for recipients' certificates, each on a spool,
-    closed with ``stack`` once the transaction has stored the ones it needs.
-
-    Each copy addresses its recipient alone: the sender's copy (the only one the message keeps)
-    names every recipient in To, so it is rebuilt with To naming only that recipient — same
-    DocumentId, signed again by the sender — unless it names no other (then it is sealed as it
-    is, byte for byte). A receiving gateway registers every local unit its To names."""
-
-    gateway: Gateway
-    message: MessageRecord
-    stack: ExitStack
-    copies: dict[_Seal, IO[bytes]] = field(default_factory=dict)
-
-    async def seal(self, own: IO[bytes], wanted: Sequence[_Seal]) -> None:
-        """Seal the sender's copy ``own``, addressed to each recipient of ``wanted`` alone, for its
-        certificate: in a thread for a large one."""
-        key = self.gateway.signer(self.message.sender).private_key
-        await run_blocking(stream_size(own), self._seal, own, key, wanted)
-
-    def _seal(self, own: IO[bytes], key: PrivateKeyTypes, wanted: Sequence[_Seal]) -> None:
-        signer = self.gateway.signer(self.message.sender)
-        with spool() as plain, tempfile.TemporaryDirectory(prefix="docgw-release-") as folder:
-            sealing.open_stream(own, plain, key)  # type: ignore[arg-type]
-            package = read_rebuildable(plain, Path(folder))
-            everyone = [to.organ_id for to in package.document.header.to]
-            for unit, cert in wanted:
-                if everyone == [unit]:
-                    copy = seal_copy(plain, cert)
-                else:
-                    with spool() as addressed:
-                        package.addressed_to(unit, signer, addressed)
-                        copy = seal_copy(addressed, cert)
-                self.copies[unit, cert] = self.stack.enter_context(copy)
-
-    async def copy_for(self, conn: AsyncConnection, unit: str, cert: x509.Certificate) -> IO[bytes]:
-        """The copy for ``unit`` sealed for ``cert``; sealed now (in the transaction, still off the
-        loop for a large package) if ``cert`` became current after the copies were sealed ahead."""
-        if (unit, cert) not in self.copies:
-            with await load_to_spool(conn, self.message.package_sha256) as own:
-                await self.seal(own, [(unit, cert)])
-        copy = self.copies[unit, cert]
-        copy.seek(0)
-        return copy
+def _copies(gateway: Gateway, message: MessageRecord, stack: ExitStack) -> ClassifiedCopies[str]:
+    """The copies of ``message`` for its recipients, by unit, sealed from the sender's copy."""
+    return ClassifiedCopies(
+        _SendersCopy(gateway, message, stack),
+        stack,
+        inline_limit=gateway.settings.gateway.inline_blob_bytes,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +214,7 @@ async def _move(
         if to is TransportState.QUEUED:
             sealed = await _seal_ahead(gateway, message_id, allowed_from, only, now, stack)
         async with gateway.engine.begin() as conn:
-            message = await queries.get_message(conn, message_id)
+            message = await message_queries.get_message(conn, message_id)
             if message is None:
                 raise NotFound(f"no message {message_id}")
             if message.direction != "out":
@@ -224,7 +222,7 @@ async def _move(
                     "only messages this gateway sends can be resent, cancelled or re-routed"
                 )
             if sealed is None:
-                sealed = _SealedCopies(gateway, message, stack)
+                sealed = _copies(gateway, message, stack)
             moved = []
             for recipient in _movable(message, allowed_from, only):
                 extra = dict(fields)
@@ -233,7 +231,7 @@ async def _move(
                     extra.update(
                         await _requeue_fields(gateway, conn, message, recipient, extra, now, sealed)
                     )
-                await queries.transition(
+                await message_queries.transition(
                     conn,
                     recipient.id,
                     recipient.state,
@@ -272,18 +270,18 @@ async def _seal_ahead(
     only: str | None,
     now: dt.datetime,
     stack: ExitStack,
-) -> _SealedCopies | None:
+) -> ClassifiedCopies[str] | None:
     """Before the write transaction: the copies a classified message being queued again needs,
     one per recipient whose stored copy (if any) is not sealed for its current certificate. The
     sender's copy is read with a connection; the sealing runs once it is given back. None when
     there is nothing to seal (or the transaction is to refuse the operation anyway)."""
     async with gateway.engine.connect() as conn:
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
         if message is None or message.direction != "out":
             return None
         if not Classification(message.classification).is_classified:
             return None
-        wanted: list[_Seal] = []
+        wanted: list[tuple[str, x509.Certificate]] = []
         for recipient in _movable(message, allowed_from, only):
             cert = await current_certificate(conn, recipient.unit_code, now)
             if cert is None:
@@ -292,10 +290,9 @@ async def _seal_ahead(
                 wanted.append((recipient.unit_code, cert))
         if not wanted:
             return None
-        own = stack.enter_context(await load_to_spool(conn, message.package_sha256))
-    sealed = _SealedCopies(gateway, message, stack)
-    await sealed.seal(own, wanted)
-    own.close()  # the sealed copies are all the transaction needs
+        sealed = _copies(gateway, message, stack)
+        await sealed.load(conn)
+    await sealed.seal(wanted)
     return sealed
 
 
@@ -306,7 +303,7 @@ async def _requeue_fields(
     recipient: RecipientRecord,
     fields: dict[str, object],
     now: dt.datetime,
-    sealed: _SealedCopies,
+    sealed: ClassifiedCopies[str],
 ) -> dict[str, object]:
     """What a recipient needs to be sent again, or a refusal that changes nothing.
 
@@ -322,7 +319,7 @@ async def _requeue_fields(
     verb = "re-route" if rerouting else "resend"
     updates: dict[str, object] = {}
     if rerouting or classification.is_classified or recipient.state is TransportState.HELD:
-        unit = await queries.get_unit(conn, recipient.unit_code)
+        unit = await unit_queries.get_unit(conn, recipient.unit_code)
         if unit is None:
             raise refused(
                 f"cannot {verb} {recipient.unit_code}: the unit is no longer in the registry",
@@ -347,10 +344,7 @@ async def _requeue_fields(
                 element="channel" if rerouting else None,
             )
         if not await _sealed_for(conn, recipient.package_sha256, cert):
-            copy = await sealed.copy_for(conn, recipient.unit_code, cert)
-            inline = gateway.settings.gateway.inline_blob_bytes
-            ref = await blobs.put_stream(conn, copy, inline_limit=inline, now=now)
-            updates["package_sha256"] = ref.sha256
+            updates["package_sha256"] = await sealed.store(conn, recipient.unit_code, cert, now=now)
     return updates
 
 

@@ -18,11 +18,12 @@ from envelopes import sealing
 from envelopes.attachments import AttachmentSource
 from envelopes.building import build_document
 from envelopes.errors import SealError
-from envelopes.model import DocumentPackage
-from envelopes.reading import read_package
+from envelopes.model import DocumentPackage, MessageHeader
+from envelopes.reading import Notice, read_package
 from envelopes.signing import Signer, TrustPolicy
 from gateway.bootstrap import Gateway
-from gateway.store import blobs, queries
+from gateway.store import blobs, unit_queries
+from gateway.store import current_certificate as store_current
 from gateway.usecases.errors import UnknownSender
 
 SPOOL_BYTES = 8 << 20
@@ -57,14 +58,20 @@ class Rebuildable:
 
     document: DocumentPackage
     attachments: tuple[AttachmentSource, ...]
+    #: What the reader noticed (what docgw does not read is not carried over).
+    notices: tuple[Notice, ...] = ()
 
     def addressed_to(self, unit: str, signer: Signer, out: IO[bytes]) -> None:
         """Build it again into ``out`` with To naming only ``unit`` (as the package named it),
         signed by ``signer``; the DocumentId and everything else are kept."""
         header = self.document.header
         to = tuple(entry for entry in header.to if entry.organ_id == unit)
+        self.build(signer, out, header=dataclasses.replace(header, to=to))
+
+    def build(self, signer: Signer, out: IO[bytes], *, header: MessageHeader | None = None) -> None:
+        """Build it again into ``out``, signed by ``signer`` (``header``: instead of its own)."""
         build_document(
-            dataclasses.replace(header, to=to),
+            header or self.document.header,
             out=out,
             attachments=self.attachments,
             business=self.document.business,
@@ -101,6 +108,7 @@ def read_rebuildable(package: IO[bytes], folder: Path) -> Rebuildable:
             )
             for info in document.attachments
         ),
+        notices=tuple(parsed.notices),
     )
 
 
@@ -128,7 +136,7 @@ async def registered_certificate(
     conn: AsyncConnection, unit_code: str, fingerprint: str
 ) -> x509.Certificate | None:
     """The certificate of ``unit_code`` registered with ``fingerprint`` (SHA-256), if any."""
-    for record in await queries.certificates(conn, unit_code):
+    for record in await unit_queries.certificates(conn, unit_code):
         if record.fingerprint_sha256 == fingerprint:
             return load_certificate(record.pem)
     return None
@@ -137,17 +145,15 @@ async def registered_certificate(
 async def current_certificate(
     conn: AsyncConnection, unit_code: str, now: dt.datetime
 ) -> x509.Certificate | None:
-    """The newest registered, unrevoked, unexpired certificate of a unit."""
-    for record in reversed(await queries.certificates(conn, unit_code)):
-        if not record.revoked and record.not_after > now:
-            return load_certificate(record.pem)
-    return None
+    """The unit's current certificate (:mod:`gateway.store.current_certificate`), or None."""
+    pem = await store_current.current_pem(conn, unit_code, now)
+    return None if pem is None else load_certificate(pem)
 
 
 async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
-    found = await queries.sender_certificates(conn, sender)
+    found = await unit_queries.sender_certificates(conn, sender)
     if found is None or not found.active:
         raise UnknownSender(f"sender {sender} is not an active unit in the registry")
     pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +24,11 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import audit_queries, unit_queries
+from gateway.store import registrations as versions
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
-from gateway.usecases.errors import Conflict, NotFound
+from gateway.usecases.errors import Conflict, Forbidden, NotFound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +158,7 @@ async def register_unit(
     record = certificate_record(unit.code, certificate_pem) if certificate_pem else None
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        existing = await queries.get_unit(conn, unit.code) if given is not None else None
+        existing = await unit_queries.get_unit(conn, unit.code) if given is not None else None
         if existing is not None and given is not None:
             # A stored endpoint is judged when it is given again, not when only the name changes
             # (e.g. an http:// one from before the rule: the secure connector refuses it anyway).
@@ -165,13 +166,23 @@ async def register_unit(
             check_unit(dataclasses.replace(kept, **{f: getattr(unit, f) for f in given}))
         else:
             check_unit(unit)
-        created = await queries.upsert_unit(conn, unit, now=now, only=given)
+        created = await unit_queries.upsert_unit(conn, unit, now=now, only=given)
         if record is not None:
-            owner = await queries.certificate_owner(conn, record.fingerprint_sha256)
+            owner = await unit_queries.certificate_owner(conn, record.fingerprint_sha256)
             if owner not in (None, unit.code):
                 raise Conflict(f"this certificate is registered for {owner}", element="certificate")
-            await queries.add_certificate(conn, record, now=now)
-        await queries.audit(
+            await unit_queries.add_certificate(conn, record, now=now)
+        stored = await unit_queries.get_unit(conn, unit.code)
+        assert stored is not None
+        await versions.add_version(
+            conn,
+            stored,
+            action="registered" if created else "updated",
+            changed_by=actor,
+            reason=f"certificate {record.fingerprint_sha256}" if record else None,
+            now=now,
+        )
+        await audit_queries.audit(
             conn,
             now=now,
             actor=actor,
@@ -182,19 +193,93 @@ async def register_unit(
     return created
 
 
+async def register_from_request(
+    gateway: Gateway,
+    code: str,
+    changes: Mapping[str, Any],
+    *,
+    certificate_pem: str | None,
+    actor: str,
+    member_unit: str | None,
+) -> tuple[bool, UnitDetail]:
+    """A registration as the API takes it: ``changes`` holds the fields of :data:`UNIT_FIELDS`
+    the request names (None clears a text field; a None name keeps the name). A member token
+    (``member_unit``) may register only its own unit and change only its name and certificates.
+    Returns (created, the unit as stored)."""
+    existing = await _existing_unit(gateway, code)
+    unit = merged_unit(changes, code, existing, is_local=code in gateway.signers)
+    if member_unit is not None:
+        check_member_change(member_unit, existing, unit)
+    created = await register_unit(
+        gateway,
+        unit,
+        certificate_pem=certificate_pem,
+        actor=actor,
+        # A new unit is registered whole (is_local as the gateway knows it); an update writes
+        # only what the request names.
+        given=[key for key in UNIT_FIELDS if key in changes] if existing is not None else None,
+    )
+    return created, await get_unit(gateway, code)
+
+
+async def _existing_unit(gateway: Gateway, code: str) -> UnitRecord | None:
+    try:
+        return (await get_unit(gateway, code)).unit
+    except NotFound:
+        return None
+
+
+def merged_unit(
+    changes: Mapping[str, Any], code: str, existing: UnitRecord | None, *, is_local: bool
+) -> UnitRecord:
+    """The unit as it will be: fields the request leaves out keep their current values (an
+    update must not reset is_local or active, which the API does not set, nor anything it does
+    not name). ``allows_tuyet_mat`` is false for a new unit unless given."""
+    routing = {key: changes[key] for key in ROUTING_FIELDS if key in changes}
+    name = changes.get("name")
+    if existing is None:
+        return UnitRecord(code=code, name=name or "", is_local=is_local, **routing)
+    if name is not None:
+        routing["name"] = name
+    return dataclasses.replace(existing, **routing)
+
+
+def check_member_change(member_unit: str, before: UnitRecord | None, after: UnitRecord) -> None:
+    """A member registers only its own unit, and never changes how docgw routes to it."""
+    if after.code != member_unit:
+        raise Forbidden(
+            f"a member token of {member_unit} cannot register {after.code}", element="code"
+        )
+    reference = before or UnitRecord(code=after.code, name="")
+    for field in ROUTING_FIELDS:
+        if getattr(after, field) != getattr(reference, field):
+            raise Forbidden(f"only an admin may set {field}", element=field)
+
+
 async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
     async with gateway.engine.connect() as conn:
-        unit = await queries.get_unit(conn, code)
+        unit = await unit_queries.get_unit(conn, code)
         if unit is None:
             raise NotFound(f"no unit {code}")
-        return UnitDetail(unit=unit, certificates=tuple(await queries.certificates(conn, code)))
+        return UnitDetail(
+            unit=unit, certificates=tuple(await unit_queries.certificates(conn, code))
+        )
 
 
 async def list_units(
-    gateway: Gateway, *, text: str | None = None, after: str | None = None, limit: int = 100
+    gateway: Gateway,
+    *,
+    text: str | None = None,
+    parent: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
 ) -> list[UnitRecord]:
+    """Units by code; ``text`` finds codes by prefix and names accents and case aside,
+    ``parent`` lists one unit's children (the registry as a tree)."""
     async with gateway.engine.connect() as conn:
-        return await queries.list_units(conn, text=text, after=after, limit=limit)
+        return await unit_queries.list_units(
+            conn, text=text, parent=parent, after=after, limit=limit
+        )
 
 
 async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:
@@ -227,8 +312,13 @@ async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, i
     created = 0
     async with gateway.engine.begin() as conn:
         for unit in units:
-            created += await queries.upsert_unit(conn, unit, now=now, only=given)
-        await queries.audit(
+            created += await unit_queries.upsert_unit(conn, unit, now=now, only=given)
+            stored = await unit_queries.get_unit(conn, unit.code)
+            assert stored is not None
+            await versions.add_version(
+                conn, stored, action="imported", changed_by=actor, reason=None, now=now
+            )
+        await audit_queries.audit(
             conn, now=now, actor=actor, action="units_imported", reason=f"{len(units)} units"
         )
     return created, len(units) - created

@@ -41,10 +41,10 @@ from gateway.domain.deadlines import (
 )
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.periods import Period, PeriodKind
-from gateway.store import queries
 from gateway.store import reports as counts
+from gateway.store import unit_queries
 from gateway.store.database import is_sqlite
-from gateway.usecases.errors import UnknownUnit
+from gateway.usecases.errors import Forbidden, UnknownUnit
 
 
 class ReportPeriodInvalid(GatewayError):
@@ -134,6 +134,18 @@ def nearest_rank(values: list[float], fraction: float) -> float | None:
     return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
+async def report_for(
+    gateway: Gateway, kind: PeriodKind, name: str, unit: str | None, *, member_unit: str | None
+) -> Report:
+    """A report asked for by name (``2026-11``, ``2026-W48``): a member token (``member_unit``)
+    sees only its own unit's, which it must name; staff any unit's or the whole gateway's."""
+    if member_unit is not None and unit != member_unit:
+        raise Forbidden(
+            f"a member token of {member_unit} sees only its own unit's report", element="unit"
+        )
+    return await build_report(gateway, period_of(gateway, kind, name), unit)
+
+
 async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Report:
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
@@ -142,7 +154,7 @@ async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Re
             await conn.execution_options(isolation_level="REPEATABLE READ")
         if unit is not None:
             parse_strict(unit, field="unit")
-            if await queries.get_unit(conn, unit) is None:
+            if await unit_queries.get_unit(conn, unit) is None:
                 raise UnknownUnit(f"no unit {unit}", element="unit")
         window = counts.Window(start=period.start, end=period.end, unit=unit, as_of=now)
         sent = [

@@ -4,13 +4,14 @@ ones received to the right recipient of the right message."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
+from contextlib import ExitStack
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from envelopes import sealing
 from envelopes.building import build_status
 from envelopes.model import (
     Classification,
@@ -20,12 +21,16 @@ from envelopes.model import (
     StatusCode,
     StatusPackage,
 )
+from envelopes.reading import PackageKind
 from gateway.bootstrap import Gateway
 from gateway.domain import business
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import route_recipient, strictest
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, status_queries, unit_queries
 from gateway.store.records import UnitRecord
+from gateway.store.visibility import readable_text
+from gateway.usecases.classified_copies import ClassifiedCopies, Spools, no_certificate
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.naming import named_classifications
 from gateway.usecases.packages import current_certificate
@@ -52,7 +57,7 @@ async def enqueue_status(
 ) -> str:
     """Build, sign and queue one status package from a local unit to another unit, inside the
     caller's transaction. Returns the new message id. ``audit_rows``: as for
-    :func:`gateway.store.queries.insert_recipient`.
+    :func:`gateway.store.message_queries.insert_recipient`.
 
     ``classification`` is the related document's: a status about a classified document names it
     (DocumentId, số/ký hiệu), so it travels under that classification — over a secure channel,
@@ -65,7 +70,7 @@ async def enqueue_status(
     if about.document_id and classification is not Classification.TUYET_MAT:
         named = await named_classifications(conn, [about.document_id])
         classification = strictest(classification, named)
-    units = await queries.get_units(conn, {to, reporter})
+    units = await unit_queries.get_units(conn, {to, reporter})
     unit = units.get(to)
     if unit is None:
         raise UnknownUnit(f"unit {to} is not in the registry", element="to")
@@ -76,39 +81,39 @@ async def enqueue_status(
         signer=gateway.signer(reporter),
     )
     inline = gateway.settings.gateway.inline_blob_bytes
-    own_copy, recipient_copy, held_reason = package, None, None if route.channel else route.reason
+    recipient_copy, held_reason = None, None if route.channel else route.reason
     if classification.is_classified:
-        own_copy = sealing.seal(package, gateway.signer(reporter).certificate)
-        cert = await current_certificate(conn, to, now)
-        if cert is None:
-            held_reason = held_reason or f"no current certificate registered for {to} to seal for"
-        else:
-            recipient_copy = (
-                await blobs.put_bytes(
-                    conn, sealing.seal(package, cert), inline_limit=inline, now=now
-                )
-            ).sha256
-    ref = await blobs.put_bytes(conn, own_copy, inline_limit=inline, now=now)
+        # A status package is small: sealed here, in the caller's transaction.
+        with ExitStack() as stack:
+            sealed = ClassifiedCopies(Spools({to: io.BytesIO(package)}), stack, inline_limit=inline)
+            own_copy = await sealed.store(conn, to, gateway.signer(reporter).certificate, now=now)
+            cert = await current_certificate(conn, to, now)
+            if cert is None:
+                held_reason = held_reason or no_certificate(to)
+            else:
+                recipient_copy = await sealed.store(conn, to, cert, now=now)
+    else:
+        own_copy = (await blobs.put_bytes(conn, package, inline_limit=inline, now=now)).sha256
     message_id = str(uuid.uuid4())
-    await queries.insert_message(
+    await message_queries.insert_message(
         conn,
         id=message_id,
-        direction="out",
-        kind="status",
+        direction=Direction.OUT,
+        kind=PackageKind.STATUS,
         document_id=about.document_id or "",
         sender=reporter,
         classification=classification.value,
         # A classified document's statuses keep their wording only inside the sealed package.
-        subject=None if classification.is_classified else description,
+        subject=description,
         priority=0,
         status_code=code.value,
         related_message_id=related_message_id,
-        package_sha256=ref.sha256,
+        package_sha256=own_copy,
         client=actor,
         route=route.channel,
         created_at=now,
     )
-    await queries.insert_recipient(
+    await message_queries.insert_recipient(
         conn,
         message_id=message_id,
         unit_code=to,
@@ -120,7 +125,7 @@ async def enqueue_status(
         package_sha256=recipient_copy,
         audit_rows=audit_rows,
     )
-    await queries.insert_status_event(
+    await status_queries.insert_status_event(
         conn,
         direction="out",
         status_message_id=message_id,
@@ -128,7 +133,7 @@ async def enqueue_status(
         reporter=reporter,
         document_id=about.document_id,
         status_code=code.value,
-        description=None if classification.is_classified else description,
+        description=readable_text(classification, description),
         reported_at=now,
         recorded_at=now,
         out_of_order=False,
@@ -169,7 +174,9 @@ async def reply(
     each local recipient unit to the sender), 13 on a sent one (to each of its recipients)."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        message = await queries.get_message(conn, message_id)
+        # A member's unit: 404 before any state check (store.visibility): a 409 naming the
+        # message's direction would tell a member that a message it may not see exists.
+        message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
         if message is None or message.kind != "document":
             raise NotFound(f"no document message {message_id}")
         about = ResponseFor(
@@ -213,24 +220,43 @@ async def reply(
 
 async def find_status_target(
     conn: AsyncConnection, *, reporter: str, document_id: str | None, code: StatusCode
-) -> queries.StatusTarget | None:
+) -> status_queries.StatusTarget | None:
     """The document a received status is about (None when unknown: the status is still kept)."""
     if not document_id:
         return None
-    found = await queries.find_document_recipient(conn, document_id=document_id, reporter=reporter)
+    found = await status_queries.find_document_recipient(
+        conn, document_id=document_id, reporter=reporter
+    )
     if found is None and code is StatusCode.RETRACT_REQUESTED:
         # 13 comes from the sender about a document we received.
-        received = await queries.find_received_document(conn, document_id=document_id)
+        received = await status_queries.find_received_document(conn, document_id=document_id)
         if received is not None:
-            return queries.StatusTarget(
+            return status_queries.StatusTarget(
                 message_id=received, recipient_id=None, business_status=None
             )
     return found
 
 
+async def move_business_status(
+    conn: AsyncConnection,
+    recipient_id: int,
+    current: str | None,
+    code: StatusCode,
+    *,
+    now: dt.datetime,
+) -> bool:
+    """Make ``code`` the recipient's current business status (``current`` until now), unless it
+    comes out of order — behind the current one, it is kept in the timeline only. Returns whether
+    it came out of order."""
+    out_of_order = business.apply(StatusCode(current) if current else None, code).out_of_order
+    if not out_of_order:
+        await status_queries.set_business_status(conn, recipient_id, code.value, now=now)
+    return out_of_order
+
+
 async def apply_received_status(
     conn: AsyncConnection,
-    target: queries.StatusTarget | None,
+    target: status_queries.StatusTarget | None,
     *,
     reporter: str,
     document_id: str | None,
@@ -247,13 +273,12 @@ async def apply_received_status(
     recipient_id = target.recipient_id if target else None
     out_of_order = False
     if target is not None and recipient_id is not None:
-        current = StatusCode(target.business_status) if target.business_status else None
-        out_of_order = business.apply(current, code).out_of_order
-        if not out_of_order:
-            await queries.set_business_status(conn, recipient_id, code.value, now=now)
-    await queries.insert_status_event(
+        out_of_order = await move_business_status(
+            conn, recipient_id, target.business_status, code, now=now
+        )
+    await status_queries.insert_status_event(
         conn,
-        direction="in",
+        direction=Direction.IN,
         status_message_id=status_message_id,
         message_id=message_id,
         recipient_id=recipient_id,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.offload import run_blocking, stream_size
@@ -41,11 +42,13 @@ from envelopes.reading import PackageKind, read_package
 from envelopes.verification import verify_document
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries, unit_queries
 from gateway.store.records import UnitRecord
 from gateway.usecases import idempotency
+from gateway.usecases.classified_copies import ClassifiedCopies, Spools, no_certificate
 from gateway.usecases.errors import (
     Conflict,
     DocumentIdReused,
@@ -55,7 +58,7 @@ from gateway.usecases.errors import (
     UnknownUnit,
 )
 from gateway.usecases.naming import is_new_document, stored_classification
-from gateway.usecases.packages import current_certificate, seal_copy, spool, trust_for
+from gateway.usecases.packages import current_certificate, read_rebuildable, spool, trust_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,8 +96,14 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
     return total
 
 
-async def explain_routes(gateway: Gateway, request: DocumentRequest) -> tuple[Route, ...]:
-    """Where each recipient's copy would go, and why (nothing is sent or stored)."""
+async def explain_routes(
+    gateway: Gateway, request: DocumentRequest, *, member_unit: str | None = None
+) -> tuple[Route, ...]:
+    """Where each recipient's copy would go, and why (nothing is sent or stored). A member
+    token (``member_unit``) may ask only about its own unit's sends."""
+    sender = request.header.from_.organ_id
+    if member_unit is not None and sender != member_unit:
+        raise Forbidden(f"a member token of {member_unit} cannot route for {sender}")
     async with gateway.engine.connect() as conn:
         classification = await stored_classification(
             conn, request.header, request.business, request.classification
@@ -109,7 +118,7 @@ async def _routes(
     classification: Classification,
 ) -> tuple[Route, ...]:
     codes = [to.organ_id for to in header.to]
-    registry = await queries.get_units(conn, codes)
+    registry = await unit_queries.get_units(conn, codes)
     missing = [code for code in codes if code not in registry]
     if missing:
         raise UnknownUnit(f"not in the unit registry: {', '.join(missing)}", element="to")
@@ -145,7 +154,7 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
 
 async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
     async with gateway.engine.connect() as conn:
-        return bool(await queries.classifications_of_document(conn, header.document_id))
+        return bool(await message_queries.classifications_of_document(conn, header.document_id))
 
 
 def _document_id_reused(header: MessageHeader) -> DocumentIdReused:
@@ -168,10 +177,10 @@ async def _check_identity(
     update or replacement names its document by them on purpose."""
     if not is_new_document(business):
         return
-    if await queries.classifications_of_document(conn, header.document_id):
+    if await message_queries.classifications_of_document(conn, header.document_id):
         raise _document_id_reused(header)
     if not duplicate_code_intended:
-        earlier = await queries.code_used(
+        earlier = await message_queries.code_used(
             conn,
             sender=header.from_.organ_id,
             code=str(header.code),
@@ -364,52 +373,20 @@ def _rebuild_signed(
     again, signed, into ``out``: header, trace entries, business block and every attachment with
     its manifest labels (what docgw does not read is reported as a notice when read, and not
     carried over)."""
-    paths: list[Path] = []
-
-    def attachment_file() -> IO[bytes]:
-        paths.append(folder / str(len(paths)))
-        return paths[-1].open("w+b")
-
-    package.seek(0)
-    parsed = read_package(package, sink_factory=attachment_file)
-    for streamed in parsed.attachments:
-        if streamed.content is not None:
-            streamed.content.close()
+    rebuilt = read_rebuildable(package, folder)
     # What the manifest and the attachments disagree on, docgw would settle silently in signing.
-    for notice in parsed.notices:
+    for notice in rebuilt.notices:
         if notice.code in _UNSIGNABLE:
             raise ReadyPackageRefused(
                 f"cannot be signed as it is: {notice.message}", element=notice.element
             )
-    by_content_id = dict(zip((a.content_id for a in parsed.attachments), paths, strict=True))
-    document = parsed.document()
-    sources = [
-        AttachmentSource(
-            name=info.name,
-            open=_reader_of(by_content_id[info.content_id]),
-            content_type=info.content_type,
-            description=info.description,
-            content_id=info.content_id,
-        )
-        for info in document.attachments
-    ]
-    build_document(
-        document.header,
-        out=out,
-        attachments=sources,
-        business=document.business,
-        traces=document.traces,
-        signer=gateway.signer(document.header.from_.organ_id),
-    )
+    document = rebuilt.document
+    rebuilt.build(gateway.signer(document.header.from_.organ_id), out)
     return document
 
 
 #: Notices of a read package that signing on hand-over refuses.
 _UNSIGNABLE = frozenset({"MANIFEST_WITHOUT_ATTACHMENT", "ATTACHMENT_NOT_IN_MANIFEST"})
-
-
-def _reader_of(path: Path) -> Callable[[], IO[bytes]]:
-    return lambda: path.open("rb")
 
 
 #: Builds the copy of a package addressing one group into a spool.
@@ -418,15 +395,21 @@ Builder = Callable[[Group, IO[bytes]], Awaitable[None]]
 
 class _CopiesNeeded(Exception):
     """Raised in the store transaction (rolling it back) when the routes need package copies
-    that are not built yet; they are built with no connection held, and the store runs again."""
+    that are not built, or not sealed for the certificates now current, yet; they are built and
+    sealed with no connection held, and the store runs again."""
 
-    def __init__(self, groups: Sequence[Group]) -> None:
+    def __init__(self, groups: Sequence[Group], seals: Sequence[_Seal]) -> None:
         super().__init__()
         self.groups = groups
+        self.seals = seals
 
 
-#: Builds after which a submission whose routes keep changing under it gives up (the registry
-#: changed between two transactions twice: submit again).
+#: A copy (by the group it addresses) and the certificate it is sealed for.
+_Seal = tuple[Group, x509.Certificate]
+
+#: Attempts after which a submission whose routes keep changing under it gives up (the registry
+#: changed between two transactions twice: submit again). A classified one takes two at least:
+#: the first finds the certificates its copies are sealed for.
 _STORE_ATTEMPTS = 3
 
 
@@ -445,14 +428,19 @@ async def _store_new(
 ) -> Submitted:
     """Store a new outgoing message, its package copies and every recipient's first state in one
     transaction, and wake the delivery workers. ``build`` makes the copies (a document docgw
-    builds); ``ready`` is the one package there is (a ready package: it cannot be split)."""
+    builds); ``ready`` is the one package there is (a ready package: it cannot be split). The
+    copies of a classified message are sealed between the transaction's attempts."""
     everyone: Group = tuple(to.organ_id for to in header.to)
     with ExitStack() as spools:
         copies: dict[Group, IO[bytes]] = {}
+        sealed = ClassifiedCopies(
+            Spools(copies), spools, inline_limit=gateway.settings.gateway.inline_blob_bytes
+        )
         if ready is not None:
             copies[everyone] = ready
         # Most documents have one recipient, or all take one channel: build that copy first.
         wanted: Sequence[Group] = [] if ready is not None else [everyone]
+        seals: Sequence[_Seal] = []
         for _ in range(_STORE_ATTEMPTS):
             for group in wanted:
                 if build is None:
@@ -465,6 +453,7 @@ async def _store_new(
                 out = spools.enter_context(spool())
                 await build(group, out)
                 copies[group] = out
+            await sealed.seal(seals)
             try:
                 return await _store_once(
                     gateway,
@@ -472,13 +461,14 @@ async def _store_new(
                     classification,
                     business,
                     copies,
+                    sealed,
                     client=client,
                     actor=actor,
                     idempotency_key=idempotency_key,
                     duplicate_code_intended=duplicate_code_intended,
                 )
             except _CopiesNeeded as needed:
-                wanted = needed.groups
+                wanted, seals = needed.groups, needed.seals
             except (sa.exc.IntegrityError, DocumentIdReused, DuplicateDocumentCode) as exc:
                 if idempotency_key:  # a concurrent submission with the same key won the race
                     existing = await _existing(gateway, client, idempotency_key)
@@ -501,6 +491,7 @@ async def _store_once(
     requested: Classification,
     business: Business | None,
     copies: dict[Group, IO[bytes]],
+    sealed: ClassifiedCopies[Group],
     *,
     client: str,
     actor: str,
@@ -509,7 +500,6 @@ async def _store_once(
 ) -> Submitted:
     now = gateway.clock()
     message_id = str(uuid.uuid4())
-    everyone: Group = tuple(to.organ_id for to in header.to)
     async with gateway.engine.begin() as conn:
         # The registry is read in the transaction that stores: one connection per submission
         # instead of two (round trips are most of a small submission's cost). An unknown
@@ -524,23 +514,26 @@ async def _store_once(
         if classification is not requested:  # it names a stricter document: routed as that
             routes = await _routes(conn, gateway, header, classification)
         groups = copy_groups(routes, classification)
+        certificates = None
+        if classification.is_classified:
+            certificates = await _certificates(gateway, conn, header, routes, groups, now)
         missing = [group for group in groups if group not in copies]
-        if missing:
-            raise _CopiesNeeded(missing)
+        unsealed = [] if certificates is None else certificates.missing_from(sealed)
+        if missing or unsealed:
+            raise _CopiesNeeded(missing, unsealed)
         stored = await _store_packages(
-            gateway, conn, header, classification, routes, copies[everyone],
-            {code: copies[group] for group in groups for code in group}, now,
-        )  # fmt: skip
-        await queries.insert_message(
+            gateway, conn, header, copies, sealed, certificates, groups, now
+        )
+        await message_queries.insert_message(
             conn,
             id=message_id,
-            direction="out",
-            kind="document",
+            direction=Direction.OUT,
+            kind=PackageKind.DOCUMENT,
             document_id=header.document_id,
             sender=header.from_.organ_id,
             classification=classification.value,
-            # Classified: the subject stays inside the sealed package, never in a column.
-            subject=None if classification.is_classified else header.subject,
+            # Classified: the subject stays inside the sealed package (the store keeps no column).
+            subject=header.subject,
             code=str(header.code),
             promulgation_date=header.promulgation.date,
             priority=int(header.other_info.priority),
@@ -559,7 +552,7 @@ async def _store_once(
         )
         for route in routes:
             held = route.is_held or route.recipient in stored.unsealable
-            await queries.insert_recipient(
+            await message_queries.insert_recipient(
                 conn,
                 message_id=message_id,
                 unit_code=route.recipient,
@@ -581,6 +574,44 @@ async def _store_once(
     )
 
 
+@dataclass(frozen=True)
+class _Certificates:
+    """What a classified message's copies are sealed for, as the store transaction reads it: the
+    message's own copy (addressing everyone) for its sender, each recipient's copy for its unit's
+    current certificate; recipients whose unit has none are held."""
+
+    own: _Seal
+    recipients: dict[str, _Seal]
+    unsealable: dict[str, str]
+
+    def missing_from(self, sealed: ClassifiedCopies[Group]) -> list[_Seal]:
+        return [s for s in (self.own, *self.recipients.values()) if not sealed.has(*s)]
+
+
+async def _certificates(
+    gateway: Gateway,
+    conn: AsyncConnection,
+    header: MessageHeader,
+    routes: Sequence[Route],
+    groups: Sequence[Group],
+    now: dt.datetime,
+) -> _Certificates:
+    group_of = {code: group for group in groups for code in group}
+    recipients: dict[str, _Seal] = {}
+    unsealable: dict[str, str] = {}
+    for route in routes:
+        if route.is_held:
+            continue
+        cert = await current_certificate(conn, route.recipient, now)
+        if cert is None:
+            unsealable[route.recipient] = no_certificate(route.recipient)
+        else:
+            recipients[route.recipient] = (group_of[route.recipient], cert)
+    everyone: Group = tuple(to.organ_id for to in header.to)
+    own = (everyone, gateway.signer(header.from_.organ_id).certificate)
+    return _Certificates(own=own, recipients=recipients, unsealable=unsealable)
+
+
 @dataclass
 class _Stored:
     message_package: str
@@ -592,52 +623,45 @@ async def _store_packages(
     gateway: Gateway,
     conn: AsyncConnection,
     header: MessageHeader,
-    classification: Classification,
-    routes: Sequence[Route],
-    package: IO[bytes],
-    copy_of: dict[str, IO[bytes]],
+    copies: dict[Group, IO[bytes]],
+    sealed: ClassifiedCopies[Group],
+    certificates: _Certificates | None,
+    groups: Sequence[Group],
     now: dt.datetime,
 ) -> _Stored:
-    """``package`` addresses every recipient (the message's own record); ``copy_of`` is the copy
-    each recipient is sent (see :func:`copy_groups`)."""
+    """The copy addressing every recipient is the message's own record; each recipient is sent
+    the copy of its group (see :func:`copy_groups`). Classified (``certificates``): only copies
+    sealed ahead, never the plaintext."""
+    if certificates is not None:
+        own_key, own_cert = certificates.own
+        return _Stored(
+            message_package=await sealed.store(conn, own_key, own_cert, now=now),
+            per_recipient={
+                code: await sealed.store(conn, group, cert, now=now)
+                for code, (group, cert) in certificates.recipients.items()
+            },
+            unsealable=certificates.unsealable,
+        )
     inline = gateway.settings.gateway.inline_blob_bytes
+    everyone: Group = tuple(to.organ_id for to in header.to)
+    package = copies[everyone]
+    package.seek(0)
+    ref = await blobs.put_stream(conn, package, inline_limit=inline, now=now)
     per_recipient: dict[str, str] = {}
-    if not classification.is_classified:
-        package.seek(0)
-        ref = await blobs.put_stream(conn, package, inline_limit=inline, now=now)
-        for code, copy in copy_of.items():
-            if copy is not package:  # else the message's package, as delivery reads it
-                copy.seek(0)
-                per_recipient[code] = (
-                    await blobs.put_stream(conn, copy, inline_limit=inline, now=now)
-                ).sha256
-        return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable={})
-    # Classified: never store the plaintext. The message keeps a copy sealed for the sender.
-    sender_cert = gateway.signer(header.from_.organ_id).certificate
-    with seal_copy(package, sender_cert) as own:
-        ref = await blobs.put_stream(conn, own, inline_limit=inline, now=now)
-    unsealable: dict[str, str] = {}
-    for route in routes:
-        if route.is_held:
-            continue
-        cert = await current_certificate(conn, route.recipient, now)
-        if cert is None:
-            unsealable[route.recipient] = (
-                f"no current certificate registered for {route.recipient} to seal for"
-            )
-            continue
-        with seal_copy(copy_of[route.recipient], cert) as sealed:
-            stored = await blobs.put_stream(conn, sealed, inline_limit=inline, now=now)
-        per_recipient[route.recipient] = stored.sha256
-    return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable=unsealable)
+    for group in groups:
+        if group != everyone:  # else the message's package, as delivery reads it
+            copies[group].seek(0)
+            stored = await blobs.put_stream(conn, copies[group], inline_limit=inline, now=now)
+            per_recipient.update(dict.fromkeys(group, stored.sha256))
+    return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable={})
 
 
 async def _existing(gateway: Gateway, client: str, key: str) -> Submitted | None:
     async with gateway.engine.connect() as conn:
-        message_id = await queries.message_id_for_idempotency_key(conn, client, key)
+        message_id = await message_queries.message_id_for_idempotency_key(conn, client, key)
         if message_id is None:
             return None
-        message = await queries.get_message(conn, message_id)
+        message = await message_queries.get_message(conn, message_id)
     assert message is not None
     return Submitted(
         message_id=message.id,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
-from gateway.store import queries
+from gateway.store import audit_queries, token_queries
 
 
 class Role(StrEnum):
@@ -52,7 +52,7 @@ async def create_token(
     now = gateway.clock()
     try:
         async with gateway.engine.begin() as conn:
-            await queries.insert_token(
+            await token_queries.insert_token(
                 conn,
                 name=name,
                 role=parsed_role.value,
@@ -60,7 +60,9 @@ async def create_token(
                 token_sha256=_hash(token),
                 now=now,
             )
-            await queries.audit(conn, now=now, actor=actor, action="token_created", reason=name)
+            await audit_queries.audit(
+                conn, now=now, actor=actor, action="token_created", reason=name
+            )
     except sa.exc.IntegrityError:
         raise GatewayError(f"a token named {name!r} exists already", element="name") from None
     return token
@@ -69,14 +71,20 @@ async def create_token(
 async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        if not await queries.revoke_token(conn, name, now=now):
+        if not await token_queries.revoke_token(conn, name, now=now):
             raise GatewayError(f"no active token named {name!r}", element="name")
-        await queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
+        await audit_queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
 
 
 async def authenticate(gateway: Gateway, token: str) -> Principal:
     async with gateway.reader.connect() as conn:
-        row = await queries.token_by_hash(conn, _hash(token))
+        row = await token_queries.token_by_hash(conn, _hash(token))
     if row is None:
         raise Unauthorized("unknown or revoked token")
     return Principal(name=row.name, role=Role(row.role), unit_code=row.unit_code)
+
+
+async def list_tokens(gateway: Gateway) -> list[token_queries.TokenRecord]:
+    """The API tokens (for machines), never their hashes: the console's admin page."""
+    async with gateway.reader.connect() as conn:
+        return await token_queries.list_tokens(conn)

@@ -23,9 +23,9 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
-from gateway.store import queries
-from gateway.store import users as store
-from gateway.store.users import SessionRecord, UserRecord
+from gateway.store import audit_queries
+from gateway.store import user_queries as store
+from gateway.store.user_queries import SessionRecord, UserRecord
 from gateway.usecases.errors import NotFound
 from gateway.usecases.tokens import Principal, Role, Unauthorized
 
@@ -127,7 +127,7 @@ async def add_user(
                 must_change_password=False,
                 created_at=now,
             )
-            await queries.audit(
+            await audit_queries.audit(
                 conn, now=now, actor=actor, action="user_added", reason=f"{name} ({role})"
             )
     except sa.exc.IntegrityError:
@@ -145,7 +145,7 @@ async def disable_user(gateway: Gateway, name: str, *, actor: str) -> None:
         if not await store.update_user(conn, name, disabled_at=now):
             raise NotFound(f"no person named {name!r}", element="name")
         await store.delete_sessions_of(conn, name)
-        await queries.audit(conn, now=now, actor=actor, action="user_disabled", reason=name)
+        await audit_queries.audit(conn, now=now, actor=actor, action="user_disabled", reason=name)
 
 
 async def reset_password(gateway: Gateway, name: str, password: str, *, actor: str) -> None:
@@ -165,7 +165,7 @@ async def reset_password(gateway: Gateway, name: str, password: str, *, actor: s
         if not changed:
             raise NotFound(f"no person named {name!r}", element="name")
         await store.delete_sessions_of(conn, name)
-        await queries.audit(conn, now=now, actor=actor, action="password_reset", reason=name)
+        await audit_queries.audit(conn, now=now, actor=actor, action="password_reset", reason=name)
 
 
 async def set_language(gateway: Gateway, name: str, language: str) -> None:
@@ -195,7 +195,7 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
             await store.record_failed_login(
                 conn, user.name, lock_after=LOCK_AFTER, locked_until=now + LOCK_FOR
             )
-            await queries.audit(
+            await audit_queries.audit(
                 conn, now=now, actor=user.name, action="login_failed", reason="console"
             )
         elif user is not None:
@@ -210,7 +210,9 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
                 seen_at=now,
                 expires_at=now + SESSION_LIFETIME,
             )
-            await queries.audit(conn, now=now, actor=user.name, action="login", reason="console")
+            await audit_queries.audit(
+                conn, now=now, actor=user.name, action="login", reason="console"
+            )
     if user is None:
         _verify(_DUMMY_HASH, password)  # as long as a known name's check
     if not accepted:
@@ -285,7 +287,7 @@ async def change_password(
             conn, name, password_hash=_hasher.hash(new), must_change_password=False
         )
         await store.delete_sessions_of(conn, name, keep=hash_id(keep_session))
-        await queries.audit(conn, now=now, actor=name, action="password_changed", reason=name)
+        await audit_queries.audit(conn, now=now, actor=name, action="password_changed", reason=name)
 
 
 async def end_expired(gateway: Gateway) -> int:
@@ -293,9 +295,3 @@ async def end_expired(gateway: Gateway) -> int:
     next request and deleted then)."""
     async with gateway.engine.begin() as conn:
         return await store.delete_expired_sessions(conn, now=gateway.clock())
-
-
-async def list_tokens(gateway: Gateway) -> list[store.TokenRecord]:
-    """The API tokens (for machines), for the console's admin page."""
-    async with gateway.reader.connect() as conn:
-        return await store.list_tokens(conn)

@@ -42,6 +42,12 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
+def roles_of(handler: Handler) -> frozenset[Role] | None:
+    """The roles a handler allows; None for a public one (no token)."""
+    roles: frozenset[Role] | str = getattr(handler, _ROLES_ATTRIBUTE, frozenset())
+    return None if isinstance(roles, str) else roles
+
+
 def member_unit(principal: Principal) -> str | None:
     """The unit a member token is bound to; None for staff, who act for every unit."""
     return principal.unit_code if principal.role is Role.MEMBER else None

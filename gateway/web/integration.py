@@ -12,11 +12,11 @@ what it took, and downloads of what arrived (or was sent).
     GET     /api/v1/messages/{id}/package          admin, operator, member*   downloads.package
     GET     /api/v1/messages/{id}/attachments/{n}  admin, operator, member*   downloads.attachment
 
-    * a member sees only its unit's messages (the API's rule, app._visible); a classified
+    * a member sees only its unit's messages (the API's rule, store.visibility); a classified
       message's content goes only to a member of its unit, opened only on a secure-profile
       gateway (downloads.py).
 
-Registered by ``app.create_app`` through :func:`add_routes`.
+Its :data:`ROUTES` are added by ``app.create_app``.
 """
 
 from __future__ import annotations
@@ -26,65 +26,218 @@ import binascii
 import datetime as dt
 import json
 import urllib.parse
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import hdrs, web
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
 
 from envelopes.model import StatusCode
-from gateway.store import queries
+from gateway.domain.business import RECEIVER_REPLY_CODES, StatusCodeInvalid
 from gateway.store.events import Waiting
 from gateway.store.records import MessageRecord
 from gateway.store.webhooks import Endpoint
-from gateway.usecases import downloads, events, webhooks
-from gateway.usecases.errors import Forbidden, NotFound
-from gateway.web.app import (
+from gateway.usecases import downloads, events, messages, webhooks
+from gateway.usecases.events import EVENT_TYPES
+from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
+from gateway.web.bodies import (
+    Body,
+    OptionalText,
+    Reply,
+    RequiredText,
+    read_body,
+    refusal,
+    render,
+)
+from gateway.web.common import (
     API,
     GATEWAY,
-    REPLY_CODES,
-    _flag,
-    _json,
-    _limit,
-    _read_object,
-    _reject_unknown_parameters,
-    _required_text,
-    _staff_info,
-    _text,
-    _visible,
+    flag,
+    limit,
+    limit_parameter,
+    reject_unknown_parameters,
 )
-from gateway.web.auth import ADMIN, EVERYONE, PRINCIPAL, allow, member_unit
-from gateway.web.problems import BadRequest, StatusCodeInvalid
+from gateway.web.messages import StaffInfoBody
+from gateway.web.problems import BadRequest
+from gateway.web.routes import (
+    CONFLICT,
+    NOT_FOUND,
+    UNPROCESSABLE,
+    Response,
+    Routes,
+    path_parameter,
+    query_names,
+    query_parameter,
+)
+
+ROUTES = Routes(tag="integration")
+MESSAGE_ID = path_parameter("id", "the message's id")
+WEBHOOK_ID = path_parameter("wid", "the webhook's id")
+_MEMBER = "a member sees its unit's only"
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get(f"{API}/feed", read_feed, name="feed")
-    router.add_post(f"{API}/messages/{{id}}/ack", acknowledge, name="ack")
-    router.add_get(f"{API}/handover", handover, name="handover")
-    router.add_post(f"{API}/webhooks", add_webhook, name="add_webhook")
-    router.add_get(f"{API}/webhooks", list_webhooks, name="webhooks")
-    router.add_delete(f"{API}/webhooks/{{wid}}", remove_webhook, name="remove_webhook")
-    router.add_post(f"{API}/webhooks/{{wid}}/replay", replay_webhook, name="replay_webhook")
-    router.add_get(f"{API}/messages/{{id}}/package", download_package, name="package")
-    router.add_get(
-        f"{API}/messages/{{id}}/attachments/{{n}}", download_attachment, name="attachment"
+class Event(Reply):
+    cursor: str = Field(description="resume after this event: ?after=<cursor>")
+    event_id: str = Field(description="stable: the same event is the same id")
+    type: str = Field(json_schema_extra={"enum": list(EVENT_TYPES)})
+    message_id: str | None
+    document_id: str | None
+    unit: str | None = Field(description="the local unit concerned")
+    peer: str | None = Field(description="sender, reporter or recipient")
+    status_code: str | None
+    status_message_id: str | None
+    reason: str | None
+    occurred_at: dt.datetime
+    classification: str | None
+    subject: str | None = Field(description="null for a classified message")
+    links: dict[str, str]
+
+
+class Feed(Reply):
+    """One page; next_cursor is the last item's cursor (or `after` when empty)"""
+
+    items: list[Event]
+    next_cursor: str
+
+
+class TakenBy(Reply):
+    unit: str
+    taken_at: dt.datetime
+    now: bool = Field(description="false: taken before")
+
+
+class Taken(Reply):
+    """Taken now"""
+
+    message_id: str
+    taken: list[TakenBy]
+
+
+class HandedOver(Reply):
+    message_id: str
+    unit: str
+    document_id: str
+    sender: str
+    received_at: dt.datetime
+    taken_at: dt.datetime | None
+    taken_by: str | None
+
+
+class Handover(Reply):
+    """One page, oldest first"""
+
+    items: list[HandedOver]
+    next_cursor: str | None
+
+
+class Webhook(Reply):
+    id: str
+    url: str
+    unit: str | None = Field(description="null: every event")
+    cursor: str = Field(description="the last event delivered")
+    pending: int = Field(description="events waiting for it")
+    failures: int = Field(description="consecutive failed attempts")
+    next_attempt_at: dt.datetime | None
+    last_error: str | None
+    last_attempt_at: dt.datetime | None
+    last_delivered_at: dt.datetime | None
+    created_at: dt.datetime
+    created_by: str
+
+
+class WebhookAdded(Webhook):
+    """Registered; events from now on are delivered to it"""
+
+    secret: str = Field(description="shown in this answer only")
+
+
+class WebhookList(Reply):
+    """All of them (never their secrets)"""
+
+    items: list[Webhook]
+
+
+class Replayed(Reply):
+    """Rewound"""
+
+    id: str
+    after: str
+
+
+_status_code_invalid = refusal(StatusCodeInvalid)
+_bad_request = refusal(BadRequest)
+
+
+def _receiver_code(value: object) -> StatusCode | None:
+    """The optional status sent with an ack: a receiver's code, as ``POST …/status`` takes."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in RECEIVER_REPLY_CODES:
+        raise _status_code_invalid(f"a receiver's status: one of {', '.join(RECEIVER_REPLY_CODES)}")
+    return StatusCode(value)
+
+
+def _cursor_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _bad_request('a feed cursor (a string; "0": from the start)')
+    return value
+
+
+class Acknowledgement(Body):
+    unit: OptionalText = None
+    # Any JSON value is read, so that a number is STATUS_CODE_INVALID too.
+    reply: Annotated[
+        Any,
+        AfterValidator(_receiver_code),
+        WithJsonSchema({"type": "string", "enum": RECEIVER_REPLY_CODES}),
+    ] = None
+    description: OptionalText = None
+    staff_info: StaffInfoBody | None = None
+
+
+class NewWebhook(Body):
+    url: RequiredText
+    unit: OptionalText = None
+
+
+class Replay(Body):
+    after: Annotated[Any, AfterValidator(_cursor_text), WithJsonSchema({"type": "string"})] = Field(
+        None, validate_default=True
     )
+    model_config = ConfigDict(json_schema_extra={"required": ["after"]})
 
 
 # ---------------------------------------------------------------------------------------- feed
 
+FEED_QUERY = [
+    query_parameter("after", "a cursor this feed returned; none: the start"),
+    limit_parameter(),
+]
 
+
+@ROUTES.get(
+    f"{API}/feed",
+    name="read_feed",
+    summary="Events after a cursor, in the feed's total order",
+    notes=_MEMBER,
+    ok={200: Feed},
+    parameters=FEED_QUERY,
+)
 @allow(EVERYONE)
 async def read_feed(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     query = request.query
-    _reject_unknown_parameters(query, frozenset({"after", "limit"}))
+    reject_unknown_parameters(query, query_names(FEED_QUERY))
     page = await events.read_feed(
         gateway,
         after=_feed_cursor(query.get("after")),
-        limit=_limit(query, default=gateway.settings.api.page_size),
+        limit=limit(query, default=gateway.settings.api.page_size),
         unit_code=member_unit(principal),
     )
-    return _json(
-        {"items": [events.event_document(e) for e in page.items], "next_cursor": str(page.cursor)}
+    return render(
+        Feed(
+            items=[Event.model_validate(events.event_document(e)) for e in page.items],
+            next_cursor=str(page.cursor),
+        )
     )
 
 
@@ -96,80 +249,87 @@ def _feed_cursor(value: str | None) -> int:
     return int(value)
 
 
+@ROUTES.post(
+    f"{API}/messages/{{id}}/ack",
+    name="acknowledge_message",
+    summary="The local system took this received document (idempotent)",
+    notes=f"{_MEMBER}; staff may name the unit",
+    ok={201: Taken,
+        200: Response(description="Taken before: the first time stands", body=Taken)},
+    # 409: a sender's status as the reply; 422: a reply code, its reason or a text refused.
+    errors=(NOT_FOUND, CONFLICT, UNPROCESSABLE),
+    parameters=[MESSAGE_ID],
+    body=Acknowledgement,
+    body_required=False,
+)  # fmt: skip
 @allow(EVERYONE)
 async def acknowledge(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    known = ("unit", "reply", "description", "staff_info")
-    body = await _read_object(request, known) if request.body_exists else {}
-    unit = _text(body, "unit")
-    own = member_unit(principal)
-    if own is not None and unit not in (None, own):
-        raise Forbidden(f"a member token of {own} acknowledges for {own} only", element="unit")
+    body = await read_body(request, Acknowledgement) if request.body_exists else Acknowledgement()
+    reply = None
+    if body.reply is not None:
+        staff = body.staff_info.staff_info() if body.staff_info is not None else None
+        reply = events.Reply(code=body.reply, description=body.description, staff=staff)
     taken = await events.acknowledge(
         gateway,
         request.match_info["id"],
         actor=principal.name,
-        member_unit=own,
-        unit=unit,
-        reply=_ack_reply(body),
+        member_unit=member_unit(principal),
+        unit=body.unit,
+        reply=reply,
     )
-    return _json(
-        {
-            "message_id": request.match_info["id"],
-            "taken": [{"unit": t.unit_code, "taken_at": t.taken_at, "now": t.now} for t in taken],
-        },
-        status=201 if any(t.now for t in taken) else 200,
+    answer = Taken(
+        message_id=request.match_info["id"],
+        taken=[TakenBy(unit=t.unit_code, taken_at=t.taken_at, now=t.now) for t in taken],
     )
+    return render(answer, status=201 if any(t.now for t in taken) else 200)
 
 
-def _ack_reply(body: dict[str, Any]) -> events.Reply | None:
-    """The optional status sent with an ack: a receiver's code, as ``POST …/status`` takes."""
-    value = body.get("reply")
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in REPLY_CODES or StatusCode(value).sent_by_sender:
-        receiver_codes = [c for c in REPLY_CODES if not StatusCode(c).sent_by_sender]
-        raise StatusCodeInvalid(
-            f"a receiver's status: one of {', '.join(receiver_codes)}", element="reply"
-        )
-    return events.Reply(
-        code=StatusCode(value),
-        description=_text(body, "description"),
-        staff=_staff_info(body.get("staff_info")),
-    )
+HANDOVER_QUERY = [
+    query_parameter("waiting", "true: only those not taken yet", {"type": "boolean"}),
+    limit_parameter(),
+    query_parameter("cursor", "next_cursor of the previous page (opaque)"),
+]
 
 
+@ROUTES.get(
+    f"{API}/handover",
+    name="list_handover",
+    summary="Received documents per local unit: taken (when, by whom) or waiting",
+    notes=_MEMBER,
+    ok={200: Handover},
+    parameters=HANDOVER_QUERY,
+)
 @allow(EVERYONE)
 async def handover(request: web.Request) -> web.Response:
-    """Received documents per local unit: taken (when, by whom) or still waiting."""
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     query = request.query
-    _reject_unknown_parameters(query, frozenset({"waiting", "limit", "cursor"}))
-    limit = _limit(query, default=gateway.settings.api.page_size)
+    reject_unknown_parameters(query, query_names(HANDOVER_QUERY))
+    page_size = limit(query, default=gateway.settings.api.page_size)
     found = await events.handed_over(
         gateway,
-        waiting_only=_flag(query, "waiting"),
+        waiting_only=flag(query, "waiting"),
         unit_code=member_unit(principal),
         after=_handover_cursor(query.get("cursor")),
-        limit=limit + 1,
+        limit=page_size + 1,
     )
-    page = found[:limit]
-    return _json(
-        {
-            "items": [
-                {
-                    "message_id": w.message_id,
-                    "unit": w.unit_code,
-                    "document_id": w.document_id,
-                    "sender": w.sender,
-                    "received_at": w.received_at,
-                    "taken_at": w.taken_at,
-                    "taken_by": w.taken_by,
-                }
+    page = found[:page_size]
+    return render(
+        Handover(
+            items=[
+                HandedOver(
+                    message_id=w.message_id,
+                    unit=w.unit_code,
+                    document_id=w.document_id,
+                    sender=w.sender,
+                    received_at=w.received_at,
+                    taken_at=w.taken_at,
+                    taken_by=w.taken_by,
+                )
                 for w in page
             ],
-            "next_cursor": _encode_handover(page[-1]) if len(found) > limit else None,
-        }
+            next_cursor=_encode_handover(page[-1]) if len(found) > page_size else None,
+        )
     )
 
 
@@ -195,43 +355,68 @@ def _handover_cursor(value: str | None) -> tuple[dt.datetime, str, str] | None:
 # ------------------------------------------------------------------------------------ webhooks
 
 
+@ROUTES.post(
+    f"{API}/webhooks",
+    name="add_webhook",
+    summary="Register a webhook endpoint; its secret is in this answer only",
+    ok={201: WebhookAdded},
+    errors=(NOT_FOUND, UNPROCESSABLE),
+    body=NewWebhook,
+)
 @allow(ADMIN)
 async def add_webhook(request: web.Request) -> web.Response:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    body = await _read_object(request, ("url", "unit"))
+    body = await read_body(request, NewWebhook)
     endpoint, secret = await webhooks.add(
-        gateway,
-        url=_required_text(body, "url"),
-        unit_code=_text(body, "unit"),
-        actor=principal.name,
+        gateway, url=body.url, unit_code=body.unit, actor=principal.name
     )
     # The secret is shown this once: the list never shows it.
-    return _json({**webhook_view(endpoint), "secret": secret}, status=201)
+    return render(WebhookAdded(**webhook_view(endpoint), secret=secret), status=201)
 
 
+@ROUTES.get(
+    f"{API}/webhooks",
+    name="list_webhooks",
+    summary="Webhook endpoints and their delivery state (never their secrets)",
+    ok={200: WebhookList},
+)
 @allow(ADMIN)
 async def list_webhooks(request: web.Request) -> web.Response:
-    _reject_unknown_parameters(request.query, frozenset())
+    reject_unknown_parameters(request.query, frozenset())
     found = await webhooks.listing(request.app[GATEWAY])
-    return _json({"items": [webhook_view(e) for e in found]})
+    return render(WebhookList(items=[Webhook(**webhook_view(e)) for e in found]))
 
 
+@ROUTES.delete(
+    f"{API}/webhooks/{{wid}}",
+    name="remove_webhook",
+    summary="Remove a webhook endpoint",
+    ok={204: Response(description="Removed")},
+    errors=(NOT_FOUND,),
+    parameters=[WEBHOOK_ID],
+)
 @allow(ADMIN)
 async def remove_webhook(request: web.Request) -> web.Response:
     await webhooks.remove(request.app[GATEWAY], request.match_info["wid"])
     return web.Response(status=204)
 
 
+@ROUTES.post(
+    f"{API}/webhooks/{{wid}}/replay",
+    name="replay_webhook",
+    summary="Deliver again every event after a feed cursor",
+    ok={200: Replayed},
+    errors=(NOT_FOUND, UNPROCESSABLE),
+    parameters=[WEBHOOK_ID],
+    body=Replay,
+)
 @allow(ADMIN)
 async def replay_webhook(request: web.Request) -> web.Response:
-    body = await _read_object(request, ("after",))
-    after = body.get("after")
-    if not isinstance(after, str):
-        raise BadRequest('a feed cursor (a string; "0": from the start)', element="after")
+    body = await read_body(request, Replay)
     await webhooks.replay(
-        request.app[GATEWAY], request.match_info["wid"], after=_feed_cursor(after)
+        request.app[GATEWAY], request.match_info["wid"], after=_feed_cursor(body.after)
     )
-    return _json({"id": request.match_info["wid"], "after": after})
+    return render(Replayed(id=request.match_info["wid"], after=body.after))
 
 
 def webhook_view(endpoint: Endpoint) -> dict[str, Any]:
@@ -255,6 +440,31 @@ def webhook_view(endpoint: Endpoint) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ downloads
 
 
+_DOWNLOAD_NOTES = (
+    "a member sees its unit's messages only; a classified message's content: a member of its "
+    "unit only (else 403 CLASSIFIED_READER_REFUSED), and only where this gateway holds the key "
+    "its copy is sealed for (else 409 PACKAGE_NOT_OPENABLE)"
+)
+_DOWNLOAD = {
+    "ok": {
+        200: Response(
+            description="The bytes, streamed, with Content-Length and Content-Disposition "
+            "(filename*=UTF-8'' …)",
+            body={"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        )
+    },
+    "errors": (NOT_FOUND, CONFLICT),
+    "notes": _DOWNLOAD_NOTES,
+}
+
+
+@ROUTES.get(
+    f"{API}/messages/{{id}}/package",
+    name="download_package",
+    summary="The signed package as received or sent (a classified one opened)",
+    parameters=[MESSAGE_ID],
+    **_DOWNLOAD,
+)
 @allow(EVERYONE)
 async def download_package(request: web.Request) -> web.StreamResponse:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
@@ -263,6 +473,20 @@ async def download_package(request: web.Request) -> web.StreamResponse:
     return await _stream(request, found)
 
 
+@ROUTES.get(
+    f"{API}/messages/{{id}}/attachments/{{n}}",
+    name="download_attachment",
+    summary="One attachment, decoded, with its signed name and media type",
+    parameters=[
+        MESSAGE_ID,
+        path_parameter(
+            "n",
+            "1 for the first attachment in the package, 2 for the next …",
+            {"type": "integer", "minimum": 1},
+        ),
+    ],
+    **_DOWNLOAD,
+)
 @allow(EVERYONE)
 async def download_attachment(request: web.Request) -> web.StreamResponse:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
@@ -273,13 +497,9 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
 
 
 async def _visible_message(request: web.Request) -> MessageRecord:
-    gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
-    message_id = request.match_info["id"]
-    async with gateway.reader.connect() as conn:
-        message = await queries.get_message(conn, message_id)
-    if message is None or not _visible(message, member_unit(principal)):
-        raise NotFound(f"no message {message_id}", element="id")
-    return message
+    return await messages.visible_message(
+        request.app[GATEWAY], request.match_info["id"], member_unit=member_unit(request[PRINCIPAL])
+    )
 
 
 def _attachment_number(value: str) -> int:

@@ -21,10 +21,8 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.typedefs import Handler
 from aiohttp.web_request import BaseRequest
-from sqlalchemy import exc as sa_exc
 
 from envelopes.errors import GatewayError, SchemaError
-from gateway.store.database import DatabaseError
 
 log = logging.getLogger("docgw.web")
 
@@ -44,12 +42,6 @@ class PayloadTooLarge(GatewayError):
 
 class UnsupportedMediaType(GatewayError):
     code = "UNSUPPORTED_MEDIA_TYPE"
-
-
-class StatusCodeInvalid(GatewayError):
-    """A business status code the local system may not send (01 is sent by docgw itself)."""
-
-    code = "STATUS_CODE_INVALID"
 
 
 #: Codes with a status other than 422. Everything else in the GatewayError tree (METADATA_INVALID,
@@ -151,7 +143,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except GatewayError as exc:
-        log.info(
+        # A failure of ours (the database: the store says DATABASE_UNAVAILABLE) is a warning.
+        level = logging.WARNING if status_for(exc.code) >= 500 else logging.INFO
+        log.log(
+            level,
             "api_request_refused",
             extra={"event": "api_request_refused", "code": exc.code, "path": request.path},
         )
@@ -160,11 +155,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return from_http_exception(exc, request)
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, ConnectionRefusedError):
-        # The database is down or unreachable (asyncpg raises the refusal unwrapped): say so
-        # (503); the transaction did not commit, so nothing was changed.
-        log.warning("database_unavailable", extra={"event": "database_unavailable"})
-        return from_error(DatabaseError("the database is unavailable; try again later"))
     except ConnectionResetError:
         # The client went away mid-request; nobody is left to read an answer.
         log.info("api_client_disconnected", extra={"path": request.path})

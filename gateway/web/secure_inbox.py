@@ -16,7 +16,7 @@ from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.keystore import CA_CERT, unit_paths
 from gateway.settings import Settings
-from gateway.store import queries
+from gateway.store import unit_queries
 from gateway.usecases.intake import receive_package
 from gateway.usecases.packages import spool
 from gateway.web.problems import PayloadTooLarge, from_error, problem_middleware
@@ -46,7 +46,7 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         peer = _peer_unit(request)
         async with gateway.engine.connect() as conn:
-            unit = await queries.get_unit(conn, peer)
+            unit = await unit_queries.get_unit(conn, peer)
         if unit is None or not unit.active:
             raise PeerNotRegistered(f"the peer {peer} is not an active registered unit")
         body = spool()

@@ -35,7 +35,7 @@ from envelopes.metadata import DocumentRequest, parse_metadata
 from gateway.bootstrap import Gateway, build
 from gateway.service import _run
 from gateway.settings import load_settings
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.database import migrate
 from gateway.store.records import RecipientRecord, UnitRecord
 from gateway.store.tables import blob_chunks, blobs, messages, recipients
@@ -316,7 +316,7 @@ async def received_documents(gateway: Gateway) -> list[Any]:
 
 async def recipients_of(gateway: Gateway, message_id: str) -> list[RecipientRecord]:
     async with gateway.engine.connect() as conn:
-        return await queries.get_recipients(conn, message_id)
+        return await message_queries.get_recipients(conn, message_id)
 
 
 async def recipient_rows(gateway: Gateway, message_id: str) -> list[Any]:

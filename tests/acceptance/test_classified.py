@@ -66,7 +66,7 @@ from envelopes.sealing import SealFormat, read_seal_header, sniff
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.keystore import load_issued, unit_paths
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.tables import messages
 from gateway.usecases import operations
 from gateway.usecases.errors import Conflict
@@ -126,7 +126,7 @@ def two_systems(seed: int) -> AxisState:
 
 async def creation_reason(gateway: Gateway, message_id: str) -> str:
     async with gateway.engine.connect() as conn:
-        history = await queries.message_history(conn, message_id)
+        history = await message_queries.message_history(conn, message_id)
     [created] = [e for e in history["audit"] if e["action"] == "created"]
     return str(created["reason"])
 

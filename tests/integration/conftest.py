@@ -73,7 +73,16 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-def make_gateway(database_url: str, keys_dir: Path, tmp_path: Path) -> Callable[..., Any]:
+def database_statements() -> str:
+    """How the store runs its statements (``[database] statements``) in ``make_gateway``'s
+    gateways: a module that exercises the store's hot path overrides this fixture with both."""
+    return "direct"
+
+
+@pytest.fixture
+def make_gateway(
+    database_url: str, keys_dir: Path, tmp_path: Path, database_statements: str
+) -> Callable[..., Any]:
     """``async with make_gateway(local_units=(...), connectors={...}) as gateway:`` — migrated,
     with every test unit registered (channel "axis") and its certificate."""
 
@@ -93,6 +102,7 @@ def make_gateway(database_url: str, keys_dir: Path, tmp_path: Path) -> Callable[
             local_units=local_units,
             extra=extra,
             pool_size=pool_size,
+            statements=database_statements,
         )
         gateway = await build(load_settings(config, {}), connectors=connectors)
         try:

@@ -42,10 +42,12 @@ def write_config(
     local_units: tuple[str, ...],
     extra: str = "",
     pool_size: int = 20,
+    statements: str = "direct",
 ) -> Path:
     units = ", ".join(f'"{u}"' for u in local_units)
     path.write_text(
         f'[database]\nurl = "{database_url}"\npool_size = {pool_size}\n'
+        f'statements = "{statements}"\n'
         f"[gateway]\nlocal_units = [{units}]\n"
         f'[keys]\ndir = "{keys_dir}"\n'
         "[delivery]\nidle_poll_seconds = 0.05\nlease_seconds = 5\n"

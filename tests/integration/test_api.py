@@ -31,7 +31,7 @@ from envelopes.model import Classification
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.keystore import create_ca, issue_unit_certificate
-from gateway.store import queries
+from gateway.store import job_queries, message_queries
 from gateway.store.database import create_engine
 from gateway.store.tables import (
     attempts,
@@ -45,7 +45,8 @@ from gateway.store.tables import (
 )
 from gateway.usecases import delivery, tokens
 from gateway.usecases.statuses import VIETNAM
-from gateway.web.app import create_app, escape_label, render_metrics
+from gateway.web.app import create_app
+from gateway.web.health import escape_label, render_metrics
 
 UPLOAD_LIMIT = 256 * 1024
 API_SETTINGS = f"[api]\nmax_upload_bytes = {UPLOAD_LIMIT}\npage_size = 2\n"
@@ -262,9 +263,9 @@ def test_list_filters_and_cursor_paging(make_gateway: Any) -> None:
             who = await make_tokens(gw)
             op = who["operator"]
             alpha = (await submit(client, op, metadata(number="1", subject="Alpha")))["id"]
-            beta = (await submit(client, op, metadata(to=(OTHER,), number="2", subject="Beta")))[
-                "id"
-            ]
+            beta = (
+                await submit(client, op, metadata(to=(OTHER,), number="2", subject="Kế hoạch Beta"))
+            )["id"]
             gamma = (
                 await submit(client, op, metadata(to=(RECIPIENT, OTHER), number="3", subject="G"))
             )["id"]
@@ -305,6 +306,9 @@ def test_list_filters_and_cursor_paging(make_gateway: Any) -> None:
 
             assert set(await ids(f"recipient={OTHER}&limit=10")) == {beta, gamma}
             assert await ids("text=Alpha") == [alpha]
+            # Every word, in any order, accents and case aside; a typed % is no wildcard.
+            assert await ids("text=beta KE hoach") == [beta]
+            assert await ids("text=hoach alpha") == [] and await ids("text=%25") == []
             assert await ids(f"sender={SENDER}&classification=thuong&limit=10") == [
                 gamma,
                 beta,
@@ -898,7 +902,7 @@ def test_an_unexpected_error_is_500_without_details(
     async def scenario() -> None:
         async with make_gateway(extra=API_SETTINGS) as gw, serve(gw) as client:
             who = await make_tokens(gw)
-            monkeypatch.setattr(queries, "list_messages", broken)
+            monkeypatch.setattr(message_queries, "list_messages", broken)
             with caplog.at_level(logging.ERROR, logger="docgw.web"):
                 response = await client.get(MESSAGES, headers=who["admin"])
                 body = await expect_problem(response, 500, "INTERNAL_ERROR")
@@ -927,7 +931,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 # The operator console (HTML for people, docs/howto/console.md) is not the API.
                 and not route.resource.canonical.startswith("/console")
             }
-            assert len(routes) == 25
+            assert len(routes) == 36
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
@@ -986,7 +990,7 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
             await submit(client, who["operator"], metadata(number="2"))
             now[0] = start + dt.timedelta(seconds=60)
             async with gw.engine.begin() as conn:
-                await queries.heartbeat(conn, "w1", now=now[0])
+                await job_queries.heartbeat(conn, "w1", now=now[0])
             healthy = await ok(await client.get("/healthz"))
             assert healthy == {
                 "status": "ok",

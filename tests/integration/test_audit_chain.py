@@ -18,7 +18,7 @@ from integration_support import SENDER, register_all, write_config
 
 from gateway.bootstrap import build
 from gateway.settings import load_settings
-from gateway.store import audit_chain, queries
+from gateway.store import audit_chain, audit_queries
 from gateway.store.database import alembic_config, create_engine, migrate
 from gateway.store.tables import audit_events
 
@@ -48,7 +48,7 @@ def trail(database_url: str, keys_dir: Path, tmp_path: Path) -> Path:
             await register_all(gateway, keys_dir)
             for i in range(20):
                 async with gateway.engine.begin() as conn:
-                    await queries.audit(
+                    await audit_queries.audit(
                         conn, now=gateway.clock(), actor="test", action="noted", reason=f"sự {i}"
                     )
         finally:
@@ -157,12 +157,12 @@ def test_concurrent_writers_chain_without_gap_or_fork(trail: Path) -> None:
             async def write(i: int) -> None:
                 async with gateway.engine.begin() as conn:
                     rows = [
-                        queries.audit_row(
+                        audit_queries.audit_row(
                             now=gateway.clock(), actor="test", action="burst", reason=f"{i}/{j}"
                         )
                         for j in range(1 + i % 3)
                     ]
-                    await queries.insert_audit_rows(conn, rows)
+                    await audit_queries.insert_audit_rows(conn, rows)
 
             await asyncio.gather(*(write(i) for i in range(60)))
             async with gateway.engine.connect() as conn:

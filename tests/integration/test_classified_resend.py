@@ -43,6 +43,7 @@ from gateway.domain.lifecycle import TransportState
 from gateway.keystore import Issued, issue_unit_certificate
 from gateway.store.tables import recipients
 from gateway.usecases import operations, registry
+from gateway.usecases.classified_copies import ClassifiedCopies
 from gateway.usecases.operations import ResendRefused
 
 
@@ -268,19 +269,23 @@ def test_a_resend_seals_the_new_copy_off_the_event_loop_and_with_no_connection_h
     database connection (SQLite has only one) — before the write transaction."""
     monkeypatch.setattr(offload, "INLINE_WORK_BYTES", 0)  # every package counts as large here
     sealing_seen: list[tuple[bool, int]] = []
-    seal = operations._SealedCopies._seal
+    seal = ClassifiedCopies._seal
+    engines: list[Any] = []
 
     def watched(copies: Any, *args: Any) -> None:
         on_loop = threading.current_thread() is threading.main_thread()
-        sealing_seen.append((on_loop, copies.gateway.engine.pool.checkedout()))
+        sealing_seen.append((on_loop, engines[0].pool.checkedout()))
         seal(copies, *args)
 
-    monkeypatch.setattr(operations._SealedCopies, "_seal", watched)
+    monkeypatch.setattr(ClassifiedCopies, "_seal", watched)
 
     async def scenario() -> None:
         async with secure_peer(pki.server(RECIPIENT)) as peer, gateway() as gw:
+            engines.append(gw.engine)
             message_id, document = await sent_once(gw, peer, "606", key_of(keys_dir, RECIPIENT))
-            assert sealing_seen == []  # the first delivery's copy was sealed at submission
+            # The first delivery's copy was sealed at submission (as resends are, off the loop).
+            assert sealing_seen and all(seen == (False, 0) for seen in sealing_seen)
+            sealing_seen.clear()
 
             renewed = issue_unit_certificate(pki.ca, RECIPIENT)
             await register(gw, certificate_pem=renewed.cert_pem.decode())
@@ -301,7 +306,7 @@ def test_a_certificate_renewed_while_the_copy_was_sealed_ahead_is_sealed_for_in_
 
     async def renewed_meanwhile(gw: Gateway, *args: Any) -> Any:
         sealed = await seal_ahead(gw, *args)
-        assert sealed is not None and len(sealed.copies) == 1
+        assert sealed is not None and len(sealed) == 1
         renewals.append(issue_unit_certificate(pki.ca, RECIPIENT))
         await register(gw, certificate_pem=renewals[-1].cert_pem.decode())
         return sealed

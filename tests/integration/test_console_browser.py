@@ -26,7 +26,7 @@ from console_support import (
 )
 from integration_support import OTHER
 
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.web.app import create_app
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -147,7 +147,7 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
     assert outcome.count("Đã thực hiện") == 2 and outcome.count("Đã hủy") == 2
     async with gateway.engine.connect() as conn:
         for message_id in seeded.bulk:
-            message = await queries.get_message(conn, message_id)
+            message = await message_queries.get_message(conn, message_id)
             assert message is not None and {r.state for r in message.recipients} == {"cancelled"}
     assert BULK_SUBJECT  # the two were found by their unaccented subject
 
@@ -163,8 +163,8 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
         ".includes('Đã tiếp nhận')"
     )
     async with gateway.engine.connect() as conn:
-        found = await queries.list_messages(
-            conn, queries.MessageFilter(kind="status", direction="out")
+        found = await message_queries.list_messages(
+            conn, message_queries.MessageFilter(kind="status", direction="out")
         )
     assert any(m.status_code == "03" and m.related_message_id == seeded.received for m in found)
 
@@ -181,7 +181,7 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
     )
     assert refused.status == 403 and "CSRF_INVALID" in await refused.text()
     async with gateway.engine.connect() as conn:
-        message = await queries.get_message(conn, seeded.failed)
+        message = await message_queries.get_message(conn, seeded.failed)
     assert message is not None and message.recipients[0].state != "cancelled"
     assert not [e for e in errors if "Content Security Policy" in e], errors
     for path in ("/console/users", "/console/tokens", "/console/messages?text=lien"):

@@ -1,7 +1,9 @@
 """Statements run on the driver connection (``gateway.store.direct``) behave as SQLAlchemy's own,
 on both databases: the same rows and types, the caller's transaction, SQLAlchemy's exceptions, a
 lost connection invalidated, listeners told. These also pin the SQLAlchemy internals the module
-uses (the asyncpg adapter's transaction, the compiled result columns)."""
+uses (the asyncpg adapter's transaction, the compiled result columns). Each runs on both ways of
+running statements (``[database] statements``): the plain path, SQLAlchemy's public API, must
+give the same answers."""
 
 from __future__ import annotations
 
@@ -49,9 +51,14 @@ GUARDED = Statement(
 AT = dt.datetime(2026, 12, 2, 10, 30, 15, 123456, tzinfo=dt.UTC)
 
 
-def run(database_url: str, scenario: Any) -> None:
+@pytest.fixture(params=["direct", "plain"])
+def statements(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run(database_url: str, scenario: Any, statements: str = "direct") -> None:
     async def main() -> None:
-        engine = create_engine(database_url)
+        engine = create_engine(database_url, statements=statements)
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(META.create_all)
@@ -66,7 +73,7 @@ def item(name: str, state: str = "queued", **more: Any) -> dict[str, Any]:
     return {"name": name, "state": state, "at": AT, **more}
 
 
-def test_rows_and_types_are_sqlalchemys(database_url: str) -> None:
+def test_rows_and_types_are_sqlalchemys(database_url: str, statements: str) -> None:
     async def scenario(engine: Any) -> None:
         async with engine.begin() as conn:
             await INSERT.execute(conn, item("a", flag=True, data=b"\x00\xff"))
@@ -97,10 +104,10 @@ def test_rows_and_types_are_sqlalchemys(database_url: str) -> None:
             earlier = AT - dt.timedelta(seconds=1)
             assert (await OPEN.execute(conn, {"now": earlier, "limit": 10})).all() == []
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)
 
 
-def test_rowcount_of_a_guarded_update(database_url: str) -> None:
+def test_rowcount_of_a_guarded_update(database_url: str, statements: str) -> None:
     async def scenario(engine: Any) -> None:
         async with engine.begin() as conn:
             await INSERT.execute(conn, [item("a"), item("b")])
@@ -116,10 +123,10 @@ def test_rowcount_of_a_guarded_update(database_url: str) -> None:
             rows = (await conn.execute(sa.select(ITEMS.c.name, ITEMS.c.state, ITEMS.c.count))).all()
         assert sorted(tuple(r) for r in rows) == [("a", "sent", 1), ("b", "queued", 0)]
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)
 
 
-def test_statements_are_in_the_callers_transaction(database_url: str) -> None:
+def test_statements_are_in_the_callers_transaction(database_url: str, statements: str) -> None:
     async def scenario(engine: Any) -> None:
         # Rolled back with SQLAlchemy's own statements of the same transaction.
         with pytest.raises(RuntimeError):
@@ -142,10 +149,12 @@ def test_statements_are_in_the_callers_transaction(database_url: str) -> None:
             await other.dispose()
         assert names == ["committed"]
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)
 
 
-def test_errors_are_sqlalchemys_and_roll_back_the_whole_transaction(database_url: str) -> None:
+def test_errors_are_sqlalchemys_and_roll_back_the_whole_transaction(
+    database_url: str, statements: str
+) -> None:
     async def scenario(engine: Any) -> None:
         async with engine.begin() as conn:
             await INSERT.execute(conn, item("a"))
@@ -158,14 +167,14 @@ def test_errors_are_sqlalchemys_and_roll_back_the_whole_transaction(database_url
                 await INSERT.execute(conn, [item("c"), item("a")])
         # A missing parameter is the caller's mistake, said before anything runs.
         async with engine.connect() as conn:
-            with pytest.raises(sa.exc.ArgumentError):
+            with pytest.raises((sa.exc.ArgumentError, sa.exc.StatementError)):
                 await BY_NAME.execute(conn, {})
             with pytest.raises(sa.exc.ArgumentError):
                 await INSERT.execute(conn, [item("d"), {"name": "e", "state": "queued"}])
             names = (await conn.scalars(sa.select(ITEMS.c.name))).all()
         assert names == ["a"]
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)
 
 
 def test_statements_it_cannot_run_are_refused(tmp_path: Path) -> None:
@@ -180,7 +189,7 @@ def test_statements_it_cannot_run_are_refused(tmp_path: Path) -> None:
     run(f"sqlite+aiosqlite:///{tmp_path / 'refused.db'}", scenario)
 
 
-def test_listeners_see_the_statements(database_url: str) -> None:
+def test_listeners_see_the_statements(database_url: str, statements: str) -> None:
     async def scenario(engine: Any) -> None:
         seen: list[tuple[str, bool]] = []
 
@@ -194,7 +203,7 @@ def test_listeners_see_the_statements(database_url: str) -> None:
             await BY_NAME.execute(conn, {"name": "a"})
         assert seen == [("INSERT", False), ("INSERT", True), ("SELECT", False)]
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)
 
 
 def test_the_echo_log_shows_the_statements_and_not_whole_packages(
@@ -217,7 +226,9 @@ def test_the_echo_log_shows_the_statements_and_not_whole_packages(
     assert "'a'" in logged[0] and len(logged[0]) < 1_000
 
 
-def test_postgresql_autocommit_reader_and_a_lost_connection(database_url: str) -> None:
+def test_postgresql_autocommit_reader_and_a_lost_connection(
+    database_url: str, statements: str
+) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL: autocommit and server-side disconnects")
 
@@ -245,4 +256,4 @@ def test_postgresql_autocommit_reader_and_a_lost_connection(database_url: str) -
         async with engine.connect() as conn:
             assert (await BY_NAME.execute(conn, {"name": "a"})).first().name == "a"
 
-    run(database_url, scenario)
+    run(database_url, scenario, statements)

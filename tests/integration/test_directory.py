@@ -9,7 +9,7 @@ from typing import Any
 from integration_support import SENDER
 
 from connectors.base import DirectoryEntry
-from gateway.store import queries
+from gateway.store import unit_queries
 from gateway.usecases.directory import store_directory
 
 
@@ -28,9 +28,9 @@ def test_directory_sync_upserts_flags_and_deactivates(make_gateway: Any) -> None
             second = await store_directory(gateway, "axis", listed[:900])
             assert second.deactivated == 101  # 100 dropped agencies and the odd code
             async with gateway.engine.connect() as conn:
-                dropped = await queries.get_unit(conn, listed[950].code)
-                kept = await queries.get_unit(conn, listed[10].code)
-                local = await queries.get_unit(conn, SENDER)
+                dropped = await unit_queries.get_unit(conn, listed[950].code)
+                kept = await unit_queries.get_unit(conn, listed[10].code)
+                local = await unit_queries.get_unit(conn, SENDER)
             assert dropped is not None and not dropped.active
             assert kept is not None and kept.active and kept.name == "Đơn vị 11"
             assert kept.parent_code is not None  # derived from the QCVN 102 form

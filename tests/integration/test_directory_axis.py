@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors.base import DirectoryEntry, PeerUnavailable
+from connectors.base import DirectoryEntry, PeerUnavailable, Qd20Source
 from connectors.simulators.axis import AxisFaults, AxisState, generate_directory, running_axis
 from connectors.vxp import VxpConnector
 from envelopes.unit_codes import parse_lenient
-from gateway.store import queries
-from gateway.usecases.directory import Qd20Source, sync_directory, with_qd20_codes
+from gateway.store import unit_queries
+from gateway.usecases.directory import sync_directory, with_qd20_codes
 
 SYSTEM, SECRET, UNIT = "docgw-test", b"directory-secret", "000.00.00.G22"
 AGENCIES = 3000
@@ -46,19 +46,19 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
                 name="axis", endpoint=url, system_id=SYSTEM, secret=SECRET, session=session
             )
             assert isinstance(axis, Qd20Source)
-            report = await sync_directory(gateway, "axis", axis)
+            report = await sync_directory(gateway, "axis", axis, qd20=axis)
             assert report.listed == AGENCIES
             assert report.with_qd20 == AGENCIES
             assert state.counters["requests"] == 2  # getAgenciesList, getAgenciesListQD20
             async with gateway.engine.connect() as conn:
-                units = await queries.get_units(conn, [a.code for a in sample + reparented])
+                units = await unit_queries.get_units(conn, [a.code for a in sample + reparented])
             for agency in sample + reparented:
                 unit = units[agency.code]
                 assert unit.code_qd20 == agency.code_qd20 and unit.code_qd20
                 assert unit.parent_code == agency.parent_code  # explicit, not derived
                 assert unit.name == agency.name and unit.active
             async with gateway.engine.connect() as conn:
-                government_office = await queries.get_unit(conn, UNIT)
+                government_office = await unit_queries.get_unit(conn, UNIT)
             assert government_office is not None and government_office.code_qd20 == "G22"
 
             # The QĐ 20 list cannot be had: the sync fails whole and the stored codes stay.
@@ -77,9 +77,9 @@ def test_the_sync_stores_both_codes_of_every_agency(make_gateway: Any) -> None:
 
             state.record_bytes = busy_for_qd20
             with pytest.raises(PeerUnavailable):
-                await sync_directory(gateway, "axis", single)
+                await sync_directory(gateway, "axis", single, qd20=single)
             async with gateway.engine.connect() as conn:
-                kept = await queries.get_unit(conn, sample[0].code)
+                kept = await unit_queries.get_unit(conn, sample[0].code)
             assert kept is not None and kept.code_qd20 == sample[0].code_qd20 and kept.active
 
     asyncio.run(scenario())

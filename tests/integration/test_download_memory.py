@@ -23,7 +23,7 @@ from envelopes.attachments import AttachmentSource
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import build
 from gateway.settings import load_settings
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries
 from gateway.store.database import migrate
 from gateway.usecases import submit, tokens
 from gateway.usecases.statuses import VIETNAM
@@ -81,7 +81,7 @@ async def prepare(config: Path, keys_dir: Path, attachment: Path) -> tuple[str, 
             ids.append(submitted.message_id)
         token = await tokens.create_token(gateway, name="g22", role="member", unit_code=SENDER)
         async with gateway.engine.connect() as conn:
-            big = await queries.get_message(conn, ids[0])
+            big = await message_queries.get_message(conn, ids[0])
             assert big is not None
             assert await blobs.size_of(conn, big.package_sha256) > SIZE
         return ids[0], ids[1], token

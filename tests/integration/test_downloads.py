@@ -4,7 +4,6 @@ package as stored and an attachment decoded from it, with the member and classif
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import urllib.parse
@@ -21,7 +20,7 @@ from connectors.fake import FakeConnector
 from envelopes import sealing
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries
 from gateway.usecases import delivery, tokens
 from gateway.web.app import create_app
 
@@ -101,7 +100,7 @@ def test_package_and_attachments_download_with_the_member_rules(make_gateway: An
             )
             message_id = await submit(client, own, metadata())
             async with gateway.engine.connect() as conn:
-                message = await queries.get_message(conn, message_id)
+                message = await message_queries.get_message(conn, message_id)
                 assert message is not None
                 stored = await blobs.read_bytes(conn, message.package_sha256)
 
@@ -197,9 +196,8 @@ def test_a_received_document_is_downloaded_by_its_unit(
 
 
 def secure_profile(gateway: Gateway) -> None:
-    gateway.settings = dataclasses.replace(
-        gateway.settings,
-        gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+    gateway.settings = gateway.settings.model_copy(
+        update={"gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})}
     )
 
 
@@ -216,7 +214,7 @@ def test_a_classified_copy_goes_to_its_unit_only_opened_only_on_the_secure_side(
             # No secure endpoint for the recipient: held, but stored (sealed for G22).
             message_id = await submit(client, own, metadata("mat"))
             async with gateway.engine.connect() as conn:
-                message = await queries.get_message(conn, message_id)
+                message = await message_queries.get_message(conn, message_id)
                 assert message is not None
                 stored = await blobs.read_bytes(conn, message.package_sha256)
             assert sealing.is_sealed(stored[: sealing.SNIFF_LENGTH]) and PDF[1] not in stored

@@ -35,7 +35,7 @@ from envelopes.model import Classification, ResponseFor, StatusCode
 from envelopes.reading import read_package
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.records import UnitRecord
 from gateway.store.tables import events, messages, recipients, status_events, unit_certificates
 from gateway.usecases import delivery, intake, operations, registry, statuses, submit, tokens
@@ -171,7 +171,7 @@ def test_a_held_recipient_is_in_no_axis_package_until_released_then_gets_its_own
             second_doc = read_package(io.BytesIO(second)).document().header
             assert first_doc.document_id == second_doc.document_id == submitted.document_id
             async with gateway.engine.connect() as conn:
-                rows = await queries.get_recipients(conn, submitted.message_id)
+                rows = await message_queries.get_recipients(conn, submitted.message_id)
             assert {r.unit_code: r.state for r in rows} == {
                 RECIPIENT: TransportState.SENT,
                 OTHER: TransportState.SENT,
@@ -197,7 +197,7 @@ def test_recipients_on_two_channels_each_get_a_copy_addressing_only_their_channe
             assert [addressed(p) for p in axis.packages] == [[RECIPIENT]]
             assert [addressed(p) for p in lan.packages] == [[OTHER]]
             async with gateway.engine.connect() as conn:
-                message = await queries.get_message(conn, submitted.message_id)
+                message = await message_queries.get_message(conn, submitted.message_id)
             assert message is not None
             # The message keeps the document as submitted (both recipients) for the record.
             async with gateway.engine.connect() as conn:
@@ -240,7 +240,7 @@ def test_a_gateway_serving_two_units_registers_the_released_one_from_its_own_cop
             assert two.duplicate and two.message_id == one.message_id
             assert len(one.answers) == 1 and len(two.answers) == 1 and not three.answers
             async with b.engine.connect() as conn:
-                rows = await queries.get_recipients(conn, one.message_id)
+                rows = await message_queries.get_recipients(conn, one.message_id)
                 count = await conn.scalar(
                     sa.select(sa.func.count()).where(
                         messages.c.direction == "in", messages.c.kind == "document"
@@ -315,7 +315,7 @@ def test_a_status_from_a_unit_without_a_certificate_is_kept_and_shown_unverified
             # Unverified, it moves no business status.
             assert [r["business_status"] for r in detail["recipients"]] == [None]
             async with a.engine.connect() as conn:
-                kept = await queries.get_message(conn, received.message_id)
+                kept = await message_queries.get_message(conn, received.message_id)
                 # The local system is told of it as of any status (the feed and webhooks).
                 told = (
                     await conn.execute(
@@ -466,7 +466,7 @@ def test_a_document_id_taken_between_the_two_identity_checks_is_document_id_reus
     async def scenario() -> None:
         arrivals: list[object] = []
         second_arrived, first_done = asyncio.Event(), asyncio.Event()
-        code_used = queries.code_used
+        code_used = message_queries.code_used
 
         async def code_used_in_turn(conn: Any, **where: Any) -> str | None:
             arrivals.append(conn)
@@ -478,7 +478,7 @@ def test_a_document_id_taken_between_the_two_identity_checks_is_document_id_reus
                 await first_done.wait()
             return await code_used(conn, **where)
 
-        monkeypatch.setattr(queries, "code_used", code_used_in_turn)
+        monkeypatch.setattr(message_queries, "code_used", code_used_in_turn)
         async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
             request = document(gateway, number="41")
             tasks = [asyncio.create_task(send(gateway, request)) for _ in range(2)]
@@ -555,10 +555,10 @@ def test_updates_replies_and_statuses_naming_a_toi_mat_document_never_reach_the_
             await drain(gateway)
             async with gateway.engine.connect() as conn:
                 found = {
-                    m: await queries.get_message(conn, m)
+                    m: await message_queries.get_message(conn, m)
                     for m in (update.message_id, reply.message_id, status_id)
                 }
-                control_row = await queries.get_message(conn, control.message_id)
+                control_row = await message_queries.get_message(conn, control.message_id)
             for message in found.values():
                 assert message is not None
                 assert message.classification == "toi_mat"
@@ -611,7 +611,7 @@ def test_an_update_of_a_toi_mat_document_sent_again_with_its_key_is_the_same_req
             assert first.status == 201, await first.text()
             created = await first.json()
             async with gateway.engine.connect() as conn:
-                stored = await queries.get_message(conn, created["id"])
+                stored = await message_queries.get_message(conn, created["id"])
             assert stored is not None and stored.classification == "toi_mat"
             before = await count_rows(gateway)
             again = await client.post("/api/v1/messages", data=form(update), headers=headers)

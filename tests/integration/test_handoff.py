@@ -295,9 +295,10 @@ def test_a_secure_gateway_takes_no_ready_packages(make_gateway: Any, tmp_path: P
 
     async def scenario() -> None:
         async with make_gateway() as gateway:
-            gateway.settings = dataclasses.replace(
-                gateway.settings,
-                gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+            gateway.settings = gateway.settings.model_copy(
+                update={
+                    "gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})
+                }
             )
             put_package(folder, "cv-7816", signed_package(gateway))
             report = await pick_up(gateway, "dms", folder)
@@ -400,9 +401,8 @@ async def receive(receiver: Gateway, data: bytes) -> str:
 
 
 def secure_profile(gateway: Gateway) -> None:
-    gateway.settings = dataclasses.replace(
-        gateway.settings,
-        gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+    gateway.settings = gateway.settings.model_copy(
+        update={"gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})}
     )
 
 

@@ -23,7 +23,7 @@ from secure_peers import drain, send
 from gateway.bootstrap import Gateway, build
 from gateway.domain.lifecycle import TransportState
 from gateway.settings import SettingsError, load_settings
-from gateway.store import queries
+from gateway.store import message_queries
 from gateway.store.database import migrate
 from gateway.store.records import UnitRecord
 from gateway.store.tables import attempts, messages, recipients
@@ -130,9 +130,9 @@ def test_a_document_pushed_from_a_reaches_bs_inbox_and_is_verified_there(
             assert document.id == remote_id  # B's answer: the id it stored the document under
             assert (document.sender, document.kind) == (SENDER, "document")
             async with a.engine.connect() as conn:
-                ours = await queries.get_message(conn, message_id)
+                ours = await message_queries.get_message(conn, message_id)
             async with b.engine.connect() as conn:
-                stored = await queries.get_message(conn, document.id)
+                stored = await message_queries.get_message(conn, document.id)
             assert ours is not None and stored is not None
             assert stored.document_id == ours.document_id
             assert stored.subject == ours.subject

@@ -27,8 +27,9 @@ from envelopes.sealing import SealFormat, sniff
 from gateway.bootstrap import Gateway, build
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.settings import load_settings
-from gateway.store import queries
+from gateway.store import job_queries, message_queries, status_queries
 from gateway.store.database import migrate
+from gateway.store.records import aware
 from gateway.store.tables import audit_events, messages, recipients, unit_certificates, units
 from gateway.usecases import delivery, intake, operations, statuses, submit
 from gateway.usecases.errors import Conflict, ReasonRequired, UnknownSender, UnknownUnit
@@ -53,6 +54,12 @@ async def send(gateway: Gateway, req: DocumentRequest | None = None, key: str | 
     return result.message_id
 
 
+@pytest.fixture(params=["direct", "plain"])
+def database_statements(request: pytest.FixtureRequest) -> str:
+    """The outbox on both ways of running the store's statements (``[database] statements``)."""
+    return str(request.param)
+
+
 async def drain(gateway: Gateway, rounds: int = 200) -> None:
     """Deliver until nothing is due (sleeping through short retry delays)."""
     for _ in range(rounds):
@@ -71,7 +78,9 @@ async def drain(gateway: Gateway, rounds: int = 200) -> None:
 
 async def recipient_states(gateway: Gateway, message_id: str) -> dict[str, TransportState]:
     async with gateway.engine.connect() as conn:
-        return {r.unit_code: r.state for r in await queries.get_recipients(conn, message_id)}
+        return {
+            r.unit_code: r.state for r in await message_queries.get_recipients(conn, message_id)
+        }
 
 
 def run(scenario: Callable[[], Any]) -> Any:
@@ -103,7 +112,7 @@ def test_transport_failures_are_retried_until_sent(make_gateway: Any) -> None:
             await drain(gateway)
             assert await recipient_states(gateway, message_id) == {RECIPIENT: TransportState.SENT}
             async with gateway.engine.connect() as conn:
-                history = await queries.message_history(conn, message_id)
+                history = await message_queries.message_history(conn, message_id)
             outcomes = [a["outcome"] for a in history["attempts"]]
             assert outcomes == ["transport_error", "transport_error", "sent"]
             actions = [e["action"] for e in history["audit"]]
@@ -140,7 +149,7 @@ def test_business_refusal_fails_at_once_with_the_reason(make_gateway: Any) -> No
             message_id = await send(gateway)
             await drain(gateway)
             async with gateway.engine.connect() as conn:
-                [recipient] = await queries.get_recipients(conn, message_id)
+                [recipient] = await message_queries.get_recipients(conn, message_id)
             assert recipient.state is TransportState.FAILED
             assert recipient.attempt_count == 1
             assert "refused by the peer" in (recipient.last_error or "")
@@ -165,7 +174,7 @@ def test_attempt_limit_ends_in_failed(make_gateway: Any) -> None:
             message_id = await send(gateway)
             await drain(gateway)
             async with gateway.engine.connect() as conn:
-                [recipient] = await queries.get_recipients(conn, message_id)
+                [recipient] = await message_queries.get_recipients(conn, message_id)
             assert recipient.state is TransportState.FAILED
             assert recipient.attempt_count == 3 and "gave up after 3" in (
                 recipient.last_error or ""
@@ -240,7 +249,7 @@ def test_classified_package_is_stored_only_sealed(make_gateway: Any) -> None:
         async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
             message_id = await send(gateway, request(classification="toi_mat"))
             async with gateway.engine.connect() as conn:
-                message = await queries.get_message(conn, message_id)
+                message = await message_queries.get_message(conn, message_id)
                 assert message is not None and message.classification == "toi_mat"
                 data = await blobs.read_bytes(conn, message.package_sha256)
             assert sniff(data) is SealFormat.CMS
@@ -257,7 +266,7 @@ def test_lease_expiry_makes_a_lost_claim_unconfirmed_then_it_is_resent(make_gate
             message_id = await send(gateway)
             now = gateway.clock()
             async with gateway.engine.begin() as conn:  # a worker claims, then "dies"
-                claimed = await queries.claim_due(
+                claimed = await job_queries.claim_due(
                     conn,
                     now=now,
                     limit=10,
@@ -274,7 +283,7 @@ def test_lease_expiry_makes_a_lost_claim_unconfirmed_then_it_is_resent(make_gate
             # The dead worker's late outcome cannot move the recipient again.
             async with gateway.engine.begin() as conn:
                 with pytest.raises(IllegalTransition):
-                    await queries.transition(
+                    await message_queries.transition(
                         conn, claimed[0].recipient_id, TransportState.SENDING,
                         TransportState.FAILED, now=now, actor="dead", action="late",
                     )  # fmt: skip
@@ -337,8 +346,8 @@ def test_exchange_between_two_gateways_with_dedupe_and_statuses(
             await intake.receive_package(a, io.BytesIO(by_code["03"]), via="axis")
             await intake.receive_package(a, io.BytesIO(by_code["01"]), via="axis")
             async with a.engine.connect() as conn:
-                [recipient] = await queries.get_recipients(conn, message_id)
-                history = await queries.message_history(conn, message_id)
+                [recipient] = await message_queries.get_recipients(conn, message_id)
+                history = await message_queries.message_history(conn, message_id)
             assert recipient.business_status == "03"
             events = [(e["status_code"], e["out_of_order"]) for e in history["status_events"]]
             assert events == [("03", False), ("01", True)]
@@ -373,7 +382,7 @@ def test_status_for_an_unknown_document_is_kept(
             assert isinstance(connector, FakeConnector)
             await intake.receive_package(a, io.BytesIO(connector.packages[0]), via="axis")
             async with a.engine.connect() as conn:
-                unknown = await queries.unmatched_status_events(conn)
+                unknown = await status_queries.unmatched_status_events(conn)
             assert [(e["document_id"], e["status_code"]) for e in unknown] == [("không-có", "01")]
 
     run(scenario)
@@ -396,8 +405,8 @@ def test_breached_send_deadline_is_listed(make_gateway: Any) -> None:
                 ),
             )
             async with gateway.engine.connect() as conn:
-                breached = await queries.list_messages(
-                    conn, queries.MessageFilter(breached_before=gateway.clock())
+                breached = await message_queries.list_messages(
+                    conn, message_queries.MessageFilter(breached_before=gateway.clock())
                 )
             ids = [m.id for m in breached]
             assert message_id in ids and fresh not in ids
@@ -410,7 +419,7 @@ def test_records_are_plain_values(make_gateway: Any) -> None:
         async with make_gateway(connectors={"axis": FakeConnector(name="axis")}) as gateway:
             message_id = await send(gateway)
             async with gateway.engine.connect() as conn:
-                message = await queries.get_message(conn, message_id)
+                message = await message_queries.get_message(conn, message_id)
             assert message is not None
             assert dataclasses.is_dataclass(message)
             assert message.classification == Classification.THUONG.value
@@ -535,31 +544,31 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
             ids.append(await send(gateway, request(code={"number": "7817", "notation": "X"})))
             now = gateway.clock()
             async with gateway.engine.begin() as conn:
-                claimed = await queries.claim_due(
+                claimed = await job_queries.claim_due(
                     conn, now=now, limit=10, lease_until=now + dt.timedelta(minutes=1), worker="w"
                 )
             assert len(claimed) == 3
             sent_a, sent_b, lost = claimed
             async with gateway.engine.begin() as conn:  # recovery got there first
-                await queries.transition(
+                await message_queries.transition(
                     conn, lost.recipient_id, TransportState.SENDING, TransportState.UNCONFIRMED,
                     now=now, actor="recovery", action="lease_expired",
                 )  # fmt: skip
             later = now + dt.timedelta(seconds=5)
             moves = [
-                queries.Move(
+                message_queries.Move(
                     recipient_id=sent_a.recipient_id, message_id=sent_a.message_id,
                     current=TransportState.SENDING, new=TransportState.SENT, at=later,
                     action="attempt_delivered",
                     fields={"lease_until": None, "sent_at": later, "remote_id": "axis-1"},
                 ),
-                queries.Move(
+                message_queries.Move(
                     recipient_id=lost.recipient_id, message_id=lost.message_id,
                     current=TransportState.SENDING, new=TransportState.SENT, at=later,
                     action="attempt_delivered",
                     fields={"lease_until": None, "sent_at": later, "remote_id": "axis-2"},
                 ),
-                queries.Move(
+                message_queries.Move(
                     recipient_id=sent_b.recipient_id, message_id=sent_b.message_id,
                     current=TransportState.SENDING, new=TransportState.RETRY_SCHEDULED, at=later,
                     action="attempt_transport_error", reason="peer down",
@@ -569,7 +578,7 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
             ]  # fmt: skip
             with statements(gateway, "UPDATE recipients") as updates:
                 async with gateway.engine.begin() as conn:
-                    result = await queries.transition_many(conn, moves, actor="w")
+                    result = await message_queries.transition_many(conn, moves, actor="w")
             assert [m.recipient_id for m in result] == [lost.recipient_id]
             per_shape = gateway.engine.dialect.name == "postgresql"
             assert len(updates) == (2 if per_shape else 3)
@@ -586,9 +595,9 @@ def test_a_round_of_outcomes_moves_each_recipient_once_and_reports_the_lost(
                 }
             a, b, c = rows[sent_a.recipient_id], rows[sent_b.recipient_id], rows[lost.recipient_id]
             assert (a.state, a.remote_id, a.lease_until) == ("sent", "axis-1", None)
-            assert queries._aware(a.sent_at) == later
+            assert aware(a.sent_at) == later
             assert (b.state, b.last_error) == ("retry_scheduled", "peer down")
-            assert queries._aware(b.next_attempt_at) == later + dt.timedelta(seconds=30)
+            assert aware(b.next_attempt_at) == later + dt.timedelta(seconds=30)
             assert (c.state, c.remote_id) == ("unconfirmed", None)
             async with gateway.engine.connect() as conn:
                 audited = await conn.scalar(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import dataclasses
 import email
 import io
 import ipaddress
@@ -187,8 +186,8 @@ def test_the_scheduled_job_makes_each_closed_period_once_into_the_folder_and_by_
             gateway.clock = lambda: vn(11, 25, 0, 30)  # half an hour after 2026-11 closed
             # The mail server down: the job fails and records nothing; the next check retries.
             live = gateway.settings
-            gateway.settings = dataclasses.replace(
-                live, reports=dataclasses.replace(live.reports, smtp_port=free_port())
+            gateway.settings = live.model_copy(
+                update={"reports": live.reports.model_copy(update={"smtp_port": free_port()})}
             )
             with pytest.raises(ConnectionRefusedError):
                 await report_files.produce_due_reports(gateway)
@@ -266,7 +265,7 @@ def test_mail_goes_over_verified_starttls_with_the_password_from_the_environment
     try:
         report_files.send_mail(settings, "Báo cáo tháng 2026-11", files,
                                ca_file=tmp_path / "mail-ca.pem")  # fmt: skip
-        wrong = dataclasses.replace(settings, smtp_password="doan-sai")
+        wrong = settings.model_copy(update={"smtp_password": "doan-sai"})
         with pytest.raises(smtplib.SMTPAuthenticationError):
             report_files.send_mail(wrong, "x", files, ca_file=tmp_path / "mail-ca.pem")
         with pytest.raises(ssl.SSLCertVerificationError):  # not the CA: refused, nothing sent

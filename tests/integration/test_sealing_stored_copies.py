@@ -31,7 +31,7 @@ from envelopes.sealing import SealFormat, open_sealed, sniff
 from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import TransportState
 from gateway.keystore import issue_unit_certificate
-from gateway.store import blobs, queries
+from gateway.store import blobs, message_queries
 from gateway.store.tables import messages, recipients
 from gateway.usecases import intake, operations
 
@@ -112,7 +112,7 @@ def test_a_copy_stored_in_dgwseal1_is_sent_as_it_is_and_resealed_in_cms_for_a_ne
             assert sniff(second) is SealFormat.CMS
             assert open_sealed(second, renewed.key) == document
             async with gw.engine.connect() as conn:
-                [row] = await queries.get_recipients(conn, message_id)
+                [row] = await message_queries.get_recipients(conn, message_id)
             assert row.state == TransportState.SENT
 
     asyncio.run(scenario())
@@ -136,7 +136,7 @@ def test_a_dgwseal1_package_from_a_peer_is_opened_and_stored_as_received(
             received = await intake.receive_package(b, io.BytesIO(sealed), via="secure")
             assert not received.duplicate
             async with b.engine.connect() as conn:
-                stored = await queries.get_message(conn, received.message_id)
+                stored = await message_queries.get_message(conn, received.message_id)
                 assert stored is not None
                 assert stored.classification == "mat"  # it came sealed
                 assert await blobs.read_bytes(conn, stored.package_sha256) == sealed

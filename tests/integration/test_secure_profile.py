@@ -20,7 +20,9 @@ AXES = {
     "soap": 'kind = "soap"\nendpoint = "http://127.0.0.1:9/DocumentService"\n',
     "soap_flagged": 'kind = "soap"\nendpoint = "http://127.0.0.1:9/ds"\naxis = true\n',
     "fake_axis": 'kind = "fake"\naxis = true\n',
-    "http_push_axis": 'kind = "http_push"\nendpoint = "http://127.0.0.1:9/inbox"\naxis = true\n',
+    "http_push_axis": (
+        'kind = "http_push"\nendpoint = "http://127.0.0.1:9/inbox"\ntoken = "t"\naxis = true\n'
+    ),
 }
 
 

@@ -1,7 +1,9 @@
 """The embedded default's engine (``store.database.InlineSqliteEngine``): ``begin()`` and
 ``connect()`` keep AsyncEngine's meaning — commit on a clean exit, roll back on an exception or a
 failed commit, the one pooled connection always given back — with fewer crossings into
-SQLAlchemy's synchronous core, and without the task AsyncEngine closes in."""
+SQLAlchemy's synchronous core, and without the task AsyncEngine closes in. Each also runs on the
+plain engine (``[database] statements = "plain"``: SQLAlchemy's own aiosqlite engine), which
+must mean the same."""
 
 from __future__ import annotations
 
@@ -31,10 +33,15 @@ CHILDREN = sa.Table(
 )
 
 
-def run(tmp_path: Path, scenario: Any) -> None:
+@pytest.fixture(params=["direct", "plain"])
+def statements(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run(tmp_path: Path, scenario: Any, statements: str = "direct") -> None:
     async def main() -> None:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/engine.db")
-        assert isinstance(engine, InlineSqliteEngine)
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/engine.db", statements=statements)
+        assert isinstance(engine, InlineSqliteEngine) == (statements == "direct")
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(META.create_all)
@@ -51,7 +58,9 @@ async def parent_ids(engine: AsyncEngine) -> list[int]:
         return list((await conn.scalars(sa.select(PARENTS.c.id).order_by(PARENTS.c.id))).all())
 
 
-def test_begin_commits_on_a_clean_exit_and_rolls_back_on_an_exception(tmp_path: Path) -> None:
+def test_begin_commits_on_a_clean_exit_and_rolls_back_on_an_exception(
+    tmp_path: Path, statements: str
+) -> None:
     async def scenario(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
             await conn.execute(PARENTS.insert(), [{"id": 1}, {"id": 2}])
@@ -65,10 +74,12 @@ def test_begin_commits_on_a_clean_exit_and_rolls_back_on_an_exception(tmp_path: 
                 await conn.execute(PARENTS.insert(), {"id": 1})
         assert await parent_ids(engine) == [1, 2]
 
-    run(tmp_path, scenario)
+    run(tmp_path, scenario, statements)
 
 
-def test_a_commit_that_fails_keeps_nothing_and_gives_the_connection_back(tmp_path: Path) -> None:
+def test_a_commit_that_fails_keeps_nothing_and_gives_the_connection_back(
+    tmp_path: Path, statements: str
+) -> None:
     async def scenario(engine: AsyncEngine) -> None:
         with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
             async with engine.begin() as conn:
@@ -81,10 +92,12 @@ def test_a_commit_that_fails_keeps_nothing_and_gives_the_connection_back(tmp_pat
             await conn.execute(CHILDREN.insert(), {"id": 2, "parent_id": 6})
         assert await parent_ids(engine) == [6]
 
-    run(tmp_path, scenario)
+    run(tmp_path, scenario, statements)
 
 
-def test_connect_autobegins_and_keeps_only_what_is_committed(tmp_path: Path) -> None:
+def test_connect_autobegins_and_keeps_only_what_is_committed(
+    tmp_path: Path, statements: str
+) -> None:
     async def scenario(engine: AsyncEngine) -> None:
         async with engine.connect() as conn:
             await conn.execute(PARENTS.insert(), {"id": 7})
@@ -97,10 +110,12 @@ def test_connect_autobegins_and_keeps_only_what_is_committed(tmp_path: Path) -> 
                 raise RuntimeError("abort")
         assert await parent_ids(engine) == [8]
 
-    run(tmp_path, scenario)
+    run(tmp_path, scenario, statements)
 
 
-def test_a_task_cancelled_while_waiting_for_the_connection_takes_nothing(tmp_path: Path) -> None:
+def test_a_task_cancelled_while_waiting_for_the_connection_takes_nothing(
+    tmp_path: Path, statements: str
+) -> None:
     """SQLite has one pooled connection: a second transaction waits for it. Cancelled while
     waiting, it leaves the holder's transaction alone and holds nothing afterwards."""
 
@@ -130,4 +145,4 @@ def test_a_task_cancelled_while_waiting_for_the_connection_takes_nothing(tmp_pat
         await held
         assert await parent_ids(engine) == [10]
 
-    run(tmp_path, scenario)
+    run(tmp_path, scenario, statements)

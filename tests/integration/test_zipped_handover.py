@@ -174,9 +174,10 @@ def test_a_sealed_package_is_unpacked_only_where_it_is_handed_over_opened(
     async def scenario() -> None:
         async with make_gateway(local_units=(RECIPIENT,)) as gateway:
             if profile == "secure":
-                gateway.settings = dataclasses.replace(
-                    gateway.settings,
-                    gateway=dataclasses.replace(gateway.settings.gateway, profile="secure"),
+                gateway.settings = gateway.settings.model_copy(
+                    update={
+                        "gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})
+                    }
                 )
             sealed = seal(data, gateway.signer(RECIPIENT).certificate)
             received = await intake.receive_package(gateway, io.BytesIO(sealed), via="secure")

@@ -1,22 +1,25 @@
 """``config.example.toml`` and ``docs/reference/config.md`` against the code: the example loads as
 shipped, its commented-out keys and channel examples load once uncommented (with the secret from the
-environment, as an operator sets it), and both name every setting ``gateway/settings.py`` has."""
+environment, as an operator sets it), the example names every setting ``gateway/settings.py``
+declares, and config.md's settings tables are the ones generated from those declarations."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import get_type_hints
 
 import pytest
+from pydantic import BaseModel
 
+from gateway import settings_reference
 from gateway.settings import (
     CHANNEL_KINDS,
-    ChannelSettings,
+    CHANNEL_MODELS,
+    HttpPushChannel,
     RetrySettings,
     Settings,
     SettingsError,
+    VxpChannel,
     load_settings,
 )
 
@@ -31,13 +34,14 @@ COMMENTED_SETTING = re.compile(r"^# (\[[a-z_.]+\]|[a-z_]+ = )")
 def setting_names() -> list[tuple[str, str]]:
     """(section, key) for every setting: ``channels.NAME`` for a channel's keys."""
     names: list[tuple[str, str]] = []
-    for top in fields(Settings):
-        if top.name in ("channels", "base_dir"):  # base_dir: the config file's folder, not a key
+    for top, field in Settings.model_fields.items():
+        if top in ("channels", "base_dir"):  # base_dir: the config file's folder, not a key
             continue
-        section = get_type_hints(Settings)[top.name]
-        assert is_dataclass(section), top.name
-        names += [(top.name, f.name) for f in fields(section)]
-    names += [("channels.NAME", f.name) for f in fields(ChannelSettings) if f.name != "name"]
+        section = field.annotation
+        assert isinstance(section, type) and issubclass(section, BaseModel), top
+        names += [(top, key) for key in section.model_fields]
+    keys = {key for model in CHANNEL_MODELS for key in model.model_fields if key != "name"}
+    names += [("channels.NAME", key) for key in sorted(keys)]
     return names
 
 
@@ -108,10 +112,31 @@ def test_the_reference_names_every_channel_kind() -> None:
     text = REFERENCE.read_text(encoding="utf-8")
     [row] = [line for line in text.splitlines() if line.startswith("| `channels.NAME.kind`")]
     assert all(f"`{kind}`" in row for kind in CHANNEL_KINDS)
+    assert all(f"\n`{kind}`: " in text for kind in CHANNEL_KINDS)  # a table of its own keys
+
+
+def test_the_settings_tables_are_generated_from_the_declarations() -> None:
+    """Fails when a setting is added, removed or re-documented in gateway/settings.py without
+    running ``python -m gateway.settings_reference``."""
+    current = REFERENCE.read_text(encoding="utf-8")
+    assert settings_reference.rewritten(current) == current
+    assert settings_reference.main(["--check"]) == 0
+
+
+def test_the_generated_tables_follow_the_declarations() -> None:
+    text = settings_reference.tables()
+    assert "| `database.pool_size` | 20 | PostgreSQL connections kept open per process" in text
+    assert "| `api.max_upload_bytes` | 512 MiB (536870912) |" in text
+    assert "| `channels.NAME.secret` | — (required, no default) | the shared secret" in text
+    assert '| `reports.smtp_password` | "" (no default) |' in text
+    stale = settings_reference.rewritten(REFERENCE.read_text().replace("| 8443 |", "| 8444 |"))
+    assert "| `secure_inbox.port` | 8443 |" in stale
 
 
 def test_no_setting_of_a_secret_has_a_default() -> None:
-    assert ChannelSettings(name="x", kind="vxp").secret == ""
-    assert "secret" not in repr(ChannelSettings(name="x", kind="vxp", secret="bi-mat"))
-    assert ChannelSettings(name="x", kind="http_push").token == ""
-    assert "bi-mat" not in repr(ChannelSettings(name="x", kind="http_push", token="bi-mat"))
+    for model, key in ((VxpChannel, "secret"), (HttpPushChannel, "token")):
+        assert model.model_fields[key].is_required(), key
+        assert model.model_fields[key].repr is False, key
+    vxp = VxpChannel(name="x", endpoint="http://x", system_id="s", secret="bi-mat")
+    assert "bi-mat" not in repr(vxp)
+    assert "bi-mat" not in repr(HttpPushChannel(name="x", endpoint="http://x", token="bi-mat"))

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from envelopes.errors import MetadataError
+from envelopes import metadata_reference
+from envelopes.errors import MetadataError, TextInvalid
 from envelopes.metadata import parse_metadata
 from envelopes.model import BusinessDocType, Classification, Priority
 
@@ -112,3 +113,48 @@ def test_replacement_needs_its_list_and_a_reason() -> None:
     data["business"]["replacements"] = [{"document_id": "D1", "organ_ids": ["000.00.00.H41"]}]
     request = parse_metadata(data, today=TODAY)
     assert request.business.replacements[0].organ_ids == ("000.00.00.H41",)
+
+
+def test_the_field_table_is_generated_from_the_models() -> None:
+    """Fails when a field is added, removed or re-documented in envelopes/metadata.py without
+    running ``python -m envelopes.metadata_reference``."""
+    current = metadata_reference.REFERENCE.read_text(encoding="utf-8")
+    assert metadata_reference.rewritten(current) == current
+    assert metadata_reference.main(["--check"]) == 0
+
+
+def test_the_field_table_follows_the_declarations() -> None:
+    table = metadata_reference.table()
+    assert "| `subject` | string | required, ≤ 500 characters; trích yếu | `Subject` |" in table
+    assert "| `other_info.priority` | integer | 0–4; 0 thường" in table
+    assert "| `to` | list of organization | required; at least one" in table
+    keys = {line.split("`")[1] for line in table.splitlines()[2:]}
+    assert {"from", "organization.organ_id", "business.replacements"} <= keys
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        ("from.organ_name", "x" * 201, "longer than 200 characters"),
+        ("other_info.priority", 5, "must be 0..4"),
+        ("other_info.page_amount", -1, "must be at least 0"),
+        ("other_info.page_amount", "2", "must be a whole number"),
+        ("other_info.direction", "yes", "must be true or false"),
+        ("to_places", ["Như trên", " "], "must be a non-empty string"),
+        ("code", "7816/VPCP", "must be an object"),
+        ("to", {"organ_id": "000.00.00.H41"}, "must be a list"),
+        ("to.0.surprise", 1, "unknown field (known: organ_id, organization_in_charge"),
+        ("code", None, "required"),
+        ("subject", None, "required"),
+    ],
+)
+def test_each_mistake_says_what_is_wrong(path: str, value: Any, says: str) -> None:
+    with pytest.raises(MetadataError) as caught:
+        parse_metadata(mutate(path, value), today=TODAY)
+    assert says in caught.value.message, caught.value.message
+
+
+def test_a_character_xml_cannot_carry_is_text_invalid_at_its_path() -> None:
+    with pytest.raises(TextInvalid) as caught:
+        parse_metadata(mutate("to.0.organ_name", "UBND\x01"), today=TODAY)
+    assert (caught.value.code, caught.value.element) == ("TEXT_INVALID", "to[0].organ_name")

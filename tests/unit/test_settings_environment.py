@@ -99,7 +99,9 @@ def test_numbers_booleans_and_lists_keep_their_types(config: Path) -> None:
 
 
 def test_an_override_wins_over_the_file_and_may_add_a_channel(config: Path) -> None:
-    config.write_text(VXP + 'secret = "tu-file"\n', encoding="utf-8")
+    # In the axis' own table: a drop folder has no secret (each kind takes only its own keys).
+    in_file = VXP.replace("[channels.dms]", 'secret = "tu-file"\n[channels.dms]')
+    config.write_text(in_file, encoding="utf-8")
     settings = load_settings(
         config,
         {"DOCGW_CHANNELS__AXIS__SECRET": "tu-moi-truong", "DOCGW_CHANNELS__LAB__KIND": "fake"},

@@ -7,20 +7,24 @@ from gateway.cli import build_parser
 from gateway.cli.operations import UNIT_OPTIONS
 from gateway.store.tables import units
 from gateway.usecases import registry
-from gateway.web import app
+from gateway.web import units as api
 
 
 def test_the_api_takes_exactly_the_registry_fields_with_code_and_certificate() -> None:
-    assert ("code", *registry.UNIT_FIELDS, "certificate_pem") == app.UNIT_FIELDS
-    assert app.ROUTING_FIELDS == registry.ROUTING_FIELDS
+    body = api.UnitRegistration
+    assert ("code", *registry.UNIT_FIELDS, "certificate_pem") == tuple(body.model_fields)
     assert set(registry.UNIT_FIELDS) - set(registry.ROUTING_FIELDS) == {"name"}
-    assert app.ROUTING_FLAGS == ("allows_tuyet_mat",)
+    schema = body.model_json_schema()["properties"]
+    flags = tuple(name for name in registry.UNIT_FIELDS if schema[name].get("type") == "boolean")
+    assert flags == ("allows_tuyet_mat",)
     # Every text field is bounded by its column's width; a flag is not text.
     assert {
-        name: units.c[name].type.length
+        name: units.c[name].type.length for name in registry.UNIT_FIELDS if name not in flags
+    } == {
+        name: schema[name]["anyOf"][0]["maxLength"]
         for name in registry.UNIT_FIELDS
-        if name not in app.ROUTING_FLAGS
-    } == app.UNIT_FIELD_LENGTHS
+        if name not in flags
+    }
     assert ("code", *registry.UNIT_FIELDS) == registry.CSV_COLUMNS
 
 

@@ -1,10 +1,13 @@
 """The console's pages and actions. Each handler reads the request, calls the SAME use case or
-named query as the API (operations, statuses, registry, downloads, users; queries.list_messages
-with the API's own filter parsing) and renders a template: no rule lives here or in a template.
+named query as the API (operations, statuses, registry, downloads, users; usecases/messages.py
+with the API's own filter parsing, web/messages.message_filter) and renders a template: no rule
+lives here or in a template.
 
 A member acts as the API's member token of the unit it currently acts for (a member of several
-units switches between them on the account page): ``auth.member_unit`` and ``app._visible`` decide
-what it sees, so changing an id in the URL gives the API's 404.
+units switches between them on the account page): ``auth.member_unit`` and the one SQL definition
+of who may see a message (store/visibility.py, through ``messages.visible_message`` and
+``MessageFilter.visible_to_unit``) decide what it sees, so changing an id in the URL gives the
+API's 404.
 """
 
 from __future__ import annotations
@@ -22,26 +25,20 @@ from aiohttp import hdrs, web
 from multidict import MultiDictProxy
 
 from envelopes.errors import GatewayError
-from envelopes.model import Classification, StatusCode
+from envelopes.model import Classification
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
+from gateway.domain.business import RECEIVER_REPLY_CODES, REPLY_CODES, reply_code
 from gateway.domain.lifecycle import TransportState
-from gateway.store import overview, queries
+from gateway.store import message_queries, overview
 from gateway.store.records import MessageRecord, UnitRecord
 from gateway.usecases import downloads, operations, registry, statuses, tokens, users
+from gateway.usecases import messages as reading
 from gateway.usecases.errors import Forbidden, NotFound, ReasonRequired
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
-from gateway.web.app import (
-    _choice,
-    _decode_cursor,
-    _encode_cursor,
-    _message_filter,
-    _reply_code,
-    _state,
-    _visible,
-)
 from gateway.web.auth import member_unit
+from gateway.web.common import choice
 from gateway.web.console.security import (
     ADMIN,
     CONSOLE_GATEWAY,
@@ -60,6 +57,7 @@ from gateway.web.console.security import (
     set_cookie,
 )
 from gateway.web.integration import _attachment_number, _stream
+from gateway.web.messages import decode_cursor, encode_cursor, message_filter
 from gateway.web.problems import BadRequest, status_for
 
 PAGE_SIZE = 50
@@ -72,13 +70,11 @@ REASON_MAX = 1000
 CHART_HOURS = 24
 CHART_BAR = 12
 CHART_HEIGHT = 80
-#: The console's own message filters, beside the API's (app._message_filter).
+#: The console's own message filters, beside the API's (web/messages.message_filter).
 KINDS = ("document", "status")
-#: The status codes a person replies with, by the direction of the document.
-REPLIES_IN = tuple(
-    c.value for c in StatusCode if c is not StatusCode.ARRIVED and not c.sent_by_sender
-)
-REPLIES_OUT = tuple(c.value for c in StatusCode if c.sent_by_sender)
+#: The status codes a person replies with, by the direction of the document (business.py).
+REPLIES_IN = RECEIVER_REPLY_CODES
+REPLIES_OUT = tuple(c for c in REPLY_CODES if c not in RECEIVER_REPLY_CODES)
 #: Cells a spreadsheet would take as a formula are prefixed with ' (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -189,9 +185,9 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
     async with gateway.reader.connect() as conn:
         backlog = await overview.backlog(conn, now=moment, unit=unit)
         stuck = await overview.stuck_recipients(conn, unit=unit)
-        breached = await queries.list_messages(
+        breached = await message_queries.list_messages(
             conn,
-            queries.MessageFilter(breached_before=moment, visible_to_unit=unit),
+            message_queries.MessageFilter(breached_before=moment, visible_to_unit=unit),
             limit=PAGE_SIZE,
         )
         hourly = await overview.attempts_per_hour(
@@ -254,13 +250,13 @@ def _chart(rows: list[tuple[str, bool, int]], moment: dt.datetime) -> dict[str, 
 # --------------------------------------------------------------------------------- messages
 
 
-def _selection(request: web.Request, query: Mapping[str, str]) -> queries.MessageFilter:
-    """The API's filter (app._message_filter: same parameters, same errors, same unit rule),
-    with the console's kind and channel."""
+def _selection(request: web.Request, query: Mapping[str, str]) -> message_queries.MessageFilter:
+    """The API's filter (web/messages.message_filter: same parameters, same errors, same unit
+    rule), with the console's kind and channel."""
     gateway = _gateway(request)
-    selection = _message_filter(query, _principal(request), gateway.clock())
-    channel = _choice(query, "channel", tuple(sorted(gateway.channels)))
-    return dataclasses.replace(selection, kind=_choice(query, "kind", KINDS), channel=channel)
+    selection = message_filter(query, _principal(request), gateway.clock())
+    channel = choice(query, "channel", tuple(sorted(gateway.channels)))
+    return dataclasses.replace(selection, kind=choice(query, "kind", KINDS), channel=channel)
 
 
 FILTER_NAMES = (
@@ -278,14 +274,13 @@ async def messages(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     query = request.query
     selection = _selection(request, query)
-    after = _decode_cursor(query.get("cursor"))
-    async with gateway.reader.connect() as conn:
-        found = await queries.list_messages(conn, selection, after=after, limit=PAGE_SIZE + 1)
-    rows = found[:PAGE_SIZE]
+    after = decode_cursor(query.get("cursor"))
+    found = await reading.list_page(gateway, selection, after=after, limit=PAGE_SIZE)
+    rows = found.items
     filters = _filter_query(query)
     next_url = None
-    if len(found) > PAGE_SIZE:
-        cursor = _encode_cursor(rows[-1])
+    if found.more:
+        cursor = encode_cursor(rows[-1])
         next_url = "?" + urllib.parse.urlencode({**filters, "cursor": cursor})
     context = {
         "rows": [_row(m) for m in rows],
@@ -313,7 +308,7 @@ def _row(message: MessageRecord) -> dict[str, Any]:
         "recipients": [r.unit_code for r in message.recipients],
         "classification": message.classification,
         "subject": message.subject,
-        "state": _state(message),
+        "state": reading.transport_state(message),
     }
 
 
@@ -362,60 +357,57 @@ def _vn(moment: dt.datetime | None) -> str:
 
 
 async def _all(
-    gateway: Gateway, selection: queries.MessageFilter, most: int
+    gateway: Gateway, selection: message_queries.MessageFilter, most: int
 ) -> AsyncIterator[MessageRecord]:
     after: tuple[dt.datetime, str] | None = None
     given = 0
     while given < most:
-        async with gateway.reader.connect() as conn:
-            found = await queries.list_messages(
-                conn, selection, after=after, limit=min(200, most - given)
-            )
-        for message in found:
+        found = await reading.list_page(
+            gateway, selection, after=after, limit=min(200, most - given)
+        )
+        for message in found.items:
             yield message
-        given += len(found)
-        if len(found) < 200 or not found:
+        given += len(found.items)
+        if not found.more or not found.items:
             return
-        after = (found[-1].created_at, found[-1].id)
+        after = (found.items[-1].created_at, found.items[-1].id)
 
 
 # ---------------------------------------------------------------------------- one message
 
 
 async def _visible_message(request: web.Request) -> MessageRecord:
-    """The message if the person may see it (the API's rule), else the API's 404."""
-    gateway = _gateway(request)
-    message_id = request.match_info["id"]
-    async with gateway.reader.connect() as conn:
-        message = await queries.get_message(conn, message_id)
-    if message is None or not _visible(message, member_unit(_principal(request))):
-        raise NotFound(f"no message {message_id}", element="id")
-    return message
+    """The message if the person may see it (the API's rule, store/visibility.py), else the
+    API's 404."""
+    return await reading.visible_message(
+        _gateway(request), request.match_info["id"], member_unit=member_unit(_principal(request))
+    )
 
 
 @page(EVERYONE)
 async def message(request: web.Request) -> web.Response:
-    found = await _visible_message(request)
-    return render(request, "message.html", await _message_context(request, found))
+    return render(request, "message.html", await _message_context(request))
 
 
 @page(EVERYONE)
 async def message_state(request: web.Request) -> web.Response:
-    found = await _visible_message(request)
-    return render(request, "message_state.html", await _message_context(request, found))
+    return render(request, "message_state.html", await _message_context(request))
 
 
-async def _message_context(request: web.Request, found: MessageRecord) -> dict[str, Any]:
+async def _message_context(request: web.Request) -> dict[str, Any]:
+    """The message and its timelines as the API's GET …/{id} reads them (messages.detail)."""
     gateway = _gateway(request)
-    async with gateway.reader.connect() as conn:
-        history = await queries.message_history(conn, found.id)
     principal = _principal(request)
+    shown = await reading.detail(
+        gateway, request.match_info["id"], member_unit=member_unit(principal)
+    )
+    found, history = shown.message, shown.history
     replies: tuple[str, ...] = ()
     if found.kind == "document":
         replies = REPLIES_IN if found.direction == "in" else REPLIES_OUT
     return {
         "m": found,
-        "state": _state(found),
+        "state": reading.transport_state(found),
         "history": history,
         "staff": principal.role in STAFF,
         "replies": replies,
@@ -476,7 +468,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     await statuses.reply(
         gateway,
         found.id,
-        code=_reply_code(_field(form, "code")),
+        code=reply_code(_field(form, "code")),
         description=reason,
         staff=None,
         actor=_actor(request),
@@ -663,7 +655,7 @@ async def person_change(request: web.Request) -> web.StreamResponse:
 
 @page(ADMIN)
 async def api_tokens(request: web.Request) -> web.Response:
-    found = await users.list_tokens(_gateway(request))
+    found = await tokens.list_tokens(_gateway(request))
     return render(request, "tokens.html", {"tokens": found, "roles": [r.value for r in Role]})
 
 
@@ -681,7 +673,7 @@ async def api_token_add(request: web.Request) -> web.Response:
         unit_code=_field(form, "unit") or None,
         actor=_actor(request),
     )
-    found = await users.list_tokens(_gateway(request))
+    found = await tokens.list_tokens(_gateway(request))
     context = {"tokens": found, "roles": [r.value for r in Role], "new": (name, token)}
     return render(request, "tokens.html", context, status=201)
 

@@ -1,7 +1,7 @@
 """The console's people and sessions; messages searchable without accents.
 
 Revision ID: 0015_users
-Revises: 0010
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from envelopes.model import Classification
 from gateway.domain.text_search import searchable
 
 revision = "0015_users"
-# The brief said "0010_archive"; that file's revision id is "0010" (re-chained at merge).
-down_revision = "0010"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -57,7 +57,8 @@ def upgrade() -> None:
 
 
 def _backfill_search_text() -> None:
-    """Messages stored before this revision get their folded text, a batch at a time."""
+    """Messages stored before this revision get their folded text, a batch at a time; a
+    classified message's subject (none is stored: store/visibility.py) is never folded into it."""
     bind = op.get_bind()
     messages = sa.table(
         "messages",
@@ -65,12 +66,19 @@ def _backfill_search_text() -> None:
         sa.column("subject", sa.Text),
         sa.column("document_id", sa.String),
         sa.column("code", sa.String),
+        sa.column("classification", sa.String),
         sa.column("search_text", sa.Text),
     )
     last = ""
     while True:
         rows = bind.execute(
-            sa.select(messages.c.id, messages.c.subject, messages.c.document_id, messages.c.code)
+            sa.select(
+                messages.c.id,
+                messages.c.subject,
+                messages.c.document_id,
+                messages.c.code,
+                messages.c.classification,
+            )
             .where(messages.c.id > last)
             .order_by(messages.c.id)
             .limit(BATCH)
@@ -78,10 +86,12 @@ def _backfill_search_text() -> None:
         if not rows:
             return
         for row in rows:
+            classified = Classification(row.classification).is_classified
+            subject = None if classified else row.subject
             bind.execute(
                 messages.update()
                 .where(messages.c.id == row.id)
-                .values(search_text=searchable(row.subject, row.document_id, row.code))
+                .values(search_text=searchable(subject, row.document_id, row.code))
             )
         last = rows[-1].id
 

@@ -1,5 +1,5 @@
-"""Named queries of the console's people (``users``) and their sessions (``console_sessions``),
-and the token list of its admin page. The caller owns the transaction, as in queries.py."""
+"""Named queries of the console's people (``users``) and their sessions (``console_sessions``).
+The caller owns the transaction, as in the other query modules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.tables import console_sessions, tokens, users
+from gateway.store.tables import console_sessions, users
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,21 +141,3 @@ async def delete_expired_sessions(conn: AsyncConnection, *, now: dt.datetime) ->
         console_sessions.delete().where(console_sessions.c.expires_at <= now)
     )
     return int(result.rowcount or 0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TokenRecord:
-    """An API token as the admin page lists it (never its hash)."""
-
-    name: str
-    role: str
-    unit_code: str | None
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None
-
-
-async def list_tokens(conn: AsyncConnection) -> list[TokenRecord]:
-    query = sa.select(
-        tokens.c.name, tokens.c.role, tokens.c.unit_code, tokens.c.created_at, tokens.c.revoked_at
-    ).order_by(tokens.c.revoked_at.is_not(None), tokens.c.name)
-    return [TokenRecord(**row._asdict()) for row in (await conn.execute(query)).all()]

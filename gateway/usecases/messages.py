@@ -1,0 +1,73 @@
+"""Reading messages as the API shows them: a page of the list, one message with its timelines,
+and who may see which. A member token sees what its unit sent or received; staff see all.
+
+"Who may see this message" has one definition, in SQL (:mod:`gateway.store.visibility`): the
+list filters with it and one message is looked up through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.bootstrap import Gateway
+from gateway.domain.lifecycle import summarize
+from gateway.store import message_queries
+from gateway.store.records import MessageRecord
+from gateway.usecases.errors import NotFound
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    items: list[MessageRecord]
+    #: More messages follow the last item.
+    more: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Detail:
+    message: MessageRecord
+    #: attempts, audit and status_events, oldest first (message_queries.message_history).
+    history: dict[str, list[dict[str, Any]]]
+
+
+def transport_state(message: MessageRecord) -> str | None:
+    """The message's transport state as the API and the console show it: the least advanced of
+    its recipients'; None for a received status message (it has no recipient rows)."""
+    if not message.recipients:
+        return None
+    return summarize([r.state for r in message.recipients]).value
+
+
+async def list_page(
+    gateway: Gateway,
+    selection: message_queries.MessageFilter,
+    *,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> Page:
+    async with gateway.engine.connect() as conn:
+        found = await message_queries.list_messages(conn, selection, after=after, limit=limit + 1)
+    return Page(items=found[:limit], more=len(found) > limit)
+
+
+async def visible_message(
+    gateway: Gateway, message_id: str, *, member_unit: str | None
+) -> MessageRecord:
+    """The message, or NOT_FOUND when it does not exist or the member may not see it (the same
+    answer: a member does not learn that another unit's message exists)."""
+    async with gateway.reader.connect() as conn:
+        message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
+    if message is None:
+        raise NotFound(f"no message {message_id}", element="id")
+    return message
+
+
+async def detail(gateway: Gateway, message_id: str, *, member_unit: str | None) -> Detail:
+    async with gateway.engine.connect() as conn:
+        message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
+        if message is None:
+            raise NotFound(f"no message {message_id}")
+        history = await message_queries.message_history(conn, message_id)
+    return Detail(message=message, history=history)
