@@ -608,12 +608,13 @@ class _Environment(PydanticBaseSettingsSource):
             keys = name[len(prefix) :].lower().split(between)
             target = raw
             for depth, key in enumerate(keys[:-1]):
-                if not _is_table(keys[: depth + 1]):
+                nested = target.setdefault(key, {})
+                if not (isinstance(nested, dict) and _is_table(keys[: depth + 1])):
                     raise SettingsError(
                         f"{name} sets a key inside a setting that is not a table",
                         element=".".join(keys[: depth + 1]),
                     )
-                target = target.setdefault(key, {})
+                target = nested
             field = setting_field(keys)
             target[keys[-1]] = _environment_value(field, value)
         return raw

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import tarfile
 import tomllib
 from collections.abc import Mapping
@@ -47,9 +46,8 @@ from envelopes import sealing
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.settings import Settings
-from gateway.store.audit_chain import GENESIS, HEAD_ID
-from gateway.store.database import create_engine, is_sqlite
-from gateway.store.tables import audit_chain_head
+from gateway.store import snapshots
+from gateway.store.database import is_sqlite
 
 FORMAT = "docgw-backup/1"
 MANIFEST = "manifest.json"
@@ -220,57 +218,23 @@ async def _run_tool(*argv: str, env: Mapping[str, str]) -> None:
         raise DumpFailed(f"{argv[0]} exited {process.returncode}: {' | '.join(message[-3:])}")
 
 
-def _sqlite_snapshot(source: Path, target: Path) -> dict[str, Any]:
-    """One step of the online backup API: one read transaction over the whole file."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=60)
-    try:
-        dst = sqlite3.connect(target)
-        try:
-            src.backup(dst)
-            return _facts_sqlite(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
-
-
-def _facts_sqlite(connection: sqlite3.Connection) -> dict[str, Any]:
-    revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    head = connection.execute(
-        "SELECT seq, hash FROM audit_chain_head WHERE id = ?", (HEAD_ID,)
-    ).fetchone()
-    return _facts(revision[0] if revision else None, head)
-
-
-def _facts(revision: str | None, head: Any) -> dict[str, Any]:
-    seq, hash_ = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS)
-    return {"schema_revision": revision, "audit_head": {"seq": seq, "hash": hash_}}
+def _facts(found: snapshots.SnapshotFacts) -> dict[str, Any]:
+    """What the manifest records of the copied database."""
+    head = {"seq": found.audit_seq, "hash": found.audit_hash}
+    return {"schema_revision": found.schema_revision, "audit_head": head}
 
 
 async def _postgres_snapshot(url: str, target: Path) -> dict[str, Any]:
-    """pg_dump on a snapshot this transaction exports and holds open while it runs."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                snapshot = await conn.scalar(sa.text("SELECT pg_export_snapshot()"))
-                revision = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-                head = (
-                    await conn.execute(
-                        sa.select(audit_chain_head.c.seq, audit_chain_head.c.hash).where(
-                            audit_chain_head.c.id == HEAD_ID
-                        )
-                    )
-                ).first()
-                libpq, env = _libpq_url(url)
-                await _run_tool(
-                    "pg_dump", "--format=custom", "--no-owner", "--no-privileges",
-                    f"--snapshot={snapshot}", f"--file={target}", f"--dbname={libpq}", env=env,
-                )  # fmt: skip
-        return _facts(revision, head)
-    finally:
-        await engine.dispose()
+    """pg_dump on a snapshot the store exports and holds open while it runs."""
+    libpq, env = _libpq_url(url)
+
+    async def dump(snapshot: str) -> None:
+        await _run_tool(
+            "pg_dump", "--format=custom", "--no-owner", "--no-privileges",
+            f"--snapshot={snapshot}", f"--file={target}", f"--dbname={libpq}", env=env,
+        )  # fmt: skip
+
+    return _facts(await snapshots.postgres_snapshot(url, dump))
 
 
 # ---------------------------------------------------------------------------------- create
@@ -314,7 +278,9 @@ async def create_backup(
     if is_sqlite(url):
         database_file = SQLITE_FILE
         source = sqlite_path(url)  # as the engine opens it
-        facts = await asyncio.to_thread(_sqlite_snapshot, source, work / SQLITE_FILE)
+        facts = _facts(
+            await asyncio.to_thread(snapshots.sqlite_snapshot, source, work / SQLITE_FILE)
+        )
     else:
         database_file = PGDUMP_FILE
         facts = await _postgres_snapshot(url, work / PGDUMP_FILE)
@@ -372,14 +338,8 @@ def verify_backup(backup: Path, *, protection: Protection) -> dict[str, Any]:
         fileobj=io.BytesIO(protection.unlock((backup / KEYS_FILE).read_bytes(), kind))
     ):
         pass
-    if SQLITE_FILE in manifest["files"]:
-        connection = sqlite3.connect(f"file:{backup / SQLITE_FILE}?mode=ro", uri=True)
-        try:
-            result = connection.execute("PRAGMA integrity_check").fetchone()
-        finally:
-            connection.close()
-        if result is None or result[0] != "ok":
-            raise BackupError(f"{SQLITE_FILE} fails SQLite's integrity check", element=SQLITE_FILE)
+    if SQLITE_FILE in manifest["files"] and not snapshots.sqlite_intact(backup / SQLITE_FILE):
+        raise BackupError(f"{SQLITE_FILE} fails SQLite's integrity check", element=SQLITE_FILE)
     return manifest
 
 

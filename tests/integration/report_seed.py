@@ -57,7 +57,7 @@ class Seeder:
             messages.insert().values(
                 id=message_id, direction=direction, kind=kind,
                 document_id=f"{sender},2026/{message_id[:8]}", sender=sender,
-                classification="0", priority=priority, package_sha256=BLOB, client="seed",
+                classification="thuong", priority=priority, package_sha256=BLOB, client="seed",
                 dedup_key=f"{sender}|{message_id}" if direction == "in" else None,
                 route=route, send_due_at=due, created_at=at, status_code=status_code,
                 related_message_id=about,

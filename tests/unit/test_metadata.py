@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envelopes import metadata_reference
 from envelopes.errors import MetadataError, TextInvalid
@@ -158,3 +160,25 @@ def test_a_character_xml_cannot_carry_is_text_invalid_at_its_path() -> None:
     with pytest.raises(TextInvalid) as caught:
         parse_metadata(mutate("to.0.organ_name", "UBND\x01"), today=TODAY)
     assert (caught.value.code, caught.value.element) == ("TEXT_INVALID", "to[0].organ_name")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(["from", "to", "code", "other_info", "business", "to.0", "signer",
+                             "business.update", "business.replacements", "promulgation.date",
+                             "response_for", "business.staff_info", "to_places"]),
+       value=JSON_VALUES)  # fmt: skip
+def test_any_value_anywhere_is_a_metadata_error_never_a_crash(path: str, value: Any) -> None:
+    data = mutate(path, value)
+    try:
+        parse_metadata(json.dumps(data).encode(), today=TODAY)
+    except (MetadataError, TextInvalid) as refused:
+        assert refused.element is not None

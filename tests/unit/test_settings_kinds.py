@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from envelopes.errors import GatewayError
 from gateway.settings import (
     CHANNEL_KINDS,
     DropFolderChannel,
@@ -147,3 +150,35 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load(tmp_path, CHANNELS)
     with pytest.raises(ValueError, match="frozen"):
         settings.delivery.workers = 9  # type: ignore[misc]
+
+
+KEYS = (
+    [
+        f"{section.upper()}__{key.upper()}"
+        for section, field in Settings.model_fields.items()
+        if section not in ("channels", "base_dir")
+        for key in field.annotation.model_fields  # type: ignore[union-attr]
+    ]
+    + [
+        f"CHANNELS__X__{key.upper()}"
+        for key in ("kind", "endpoint", "secret", "token", "root", "retry", "poll_seconds", "axis")
+    ]
+    + ["CHANNELS", "CHANNELS__X", "DATABASE", "NOPE__X", "API__PORT__X"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from(KEYS),
+        st.text(max_size=12) | st.sampled_from(["1", "-1", "0.5", "true", "[1]", '["a"]', "{}"]),
+        max_size=4,
+    )
+)
+def test_any_override_is_config_invalid_naming_a_key_never_a_crash(
+    overrides: dict[str, str],
+) -> None:
+    try:
+        load_settings(None, {f"DOCGW_{name}": value for name, value in overrides.items()})
+    except GatewayError as refused:  # CONFIG_INVALID, or UNIT_CODE_INVALID for a unit code
+        assert refused.element
