@@ -93,6 +93,10 @@ class DropFolderError(ConnectorError):
     code = "DROP_FOLDER_ERROR"
 
 
+class DropFolderMissing(DropFolderError):
+    code = "DROP_FOLDER_MISSING"
+
+
 class DropNameInvalid(DropFolderError):
     code = "DROP_NAME_INVALID"
 
@@ -250,6 +254,9 @@ class DropFolder:
     # ------------------------------------------------------------------------ outbox, blocking
 
     def _scan_outbox(self) -> list[OutboxItem]:
+        if not self.root.is_dir():
+            # Unmounted, moved or deleted: a failure to see, not an empty outbox.
+            raise DropFolderMissing(f"the drop folder {self.root} is not a directory (any more)")
         if not self.outbox.is_dir():
             return []
         items = []

@@ -23,7 +23,7 @@ from connectors.base import (
     Qd20Source,
     SentStates,
 )
-from connectors.drop_folder import DropFolderConnector
+from connectors.drop_folder import DropFolder, DropFolderConnector
 from connectors.fake import FakeConnector
 from connectors.http_push import HttpPushConnector
 from connectors.secure_endpoint import SecureEndpointConnector, client_ssl_context
@@ -36,7 +36,7 @@ from gateway.domain.deadlines import DeadlinePolicy, policy_from_settings
 from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.keystore import CA_CERT, unit_paths
-from gateway.settings import ChannelSettings, Settings, SettingsError
+from gateway.settings import ChannelSettings, DropFolderChannel, Settings, SettingsError
 from gateway.store.database import create_engine, reader_of
 
 log = logging.getLogger("docgw")
@@ -109,6 +109,9 @@ class Gateway:
     http: aiohttp.ClientSession | None = None
     #: Per connector, what it can do besides delivering: found once, by :func:`build`.
     capabilities: dict[str, Capabilities] = field(default_factory=dict)
+    #: The drop folders of the drop_folder channels, by channel (the scheduled jobs pick up and
+    #: hand over through them).
+    drop_folders: dict[str, DropFolder] = field(default_factory=dict)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def signer(self, unit_code: str) -> Signer:
@@ -279,6 +282,13 @@ def _assemble(
         signers=load_signers(settings.resolve(settings.keys.dir), settings.gateway.local_units),
         clock=clock,
         http=http,
+        drop_folders={
+            c.name: DropFolder(
+                root=settings.resolve(c.root), sign_ready_packages=c.sign_ready_packages
+            )
+            for c in settings.channels
+            if isinstance(c, DropFolderChannel)
+        },
         intake_slots=asyncio.Semaphore(intake_slots(settings.database.pool_size)),
         capabilities={name: Capabilities.of(c) for name, c in connectors.items()},
     )

@@ -1,4 +1,5 @@
-"""Scheduled jobs (APScheduler), thin wiring over use cases.
+"""Scheduled jobs (APScheduler): runs the jobs it is given (gateway/usecases/jobs.py lists them,
+gateway/service.py wires them) at their ticks, each run recorded. It builds no objects of its own.
 
 Every job runs on **wall-clock ticks**: tick N of a job with an interval of I seconds starts at
 N × I seconds after the Unix epoch (UTC), shifted by the gateway's **phase** (below), so all
@@ -25,14 +26,14 @@ With several processes on one PostgreSQL, a job runs **once per tick**:
    where that is earlier (logged ``clock_ahead``): a host whose clock ran ahead cannot claim
    ticks the others reach only later and make them skip theirs.
 
-The claim commits when the job ends. A job that fails keeps it: it is logged (``job_failed``) and
-runs again at its next tick, not again in the same tick from another process. A process killed or
-shut down mid-run (``job_cancelled``) takes its claim with it: its next start runs the tick again
-(channel jobs run at start; the others at their next tick); the other processes fired for that tick
-already and run the job at the next one. The price: the transaction holds a transaction id while the
-job runs, which holds back vacuum for that long — seconds for a poll, longer only for the daily
-directory sync. The job's own work is not inside this transaction: it opens its own connections, as
-on SQLite.
+The claim commits when the job ends. A job that fails keeps it: the failure is recorded and logged
+(gateway/usecases/jobs.py: ``job_runs``, ``job_failing`` once) and it runs again at its next tick,
+not again in the same tick from another process. A process killed or shut down mid-run
+(``job_cancelled``) takes its claim with it: its next start runs the tick again (channel jobs run at
+start; the others at their next tick); the other processes fired for that tick already and run the
+job at the next one. The price: the transaction holds a transaction id while the job runs, which
+holds back vacuum for that long — seconds for a poll, longer only for the daily directory sync. The
+job's own work is not inside this transaction: it opens its own connections, as on SQLite.
 
 SQLite is one process (``docgw serve``): no lock and no claim; APScheduler's ``max_instances=1``
 keeps a job from overlapping itself.
@@ -49,8 +50,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Final
 
@@ -58,52 +58,23 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connectors.drop_folder import DropFolder
 from gateway.bootstrap import Gateway
-from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
+from gateway.domain.ticks import next_tick, phase_of
+from gateway.domain.ticks import tick_start as tick_start  # its old home; used below too
 from gateway.store import job_queries
-from gateway.store.database import checkpoint_wal, is_sqlite
-from gateway.usecases import archive, backup, users, webhooks
-from gateway.usecases.channel_states import refresh_sent_states
-from gateway.usecases.delivery import recover_expired
-from gateway.usecases.directory import sync_channel
-from gateway.usecases.handoff import hand_over, pick_up
-from gateway.usecases.polling import poll_channel
-from gateway.usecases.report_files import produce_due_reports
-from gateway.usecases.webhooks import deliver_webhooks
+from gateway.store.database import is_sqlite
+from gateway.store.job_runs import lock_key
+from gateway.usecases.jobs import JobDefinition, run_recorded
 
 log = logging.getLogger("docgw.scheduler")
-
-EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND: Final = dt.timedelta(microseconds=1)
-#: The drop folder's ``.tmp`` leftovers (a writer killed mid-write) are removed hourly, once
-#: untouched for a day. An inbox ``.tmp`` still being written is locked and never removed
-#: whatever its age; a day without a byte written is abandoned, not slow.
-CLEANUP_SECONDS: Final = 3600.0
-STALE_TMP_SECONDS: Final = 86_400.0
 
 Job = Callable[[], Awaitable[object]]
 
 
-def tick_start(
-    now: dt.datetime, seconds: float, phase: dt.timedelta = dt.timedelta(0)
-) -> dt.datetime:
-    """The start of the tick ``now`` falls in, for a job every ``seconds`` on a grid shifted by
-    ``phase`` (whole microseconds, as APScheduler and every other process compute it)."""
-    step = _step(seconds)
-    elapsed = (now - EPOCH - phase) // _MICROSECOND
-    return EPOCH + phase + (elapsed - elapsed % step) * _MICROSECOND
-
-
 def tick_phase(gateway: Gateway, seconds: float) -> dt.timedelta:
-    """This gateway's offset within a ``seconds`` interval: the same in all of its processes (it
-    depends only on the configured local units), spread across gateways."""
-    units = ",".join(sorted(gateway.settings.gateway.local_units))
-    return (zlib.crc32(units.encode()) % _step(seconds)) * _MICROSECOND
-
-
-def _step(seconds: float) -> int:
-    return max(1, dt.timedelta(seconds=seconds) // _MICROSECOND)
+    """This gateway's offset within a ``seconds`` interval (:func:`~gateway.domain.ticks.phase_of`
+    of its local units)."""
+    return phase_of(gateway.settings.gateway.local_units, seconds)
 
 
 class WallClockTicks(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
@@ -119,8 +90,7 @@ class WallClockTicks(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships 
     def get_next_fire_time(
         self, previous_fire_time: dt.datetime | None, now: dt.datetime
     ) -> dt.datetime:
-        after = previous_fire_time or now
-        return tick_start(after, self.seconds, self.phase) + _step(self.seconds) * _MICROSECOND
+        return next_tick(previous_fire_time or now, self.seconds, self.phase)
 
     def __str__(self) -> str:
         return f"wall-clock ticks of {self.seconds:g} s"
@@ -134,9 +104,7 @@ async def run_once(gateway: Gateway, name: str, seconds: float, job: Job) -> boo
         return True
     failure: Exception | None = None
     async with gateway.engine.begin() as lock:
-        got, database_now = await job_queries.try_lock_job(
-            lock, zlib.crc32(f"docgw:{name}".encode())
-        )
+        got, database_now = await job_queries.try_lock_job(lock, lock_key(name))
         if not got:
             return False  # running in another process (or still running here)
         tick = _current_tick(gateway, name, seconds, database_now)
@@ -216,8 +184,18 @@ def _guarded(
             # runs again at the next start (what it committed stays; each job is idempotent). Not
             # re-raised: APScheduler would log the cancellation as a job error with a traceback.
             log.info("job_cancelled", extra={"event": "job_cancelled", "job": name})
-        except Exception:
-            log.exception("job_failed", extra={"event": "job_failed", "job": name})
+        except Exception as exc:
+            # The run's own failures are recorded and logged by run_recorded; this is the
+            # scheduling around it failing (the database unreachable for the lock or the record).
+            log.warning(
+                "job_not_run",
+                extra={
+                    "event": "job_not_run",
+                    "job": name,
+                    "error_code": getattr(exc, "code", type(exc).__name__),
+                    "detail": str(exc)[:500],
+                },
+            )
 
     return run
 
@@ -253,99 +231,36 @@ async def heartbeat(gateway: Gateway) -> None:
         await job_queries.heartbeat(conn, gateway.instance, now=gateway.clock())
 
 
-def create_scheduler(gateway: Gateway) -> AsyncIOScheduler:
+def create_scheduler(gateway: Gateway, jobs: Sequence[JobDefinition]) -> AsyncIOScheduler:
+    """A scheduler running ``jobs`` (:func:`gateway.usecases.jobs.scheduled_jobs`, wired by the
+    caller), each run recorded (:func:`~gateway.usecases.jobs.run_recorded`), and this process's
+    heartbeat."""
     # A poll that outlasts its interval makes APScheduler warn at every skipped tick; that is
     # the intended back-pressure (max_instances=1), not news for the log.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
-    lease = gateway.settings.delivery.lease_seconds
-    add_job(
-        scheduler,
-        gateway,
-        "recover_expired",
-        max(1.0, lease / 2),
-        partial(recover_expired, gateway),
-    )
 
-    async def beat() -> None:  # every process beats for itself: no lock, no claim
+    async def beat() -> None:  # every process beats for itself: no lock, no claim, no record
         try:
             await heartbeat(gateway)
-        except Exception:
-            log.exception("heartbeat_failed")
+        except Exception as exc:
+            log.warning(
+                "heartbeat_failed",
+                extra={
+                    "event": "heartbeat_failed",
+                    "error_code": type(exc).__name__,
+                    "detail": str(exc)[:500],
+                },
+            )
 
     scheduler.add_job(beat, "interval", seconds=5, id="heartbeat", max_instances=1, coalesce=True)
-    if is_sqlite(gateway.engine):
-        add_job(scheduler, gateway, "checkpoint", 1.0, partial(checkpoint_wal, gateway.engine))
-    add_job(
-        scheduler, gateway, "webhooks", webhooks.TICK_SECONDS, partial(deliver_webhooks, gateway)
-    )
-    if (check_minutes := gateway.settings.reports.check_minutes) > 0:
-        add_job(
-            scheduler, gateway, "reports", check_minutes * 60, partial(produce_due_reports, gateway)
-        )
-    if gateway.settings.backup.interval_hours > 0:
+    for job in jobs:
         add_job(
             scheduler,
             gateway,
-            "backup",
-            gateway.settings.backup.interval_hours * 3600,
-            partial(backup.scheduled_backup, gateway),
+            job.name,
+            job.seconds,
+            partial(run_recorded, gateway, job),
+            at_start=job.at_start,
         )
-    add_job(scheduler, gateway, "console_sessions", 3600.0, partial(users.end_expired, gateway))
-    _add_channel_jobs(gateway, scheduler)
-    if gateway.settings.gateway.local_units:  # a container is signed by a local unit's key
-        archive_seconds = gateway.settings.archive.interval_seconds
-        add_job(scheduler, gateway, "archive", archive_seconds, partial(archive.run_job, gateway))
     return scheduler
-
-
-def _add_channel_jobs(gateway: Gateway, scheduler: AsyncIOScheduler) -> None:
-    """Per channel: poll what waits for us, ask for recent sends' states, re-sync the directory;
-    per drop folder: pick up, hand over, and clear crash leftovers."""
-    configured = {c.name: c for c in gateway.settings.channels}
-    for name, can in gateway.capabilities.items():
-        channel = configured.get(name)
-        if channel is None:
-            continue
-        jobs: list[tuple[str, float, Job]] = []
-        poll_seconds = channel.poll_seconds if isinstance(channel, PolledChannel) else 0.0
-        if can.pollable is not None and poll_seconds > 0:
-            jobs.append(
-                (f"poll:{name}", poll_seconds, partial(poll_channel, gateway, name, can.pollable))
-            )
-        states = channel.sent_states_seconds if isinstance(channel, VxpChannel) else 0.0
-        if can.sent_states is not None and states > 0:
-            refresh = partial(refresh_sent_states, gateway, name, can.sent_states)
-            jobs.append((f"sent_states:{name}", states, refresh))
-        sync_hours = channel.directory_sync_hours if isinstance(channel, DirectoryChannel) else 0.0
-        if can.directory is not None and sync_hours > 0:
-            jobs.append(
-                (f"directory:{name}", sync_hours * 3600, partial(sync_channel, gateway, name))
-            )
-        if isinstance(channel, DropFolderChannel):
-            folder = DropFolder(
-                root=gateway.settings.resolve(channel.root),
-                sign_ready_packages=channel.sign_ready_packages,
-            )
-            if channel.poll_seconds > 0:
-                jobs.append(
-                    (
-                        f"pickup:{name}",
-                        channel.poll_seconds,
-                        partial(pick_up, gateway, name, folder),
-                    )
-                )
-                jobs.append(
-                    (f"handover:{name}", channel.poll_seconds, partial(hand_over, gateway, folder))
-                )
-            # Not at start: a leftover is stale only a day after its writer died.
-            add_job(
-                scheduler,
-                gateway,
-                f"cleanup:{name}",
-                CLEANUP_SECONDS,
-                partial(folder.cleanup_stale_tmp, STALE_TMP_SECONDS),
-            )
-        for job_id, seconds, job in jobs:
-            # First run at start (a restart polls at once), then at the start of every tick.
-            add_job(scheduler, gateway, job_id, seconds, job, at_start=True)

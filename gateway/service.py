@@ -11,10 +11,12 @@ import signal
 from aiohttp import web
 
 from gateway.bootstrap import Gateway, build
+from gateway.logs import configure_logging
 from gateway.scheduler import create_scheduler, heartbeat
 from gateway.settings import Settings
 from gateway.store.database import migrate
 from gateway.usecases.delivery import recover_expired, run_worker
+from gateway.usecases.jobs import scheduled_jobs
 from gateway.web.app import create_app
 from gateway.web.problems import ProblemAppRunner
 from gateway.web.secure_inbox import create_secure_inbox_app, secure_inbox_ssl_context
@@ -23,6 +25,7 @@ log = logging.getLogger("docgw")
 
 
 async def serve(settings: Settings, *, api: bool = True) -> None:
+    configure_logging(settings, service=True)
     gateway = await build(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,7 +63,7 @@ async def _run(gateway: Gateway, stop: asyncio.Event, with_api: bool) -> None:
     inbox = gateway.settings.secure_inbox
     if inbox.enabled:
         runners.append(await start_secure_inbox(gateway, inbox.host, inbox.port))
-    scheduler = create_scheduler(gateway)
+    scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
     scheduler.start()
     workers = [
         asyncio.create_task(run_worker(gateway, f"{gateway.instance}/w{i}", stop))

@@ -290,6 +290,20 @@ class ArchiveSettings(Section):
     """the local unit whose key signs the containers (must be one of `gateway.local_units`)"""
 
 
+class LoggingSettings(Section):
+    """The log (gateway/logs.py, [howto/operate.md](../howto/operate.md#logs))."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """the lowest level written; one-shot commands (`send`, `queue`, …) write below `warning` only
+    to `logging.file` ([operate.md](../howto/operate.md#logs))"""
+    format: Literal["console", "json"] = "console"
+    """`console` (one readable line per event) or `json` (one JSON object per line, for a log
+    shipper)"""
+    file: OptionalPath = None
+    """a file the log is appended to (relative: to the config file's folder); `serve`/`worker`
+    then write only there; none = standard error"""
+
+
 # ------------------------------------------------------------------------------------- channels
 
 CHANNEL_KINDS = ("fake", "http_push", "vxp", "soap", "secure", "drop_folder")
@@ -519,6 +533,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = ReportSettings()
     backup: BackupSettings = BackupSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
     base_dir: PathSetting = Path(".")

@@ -7,7 +7,6 @@ Every expected failure prints one line ``error: CODE: message [element]`` on std
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ from gateway.cli import (
     demo,
     directory,
     importing,
+    jobs,
     operations,
     packages,
     reports,
@@ -26,6 +26,7 @@ from gateway.cli import (
     users,
     webhooks,
 )
+from gateway.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(commands)
     importing.register(commands)
     archive.register(commands)
+    jobs.register(commands)
     directory.register(commands)
     users.register(commands)
     return parser
@@ -52,9 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == [simulator.COMMAND]:  # the simulator parses its own options
         return simulator.run(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(None, service=False)  # until the command reads its configuration
     try:
         result: int = args.handler(args)
         return result

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from envelopes.attachments import AttachmentSource, checked_source
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway, build
+from gateway.logs import configure_logging
 from gateway.settings import Settings, load_settings
 from gateway.store.database import migrate
 
@@ -89,7 +90,9 @@ def settings_from(args: Any) -> Settings:
     path = Path(args.config) if getattr(args, "config", None) else None
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    return load_settings(path)
+    settings = load_settings(path)
+    configure_logging(settings, service=False)
+    return settings
 
 
 def with_gateway(args: Any, work: Callable[[Gateway], Awaitable[T]]) -> T:

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store import commit_log
 from gateway.store.direct import Statement
 from gateway.store.tables import audit_chain_head, audit_events
 
@@ -85,6 +86,7 @@ async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> No
         previous = row_hash(previous, seq, row)
         chained.append({**row, "chain_seq": seq, "row_hash": previous})
     await _INSERT.execute(conn, chained if len(chained) > 1 else chained[0])  # one: no executemany
+    commit_log.after_commit(conn, rows)
     await _SET_HASH.execute(conn, {"last_hash": previous})
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from gateway.store import commit_log
 from gateway.store.direct import PLAIN_OPTION, Statement
 from gateway.store.errors import translated, unavailable
 
@@ -98,16 +99,19 @@ def create_engine(
                 ).sync_engine
             )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        commit_log.install(engine.sync_engine)
         return engine
     # No pre-ping: it costs asyncpg three round trips per checkout (~10% of a small message's
     # path). A connection the server dropped fails its first statement instead; SQLAlchemy then
     # discards the whole pool's stale connections, the request answers DATABASE_UNAVAILABLE once
     # and a worker's round is retried — nothing is committed half-way.
-    return StoreEngine(
+    pooled = StoreEngine(
         create_async_engine(
             url, echo=echo, pool_size=pool_size, max_overflow=10, **plain
         ).sync_engine
     )
+    commit_log.install(pooled.sync_engine)
+    return pooled
 
 
 #: The SQLAlchemy minor releases the direct path's tests pass on (``store/direct.py``).

@@ -297,6 +297,32 @@ job_ticks = sa.Table(
     sa.Column("claimed_at", TS, nullable=False),
 )
 
+#: Every run of a scheduled job (gateway/usecases/jobs.py), the last ``KEEP_RUNS`` per job: when it
+#: ran, how it ended, what it handled, and how many runs of it in a row have failed.
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(200), nullable=False),
+    sa.Column("trigger", sa.String(10), nullable=False),  # "schedule" | "manual"
+    sa.Column("instance", sa.String(100), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+    # "running" | "ok" | "failed" | "interrupted" (its process stopped mid-run)
+    sa.Column("outcome", sa.String(12), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("items", sa.Integer, nullable=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    # Carried from run to run (the rows are pruned): failures ever, the last run that succeeded.
+    sa.Column("failures_total", sa.Integer, nullable=False),
+    sa.Column("last_success_at", TS, nullable=True),
+    sa.Column("next_run_at", TS, nullable=True),
+    sa.CheckConstraint("trigger IN ('schedule', 'manual')", name="trigger"),
+    sa.CheckConstraint("outcome IN ('running', 'ok', 'failed', 'interrupted')", name="outcome"),
+    sa.Index("ix_job_runs_job_id", "job", "id"),
+)
+
 #: What the local document system hears of (docs/howto/integrate.md): arrivals, business statuses
 #: of sent documents, transport outcomes that need a person. One row per event and local unit
 #: concerned (NULL: none known; only staff see it), written in the transaction of the change.

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.domain.text_search import LIKE_ESCAPE, code_prefix_pattern, fold, like_patterns
 from gateway.store.direct import Statement
 from gateway.store.records import (
     CertificateRecord,
@@ -53,6 +54,7 @@ async def upsert_unit(
     changed meanwhile — as it is. A new unit is inserted whole."""
     values = {
         "name": unit.name,
+        "name_folded": fold(unit.name),
         "code_qd20": unit.code_qd20,
         "parent_code": unit.parent_code,
         "channel": unit.channel,
@@ -65,6 +67,8 @@ async def upsert_unit(
     changes = values
     if only is not None:
         wanted = {*only, "updated_at"}
+        if "name" in wanted:
+            wanted.add("name_folded")
         if not wanted <= values.keys():
             raise ValueError(f"not unit columns: {sorted(wanted - values.keys())}")
         changes = {name: value for name, value in values.items() if name in wanted}
@@ -104,10 +108,24 @@ async def list_units(
     limit: int,
     parent: str | None = None,
 ) -> list[UnitRecord]:
+    """Units by code. ``text``: a code that starts with it (any case) or a name that holds each
+    of its words, accents and case aside (``lao cai`` finds ``Lào Cai``); ``parent``: that
+    unit's children."""
     query = sa.select(units).order_by(units.c.code).limit(limit)
-    if text:
-        like = f"%{text}%"
-        query = query.where(sa.or_(units.c.code.ilike(like), units.c.name.ilike(like)))
+    if text and text.strip():
+        prefix = code_prefix_pattern(text)
+        matches: list[sa.ColumnElement[bool]] = [
+            units.c.code.ilike(prefix, escape=LIKE_ESCAPE),
+            units.c.code_qd20.ilike(prefix, escape=LIKE_ESCAPE),
+        ]
+        words = like_patterns(text)  # none when the text is only marks
+        if words:
+            matches.append(
+                sa.and_(*(units.c.name_folded.like(word, escape=LIKE_ESCAPE) for word in words))
+            )
+        query = query.where(sa.or_(*matches))
+    if parent:
+        query = query.where(units.c.parent_code == parent)
     if after:
         query = query.where(units.c.code > after)
     return [_unit(row) for row in (await conn.execute(query)).all()]

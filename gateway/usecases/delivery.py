@@ -48,6 +48,7 @@ import asyncio
 import datetime as dt
 import io
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ async def _hold_unroutable(
                 "event": "held_at_claim",
                 "message_id": item.message_id,
                 "recipient": item.unit_code,
-                "reason": why,
+                "detail": why,
             },
         )
     if moves and await message_queries.transition_many(conn, moves, actor=worker):
@@ -249,16 +250,24 @@ def _seconds(value: float) -> dt.timedelta:
 
 async def _deliver_group(gateway: Gateway, group: Sequence[Claimed], inline: bytes | None) -> _Sent:
     first = group[0]
+    started = time.perf_counter()
     outcome, detail, error_code, receipt = await _send(gateway, group, inline)
-    log.info(
+    # The connector call: one line, a warning when it did not send.
+    log.log(
+        logging.INFO if outcome is Outcome.SENT else logging.WARNING,
         "delivery_attempt",
         extra={
             "event": "delivery_attempt",
+            "operation": "deliver",
             "message_id": first.message_id,
+            "document_id": first.document_id,
             "channel": first.channel,
-            "recipients": [c.unit_code for c in group],
+            "recipient": ",".join(c.unit_code for c in group),
+            "attempt": max(c.attempt for c in group),
             "outcome": outcome.value,
+            "error_code": error_code,
             "detail": detail,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )
     return _Sent(
@@ -325,7 +334,10 @@ async def _record(
         await job_queries.finish_attempts(conn, ends)
     for move in lost:
         # Recovery already declared this claim lost (lease expired): its decision stands.
-        log.warning("late_outcome_ignored", extra={"recipient_id": move.recipient_id})
+        log.warning(
+            "late_outcome_ignored",
+            extra={"recipient_id": move.recipient_id, "message_id": move.message_id},
+        )
 
 
 async def _send(
@@ -372,7 +384,14 @@ async def _send(
     except TimeoutError:
         return Outcome.OUTCOME_UNKNOWN, f"no answer within {timeout}s", "PEER_TIMEOUT", None
     except Exception as exc:  # a connector bug must not kill the worker; the retry covers it
-        log.exception("connector_crashed", extra={"message_id": first.message_id})
+        log.exception(
+            "connector_crashed",
+            extra={
+                "message_id": first.message_id,
+                "channel": first.channel,
+                "error_code": "CONNECTOR_CRASHED",
+            },
+        )
         return Outcome.TRANSPORT_ERROR, f"connector error: {exc!r}", "CONNECTOR_CRASHED", None
     finally:
         package.close()
@@ -409,8 +428,11 @@ async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             claimed = await deliver_due(gateway, name)
-        except Exception:
-            log.exception("worker_round_failed", extra={"worker": name})
+        except Exception as exc:
+            log.exception(
+                "worker_round_failed",
+                extra={"worker": name, "error_code": getattr(exc, "code", type(exc).__name__)},
+            )
             claimed = 0
             await asyncio.sleep(settings.idle_poll_seconds)
         if claimed >= settings.batch_size:

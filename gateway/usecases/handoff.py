@@ -157,7 +157,7 @@ async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) ->
                         "event": "handover_failed",
                         "message_id": message.id,
                         "error_code": exc.code,
-                        "error": str(exc),
+                        "detail": exc.message,
                     },
                 )
                 continue

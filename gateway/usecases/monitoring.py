@@ -1,15 +1,23 @@
 """What ``/healthz`` and ``/metrics`` report: whether the database answers and a delivery worker
-beats, how old the oldest due delivery is, and the counters behind the metrics."""
+beats, how old the oldest due delivery is, and the counters behind the metrics — the exchange's,
+the scheduled jobs' (gateway/usecases/jobs.py) and the latency histograms
+(gateway/store/latency.py).
+
+Every value is read from the database at the scrape, so any process's ``/metrics`` tells the
+whole gateway (all its workers and jobs write the same tables) and a restart loses nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.bootstrap import Gateway
-from gateway.store import job_queries, status_queries
+from gateway.store import job_queries, latency, status_queries
+from gateway.store.latency import Histogram
+from gateway.usecases import jobs
+from gateway.usecases.jobs import JobView
 
 log = logging.getLogger("docgw.web")
 
@@ -39,6 +47,10 @@ class Counters:
     attempts: list[tuple[str, str, int]]
     status_events: list[tuple[str, str, int]]
     workers_alive: int
+    jobs: list[JobView] = field(default_factory=list)
+    submit_to_sent: list[Histogram] = field(default_factory=list)
+    submit_to_received: list[Histogram] = field(default_factory=list)
+    receive_to_handover: list[Histogram] = field(default_factory=list)
 
 
 async def health(gateway: Gateway) -> Health:
@@ -66,6 +78,9 @@ async def counters(gateway: Gateway) -> Counters:
         attempts = await job_queries.attempt_counts(conn)
         status_events = await status_queries.status_event_counts(conn)
         alive = await job_queries.live_workers(conn, since=now - WORKER_SILENCE)
+        to_sent = await latency.submit_to_sent(conn)
+        to_received = await latency.submit_to_received(conn)
+        to_handover = await latency.receive_to_handover(conn)
     return Counters(
         channels=sorted(gateway.connectors),
         recipients=by_state,
@@ -73,4 +88,8 @@ async def counters(gateway: Gateway) -> Counters:
         attempts=attempts,
         status_events=status_events,
         workers_alive=alive,
+        jobs=await jobs.list_jobs(gateway),
+        submit_to_sent=to_sent,
+        submit_to_received=to_received,
+        receive_to_handover=to_handover,
     )

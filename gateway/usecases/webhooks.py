@@ -103,6 +103,14 @@ async def add(
         )
         endpoint = await store.get(conn, endpoint_id)
     assert endpoint is not None
+    log.info(
+        "webhook_added",
+        extra={
+            "endpoint": endpoint_id,
+            "unit": unit_code,
+            "actor": actor,
+        },  # no URL: it may hold a key
+    )
     return endpoint, secret
 
 
@@ -116,6 +124,7 @@ async def remove(gateway: Gateway, endpoint_id: str) -> None:
     async with gateway.engine.begin() as conn:
         if not await store.delete(conn, endpoint_id):
             raise NotFound(f"no webhook endpoint {endpoint_id}", element="id")
+    log.info("webhook_removed", extra={"endpoint": endpoint_id})
 
 
 async def replay(gateway: Gateway, endpoint_id: str, *, after: int) -> None:
@@ -123,6 +132,7 @@ async def replay(gateway: Gateway, endpoint_id: str, *, after: int) -> None:
     async with gateway.engine.begin() as conn:
         if not await store.rewind(conn, endpoint_id, after):
             raise NotFound(f"no webhook endpoint {endpoint_id}", element="id")
+    log.info("webhook_replayed", extra={"endpoint": endpoint_id, "after": after})
 
 
 async def deliver_webhooks(gateway: Gateway) -> int:
@@ -165,7 +175,8 @@ async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
                     "endpoint": endpoint.id,
                     "event_id": event.event_id,
                     "message_id": event.message_id,
-                    "error": error,
+                    "error_code": "WEBHOOK_FAILED",
+                    "detail": error,
                 },
             )
             return sent

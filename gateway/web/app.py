@@ -9,6 +9,7 @@ its handlers); handlers parse the request, call one use case, and render JSON:
     reports.py      monthly and weekly reports
     integration.py  the local system's feed, acknowledgements, handover, webhooks, downloads
     health.py       /healthz, /metrics and the OpenAPI document (no token)
+    jobs.py         the scheduled jobs: their runs, and running one now
     console/        the operator console for people, a sub-app under /console (not the API)
 """
 
@@ -26,6 +27,7 @@ from gateway.web import (
     health,
     inbox,
     integration,
+    jobs,
     messages,
     openapi,
     reports,
@@ -47,6 +49,7 @@ RESOURCES: tuple[Routes, ...] = (
     reports.ROUTES,
     health.ROUTES,
     integration.ROUTES,
+    jobs.ROUTES,
 )
 
 

@@ -148,7 +148,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.log(
             level,
             "api_request_refused",
-            extra={"event": "api_request_refused", "code": exc.code, "path": request.path},
+            extra={
+                "event": "api_request_refused",
+                "error_code": exc.code,
+                "path": request.path,
+                "method": request.method,
+            },
         )
         return from_error(exc)
     except web.HTTPException as exc:

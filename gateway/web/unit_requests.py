@@ -204,8 +204,7 @@ async def show(request: web.Request) -> web.Response:
     return render(_reply(found))
 
 
-async def _decide(request: web.Request, *, approve: bool) -> web.Response:
-    body = await read_body(request, ReasonBody)
+async def _decide(request: web.Request, body: ReasonBody, *, approve: bool) -> web.Response:
     decided = await registrations.decide(
         request.app[GATEWAY],
         _request_id(request),
@@ -232,7 +231,7 @@ _DECISION = {
 )
 @allow(ADMIN)
 async def approve(request: web.Request) -> web.Response:
-    return await _decide(request, approve=True)
+    return await _decide(request, await read_body(request, ReasonBody), approve=True)
 
 
 @ROUTES.post(
@@ -243,11 +242,10 @@ async def approve(request: web.Request) -> web.Response:
 )
 @allow(ADMIN)
 async def refuse(request: web.Request) -> web.Response:
-    return await _decide(request, approve=False)
+    return await _decide(request, await read_body(request, ReasonBody), approve=False)
 
 
-async def _switch(request: web.Request, *, active: bool) -> web.Response:
-    body = await read_body(request, ReasonBody)
+async def _switch(request: web.Request, body: ReasonBody, *, active: bool) -> web.Response:
     unit = await registrations.set_active(
         request.app[GATEWAY],
         request.match_info["code"],
@@ -274,7 +272,7 @@ _SWITCH = {
 )
 @allow(ADMIN)
 async def deactivate(request: web.Request) -> web.Response:
-    return await _switch(request, active=False)
+    return await _switch(request, await read_body(request, ReasonBody), active=False)
 
 
 @ROUTES.post(
@@ -285,7 +283,7 @@ async def deactivate(request: web.Request) -> web.Response:
 )
 @allow(ADMIN)
 async def activate(request: web.Request) -> web.Response:
-    return await _switch(request, active=True)
+    return await _switch(request, await read_body(request, ReasonBody), active=True)
 
 
 @ROUTES.get(

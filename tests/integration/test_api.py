@@ -44,9 +44,10 @@ from gateway.store.tables import (
     units,
 )
 from gateway.usecases import delivery, tokens
+from gateway.usecases.monitoring import Counters
 from gateway.usecases.statuses import VIETNAM
 from gateway.web.app import create_app
-from gateway.web.health import escape_label, render_metrics
+from gateway.web.health import render_metrics
 
 UPLOAD_LIMIT = 256 * 1024
 API_SETTINGS = f"[api]\nmax_upload_bytes = {UPLOAD_LIMIT}\npage_size = 2\n"
@@ -931,7 +932,7 @@ def test_the_openapi_document_lists_every_route(make_gateway: Any) -> None:
                 # The operator console (HTML for people, docs/howto/console.md) is not the API.
                 and not route.resource.canonical.startswith("/console")
             }
-            assert len(routes) == 36
+            assert len(routes) == 38  # main's 36, and the jobs' two (web/jobs.py)
             documented = {
                 (path, method) for path, item in document["paths"].items() for method in item
             }
@@ -1000,9 +1001,7 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
             }
 
             def sample(text: str, name: str, labels: str = "") -> float:
-                match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
-                assert match, (name, labels, text)
-                return float(match.group(1))
+                return metric_sample(text, name, labels)
 
             response = await client.get("/metrics")
             assert response.status == 200
@@ -1033,6 +1032,15 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
             )
             assert sample(text, "docgw_failures_total", '{channel="axis"}') == 1
             assert sample(text, "docgw_status_events_total", '{direction="out",code="13"}') == 1
+            # Submitted at start, sent a minute later (the clock moved): one observation of 60 s.
+            axis = '{channel="axis"}'
+            assert sample(text, "docgw_submit_to_sent_seconds_count", axis) == 1
+            assert sample(text, "docgw_submit_to_sent_seconds_sum", axis) == pytest.approx(60)
+            bucket = "docgw_submit_to_sent_seconds_bucket"
+            assert sample(text, bucket, '{channel="axis",le="30.0"}') == 0
+            assert sample(text, bucket, '{channel="axis",le="60.0"}') == 1
+            assert "# TYPE docgw_submit_to_received_seconds histogram" in text
+            assert sample(text, "docgw_job_failures_total", '{job="recover_expired"}') == 0
 
             # The database unreachable: degraded, and the answer still comes.
             unreachable = create_engine("postgresql+asyncpg://docgw@127.0.0.1:9/none")
@@ -1048,21 +1056,32 @@ def test_healthz_and_metrics_reflect_the_queue(make_gateway: Any) -> None:
     run(scenario)
 
 
+def metric_sample(text: str, name: str, labels: str = "") -> float:
+    """The value of ``name{labels}`` in a Prometheus text exposition (labels in any order)."""
+    wanted = set(re.findall(r'\w+="(?:[^"\\]|\\.)*"', labels))
+    for match in re.finditer(rf"^{re.escape(name)}(\{{.*\}})? (\S+)$", text, re.MULTILINE):
+        if set(re.findall(r'\w+="(?:[^"\\]|\\.)*"', match.group(1) or "")) == wanted:
+            return float(match.group(2))
+    raise AssertionError((name, labels, text))
+
+
 def test_metric_label_values_are_escaped() -> None:
     odd = 'a"b\\c\nd'
     text = render_metrics(
-        channels=[odd],
-        recipients=[("queued", odd, 3)],
-        oldest_due_age=1.5,
-        attempts=[(odd, "transport_error", 2)],
-        status_events=[("in", "01", 4)],
-        workers_alive=2,
-    )
-    assert escape_label(odd) == 'a\\"b\\\\c\\nd'
-    assert 'docgw_recipients{state="queued",channel="a\\"b\\\\c\\nd"} 3' in text
-    assert 'docgw_failures_total{channel="a\\"b\\\\c\\nd"} 2' in text
-    assert "docgw_oldest_due_age_seconds 1.5" in text
-    assert 'docgw_status_events_total{direction="in",code="01"} 4' in text
+        Counters(
+            channels=[odd],
+            recipients=[("queued", odd, 3)],
+            oldest_due_age=1.5,
+            attempts=[(odd, "transport_error", 2)],
+            status_events=[("in", "01", 4)],
+            workers_alive=2,
+        )
+    ).decode()
+    escaped = 'a\\"b\\\\c\\nd'
+    assert metric_sample(text, "docgw_recipients", f'{{state="queued",channel="{escaped}"}}') == 3
+    assert metric_sample(text, "docgw_failures_total", f'{{channel="{escaped}"}}') == 2
+    assert metric_sample(text, "docgw_oldest_due_age_seconds") == 1.5
+    assert metric_sample(text, "docgw_status_events_total", '{direction="in",code="01"}') == 4
     assert all("\n" not in line for line in text.splitlines())
 
 

@@ -35,6 +35,7 @@ from gateway.scheduler import create_scheduler
 from gateway.store.tables import archive_items, audit_events, blobs, messages
 from gateway.usecases import archive, importing, operations
 from gateway.usecases.errors import NotFound
+from gateway.usecases.jobs import scheduled_jobs
 
 MIMETYPE = b"application/vnd.etsi.asic-e+zip"
 ASIC = "{http://uri.etsi.org/02918/v1.2.1#}"
@@ -363,7 +364,7 @@ def test_the_scheduler_runs_the_archive_job(
     async def scenario() -> None:
         async with make_gateway(extra="[archive]\ninterval_seconds = 7\n") as gateway:
             await _import(gateway, history(keys_dir, 1))
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             scheduler.start(paused=True)
             try:
                 job = scheduler.get_job("archive")

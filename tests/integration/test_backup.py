@@ -28,6 +28,7 @@ from gateway.store import audit_chain
 from gateway.store.database import migrate
 from gateway.store.tables import blob_chunks, blobs, messages
 from gateway.usecases import submit
+from gateway.usecases.jobs import scheduled_jobs
 
 DOCGW = Path(sys.executable).parent / "docgw"
 PASSPHRASE = "cụm mật khẩu dài của bản sao lưu"
@@ -217,7 +218,7 @@ def test_the_scheduled_backup_runs_on_its_ticks_and_keeps_the_newest(
 
     async def scenario() -> list[str]:
         async with make_gateway(extra=extra) as gateway:
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             scheduler.start()
             try:
                 deadline = asyncio.get_running_loop().time() + 60

@@ -51,9 +51,13 @@ def test_changes_between_full_listings(make_gateway: Any) -> None:
             axis = VxpConnector(
                 name="axis", endpoint=url, system_id=SYSTEM, secret=SECRET, session=session
             )
-            async with make_gateway(
-                connectors={"axis": axis}, extra='[channels.axis]\nkind = "fake"\n'
-            ) as gateway:
+            # The channel as configured (a vxp channel: its directory_full_sync_hours apply),
+            # with the connector built here on the test's session.
+            channel = (
+                f'[channels.axis]\nkind = "vxp"\nendpoint = "{url}"\n'
+                f'system_id = "{SYSTEM}"\nsecret = "{SECRET.decode()}"\n'
+            )
+            async with make_gateway(connectors={"axis": axis}, extra=channel) as gateway:
                 first = await directory.sync_channel(gateway, "axis")
                 assert first.mode == "full"
                 # Every agency is new but the test's units, registered before.

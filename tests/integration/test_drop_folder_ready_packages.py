@@ -36,6 +36,7 @@ from gateway.store.records import UnitRecord
 from gateway.store.tables import messages
 from gateway.usecases import delivery, registry, submit
 from gateway.usecases.handoff import pick_up
+from gateway.usecases.jobs import scheduled_jobs
 
 PDF = b"%PDF-1.7\n" + "Công văn số 7816\n".encode() * 300
 
@@ -287,7 +288,7 @@ def test_the_configured_gateway_signs_in_its_pickup_job_and_limits_soap_packages
         async with make_gateway(extra=extra) as gateway:
             assert gateway.connectors["lgsp"].max_package_bytes == 3_000_000  # type: ignore[attr-defined]
             put_package(DropFolder(root=root), "cv-7816", package(gateway))
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             scheduler.start(paused=True)
             try:
                 job = scheduler.get_job("pickup:dms")

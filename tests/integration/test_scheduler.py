@@ -28,8 +28,6 @@ from integration_support import RECIPIENT, SENDER, _admin, postgres_url, write_c
 from gateway import scheduler as scheduler_module
 from gateway.bootstrap import Gateway, build
 from gateway.scheduler import (
-    CLEANUP_SECONDS,
-    STALE_TMP_SECONDS,
     WallClockTicks,
     add_job,
     create_scheduler,
@@ -40,6 +38,12 @@ from gateway.scheduler import (
 from gateway.settings import load_settings
 from gateway.store.database import migrate
 from gateway.store.tables import job_ticks
+from gateway.usecases.jobs import (
+    CLEANUP_SECONDS,
+    STALE_TMP_SECONDS,
+    JobDefinition,
+    scheduled_jobs,
+)
 
 T0 = dt.datetime(2026, 11, 25, 9, 0, 0, tzinfo=dt.UTC)  # a tick start for 10 s and 3600 s
 
@@ -455,17 +459,17 @@ def test_a_failing_job_is_logged_and_runs_again_at_its_next_tick(
                 if len(attempts) == 1:
                     raise RuntimeError("the axis said no")
 
-            scheduler = create_empty_scheduler()
-            add_job(scheduler, gateway, "poll:axis", interval, flaky, at_start=True)
+            job = JobDefinition(name="poll:axis", seconds=interval, run=flaky, at_start=True)
+            scheduler = create_scheduler(gateway, [job])
             scheduler.start()
             deadline = time.monotonic() + 10
             while len(attempts) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             scheduler.shutdown(wait=False)
 
-    with caplog.at_level(logging.ERROR, logger="docgw.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="docgw.jobs"):
         asyncio.run(scenario())
-    failures = [r for r in caplog.records if getattr(r, "event", None) == "job_failed"]
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "job_failing"]
     assert len(failures) == 1
     assert failures[0].job == "poll:axis"  # type: ignore[attr-defined]
     assert failures[0].exc_info is not None and "the axis said no" in str(failures[0].exc_info[1])
@@ -518,7 +522,7 @@ def test_the_scheduler_wires_the_configured_jobs(
 
     async def scenario() -> tuple[dict[str, float], dict[str, dt.datetime], dt.datetime]:
         async with gateways(database_url, keys_dir, tmp_path, extra)(1) as (gateway,):
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             started = dt.datetime.now(dt.UTC)
             scheduler.start(paused=True)  # next run times computed, nothing run
             try:
@@ -596,7 +600,7 @@ def test_the_cleanup_job_removes_only_stale_leftovers(
 
     async def scenario() -> None:
         async with gateways(database_url, keys_dir, tmp_path, extra)(1) as (gateway,):
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             job = scheduler.get_job("cleanup:dms")
             assert job is not None
             with live.open("rb+") as writer:

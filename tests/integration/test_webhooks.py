@@ -42,6 +42,7 @@ from gateway.scheduler import create_scheduler
 from gateway.settings import load_settings
 from gateway.store.database import migrate
 from gateway.usecases import intake, tokens, webhooks
+from gateway.usecases.jobs import scheduled_jobs
 
 Client = TestClient[web.Request, web.Application]
 HOOKS = "/api/v1/webhooks"
@@ -254,7 +255,7 @@ def test_a_forged_altered_or_replayed_webhook_is_detected(make_gateway: Any) -> 
 def test_the_scheduler_runs_the_webhook_job(make_gateway: Any) -> None:
     async def scenario() -> None:
         async with make_gateway() as gateway:
-            scheduler = create_scheduler(gateway)
+            scheduler = create_scheduler(gateway, scheduled_jobs(gateway))
             job = scheduler.get_job("webhooks")
             assert job is not None and str(job.trigger) == "wall-clock ticks of 1 s"
 

@@ -57,7 +57,10 @@ GATEWAY_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"bootstrap"}),
     frozenset({"usecases"}),
     frozenset({"web"}),
-    frozenset({"cli", "scheduler", "service", "demo", "console", "settings_reference", "__init__"}),
+    # logs: the one logging setup, which only the entry points make.
+    frozenset(
+        {"cli", "scheduler", "service", "demo", "console", "settings_reference", "logs", "__init__"}
+    ),
 )
 #: bootstrap builds from the layers below the use cases only.
 BOOTSTRAP_TAKES = frozenset({"domain", "settings", "keystore", "store", "bootstrap"})

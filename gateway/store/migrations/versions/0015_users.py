@@ -1,7 +1,7 @@
 """The console's people and sessions; messages searchable without accents.
 
 Revision ID: 0015_users
-Revises: 0017
+Revises: 0013_job_runs
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from envelopes.model import Classification
 from gateway.domain.text_search import searchable
 
 revision = "0015_users"
-down_revision = "0017"
+down_revision = "0013_job_runs"
 branch_labels = None
 depends_on = None
 
