@@ -204,7 +204,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except GatewayError as exc:
-        log.info("console_request_refused", extra={"code": exc.code, "path": request.path})
+        # As the API's api_request_refused: a failure of ours (5xx) is a warning.
+        level = logging.WARNING if status_for(exc.code) >= 500 else logging.INFO
+        log.log(
+            level,
+            "console_request_refused",
+            extra={
+                "event": "console_request_refused",
+                "error_code": exc.code,
+                "path": request.path,
+                "method": request.method,
+            },
+        )
         context = {
             **base_context(request),
             "code": exc.code,
