@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
 
-from envelopes.attachments import check_name, sniff
+from envelopes.attachments import PDF_MAGIC, check_name, sniff
 from envelopes.errors import (
     AttachmentNameInvalid,
     ZipBomb,
@@ -240,10 +240,18 @@ def unwrap_document(
     return done
 
 
+#: The first bytes that decide whether a spool keeps an attachment: the longest magic it keeps
+#: ("%PDF-"; a zip's is 4).
+_DECIDING_BYTES = len(PDF_MAGIC)
+
+
 class ZipCandidateSpool(tempfile.SpooledTemporaryFile[bytes]):
     """A sink for :func:`~envelopes.reading.read_package` that keeps an attachment's bytes only
     when they begin as a zip (in memory up to ``max_size``, then a temporary file): the first
     bytes decide, so a large PDF is not copied for nothing."""
+
+    #: The sniffed types whose bytes are kept.
+    KEEP: frozenset[str] = frozenset({"application/zip"})
 
     def __init__(self, max_size: int = 8 << 20) -> None:
         super().__init__(max_size=max_size)
@@ -253,11 +261,18 @@ class ZipCandidateSpool(tempfile.SpooledTemporaryFile[bytes]):
     def write(self, s: bytes) -> int:  # type: ignore[override]  # bytes only, as the decoder writes
         if self.dropped:
             return len(s)
-        if len(self._head) < len(b"PK\x03\x04"):
-            self._head += s[: 4 - len(self._head)]
-            if len(self._head) == 4 and sniff(self._head) != "application/zip":
+        if len(self._head) < _DECIDING_BYTES:
+            self._head += s[: _DECIDING_BYTES - len(self._head)]
+            if len(self._head) == _DECIDING_BYTES and sniff(self._head) not in self.KEEP:
                 self.dropped = True
                 self.seek(0)
                 self.truncate()
                 return len(s)
         return super().write(s)
+
+
+class ZipOrPdfSpool(ZipCandidateSpool):
+    """Keeps PDFs too: their own signatures are verified after the package's
+    (gateway/usecases/document_signatures.py)."""
+
+    KEEP = frozenset({"application/zip", "application/pdf"})

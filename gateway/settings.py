@@ -290,6 +290,41 @@ class ArchiveSettings(Section):
     """the local unit whose key signs the containers (must be one of `gateway.local_units`)"""
 
 
+class DocumentSignatureSettings(Section):
+    """The documents' own signatures: the signed PDFs inside packages, verified on receipt and on
+    send (gateway/usecases/document_signatures.py, docs/reference/document-signatures.md)."""
+
+    enabled: bool = True
+    """verify the documents' own signatures: every PDF attachment of a document received or sent
+    ([document-signatures.md](document-signatures.md))"""
+    trust_anchors: Paths = Field((), json_schema_extra={"shown": "[] (= `keys.trust_anchors`)"})
+    """PEM files of the CAs trusted to issue the certificates PDFs are signed and sealed with (the
+    government CA)"""
+    trust_dir: OptionalPath = None
+    """a folder whose `*.pem`, `*.crt`, `*.cer` and `*.der` files are trusted CA certificates too
+    (with `trust_anchors`; either replaces `keys.trust_anchors`)"""
+    crl_files: Paths = ()
+    """CRL files (DER or PEM) of the trusted CAs, checked besides the revocation data a PDF embeds
+    (PAdES LTV); docgw never fetches revocation data over the network"""
+    max_pdf_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, json_schema_extra={"shown": "67108864 (64 MiB)"}
+    )
+    """a PDF over this size is not read: verdict `failing`, `PDF_TOO_LARGE`"""
+    timeout_seconds: float = Field(30.0, gt=0)
+    """each PDF is verified in a separate process (one of a small persistent pool), killed after
+    this long — with its pool, replaced for the next PDF: `PDF_TIMEOUT`"""
+    memory_mb: int = Field(1024, ge=256)
+    """the verifying processes' address space (at least 256): a PDF that needs more ends in
+    `PDF_LIMIT_EXCEEDED`"""
+    hold_unsigned: Texts = ()
+    """sending units whose outgoing documents are **held** (not sent; reason
+    `DOCUMENT_UNSIGNED: …`) when one of their PDFs is unsigned; every other unit is only warned"""
+    hold_failing: Texts = ()
+    """sending units whose outgoing documents are **held** (reason `DOCUMENT_SIGNATURE_FAILING:
+    …`) when a PDF's signature fails or the PDF cannot be verified; every other unit is only
+    warned"""
+
+
 class LoggingSettings(Section):
     """The log (gateway/logs.py, [howto/operate.md](../howto/operate.md#logs))."""
 
@@ -533,6 +568,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = ReportSettings()
     backup: BackupSettings = BackupSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    documents: DocumentSignatureSettings = DocumentSignatureSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).
@@ -667,6 +703,9 @@ def check(settings: Settings) -> None:
     unit = settings.archive.signer_unit
     if unit is not None and unit not in settings.gateway.local_units:
         raise SettingsError("must be one of gateway.local_units", element="archive.signer_unit")
+    for key in ("hold_unsigned", "hold_failing"):
+        for code in getattr(settings.documents, key):
+            parse_strict(code, field=f"documents.{key}")
     for channel in settings.channels:
         if settings.gateway.profile == "secure" and channel.is_axis:
             raise SettingsError(

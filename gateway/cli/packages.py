@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,8 +15,10 @@ from cryptography import x509
 from envelopes import sealing, signing
 from envelopes.building import build_document, build_status
 from envelopes.metadata import parse_metadata
-from envelopes.reading import PackageKind, ParsedPackage, read_package
+from envelopes.model import AttachmentInfo
+from envelopes.reading import PackageKind, ParsedPackage, SinkFactory, read_package
 from envelopes.verification import verify_document, verify_status
+from envelopes.zipped import ZipOrPdfSpool
 from gateway import keystore
 from gateway.cli import package_validate, status_package
 from gateway.cli.common import (
@@ -25,8 +29,11 @@ from gateway.cli.common import (
     attachment_sources,
     print_json,
     read_file,
+    settings_from,
 )
 from gateway.domain.business import REPLY_CODES
+from gateway.settings import DocumentSignatureSettings
+from gateway.usecases import document_signatures
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -125,17 +132,36 @@ def _trust(args: argparse.Namespace) -> signing.TrustPolicy:
         raise CliError(f"{args.trust} holds no usable certificate: {exc}") from exc
 
 
-def _open_package(path: str) -> ParsedPackage:
+def _open_package(path: str, sink_factory: SinkFactory | None = None) -> ParsedPackage:
     try:
         with open(path, "rb") as stream:
-            return read_package(stream)
+            return read_package(stream, sink_factory=sink_factory)
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def cmd_package_verify(args: argparse.Namespace) -> int:
     trust = _trust(args)
-    parsed = _open_package(args.file)
+    # PDFs are kept: their own signatures are the "documents" section.
+    parsed = _open_package(args.file, ZipOrPdfSpool)
+    try:
+        summary = _verify_summary(args, parsed, trust)
+    finally:
+        for attachment in parsed.attachments:
+            if attachment.content is not None:
+                attachment.content.close()
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"valid {summary['kind']} package, signed by {summary['signer'].subject}")
+        if summary["kind"] == "document":
+            _print_documents(summary["documents"])
+    return 0
+
+
+def _verify_summary(
+    args: argparse.Namespace, parsed: ParsedPackage, trust: signing.TrustPolicy
+) -> dict[str, Any]:
     if parsed.kind is PackageKind.STATUS:
         status = verify_status(parsed, trust)
         summary: dict[str, Any] = {
@@ -153,12 +179,61 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
             "document_id": document.package.header.document_id,
             "attachments": len(document.package.attachments),
             "notices": document.notices,
+            "documents": _documents(args, document.package.attachments, parsed),
         }
-    if args.json:
-        print_json(summary)
+    return summary
+
+
+def _documents(
+    args: argparse.Namespace, infos: Sequence[AttachmentInfo], parsed: ParsedPackage
+) -> list[dict[str, Any]]:
+    """The PDFs' own signatures, verified as a receiving gateway verifies them: against
+    ``--document-trust``, else the configuration's documents trust (``--config``), else
+    ``--trust``; within the configured (or default) bounds."""
+    settings = settings_from(args) if args.config else None
+    documents = settings.documents if settings else DocumentSignatureSettings()
+    if args.document_trust:
+        anchors, crls = [Path(p) for p in args.document_trust], list[Path]()
+    elif settings is not None:
+        anchors, crls = document_signatures.trust_files(settings)
     else:
-        print(f"valid {summary['kind']} package, signed by {summary['signer'].subject}")
-    return 0
+        anchors, crls = [Path(args.trust)], list[Path]()
+    found = document_signatures.pdf_attachments(
+        infos, {a.content_id: a.content for a in parsed.attachments}
+    )
+    rows = asyncio.run(
+        document_signatures.check_with(
+            documents, found, anchors=anchors, crls=crls, now=dt.datetime.now(dt.UTC)
+        )
+    )
+    return [document_signatures.row_json(row) for row in rows]
+
+
+def _print_documents(documents: list[dict[str, Any]]) -> None:
+    """Vietnamese first: what a clerk reads before registering the document."""
+    if not documents:
+        print("văn bản PDF / PDF documents: không có / none")
+        return
+    print("văn bản PDF / PDF documents:")
+    for item in documents:
+        why = f" ({item['reason']}: {item['detail']})" if item["reason"] else ""
+        print(f"  - {item['attachment']}: {_VERDICTS[item['verdict']]}{why}")
+        for signature in item["signatures"]:
+            when = signature["signed_at"] or "?"
+            kind = "dấu thời gian / timestamp" if signature["timestamped"] else "tự khai / claimed"
+            codes = ", ".join(r["code"] for r in signature["reasons"])
+            print(
+                f"      {signature['field']}: {signature['signer']} — "
+                f"{signature['organisation'] or '?'}, {when} ({kind}), "
+                f"{_VERDICTS[signature['verdict']]}{f' [{codes}]' if codes else ''}"
+            )
+
+
+_VERDICTS = {
+    "valid": "chữ ký hợp lệ / valid",
+    "unsigned": "không ký số / unsigned",
+    "failing": "chữ ký không hợp lệ / failing",
+}
 
 
 def cmd_package_inspect(args: argparse.Namespace) -> int:
@@ -300,6 +375,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--allow-sha1",
         action="store_true",
         help="accept RSA-SHA1 (only for a peer known to need it)",
+    )
+    verify.add_argument(
+        "--document-trust",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="CA certificate(s) the PDFs' own signatures must chain to (repeatable; default: "
+        "the configuration's documents trust with --config, else --trust)",
     )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_package_verify)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.lifecycle import TransportState
+from gateway.store import document_signatures as signature_rows
 from gateway.store.database import insert_or_ignore
 from gateway.store.tables import TS, audit_events, job_ticks, messages, recipients, status_events
 
@@ -91,6 +92,22 @@ async def sent_by_channel(conn: AsyncConnection, window: Window) -> list[tuple[A
 async def document_count(conn: AsyncConnection, window: Window, direction: str) -> int:
     query = sa.select(sa.func.count()).select_from(messages).where(*_documents(window, direction))
     return int((await conn.execute(query)).scalar_one())
+
+
+async def document_signatures(
+    conn: AsyncConnection, window: Window, direction: str
+) -> dict[str, int]:
+    """The window's documents of ``direction`` that carry a PDF, by their documents' verdict
+    (valid, unsigned, failing: the worst of their PDFs')."""
+    verdict = signature_rows.document_verdict()
+    query = (
+        sa.select(verdict.label("verdict"), sa.func.count())
+        .select_from(messages)
+        .where(*_documents(window, direction), verdict.is_not(None))
+        .group_by(verdict)
+    )
+    found = {str(v): int(n) for v, n in await conn.execute(query)}
+    return {name: found.get(name, 0) for name in signature_rows.VERDICTS}
 
 
 async def received_by_channel(conn: AsyncConnection, window: Window) -> list[tuple[Any, ...]]:

@@ -473,6 +473,27 @@ unit_versions = sa.Table(
 )
 
 
+#: The documents' own signatures: one row per PDF attachment of a document message, verified on
+#: receipt or on send (gateway/usecases/document_signatures.py).
+document_signatures = sa.Table(
+    "document_signatures",
+    metadata,
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), primary_key=True),
+    #: The attachment's place in the package (1-based).
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("attachment", sa.String(500), nullable=False),
+    #: "valid" | "unsigned" | "failing"
+    sa.Column("verdict", sa.String(10), nullable=False),
+    #: Why the whole PDF could not be verified (PDF_MALFORMED, PDF_ENCRYPTED, …), or NULL.
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    #: Each signature: signer, organisation, time, timestamped, verdict, reasons, modifications.
+    sa.Column("signatures", sa.JSON, nullable=False),
+    sa.Column("checked_at", TS, nullable=False),
+    sa.CheckConstraint("verdict IN ('valid', 'unsigned', 'failing')", name="verdict"),
+)
+
+
 #: The console's people (gateway/web/console/): named accounts, argon2id password hashes. A
 #: member acts for the units listed (JSON list of codes); admin and operator for every unit.
 users = sa.Table(

@@ -28,14 +28,15 @@ from envelopes.verification import (
     verify_document,
     verify_status,
 )
-from envelopes.zipped import ZipCandidateSpool, is_wrapped
+from envelopes.zipped import ZipOrPdfSpool, is_wrapped
 from gateway.bootstrap import Gateway
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
 from gateway.store import audit_queries, blobs, message_queries, status_queries
+from gateway.store.document_signatures import DocumentSignatureRow
 from gateway.store.visibility import readable_text
-from gateway.usecases import events
+from gateway.usecases import document_signatures, events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
 from gateway.usecases.statuses import (
@@ -80,7 +81,7 @@ async def _receive(
     via: str,
     expected_sender: str | None,
 ) -> Received:
-    verified = await _read_and_verify(gateway, plain, expected_sender)
+    verified, documents = await _read_and_verify(gateway, plain, expected_sender)
     # edXML carries no classification. A package that came sealed came over a secure channel:
     # it is recorded at least as "mat", so that everything about it (the 01 answer included)
     # stays off the axis.
@@ -90,7 +91,7 @@ async def _receive(
             gateway, verified, sealed or plain, via, classification
         )
     try:
-        return await _store(gateway, verified, sealed or plain, via, classification)
+        return await _store(gateway, verified, sealed or plain, via, classification, documents)
     except _AlreadyStored:
         # Stored before (or by a concurrent copy that committed first): nothing of this copy was
         # kept; the answer names the stored one.
@@ -108,12 +109,14 @@ async def _receive(
 
 async def _read_and_verify(
     gateway: Gateway, plain: IO[bytes], expected_sender: str | None
-) -> VerifiedDocument | VerifiedStatus | _UnverifiedStatus:
-    """The package verified; a status from a unit with no registered certificate comes back
-    unverified, to be kept and shown (a document from one is refused: UNKNOWN_SENDER)."""
+) -> tuple[VerifiedDocument | VerifiedStatus | _UnverifiedStatus, list[DocumentSignatureRow]]:
+    """The package verified, and a document's PDFs' own signatures; a status from a unit with no
+    registered certificate comes back unverified, to be kept and shown (a document from one is
+    refused: UNKNOWN_SENDER)."""
     size = stream_size(plain)
-    # Attachments that begin as a zip are kept, to check the sender's zip after verification.
-    parsed = await run_blocking(size, read_package, plain, sink_factory=ZipCandidateSpool)
+    # Attachments that begin as a zip are kept, to check the sender's zip after verification, and
+    # PDFs, to verify their own signatures.
+    parsed = await run_blocking(size, read_package, plain, sink_factory=ZipOrPdfSpool)
     try:
         sender = _sender(parsed)
         if expected_sender is not None and sender != expected_sender:
@@ -127,15 +130,24 @@ async def _read_and_verify(
         except UnknownSender:
             if parsed.kind is PackageKind.DOCUMENT:
                 raise
-            return _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices])
+            return _UnverifiedStatus(parsed.status(), [n.code for n in parsed.notices]), []
         if parsed.kind is PackageKind.STATUS:
-            return await run_blocking(size, verify_status, parsed, trust)
+            return await run_blocking(size, verify_status, parsed, trust), []
         verified = await run_blocking(size, verify_document, parsed, trust)
+        # The PDFs' own signatures, once the package's is verified: a verdict each, never a
+        # refusal of the package.
+        documents = await document_signatures.check_attachments(
+            gateway.settings,
+            document_signatures.pdf_attachments(
+                verified.package.attachments, {a.content_id: a.content for a in parsed.attachments}
+            ),
+            now=gateway.clock(),
+        )
         if not any(is_wrapped(a) for a in verified.package.attachments):
-            return verified
+            return verified, documents
         # A zip that will not unpack is a notice, never a refusal of the package. Unpacking can
         # be up to max_ratio times the zip's size of work: never on the loop (size None).
-        return await run_blocking(None, check_zipped, verified, parsed)
+        return await run_blocking(None, check_zipped, verified, parsed), documents
     finally:
         for attachment in parsed.attachments:
             if attachment.content is not None:
@@ -209,6 +221,7 @@ async def _store(
     package: IO[bytes],
     via: str,
     classification: Classification,
+    documents: list[DocumentSignatureRow],
 ) -> Received:
     now = gateway.clock()
     key = _dedup_key(verified)
@@ -229,6 +242,7 @@ async def _store(
         answers: tuple[str, ...] = ()
         if isinstance(verified, VerifiedDocument):
             answers = await _store_document(gateway, conn, verified, stored)
+            await document_signatures.store_rows(conn, message_id, documents)
         else:
             await _store_status(conn, verified, stored)
     if answers:

@@ -15,6 +15,7 @@ from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import summarize
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
+from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound
 
 
@@ -30,6 +31,8 @@ class Detail:
     message: MessageRecord
     #: attempts, audit and status_events, oldest first (message_queries.message_history).
     history: dict[str, list[dict[str, Any]]]
+    #: Each PDF attachment's own signatures and their verdict (document_signatures.row_json).
+    documents: list[dict[str, Any]]
 
 
 def transport_state(message: MessageRecord) -> str | None:
@@ -70,4 +73,5 @@ async def detail(gateway: Gateway, message_id: str, *, member_unit: str | None) 
         if message is None:
             raise NotFound(f"no message {message_id}")
         history = await message_queries.message_history(conn, message_id)
-    return Detail(message=message, history=history)
+        documents = await document_signatures.for_message(conn, message_id)
+    return Detail(message=message, history=history, documents=documents)

@@ -56,6 +56,11 @@ DEADLINE_LABELS = {
     "overdue": "Quá hạn, chưa thực hiện / Overdue, not done",
     "pending": "Chưa đến hạn / Not yet due",
 }
+SIGNATURE_LABELS = {
+    "valid": "Có chữ ký số hợp lệ / Valid signatures",
+    "unsigned": "Không ký số / Unsigned",
+    "failing": "Chữ ký số không hợp lệ / Failing signatures",
+}
 SECTIONS = {
     "summary": "Tổng hợp",
     "sent_by_channel": "Gửi theo kênh",
@@ -65,6 +70,8 @@ SECTIONS = {
     "received_notice": "Hạn báo đã nhận của đơn vị (QĐ 28/2018)",
     "failed": "Lỗi truyền",
     "held": "Tạm giữ",
+    "sent_signatures": "Chữ ký số văn bản gửi đi (PDF)",
+    "received_signatures": "Chữ ký số văn bản nhận về (PDF)",
 }
 
 
@@ -106,6 +113,9 @@ def _rows(report: Report) -> Iterator[tuple[str, str, str, object]]:
     for section in ("failed", "held"):
         for reason in getattr(report, section):
             yield SECTIONS[section], "deliveries", reason.reason, reason.deliveries
+    for section in ("sent_signatures", "received_signatures"):
+        for key, label in SIGNATURE_LABELS.items():
+            yield SECTIONS[section], label, "", getattr(getattr(report, section), key)
 
 
 def to_csv(report: Report) -> bytes:

@@ -19,7 +19,9 @@ What is counted (the period is ``gateway.domain.periods``; "now" is when the rep
 * rejected (02) deliveries, documents we retracted (13) or rejected, documents their senders
   retracted, sent deliveries still awaiting any status;
 * failed deliveries and held ones, by reason, as they stand now;
-* delivery time (accepted → sent) of the sent deliveries: median and p95 (nearest rank).
+* delivery time (accepted → sent) of the sent deliveries: median and p95 (nearest rank);
+* the documents' own signatures: documents sent and received that carry a PDF, by their PDFs'
+  verdict (valid signatures, unsigned, failing; ``docs/reference/document-signatures.md``).
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ class DeadlineFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignatureFigures:
+    """Documents carrying a PDF, by the verdict of their PDFs' own signatures (the worst PDF's)."""
+
+    valid: int
+    unsigned: int
+    failing: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReasonCount:
     reason: str
     deliveries: int
@@ -111,6 +122,8 @@ class Report:
     delivered: int
     median_seconds: float | None
     p95_seconds: float | None
+    sent_signatures: SignatureFigures
+    received_signatures: SignatureFigures
 
 
 def period_of(gateway: Gateway, kind: PeriodKind, name: str) -> Period:
@@ -198,6 +211,12 @@ async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Re
             delivered=len(durations),
             median_seconds=statistics.median(durations) if durations else None,
             p95_seconds=nearest_rank(durations, 0.95),
+            sent_signatures=SignatureFigures(
+                **await counts.document_signatures(conn, window, "out")
+            ),
+            received_signatures=SignatureFigures(
+                **await counts.document_signatures(conn, window, "in")
+            ),
         )
 
 

@@ -38,16 +38,18 @@ from envelopes.model import (
     DocumentPackage,
     MessageHeader,
 )
-from envelopes.reading import PackageKind, read_package
+from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document
+from envelopes.zipped import ZipOrPdfSpool
 from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.domain.routing import RecipientEntry, Route, route_recipient
 from gateway.store import blobs, message_queries, unit_queries
+from gateway.store.document_signatures import DocumentSignatureRow
 from gateway.store.records import UnitRecord
-from gateway.usecases import idempotency
+from gateway.usecases import document_signatures, idempotency
 from gateway.usecases.classified_copies import ClassifiedCopies, Spools, no_certificate
 from gateway.usecases.errors import (
     Conflict,
@@ -223,6 +225,9 @@ async def submit_document(
             return existing
     signer = gateway.signer(header.from_.organ_id)
     size = _total_size(attachments)
+    documents = await document_signatures.check_sources(
+        gateway.settings, attachments, now=gateway.clock()
+    )
 
     async def build(group: Group, out: IO[bytes]) -> None:
         addressed = tuple(to for to in header.to if to.organ_id in group)
@@ -247,6 +252,7 @@ async def submit_document(
         actor=actor,
         idempotency_key=idempotency_key,
         duplicate_code_intended=duplicate_code_intended,
+        documents=documents,
     )
     if idempotency_key and not submitted.created:
         # A concurrent submission with this key stored first: compared like any repeat.
@@ -293,7 +299,36 @@ async def submit_package(
             return existing
     package.seek(0)
     size = stream_size(package)
-    parsed = await run_blocking(size, read_package, package)
+    # PDFs are kept to verify their own signatures (each closed in _submit_parsed).
+    parsed = await run_blocking(size, read_package, package, sink_factory=ZipOrPdfSpool)
+    try:
+        return await _submit_parsed(
+            gateway,
+            package,
+            parsed,
+            size,
+            client=client,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            sign_unsigned=sign_unsigned,
+        )
+    finally:
+        for attachment in parsed.attachments:
+            if attachment.content is not None:
+                attachment.content.close()
+
+
+async def _submit_parsed(
+    gateway: Gateway,
+    package: IO[bytes],
+    parsed: ParsedPackage,
+    size: int | None,
+    *,
+    client: str,
+    actor: str,
+    idempotency_key: str | None,
+    sign_unsigned: bool,
+) -> Submitted:
     if parsed.kind is not PackageKind.DOCUMENT:
         raise ReadyPackageRefused("a status package: only documents are sent from the outbox")
     header = parsed.document().header
@@ -310,13 +345,26 @@ async def submit_package(
         )
     async with gateway.reader.connect() as conn:
         trust = await trust_for(gateway, conn, sender)
+    documents = await document_signatures.check_attachments(
+        gateway.settings,
+        document_signatures.pdf_attachments(
+            parsed.document().attachments, {a.content_id: a.content for a in parsed.attachments}
+        ),
+        now=gateway.clock(),
+    )
     try:
         verified = await run_blocking(size, verify_document, parsed, trust)
     except SignatureMissing:
         if not sign_unsigned:
             raise
         return await _sign_and_store(
-            gateway, package, size, client=client, actor=actor, idempotency_key=idempotency_key
+            gateway,
+            package,
+            size,
+            client=client,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            documents=documents,
         )
     return await _store_new(
         gateway,
@@ -329,6 +377,7 @@ async def submit_package(
         actor=actor,
         idempotency_key=idempotency_key,
         duplicate_code_intended=False,
+        documents=documents,
     )
 
 
@@ -340,6 +389,7 @@ async def _sign_and_store(
     client: str,
     actor: str,
     idempotency_key: str | None,
+    documents: list[DocumentSignatureRow],
 ) -> Submitted:
     """An unsigned ready package, signed on hand-over: its attachments decoded to files, the
     package built again from what was read and signed with the sending unit's key, then stored
@@ -361,6 +411,7 @@ async def _sign_and_store(
                 actor=actor,
                 idempotency_key=idempotency_key,
                 duplicate_code_intended=False,
+                documents=documents,
             )
         finally:
             built.close()
@@ -425,11 +476,14 @@ async def _store_new(
     actor: str,
     idempotency_key: str | None,
     duplicate_code_intended: bool,
+    documents: list[DocumentSignatureRow],
 ) -> Submitted:
     """Store a new outgoing message, its package copies and every recipient's first state in one
     transaction, and wake the delivery workers. ``build`` makes the copies (a document docgw
     builds); ``ready`` is the one package there is (a ready package: it cannot be split). The
-    copies of a classified message are sealed between the transaction's attempts."""
+    copies of a classified message are sealed between the transaction's attempts.
+    ``documents``: its PDFs' signature verdicts, stored with it (and, under the sender's policy,
+    holding its recipients)."""
     everyone: Group = tuple(to.organ_id for to in header.to)
     with ExitStack() as spools:
         copies: dict[Group, IO[bytes]] = {}
@@ -466,6 +520,7 @@ async def _store_new(
                     actor=actor,
                     idempotency_key=idempotency_key,
                     duplicate_code_intended=duplicate_code_intended,
+                    documents=documents,
                 )
             except _CopiesNeeded as needed:
                 wanted, seals = needed.groups, needed.seals
@@ -497,9 +552,13 @@ async def _store_once(
     actor: str,
     idempotency_key: str | None,
     duplicate_code_intended: bool,
+    documents: list[DocumentSignatureRow],
 ) -> Submitted:
     now = gateway.clock()
     message_id = str(uuid.uuid4())
+    sender = header.from_.organ_id
+    # The sending unit's policy (documents.hold_unsigned / hold_failing): hold, or only warn.
+    document_hold = document_signatures.hold_reason(gateway.settings.documents, sender, documents)
     async with gateway.engine.begin() as conn:
         # The registry is read in the transaction that stores: one connection per submission
         # instead of two (round trips are most of a small submission's cost). An unknown
@@ -550,8 +609,9 @@ async def _store_once(
             ),
             created_at=now,
         )
+        await document_signatures.store_rows(conn, message_id, documents)
         for route in routes:
-            held = route.is_held or route.recipient in stored.unsealable
+            held = route.is_held or route.recipient in stored.unsealable or bool(document_hold)
             await message_queries.insert_recipient(
                 conn,
                 message_id=message_id,
@@ -560,11 +620,12 @@ async def _store_once(
                 state=TransportState.HELD if held else TransportState.QUEUED,
                 now=now,
                 actor=actor,
-                reason=stored.unsealable.get(route.recipient, route.reason),
+                reason=stored.unsealable.get(route.recipient, document_hold or route.reason),
                 package_sha256=stored.per_recipient.get(route.recipient),
             )
     gateway.work_available.set()
-    held_all = all(r.is_held for r in routes)
+    document_signatures.warn(message_id, sender, documents)
+    held_all = document_hold is not None or all(r.is_held for r in routes)
     return Submitted(
         message_id=message_id,
         document_id=header.document_id,

@@ -33,8 +33,9 @@ from gateway.bootstrap import Gateway
 from gateway.store import events as store_events
 from gateway.store import webhooks as store
 from gateway.store.webhooks import Endpoint
+from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound, UnknownUnit, WebhookUrlInvalid
-from gateway.usecases.events import event_document
+from gateway.usecases.events import DOCUMENT_EVENT, event_document
 
 log = logging.getLogger("docgw.webhooks")
 
@@ -184,12 +185,23 @@ async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
     return sent
 
 
+async def webhook_body(gateway: Gateway, event: store_events.EventRecord) -> dict[str, object]:
+    """The event as the feed carries it; a received document's also carries its PDFs'
+    signature verdicts ("documents", as in the message detail), so that a clerk's system knows
+    before registering it whether each PDF is signed, by whom, and unchanged since."""
+    body = event_document(event)
+    if event.type in DOCUMENT_EVENT.values() and event.message_id is not None:
+        async with gateway.reader.connect() as conn:
+            body["documents"] = await document_signatures.for_message(conn, event.message_id)
+    return body
+
+
 async def _post(
     gateway: Gateway, endpoint: Endpoint, event: store_events.EventRecord
 ) -> str | None:
     """Send one event; None when the receiver took it (2xx), else why not."""
     assert gateway.http is not None
-    body = json.dumps(event_document(event), ensure_ascii=False).encode()
+    body = json.dumps(await webhook_body(gateway, event), ensure_ascii=False).encode()
     timestamp = int(gateway.clock().timestamp())
     headers = {
         "Content-Type": "application/json",

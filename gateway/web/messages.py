@@ -140,6 +140,50 @@ class RecipientDetail(Reply):
     remote_id: str | None
 
 
+Verdict = Literal["valid", "unsigned", "failing"]
+
+
+class SignatureReason(Reply):
+    code: str = Field(description="PDF_… (docs/reference/document-signatures.md).")
+    message: str
+
+
+class PdfSignature(Reply):
+    """One signature of a PDF"""
+
+    field: str = Field(description="The signature field's name.")
+    signer: str | None = Field(description="The signing certificate's common name.")
+    organisation: str | None
+    subject: str | None
+    signed_at: str | None = Field(
+        description="The timestamp's time when timestamped, else the time the signer's software "
+        "claims."
+    )
+    timestamped: bool
+    modifications: Literal["none", "lta_updates", "form_filling", "annotations", "other"] = Field(
+        description="What was changed in the file after this signature."
+    )
+    covers_whole_file: bool
+    verdict: Verdict
+    reasons: list[SignatureReason]
+
+
+class DocumentSignatures(Reply):
+    """One PDF attachment's own signatures and their verdict"""
+
+    position: int = Field(description="The attachment's place in the package (1-based).")
+    attachment: str
+    signed: bool
+    verdict: Verdict = Field(
+        description="valid: signed and every signature is; unsigned; failing: a signature "
+        "fails, or the PDF could not be verified (reason)."
+    )
+    reason: str | None = Field(description="Why the whole PDF could not be verified.")
+    detail: str | None
+    signatures: list[PdfSignature]
+    checked_at: dt.datetime
+
+
 class MessageDetail(_MessageFields):
     """The message, its recipients and its timelines"""
 
@@ -157,6 +201,10 @@ class MessageDetail(_MessageFields):
     attempts: list[dict[str, Any]] = Field(description="Delivery attempts, oldest first.")
     audit: list[dict[str, Any]] = Field(description="Every state change: who, when, why.")
     status_events: list[dict[str, Any]] = Field(description="Business statuses in and out.")
+    documents: list[DocumentSignatures] = Field(
+        description="Each PDF attachment's own signatures and their verdict; empty for a "
+        "message without a PDF (docs/reference/document-signatures.md)."
+    )
 
 
 class Moved(Reply):
@@ -577,6 +625,7 @@ def _detail(found: messages.Detail) -> MessageDetail:
             "signer_subject": message.signer_subject,
             "package_sha256": message.package_sha256,
             **found.history,
+            "documents": found.documents,
         }
     )
 

@@ -76,7 +76,7 @@ def test_messages_stored_before_0015_are_found_without_accents(database_url: str
             def before_0015(connection: sa.Connection) -> None:
                 config = alembic_config(str(engine.url))
                 config.attributes["connection"] = connection
-                command.upgrade(config, "0013_job_runs")
+                command.upgrade(config, "0012_document_signatures")
 
             async with engine.begin() as conn:
                 await conn.run_sync(before_0015)

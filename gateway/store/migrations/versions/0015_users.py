@@ -1,7 +1,7 @@
 """The console's people and sessions; messages searchable without accents.
 
 Revision ID: 0015_users
-Revises: 0013_job_runs
+Revises: 0012_document_signatures
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from envelopes.model import Classification
 from gateway.domain.text_search import searchable
 
 revision = "0015_users"
-down_revision = "0013_job_runs"
+down_revision = "0012_document_signatures"
 branch_labels = None
 depends_on = None
 
