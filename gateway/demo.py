@@ -63,7 +63,7 @@ from gateway.settings import load_settings
 from gateway.store import blobs, message_queries, status_queries
 from gateway.store.database import migrate
 from gateway.store.records import MessageRecord, RecipientRecord, UnitRecord
-from gateway.usecases import registry, statuses, submit, tokens
+from gateway.usecases import registry, statuses, submit, tokens, users
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 HOST = "127.0.0.1"
@@ -109,6 +109,8 @@ class Node:
     gateway: Gateway | None = None
     task: asyncio.Task[None] | None = None
     token: str = ""
+    #: The operator console's login (name, password) of this gateway.
+    console_login: tuple[str, str] = ("", "")
 
     @property
     def config(self) -> Path:
@@ -369,6 +371,14 @@ async def _start_node(demo: Demo, node: Node) -> None:
             actor="demo",
         )
     node.token = await tokens.create_token(gateway, name=f"demo-admin-{demo.stamp}", role="admin")
+    node.console_login = (f"admin-{demo.stamp}", secrets.token_urlsafe(12))
+    await users.add_user(
+        gateway,
+        name=node.console_login[0],
+        role="admin",
+        password=node.console_login[1],
+        actor="demo",
+    )
     profile = settings.gateway.profile
     channels = ", ".join(f"{c.name} ({c.kind})" for c in settings.channels)
     demo.narrator.say(
@@ -771,6 +781,8 @@ def _where_to_look(demo: Demo, *, once: bool, temporary: bool) -> None:
         unit = node.unit
         narrator.line(f"  {unit.letter}  {unit.code} {unit.name}")
         narrator.line(f"     API {node.api_url}   admin token {node.token}")
+        name, password = node.console_login
+        narrator.line(f"     console {node.api_url}/console/   login {name} / {password}")
         if node.inbox_url:
             narrator.line(f"     secure inbox {node.inbox_url} (mutual TLS, no token)")
         narrator.line(

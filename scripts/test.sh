@@ -3,11 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Independent tools the tests check docgw against: Debian's xmlsec1 (XML-DSig interop) and
-# unzip (the archive's ASiC-E containers). openssl and the PostgreSQL client come with the system
+# Independent tools the tests check docgw against: Debian's xmlsec1 (XML-DSig interop), unzip
+# (the archive's ASiC-E containers) and chromium (the console's browser tests drive it through
+# Playwright; no browser is downloaded). openssl and the PostgreSQL client come with the system
 # and its PostgreSQL.
 missing=""
-for tool in xmlsec1 unzip; do
+for tool in xmlsec1 unzip chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then

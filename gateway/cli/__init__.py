@@ -26,6 +26,7 @@ from gateway.cli import (
     reports,
     service,
     simulator,
+    users,
     webhooks,
 )
 from gateway.logs import configure_logging
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(commands)
     directory.register(commands)
     alerts.register(commands)
+    users.register(commands)
     return parser
 
 

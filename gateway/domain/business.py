@@ -26,6 +26,17 @@ class StatusCodeInvalid(GatewayError):
     code = "STATUS_CODE_INVALID"
 
 
+def reply_code(value: object) -> StatusCode:
+    """``value`` as a code the local system may send (:data:`REPLY_CODES`), else
+    STATUS_CODE_INVALID: the API's status reply and the console's reply form read it so."""
+    if not isinstance(value, str) or value not in REPLY_CODES:
+        raise StatusCodeInvalid(
+            f"must be one of {', '.join(REPLY_CODES)} (01 is sent by docgw on arrival)",
+            element="code",
+        )
+    return StatusCode(value)
+
+
 _RANK = {
     StatusCode.ARRIVED: 1,
     StatusCode.ACCEPTED: 3,

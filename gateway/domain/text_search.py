@@ -1,8 +1,9 @@
 """Text search that fits Vietnamese: ``lien thong``, ``LIÊN THÔNG`` and ``liên thông`` are the
 same words to the people typing them, so search compares *folded* text: decomposed (NFD), the
 combining marks (the tones and the hats and horns of â ê ô ơ ư ă) dropped, đ read as d, and
-case folded. The store keeps a folded copy beside each searchable text, so that both databases
-compare with a plain ``LIKE`` (SQLite has no ``unaccent``)."""
+case folded. The store keeps a folded copy beside each searchable text (a unit's name, a
+message's ``search_text``), so that both databases compare with a plain ``LIKE`` (SQLite has no
+``unaccent``)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ def fold(text: str) -> str:
         if not text.isascii():  # marks typed apart (decomposed input), or another script
             text = _bare(text)
     return " ".join(text.casefold().split())
+
+
+def searchable(*parts: str | None) -> str | None:
+    """The folded text a message is found by (its subject, DocumentId, số/ký hiệu), the parts
+    kept apart by `` | `` so that a word never spans two of them."""
+    return " | ".join(fold(part) for part in parts if part) or None
 
 
 #: The escape character of the ``LIKE`` patterns below (pass it as ``escape=``).

@@ -25,6 +25,7 @@ from envelopes.model import Classification
 from envelopes.reading import PackageKind
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import IllegalTransition, TransportState, check_transition
+from gateway.domain.text_search import LIKE_ESCAPE, like_patterns, searchable
 from gateway.store import audit_chain, visibility
 from gateway.store import events as feed_events
 from gateway.store.audit_queries import audit, audit_row, insert_audit_rows
@@ -112,9 +113,19 @@ async def code_used(conn: AsyncConnection, *, sender: str, code: str, year: int)
 _INSERT_MESSAGE = Statement(messages.insert())
 
 
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``messages`` row as it is written, whoever inserts it: its subject through
+    :func:`visibility.readable_columns` (none for a classified message), then its folded search
+    text (:func:`text_search.searchable`) from what is stored — so a classified subject does
+    not reach ``search_text`` either."""
+    row = visibility.readable_columns(values)
+    text = searchable(row.get("subject"), row.get("document_id"), row.get("code"))
+    return {**row, "search_text": text}
+
+
 async def insert_message(conn: AsyncConnection, **values: Any) -> None:
     """A classified message's subject is not stored (:func:`visibility.readable_text`)."""
-    await _INSERT_MESSAGE.execute(conn, visibility.readable_columns(values))
+    await _INSERT_MESSAGE.execute(conn, _stored(values))
 
 
 async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -> bool:
@@ -122,7 +133,7 @@ async def insert_message_unless_received(conn: AsyncConnection, **values: Any) -
     already stored. One statement instead of a look-up first, and no constraint error. As
     :func:`insert_message`, no readable subject for a classified one."""
     statement = insert_or_ignore(conn, messages, messages.c.direction, messages.c.dedup_key)
-    return bool((await statement.execute(conn, visibility.readable_columns(values))).rowcount)
+    return bool((await statement.execute(conn, _stored(values))).rowcount)
 
 
 async def insert_recipient(
@@ -411,6 +422,8 @@ class MessageFilter:
     breached_before: dt.datetime | None = None
     #: A member unit sees only what it sent or received (:func:`visibility.visible_to`).
     visible_to_unit: str | None = None
+    #: Messages with a recipient routed through this channel (the console's filter).
+    channel: str | None = None
 
 
 def _has_recipient(*conditions: Any) -> Any:
@@ -423,6 +436,7 @@ def _conditions(f: MessageFilter) -> list[Any]:
         messages.c.kind: f.kind,
         messages.c.sender: f.sender,
         messages.c.classification: f.classification,
+        messages.c.kind: f.kind,
     }
     conditions: list[Any] = [column == value for column, value in equal.items() if value]
     if f.created_from:
@@ -430,14 +444,18 @@ def _conditions(f: MessageFilter) -> list[Any]:
     if f.created_to:
         conditions.append(messages.c.created_at < f.created_to)
     if f.text:
-        like = f"%{f.text}%"
-        conditions.append(
-            sa.or_(messages.c.subject.ilike(like), messages.c.document_id.ilike(like))
+        # Every word, in any order, accents and case aside (text_search: the words folded as
+        # search_text is, LIKE wildcards typed taken literally) — as units are searched.
+        conditions.extend(
+            messages.c.search_text.like(pattern, escape=LIKE_ESCAPE)
+            for pattern in like_patterns(f.text)
         )
     if f.state:
         conditions.append(_has_recipient(recipients.c.state == f.state))
     if f.recipient:
         conditions.append(_has_recipient(recipients.c.unit_code == f.recipient))
+    if f.channel:
+        conditions.append(_has_recipient(recipients.c.channel == f.channel))
     if f.breached_before is not None:
         unsent = _has_recipient(
             recipients.c.sent_at.is_(None), recipients.c.state != TransportState.CANCELLED.value
@@ -451,6 +469,11 @@ def _conditions(f: MessageFilter) -> list[Any]:
     if f.visible_to_unit:
         conditions.append(visibility.visible_to(f.visible_to_unit))
     return conditions
+
+
+def message_conditions(f: MessageFilter) -> list[Any]:
+    """The WHERE clauses of a filter on ``messages``, for other views of the same selection."""
+    return _conditions(f)
 
 
 async def list_messages(

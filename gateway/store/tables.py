@@ -145,6 +145,9 @@ messages = sa.Table(
     #: Outgoing documents: the Bussiness block's BussinessDocType (0 new … 3 replace); NULL for
     #: the others and for documents stored before it was recorded.
     sa.Column("business_doc_type", sa.SmallInteger, nullable=True),
+    #: Subject, DocumentId and số/ký hiệu folded for search (gateway/domain/text_search.py):
+    #: accents and case do not matter. NULL for a classified message's subject, never stored.
+    sa.Column("search_text", sa.Text, nullable=True),
     sa.UniqueConstraint("client", "idempotency_key"),
     sa.UniqueConstraint("direction", "dedup_key"),
     one_of("direction", Direction),
@@ -539,4 +542,40 @@ channel_breakers = sa.Table(
     sa.Column("changed_by", sa.String(100), nullable=True),
     sa.Column("updated_at", TS, nullable=False),
     sa.CheckConstraint("state IN ('closed', 'open', 'recovering', 'paused')", name="state"),
+)
+
+
+#: The console's people (gateway/web/console/): named accounts, argon2id password hashes. A
+#: member acts for the units listed (JSON list of codes); admin and operator for every unit.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("units", sa.JSON, nullable=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    #: "vi" | "en": the console's language for this person.
+    sa.Column("language", sa.String(2), nullable=False),
+    #: Login throttling: failures in a row, and the moment a locked account may try again.
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", TS, nullable=True),
+    #: A reset password must be changed at the next login.
+    sa.Column("must_change_password", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS, nullable=True),
+)
+
+#: Console sessions, server-side: the cookie carries a random id, only its SHA-256 is stored.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(100), sa.ForeignKey("users.name"), nullable=False, index=True),
+    #: The session's CSRF token: every form carries it back.
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    #: A member of several units acts for one at a time.
+    sa.Column("unit_code", sa.String(35), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("seen_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
 )

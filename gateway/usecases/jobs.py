@@ -27,7 +27,7 @@ from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel,
 from gateway.store import job_runs as store
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.job_runs import JobRun
-from gateway.usecases import archive, backup, webhooks
+from gateway.usecases import archive, backup, users, webhooks
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import SyncReport, sync_channel
@@ -131,6 +131,12 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
                 name="alerts", seconds=alert_seconds, run=partial(alerts.evaluate, gateway)
             )
         )
+    # The console's sessions past their lifetime are deleted (docs/howto/console.md).
+    jobs.append(
+        JobDefinition(
+            name="console_sessions", seconds=3600.0, run=partial(users.end_expired, gateway)
+        )
+    )
     jobs.extend(_channel_jobs(gateway))
     if settings.gateway.local_units:  # a container is signed by a local unit's key
         jobs.append(

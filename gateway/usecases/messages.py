@@ -15,7 +15,7 @@ from typing import Any
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
 from gateway.bootstrap import Gateway
-from gateway.domain.lifecycle import TransportState
+from gateway.domain.lifecycle import TransportState, summarize
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases import document_signatures
@@ -73,6 +73,14 @@ class Detail:
     history: dict[str, list[dict[str, Any]]]
     #: Each PDF attachment's own signatures and their verdict (document_signatures.row_json).
     documents: list[dict[str, Any]]
+
+
+def transport_state(message: MessageRecord) -> str | None:
+    """The message's transport state as the API and the console show it: the least advanced of
+    its recipients'; None for a received status message (it has no recipient rows)."""
+    if not message.recipients:
+        return None
+    return summarize([r.state for r in message.recipients]).value
 
 
 async def list_page(

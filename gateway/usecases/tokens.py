@@ -116,6 +116,8 @@ async def _check_hosted(conn: Any, unit_code: str) -> None:
 
 
 async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
+    """The API tokens (for machines), never their hashes: ``docgw tokens list`` and the console's
+    admin page."""
     async with gateway.engine.connect() as conn:
         rows = await token_queries.list_tokens(conn)
     return [TokenInfo(**row._mapping) for row in rows]

@@ -11,6 +11,7 @@ its handlers); handlers parse the request, call one use case, and render JSON:
     health.py       /healthz, /metrics and the OpenAPI document (no token)
     alerts.py       alerts, the channels' circuit breakers (pause, resume)
     jobs.py         the scheduled jobs: their runs, and running one now
+    console/        the operator console for people, a sub-app under /console (not the API)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import multipart, web
 from gateway.bootstrap import Gateway
 from gateway.web import (
     alerts,
+    console,
     directory,
     health,
     inbox,
@@ -73,4 +75,5 @@ def create_app(gateway: Gateway) -> web.Application:
     app[health.OPENAPI_JSON] = json.dumps(document, ensure_ascii=False).encode()
     for routes in RESOURCES:
         routes.add_to(app.router)
+    app.add_subapp(console.PREFIX, console.create_console(gateway))  # HTML for people
     return app

@@ -28,8 +28,9 @@ from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
 from envelopes.metadata import DocumentRequest, parse_metadata
 from envelopes.model import Classification, StaffInfo, StatusCode
 from gateway.bootstrap import Gateway
+from gateway.domain import business
 from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
-from gateway.domain.lifecycle import TransportState, summarize
+from gateway.domain.lifecycle import TransportState
 from gateway.store.records import MessageRecord
 from gateway.usecases import messages, operations, statuses, submit
 from gateway.usecases.operations import Changed
@@ -240,11 +241,10 @@ _status_code_invalid = refusal(StatusCodeInvalid)
 
 
 def reply_code(value: object) -> StatusCode:
-    if not isinstance(value, str) or value not in REPLY_CODES:
-        raise _status_code_invalid(
-            f"must be one of {', '.join(REPLY_CODES)} (01 is sent by docgw on arrival)"
-        )
-    return StatusCode(value)
+    try:
+        return business.reply_code(value)
+    except StatusCodeInvalid as exc:
+        raise _status_code_invalid(exc.message) from None
 
 
 class StatusReply(Body):
@@ -379,7 +379,11 @@ LIST_QUERY = [
     ),
     query_parameter("from", "created at or after: ISO date (Vietnam day) or datetime"),
     query_parameter("to", "created before: ISO datetime, or ISO date (that day included)"),
-    query_parameter("text", "in the subject or document id"),
+    query_parameter(
+        "text",
+        "every word, in any order, in the subject, DocumentId or số/ký hiệu; accents and case "
+        "ignored (lien thong finds Liên thông)",
+    ),
     query_parameter("breached", "a send or arrival deadline has passed", {"type": "boolean"}),
     limit_parameter(),
     query_parameter("cursor", "next_cursor of the previous page (opaque)"),
@@ -402,13 +406,13 @@ async def list_messages(request: web.Request) -> web.Response:
     page = await messages.list_page(
         gateway,
         messages.message_filter(query, now=gateway.clock(), member_unit=member_unit(principal)),
-        after=_decode_cursor(query.get("cursor")),
+        after=decode_cursor(query.get("cursor")),
         limit=limit(query, default=gateway.settings.api.page_size),
     )
     return render(
         MessageList(
             items=[_summary(m) for m in page.items],
-            next_cursor=_encode_cursor(page.items[-1]) if page.more else None,
+            next_cursor=encode_cursor(page.items[-1]) if page.more else None,
         )
     )
 
@@ -534,12 +538,12 @@ def parse_document(metadata: bytes, gateway: Gateway) -> DocumentRequest:
     return parse_metadata(metadata, today=gateway.clock().astimezone(VIETNAM).date())
 
 
-def _encode_cursor(message: MessageRecord) -> str:
+def encode_cursor(message: MessageRecord) -> str:
     raw = f"{message.created_at.isoformat()}|{message.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(value: str | None) -> tuple[dt.datetime, str] | None:
+def decode_cursor(value: str | None) -> tuple[dt.datetime, str] | None:
     if not value:
         return None
     try:
@@ -554,13 +558,6 @@ def _decode_cursor(value: str | None) -> tuple[dt.datetime, str] | None:
 
 
 # ---------------------------------------------------------------------------------- rendering
-
-
-def _state(message: MessageRecord) -> str | None:
-    # A received status message has no recipient rows, hence no transport state to summarize.
-    if not message.recipients:
-        return None
-    return summarize([r.state for r in message.recipients]).value
 
 
 def _summary(message: MessageRecord) -> MessageSummary:
@@ -581,7 +578,7 @@ def _fields(message: MessageRecord) -> dict[str, Any]:
         "sender": message.sender,
         "classification": message.classification,
         "subject": message.subject,
-        "state": _state(message),
+        "state": messages.transport_state(message),
         "created_at": message.created_at,
         "send_due_at": message.send_due_at,
     }

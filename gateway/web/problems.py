@@ -51,6 +51,9 @@ class UnsupportedMediaType(GatewayError):
 STATUS_BY_CODE: dict[str, int] = {
     BadRequest.code: 400,
     "UNAUTHORIZED": 401,
+    "LOGIN_FAILED": 401,
+    "CSRF_INVALID": 403,
+    "LOGIN_THROTTLED": 429,
     "FORBIDDEN": 403,
     "PEER_NOT_REGISTERED": 403,
     "SENDER_MISMATCH": 403,

@@ -47,6 +47,11 @@ def test_the_demo_exchanges_documents_and_exits_with_once() -> None:
     ), summary
     assert re.search(r"request bodies mentioning .*VPCP-M: 0", result.stdout)
     assert "/_sim/state" in result.stdout and "queue list" in result.stdout
+    # Each gateway's console, with a login that works there.
+    assert (
+        len(re.findall(r"console http://\S+/console/ +login admin-\d{6} / \S{12,}", result.stdout))
+        == 4
+    )
     assert result.stdout.rstrip().endswith("stopped cleanly.")
     # The temporary folder is removed on the way out.
     folder = re.search(r"Folder: (\S+)", result.stdout)

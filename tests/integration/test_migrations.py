@@ -4,6 +4,7 @@ and running them again changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -58,3 +59,59 @@ def test_package_bytes_are_stored_without_compression_on_postgresql(database_url
             await engine.dispose()
 
     assert asyncio.run(scenario()) == {("blobs", "e"), ("blob_chunks", "e")}
+
+
+def test_messages_stored_before_0015_are_found_without_accents(database_url: str) -> None:
+    """Migration 0015 backfills the folded search text of the messages already stored; a
+    classified message's subject is not folded into it (store/visibility.py)."""
+    from alembic import command
+
+    from gateway.store.database import alembic_config
+    from gateway.store.message_queries import MessageFilter, list_messages
+
+    async def scenario() -> list[str]:
+        engine = create_engine(database_url)
+        try:
+
+            def before_0015(connection: sa.Connection) -> None:
+                config = alembic_config(str(engine.url))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "0018_token_expiry")
+
+            async with engine.begin() as conn:
+                await conn.run_sync(before_0015)
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO blobs (sha256, size, data, created_at) "
+                        "VALUES ('ab', 1, :data, :now)"
+                    ),
+                    {"data": b"x", "now": dt.datetime.now(dt.UTC)},
+                )
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO messages (id, direction, kind, document_id, sender, "
+                        "classification, subject, priority, package_sha256, client, created_at) "
+                        "VALUES ('m1', 'out', 'document', 'G22,2026/11/23,7816/VPCP', "
+                        "'000.00.00.G22', 'thuong', 'V/v Liên thông Đường truyền', 0, 'ab', "
+                        "'old', :now)"
+                    ),
+                    {"now": dt.datetime.now(dt.UTC)},
+                )
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO messages (id, direction, kind, document_id, sender, "
+                        "classification, subject, priority, package_sha256, client, created_at) "
+                        "VALUES ('m2', 'out', 'document', 'G22,2026/11/23,7817/VPCP', "
+                        "'000.00.00.G22', 'mat', 'V/v Liên thông Đường truyền', 0, 'ab', "
+                        "'old', :now)"
+                    ),
+                    {"now": dt.datetime.now(dt.UTC)},
+                )
+            await migrate(engine)
+            async with engine.connect() as conn:
+                found = await list_messages(conn, MessageFilter(text="lien THONG duong"))
+                return [m.id for m in found]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == ["m1"]

@@ -556,6 +556,7 @@ def test_the_scheduler_wires_the_configured_jobs(
         "alerts": 60.0,  # [alerts] evaluate_seconds: the alert rules
         "reports": 3600.0,  # [reports] check_minutes = 60
         "archive": 300.0,  # [archive] interval_seconds: ASiC-E containers, retention
+        "console_sessions": 3600.0,  # expired console sessions are deleted
     }
     if database_url.startswith("sqlite"):
         expected["checkpoint"] = 1.0

@@ -1,6 +1,7 @@
 """One definition each, in the store (``gateway/store/visibility.py``): who may see a message (a
 member token: what its unit sent or is a recipient of) — for one message and for the list alike —
-and that a classified message keeps no readable subject, whoever writes its row.
+and that a classified message keeps no readable subject (nor its folded search text), whoever
+writes its row.
 
 Real databases (SQLite file and PostgreSQL), messages submitted through the use case.
 """
@@ -67,6 +68,13 @@ def test_a_classified_message_keeps_no_readable_subject_whoever_writes_it(
                 stored = [
                     await message_queries.get_message(conn, m) for m in (plain, secret, written)
                 ]
+                # Nor a folded copy of it to search (messages.search_text): the words are not
+                # found, the DocumentId still is.
+                searched = await message_queries.list_messages(
+                    conn, MessageFilter(text="noi dung mat")
+                )
+                by_id = await message_queries.list_messages(conn, MessageFilter(text="1/vt-x"))
+        assert searched == [] and [m.id for m in by_id] == [written]
         assert [m.subject if m else "missing" for m in stored][1:] == [None, None]
         assert stored[0] is not None and stored[0].subject
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.web import openapi
+from gateway.web import console, openapi
 from gateway.web.app import RESOURCES, create_app
 from gateway.web.auth import EVERYONE, allow
 from gateway.web.health import OPENAPI_JSON
@@ -32,10 +32,14 @@ def make_app() -> web.Application:
 
 
 def served_routes(app: web.Application) -> set[tuple[str, str]]:
+    """The API's routes: the operator console (HTML for people, a sub-app under /console,
+    docs/howto/console.md) is not the API and not in its document."""
     return {
         (openapi.documented_path(route.resource.canonical), route.method.lower())
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith(console.PREFIX + "/")
     }
 
 

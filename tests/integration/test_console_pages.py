@@ -1,0 +1,354 @@
+"""The console over real HTTP on loopback, on SQLite and PostgreSQL: sign-in, sessions (expiry,
+idle time, logout, password change), throttling, CSRF, security headers, the member rule, the
+CSV export and the accent-insensitive search; the ``docgw users`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+from console_support import (
+    FAILED_SUBJECT,
+    LOCAL_UNITS,
+    PASSWORD,
+    Client,
+    add_people,
+    axis,
+    seed,
+)
+from integration_support import write_config
+
+from gateway.cli import main
+from gateway.store.tables import audit_events
+from gateway.usecases import users
+from gateway.web.app import create_app
+
+
+@asynccontextmanager
+async def console(make_gateway: Any) -> AsyncIterator[tuple[Any, Client, Any]]:
+    connector = axis()
+    async with (
+        make_gateway(local_units=LOCAL_UNITS, connectors={"axis": connector}) as gateway,
+        TestClient(TestServer(create_app(gateway))) as client,
+    ):
+        seeded = await seed(gateway, client, connector)
+        await add_people(gateway)
+        yield gateway, client, seeded
+
+
+async def login_token(client: Client) -> str:
+    page = await client.get("/console/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert found is not None
+    return found.group(1)
+
+
+async def log_in(client: Client, name: str, password: str = PASSWORD) -> Any:
+    token = await login_token(client)
+    return await client.post(
+        "/console/login",
+        data={"csrf": token, "name": name, "password": password},
+        allow_redirects=False,
+    )
+
+
+async def csrf_of(client: Client) -> str:
+    page = await client.get("/console/account")
+    found = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
+    assert found is not None
+    return found.group(1)
+
+
+def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            # Not signed in: every page sends to the login page.
+            response = await client.get("/console/messages", allow_redirects=False)
+            assert response.status == 303 and response.headers["Location"] == "/console/login"
+            # The login form itself needs its CSRF token (double-submit cookie).
+            refused = await client.post(
+                "/console/login", data={"name": "quan-tri", "password": PASSWORD}
+            )
+            assert refused.status == 403 and "CSRF_INVALID" in await refused.text()
+
+            wrong = await log_in(client, "quan-tri", "not the password")
+            assert wrong.status == 401 and "LOGIN_FAILED" in await wrong.text()
+            unknown = await log_in(client, "nobody")
+            assert unknown.status == 401 and "LOGIN_FAILED" in await unknown.text()
+
+            signed = await log_in(client, "quan-tri")
+            assert signed.status == 303
+            cookie = next(c for c in signed.headers.getall("Set-Cookie") if "docgw_console=" in c)
+            assert (
+                "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+            )
+            page = await client.get("/console/")
+            assert page.status == 200
+            headers = page.headers
+            csp = headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert "frame-ancestors 'none'" in csp and headers["X-Frame-Options"] == "DENY"
+            assert headers["Cache-Control"] == "no-store"
+            assert "<script>" not in (await page.text()).split("</head>")[1]  # no inline script
+            # The chart of attempts per hour: one sent (the document received later), one
+            # refused (the failed one).
+            assert "1 thành công · 1 không thành công" in await page.text()
+
+            # Idle for longer than SESSION_IDLE: the session has ended.
+            later = gateway.clock() + users.SESSION_IDLE + dt.timedelta(seconds=1)
+            gateway.clock = lambda: later
+            response = await client.get("/console/", allow_redirects=False)
+            assert response.status == 303 and response.headers["Location"] == "/console/login"
+
+    asyncio.run(scenario())
+
+
+def test_wrong_passwords_lock_the_account_for_a_while(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            for _ in range(users.LOCK_AFTER):
+                assert (await log_in(client, "van-hanh", "wrong password!")).status == 401
+            # Locked: even the right password is refused, with its own code.
+            locked = await log_in(client, "van-hanh")
+            assert locked.status == 429 and "LOGIN_THROTTLED" in await locked.text()
+            later = gateway.clock() + users.LOCK_FOR + dt.timedelta(seconds=1)
+            gateway.clock = lambda: later
+            assert (await log_in(client, "van-hanh")).status == 303
+            async with gateway.engine.connect() as conn:
+                failures = await conn.scalar(
+                    sa.select(sa.func.count()).where(
+                        audit_events.c.action == "login_failed",
+                        audit_events.c.actor == "van-hanh",
+                    )
+                )
+            assert failures == users.LOCK_AFTER
+
+    asyncio.run(scenario())
+
+
+def test_password_change_and_logout(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            await log_in(client, "van-hanh")
+            token = await csrf_of(client)
+            short = await client.post(
+                "/console/account/password",
+                data={"csrf": token, "current": PASSWORD, "new": "short"},
+            )
+            assert short.status == 422 and "PASSWORD_INVALID" in await short.text()
+            changed = await client.post(
+                "/console/account/password",
+                data={"csrf": token, "current": PASSWORD, "new": "mot-mat-khau-moi-12"},
+                allow_redirects=False,
+            )
+            assert changed.status == 303
+            assert (await client.get("/console/", allow_redirects=False)).status == 200
+            out = await client.post("/console/logout", data={"csrf": token}, allow_redirects=False)
+            assert out.status == 303
+            assert (await client.get("/console/", allow_redirects=False)).status == 303
+            assert (await log_in(client, "van-hanh")).status == 401
+            assert (await log_in(client, "van-hanh", "mot-mat-khau-moi-12")).status == 303
+
+            # A reset password must be changed before anything else.
+            await users.reset_password(gateway, "h14", "dat-lai-mat-khau-12", actor="cli")
+            client.session.cookie_jar.clear()
+            assert (await log_in(client, "h14", "dat-lai-mat-khau-12")).status == 303
+            response = await client.get("/console/messages", allow_redirects=False)
+            assert response.status == 303 and response.headers["Location"] == "/console/account"
+            # Past their lifetime, sessions are deleted by the scheduled job.
+            later = gateway.clock() + users.SESSION_LIFETIME
+            gateway.clock = lambda: later
+            assert await users.end_expired(gateway) >= 1
+            assert (await client.get("/console/", allow_redirects=False)).status == 303
+
+    asyncio.run(scenario())
+
+
+def test_members_see_their_units_only_and_may_not_act(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (_, client, seeded):
+            await log_in(client, "h14")
+            token = await csrf_of(client)
+            for path in (
+                f"/console/messages/{seeded.failed}",
+                f"/console/messages/{seeded.failed}/package",
+                f"/console/messages/{seeded.failed}/state",
+            ):
+                response = await client.get(path)
+                assert response.status == 404 and "NOT_FOUND" in await response.text(), path
+            forbidden = await client.post(
+                f"/console/messages/{seeded.failed}/resend",
+                data={"csrf": token, "reason": "x", "confirm": "yes"},
+            )
+            assert forbidden.status == 403
+            reply = await client.post(
+                f"/console/messages/{seeded.received}/reply",
+                data={"csrf": token, "code": "03", "reason": "x", "confirm": "yes"},
+            )
+            assert reply.status == 404
+            exported = await client.get("/console/messages.csv")
+            rows = list(csv.reader(io.StringIO((await exported.text()).lstrip("\ufeff"))))
+            assert len(rows) == 1  # the header only: nothing of its unit
+
+    asyncio.run(scenario())
+
+
+def test_search_folds_accents_and_the_csv_export_follows_the_filter(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (_, client, seeded):
+            await log_in(client, "van-hanh")
+            found = await client.get("/console/messages", params={"text": "LIEN THONG"})
+            text = await found.text()
+            assert FAILED_SUBJECT in text and "Bảo trì" not in text
+            # The hostile subject is escaped in the HTML.
+            page = await client.get(f"/console/messages/{seeded.hostile}")
+            assert "&lt;script&gt;window.__pwned" in await page.text()
+            assert "<script>window.__pwned" not in await page.text()
+            exported = await client.get("/console/messages.csv", params={"text": "bao tri"})
+            assert exported.headers["Content-Type"].startswith("text/csv")
+            rows = list(csv.DictReader(io.StringIO((await exported.text()).lstrip("\ufeff"))))
+            assert sorted(r["id"] for r in rows) == sorted(seeded.bulk)
+            assert all(r["state"] == "queued" for r in rows)
+            bad = await client.get("/console/messages", params={"state": "nope"})
+            assert bad.status == 400 and "BAD_REQUEST" in await bad.text()
+            confirm = await client.post(
+                f"/console/messages/{seeded.failed}/resend",
+                data={"csrf": await csrf_of(client), "reason": "x"},
+            )
+            assert confirm.status == 400 and "confirm" in await confirm.text()
+            # Bulk over everything the filter matches (not ticked one by one).
+            bulk = await client.post(
+                "/console/messages/bulk",
+                data={
+                    "csrf": await csrf_of(client),
+                    "scope": "filter",
+                    "filter": "text=bao+tri",
+                    "action": "cancel",
+                    "reason": "Gửi nhầm",
+                    "confirm": "yes",
+                },
+            )
+            page_text = await bulk.text()
+            assert bulk.status == 200 and page_text.count("Đã thực hiện") == 2
+            assert all(message_id in page_text for message_id in seeded.bulk)
+
+    asyncio.run(scenario())
+
+
+def test_the_users_command(
+    tmp_path: Path, database_url: str, keys_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``docgw users …`` through the command's own entry point (in this process: each run of the
+    installed command would load docgw again, seconds per call on a busy machine)."""
+    config = write_config(
+        tmp_path / "docgw.toml", database_url=database_url, keys_dir=keys_dir, local_units=()
+    )
+
+    def docgw(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["--config", str(config), "users", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = docgw("add", "an", "--role", "member", "--unit", "000.00.00.H41")
+    assert code == 0, err
+    assert re.search(r"password \(shown once\): \S{12,}", out)
+    code, out, _ = docgw(
+        "add", "binh", "--role", "operator", "--password-stdin", stdin="mat-khau-12345\n"
+    )
+    assert code == 0 and "shown once" not in out
+    code, _, err = docgw("add", "binh", "--role", "operator")
+    assert code == 1 and "exists already" in err
+    code, _, err = docgw("add", "chi", "--role", "member")
+    assert code == 1 and "[unit]" in err
+    assert docgw("disable", "binh")[0] == 0
+    assert docgw("reset", "an")[0] == 0
+    listing = docgw("list")[1]
+    assert "an  member  000.00.00.H41  vi  active" in listing
+    assert "binh  operator  -  vi  disabled" in listing
+    code, _, err = docgw("disable", "nobody")
+    assert code == 1 and "NOT_FOUND" in err
+
+
+def test_an_admin_creates_and_revokes_api_tokens_in_the_console(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            await log_in(client, "quan-tri")
+            token = await csrf_of(client)
+            made = await client.post(
+                "/console/tokens", data={"csrf": token, "name": "dms", "role": "operator"}
+            )
+            assert made.status == 201
+            found = re.search(r"<code>(dgw_[^<]+)</code>", await made.text())
+            assert found is not None
+            api = {"Authorization": f"Bearer {found.group(1)}"}
+            assert (await client.get("/api/v1/messages", headers=api)).status == 200
+            revoked = await client.post("/console/tokens/dms/revoke", data={"csrf": token})
+            assert revoked.status == 200 and "dms" in await revoked.text()
+            assert (await client.get("/api/v1/messages", headers=api)).status == 401
+            async with gateway.engine.connect() as conn:
+                actors = set(
+                    (
+                        await conn.execute(
+                            sa.select(audit_events.c.actor).where(
+                                audit_events.c.action.in_(("token_created", "token_revoked")),
+                                audit_events.c.reason == "dms",
+                            )
+                        )
+                    ).scalars()
+                )
+            assert actors == {"quan-tri"}
+            # An operator may not open the admin pages.
+            client.session.cookie_jar.clear()
+            await log_in(client, "van-hanh")
+            assert (await client.get("/console/tokens")).status == 403
+
+    asyncio.run(scenario())
+
+
+def test_a_member_in_english_answers_for_its_own_unit(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, seeded):
+            await log_in(client, "nghe-an")  # a member of the recipient unit, language en
+            page = await client.get("/console/")
+            text = await page.text()
+            assert '<html lang="en">' in text and "Needs a person" in text
+            listed = await client.get("/console/messages", params={"direction": "in"})
+            assert seeded.received in await listed.text()
+            token = await csrf_of(client)
+            replied = await client.post(
+                f"/console/messages/{seeded.received}/reply",
+                data={"csrf": token, "code": "05", "reason": "Đang xử lý", "confirm": "yes"},
+                allow_redirects=False,
+            )
+            assert replied.status == 303
+            wrong_side = await client.post(
+                f"/console/messages/{seeded.received}/reply",
+                data={"csrf": token, "code": "13", "reason": "x", "confirm": "yes"},
+            )
+            assert wrong_side.status == 409 and "CONFLICT" in await wrong_side.text()
+            async with gateway.engine.connect() as conn:
+                actors = set(
+                    (
+                        await conn.execute(
+                            sa.select(audit_events.c.actor).where(
+                                audit_events.c.reason.like("status 05:%")
+                            )
+                        )
+                    ).scalars()
+                )
+            assert actors == {"nghe-an"}
+
+    asyncio.run(scenario())
