@@ -76,12 +76,16 @@ async def run(count: int, url: str, work: Path) -> list[tuple[str, int, float]]:
     state.load_directory(agencies)
     state.add_system(SYSTEM, SECRET, [UNIT])
     config = work / "docgw.toml"
-    config.write_text(
-        f'[database]\nurl = "{url}"\n[gateway]\nlocal_units = []\n[channels.axis]\nkind = "fake"\n',
-        encoding="utf-8",
-    )
     rows: list[tuple[str, int, float]] = []
     async with running_axis(state) as endpoint, aiohttp.ClientSession() as session:
+        # A vxp channel as configured (its directory_full_sync_hours apply); the connector is
+        # built here, on this session.
+        config.write_text(
+            f'[database]\nurl = "{url}"\ncreate = true\n[gateway]\nlocal_units = []\n'
+            f'[channels.axis]\nkind = "vxp"\nendpoint = "{endpoint}"\n'
+            f'system_id = "{SYSTEM}"\nsecret = "{SECRET.decode()}"\n',
+            encoding="utf-8",
+        )
         axis = VxpConnector(
             name="axis", endpoint=endpoint, system_id=SYSTEM, secret=SECRET, session=session
         )
