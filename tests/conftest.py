@@ -9,6 +9,7 @@ import pytest
 
 # The tests' throw-away SQLite files are made by the `docgw` processes they start; an operator's
 # missing file is refused (DATABASE_NOT_FOUND; tests/integration/test_cli_operability.py).
+# Kept by the tests that start docgw with an environment of their own (no other DOCGW_ variable).
 os.environ["DOCGW_DATABASE__CREATE"] = "true"
 
 REPO = Path(__file__).resolve().parents[1]

@@ -256,7 +256,11 @@ async def docgw_serve(config: Path, *, startup_timeout: float = 30) -> AsyncIter
     :func:`running_node` with ``serve=False``). Yields its log file; stops it with SIGTERM (as an
     init system would) and checks that it stopped cleanly."""
     log = config.with_suffix(".log")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             str(DOCGW), "--config", str(config), "serve", stdout=out, stderr=out, env=env

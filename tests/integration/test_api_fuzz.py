@@ -46,7 +46,11 @@ from gateway.web.openapi import build_document
 
 DOCGW = Path(sys.executable).parent / "docgw"
 #: docgw reads DOCGW_* variables as settings: the server gets none from the test's environment.
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+}
 #: Examples per operation and generation mode: enough to reach NUL, lone surrogates, wrong types
 #: and missing parts in every field, small enough for CI (about a minute in all).
 EXAMPLES = int(os.environ.get("TEST_FUZZ_EXAMPLES", "25"))

@@ -37,7 +37,11 @@ PASSPHRASE = "cụm mật khẩu dài của bản sao lưu"
 def docgw(
     *args: str | Path, passphrase: str | None = PASSPHRASE
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     if passphrase is not None:
         env["DOCGW_BACKUP__PASSPHRASE"] = passphrase
     return subprocess.run(
@@ -273,7 +277,11 @@ def test_a_backup_sealed_for_a_recipient_certificate_opens_only_with_its_key(
 
 
 def docgw_env(extra: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")} | extra
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    } | extra
     return subprocess.run(
         [str(DOCGW), *map(str, args)], capture_output=True, text=True, timeout=300, env=env
     )

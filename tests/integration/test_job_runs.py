@@ -173,7 +173,11 @@ def _free_port() -> int:
 
 
 def docgw(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     return subprocess.run(
         [str(DOCGW), "--config", str(config), *args],
         capture_output=True,
@@ -207,7 +211,11 @@ def test_docgw_serve_logs_json_lines_with_the_facts(tmp_path: Path, keys_dir: Pa
         return [line for line in logged() if line["event"] == name and line.get("job") == JOB]
 
     async def scenario() -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+        }
         serve = await asyncio.create_subprocess_exec(
             str(DOCGW),
             "--config",

@@ -27,7 +27,11 @@ UNREGISTERED = "000.00.00.H13"
 
 
 def docgw(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     return subprocess.run(
         [str(DOCGW), *map(str, args)],
         capture_output=True,

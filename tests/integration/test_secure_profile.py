@@ -27,7 +27,11 @@ AXES = {
 
 
 def serve(config: Path, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     return subprocess.run(
         [str(DOCGW), "--config", str(config), "serve"],
         capture_output=True,
@@ -80,7 +84,11 @@ def test_the_same_channel_without_axis_is_accepted_by_the_check(tmp_path: Path) 
     list`` builds the gateway from the same checked configuration, and exits)."""
     config = write(tmp_path, 'kind = "fake"\n', profile="secure")
     # A throw-away database: made on first use (an operator's missing file is refused).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     env["DOCGW_DATABASE__CREATE"] = "true"
 
     def docgw(*args: str) -> subprocess.CompletedProcess[str]:

@@ -374,7 +374,11 @@ def test_the_cli_adds_lists_replays_and_removes(tmp_path: Path, keys_dir: Path) 
 
 
 async def _start_serve(config: Path, log: Path) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOCGW_") or k == "DOCGW_DATABASE__CREATE"
+    }
     started = log.read_bytes().count(b"docgw serving") if log.exists() else 0
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
