@@ -130,7 +130,7 @@ class Changed:
     new_state: str
 
 
-def _require_reason(reason: str | None) -> str:
+def require_reason(reason: str | None) -> str:
     if not reason or not reason.strip():
         raise ReasonRequired("a reason is required", element="reason")
     return reason.strip()
@@ -207,7 +207,7 @@ async def _move(
     only: str | None,
     **fields: object,
 ) -> Changed:
-    why = _require_reason(reason)
+    why = require_reason(reason)
     now = gateway.clock()
     with ExitStack() as stack:
         sealed = None

@@ -30,7 +30,8 @@ from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
 from gateway.store import registrations as store
 from gateway.store.records import UnitRecord
-from gateway.usecases.errors import Conflict, Forbidden, NotFound, ReasonRequired
+from gateway.usecases.errors import Conflict, Forbidden, NotFound
+from gateway.usecases.operations import require_reason
 from gateway.usecases.registry import certificate_record, check_unit
 
 log = logging.getLogger("docgw.registry")
@@ -83,10 +84,10 @@ class UnitRequest:
 
 
 def _reason(reason: str | None) -> str:
-    if not reason or not reason.strip():
-        raise ReasonRequired("a reason is required", element="reason")
-    check_text(reason, element="reason")
-    return reason.strip()
+    """The operators' rule for a reason (operations.require_reason), stored as text."""
+    why = require_reason(reason)
+    check_text(why, element="reason")
+    return why
 
 
 def _requested_unit(code: str, fields: Mapping[str, Any]) -> UnitRecord:
