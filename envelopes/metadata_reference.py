@@ -18,7 +18,8 @@ from pydantic.fields import FieldInfo
 
 from envelopes.metadata import OBJECTS, Metadata, Shape
 
-REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "metadata.md"
+#: A file of the repository, not of the installed package: run from the repository's root.
+REFERENCE = Path("docs", "reference", "metadata.md")
 BEGIN = (
     "<!-- field table: generated from envelopes/metadata.py by "
     "`python -m envelopes.metadata_reference` -->"
@@ -99,15 +100,16 @@ def rewritten(document: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="metadata.md's field table from the models")
     parser.add_argument("--check", action="store_true", help="only report drift (exit 1)")
+    parser.add_argument("--file", type=Path, default=REFERENCE, help=f"default: {REFERENCE}")
     args = parser.parse_args(argv)
-    current = REFERENCE.read_text(encoding="utf-8")
+    current = args.file.read_text(encoding="utf-8")
     wanted = rewritten(current)
     if args.check:
         if wanted != current:
-            print(f"{REFERENCE} is out of date: run python -m envelopes.metadata_reference")
+            print(f"{args.file} is out of date: run python -m envelopes.metadata_reference")
             return 1
         return 0
-    REFERENCE.write_text(wanted, encoding="utf-8")
+    args.file.write_text(wanted, encoding="utf-8")
     return 0
 
 

@@ -16,7 +16,8 @@ from pydantic_core import PydanticUndefined
 
 from gateway.settings import CHANNEL_MODELS, Channel, Settings
 
-REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "config.md"
+#: A file of the repository, not of the installed package: run from the repository's root.
+REFERENCE = Path("docs", "reference", "config.md")
 BEGIN = (
     "<!-- settings tables: generated from gateway/settings.py by "
     "`python -m gateway.settings_reference` -->"
@@ -101,15 +102,16 @@ def rewritten(document: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="only report drift (exit 1)")
+    parser.add_argument("--file", type=Path, default=REFERENCE, help=f"default: {REFERENCE}")
     args = parser.parse_args(argv)
-    current = REFERENCE.read_text(encoding="utf-8")
+    current = args.file.read_text(encoding="utf-8")
     wanted = rewritten(current)
     if args.check:
         if wanted != current:
-            print(f"{REFERENCE} is out of date: run python -m gateway.settings_reference")
+            print(f"{args.file} is out of date: run python -m gateway.settings_reference")
             return 1
         return 0
-    REFERENCE.write_text(wanted, encoding="utf-8")
+    args.file.write_text(wanted, encoding="utf-8")
     return 0
 
 

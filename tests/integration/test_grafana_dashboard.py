@@ -11,10 +11,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-import gateway
 from gateway.web.app import create_app
 
-DASHBOARD = Path(gateway.__file__).parent.parent / "docs" / "grafana" / "docgw.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "docgw.json"
 #: A PromQL name of ours; functions, labels and keywords are not ``docgw_…``.
 METRIC = re.compile(r"\bdocgw_[a-z0-9_]+\b")
 

@@ -11,7 +11,7 @@ import connectors
 import gateway
 
 LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
-OPERATE = Path(gateway.__file__).parent.parent / "docs" / "howto" / "operate.md"
+OPERATE = Path(__file__).resolve().parents[2] / "docs" / "howto" / "operate.md"
 
 
 def _names(node: ast.expr) -> set[str]:
