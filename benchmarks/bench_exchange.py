@@ -59,11 +59,10 @@ from bench_outbox import (
     latency,
     metadata,
     metadata_bytes,
-    postgres_available,
-    postgres_base,
     print_environment,
     print_table,
     register,
+    unavailable,
     verdict,
     write_config,
 )
@@ -564,12 +563,8 @@ async def run_all(
                 flush=True,
             )
             for kind in kinds:
-                if kind == "postgresql":
-                    why = await postgres_available()
-                    if why is not None:
-                        missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
-                        print(f"\n{kind}: skipped, {missing[kind]}")
-                        continue
+                if await unavailable(kind, missing):
+                    continue
                 folder = Path(tmp) / f"{kind}-{number}"
                 folder.mkdir()
                 run = Run(kind=kind, folder=folder, keys=keys, profile=profile)

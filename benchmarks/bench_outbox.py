@@ -219,6 +219,15 @@ async def postgres_available() -> str | None:
     return None
 
 
+async def unavailable(kind: str, missing: dict[str, str]) -> bool:
+    """Whether ``kind`` of database cannot be measured here (why: in ``missing``, and printed)."""
+    if kind != "postgresql" or (why := await postgres_available()) is None:
+        return False
+    missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
+    print(f"\n{kind}: skipped, {missing[kind]}")
+    return True
+
+
 @asynccontextmanager
 async def fresh_database(kind: str, folder: Path) -> AsyncIterator[str]:
     """A new empty database of ``kind``; a PostgreSQL one is dropped afterwards."""
@@ -674,12 +683,8 @@ async def run(
         figures: list[OutboxFigures] = []
         missing: dict[str, str] = {}
         for kind in kinds:
-            if kind == "postgresql":
-                why = await postgres_available()
-                if why is not None:
-                    missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
-                    print(f"\n{kind}: skipped, {missing[kind]}")
-                    continue
+            if await unavailable(kind, missing):
+                continue
             for number in range(pairs):
                 for statements in modes:  # interleaved: the machine's drift hits both alike
                     print(
