@@ -131,6 +131,16 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
                 name="alerts", seconds=alert_seconds, run=partial(alerts.evaluate, gateway)
             )
         )
+    if (crl_hours := settings.certificates.crl_refresh_hours) > 0:
+        from gateway.usecases import certificates
+
+        jobs.append(
+            JobDefinition(
+                name="crls",
+                seconds=crl_hours * 3600,
+                run=partial(certificates.refresh_crls, gateway),
+            )
+        )
     # The console's sessions past their lifetime are deleted (docs/howto/console.md).
     jobs.append(
         JobDefinition(
