@@ -29,6 +29,7 @@ from pathlib import Path
 import aiohttp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -256,7 +257,9 @@ async def refresh_crls(gateway: Gateway, *, actor: str = "crls") -> CrlRefresh:
     sources: list[str] = []
     if settings.crl_dir is not None:
         folder = gateway.settings.resolve(settings.crl_dir)
-        sources += sorted(str(p) for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        sources += (
+            sorted(str(p) for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        )
     sources += list(settings.crl_urls)
     async with gateway.engine.connect() as conn:
         registered = await store.unrevoked_certificates(conn)
@@ -273,12 +276,12 @@ async def refresh_crls(gateway: Gateway, *, actor: str = "crls") -> CrlRefresh:
             data = await _read_source(source, timeout=settings.crl_timeout_seconds)
             crl = _load_crl(data)
             _check_crl_signature(crl, anchors)
-        except (CrlInvalid, OSError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, CrlInvalid, OSError, aiohttp.ClientError) as exc:
             reason = f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
             log.warning("crl_refresh_failed", extra={"source": source, "detail": reason})
             result = dataclasses.replace(result, failed=(*result.failed, (source, reason)))
             continue
-        fetched.append((source, crl.public_bytes_der(), crl))
+        fetched.append((source, crl.public_bytes(serialization.Encoding.DER), crl))
         result = dataclasses.replace(result, read=(*result.read, source))
     async with gateway.engine.begin() as conn:
         for source, der, crl in fetched:
@@ -291,7 +294,8 @@ async def refresh_crls(gateway: Gateway, *, actor: str = "crls") -> CrlRefresh:
                 der=der,
                 now=now,
             )
-    crls = [crl for _, _, crl in fetched]
+        # Every CRL held applies, a source that failed this time keeping its last one.
+        crls = await _held_crls(conn)
     # Imported here: registrations imports this module for the upload checks.
     from gateway.usecases import registrations
 
@@ -394,3 +398,8 @@ async def expiring(gateway: Gateway, *, days: int) -> list[Expiring]:
         )
         for row in rows
     ]
+
+
+async def held_crls(gateway: Gateway) -> list[store.HeldCrl]:
+    async with gateway.engine.connect() as conn:
+        return await store.held_crls(conn)

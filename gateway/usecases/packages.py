@@ -226,7 +226,9 @@ def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
     """
     sealed.seek(0)
     header = sealing.read_seal_header(sealed)  # type: ignore[arg-type]
-    for signer in gateway.signers.values():
+    # The previous keys too: a copy sealed for a certificate replaced by `docgw keys install`
+    # still opens during the overlap.
+    for signer in (*gateway.signers.values(), *gateway.previous_signers.values()):
         if header.is_for(signer.certificate):
             sealed.seek(0)
             plain = spool()

@@ -220,7 +220,36 @@ async def decide(
     )
     if approve:
         await _register_at_axis(gateway, request_id, row)
-    return await get_request(gateway, request_id, member_unit=None)
+    decided = await get_request(gateway, request_id, member_unit=None)
+    await _tell_requester(gateway, decided)
+    return decided
+
+
+async def _tell_requester(gateway: Gateway, request: UnitRequest) -> None:
+    """Mail the decision to the request's contact address (its ``mail``) through the alerts'
+    mail path, where the SMTP server is configured. A failure is logged, never undoes the
+    decision."""
+    # Imported here: the alert rules import the registry's neighbours.
+    from gateway.usecases import alerts
+
+    address = request.fields.get("mail")
+    if not address or not alerts.can_mail(gateway):
+        return
+    approved = request.state == store.APPROVED
+    vi, en = ("được duyệt", "approved") if approved else ("bị từ chối", "refused")
+    subject = f"[docgw] Yêu cầu đơn vị #{request.id} {request.code} {vi} / request {en}"
+    body = (
+        f"Yêu cầu đăng ký đơn vị {request.code} (#{request.id}) đã {vi}.\n"
+        f"Người quyết định: {request.decided_by}. Lý do: {request.reason}\n\n"
+        f"Unit request #{request.id} for {request.code} was {en} by {request.decided_by}.\n"
+        f"Reason: {request.reason}\n"
+    )
+    error = await alerts.mail(gateway, [address], subject, body)
+    if error is not None:
+        log.warning(
+            "unit_request_mail_failed",
+            extra={"request": request.id, "unit": request.code, "detail": error},
+        )
 
 
 async def _apply(
