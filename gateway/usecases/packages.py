@@ -162,6 +162,11 @@ async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> Tru
     pinned = tuple(
         load_certificate(c.pem) for c in found.certificates if not (c.revoked or c.retired)
     )
+    if not pinned and found.certificates:
+        raise UnknownSender(
+            f"every certificate registered for sender {sender} is revoked (by an operator or a "
+            "CRL) or retired by a newer one"
+        )
     if not pinned:
         raise UnknownSender(f"no certificate is registered for sender {sender}")
     return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)

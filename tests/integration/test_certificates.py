@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -282,7 +283,7 @@ def test_a_crl_fetched_by_the_job_revokes_what_it_lists_and_its_packages_verify_
                 assert certificate["revoked_reason"].startswith("CRL of ")
                 assert "key_compromise" in certificate["revoked_reason"]
                 async with gw.reader.connect() as conn:
-                    with pytest.raises(UnknownSender):
+                    with pytest.raises(UnknownSender, match="revoked"):
                         await trust_for(gw, conn, SENDER)
                     assert await current_certificate(conn, SENDER, gw.clock()) is None
                 # Read again: nothing more to revoke.
@@ -507,3 +508,65 @@ def test_the_requester_is_mailed_the_decision(
     assert "theo Quyết định 12/QĐ" in approved.get_content()
     assert "refused" in refused["Subject"] and "bị từ chối" in refused["Subject"]
     assert RECIPIENT not in approved.get_content()
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs openssl")
+def test_the_cli_lists_expiring_refreshes_crls_refuses_and_rotates(tmp_path: Path) -> None:
+    """``docgw`` as a real process on the SQLite ``docgw init`` makes (its trust anchor: the
+    development CA)."""
+    home = tmp_path / "home"
+    docgw_bin = Path(sys.executable).parent / "docgw"
+
+    def docgw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(docgw_bin), *args], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    assert docgw("init", "--dir", str(home), "--unit", SENDER).returncode == 0
+    config = home / "docgw.toml"
+    (home / "crls").mkdir()
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write('\n[certificates]\ncrl_dir = "crls"\n')
+    keys = home / "keys"
+    ca = dev_ca(keys)
+    expired = leaf(ca, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=400), days=365)
+    (tmp_path / "expired.pem").write_bytes(expired.cert_pem)
+    refused = docgw(
+        "--config", str(config), "units", "add", NEW_UNIT, "--name", "Vụ Tổng hợp",
+        "--cert", str(tmp_path / "expired.pem"),
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: CERT_EXPIRED") and "[certificate]" in refused.stderr
+
+    listed = docgw("--config", str(config), "units", "certificates", "--expiring-days", "800")
+    assert listed.returncode == 0, listed.stderr
+    assert SENDER in listed.stdout and "local" in listed.stdout
+    none = docgw("--config", str(config), "units", "certificates", "--expiring-days", "10")
+    assert "no certificate expires within 10 days" in none.stdout
+
+    peer = load_issued(*keystore.unit_paths(keys, "000.00.00.H41"))  # init's demo peer
+    (home / "crls" / "dev.crl").write_bytes(crl_of(ca, peer.certificate))
+    refreshed = docgw("--config", str(config), "units", "crls", "--refresh")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "revoked " in refreshed.stdout and "000.00.00.H41" in refreshed.stdout
+    held = docgw("--config", str(config), "units", "crls")
+    assert ca.certificate.subject.rfc4514_string() in held.stdout
+
+    rotated = docgw("keys", "rotate", "--dir", str(keys), "--unit", SENDER, "--key-size", "2048")
+    assert rotated.returncode == 0, rotated.stderr
+    key_path, csr_path = keystore.pending_paths(keys, SENDER)
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    issued = tmp_path / "issued.pem"
+    made = subprocess.run(
+        [OPENSSL, "x509", "-req", "-in", str(csr_path), "-CA", str(keys / keystore.CA_CERT),
+         "-CAkey", str(keys / keystore.CA_KEY), "-CAcreateserial", "-days", "365",
+         "-copy_extensions", "copyall", "-out", str(issued)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    installed = docgw("--config", str(config), "keys", "install", "--unit", SENDER, str(issued))
+    assert installed.returncode == 0, installed.stderr
+    assert (keys / f"{SENDER}.cert.pem").read_bytes() == issued.read_bytes()
+    shown = docgw("--config", str(config), "units", "certificates", "--expiring-days", "800")
+    lines = [line for line in shown.stdout.splitlines() if line.startswith(SENDER)]
+    assert len(lines) == 2  # both verify during the overlap
