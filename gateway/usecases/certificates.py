@@ -38,6 +38,7 @@ from gateway.bootstrap import Gateway
 from gateway.settings import Settings
 from gateway.store import certificates as store
 from gateway.store.records import CertificateRecord
+from gateway.usecases.errors import NotFound
 from gateway.usecases.packages import load_certificate, overlap
 
 log = logging.getLogger("docgw.certificates")
@@ -303,9 +304,12 @@ async def refresh_crls(gateway: Gateway, *, actor: str = "crls") -> CrlRefresh:
         found = revoked_by(load_certificate(record.pem), crls)
         if found is None:
             continue
-        code = await registrations.revoke_certificate(
-            gateway, record.fingerprint_sha256, reason=revocation_reason(*found), actor=actor
-        )
+        try:
+            code = await registrations.revoke_certificate(
+                gateway, record.fingerprint_sha256, reason=revocation_reason(*found), actor=actor
+            )
+        except NotFound:
+            continue  # revoked meanwhile (an operator, or another process's refresh)
         result = dataclasses.replace(
             result, revoked=(*result.revoked, (record.fingerprint_sha256, code))
         )
