@@ -28,6 +28,7 @@ from gateway.store import job_runs as store
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.job_runs import JobRun
 from gateway.usecases import archive, backup, users, webhooks
+from gateway.usecases.certificates import CrlRefresh, refresh_crls
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import SyncReport, sync_channel
@@ -132,14 +133,8 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
             )
         )
     if (crl_hours := settings.certificates.crl_refresh_hours) > 0:
-        from gateway.usecases import certificates
-
         jobs.append(
-            JobDefinition(
-                name="crls",
-                seconds=crl_hours * 3600,
-                run=partial(certificates.refresh_crls, gateway),
-            )
+            JobDefinition(name="crls", seconds=crl_hours * 3600, run=partial(refresh_crls, gateway))
         )
     # The console's sessions past their lifetime are deleted (docs/howto/console.md).
     jobs.append(
@@ -252,6 +247,8 @@ def items_handled(result: object) -> int | None:
         return result.submitted + result.rejected
     if isinstance(result, SyncReport):
         return result.listed
+    if isinstance(result, CrlRefresh):
+        return len(result.read)
     return None
 
 
