@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -40,7 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from integration_support import OTHER, RECIPIENT, SENDER, register_all, write_config
-from pki import build_signed
+from pki import NEW_DOCUMENT, build_signed
 
 from envelopes.errors import GatewayError, VerificationError
 from envelopes.reading import read_package
@@ -59,6 +60,10 @@ from gateway.web.app import create_app
 
 NEW_UNIT = "000.02.00.G22"
 OPENSSL = shutil.which("openssl")
+#: Another document of the same sender (the first one's DocumentId would be a duplicate).
+LATER_DOCUMENT = dataclasses.replace(
+    NEW_DOCUMENT, document_id=NEW_DOCUMENT.document_id.replace("7816", "7817")
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -258,9 +263,9 @@ def test_a_crl_fetched_by_the_job_revokes_what_it_lists_and_its_packages_verify_
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout
-    package = build_signed(
-        {"a.txt": b"x"}, Signer.from_pem(sender_pair.key_pem, sender_pair.cert_pem)
-    )
+    sender_signer = Signer.from_pem(sender_pair.key_pem, sender_pair.cert_pem)
+    package = build_signed({"a.txt": b"x"}, sender_signer)
+    later = build_signed({"b.txt": b"y"}, sender_signer, LATER_DOCUMENT)
 
     async def scenario() -> None:
         runner, url = await serve_bytes("/ca.crl", crl)
@@ -272,11 +277,17 @@ def test_a_crl_fetched_by_the_job_revokes_what_it_lists_and_its_packages_verify_
             ):
                 async with gw.reader.connect() as conn:
                     verify_document(read_package(package), await trust_for(gw, conn, SENDER))
+                admin = bearer(await tokens.create_token(gw, name="admin", role="admin"))
+                xml = {**admin, "Content-Type": "application/xml"}
+                taken = await client.post("/api/v1/inbox", data=package, headers=xml)
+                assert taken.status == 201, await taken.text()
                 [job] = [j for j in jobs.scheduled_jobs(gw) if j.name == "crls"]
                 assert job.seconds == 6 * 3600
                 done = await job.run()
                 assert done.revoked == ((sender_pair_fingerprint(sender_pair), SENDER),)
-                admin = bearer(await tokens.create_token(gw, name="admin", role="admin"))
+                # A package its revoked certificate signed is refused at intake.
+                refused = await client.post("/api/v1/inbox", data=later, headers=xml)
+                assert await problem(refused) == (422, "UNKNOWN_SENDER", None)
                 shown = await (await client.get(f"/api/v1/units/{SENDER}", headers=admin)).json()
                 [certificate] = shown["certificates"]
                 assert certificate["revoked"] is True
