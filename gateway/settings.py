@@ -164,8 +164,8 @@ class CertificateSettings(Section):
     """also fetch the CRL distribution points named in registered certificates (only where the
     deployment allows the network)"""
     crl_refresh_hours: float = Field(0.0, ge=0, json_schema_extra={"shown": "0 (never)"})
-    """how often the `crls` job refreshes the CRLs and applies them (0 = never; `docgw units
-    crls refresh` by hand)"""
+    """how often the `crls` job refreshes the CRLs and applies them, and once at start (0 =
+    never; `docgw units crls --refresh` by hand)"""
     crl_timeout_seconds: float = Field(30.0, gt=0)
     """one CRL download's time limit"""
 

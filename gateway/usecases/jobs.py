@@ -133,8 +133,14 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
             )
         )
     if (crl_hours := settings.certificates.crl_refresh_hours) > 0:
+        # At start too: a gateway down for days must not wait hours for a revocation.
         jobs.append(
-            JobDefinition(name="crls", seconds=crl_hours * 3600, run=partial(refresh_crls, gateway))
+            JobDefinition(
+                name="crls",
+                seconds=crl_hours * 3600,
+                run=partial(refresh_crls, gateway),
+                at_start=True,
+            )
         )
     # The console's sessions past their lifetime are deleted (docs/howto/console.md).
     jobs.append(

@@ -282,7 +282,7 @@ def test_a_crl_fetched_by_the_job_revokes_what_it_lists_and_its_packages_verify_
                 taken = await client.post("/api/v1/inbox", data=package, headers=xml)
                 assert taken.status == 201, await taken.text()
                 [job] = [j for j in jobs.scheduled_jobs(gw) if j.name == "crls"]
-                assert job.seconds == 6 * 3600
+                assert job.seconds == 6 * 3600 and job.at_start
                 done = await job.run()
                 assert done.revoked == ((sender_pair_fingerprint(sender_pair), SENDER),)
                 # A package its revoked certificate signed is refused at intake.
