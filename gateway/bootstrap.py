@@ -35,7 +35,7 @@ from envelopes.signing import Signer
 from gateway.domain.deadlines import DeadlinePolicy, policy_from_settings
 from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
-from gateway.keystore import CA_CERT, unit_paths
+from gateway.keystore import CA_CERT, previous_paths, unit_paths
 from gateway.settings import (
     UNUSED_SECRET,
     ChannelSettings,
@@ -119,6 +119,9 @@ class Gateway:
     #: hand over through them).
     drop_folders: dict[str, DropFolder] = field(default_factory=dict)
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: The local units' keys that ``docgw keys install`` replaced, kept for the rollover overlap:
+    #: copies sealed for the old certificate still open (they sign nothing).
+    previous_signers: dict[str, Signer] = field(default_factory=dict)
 
     def signer(self, unit_code: str) -> Signer:
         signer = self.signers.get(unit_code)
@@ -250,6 +253,16 @@ def load_signers(keys_dir: Path, unit_codes: tuple[str, ...]) -> dict[str, Signe
     return signers
 
 
+def load_previous_signers(keys_dir: Path, unit_codes: tuple[str, ...]) -> dict[str, Signer]:
+    """The replaced keys still on disk (``<code>.previous.key.pem``), by unit."""
+    found = {}
+    for code in unit_codes:
+        key_path, cert_path = previous_paths(keys_dir, code)
+        if key_path.exists() and cert_path.exists():
+            found[code] = Signer.from_pem(key_path.read_bytes(), cert_path.read_bytes())
+    return found
+
+
 async def build(
     settings: Settings,
     *,
@@ -315,6 +328,9 @@ def _assemble(
         default_retry=settings.retry.policy(),
         deadlines=deadlines,
         signers=load_signers(settings.resolve(settings.keys.dir), settings.gateway.local_units),
+        previous_signers=load_previous_signers(
+            settings.resolve(settings.keys.dir), settings.gateway.local_units
+        ),
         clock=clock,
         http=http,
         drop_folders={

@@ -226,3 +226,105 @@ def list_keys(directory: Path) -> list[KeyEntry]:
             )
         )
     return entries
+
+
+# ------------------------------------------------------------------------------ our own keys
+
+
+def pending_paths(directory: Path, unit_code: str) -> tuple[Path, Path]:
+    """The new key ``docgw keys rotate`` made and its certificate request, awaiting the CA."""
+    return directory / f"{unit_code}.next.key.pem", directory / f"{unit_code}.next.csr.pem"
+
+
+def previous_paths(directory: Path, unit_code: str) -> tuple[Path, Path]:
+    """The key and certificate ``docgw keys install`` replaced: kept so that copies sealed for
+    the old certificate still open during the overlap."""
+    return directory / f"{unit_code}.previous.key.pem", directory / f"{unit_code}.previous.cert.pem"
+
+
+def rotate(directory: Path, unit_code: str, *, key_size: int = 3072) -> tuple[Path, Path]:
+    """A new signing key for ``unit_code`` (mode 0600) and a certificate request (CSR) for the
+    CA, subject and extensions taken from the current certificate where there is one. The key
+    signs nothing until :func:`install` puts the issued certificate beside it. Returns (key, CSR).
+    """
+    parse_strict(unit_code, field="unit_code")
+    directory.mkdir(parents=True, exist_ok=True)
+    _, cert_path = unit_paths(directory, unit_code)
+    subject = _name(unit_code)
+    if cert_path.exists():
+        try:
+            subject = x509.load_pem_x509_certificate(cert_path.read_bytes()).subject
+        except ValueError as exc:
+            raise KeystoreError(f"{cert_path} is not a PEM certificate: {exc}") from exc
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(_BOTH_TLS_ROLES, critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(_dns_label(unit_code))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, csr_path = pending_paths(directory, unit_code)
+    _write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    return key_path, csr_path
+
+
+def check_issued_for_pending(directory: Path, unit_code: str, cert_pem: bytes) -> x509.Certificate:
+    """The issued certificate, when it certifies the pending key ``rotate`` made."""
+    key_path, _ = pending_paths(directory, unit_code)
+    if not key_path.exists():
+        raise KeystoreError(
+            f"no pending key for {unit_code} ({key_path}): run `docgw keys rotate` first"
+        )
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise KeystoreError(f"cannot read the certificate or the pending key: {exc}") from exc
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(
+        serialization.Encoding.DER, public
+    ) != key.public_key().public_bytes(serialization.Encoding.DER, public):
+        raise KeystoreError(
+            f"the certificate does not certify the pending key of {unit_code} ({key_path})"
+        )
+    return cert
+
+
+def install(directory: Path, unit_code: str, cert_pem: bytes) -> Path:
+    """Make the pending key and its issued certificate ``unit_code``'s signing pair; the pair it
+    replaces becomes the previous one (:func:`previous_paths`). Returns the certificate's path."""
+    check_issued_for_pending(directory, unit_code, cert_pem)
+    key_path, cert_path = unit_paths(directory, unit_code)
+    next_key, csr_path = pending_paths(directory, unit_code)
+    old_key, old_cert = previous_paths(directory, unit_code)
+    if key_path.exists() and cert_path.exists():
+        _write_private(old_key, key_path.read_bytes())
+        old_cert.write_bytes(cert_path.read_bytes())
+    _write_private(key_path, next_key.read_bytes())
+    cert_path.write_bytes(cert_pem)
+    next_key.unlink()
+    csr_path.unlink(missing_ok=True)
+    return cert_path

@@ -143,6 +143,33 @@ class KeySettings(Section):
     """unit codes whose RSA-SHA1 signatures are accepted (old SDK peers only)"""
 
 
+class CertificateSettings(Section):
+    """Units' certificates over their life: what an upload must meet, revocation lists, rollover
+    ([howto/units.md](../howto/units.md#certificates))."""
+
+    min_rsa_bits: int = Field(2048, ge=1024)
+    """an uploaded certificate's RSA key must have at least this many bits (`CERT_KEY_TOO_WEAK`);
+    DOMAIN.md names no minimum: 2048 is the government CA's current size (probable)"""
+    ec_curves: Texts = ("secp256r1", "secp384r1", "secp521r1")
+    """the elliptic curves an uploaded certificate's EC key may be on; other key types (DSA,
+    Ed25519 …) are refused (`CERT_KEY_TOO_WEAK`)"""
+    overlap_days: float = Field(30.0, ge=0)
+    """rollover: after a unit's newer certificate is added, its older ones still verify the
+    unit's packages this many days, then retire (sealing uses the newest at once)"""
+    crl_dir: OptionalPath = None
+    """a folder of CRL files (DER or PEM) read at each CRL refresh; none by default"""
+    crl_urls: Texts = ()
+    """CRLs fetched over HTTP(S) at each refresh"""
+    crl_from_distribution_points: bool = False
+    """also fetch the CRL distribution points named in registered certificates (only where the
+    deployment allows the network)"""
+    crl_refresh_hours: float = Field(0.0, ge=0, json_schema_extra={"shown": "0 (never)"})
+    """how often the `crls` job refreshes the CRLs and applies them, and once at start (0 =
+    never; `docgw units crls --refresh` by hand)"""
+    crl_timeout_seconds: float = Field(30.0, gt=0)
+    """one CRL download's time limit"""
+
+
 class DeliverySettings(Section):
     workers: int = 2
     """delivery workers per process"""
@@ -617,6 +644,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     gateway: GatewaySettings = GatewaySettings()
     keys: KeySettings = KeySettings()
+    certificates: CertificateSettings = CertificateSettings()
     delivery: DeliverySettings = DeliverySettings()
     retry: RetrySettings = RetrySettings()
     deadlines: DeadlineSettings = DeadlineSettings()

@@ -10,7 +10,7 @@ from typing import Any
 
 from envelopes.metadata import parse_metadata
 from gateway.bootstrap import Gateway
-from gateway.cli import registrations
+from gateway.cli import certificates, registrations
 from gateway.cli.common import (
     ATTACH_OPTION,
     VIETNAM,
@@ -215,3 +215,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     imp.add_argument("csv")
     imp.set_defaults(handler=cmd_units_import)
     registrations.add_commands(units)
+    certificates.add_commands(units)

@@ -26,14 +26,17 @@ from gateway.cli.common import (
     VIETNAM,
     CliError,
     InputFileError,
+    actor,
     attachment_sources,
     print_json,
     read_file,
     settings_from,
+    with_actor,
+    with_store,
 )
 from gateway.domain.business import REPLY_CODES
 from gateway.settings import DocumentSignatureSettings
-from gateway.usecases import document_signatures
+from gateway.usecases import document_signatures, own_keys
 
 # ------------------------------------------------------------------------------------------ keys
 
@@ -58,6 +61,23 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
         state = "EXPIRED" if entry.not_after < now else f"expires {entry.not_after:%Y-%m-%d}"
         key = "key" if entry.has_private_key else "no key"
         print(f"{role}  {entry.subject:<60}  {state}  ({key})  {entry.path}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    key_path, csr_path = keystore.rotate(Path(args.dir), args.unit, key_size=args.key_size)
+    print(f"wrote {key_path} (mode 0600; never commit it)")
+    print(f"wrote {csr_path}: send it to the CA, then `docgw keys install --unit {args.unit} CERT`")
+    return 0
+
+
+def cmd_keys_install(args: argparse.Namespace) -> int:
+    pem = read_file(args.cert)
+    path = with_store(
+        args,
+        lambda gw: own_keys.install_certificate(gw, args.unit, pem, actor=actor(args)),
+    )
+    print(f"installed {path}; the previous key is kept for the overlap. Restart `docgw serve`.")
     return 0
 
 
@@ -340,6 +360,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show = keys.add_parser("show", help="list certificates with their expiry")
     show.add_argument("--dir", default="keys")
     show.set_defaults(handler=cmd_keys_show)
+    rotate = keys.add_parser(
+        "rotate", help="make a new signing key and a certificate request (CSR) for the CA"
+    )
+    rotate.add_argument("--unit", required=True, metavar="CODE")
+    rotate.add_argument("--dir", default="keys", help="the keys folder (default: keys/)")
+    rotate.add_argument("--key-size", type=int, default=3072, choices=(2048, 3072, 4096))
+    rotate.set_defaults(handler=cmd_keys_rotate)
+    install = with_actor(
+        keys.add_parser(
+            "install",
+            help="install the CA's certificate for the rotated key (the old one verifies on "
+            "through the overlap)",
+        )
+    )
+    install.add_argument("--unit", required=True, metavar="CODE")
+    install.add_argument("cert", help="the issued certificate (PEM)")
+    install.set_defaults(handler=cmd_keys_install)
 
     package = commands.add_parser("package", help="build, verify and inspect edXML packages")
     package_commands = package.add_subparsers(dest="package_command", required=True)

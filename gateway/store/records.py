@@ -37,6 +37,12 @@ class CertificateRecord:
     subject: str
     not_after: dt.datetime
     revoked: bool = False
+    #: Why it was revoked (an operator's reason, or the CRL that lists it).
+    revoked_reason: str | None = None
+    added_at: dt.datetime | None = None
+    #: A newer certificate of the unit has taken over, past the rollover overlap
+    #: (:mod:`gateway.store.current_certificate`): it no longer verifies.
+    retired: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -116,10 +116,10 @@ async def set_active(conn: AsyncConnection, code: str, *, active: bool, now: dt.
 
 
 async def revoke_certificate(
-    conn: AsyncConnection, fingerprint_sha256: str, *, now: dt.datetime
+    conn: AsyncConnection, fingerprint_sha256: str, *, reason: str, now: dt.datetime
 ) -> str | None:
-    """Revoke a certificate; the unit it belongs to, or None when it is unknown or already
-    revoked."""
+    """Revoke a certificate (``reason``: why, kept beside it); the unit it belongs to, or None
+    when it is unknown or already revoked."""
     unit_code = await conn.scalar(
         sa.select(unit_certificates.c.unit_code).where(
             unit_certificates.c.fingerprint_sha256 == fingerprint_sha256,
@@ -131,6 +131,6 @@ async def revoke_certificate(
     await conn.execute(
         unit_certificates.update()
         .where(unit_certificates.c.fingerprint_sha256 == fingerprint_sha256)
-        .values(revoked_at=now)
+        .values(revoked_at=now, revoked_reason=reason[:500])
     )
     return str(unit_code)

@@ -93,6 +93,21 @@ unit_certificates = sa.Table(
     sa.Column("not_after", TS, nullable=False),
     sa.Column("added_at", TS, nullable=False),
     sa.Column("revoked_at", TS, nullable=True),
+    #: Why: the operator's reason, or the CRL that lists it ("CRL <issuer>: <reason>").
+    sa.Column("revoked_reason", sa.String(500), nullable=True),
+)
+
+#: The certificate revocation lists docgw holds: the latest of each source (a URL, or a file of
+#: ``[certificates] crl_dir``), as fetched (DER).
+crls = sa.Table(
+    "crls",
+    metadata,
+    sa.Column("source", sa.String(500), primary_key=True),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("this_update", TS, nullable=False),
+    sa.Column("next_update", TS, nullable=True),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+    sa.Column("fetched_at", TS, nullable=False),
 )
 
 blobs = sa.Table(

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.text_search import LIKE_ESCAPE, code_prefix_pattern, fold, like_patterns
+from gateway.store import current_certificate
 from gateway.store.direct import Statement
 from gateway.store.records import (
     CertificateRecord,
@@ -163,16 +164,34 @@ async def certificate_owner(conn: AsyncConnection, fingerprint_sha256: str) -> s
 
 
 #: Oldest first, in the total order of :mod:`gateway.store.current_certificate` (the fingerprint
-#: breaks a tie of ``added_at``).
+#: breaks a tie of ``added_at``); each marked retired or not (rollover).
 _CERTIFICATES = (
-    sa.select(unit_certificates)
+    sa.select(
+        unit_certificates,
+        current_certificate.retired(
+            unit_certificates, sa.bindparam("now"), sa.bindparam("retire_before")
+        ).label("retired"),
+    )
     .where(unit_certificates.c.unit_code == sa.bindparam("unit_code"))
     .order_by(unit_certificates.c.added_at, unit_certificates.c.fingerprint_sha256)
 )
 
 
-async def certificates(conn: AsyncConnection, unit_code: str) -> list[CertificateRecord]:
-    rows = (await conn.execute(_CERTIFICATES, {"unit_code": unit_code})).all()
+def _at(now: dt.datetime, overlap: dt.timedelta) -> dict[str, dt.datetime]:
+    return {"now": now, "retire_before": now - overlap}
+
+
+async def certificates(
+    conn: AsyncConnection,
+    unit_code: str,
+    *,
+    now: dt.datetime | None = None,
+    overlap: dt.timedelta = dt.timedelta(0),
+) -> list[CertificateRecord]:
+    """A unit's certificates, oldest first; ``retired`` as at ``now`` (None: the present) with
+    the rollover ``overlap``."""
+    at = _at(now or dt.datetime.now(dt.UTC), overlap)
+    rows = (await conn.execute(_CERTIFICATES, {"unit_code": unit_code, **at})).all()
     return [_certificate(row) for row in rows]
 
 
@@ -184,11 +203,20 @@ def _certificate(row: Any) -> CertificateRecord:
         subject=row.subject,
         not_after=aware(row.not_after),
         revoked=row.revoked_at is not None,
+        revoked_reason=row.revoked_reason,
+        added_at=aware(row.added_at),
+        retired=bool(row.retired),
     )
 
 
 _SENDER_CERTIFICATES = Statement(
-    sa.select(units.c.active, unit_certificates)
+    sa.select(
+        units.c.active,
+        unit_certificates,
+        current_certificate.retired(
+            unit_certificates, sa.bindparam("now"), sa.bindparam("retire_before")
+        ).label("retired"),
+    )
     .select_from(units.outerjoin(unit_certificates, unit_certificates.c.unit_code == units.c.code))
     .where(units.c.code == sa.bindparam("code"))
     .order_by(unit_certificates.c.added_at)
@@ -198,15 +226,17 @@ _SENDER_CERTIFICATES = Statement(
 @dataclass(frozen=True, kw_only=True)
 class SenderCertificates:
     """A sender's registry entry as intake needs it: whether it is a known, active unit, and
-    its registered certificates (revoked ones included, marked)."""
+    its registered certificates (revoked and retired ones included, marked)."""
 
     active: bool
     certificates: tuple[CertificateRecord, ...]
 
 
-async def sender_certificates(conn: AsyncConnection, code: str) -> SenderCertificates | None:
+async def sender_certificates(
+    conn: AsyncConnection, code: str, *, now: dt.datetime, overlap: dt.timedelta
+) -> SenderCertificates | None:
     """None when the unit is not in the registry. One statement: this runs for every package."""
-    rows = (await _SENDER_CERTIFICATES.execute(conn, {"code": code})).all()
+    rows = (await _SENDER_CERTIFICATES.execute(conn, {"code": code, **_at(now, overlap)})).all()
     if not rows:
         return None
     return SenderCertificates(

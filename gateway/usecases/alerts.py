@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -287,16 +288,29 @@ async def tell(gateway: Gateway) -> int:
 
 
 async def _mail(gateway: Gateway, alert: AlertRecord) -> str | None:
+    return await mail(
+        gateway, gateway.settings.alerts.mail_to, mail_subject(alert), mail_body(alert)
+    )
+
+
+def can_mail(gateway: Gateway) -> bool:
+    """The ``[reports]`` SMTP server is configured (``smtp_host`` and ``mail_from``)."""
     reports = gateway.settings.reports
-    server = reports.model_copy(update={"mail_to": gateway.settings.alerts.mail_to})
+    return bool(reports.smtp_host and reports.mail_from)
+
+
+async def mail(gateway: Gateway, to: Sequence[str], subject: str, body: str) -> str | None:
+    """Mail ``to`` through the ``[reports]`` SMTP server (the alerts' one mail path: alerts, and a
+    unit request's decision to its requester); the error as text, or None when sent."""
+    server = gateway.settings.reports.model_copy(update={"mail_to": tuple(to)})
     try:
         await asyncio.to_thread(
             report_files.send_mail,
             server,
-            mail_subject(alert),
+            subject,
             {},
             ca_file=report_files.smtp_ca_file(gateway),
-            body=mail_body(alert),
+            body=body,
         )
     except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
         return f"{type(exc).__name__}: {exc}"[:500]

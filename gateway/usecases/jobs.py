@@ -28,6 +28,7 @@ from gateway.store import job_runs as store
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.job_runs import JobRun
 from gateway.usecases import archive, backup, users, webhooks
+from gateway.usecases.certificates import CrlRefresh, refresh_crls
 from gateway.usecases.channel_states import refresh_sent_states
 from gateway.usecases.delivery import recover_expired
 from gateway.usecases.directory import SyncReport, sync_channel
@@ -150,6 +151,16 @@ def scheduled_jobs(gateway: Gateway) -> list[JobDefinition]:
                 name="alerts", seconds=alert_seconds, run=partial(alerts.evaluate, gateway)
             )
         )
+    if (crl_hours := settings.certificates.crl_refresh_hours) > 0:
+        # At start too: a gateway down for days must not wait hours for a revocation.
+        jobs.append(
+            JobDefinition(
+                name="crls",
+                seconds=crl_hours * 3600,
+                run=partial(refresh_crls, gateway),
+                at_start=True,
+            )
+        )
     # The console's sessions past their lifetime are deleted (docs/howto/console.md).
     jobs.append(
         JobDefinition(
@@ -261,6 +272,8 @@ def items_handled(result: object) -> int | None:
         return result.submitted + result.rejected
     if isinstance(result, SyncReport):
         return result.listed
+    if isinstance(result, CrlRefresh):
+        return len(result.read)
     return None
 
 

@@ -153,13 +153,28 @@ async def current_certificate(
 async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
-    found = await unit_queries.sender_certificates(conn, sender)
+    found = await unit_queries.sender_certificates(
+        conn, sender, now=gateway.clock(), overlap=overlap(gateway)
+    )
     if found is None or not found.active:
         raise UnknownSender(f"sender {sender} is not an active unit in the registry")
-    pinned = tuple(load_certificate(c.pem) for c in found.certificates if not c.revoked)
+    # Revoked (by an operator or a CRL) and retired (rollover) certificates verify nothing.
+    pinned = tuple(
+        load_certificate(c.pem) for c in found.certificates if not (c.revoked or c.retired)
+    )
+    if not pinned and found.certificates:
+        raise UnknownSender(
+            f"every certificate registered for sender {sender} is revoked (by an operator or a "
+            "CRL) or retired by a newer one"
+        )
     if not pinned:
         raise UnknownSender(f"no certificate is registered for sender {sender}")
     return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)
+
+
+def overlap(gateway: Gateway) -> dt.timedelta:
+    """How long a unit's older certificate still verifies after a newer one is added."""
+    return dt.timedelta(days=gateway.settings.certificates.overlap_days)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -216,7 +231,9 @@ def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
     """
     sealed.seek(0)
     header = sealing.read_seal_header(sealed)  # type: ignore[arg-type]
-    for signer in gateway.signers.values():
+    # The previous keys too: a copy sealed for a certificate replaced by `docgw keys install`
+    # still opens during the overlap.
+    for signer in (*gateway.signers.values(), *gateway.previous_signers.values()):
         if header.is_for(signer.certificate):
             sealed.seek(0)
             plain = spool()

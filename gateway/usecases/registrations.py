@@ -30,6 +30,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
 from gateway.store import registrations as store
 from gateway.store.records import UnitRecord
+from gateway.usecases import certificates as certificates_
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
 from gateway.usecases.operations import require_reason
 from gateway.usecases.registry import certificate_record, check_unit
@@ -144,6 +145,10 @@ async def request_unit(
         )
         if any(r["code"] == code for r in pending):
             raise Conflict(f"a request for {code} is already pending", element="code")
+        for index, record in enumerate(records):
+            await certificates_.check_upload(
+                gateway, conn, record, element=f"certificates[{index}]"
+            )
         request_id = await store.insert_request(
             conn,
             code=code,
@@ -201,7 +206,7 @@ async def decide(
         ):
             raise Conflict(f"unit request {request_id} was already decided", element="id")
         if approve:
-            await _apply(conn, row, actor=actor, reason=why, now=now)
+            await _apply(gateway, conn, row, actor=actor, reason=why, now=now)
         await audit_queries.audit(
             conn,
             now=now,
@@ -215,11 +220,46 @@ async def decide(
     )
     if approve:
         await _register_at_axis(gateway, request_id, row)
-    return await get_request(gateway, request_id, member_unit=None)
+    decided = await get_request(gateway, request_id, member_unit=None)
+    await _tell_requester(gateway, decided)
+    return decided
+
+
+async def _tell_requester(gateway: Gateway, request: UnitRequest) -> None:
+    """Mail the decision to the request's contact address (its ``mail``) through the alerts'
+    mail path, where the SMTP server is configured. A failure is logged, never undoes the
+    decision."""
+    # Imported here: the alert rules import the registry's neighbours.
+    from gateway.usecases import alerts
+
+    address = request.fields.get("mail")
+    if not address or not alerts.can_mail(gateway):
+        return
+    approved = request.state == store.APPROVED
+    vi, en = ("được duyệt", "approved") if approved else ("bị từ chối", "refused")
+    subject = f"[docgw] Yêu cầu đơn vị #{request.id} {request.code} {vi} / request {en}"
+    body = (
+        f"Yêu cầu đăng ký đơn vị {request.code} (#{request.id}) đã {vi}.\n"
+        f"Người quyết định: {request.decided_by}. Lý do: {request.reason}\n\n"
+        f"Unit request #{request.id} for {request.code} was {en} by {request.decided_by}.\n"
+        f"Reason: {request.reason}\n"
+    )
+    error = await alerts.mail(gateway, [address], subject, body)
+    if error is not None:
+        log.warning(
+            "unit_request_mail_failed",
+            extra={"request": request.id, "unit": request.code, "detail": error},
+        )
 
 
 async def _apply(
-    conn: Any, row: Mapping[str, Any], *, actor: str, reason: str, now: dt.datetime
+    gateway: Gateway,
+    conn: Any,
+    row: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
 ) -> None:
     code, fields = row["code"], row["fields"]
     unit = _requested_unit(code, fields)
@@ -229,8 +269,10 @@ async def _apply(
         await unit_queries.upsert_unit(conn, unit, now=now)
     else:
         await unit_queries.upsert_unit(conn, unit, now=now, only=given)
-    for certificate in row["certificates"]:
+    for index, certificate in enumerate(row["certificates"]):
         record = certificate_record(code, certificate["pem"])
+        # Checked again: it may have expired, or a CRL may list it, since it was asked for.
+        await certificates_.check_upload(gateway, conn, record, element=f"certificates[{index}]")
         owner = await unit_queries.certificate_owner(conn, record.fingerprint_sha256)
         if owner not in (None, code):
             raise Conflict(f"this certificate is registered for {owner}", element="certificate")
@@ -311,7 +353,7 @@ async def revoke_certificate(
     fingerprint = fingerprint_sha256.strip().lower().replace(":", "")
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        code = await store.revoke_certificate(conn, fingerprint, now=now)
+        code = await store.revoke_certificate(conn, fingerprint, reason=why, now=now)
         if code is None:
             raise NotFound(f"no unrevoked certificate {fingerprint}", element="fingerprint")
         unit = await unit_queries.get_unit(conn, code)

@@ -28,7 +28,9 @@ from gateway.store import audit_queries, unit_queries
 from gateway.store import registrations as versions
 from gateway.store.records import CertificateRecord, UnitRecord
 from gateway.store.tables import units
+from gateway.usecases import certificates
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
+from gateway.usecases.packages import overlap
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +189,7 @@ async def register_unit(
             check_unit(unit)
         created = await unit_queries.upsert_unit(conn, unit, now=now, only=given)
         if record is not None:
+            await certificates.check_upload(gateway, conn, record, element="certificate")
             owner = await unit_queries.certificate_owner(conn, record.fingerprint_sha256)
             if owner not in (None, unit.code):
                 raise Conflict(f"this certificate is registered for {owner}", element="certificate")
@@ -282,9 +285,10 @@ async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
         unit = await unit_queries.get_unit(conn, code)
         if unit is None:
             raise NotFound(f"no unit {code}")
-        return UnitDetail(
-            unit=unit, certificates=tuple(await unit_queries.certificates(conn, code))
+        found = await unit_queries.certificates(
+            conn, code, now=gateway.clock(), overlap=overlap(gateway)
         )
+        return UnitDetail(unit=unit, certificates=tuple(found))
 
 
 async def list_units(

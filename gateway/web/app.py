@@ -24,6 +24,7 @@ from aiohttp import multipart, web
 from gateway.bootstrap import Gateway
 from gateway.web import (
     alerts,
+    certificates,
     console,
     directory,
     health,
@@ -47,6 +48,7 @@ RESOURCES: tuple[Routes, ...] = (
     inbox.ROUTES,
     units.ROUTES,
     unit_requests.ROUTES,
+    certificates.ROUTES,
     directory.ROUTES,
     reports.ROUTES,
     health.ROUTES,

@@ -60,6 +60,12 @@ class Certificate(Reply):
     fingerprint_sha256: str
     not_after: dt.datetime
     revoked: bool
+    revoked_reason: str | None = Field(
+        None, description="why: an operator's reason, or the CRL that lists it"
+    )
+    retired: bool = Field(
+        False, description="a newer certificate took over past the rollover overlap"
+    )
 
 
 class UnitDetail(Unit):
