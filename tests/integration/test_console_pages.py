@@ -105,8 +105,9 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
             # refused (the failed one).
             assert "1 thành công · 1 không thành công" in await page.text()
 
-            # Idle for longer than SESSION_IDLE: the session has ended.
-            later = gateway.clock() + users.SESSION_IDLE + dt.timedelta(seconds=1)
+            # Idle for longer than [console] session_idle_minutes: the session has ended.
+            idle = users.session_idle(gateway.settings.console)
+            later = gateway.clock() + idle + dt.timedelta(seconds=1)
             gateway.clock = lambda: later
             response = await client.get("/console/", allow_redirects=False)
             assert response.status == 303 and response.headers["Location"] == "/console/login"
@@ -117,12 +118,13 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
 def test_wrong_passwords_lock_the_account_for_a_while(make_gateway: Any) -> None:
     async def scenario() -> None:
         async with console(make_gateway) as (gateway, client, _):
-            for _ in range(users.LOCK_AFTER):
+            limits = gateway.settings.console
+            for _ in range(limits.lock_after):
                 assert (await log_in(client, "van-hanh", "wrong password!")).status == 401
             # Locked: even the right password is refused, with its own code.
             locked = await log_in(client, "van-hanh")
             assert locked.status == 429 and "LOGIN_THROTTLED" in await locked.text()
-            later = gateway.clock() + users.LOCK_FOR + dt.timedelta(seconds=1)
+            later = gateway.clock() + users.lock_for(limits) + dt.timedelta(seconds=1)
             gateway.clock = lambda: later
             assert (await log_in(client, "van-hanh")).status == 303
             async with gateway.engine.connect() as conn:
@@ -132,7 +134,7 @@ def test_wrong_passwords_lock_the_account_for_a_while(make_gateway: Any) -> None
                         audit_events.c.actor == "van-hanh",
                     )
                 )
-            assert failures == users.LOCK_AFTER
+            assert failures == limits.lock_after
 
     asyncio.run(scenario())
 
@@ -167,7 +169,7 @@ def test_password_change_and_logout(make_gateway: Any) -> None:
             response = await client.get("/console/messages", allow_redirects=False)
             assert response.status == 303 and response.headers["Location"] == "/console/account"
             # Past their lifetime, sessions are deleted by the scheduled job.
-            later = gateway.clock() + users.SESSION_LIFETIME
+            later = gateway.clock() + users.session_lifetime(gateway.settings.console)
             gateway.clock = lambda: later
             assert await users.end_expired(gateway) >= 1
             assert (await client.get("/console/", allow_redirects=False)).status == 303
