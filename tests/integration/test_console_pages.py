@@ -21,25 +21,30 @@ from aiohttp.test_utils import TestClient, TestServer
 from console_support import (
     FAILED_SUBJECT,
     LOCAL_UNITS,
+    MANY_FILES,
     PASSWORD,
+    PNG,
     Client,
     add_people,
     axis,
     seed,
+    submit_many,
 )
 from integration_support import write_config
 
 from gateway.cli import main
 from gateway.store.tables import audit_events
-from gateway.usecases import users
+from gateway.usecases import alerts, users
 from gateway.web.app import create_app
 
 
 @asynccontextmanager
-async def console(make_gateway: Any) -> AsyncIterator[tuple[Any, Client, Any]]:
+async def console(make_gateway: Any, extra: str = "") -> AsyncIterator[tuple[Any, Client, Any]]:
     connector = axis()
     async with (
-        make_gateway(local_units=LOCAL_UNITS, connectors={"axis": connector}) as gateway,
+        make_gateway(
+            local_units=LOCAL_UNITS, connectors={"axis": connector}, extra=extra
+        ) as gateway,
         TestClient(TestServer(create_app(gateway))) as client,
     ):
         seeded = await seed(gateway, client, connector)
@@ -352,5 +357,173 @@ def test_a_member_in_english_answers_for_its_own_unit(make_gateway: Any) -> None
                     ).scalars()
                 )
             assert actors == {"nghe-an"}
+
+    asyncio.run(scenario())
+
+
+async def _audited(gateway: Any, action: str) -> list[tuple[str, str]]:
+    async with gateway.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(audit_events.c.actor, audit_events.c.reason).where(
+                audit_events.c.action == action
+            )
+        )
+        return [(row.actor, row.reason) for row in rows]
+
+
+def test_jobs_alerts_and_channels_pages_act_with_a_reason(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            await alerts.evaluate(gateway)  # the failed recipient raises RECIPIENTS_FAILED
+            await log_in(client, "quan-tri")
+            token = await csrf_of(client)
+            now = await (await client.get("/console/")).text()
+            assert 'id="now-channels"' in now and "Mọi kênh đều bình thường." in now
+            assert 'id="now-alerts"' in now and "RECIPIENTS_FAILED" in now
+            assert 'id="now-jobs"' in now
+
+            # A channel paused needs a reason and the confirmation; then it is audited.
+            no_reason = await client.post(
+                "/console/channels/axis/pause", data={"csrf": token, "confirm": "yes"}
+            )
+            assert no_reason.status == 422 and "REASON_REQUIRED" in await no_reason.text()
+            paused = await client.post(
+                "/console/channels/axis/pause",
+                data={"csrf": token, "reason": "Bảo trì trục", "confirm": "yes"},
+            )
+            page = await paused.text()
+            assert paused.status == 200 and 'data-state="paused"' in page
+            assert "axis: Bảo trì trục" in page  # the recent actions
+            assert await _audited(gateway, "channel_paused") == [("quan-tri", "axis: Bảo trì trục")]
+            now = await (await client.get("/console/now/panel")).text()
+            assert "Tạm dừng" in now and "bởi quan-tri" in now
+            unit = await client.post(
+                "/console/channels/axis/pause",
+                data={"csrf": token, "reason": "x", "confirm": "yes", "unit": "000.00.00.H41"},
+            )
+            assert unit.status == 400 and "unit" in await unit.text()
+            resumed = await client.post(
+                "/console/channels/axis/resume",
+                data={"csrf": token, "reason": "Trục chạy lại", "confirm": "yes"},
+            )
+            assert 'data-state="recovering"' in await resumed.text()
+            assert await _audited(gateway, "channel_resumed") == [
+                ("quan-tri", "axis: Trục chạy lại")
+            ]
+
+            # A job run now, with its outcome and the audit event.
+            jobs_page = await (await client.get("/console/jobs")).text()
+            assert 'data-job="recover_expired"' in jobs_page
+            ran = await client.post(
+                "/console/jobs/console_sessions/run",
+                data={"csrf": token, "reason": "Dọn phiên", "confirm": "yes"},
+            )
+            text = await ran.text()
+            assert ran.status == 200 and 'id="job-ran"' in text and "Thành công" in text
+            assert await _audited(gateway, "job_run_requested") == [
+                ("quan-tri", "console_sessions: Dọn phiên")
+            ]
+            unknown = await client.post(
+                "/console/jobs/nope/run", data={"csrf": token, "reason": "x", "confirm": "yes"}
+            )
+            assert unknown.status == 404
+
+            # An open alert acknowledged.
+            listed = await client.get("/console/alerts")
+            found = re.search(r'data-alert="([^"]+)"', await listed.text())
+            assert found is not None
+            acked = await client.post(
+                f"/console/alerts/{found.group(1)}/ack",
+                data={"csrf": token, "reason": "Đang xử lý", "confirm": "yes"},
+            )
+            assert acked.status == 200 and "đã ghi nhận bởi quan-tri" in await acked.text()
+            assert await _audited(gateway, "alert_acknowledged") == [
+                ("quan-tri", f"{found.group(1)}: Đang xử lý")
+            ]
+            resolved = await client.get("/console/alerts", params={"state": "resolved"})
+            assert resolved.status == 200
+            bad = await client.get("/console/alerts", params={"state": "nope"})
+            assert bad.status == 400
+
+            # The API's roles: an operator has channels and alerts, not jobs; a member none.
+            client.session.cookie_jar.clear()
+            await log_in(client, "van-hanh")
+            assert (await client.get("/console/channels")).status == 200
+            assert (await client.get("/console/alerts")).status == 200
+            assert (await client.get("/console/jobs")).status == 403
+            client.session.cookie_jar.clear()
+            await log_in(client, "h14")
+            for path in ("/console/channels", "/console/alerts", "/console/jobs"):
+                assert (await client.get(path)).status == 403, path
+            assert 'id="now-alerts"' not in await (await client.get("/console/")).text()
+
+    asyncio.run(scenario())
+
+
+def test_the_message_page_shows_the_signature_and_every_attachment(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (_, client, seeded):
+            many = await submit_many(client, seeded.operator_token)
+            await log_in(client, "van-hanh")
+            page = await (await client.get(f"/console/messages/{seeded.received}")).text()
+            assert 'id="package-verdict" data-valid="true"' in page
+            signer = page.split('id="signer"')[1].split("</dl>")[0]
+            assert "CN=" in signer and "Thuật toán" in signer
+            assert "Chứng thư đã đăng ký của đơn vị" in signer
+            assert 'data-verdict="' in page.split('id="documents"')[1]
+
+            page = await (await client.get(f"/console/messages/{many}")).text()
+            listed = page.split('id="attachments"')[1].split("</section>")[0]
+            for number, (name, _, _) in enumerate(MANY_FILES, start=1):
+                assert name in listed
+                assert f"/console/messages/{many}/attachments/{number}" in listed
+            assert "attachments/1/view" in listed and "attachments/2/view" in listed
+            assert "attachments/3/view" not in listed  # not a type a browser may show
+            image = await client.get(f"/console/messages/{many}/attachments/2/view")
+            assert image.headers["Content-Type"] == "image/png"
+            assert image.headers["Content-Disposition"] == "inline"
+            assert "default-src 'none'" in image.headers["Content-Security-Policy"]
+            assert await image.read() == PNG
+            pdf = await client.get(f"/console/messages/{many}/attachments/1/view")
+            assert pdf.headers["Content-Type"] == "application/pdf"
+            # HTML asked to be shown is downloaded instead, as bytes of no type.
+            html = await client.get(f"/console/messages/{many}/attachments/3/view")
+            assert html.headers["Content-Type"] == "application/octet-stream"
+            assert html.headers["Content-Disposition"].startswith("attachment")
+
+            # A member of another unit gets the API's 404 for each of them.
+            client.session.cookie_jar.clear()
+            await log_in(client, "h14")
+            for path in ("attachments/2", "attachments/2/view", "attachments/1/view"):
+                response = await client.get(f"/console/messages/{many}/{path}")
+                assert response.status == 404, path
+
+    asyncio.run(scenario())
+
+
+def test_sign_ins_are_throttled_per_address(make_gateway: Any) -> None:
+    extra = '[console]\nip_failures = 3\ntrusted_proxies = ["127.0.0.1"]\n'
+
+    async def scenario() -> None:
+        async with console(make_gateway, extra) as (_, client, _):
+            first = {"X-Forwarded-For": "203.0.113.5"}
+
+            async def attempt(name: str, password: str, headers: dict[str, str]) -> Any:
+                token = await login_token(client)
+                return await client.post(
+                    "/console/login",
+                    data={"csrf": token, "name": name, "password": password},
+                    headers=headers,
+                    allow_redirects=False,
+                )
+
+            # Names that do not exist: no account is locked, the address is counted.
+            for n in range(3):
+                assert (await attempt(f"khong-co-{n}", "sai mat khau", first)).status == 401
+            refused = await attempt("quan-tri", PASSWORD, first)
+            assert refused.status == 429 and "LOGIN_THROTTLED" in await refused.text()
+            # Another address (through the trusted proxy) is not.
+            other = await attempt("quan-tri", PASSWORD, {"X-Forwarded-For": "203.0.113.6"})
+            assert other.status == 303
 
     asyncio.run(scenario())
