@@ -77,29 +77,31 @@ def lock_for(settings: ConsoleSettings) -> dt.timedelta:
 
 class AddressThrottle:
     """Failed sign-ins per client address within a sliding window (``[console] ip_failures``
-    in ``ip_window_minutes``), in this process: past the limit the address is refused before
-    any password is checked, whatever name it tries. At most :data:`ADDRESSES_MAX` addresses
-    are remembered (the oldest forgotten first), so a flood of addresses cannot fill memory."""
+    in ``ip_window_minutes``, read at each call), in this process: past the limit the address is
+    refused before any password is checked, whatever name it tries. At most
+    :data:`ADDRESSES_MAX` addresses are remembered (the oldest forgotten first), so a flood of
+    addresses cannot fill memory."""
 
     ADDRESSES_MAX = 10_000
 
-    def __init__(self, settings: ConsoleSettings) -> None:
-        self.limit = settings.ip_failures
-        self.window = dt.timedelta(minutes=settings.ip_window_minutes)
+    def __init__(self) -> None:
         self._failures: dict[str, deque[dt.datetime]] = {}
 
-    def _recent(self, address: str, now: dt.datetime) -> deque[dt.datetime] | None:
+    def _recent(
+        self, address: str, now: dt.datetime, limits: ConsoleSettings
+    ) -> deque[dt.datetime] | None:
         seen = self._failures.get(address)
-        while seen and seen[0] <= now - self.window:
+        window = dt.timedelta(minutes=limits.ip_window_minutes)
+        while seen and seen[0] <= now - window:
             seen.popleft()
         if seen is not None and not seen:
             del self._failures[address]
             return None
         return seen
 
-    def check(self, address: str, now: dt.datetime) -> None:
-        seen = self._recent(address, now)
-        if seen is not None and len(seen) >= self.limit:
+    def check(self, address: str, now: dt.datetime, limits: ConsoleSettings) -> None:
+        seen = self._recent(address, now, limits)
+        if seen is not None and len(seen) >= limits.ip_failures:
             log.warning(
                 "console_login_throttled",
                 extra={"event": "console_login_throttled", "address": address},
@@ -110,12 +112,12 @@ class AddressThrottle:
                 element="address",
             )
 
-    def failed(self, address: str, now: dt.datetime) -> None:
-        seen = self._recent(address, now)
+    def failed(self, address: str, now: dt.datetime, limits: ConsoleSettings) -> None:
+        seen = self._recent(address, now, limits)
         if seen is None:
             if len(self._failures) >= self.ADDRESSES_MAX:
                 del self._failures[next(iter(self._failures))]
-            seen = self._failures[address] = deque(maxlen=self.limit)
+            seen = self._failures[address] = deque(maxlen=limits.ip_failures)
         seen.append(now)
 
 
@@ -264,7 +266,7 @@ async def log_in(
     now = gateway.clock()
     limits = gateway.settings.console
     if throttle is not None and address is not None:
-        throttle.check(address, now)
+        throttle.check(address, now, limits)
     session_id = secrets.token_urlsafe(32)
     async with gateway.engine.begin() as conn:
         user = await store.get_user(conn, name)
@@ -307,7 +309,7 @@ async def log_in(
         _verify(_DUMMY_HASH, password)  # as long as a known name's check
     if not accepted:
         if throttle is not None and address is not None:
-            throttle.failed(address, now)
+            throttle.failed(address, now, limits)
         raise LoginFailed("sai tên hoặc mật khẩu / wrong name or password")
     return session_id
 

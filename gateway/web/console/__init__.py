@@ -57,7 +57,7 @@ STATIC = web.AppKey("console_static", dict)
 def create_console(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[headers_middleware, error_middleware, session_middleware])
     app[CONSOLE_GATEWAY] = gateway
-    app[LOGIN_THROTTLE] = users.AddressThrottle(gateway.settings.console)
+    app[LOGIN_THROTTLE] = users.AddressThrottle()
     folder = resources.files(__package__)
     app[STATIC] = {name: (folder / "static" / name).read_bytes() for name in STATIC_TYPES}
     environment = aiohttp_jinja2.setup(
