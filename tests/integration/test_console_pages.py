@@ -8,6 +8,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import json
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,11 +32,11 @@ from console_support import (
     seed,
     submit_many,
 )
-from integration_support import write_config
+from integration_support import EXAMPLES, SENDER, write_config
 
 from gateway.cli import main
 from gateway.store.tables import audit_events
-from gateway.usecases import alerts, users
+from gateway.usecases import alerts, tokens, users
 from gateway.web.app import create_app
 
 
@@ -382,6 +384,12 @@ def test_jobs_alerts_and_channels_pages_act_with_a_reason(make_gateway: Any) -> 
             assert 'id="now-alerts"' in now and "RECIPIENTS_FAILED" in now
             assert 'id="now-jobs"' in now
 
+            # Without the session's CSRF token nothing is changed.
+            forged = await client.post(
+                "/console/channels/axis/pause", data={"reason": "x", "confirm": "yes"}
+            )
+            assert forged.status == 403 and "CSRF_INVALID" in await forged.text()
+            assert await _audited(gateway, "channel_paused") == []
             # A channel paused needs a reason and the confirmation; then it is audited.
             no_reason = await client.post(
                 "/console/channels/axis/pause", data={"csrf": token, "confirm": "yes"}
@@ -525,5 +533,52 @@ def test_sign_ins_are_throttled_per_address(make_gateway: Any) -> None:
             # Another address (through the trusted proxy) is not.
             other = await attempt("quan-tri", PASSWORD, {"X-Forwarded-For": "203.0.113.6"})
             assert other.status == 303
+
+    asyncio.run(scenario())
+
+
+def test_a_classified_document_shows_its_content_to_its_own_unit_only(make_gateway: Any) -> None:
+    """Staff see that a classified document exists, not its attachments (their names are
+    content) nor its re-checked package; its own unit sees them where the gateway opens its
+    sealed copy (profile secure), as the API serves them (downloads.py)."""
+
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            own = await tokens.create_token(gateway, name="g22", role="member", unit_code=SENDER)
+            meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
+            meta["classification"] = "mat"
+            data = aiohttp.FormData()
+            data.add_field("metadata", json.dumps(meta, ensure_ascii=False))
+            name, content, content_type = MANY_FILES[1]
+            data.add_field("attachment", content, filename=name, content_type=content_type)
+            submitted = await client.post(
+                "/api/v1/messages", data=data, headers={"Authorization": f"Bearer {own}"}
+            )
+            assert submitted.status == 201, await submitted.text()
+            secret = str((await submitted.json())["id"])
+            await users.add_user(
+                gateway, name="g22", role="member", units=[SENDER], password=PASSWORD, actor="t"
+            )
+
+            await log_in(client, "van-hanh")
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert "Nội dung văn bản mật chỉ dành cho đơn vị nhận." in page
+            assert name not in page and 'id="package-verdict"' not in page
+            view = await client.get(f"/console/messages/{secret}/attachments/1/view")
+            assert view.status == 403 and "CLASSIFIED_READER_REFUSED" in await view.text()
+
+            client.session.cookie_jar.clear()
+            await log_in(client, "g22")
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert name not in page  # a standard gateway does not open it, even for its unit
+            gateway.settings = gateway.settings.model_copy(
+                update={
+                    "gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})
+                }
+            )
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert name in page and 'id="package-verdict" data-valid="true"' in page
+            view = await client.get(f"/console/messages/{secret}/attachments/1/view")
+            assert view.headers["Content-Type"] == "image/png" and await view.read() == PNG
 
     asyncio.run(scenario())
