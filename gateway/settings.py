@@ -408,6 +408,31 @@ class AlertSettings(Section):
         return secret
 
 
+class ConsoleSettings(Section):
+    """The operator console's sessions and sign-in throttling
+    ([howto/console.md](../howto/console.md))."""
+
+    session_idle_minutes: float = Field(30.0, gt=0)
+    """a console session ends after this many minutes without a request"""
+    session_max_hours: float = Field(12.0, gt=0)
+    """a console session ends this many hours after sign-in, however busy"""
+    lock_after: int = Field(5, ge=1)
+    """wrong passwords in a row that lock an account (`LOGIN_THROTTLED`); the count is in the
+    database, shared by every process"""
+    lock_minutes: float = Field(15.0, gt=0)
+    """how long a locked account stays locked"""
+    ip_failures: int = Field(20, ge=1)
+    """failed sign-ins from one address (whatever names it tried) within `ip_window_minutes`
+    that make the console refuse that address's sign-ins (`LOGIN_THROTTLED`) until the window
+    has passed; counted per process"""
+    ip_window_minutes: float = Field(15.0, gt=0)
+    """the window of `ip_failures`"""
+    trusted_proxies: Texts = ()
+    """addresses of reverse proxies in front of docgw: a sign-in coming through one of them is
+    counted against the last address its `X-Forwarded-For` names; from any other, the header is
+    ignored"""
+
+
 class LoggingSettings(Section):
     """The log (gateway/logs.py, [howto/operate.md](../howto/operate.md#logs))."""
 
@@ -655,6 +680,7 @@ class Settings(BaseSettings):
     documents: DocumentSignatureSettings = DocumentSignatureSettings()
 
     alerts: AlertSettings = AlertSettings()
+    console: ConsoleSettings = ConsoleSettings()
     logging: LoggingSettings = LoggingSettings()
     channels: tuple[ChannelSettings, ...] = ()
     #: The folder relative paths are resolved against (the config file's folder).

@@ -17,7 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from console_support import LOCAL_UNITS, PASSWORD, add_people, axis, seed  # noqa: E402
+from console_support import (  # noqa: E402
+    LOCAL_UNITS,
+    PASSWORD,
+    add_people,
+    axis,
+    seed,
+    submit_many,
+)
 from integration_support import UNITS, register_all, write_config  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
@@ -25,6 +32,7 @@ from gateway.bootstrap import build  # noqa: E402
 from gateway.keystore import init_keys  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from gateway.store.database import migrate  # noqa: E402
+from gateway.usecases import alerts  # noqa: E402
 from gateway.web.app import create_app  # noqa: E402
 
 OUT = REPO / "docs" / "howto" / "img"
@@ -49,13 +57,19 @@ async def main() -> None:
             await register_all(gateway, home / "keys")
             async with TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client:
                 seeded = await seed(gateway, client, connector)
+                many = await submit_many(client, seeded.operator_token)
+                await alerts.evaluate(gateway)
                 await add_people(gateway)
                 base = str(client.make_url("")).rstrip("/")
                 pages = {
                     "now": "/console/",
                     "messages": "/console/messages",
                     "message": f"/console/messages/{seeded.failed}",
+                    "attachments": f"/console/messages/{many}",
                     "units": "/console/units",
+                    "channels": "/console/channels",
+                    "alerts": "/console/alerts",
+                    "jobs": "/console/jobs",
                 }
                 await shoot(base, pages)
         finally:

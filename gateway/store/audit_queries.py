@@ -8,10 +8,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import audit_chain
 from gateway.store import events as feed_events
+from gateway.store.tables import audit_events
 
 # ------------------------------------------------------------------------------------ audit
 
@@ -71,3 +73,22 @@ async def insert_audit_rows(conn: AsyncConnection, events: Sequence[Mapping[str,
     if events:
         await audit_chain.append(conn, events)
         await feed_events.record_transport_outcomes(conn, events)
+
+
+async def recent_actions(
+    conn: AsyncConnection, actions: Sequence[str], *, limit: int
+) -> list[dict[str, Any]]:
+    """The latest events of these actions (operators' actions on no message: a channel paused,
+    a job run, an alert acknowledged), newest first."""
+    query = (
+        sa.select(
+            audit_events.c.at,
+            audit_events.c.actor,
+            audit_events.c.action,
+            audit_events.c.reason,
+        )
+        .where(audit_events.c.action.in_(list(actions)))
+        .order_by(audit_events.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]

@@ -30,6 +30,7 @@ import aiohttp
 
 from gateway.bootstrap import Gateway
 from gateway.store import alerts as store
+from gateway.store import audit_queries
 from gateway.store.alerts import AlertRecord
 from gateway.usecases import monitoring, report_files, webhooks
 from gateway.usecases.errors import NotFound
@@ -353,8 +354,21 @@ async def listing(gateway: Gateway, *, state: str | None, limit: int) -> list[Al
         return await store.listing(conn, state=state, limit=limit)
 
 
-async def acknowledge(gateway: Gateway, alert_id: str, *, actor: str) -> None:
-    """An operator has seen it (it stays open while its condition holds)."""
+ACK_ACTION: Final = "alert_acknowledged"
+
+
+async def acknowledge(
+    gateway: Gateway, alert_id: str, *, actor: str, reason: str | None = None
+) -> None:
+    """An operator has seen it (it stays open while its condition holds); audited."""
+    now = gateway.clock()
     async with gateway.engine.begin() as conn:
-        if not await store.acknowledge(conn, alert_id, by=actor, now=gateway.clock()):
+        if not await store.acknowledge(conn, alert_id, by=actor, now=now):
             raise NotFound(f"no alert {alert_id}", element="id")
+        await audit_queries.audit(
+            conn,
+            now=now,
+            actor=actor,
+            action=ACK_ACTION,
+            reason=f"{alert_id}: {reason}" if reason else alert_id,
+        )

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.bootstrap import Gateway
 from gateway.domain.retry import Outcome
 from gateway.store import alerts as store
+from gateway.store import audit_queries
 from gateway.store.alerts import BreakerRecord
 from gateway.usecases.errors import NotFound
 
@@ -214,8 +215,21 @@ def _check_channel(gateway: Gateway, channel: str) -> None:
         raise NotFound(f"no channel {channel!r} is configured", element="channel")
 
 
-async def pause(gateway: Gateway, channel: str, *, unit: str | None, actor: str) -> BreakerRecord:
-    """Stop claiming for the channel (or one unit on it) until :func:`resume`."""
+PAUSED_ACTION: Final = "channel_paused"
+RESUMED_ACTION: Final = "channel_resumed"
+
+
+def _why(channel: str, unit: str | None, reason: str | None) -> str:
+    """The audit event's reason: which breaker, then the operator's words."""
+    where = channel + (f"/{unit}" if unit else "")
+    return f"{where}: {reason}" if reason else where
+
+
+async def pause(
+    gateway: Gateway, channel: str, *, unit: str | None, actor: str, reason: str | None = None
+) -> BreakerRecord:
+    """Stop claiming for the channel (or one unit on it) until :func:`resume`; audited with
+    ``actor`` and ``reason``."""
     _check_channel(gateway, channel)
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
@@ -231,6 +245,9 @@ async def pause(gateway: Gateway, channel: str, *, unit: str | None, actor: str)
             updated_at=now,
         )
         saved = await store.breaker_for_update(conn, channel, unit or "")
+        await audit_queries.audit(
+            conn, now=now, actor=actor, action=PAUSED_ACTION, reason=_why(channel, unit, reason)
+        )
     log.warning(
         "channel_paused",
         extra={"event": "channel_paused", "channel": channel, "unit": unit, "actor": actor},
@@ -239,9 +256,11 @@ async def pause(gateway: Gateway, channel: str, *, unit: str | None, actor: str)
     return saved
 
 
-async def resume(gateway: Gateway, channel: str, *, unit: str | None, actor: str) -> BreakerRecord:
+async def resume(
+    gateway: Gateway, channel: str, *, unit: str | None, actor: str, reason: str | None = None
+) -> BreakerRecord:
     """Claim again for the channel (or unit), draining its backlog at the bounded rate; an open
-    breaker resumed skips its wait for the next probe and drains at once."""
+    breaker resumed skips its wait for the next probe and drains at once. Audited."""
     _check_channel(gateway, channel)
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
@@ -258,6 +277,9 @@ async def resume(gateway: Gateway, channel: str, *, unit: str | None, actor: str
                 updated_at=now,
             )
         saved = await store.breaker_for_update(conn, channel, unit or "")
+        await audit_queries.audit(
+            conn, now=now, actor=actor, action=RESUMED_ACTION, reason=_why(channel, unit, reason)
+        )
     log.info(
         "channel_resumed",
         extra={"event": "channel_resumed", "channel": channel, "unit": unit, "actor": actor},

@@ -57,7 +57,7 @@ async def package(gateway: Gateway, message: MessageRecord, *, reader: Principal
     if classified:
         _check_reader(message, reader)
     if classified and hands_over_opened(gateway):
-        plain = await _opened(gateway, message)
+        plain = await opened(gateway, message)
         return Download(
             chunks=_spool_chunks(plain),
             size=stream_size(plain) or 0,
@@ -90,7 +90,7 @@ async def attachment(
                 "standard) hands over only its sealed package; open it where the unit's key is",
                 element="id",
             )
-        plain = await _opened(gateway, message)
+        plain = await opened(gateway, message)
     else:
         async with gateway.reader.connect() as conn:
             plain = await load_to_spool(conn, message.package_sha256)
@@ -161,7 +161,7 @@ def _check_reader(message: MessageRecord, reader: Principal) -> None:
         )
 
 
-async def _opened(gateway: Gateway, message: MessageRecord) -> IO[bytes]:
+async def opened(gateway: Gateway, message: MessageRecord) -> IO[bytes]:
     """The plaintext (a spool) of a classified message's sealed copy."""
     async with gateway.reader.connect() as conn:
         sealed = await load_to_spool(conn, message.package_sha256)

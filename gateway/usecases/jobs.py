@@ -24,6 +24,7 @@ from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
 from gateway.domain.ticks import next_tick, phase_of
 from gateway.settings import DirectoryChannel, DropFolderChannel, PolledChannel, VxpChannel
+from gateway.store import audit_queries
 from gateway.store import job_runs as store
 from gateway.store.database import checkpoint_wal, is_sqlite
 from gateway.store.job_runs import JobRun
@@ -447,12 +448,26 @@ def find_job(gateway: Gateway, name: str) -> JobDefinition:
     raise NotFound(f"no scheduled job named {name!r} on this gateway", element="name")
 
 
-async def run_now(gateway: Gateway, name: str, *, actor: str) -> RunResult:
-    """An operator runs job ``name`` now (``docgw jobs run``, ``POST /api/v1/jobs/{name}/run``),
-    outside its ticks, recorded as a ``manual`` run. On PostgreSQL it takes the job's lock as a
-    scheduled run does, so the two never overlap (Conflict while a run is going on)."""
+RUN_ACTION: Final = "job_run_requested"
+
+
+async def run_now(
+    gateway: Gateway, name: str, *, actor: str, reason: str | None = None
+) -> RunResult:
+    """An operator runs job ``name`` now (``docgw jobs run``, ``POST /api/v1/jobs/{name}/run``,
+    the console), outside its ticks, recorded as a ``manual`` run and audited with ``actor`` and
+    ``reason``. On PostgreSQL it takes the job's lock as a scheduled run does, so the two never
+    overlap (Conflict while a run is going on)."""
     job = find_job(gateway, name)
     log.info("job_run_requested", extra={"event": "job_run_requested", "job": name, "actor": actor})
+    async with gateway.engine.begin() as conn:
+        await audit_queries.audit(
+            conn,
+            now=gateway.clock(),
+            actor=actor,
+            action=RUN_ACTION,
+            reason=f"{name}: {reason}" if reason else name,
+        )
     async with _job_lock(gateway, name):
         return await run_recorded(gateway, job, trigger="manual")
 

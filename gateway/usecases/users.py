@@ -1,9 +1,11 @@
 """The console's people: named accounts with a role (admin, operator, member of one or more
 units), argon2id password hashes (argon2-cffi), server-side sessions, login throttling.
 
-A session lives at most :data:`SESSION_LIFETIME` and dies after :data:`SESSION_IDLE` without a
-request. :data:`LOCK_AFTER` wrong passwords in a row lock the account for :data:`LOCK_FOR` (the
-count is in the database, so every process of a scaled-out gateway shares it). Disabling a person,
+A session lives at most ``[console] session_max_hours`` and dies after ``session_idle_minutes``
+without a request. ``lock_after`` wrong passwords in a row lock the account for ``lock_minutes``
+(the count is in the database, so every process of a scaled-out gateway shares it); an
+:class:`AddressThrottle` refuses an address that failed ``ip_failures`` times within
+``ip_window_minutes``, whatever names it tried (counted in the process). Disabling a person,
 resetting or changing a password ends every session of that person. Each change is audited with
 who made it (``cli`` or the person's name).
 """
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
+import logging
 import secrets
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,18 +28,15 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
+from gateway.settings import ConsoleSettings
 from gateway.store import audit_queries
 from gateway.store import user_queries as store
 from gateway.store.user_queries import SessionRecord, UserRecord
 from gateway.usecases.errors import NotFound
 from gateway.usecases.tokens import Principal, Role, Unauthorized
 
-SESSION_LIFETIME = dt.timedelta(hours=12)
-SESSION_IDLE = dt.timedelta(minutes=30)
 #: seen_at is written at most this often (not on every request).
 SEEN_EVERY = dt.timedelta(minutes=1)
-LOCK_AFTER = 5
-LOCK_FOR = dt.timedelta(minutes=15)
 PASSWORD_MIN = 12
 NAME_MAX = 64
 LANGUAGES = ("vi", "en")
@@ -53,7 +55,83 @@ class LoginFailed(Unauthorized):
 
 
 class LoginThrottled(GatewayError):
+    """Too many failed sign-ins: of the account (it is locked a while), or from the address."""
+
     code = "LOGIN_THROTTLED"
+
+
+log = logging.getLogger("docgw.console")
+
+
+def session_lifetime(settings: ConsoleSettings) -> dt.timedelta:
+    return dt.timedelta(hours=settings.session_max_hours)
+
+
+def session_idle(settings: ConsoleSettings) -> dt.timedelta:
+    return dt.timedelta(minutes=settings.session_idle_minutes)
+
+
+def lock_for(settings: ConsoleSettings) -> dt.timedelta:
+    return dt.timedelta(minutes=settings.lock_minutes)
+
+
+class AddressThrottle:
+    """Failed sign-ins per client address within a sliding window (``[console] ip_failures``
+    in ``ip_window_minutes``, read at each call), in this process: past the limit the address is
+    refused before any password is checked, whatever name it tries. At most
+    :data:`ADDRESSES_MAX` addresses are remembered (the oldest forgotten first), so a flood of
+    addresses cannot fill memory."""
+
+    ADDRESSES_MAX = 10_000
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[dt.datetime]] = {}
+
+    def _recent(
+        self, address: str, now: dt.datetime, limits: ConsoleSettings
+    ) -> deque[dt.datetime] | None:
+        seen = self._failures.get(address)
+        window = dt.timedelta(minutes=limits.ip_window_minutes)
+        while seen and seen[0] <= now - window:
+            seen.popleft()
+        if seen is not None and not seen:
+            del self._failures[address]
+            return None
+        return seen
+
+    def check(self, address: str, now: dt.datetime, limits: ConsoleSettings) -> None:
+        seen = self._recent(address, now, limits)
+        if seen is not None and len(seen) >= limits.ip_failures:
+            log.warning(
+                "console_login_throttled",
+                extra={"event": "console_login_throttled", "address": address},
+            )
+            raise LoginThrottled(
+                "quá nhiều lần đăng nhập sai từ địa chỉ này; hãy thử lại sau / too many failed "
+                "logins from this address; try again later",
+                element="address",
+            )
+
+    def failed(self, address: str, now: dt.datetime, limits: ConsoleSettings) -> None:
+        seen = self._recent(address, now, limits)
+        if seen is None:
+            if len(self._failures) >= self.ADDRESSES_MAX:
+                del self._failures[next(iter(self._failures))]
+            seen = self._failures[address] = deque(maxlen=limits.ip_failures)
+        seen.append(now)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, settings: ConsoleSettings) -> str:
+    """The address a sign-in is counted against: the connection's peer, or — only when the peer
+    is one of ``[console] trusted_proxies`` — the last address its ``X-Forwarded-For`` names."""
+    peer = peer or "unknown"
+    if forwarded_for and peer in settings.trusted_proxies:
+        last = forwarded_for.split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            return peer
+    return peer
 
 
 class PasswordInvalid(GatewayError):
@@ -175,9 +253,20 @@ async def set_language(gateway: Gateway, name: str, language: str) -> None:
         await store.update_user(conn, name, language=language)
 
 
-async def log_in(gateway: Gateway, name: str, password: str) -> str:
-    """A new session's id (for the cookie; only its hash is stored)."""
+async def log_in(
+    gateway: Gateway,
+    name: str,
+    password: str,
+    *,
+    address: str | None = None,
+    throttle: AddressThrottle | None = None,
+) -> str:
+    """A new session's id (for the cookie; only its hash is stored). ``throttle`` counts the
+    failures of ``address`` (the console's sign-in form)."""
     now = gateway.clock()
+    limits = gateway.settings.console
+    if throttle is not None and address is not None:
+        throttle.check(address, now, limits)
     session_id = secrets.token_urlsafe(32)
     async with gateway.engine.begin() as conn:
         user = await store.get_user(conn, name)
@@ -193,7 +282,10 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
         if user is not None and not accepted:
             # Committed with the block (the refusal is raised after it): the count must stay.
             await store.record_failed_login(
-                conn, user.name, lock_after=LOCK_AFTER, locked_until=now + LOCK_FOR
+                conn,
+                user.name,
+                lock_after=limits.lock_after,
+                locked_until=now + lock_for(limits),
             )
             await audit_queries.audit(
                 conn, now=now, actor=user.name, action="login_failed", reason="console"
@@ -208,7 +300,7 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
                 unit_code=user.units[0] if user.units else None,
                 created_at=now,
                 seen_at=now,
-                expires_at=now + SESSION_LIFETIME,
+                expires_at=now + session_lifetime(limits),
             )
             await audit_queries.audit(
                 conn, now=now, actor=user.name, action="login", reason="console"
@@ -216,6 +308,8 @@ async def log_in(gateway: Gateway, name: str, password: str) -> str:
     if user is None:
         _verify(_DUMMY_HASH, password)  # as long as a known name's check
     if not accepted:
+        if throttle is not None and address is not None:
+            throttle.failed(address, now, limits)
         raise LoginFailed("sai tên hoặc mật khẩu / wrong name or password")
     return session_id
 
@@ -237,7 +331,8 @@ async def session(gateway: Gateway, session_id: str) -> Session:
         found = await store.get_session(conn, key)
     if found is None:
         raise Unauthorized("phiên đã hết hạn / the session has ended")
-    if found.expires_at <= now or found.seen_at + SESSION_IDLE <= now or found.user.disabled_at:
+    idle = session_idle(gateway.settings.console)
+    if found.expires_at <= now or found.seen_at + idle <= now or found.user.disabled_at:
         async with gateway.engine.begin() as conn:
             await store.delete_session(conn, key)
         raise Unauthorized("phiên đã hết hạn / the session has ended")

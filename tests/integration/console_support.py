@@ -23,6 +23,18 @@ BULK_SUBJECT = "Bảo trì hệ thống đường truyền"
 HOSTILE_SUBJECT = '<script>window.__pwned = 1</script><img src=x id="pwned">'
 RECEIVED_SUBJECT = "Kế hoạch tiếp nhận hồ sơ"
 LOCAL_UNITS = (SENDER, RECIPIENT)
+MANY_SUBJECT = "Hồ sơ nhiều tệp đính kèm"
+#: A 1×1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+#: A document's attachments: a PDF, an image and a file a browser must not show inline.
+MANY_FILES = (
+    ("to-trinh.pdf", b"%PDF-1.7 to trinh", "application/pdf"),
+    ("so-do.png", PNG, "image/png"),
+    ("ghi-chu.txt", b"<script>alert(1)</script>", "text/html"),
+)
 
 
 def axis() -> FakeConnector:
@@ -52,6 +64,17 @@ async def _submit(client: Client, headers: dict[str, str], subject: str, number:
     data.add_field("metadata", _metadata(subject, number), content_type="application/json")
     data.add_field("attachment", b"%PDF-1.7 van ban", filename="van-ban.pdf",
                    content_type="application/pdf")  # fmt: skip
+    response = await client.post("/api/v1/messages", data=data, headers=headers)
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"])
+
+
+async def submit_many(client: Client, headers: dict[str, str]) -> str:
+    """A document with every file of MANY_FILES, in that order."""
+    data = aiohttp.FormData()
+    data.add_field("metadata", _metadata(MANY_SUBJECT, "106"), content_type="application/json")
+    for name, content, content_type in MANY_FILES:
+        data.add_field("attachment", content, filename=name, content_type=content_type)
     response = await client.post("/api/v1/messages", data=data, headers=headers)
     assert response.status == 201, await response.text()
     return str((await response.json())["id"])

@@ -19,14 +19,17 @@ from console_support import (
     FAILED_SUBJECT,
     HOSTILE_SUBJECT,
     LOCAL_UNITS,
+    MANY_FILES,
     PASSWORD,
     add_people,
     axis,
     seed,
+    submit_many,
 )
 from integration_support import OTHER
 
 from gateway.store import message_queries
+from gateway.usecases import alerts
 from gateway.web.app import create_app
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -34,6 +37,8 @@ playwright_api = pytest.importorskip("playwright.async_api")
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 PHONE = {"width": 320, "height": 640}
+#: Failed sign-ins from one address before it is refused (the browser's run sets it low).
+IP_FAILURES = 3
 
 pytestmark = [
     pytest.mark.slow,
@@ -80,11 +85,17 @@ def test_an_operator_and_a_member_use_the_console_in_a_browser(make_gateway: Any
 
     async def scenario() -> None:
         async with (
-            make_gateway(local_units=LOCAL_UNITS, connectors={"axis": connector}) as gateway,
+            make_gateway(
+                local_units=LOCAL_UNITS,
+                connectors={"axis": connector},
+                extra=f"[console]\nip_failures = {IP_FAILURES}\n",
+            ) as gateway,
             TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client,
             playwright_api.async_playwright() as playwright,
         ):
             seeded = await seed(gateway, client, connector)
+            many = await submit_many(client, seeded.operator_token)
+            await alerts.evaluate(gateway)  # the failed recipient raises an alert
             await add_people(gateway)
             base = str(client.make_url("")).rstrip("/")
             browser = await playwright.chromium.launch(
@@ -93,8 +104,10 @@ def test_an_operator_and_a_member_use_the_console_in_a_browser(make_gateway: Any
             assert browser.version.split(".")[0] in _debian_chromium_version()
             try:
                 await operator_journey(browser, base, gateway, seeded)
-                await member_limits(browser, base, seeded)
-                await phone_and_accessibility(browser, base, seeded)
+                await operations_journey(browser, base, seeded, many)
+                await member_limits(browser, base, seeded, many)
+                await phone_and_accessibility(browser, base, seeded, many)
+                await address_throttled(browser, base)
             finally:
                 await browser.close()
 
@@ -190,7 +203,98 @@ async def operator_journey(browser: Any, base: str, gateway: Any, seeded: Any) -
     await context.close()
 
 
-async def member_limits(browser: Any, base: str, seeded: Any) -> None:
+async def act_with_reason(page: Any, row: Any, summary: str, reason: str) -> None:
+    """Open the row's action, give the reason, confirm, submit (the page is reloaded)."""
+    details = row.locator("details").filter(has=page.locator(f"summary:has-text('{summary}')"))
+    if not await details.evaluate("d => d.open"):  # a paused channel's resume is open already
+        await details.locator("summary").click()
+    form = details.locator("form.reason-form")
+    await form.locator("input[name=reason]").fill(reason)
+    await form.locator("input[name=confirm]").check()
+    async with page.expect_navigation():
+        await form.locator("button").click()
+
+
+async def operations_journey(browser: Any, base: str, seeded: Any, many: str) -> None:
+    """An admin opens Jobs, Alerts and Channels, pauses and resumes a channel with a reason and
+    sees it; a message page shows its signer, its PDF's verdict and every attachment."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, base, "quan-tri")
+    assert "RECIPIENTS_FAILED" in await page.inner_text("#now-alerts")
+
+    await page.click("nav.main >> text=Kênh")
+    await page.wait_for_url(f"{base}/console/channels")
+    axis_row = page.locator("tr[data-channel='axis']")
+    assert await axis_row.locator("[data-state]").get_attribute("data-state") == "closed"
+    await act_with_reason(page, axis_row, "Tạm dừng kênh", "Bảo trì trục đêm nay")
+    assert await axis_row.locator("[data-state]").get_attribute("data-state") == "paused"
+    assert "bởi quan-tri" in await axis_row.inner_text()
+    assert "axis: Bảo trì trục đêm nay" in await page.inner_text("#recent-actions")
+    await page.goto(f"{base}/console/")
+    assert "Tạm dừng" in await page.inner_text("#now-channels")
+    await page.goto(f"{base}/console/channels")
+    await act_with_reason(page, axis_row, "Cho gửi lại", "Bảo trì xong")
+    assert await axis_row.locator("[data-state]").get_attribute("data-state") == "recovering"
+    recent = await page.inner_text("#recent-actions")
+    assert "axis: Bảo trì xong" in recent and "axis: Bảo trì trục đêm nay" in recent
+    assert await axe_violations(page) == [], "/console/channels"
+
+    await page.click("nav.main >> text=Tác vụ định kỳ")
+    job_row = page.locator("tr[data-job='console_sessions']")
+    await act_with_reason(page, job_row, "Chạy ngay", "Dọn phiên cũ")
+    assert "console_sessions" in await page.inner_text("#job-ran")
+    assert await job_row.locator("[data-outcome]").get_attribute("data-outcome") == "ok"
+    assert await axe_violations(page) == [], "/console/jobs"
+
+    await page.click("nav.main >> text=Cảnh báo")
+    alert_row = page.locator("#alert-list tr[data-alert]").first
+    await act_with_reason(page, alert_row, "Ghi nhận", "Đang gọi trục")
+    assert "đã ghi nhận bởi quan-tri" in await page.inner_text("#alert-list")
+    assert await axe_violations(page) == [], "/console/alerts"
+
+    # The received document: its signer, checked again, and its PDF's own verdict.
+    await page.goto(f"{base}/console/messages/{seeded.received}")
+    assert await page.get_attribute("#package-verdict", "data-valid") == "true"
+    assert "CN=" in await page.inner_text("#signer")
+    assert await page.locator("#documents [data-verdict]").count() >= 1
+    # Every attachment of a document, each with its download; a view for the PDF and image.
+    await page.goto(f"{base}/console/messages/{many}")
+    listed = page.locator("#attachments tbody tr")
+    await playwright_api.expect(listed).to_have_count(len(MANY_FILES))
+    for number, (name, _, _) in enumerate(MANY_FILES, start=1):
+        row = listed.nth(number - 1)
+        assert name in await row.inner_text()
+        link = row.locator("a[download]")
+        assert await link.get_attribute("href") == f"/console/messages/{many}/attachments/{number}"
+    assert await page.locator("#attachments a[href$='/view']").count() == 2
+    image = await page.request.get(f"{base}/console/messages/{many}/attachments/2/view")
+    assert image.headers["content-type"] == "image/png"
+    assert image.headers["content-disposition"] == "inline"
+    assert await axe_violations(page) == [], "message page"
+    await context.close()
+
+
+async def address_throttled(browser: Any, base: str) -> None:
+    """Failed sign-ins from one address, whatever names are tried, refuse that address."""
+    page = await browser.new_page()
+    for n in range(IP_FAILURES):
+        await page.goto(f"{base}/console/login")
+        await page.fill("#name", f"khong-co-{n}")
+        await page.fill("#password", "sai mat khau")
+        await page.click("button[type=submit]")
+        assert "LOGIN_FAILED" in await page.inner_text("[role=alert]")
+    await page.goto(f"{base}/console/login")
+    await page.fill("#name", "quan-tri")
+    await page.fill("#password", PASSWORD)
+    async with page.expect_response(f"{base}/console/login") as answer:
+        await page.click("button[type=submit]")
+    assert (await answer.value).status == 429
+    assert "LOGIN_THROTTLED" in await page.inner_text("[role=alert]")
+    await page.close()
+
+
+async def member_limits(browser: Any, base: str, seeded: Any, many: str) -> None:
     context = await browser.new_context()
     page = await context.new_page()
     await log_in(page, base, "h14")
@@ -200,7 +304,12 @@ async def member_limits(browser: Any, base: str, seeded: Any) -> None:
     await page.goto(f"{base}/console/messages")
     assert "lien" not in (await page.inner_text("main")).lower()
     assert await page.locator("#message-list").count() == 0  # nothing of its unit
-    for path in (f"/console/messages/{seeded.failed}", f"/console/units/{LOCAL_UNITS[0]}"):
+    for path in (
+        f"/console/messages/{seeded.failed}",
+        f"/console/units/{LOCAL_UNITS[0]}",
+        f"/console/messages/{many}/attachments/1",
+        f"/console/messages/{many}/attachments/2/view",
+    ):
         response = await page.goto(base + path)
         assert response is not None and response.status == 404, path
         assert "NOT_FOUND" in await page.inner_text("main")
@@ -209,23 +318,29 @@ async def member_limits(browser: Any, base: str, seeded: Any) -> None:
     await context.close()
 
 
-async def phone_and_accessibility(browser: Any, base: str, seeded: Any) -> None:
+async def on_a_phone(browser: Any, base: str, name: str, pages: tuple[str, ...]) -> None:
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = await context.new_page()
-    await log_in(page, base, "van-hanh")
-    pages = (
+    await log_in(page, base, name)
+    for path in pages:
+        await page.goto(base + path)
+        assert await no_horizontal_scroll(page), f"{path} scrolls sideways at 320 px"
+        assert await axe_violations(page) == [], path
+    await context.close()
+
+
+async def phone_and_accessibility(browser: Any, base: str, seeded: Any, many: str) -> None:
+    await on_a_phone(browser, base, "quan-tri", ("/console/jobs", f"/console/messages/{many}"))
+    await on_a_phone(browser, base, "van-hanh", (
         "/console/",
         "/console/messages",
         f"/console/messages/{seeded.failed}",
         "/console/units",
         f"/console/units/{LOCAL_UNITS[0]}",
         "/console/account",
-    )
-    for path in pages:
-        await page.goto(base + path)
-        assert await no_horizontal_scroll(page), f"{path} scrolls sideways at 320 px"
-        assert await axe_violations(page) == [], path
-    await context.close()
+        "/console/channels",
+        "/console/alerts",
+    ))  # fmt: skip
     login = await browser.new_page()
     await login.goto(f"{base}/console/login")
     assert await axe_violations(login) == []

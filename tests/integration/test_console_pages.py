@@ -8,6 +8,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import json
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -15,31 +16,37 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from console_support import (
     FAILED_SUBJECT,
     LOCAL_UNITS,
+    MANY_FILES,
     PASSWORD,
+    PNG,
     Client,
     add_people,
     axis,
     seed,
+    submit_many,
 )
-from integration_support import write_config
+from integration_support import EXAMPLES, SENDER, write_config
 
 from gateway.cli import main
 from gateway.store.tables import audit_events
-from gateway.usecases import users
+from gateway.usecases import alerts, tokens, users
 from gateway.web.app import create_app
 
 
 @asynccontextmanager
-async def console(make_gateway: Any) -> AsyncIterator[tuple[Any, Client, Any]]:
+async def console(make_gateway: Any, extra: str = "") -> AsyncIterator[tuple[Any, Client, Any]]:
     connector = axis()
     async with (
-        make_gateway(local_units=LOCAL_UNITS, connectors={"axis": connector}) as gateway,
+        make_gateway(
+            local_units=LOCAL_UNITS, connectors={"axis": connector}, extra=extra
+        ) as gateway,
         TestClient(TestServer(create_app(gateway))) as client,
     ):
         seeded = await seed(gateway, client, connector)
@@ -105,8 +112,9 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
             # refused (the failed one).
             assert "1 thành công · 1 không thành công" in await page.text()
 
-            # Idle for longer than SESSION_IDLE: the session has ended.
-            later = gateway.clock() + users.SESSION_IDLE + dt.timedelta(seconds=1)
+            # Idle for longer than [console] session_idle_minutes: the session has ended.
+            idle = users.session_idle(gateway.settings.console)
+            later = gateway.clock() + idle + dt.timedelta(seconds=1)
             gateway.clock = lambda: later
             response = await client.get("/console/", allow_redirects=False)
             assert response.status == 303 and response.headers["Location"] == "/console/login"
@@ -117,12 +125,13 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
 def test_wrong_passwords_lock_the_account_for_a_while(make_gateway: Any) -> None:
     async def scenario() -> None:
         async with console(make_gateway) as (gateway, client, _):
-            for _ in range(users.LOCK_AFTER):
+            limits = gateway.settings.console
+            for _ in range(limits.lock_after):
                 assert (await log_in(client, "van-hanh", "wrong password!")).status == 401
             # Locked: even the right password is refused, with its own code.
             locked = await log_in(client, "van-hanh")
             assert locked.status == 429 and "LOGIN_THROTTLED" in await locked.text()
-            later = gateway.clock() + users.LOCK_FOR + dt.timedelta(seconds=1)
+            later = gateway.clock() + users.lock_for(limits) + dt.timedelta(seconds=1)
             gateway.clock = lambda: later
             assert (await log_in(client, "van-hanh")).status == 303
             async with gateway.engine.connect() as conn:
@@ -132,7 +141,7 @@ def test_wrong_passwords_lock_the_account_for_a_while(make_gateway: Any) -> None
                         audit_events.c.actor == "van-hanh",
                     )
                 )
-            assert failures == users.LOCK_AFTER
+            assert failures == limits.lock_after
 
     asyncio.run(scenario())
 
@@ -167,7 +176,7 @@ def test_password_change_and_logout(make_gateway: Any) -> None:
             response = await client.get("/console/messages", allow_redirects=False)
             assert response.status == 303 and response.headers["Location"] == "/console/account"
             # Past their lifetime, sessions are deleted by the scheduled job.
-            later = gateway.clock() + users.SESSION_LIFETIME
+            later = gateway.clock() + users.session_lifetime(gateway.settings.console)
             gateway.clock = lambda: later
             assert await users.end_expired(gateway) >= 1
             assert (await client.get("/console/", allow_redirects=False)).status == 303
@@ -350,5 +359,226 @@ def test_a_member_in_english_answers_for_its_own_unit(make_gateway: Any) -> None
                     ).scalars()
                 )
             assert actors == {"nghe-an"}
+
+    asyncio.run(scenario())
+
+
+async def _audited(gateway: Any, action: str) -> list[tuple[str, str]]:
+    async with gateway.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(audit_events.c.actor, audit_events.c.reason).where(
+                audit_events.c.action == action
+            )
+        )
+        return [(row.actor, row.reason) for row in rows]
+
+
+def test_jobs_alerts_and_channels_pages_act_with_a_reason(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            await alerts.evaluate(gateway)  # the failed recipient raises RECIPIENTS_FAILED
+            await log_in(client, "quan-tri")
+            token = await csrf_of(client)
+            now = await (await client.get("/console/")).text()
+            assert 'id="now-channels"' in now and "Mọi kênh đều bình thường." in now
+            assert 'id="now-alerts"' in now and "RECIPIENTS_FAILED" in now
+            assert 'id="now-jobs"' in now
+
+            # Without the session's CSRF token nothing is changed.
+            forged = await client.post(
+                "/console/channels/axis/pause", data={"reason": "x", "confirm": "yes"}
+            )
+            assert forged.status == 403 and "CSRF_INVALID" in await forged.text()
+            assert await _audited(gateway, "channel_paused") == []
+            # A channel paused needs a reason and the confirmation; then it is audited.
+            no_reason = await client.post(
+                "/console/channels/axis/pause", data={"csrf": token, "confirm": "yes"}
+            )
+            assert no_reason.status == 422 and "REASON_REQUIRED" in await no_reason.text()
+            paused = await client.post(
+                "/console/channels/axis/pause",
+                data={"csrf": token, "reason": "Bảo trì trục", "confirm": "yes"},
+            )
+            page = await paused.text()
+            assert paused.status == 200 and 'data-state="paused"' in page
+            assert "axis: Bảo trì trục" in page  # the recent actions
+            assert await _audited(gateway, "channel_paused") == [("quan-tri", "axis: Bảo trì trục")]
+            now = await (await client.get("/console/now/panel")).text()
+            assert "Tạm dừng" in now and "bởi quan-tri" in now
+            unit = await client.post(
+                "/console/channels/axis/pause",
+                data={"csrf": token, "reason": "x", "confirm": "yes", "unit": "000.00.00.H41"},
+            )
+            assert unit.status == 400 and "unit" in await unit.text()
+            resumed = await client.post(
+                "/console/channels/axis/resume",
+                data={"csrf": token, "reason": "Trục chạy lại", "confirm": "yes"},
+            )
+            assert 'data-state="recovering"' in await resumed.text()
+            assert await _audited(gateway, "channel_resumed") == [
+                ("quan-tri", "axis: Trục chạy lại")
+            ]
+
+            # A job run now, with its outcome and the audit event.
+            jobs_page = await (await client.get("/console/jobs")).text()
+            assert 'data-job="recover_expired"' in jobs_page
+            ran = await client.post(
+                "/console/jobs/console_sessions/run",
+                data={"csrf": token, "reason": "Dọn phiên", "confirm": "yes"},
+            )
+            text = await ran.text()
+            assert ran.status == 200 and 'id="job-ran"' in text and "Thành công" in text
+            assert await _audited(gateway, "job_run_requested") == [
+                ("quan-tri", "console_sessions: Dọn phiên")
+            ]
+            unknown = await client.post(
+                "/console/jobs/nope/run", data={"csrf": token, "reason": "x", "confirm": "yes"}
+            )
+            assert unknown.status == 404
+
+            # An open alert acknowledged.
+            listed = await client.get("/console/alerts")
+            found = re.search(r'data-alert="([^"]+)"', await listed.text())
+            assert found is not None
+            acked = await client.post(
+                f"/console/alerts/{found.group(1)}/ack",
+                data={"csrf": token, "reason": "Đang xử lý", "confirm": "yes"},
+            )
+            assert acked.status == 200 and "đã ghi nhận bởi quan-tri" in await acked.text()
+            assert await _audited(gateway, "alert_acknowledged") == [
+                ("quan-tri", f"{found.group(1)}: Đang xử lý")
+            ]
+            resolved = await client.get("/console/alerts", params={"state": "resolved"})
+            assert resolved.status == 200
+            bad = await client.get("/console/alerts", params={"state": "nope"})
+            assert bad.status == 400
+
+            # The API's roles: an operator has channels and alerts, not jobs; a member none.
+            client.session.cookie_jar.clear()
+            await log_in(client, "van-hanh")
+            assert (await client.get("/console/channels")).status == 200
+            assert (await client.get("/console/alerts")).status == 200
+            assert (await client.get("/console/jobs")).status == 403
+            client.session.cookie_jar.clear()
+            await log_in(client, "h14")
+            for path in ("/console/channels", "/console/alerts", "/console/jobs"):
+                assert (await client.get(path)).status == 403, path
+            assert 'id="now-alerts"' not in await (await client.get("/console/")).text()
+
+    asyncio.run(scenario())
+
+
+def test_the_message_page_shows_the_signature_and_every_attachment(make_gateway: Any) -> None:
+    async def scenario() -> None:
+        async with console(make_gateway) as (_, client, seeded):
+            many = await submit_many(client, seeded.operator_token)
+            await log_in(client, "van-hanh")
+            page = await (await client.get(f"/console/messages/{seeded.received}")).text()
+            assert 'id="package-verdict" data-valid="true"' in page
+            signer = page.split('id="signer"')[1].split("</dl>")[0]
+            assert "CN=" in signer and "Thuật toán" in signer
+            assert "Chứng thư đã đăng ký của đơn vị" in signer
+            assert 'data-verdict="' in page.split('id="documents"')[1]
+
+            page = await (await client.get(f"/console/messages/{many}")).text()
+            listed = page.split('id="attachments"')[1].split("</section>")[0]
+            for number, (name, _, _) in enumerate(MANY_FILES, start=1):
+                assert name in listed
+                assert f"/console/messages/{many}/attachments/{number}" in listed
+            assert "attachments/1/view" in listed and "attachments/2/view" in listed
+            assert "attachments/3/view" not in listed  # not a type a browser may show
+            image = await client.get(f"/console/messages/{many}/attachments/2/view")
+            assert image.headers["Content-Type"] == "image/png"
+            assert image.headers["Content-Disposition"] == "inline"
+            assert "default-src 'none'" in image.headers["Content-Security-Policy"]
+            assert await image.read() == PNG
+            pdf = await client.get(f"/console/messages/{many}/attachments/1/view")
+            assert pdf.headers["Content-Type"] == "application/pdf"
+            # HTML asked to be shown is downloaded instead, as bytes of no type.
+            html = await client.get(f"/console/messages/{many}/attachments/3/view")
+            assert html.headers["Content-Type"] == "application/octet-stream"
+            assert html.headers["Content-Disposition"].startswith("attachment")
+
+            # A member of another unit gets the API's 404 for each of them.
+            client.session.cookie_jar.clear()
+            await log_in(client, "h14")
+            for path in ("attachments/2", "attachments/2/view", "attachments/1/view"):
+                response = await client.get(f"/console/messages/{many}/{path}")
+                assert response.status == 404, path
+
+    asyncio.run(scenario())
+
+
+def test_sign_ins_are_throttled_per_address(make_gateway: Any) -> None:
+    extra = '[console]\nip_failures = 3\ntrusted_proxies = ["127.0.0.1"]\n'
+
+    async def scenario() -> None:
+        async with console(make_gateway, extra) as (_, client, _):
+            first = {"X-Forwarded-For": "203.0.113.5"}
+
+            async def attempt(name: str, password: str, headers: dict[str, str]) -> Any:
+                token = await login_token(client)
+                return await client.post(
+                    "/console/login",
+                    data={"csrf": token, "name": name, "password": password},
+                    headers=headers,
+                    allow_redirects=False,
+                )
+
+            # Names that do not exist: no account is locked, the address is counted.
+            for n in range(3):
+                assert (await attempt(f"khong-co-{n}", "sai mat khau", first)).status == 401
+            refused = await attempt("quan-tri", PASSWORD, first)
+            assert refused.status == 429 and "LOGIN_THROTTLED" in await refused.text()
+            # Another address (through the trusted proxy) is not.
+            other = await attempt("quan-tri", PASSWORD, {"X-Forwarded-For": "203.0.113.6"})
+            assert other.status == 303
+
+    asyncio.run(scenario())
+
+
+def test_a_classified_document_shows_its_content_to_its_own_unit_only(make_gateway: Any) -> None:
+    """Staff see that a classified document exists, not its attachments (their names are
+    content) nor its re-checked package; its own unit sees them where the gateway opens its
+    sealed copy (profile secure), as the API serves them (downloads.py)."""
+
+    async def scenario() -> None:
+        async with console(make_gateway) as (gateway, client, _):
+            own = await tokens.create_token(gateway, name="g22", role="member", unit_code=SENDER)
+            meta = json.loads((EXAMPLES / "new-document.json").read_text(encoding="utf-8"))
+            meta["classification"] = "mat"
+            data = aiohttp.FormData()
+            data.add_field("metadata", json.dumps(meta, ensure_ascii=False))
+            name, content, content_type = MANY_FILES[1]
+            data.add_field("attachment", content, filename=name, content_type=content_type)
+            submitted = await client.post(
+                "/api/v1/messages", data=data, headers={"Authorization": f"Bearer {own}"}
+            )
+            assert submitted.status == 201, await submitted.text()
+            secret = str((await submitted.json())["id"])
+            await users.add_user(
+                gateway, name="g22", role="member", units=[SENDER], password=PASSWORD, actor="t"
+            )
+
+            await log_in(client, "van-hanh")
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert "Nội dung văn bản mật chỉ dành cho đơn vị nhận." in page
+            assert name not in page and 'id="package-verdict"' not in page
+            view = await client.get(f"/console/messages/{secret}/attachments/1/view")
+            assert view.status == 403 and "CLASSIFIED_READER_REFUSED" in await view.text()
+
+            client.session.cookie_jar.clear()
+            await log_in(client, "g22")
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert name not in page  # a standard gateway does not open it, even for its unit
+            gateway.settings = gateway.settings.model_copy(
+                update={
+                    "gateway": gateway.settings.gateway.model_copy(update={"profile": "secure"})
+                }
+            )
+            page = await (await client.get(f"/console/messages/{secret}")).text()
+            assert name in page and 'id="package-verdict" data-valid="true"' in page
+            view = await client.get(f"/console/messages/{secret}/attachments/1/view")
+            assert view.headers["Content-Type"] == "image/png" and await view.read() == PNG
 
     asyncio.run(scenario())

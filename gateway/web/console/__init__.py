@@ -12,10 +12,13 @@ live updates and actions without reloading. People sign in with named accounts
     GET  /console/messages/{id}[/state]          everyone (a member: its unit's)
     POST /console/messages/{id}/{resend|cancel|reroute}   admin, operator
     POST /console/messages/{id}/reply            everyone (a member: for its unit)
-    GET  /console/messages/{id}/package, …/attachments/{n}  as the API's downloads
+    GET  /console/messages/{id}/package, …/attachments/{n}[/view]  as the API's downloads
     GET  /console/units, /console/units/{code}   everyone (a member: its own units)
     POST /console/units/{code}                   admin, a member of that unit
     GET  /console/users, /console/tokens, POST … admin
+    GET  /console/jobs, POST /console/jobs/{name}/run          admin (as /api/v1/jobs)
+    GET  /console/alerts, POST …/alerts/{aid}/ack              admin, operator
+    GET  /console/channels, POST …/channels/{name}/{pause|resume}   admin, operator
     GET  /console/account, POST …                signed in
 """
 
@@ -29,10 +32,12 @@ import jinja2
 from aiohttp import hdrs, web
 
 from gateway.bootstrap import Gateway
+from gateway.usecases import users
 from gateway.usecases.statuses import VIETNAM
 from gateway.web.console import pages
 from gateway.web.console.security import (
     CONSOLE_GATEWAY,
+    LOGIN_THROTTLE,
     error_middleware,
     headers_middleware,
     open_page,
@@ -52,6 +57,7 @@ STATIC = web.AppKey("console_static", dict)
 def create_console(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[headers_middleware, error_middleware, session_middleware])
     app[CONSOLE_GATEWAY] = gateway
+    app[LOGIN_THROTTLE] = users.AddressThrottle()
     folder = resources.files(__package__)
     app[STATIC] = {name: (folder / "static" / name).read_bytes() for name in STATIC_TYPES}
     environment = aiohttp_jinja2.setup(
@@ -81,6 +87,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/messages/{id}/reply", p.reply, name="console_reply")
     router.add_get("/messages/{id}/package", p.package, name="console_package")
     router.add_get("/messages/{id}/attachments/{n}", p.attachment, name="console_attachment")
+    router.add_get(
+        "/messages/{id}/attachments/{n}/view", p.attachment_view, name="console_attachment_view"
+    )
     router.add_get("/units", p.units, name="console_units")
     router.add_get("/units/{code}", p.unit, name="console_unit")
     router.add_post("/units/{code}", p.unit_save)
@@ -90,6 +99,14 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/tokens", p.api_tokens, name="console_tokens")
     router.add_post("/tokens", p.api_token_add)
     router.add_post("/tokens/{name}/revoke", p.api_token_revoke)
+    router.add_get("/jobs", p.job_list, name="console_jobs")
+    router.add_post("/jobs/{name}/run", p.job_run, name="console_job_run")
+    router.add_get("/alerts", p.alert_list, name="console_alerts")
+    router.add_post("/alerts/{aid}/ack", p.alert_ack, name="console_alert_ack")
+    router.add_get("/channels", p.channel_list, name="console_channels")
+    router.add_post(
+        "/channels/{name}/{action:pause|resume}", p.channel_change, name="console_channel"
+    )
     router.add_get("/account", p.account, name="console_account")
     router.add_post("/account/{what:password|language|unit}", p.account_change)
     router.add_get("/static/{name}", static, name="console_static")

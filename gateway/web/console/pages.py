@@ -30,9 +30,20 @@ from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
 from gateway.domain.business import RECEIVER_REPLY_CODES, REPLY_CODES, reply_code
 from gateway.domain.lifecycle import TransportState
-from gateway.store import message_queries, overview
+from gateway.store import audit_queries, message_queries, overview
 from gateway.store.records import MessageRecord, UnitRecord
-from gateway.usecases import downloads, operations, registry, statuses, tokens, users
+from gateway.usecases import (
+    alerts,
+    breakers,
+    downloads,
+    jobs,
+    operations,
+    package_check,
+    registry,
+    statuses,
+    tokens,
+    users,
+)
 from gateway.usecases import messages as reading
 from gateway.usecases.errors import Forbidden, NotFound, ReasonRequired
 from gateway.usecases.messages import message_filter
@@ -44,7 +55,10 @@ from gateway.web.console.security import (
     ADMIN,
     CONSOLE_GATEWAY,
     EVERYONE,
+    INLINE_CSP,
     LOGIN_CSRF_COOKIE,
+    LOGIN_THROTTLE,
+    SECURITY_HEADERS,
     SESSION,
     SESSION_COOKIE,
     SESSION_ID,
@@ -52,12 +66,13 @@ from gateway.web.console.security import (
     account_page,
     base_context,
     check_login_csrf,
+    client_address,
     login_csrf,
     open_page,
     page,
     set_cookie,
 )
-from gateway.web.integration import _attachment_number, _stream
+from gateway.web.integration import _attachment_number, _stream, content_disposition
 from gateway.web.messages import decode_cursor, encode_cursor
 from gateway.web.problems import BadRequest, status_for
 
@@ -71,6 +86,8 @@ REASON_MAX = 1000
 CHART_HOURS = 24
 CHART_BAR = 12
 CHART_HEIGHT = 80
+#: Open alerts listed on the Now page (the Alerts page lists them all).
+NOW_ALERTS = 10
 #: The console's own message filters, beside the API's (usecases/messages.message_filter).
 KINDS = reading.KINDS
 #: The status codes a person replies with, by the direction of the document (business.py).
@@ -132,7 +149,13 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name, password = _field(form, "name"), _field(form, "password")
     try:
-        session_id = await users.log_in(_gateway(request), name, password)
+        session_id = await users.log_in(
+            _gateway(request),
+            name,
+            password,
+            address=client_address(request),
+            throttle=request.app[LOGIN_THROTTLE],
+        )
     except (users.LoginFailed, users.LoginThrottled) as exc:
         return _login_page(request, error=exc, status=status_for(exc.code))
     response = see_other(_url(request, "console_now"))
@@ -194,6 +217,16 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
         hourly = await overview.attempts_per_hour(
             conn, since=_hour(moment) - dt.timedelta(hours=CHART_HOURS - 1), unit=unit
         )
+    staff = _principal(request).role in STAFF
+    operations_now: dict[str, Any] = {"troubled": [], "failing_jobs": {}, "open_alerts": []}
+    if staff:  # what the API shows staff only (channels, alerts); a member sees its units'
+        operations_now = {
+            "troubled": [b for b in await breakers.listing(gateway) if b.state != breakers.CLOSED],
+            "failing_jobs": {
+                name: n for name, n in (await jobs.consecutive_failures(gateway)).items() if n
+            },
+            "open_alerts": await alerts.listing(gateway, state="open", limit=NOW_ALERTS),
+        }
     ages = [label for label, _ in overview.AGE_BUCKETS] + [overview.OLDEST_BUCKET]
     table: dict[tuple[str, str], dict[str, int]] = {}
     for state, channel, age, count in backlog:
@@ -210,6 +243,9 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
         "channels": per_channel,
         "now_at": moment,
         "chart": _chart(hourly, moment),
+        "staff": staff,
+        "admin": _principal(request).role is Role.ADMIN,
+        **operations_now,
     }
 
 
@@ -389,7 +425,14 @@ async def _visible_message(request: web.Request) -> MessageRecord:
 
 @page(EVERYONE)
 async def message(request: web.Request) -> web.Response:
-    return render(request, "message.html", await _message_context(request))
+    """The message, its timelines, its package's signature checked again and its attachments
+    (usecases/package_check.py), and each PDF's own signature verdict (as the API's
+    ``documents``)."""
+    context = await _message_context(request)
+    checked = await package_check.check_stored(
+        _gateway(request), context["m"], reader=_principal(request)
+    )
+    return render(request, "message.html", {**context, "check": checked})
 
 
 @page(EVERYONE)
@@ -416,6 +459,8 @@ async def _message_context(request: web.Request) -> dict[str, Any]:
         "replies": replies,
         "channels": sorted(gateway.channels),
         "classified": Classification(found.classification).is_classified,
+        "documents": shown.documents,
+        "now_at": gateway.clock(),
     }
 
 
@@ -495,6 +540,42 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         _gateway(request), found, number, reader=_principal(request)
     )
     return await _stream(request, download)
+
+
+@page(EVERYONE)
+async def attachment_view(request: web.Request) -> web.StreamResponse:
+    """An attachment shown in the browser: only a PDF or an image whose bytes say so
+    (package_check.inline_type), under a CSP of its own; anything else is downloaded. Who may
+    read it is the downloads' rule, as for the download."""
+    number = _attachment_number(request.match_info["n"])
+    found = await _visible_message(request)
+    download = await downloads.attachment(
+        _gateway(request), found, number, reader=_principal(request)
+    )
+    chunks = download.chunks
+    try:
+        first = await anext(chunks, b"")
+        shown = package_check.inline_type(download.media_type, first)
+        response = web.StreamResponse(
+            headers={
+                hdrs.CONTENT_TYPE: shown or "application/octet-stream",
+                hdrs.CONTENT_DISPOSITION: (
+                    "inline" if shown else content_disposition(download.filename)
+                ),
+                **SECURITY_HEADERS,
+                "Content-Security-Policy": INLINE_CSP,
+                hdrs.CACHE_CONTROL: "no-store",
+            }
+        )
+        response.content_length = download.size
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    return response
 
 
 @page(STAFF)
@@ -715,3 +796,103 @@ async def account_change(request: web.Request) -> web.StreamResponse:
     else:
         await users.switch_unit(gateway, request[SESSION_ID], session.user, _field(form, "unit"))
     raise web.HTTPSeeOther(_url(request, "console_account"))
+
+
+# --------------------------------------------------------------- operations: jobs, alerts, channels
+
+#: Operators' actions on no message, shown under the page they were taken on.
+RECENT_ACTIONS = 20
+ALERT_STATES = ("open", "resolved", "all")
+
+
+async def _recent(gateway: Gateway, *actions: str) -> list[dict[str, Any]]:
+    async with gateway.reader.connect() as conn:
+        return await audit_queries.recent_actions(conn, actions, limit=RECENT_ACTIONS)
+
+
+@page(ADMIN)
+async def job_list(request: web.Request) -> web.Response:
+    """The scheduled jobs and their last runs (``docgw jobs list``, ``GET /api/v1/jobs``)."""
+    return await _jobs_page(request, ran=None)
+
+
+async def _jobs_page(
+    request: web.Request, *, ran: jobs.RunResult | None, status: int = 200
+) -> web.Response:
+    gateway = _gateway(request)
+    context = {
+        "jobs": await jobs.list_jobs(gateway),
+        "ran": ran,
+        "recent": await _recent(gateway, jobs.RUN_ACTION),
+        "now_at": gateway.clock(),
+    }
+    return render(request, "jobs.html", context, status=status)
+
+
+@page(ADMIN)
+async def job_run(request: web.Request) -> web.Response:
+    """Run a job now (``docgw jobs run``, ``POST /api/v1/jobs/{name}/run``), with a reason."""
+    form = await request.post()
+    reason = _confirmed_reason(form)
+    result = await jobs.run_now(
+        _gateway(request), request.match_info["name"], actor=_actor(request), reason=reason
+    )
+    return await _jobs_page(request, ran=result)
+
+
+@page(STAFF)
+async def alert_list(request: web.Request) -> web.Response:
+    """Alerts, newest first (``docgw alerts``, ``GET /api/v1/alerts``): open ones by default."""
+    gateway = _gateway(request)
+    state = choice(request.query, "state", ALERT_STATES) or "open"
+    found = await alerts.listing(gateway, state=None if state == "all" else state, limit=PAGE_SIZE)
+    context = {
+        "alerts": found,
+        "state": state,
+        "states": ALERT_STATES,
+        "recent": await _recent(gateway, alerts.ACK_ACTION),
+    }
+    return render(request, "alerts.html", context)
+
+
+@page(STAFF)
+async def alert_ack(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    reason = _confirmed_reason(form)
+    await alerts.acknowledge(
+        _gateway(request), request.match_info["aid"], actor=_actor(request), reason=reason
+    )
+    raise web.HTTPSeeOther(_url(request, "console_alerts"))
+
+
+@page(STAFF)
+async def channel_list(request: web.Request) -> web.Response:
+    """Each channel's circuit breaker (``docgw channels list``, ``GET /api/v1/channels``)."""
+    gateway = _gateway(request)
+    found = await breakers.listing(gateway)
+    context = {
+        "breakers": found,
+        "secure": {name for name, info in gateway.channels.items() if info.is_secure},
+        "recent": await _recent(gateway, breakers.PAUSED_ACTION, breakers.RESUMED_ACTION),
+    }
+    return render(request, "channels.html", context)
+
+
+@page(STAFF)
+async def channel_change(request: web.Request) -> web.StreamResponse:
+    """Pause or resume a channel (or one unit's breaker on a secure channel), with a reason."""
+    gateway = _gateway(request)
+    name = request.match_info["name"]
+    form = await request.post()
+    reason = _confirmed_reason(form)
+    unit_code = _field(form, "unit", limit=35) or None
+    info = gateway.channels.get(name)
+    if unit_code is not None and (info is None or not info.is_secure):
+        raise BadRequest(
+            "chỉ kênh bảo mật mới có bộ ngắt riêng cho từng đơn vị / a unit has a breaker of its "
+            "own only on a secure channel",
+            element="unit",
+        )
+    change = breakers.pause if request.match_info["action"] == "pause" else breakers.resume
+    await change(gateway, name, unit=unit_code, actor=_actor(request), reason=reason)
+    raise web.HTTPSeeOther(_url(request, "console_channels"))

@@ -40,6 +40,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION = web.RequestKey("console_session", users.Session)
 SESSION_ID = web.RequestKey("console_session_id", str)
 CONSOLE_GATEWAY = web.AppKey("console_gateway", Gateway)
+#: Failed sign-ins per client address, in this process (users.AddressThrottle).
+LOGIN_THROTTLE = web.AppKey("console_login_throttle", users.AddressThrottle)
 
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR})
 ADMIN = frozenset({Role.ADMIN})
@@ -60,6 +62,8 @@ CSP = "; ".join(
         "base-uri 'none'",
     )
 )
+#: An attachment shown inline (a PDF or an image): nothing runs, nothing is fetched, no framing.
+INLINE_CSP = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'none'"
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -110,6 +114,12 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
         samesite="Strict",
         secure=is_tls(request),
     )
+
+
+def client_address(request: web.Request) -> str:
+    """The address a sign-in is counted against (``[console] trusted_proxies``)."""
+    settings = request.app[CONSOLE_GATEWAY].settings.console
+    return users.client_address(request.remote, request.headers.get("X-Forwarded-For"), settings)
 
 
 def login_csrf(request: web.Request) -> str:
