@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connectors.offload import stream_size
 from envelopes import pdf_signatures as pdf
 from envelopes.attachments import AttachmentSource, sniff
-from envelopes.model import AttachmentInfo
+from envelopes.model import AttachmentInfo, Classification
 from envelopes.zipped import is_wrapped
 from gateway.settings import DocumentSignatureSettings, Settings
 from gateway.store import document_signatures as store
@@ -445,8 +446,43 @@ def codes(row: DocumentSignatureRow) -> list[str]:
     ]
 
 
-def warn(message_id: str, sender: str, rows: Sequence[DocumentSignatureRow]) -> None:
-    for row in rows:
+#: What a PDF signature says of who signed, and where in the file: not kept for a classified one.
+_IDENTITY = ("field", "signer", "organisation", "subject")
+
+
+def readable_rows(
+    classification: Classification, rows: Sequence[DocumentSignatureRow]
+) -> list[DocumentSignatureRow]:
+    """What of the PDFs' signatures may be stored, shown and logged: of a classified document, its
+    verdicts and their reason codes only — its file names and its signers are its content, kept
+    out of columns and logs as its subject is (``store/visibility.readable_text``)."""
+    if not classification.is_classified:
+        return list(rows)
+    return [
+        dataclasses.replace(
+            row,
+            attachment=f"#{row.position}",
+            detail=None,
+            signatures=[
+                {
+                    **signature,
+                    **dict.fromkeys(_IDENTITY),
+                    "reasons": [{"code": r["code"], "message": None} for r in signature["reasons"]],
+                }
+                for signature in row.signatures
+            ],
+        )
+        for row in rows
+    ]
+
+
+def warn(
+    message_id: str,
+    sender: str,
+    classification: Classification,
+    rows: Sequence[DocumentSignatureRow],
+) -> None:
+    for row in readable_rows(classification, rows):
         if row.verdict != "valid":
             log.warning(
                 "document_signature",
@@ -483,6 +519,9 @@ async def for_message(conn: AsyncConnection, message_id: str) -> list[dict[str, 
 
 
 async def store_rows(
-    conn: AsyncConnection, message_id: str, rows: Sequence[DocumentSignatureRow]
+    conn: AsyncConnection,
+    message_id: str,
+    classification: Classification,
+    rows: Sequence[DocumentSignatureRow],
 ) -> None:
-    await store.insert(conn, message_id, rows)
+    await store.insert(conn, message_id, readable_rows(classification, rows))

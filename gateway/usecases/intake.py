@@ -242,7 +242,7 @@ async def _store(
         answers: tuple[str, ...] = ()
         if isinstance(verified, VerifiedDocument):
             answers = await _store_document(gateway, conn, verified, stored)
-            await document_signatures.store_rows(conn, message_id, documents)
+            await document_signatures.store_rows(conn, message_id, classification, documents)
         else:
             await _store_status(conn, verified, stored)
     if answers:

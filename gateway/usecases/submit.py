@@ -609,7 +609,7 @@ async def _store_once(
             ),
             created_at=now,
         )
-        await document_signatures.store_rows(conn, message_id, documents)
+        await document_signatures.store_rows(conn, message_id, classification, documents)
         for route in routes:
             held = route.is_held or route.recipient in stored.unsealable or bool(document_hold)
             await message_queries.insert_recipient(
@@ -624,7 +624,7 @@ async def _store_once(
                 package_sha256=stored.per_recipient.get(route.recipient),
             )
     gateway.work_available.set()
-    document_signatures.warn(message_id, sender, documents)
+    document_signatures.warn(message_id, sender, classification, documents)
     held_all = document_hold is not None or all(r.is_held for r in routes)
     return Submitted(
         message_id=message_id,
