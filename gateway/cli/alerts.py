@@ -10,7 +10,6 @@ from gateway.bootstrap import Gateway
 from gateway.cli.common import print_json, with_gateway
 from gateway.store.alerts import AlertRecord, BreakerRecord
 from gateway.usecases import alerts, breakers
-from gateway.web.problems import BadRequest
 
 STATE_VI = {"open": "đang mở", "resolved": "đã hết"}
 BREAKER_VI = {
@@ -86,11 +85,6 @@ def cmd_channels_list(args: argparse.Namespace) -> int:
 
 def cmd_channels_change(args: argparse.Namespace) -> int:
     async def work(gateway: Gateway) -> BreakerRecord:
-        info = gateway.channels.get(args.name)
-        if args.unit is not None and (info is None or not info.is_secure):
-            raise BadRequest(
-                "a unit has a breaker of its own only on a secure channel", element="unit"
-            )
         change = breakers.pause if args.channels_command == "pause" else breakers.resume
         return await change(gateway, args.name, unit=args.unit, actor=_actor(args))
 

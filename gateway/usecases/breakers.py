@@ -37,7 +37,7 @@ from gateway.domain.retry import Outcome
 from gateway.store import alerts as store
 from gateway.store import audit_queries
 from gateway.store.alerts import BreakerRecord
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import NotFound, ParameterInvalid
 
 log = logging.getLogger("docgw.breakers")
 
@@ -210,9 +210,17 @@ def _fields(scope: Scope, why: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------- operator's actions
 
 
-def _check_channel(gateway: Gateway, channel: str) -> None:
-    if channel not in gateway.channels:
+def _check_channel(gateway: Gateway, channel: str, unit: str | None) -> None:
+    info = gateway.channels.get(channel)
+    if info is None:
         raise NotFound(f"no channel {channel!r} is configured", element="channel")
+    if unit is not None and not info.is_secure:
+        raise ParameterInvalid(
+            "chỉ kênh bảo mật (gọi từng đơn vị ở địa chỉ riêng) mới có bộ ngắt riêng cho từng đơn "
+            "vị / a unit has a breaker of its own only on a channel that calls each unit at its "
+            "own endpoint (secure)",
+            element="unit",
+        )
 
 
 PAUSED_ACTION: Final = "channel_paused"
@@ -230,7 +238,7 @@ async def pause(
 ) -> BreakerRecord:
     """Stop claiming for the channel (or one unit on it) until :func:`resume`; audited with
     ``actor`` and ``reason``."""
-    _check_channel(gateway, channel)
+    _check_channel(gateway, channel, unit)
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         breaker = await store.breaker_for_update(conn, channel, unit or "")
@@ -261,7 +269,7 @@ async def resume(
 ) -> BreakerRecord:
     """Claim again for the channel (or unit), draining its backlog at the bounded rate; an open
     breaker resumed skips its wait for the next probe and drains at once. Audited."""
-    _check_channel(gateway, channel)
+    _check_channel(gateway, channel, unit)
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         breaker = await store.breaker_for_update(conn, channel, unit or "")

@@ -151,13 +151,6 @@ async def list_channels(request: web.Request) -> web.Response:
 async def _change(request: web.Request, body: ChannelChange, *, pausing: bool) -> Breaker:
     gateway, principal = request.app[GATEWAY], request[PRINCIPAL]
     name = request.match_info["name"]
-    info = gateway.channels.get(name)
-    if body.unit is not None and (info is None or not info.is_secure):
-        raise BadRequest(
-            "a unit has a breaker of its own only on a channel that calls each unit at its own "
-            "endpoint (secure)",
-            element="unit",
-        )
     change = breakers.pause if pausing else breakers.resume
     return breaker_reply(await change(gateway, name, unit=body.unit, actor=principal.name))
 

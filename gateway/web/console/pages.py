@@ -886,13 +886,6 @@ async def channel_change(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     reason = _confirmed_reason(form)
     unit_code = _field(form, "unit", limit=35) or None
-    info = gateway.channels.get(name)
-    if unit_code is not None and (info is None or not info.is_secure):
-        raise BadRequest(
-            "chỉ kênh bảo mật mới có bộ ngắt riêng cho từng đơn vị / a unit has a breaker of its "
-            "own only on a secure channel",
-            element="unit",
-        )
     change = breakers.pause if request.match_info["action"] == "pause" else breakers.resume
     await change(gateway, name, unit=unit_code, actor=_actor(request), reason=reason)
     raise web.HTTPSeeOther(_url(request, "console_channels"))
