@@ -21,7 +21,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     report = with_gateway(args, work)
     for f in report.files:
-        if f.outcome == "imported":
+        if f.outcome is importing.ImportOutcome.IMPORTED:
             trust = "verified" if f.verified else "UNVERIFIED"
             print(f"imported {f.kind} {f.direction} {trust}: {f.name} -> {f.message_id}")
         else:

@@ -362,7 +362,7 @@ async def _record(
                 job_queries.AttemptEnd(
                     attempt_id=attempt_ids[item.recipient_id],
                     at=now,
-                    outcome=sent.outcome.value,
+                    outcome=sent.outcome,
                     error_code=sent.error_code,
                     detail=sent.detail or None,
                 )

@@ -31,6 +31,7 @@ from envelopes.model import DocumentPackage, StatusCode, StatusPackage
 from envelopes.reading import Notice, PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
 from gateway.bootstrap import Gateway
+from gateway.domain.imports import ImportOutcome
 from gateway.domain.lifecycle import TransportState
 from gateway.store import audit_queries, blobs, imports, message_queries, status_queries
 from gateway.usecases.errors import (
@@ -50,8 +51,7 @@ UNVERIFIED = "IMPORT_UNVERIFIED"
 class FileOutcome:
     name: str
     sha256: str
-    #: "imported" | "skipped" | "refused"
-    outcome: str
+    outcome: ImportOutcome
     reason: str | None = None
     message_id: str | None = None
     kind: str | None = None
@@ -64,11 +64,11 @@ class FileOutcome:
 class ImportReport:
     files: list[FileOutcome] = field(default_factory=list)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: ImportOutcome) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)
 
     def summary(self) -> dict[str, int]:
-        return {o: self.count(o) for o in ("imported", "skipped", "refused")}
+        return {o: self.count(o) for o in ImportOutcome}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +127,7 @@ async def import_file(
     caller looked them up already."""
     if data is None:
         reason = f"{ImportTooLarge.code}: over [api] max_upload_bytes"
-        return FileOutcome(name=name, sha256="", outcome="refused", reason=reason)
+        return FileOutcome(name=name, sha256="", outcome=ImportOutcome.REFUSED, reason=reason)
     sha256 = hashlib.sha256(data).hexdigest()
     async with gateway.reader.connect() as conn:
         done = await imports.file_outcome(conn, sha256)
@@ -135,7 +135,7 @@ async def import_file(
         return FileOutcome(
             name=name,
             sha256=sha256,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             reason=f"IMPORT_ALREADY_PROCESSED: an earlier run recorded it {done[0]}",
         )
     try:
@@ -160,12 +160,12 @@ async def import_file(
                 conn,
                 sha256=sha256,
                 name=name,
-                outcome="refused",
+                outcome=ImportOutcome.REFUSED,
                 reason=str(exc),
                 message_id=None,
                 now=gateway.clock(),
             )
-        return FileOutcome(name=name, sha256=sha256, outcome="refused", reason=str(exc))
+        return FileOutcome(name=name, sha256=sha256, outcome=ImportOutcome.REFUSED, reason=str(exc))
 
 
 async def _read(gateway: Gateway, data: bytes) -> _Read:
@@ -282,7 +282,7 @@ async def _store_document(
             name,
             sha256,
             read,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             direction=direction,
             message_id=existing,
             reason=f"IMPORT_DUPLICATE: already held as message {existing}",
@@ -327,7 +327,12 @@ async def _store_document(
     await audit_queries.insert_audit_rows(conn, audit_rows)
     await _attach_pending(conn, row["id"], header.document_id, {sender, *units}, now)
     return _outcome(
-        name, sha256, read, outcome="imported", direction=direction, message_id=row["id"]
+        name,
+        sha256,
+        read,
+        outcome=ImportOutcome.IMPORTED,
+        direction=direction,
+        message_id=row["id"],
     )
 
 
@@ -360,7 +365,7 @@ async def _store_status(
             name,
             sha256,
             read,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             direction=direction,
             message_id=existing,
             reason=f"IMPORT_DUPLICATE: already held as message {existing}",
@@ -399,7 +404,12 @@ async def _store_status(
     if target is not None:
         await _attach_pending(conn, target, document_id, {reporter}, now)
     return _outcome(
-        name, sha256, read, outcome="imported", direction=direction, message_id=row["id"]
+        name,
+        sha256,
+        read,
+        outcome=ImportOutcome.IMPORTED,
+        direction=direction,
+        message_id=row["id"],
     )
 
 

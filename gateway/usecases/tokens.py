@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,13 +13,8 @@ import sqlalchemy as sa
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
+from gateway.domain.accounts import Role
 from gateway.store import audit_queries, token_queries, unit_queries
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    MEMBER = "member"  # a member organisation: bound to one unit code
 
 
 class MemberUnitInvalid(GatewayError):

@@ -23,6 +23,7 @@ from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
 from gateway.bootstrap import Gateway
+from gateway.domain.accounts import Language
 from gateway.store import audit_queries
 from gateway.store import user_queries as store
 from gateway.store.user_queries import SessionRecord, UserRecord
@@ -37,7 +38,7 @@ LOCK_AFTER = 5
 LOCK_FOR = dt.timedelta(minutes=15)
 PASSWORD_MIN = 12
 NAME_MAX = 64
-LANGUAGES = ("vi", "en")
+LANGUAGES = tuple(Language)
 
 #: argon2id with argon2-cffi's RFC 9106 low-memory profile defaults.
 _hasher = argon2.PasswordHasher()
