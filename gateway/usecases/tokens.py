@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from gateway.bootstrap import Gateway
-from gateway.domain.accounts import Role
+from gateway.domain.accounts import Role as Role  # the roles are the domain's; read here too
 from gateway.store import audit_queries, token_queries, unit_queries
 
 

@@ -36,7 +36,6 @@ from gateway.usecases import downloads, operations, registry, statuses, tokens, 
 from gateway.usecases import messages as reading
 from gateway.usecases.errors import Forbidden, NotFound, ReasonRequired
 from gateway.usecases.messages import message_filter
-from gateway.usecases.parameters import choice
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
 from gateway.web.auth import member_unit
@@ -255,11 +254,12 @@ def _selection(request: web.Request, query: Mapping[str, str]) -> message_querie
     """The API's filter (usecases/messages.message_filter: same parameters, same errors, same
     unit rule), with the console's channel."""
     gateway = _gateway(request)
-    selection = message_filter(
-        query, now=gateway.clock(), member_unit=member_unit(_principal(request))
+    return message_filter(
+        query,
+        now=gateway.clock(),
+        member_unit=member_unit(_principal(request)),
+        channels=gateway.channels,
     )
-    channel = choice(query, "channel", tuple(sorted(gateway.channels)))
-    return dataclasses.replace(selection, channel=channel)
 
 
 FILTER_NAMES = (

@@ -42,7 +42,7 @@ def _refuse_unknown_values() -> None:
     found = []
     for table, columns in CHECKS.items():
         for column, values in columns.items():
-            column_ = sa.column(column)
+            column_: sa.ColumnClause[str] = sa.column(column)
             query = (
                 sa.select(column_)
                 .select_from(sa.table(table, column_))
