@@ -34,6 +34,7 @@ from gateway.usecases.directory import SyncReport, sync_channel
 from gateway.usecases.errors import Conflict, NotFound
 from gateway.usecases.handoff import PickUpReport, hand_over, pick_up
 from gateway.usecases.polling import PollReport, poll_channel
+from gateway.usecases.ports import Store
 from gateway.usecases.report_files import produce_due_reports
 
 log = logging.getLogger("docgw.jobs")
@@ -336,7 +337,7 @@ def _log_run(
     )
 
 
-async def consecutive_failures(gateway: Gateway) -> dict[str, int]:
+async def consecutive_failures(gateway: Store) -> dict[str, int]:
     """How many runs in a row of each job have failed (0: the last one succeeded), by job name,
     across every process of this gateway; a job that never finished a run is absent."""
     async with gateway.reader.connect() as conn:
@@ -379,7 +380,7 @@ def _view(
     )
 
 
-async def job_history(gateway: Gateway, name: str, *, limit: int = 20) -> list[JobRun]:
+async def job_history(gateway: Store, name: str, *, limit: int = 20) -> list[JobRun]:
     async with gateway.reader.connect() as conn:
         return await store.history(conn, name, limit=limit)
 
@@ -402,7 +403,7 @@ async def run_now(gateway: Gateway, name: str, *, actor: str) -> RunResult:
 
 
 @contextlib.asynccontextmanager
-async def _job_lock(gateway: Gateway, name: str) -> AsyncIterator[None]:
+async def _job_lock(gateway: Store, name: str) -> AsyncIterator[None]:
     if is_sqlite(gateway.engine):  # one process: nothing to take
         yield
         return

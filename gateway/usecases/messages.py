@@ -15,7 +15,6 @@ from typing import Any
 
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
-from gateway.bootstrap import Gateway
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.store import message_queries
@@ -23,6 +22,7 @@ from gateway.store.records import MessageRecord
 from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound
 from gateway.usecases.parameters import choice, flag, member, moment
+from gateway.usecases.ports import Store
 
 #: The message list's filters, as ``GET /api/v1/messages`` and ``docgw queue list`` name them.
 FILTERS = (
@@ -105,7 +105,7 @@ def transport_state(message: MessageRecord) -> str | None:
 
 
 async def list_page(
-    gateway: Gateway,
+    gateway: Store,
     selection: message_queries.MessageFilter,
     *,
     after: tuple[dt.datetime, str] | None,
@@ -117,7 +117,7 @@ async def list_page(
 
 
 async def visible_message(
-    gateway: Gateway, message_id: str, *, member_unit: str | None
+    gateway: Store, message_id: str, *, member_unit: str | None
 ) -> MessageRecord:
     """The message, or NOT_FOUND when it does not exist or the member may not see it (the same
     answer: a member does not learn that another unit's message exists)."""
@@ -128,7 +128,7 @@ async def visible_message(
     return message
 
 
-async def detail(gateway: Gateway, message_id: str, *, member_unit: str | None) -> Detail:
+async def detail(gateway: Store, message_id: str, *, member_unit: str | None) -> Detail:
     async with gateway.engine.connect() as conn:
         message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
         if message is None:

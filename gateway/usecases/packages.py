@@ -25,6 +25,7 @@ from gateway.bootstrap import Gateway
 from gateway.store import blobs, unit_queries
 from gateway.store import current_certificate as store_current
 from gateway.usecases.errors import UnknownSender
+from gateway.usecases.ports import Config, Keys
 
 SPOOL_BYTES = 8 << 20
 
@@ -200,7 +201,7 @@ def opener(source: IO[bytes]) -> Callable[[], IO[bytes]]:
     return lambda: _Reopened(source)  # type: ignore[return-value]
 
 
-def hands_over_opened(gateway: Gateway) -> bool:
+def hands_over_opened(gateway: Config) -> bool:
     """Whether this gateway gives the local system a classified package's plaintext (drop folder,
     downloads): only on the classified side's own network (``profile = "secure"``). A standard
     gateway hands over the sealed copy as stored, so that the plaintext is never written on the
@@ -208,7 +209,7 @@ def hands_over_opened(gateway: Gateway) -> bool:
     return gateway.settings.gateway.profile == "secure"
 
 
-def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
+def open_sealed_for_us(gateway: Keys, sealed: IO[bytes]) -> IO[bytes]:
     """The plaintext (a new spool) of a package sealed for one of our units' certificates.
 
     The caller keeps ``sealed`` (rewound to its start). GCM authenticates only at the end, so on a

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
-from gateway.bootstrap import Gateway
 from gateway.domain.accounts import Role as Role  # the roles are the domain's; read here too
 from gateway.store import audit_queries, token_queries, unit_queries
+from gateway.usecases.ports import Store
 
 
 class MemberUnitInvalid(GatewayError):
@@ -51,7 +51,7 @@ def _hash(token: str) -> str:
 
 
 async def create_token(
-    gateway: Gateway,
+    gateway: Store,
     *,
     name: str,
     role: str,
@@ -109,7 +109,7 @@ async def _check_hosted(conn: Any, unit_code: str) -> None:
         )
 
 
-async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
+async def list_tokens(gateway: Store) -> list[TokenInfo]:
     """The API tokens (for machines), never their hashes: ``docgw tokens list`` and the console's
     admin page."""
     async with gateway.engine.connect() as conn:
@@ -117,7 +117,7 @@ async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
     return [TokenInfo(**row._mapping) for row in rows]
 
 
-async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> None:
+async def revoke_token(gateway: Store, name: str, *, actor: str = "cli") -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         if not await token_queries.revoke_token(conn, name, now=now):
@@ -125,7 +125,7 @@ async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> No
         await audit_queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
 
 
-async def authenticate(gateway: Gateway, token: str) -> Principal:
+async def authenticate(gateway: Store, token: str) -> Principal:
     async with gateway.reader.connect() as conn:
         row = await token_queries.token_by_hash(conn, _hash(token), now=gateway.clock())
     if row is None:
