@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
@@ -34,8 +34,14 @@ from gateway.usecases.directory import SyncReport, sync_channel
 from gateway.usecases.errors import Conflict, NotFound
 from gateway.usecases.handoff import PickUpReport, hand_over, pick_up
 from gateway.usecases.polling import PollReport, poll_channel
-from gateway.usecases.ports import Store
+from gateway.usecases.ports import Config, Instance, Store
 from gateway.usecases.report_files import produce_due_reports
+
+
+class Runs(Store, Config, Instance, Protocol):
+    """What running a job recorded uses: the store, the settings (its next tick) and this
+    process (the run's instance)."""
+
 
 log = logging.getLogger("docgw.jobs")
 
@@ -222,7 +228,7 @@ def _channel_jobs(gateway: Gateway) -> list[JobDefinition]:
     return jobs
 
 
-def next_run(gateway: Gateway, job: JobDefinition, after: dt.datetime) -> dt.datetime:
+def next_run(gateway: Config, job: JobDefinition, after: dt.datetime) -> dt.datetime:
     """When ``job`` next fires after ``after`` (its next wall-clock tick)."""
     return next_tick(
         after, job.seconds, phase_of(gateway.settings.gateway.local_units, job.seconds)
@@ -257,7 +263,7 @@ def error_of(exc: BaseException) -> tuple[str, str]:
 
 
 async def run_recorded(
-    gateway: Gateway, job: JobDefinition, *, trigger: str = "schedule"
+    gateway: Runs, job: JobDefinition, *, trigger: str = "schedule"
 ) -> RunResult:
     """Run ``job`` once, recording the run and logging it; a failure is recorded and logged,
     not raised (a cancellation is raised)."""

@@ -88,3 +88,9 @@ class Http(Protocol):
     @property
     def http(self) -> aiohttp.ClientSession | None:
         """The one client session for outgoing HTTP (None until built)."""
+
+
+class Instance(Protocol):
+    @property
+    def instance(self) -> str:
+        """This process, as its records name it ("host:pid")."""

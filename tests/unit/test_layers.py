@@ -139,14 +139,13 @@ STILL_TAKE_GATEWAY = frozenset(
         "handoff",
         "importing",
         "intake",
-        "jobs",  # scheduled_jobs wires every job; the run records and history are narrow
+        "jobs",  # scheduled_jobs wires every job; running one recorded and the history are narrow
         "monitoring",
         "operations",
         "packages",  # trust_for; hands_over_opened and open_sealed_for_us are narrow
         "polling",
         "registrations",
         "registry",
-        "report_files",
         "statuses",
         "submit",
     }
