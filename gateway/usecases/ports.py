@@ -94,3 +94,8 @@ class Instance(Protocol):
     @property
     def instance(self) -> str:
         """This process, as its records name it ("host:pid")."""
+
+
+class Signing(Protocol):
+    def signer(self, unit_code: str) -> Signer:
+        """The local unit's signing key (NO_SIGNING_KEY when this gateway holds none)."""

@@ -61,6 +61,7 @@ from gateway.usecases.errors import (
 )
 from gateway.usecases.naming import is_new_document, stored_classification
 from gateway.usecases.packages import current_certificate, read_rebuildable, spool, trust_for
+from gateway.usecases.ports import Channels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +73,7 @@ class Submitted:
     created: bool
 
 
-def recipient_entry(unit: UnitRecord, gateway: Gateway) -> RecipientEntry:
+def recipient_entry(unit: UnitRecord, gateway: Channels) -> RecipientEntry:
     """What the routing policy needs to know of a registered unit."""
     secure = next(
         (c.name for c in gateway.channels.values() if c.is_secure and not c.is_axis), None

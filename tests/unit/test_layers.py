@@ -135,7 +135,6 @@ STILL_TAKE_GATEWAY = frozenset(
         "archive",
         "delivery",
         "directory",
-        "events",  # acknowledge (statuses.enqueue_status); read_feed and handed_over are narrow
         "handoff",
         "importing",
         "intake",
@@ -146,7 +145,6 @@ STILL_TAKE_GATEWAY = frozenset(
         "polling",
         "registrations",
         "registry",
-        "statuses",
         "submit",
     }
 )
