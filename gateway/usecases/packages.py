@@ -21,7 +21,6 @@ from envelopes.errors import SealError
 from envelopes.model import DocumentPackage, MessageHeader
 from envelopes.reading import Notice, read_package
 from envelopes.signing import Signer, TrustPolicy
-from gateway.bootstrap import Gateway
 from gateway.store import blobs, unit_queries
 from gateway.store import current_certificate as store_current
 from gateway.usecases.errors import UnknownSender
@@ -151,7 +150,7 @@ async def current_certificate(
     return None if pem is None else load_certificate(pem)
 
 
-async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
+async def trust_for(gateway: Config, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
     found = await unit_queries.sender_certificates(conn, sender)

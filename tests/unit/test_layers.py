@@ -140,8 +140,6 @@ STILL_TAKE_GATEWAY = frozenset(
         "intake",
         "jobs",  # scheduled_jobs wires every job; running one recorded and the history are narrow
         "monitoring",
-        "operations",
-        "packages",  # trust_for; hands_over_opened and open_sealed_for_us are narrow
         "polling",
         "registrations",
         "registry",
