@@ -22,8 +22,10 @@ from typing import Protocol
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.base import Connector
 from envelopes.signing import Signer
 from gateway.domain.deadlines import DeadlinePolicy
+from gateway.domain.retry import RetryPolicy
 from gateway.domain.routing import ChannelInfo
 from gateway.settings import Settings
 
@@ -99,3 +101,20 @@ class Instance(Protocol):
 class Signing(Protocol):
     def signer(self, unit_code: str) -> Signer:
         """The local unit's signing key (NO_SIGNING_KEY when this gateway holds none)."""
+
+
+class IntakeSlots(Protocol):
+    @property
+    def intake_slots(self) -> asyncio.Semaphore:
+        """Received items taken at once by all of this process's polls together."""
+
+
+class Connectors(Protocol):
+    @property
+    def connectors(self) -> Mapping[str, Connector]:
+        """Each channel's connector, by channel name."""
+
+
+class Retries(Protocol):
+    def retry_policy(self, channel: str | None) -> RetryPolicy:
+        """The channel's retry policy ([channels.*.retry], else [retry])."""
