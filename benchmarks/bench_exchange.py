@@ -50,6 +50,7 @@ from typing import IO, Any
 
 import aiohttp
 import sqlalchemy as sa
+from bare_exchange import BareFigures, run_bare
 from bench_outbox import (
     RECIPIENT,
     SENDER,
@@ -80,11 +81,16 @@ DOCGW = Path(sys.executable).parent / "docgw"
 CLIENTS = 8
 ATTACHMENT_BYTES = 100 * 1024
 WARMUP = 10
-TARGET = 100.0  # documents per second (docs/performance.md)
+#: Targets (issue 20, docs/performance.md): docgw's rate as a share of the bare pipeline's, measured
+#: in the same run, and its CPU per document (A, B, the simulator, PostgreSQL) as a multiple.
+RATE_SHARE = {"sqlite": 0.66, "postgresql": 0.5}
+CPU_MULTIPLE = 2.5
 POLL_SECONDS = 0.05
 
-TABLE_TITLE = "SUMMARY: exchange A → axis → B → 01 at A, figures beside their targets"
-TABLE_COLUMNS = ("measurement", "figure", "p50 / p99 submit→01", "target", "result")
+TABLE_TITLE = "SUMMARY: exchange A → axis → B → 01 at A beside the bare pipeline of the same rounds"
+TABLE_COLUMNS = (
+    "measurement", "figure", "ratio to bare", "p50 / p99 submit→01", "target", "result"
+)  # fmt: skip
 
 #: Runs docgw's command line under cProfile (``--profile``), timing the main thread's CPU (not
 #: the wall clock, which would count the event loop's idle waits): ``main.py PROFILE ARGS…``.
@@ -154,6 +160,9 @@ class ExchangeFigures:
     paced_latency: Latency
     verified_at_b: int
     submitted: int
+    #: CPU ms per document of every process of the exchange (A, B, the simulator, PostgreSQL),
+    #: not the driver's (the bare pipeline has no document-management system submitting).
+    cpu_ms: float
 
 
 def cpu_seconds(pid: int, *, with_exited_children: bool = False) -> float | None:
@@ -432,6 +441,7 @@ async def bench_exchange(run: Run, sizes: Sizes) -> ExchangeFigures:
         rate = len(seconds) / elapsed
         print(f"  {run.kind}: 01 at A for all {len(seconds)} after {elapsed:.2f} s", flush=True)
         spent = {k: cpu_after[k] - v for k, v in cpu_before.items() if k in cpu_after}
+        cpu_ms = sum(v for k, v in spent.items() if k != "driver") / sizes.documents * 1000
         print(
             f"  {run.kind}: CPU ms per document: "
             + ", ".join(f"{k} {v / sizes.documents * 1000:.1f}" for k, v in spent.items())
@@ -463,6 +473,7 @@ async def bench_exchange(run: Run, sizes: Sizes) -> ExchangeFigures:
         paced_latency=latency(paced),
         verified_at_b=verified,
         submitted=sizes.documents + sizes.paced,
+        cpu_ms=cpu_ms,
     )
 
 
@@ -531,51 +542,89 @@ def by_package(stats: Any) -> dict[str, float]:
     return totals
 
 
-async def run_all(sizes: Sizes, kinds: Sequence[str], profile: bool, keep: Path | None) -> int:
-    figures: list[ExchangeFigures] = []
+async def run_all(
+    sizes: Sizes, kinds: Sequence[str], rounds: int, profile: bool, keep: Path | None
+) -> int:
+    """``rounds`` rounds, each the bare pipeline then docgw on each database: every docgw figure
+    is compared with the bare run of its own round, so a machine slowing down between rounds
+    moves both."""
+    bare: list[BareFigures] = []
+    figures: list[tuple[int, ExchangeFigures]] = []
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="docgw-bench-exchange-") as tmp:
         keys = Path(tmp) / "keys"
         init_keys(keys, [SENDER, RECIPIENT])
-        for kind in kinds:
-            if kind == "postgresql":
-                why = await postgres_available()
-                if why is not None:
-                    missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
-                    print(f"\n{kind}: skipped, {missing[kind]}")
-                    continue
-            folder = Path(tmp) / kind
-            folder.mkdir()
-            run = Run(kind=kind, folder=folder, keys=keys, profile=profile)
-            print(f"\n{kind}: axis simulator, gateway A, gateway B as processes", flush=True)
-            try:
-                figures.append(await bench_exchange(run, sizes))
-            finally:
-                for process in run.processes:
-                    if process.popen.poll() is None:
-                        process.stop()
-            if profile:
-                print_profiles(run, sizes.documents + WARMUP)
-            if keep is not None:
-                shutil.copytree(folder, keep / kind, dirs_exist_ok=True)
-    rows: list[tuple[str, str, str, str, str]] = []
-    for kind in kinds:
-        found = [f for f in figures if f.kind == kind]
-        if not found:
-            rows.append((f"{kind}: not measured", missing.get(kind, "?"), "-", "-", "-"))
-            continue
-        f = found[0]
-        rows += [
-            (f"{kind}: submitted through A's API, {CLIENTS} clients", f"{f.accepted_rate:,.0f}/s",
-             "-", "-", "-"),
-            (f"{kind}: A → axis → B verified → 01 at A", f"{f.rate:,.0f}/s", str(f.latency),
-             f">= {TARGET:,.0f}/s", verdict(f.rate, TARGET)),
-            (f"{kind}: same, paced at {PACED_RATE:.0f}/s", "-", str(f.paced_latency), "-", "-"),
-            (f"{kind}: documents verified and stored at B", f"{f.verified_at_b:,} of "
-             f"{f.submitted:,}", "-", "-", "-"),
-        ]  # fmt: skip
-    print_table(TABLE_TITLE, TABLE_COLUMNS, rows)
+        for number in range(rounds):
+            print(f"\nround {number + 1}: the bare pipeline", flush=True)
+            reference = await asyncio.to_thread(run_bare, sizes.documents, CLIENTS)
+            bare.append(reference)
+            print(
+                f"  bare: {reference.rate:,.0f} documents/s, "
+                f"{reference.cpu_ms_per_document:.2f} ms CPU per document",
+                flush=True,
+            )
+            for kind in kinds:
+                if kind == "postgresql":
+                    why = await postgres_available()
+                    if why is not None:
+                        missing[kind] = f"no PostgreSQL at {postgres_base()} ({why[:80]})"
+                        print(f"\n{kind}: skipped, {missing[kind]}")
+                        continue
+                folder = Path(tmp) / f"{kind}-{number}"
+                folder.mkdir()
+                run = Run(kind=kind, folder=folder, keys=keys, profile=profile)
+                print(f"round {number + 1}: {kind}: simulator, A, B as processes", flush=True)
+                try:
+                    figures.append((number, await bench_exchange(run, sizes)))
+                finally:
+                    for process in run.processes:
+                        if process.popen.poll() is None:
+                            process.stop()
+                if profile:
+                    print_profiles(run, sizes.documents + WARMUP)
+                if keep is not None:
+                    shutil.copytree(folder, keep / folder.name, dirs_exist_ok=True)
+    print_table(TABLE_TITLE, TABLE_COLUMNS, summary_rows(bare, figures, kinds, missing))
     return 0
+
+
+def summary_rows(
+    bare: Sequence[BareFigures],
+    figures: Sequence[tuple[int, ExchangeFigures]],
+    kinds: Sequence[str],
+    missing: dict[str, str],
+) -> list[tuple[str, ...]]:
+    """Each docgw run beside the bare run of its round, as ratios with their targets."""
+    rows: list[tuple[str, ...]] = []
+    for number, reference in enumerate(bare):
+        rows.append((f"round {number + 1}: bare pipeline", f"{reference.rate:,.0f}/s", "1.00",
+                     "-", "-", "-"))  # fmt: skip
+        rows.append((f"round {number + 1}: bare CPU per document",
+                     f"{reference.cpu_ms_per_document:.2f} ms", "1.00", "-", "-", "-"))  # fmt: skip
+    for kind in kinds:
+        found = [(n, f) for n, f in figures if f.kind == kind]
+        if not found:
+            rows.append((f"{kind}: not measured", missing.get(kind, "?"), "-", "-", "-", "-"))
+            continue
+        for number, f in found:
+            rate_ratio = f.rate / bare[number].rate
+            cpu_ratio = f.cpu_ms / bare[number].cpu_ms_per_document
+            share = RATE_SHARE[kind]
+            rows += [
+                (f"round {number + 1}: {kind}: A → axis → B verified → 01 at A",
+                 f"{f.rate:,.0f}/s", f"{rate_ratio:.2f}", str(f.latency), f">= {share:.2f}",
+                 verdict(rate_ratio, share)),
+                (f"round {number + 1}: {kind}: CPU per document, all processes",
+                 f"{f.cpu_ms:.2f} ms", f"{cpu_ratio:.2f}", "-", f"<= {CPU_MULTIPLE:.1f}",
+                 "meets" if cpu_ratio <= CPU_MULTIPLE else "MISSES"),
+                (f"round {number + 1}: {kind}: submitted through A's API, {CLIENTS} clients",
+                 f"{f.accepted_rate:,.0f}/s", "-", "-", "-", "-"),
+                (f"round {number + 1}: {kind}: paced at {PACED_RATE:.0f}/s", "-", "-",
+                 str(f.paced_latency), "p50 < 150 ms", "-"),
+                (f"round {number + 1}: {kind}: verified and stored at B",
+                 f"{f.verified_at_b:,} of {f.submitted:,}", "-", "-", "-", "-"),
+            ]  # fmt: skip
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -584,6 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--documents", type=int, help="documents to measure")
     parser.add_argument(
         "--databases", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of bare pipeline + docgw (default 2)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile gateways A and B")
     parser.add_argument(
@@ -600,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"polls every {POLL_SECONDS * 1000:.0f} ms"
     )
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
-    return asyncio.run(run_all(sizes, kinds, args.profile, args.keep))
+    rounds = 1 if args.quick else args.rounds
+    return asyncio.run(run_all(sizes, kinds, rounds, args.profile, args.keep))
 
 
 if __name__ == "__main__":

@@ -125,3 +125,6 @@ def configure_logging(settings: Settings | None, *, service: bool) -> None:
         handler._docgw = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(min(h.level for h in handlers))
+    # APScheduler says "Running job …" and "… executed successfully" at INFO for every tick (forty
+    # lines a second for two 50 ms polls); docgw's own job_run event says what a run did.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))

@@ -53,6 +53,18 @@ class Streak:
     after: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ending:
+    """How a run ended."""
+
+    outcome: str
+    now: dt.datetime
+    error_code: str | None = None
+    detail: str | None = None
+    items: int | None = None
+    next_run_at: dt.datetime | None = None
+
+
 def _run(row: Any) -> JobRun:
     return JobRun(**{column: getattr(row, column) for column in JobRun.__dataclass_fields__})
 
@@ -86,45 +98,70 @@ async def start(
     return run_id
 
 
-async def finish(
-    conn: AsyncConnection,
-    run_id: int,
-    *,
-    job: str,
-    outcome: str,
-    now: dt.datetime,
-    error_code: str | None = None,
-    detail: str | None = None,
-    items: int | None = None,
-    next_run_at: dt.datetime | None = None,
-) -> Streak:
+async def finish(conn: AsyncConnection, run_id: int, *, job: str, ending: Ending) -> Streak:
     """Record how run ``run_id`` of ``job`` ended, carry the counts forward, prune old runs."""
     previous = await _last_finished(conn, job, before=run_id)
+    streak, counts = _carried(previous, ending)
+    await conn.execute(
+        job_runs.update().where(job_runs.c.id == run_id).values(**_ended(ending), **counts)
+    )
+    await _prune(conn, job)
+    return streak
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    job: str,
+    trigger: str,
+    instance: str,
+    started_at: dt.datetime,
+    ending: Ending,
+) -> Streak:
+    """Record a whole run of ``job`` once it has ended (a frequent job's: never marked running)."""
+    previous = await _last_finished(conn, job, before=None)
+    streak, counts = _carried(previous, ending)
+    await conn.execute(
+        job_runs.insert().values(
+            job=job,
+            trigger=trigger,
+            instance=instance,
+            started_at=started_at,
+            **_ended(ending),
+            **counts,
+        )
+    )
+    await _prune(conn, job)
+    return streak
+
+
+def _ended(ending: Ending) -> dict[str, Any]:
+    return {
+        "finished_at": ending.now,
+        "outcome": ending.outcome,
+        "error_code": ending.error_code,
+        "detail": ending.detail,
+        "items": ending.items,
+        "next_run_at": ending.next_run_at,
+    }
+
+
+def _carried(previous: JobRun | None, ending: Ending) -> tuple[Streak, dict[str, Any]]:
+    """The counts a run carries on from the last finished one."""
     before = previous.consecutive_failures if previous else 0
     total = previous.failures_total if previous else 0
     last_success = previous.last_success_at if previous else None
     after = before
-    if outcome == FAILED:
+    if ending.outcome == FAILED:
         after, total = before + 1, total + 1
-    elif outcome == OK:
-        after, last_success = 0, now
-    await conn.execute(
-        job_runs.update()
-        .where(job_runs.c.id == run_id)
-        .values(
-            finished_at=now,
-            outcome=outcome,
-            error_code=error_code,
-            detail=detail,
-            items=items,
-            next_run_at=next_run_at,
-            consecutive_failures=after,
-            failures_total=total,
-            last_success_at=last_success,
-        )
-    )
-    await _prune(conn, job)
-    return Streak(before=before, after=after)
+    elif ending.outcome == OK:
+        after, last_success = 0, ending.now
+    counts = {
+        "consecutive_failures": after,
+        "failures_total": total,
+        "last_success_at": last_success,
+    }
+    return Streak(before=before, after=after), counts
 
 
 async def _last_finished(conn: AsyncConnection, job: str, *, before: int | None) -> JobRun | None:

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Final, Protocol
 
@@ -54,6 +54,20 @@ CLEANUP_SECONDS: Final = 3600.0
 STALE_TMP_SECONDS: Final = 86_400.0
 #: A run's error detail is cut to this many characters in the record.
 DETAIL_CHARS: Final = 2000
+#: Scheduled runs of a job ticking faster than this (a 50 ms poll, the 1 s checkpoint) are
+#: recorded when they end, in one transaction, and an idle success (nothing handled, after a
+#: success) at most this often: recording every tick cost two transactions and six statements per
+#: tick (docs/performance.md, "What docgw adds"). A failure, a recovery and a run that handled
+#: something are always recorded.
+QUIET_SECONDS: Final = 60.0
+
+
+@dataclass(kw_only=True)
+class _Recorded:
+    """What this process last recorded of a frequent job's scheduled runs."""
+
+    at: float | None = None  # time.monotonic()
+    ok: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +78,11 @@ class JobDefinition:
     seconds: float
     run: Job
     at_start: bool = False
+    recorded: _Recorded = field(default_factory=_Recorded, compare=False, repr=False)
+
+    @property
+    def frequent(self) -> bool:
+        return self.seconds < QUIET_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,11 +286,14 @@ async def run_recorded(
 ) -> RunResult:
     """Run ``job`` once, recording the run and logging it; a failure is recorded and logged,
     not raised (a cancellation is raised)."""
-    async with gateway.engine.begin() as conn:
-        run_id = await store.start(
-            conn, job=job.name, trigger=trigger, instance=gateway.instance, now=gateway.clock()
-        )
-    started = time.perf_counter()
+    frequent = job.frequent and trigger == "schedule"
+    run_id = None
+    if not frequent:  # marked running while it runs, so a run cut short shows as interrupted
+        async with gateway.engine.begin() as conn:
+            run_id = await store.start(
+                conn, job=job.name, trigger=trigger, instance=gateway.instance, now=gateway.clock()
+            )
+    started_at, started = gateway.clock(), time.perf_counter()
     outcome, code, detail, items = store.OK, None, None, None
     failure: BaseException | None = None
     try:
@@ -287,18 +309,26 @@ async def run_recorded(
         code, detail = error_of(exc)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     now = gateway.clock()
-    async with gateway.engine.begin() as conn:
-        streak = await store.finish(
-            conn,
-            run_id,
-            job=job.name,
-            outcome=outcome,
-            now=now,
-            error_code=code,
-            detail=detail,
-            items=items,
-            next_run_at=next_run(gateway, job, now),
-        )
+    ending = store.Ending(
+        outcome=outcome,
+        now=now,
+        error_code=code,
+        detail=detail,
+        items=items,
+        next_run_at=next_run(gateway, job, now),
+    )
+    if frequent and _quiet(job, ending):
+        streak = store.Streak(before=0, after=0)
+    else:
+        async with gateway.engine.begin() as conn:
+            if run_id is None:
+                streak = await store.record(
+                    conn, job=job.name, trigger=trigger, instance=gateway.instance,
+                    started_at=started_at, ending=ending,
+                )  # fmt: skip
+            else:
+                streak = await store.finish(conn, run_id, job=job.name, ending=ending)
+        job.recorded.at, job.recorded.ok = time.monotonic(), outcome == store.OK
     result = RunResult(
         job=job.name,
         outcome=outcome,
@@ -310,6 +340,19 @@ async def run_recorded(
     )
     _log_run(result, trigger, streak, failure)
     return result
+
+
+def _quiet(job: JobDefinition, ending: store.Ending) -> bool:
+    """Whether this run of a frequent job goes unrecorded: an idle success after a recorded
+    success, within QUIET_SECONDS of it."""
+    last = job.recorded
+    return (
+        ending.outcome == store.OK
+        and not ending.items
+        and last.ok
+        and last.at is not None
+        and time.monotonic() - last.at < QUIET_SECONDS
+    )
 
 
 def _log_run(

@@ -29,8 +29,8 @@ TABLE_HEADER = "| measurement"
         ),
         (
             "bench_exchange.py",
-            "SUMMARY: exchange A → axis → B → 01 at A, figures beside their targets",
-            "| sqlite: A → axis → B verified → 01 at A",
+            "SUMMARY: exchange A → axis → B → 01 at A beside the bare pipeline of the same rounds",
+            "| round 1: sqlite: A → axis → B verified → 01 at A",
         ),
     ],
     ids=["outbox", "exchange"],

@@ -162,6 +162,47 @@ def test_failure_counts_survive_the_pruning_of_old_runs(make_gateway: Any, tmp_p
     asyncio.run(scenario())
 
 
+def test_a_frequent_job_records_its_idle_ticks_once_in_a_while(make_gateway: Any) -> None:
+    """A job ticking faster than QUIET_SECONDS: an idle success after a recorded success is not
+    written again within QUIET_SECONDS; a run that handled something, a failure and the recovery
+    after it always are."""
+    outcomes: list[object] = []
+
+    async def tick() -> object:
+        result = outcomes.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def scenario() -> None:
+        async with make_gateway() as gateway:
+            job = jobs.JobDefinition(name="poll:quiet", seconds=0.05, run=tick)
+            assert job.frequent
+            outcomes.extend([0, 0, 0, 2, 0, RuntimeError("down"), RuntimeError("down"), 0, 0])
+            for _ in range(len(outcomes)):
+                await jobs.run_recorded(gateway, job)
+            history = await jobs.job_history(gateway, "poll:quiet", limit=50)
+            # Newest first: the recovery, two failures, the run with items, the first idle one.
+            assert [(r.outcome, r.items) for r in history] == [
+                ("ok", 0), ("failed", None), ("failed", None), ("ok", 2), ("ok", 0)
+            ]  # fmt: skip
+            assert all(r.finished_at is not None for r in history)
+            [view] = [v for v in await jobs.list_jobs(gateway) if v.name == "poll:quiet"]
+            assert view.consecutive_failures == 0 and view.failures_total == 2
+            # Once QUIET_SECONDS have passed, an idle tick is written again.
+            assert job.recorded.at is not None
+            job.recorded.at -= jobs.QUIET_SECONDS
+            outcomes.append(0)
+            await jobs.run_recorded(gateway, job)
+            assert len(await jobs.job_history(gateway, "poll:quiet", limit=50)) == 6
+            # A run asked for by an operator is recorded, running first, whatever its outcome.
+            outcomes.append(0)
+            await jobs.run_recorded(gateway, job, trigger="manual")
+            assert len(await jobs.job_history(gateway, "poll:quiet", limit=50)) == 7
+
+    asyncio.run(scenario())
+
+
 # ------------------------------------------------------------------ a real `docgw serve`
 
 
