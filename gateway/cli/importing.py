@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.bootstrap import Gateway
 from gateway.cli.common import json_default, with_gateway
+from gateway.domain.imports import ImportOutcome
 from gateway.usecases import importing
 
 
@@ -21,7 +22,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     report = with_gateway(args, work)
     for f in report.files:
-        if f.outcome == "imported":
+        if f.outcome is ImportOutcome.IMPORTED:
             trust = "verified" if f.verified else "UNVERIFIED"
             print(f"imported {f.kind} {f.direction} {trust}: {f.name} -> {f.message_id}")
         else:

@@ -18,7 +18,7 @@ from gateway.cli.common import (
     with_store,
 )
 from gateway.domain.business import REPLY_CODES, StatusCodeInvalid
-from gateway.domain.lifecycle import TransportState, summarize
+from gateway.domain.lifecycle import summarize
 from gateway.store.records import MessageRecord
 from gateway.store.visibility import readable_text
 from gateway.usecases import messages, operations, statuses
@@ -237,12 +237,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Messages, newest first. A filter value that does not exist (--state faild) "
         "is refused (BAD_REQUEST), as the API refuses it.",
     )
-    listing.add_argument("--direction", help="in or out")
-    listing.add_argument("--kind", help=f"{' or '.join(messages.KINDS)}")
-    listing.add_argument("--state", help=", ".join(TransportState))
+    listing.add_argument("--direction", help=" or ".join(messages.CHOICES["direction"]))
+    listing.add_argument("--kind", help=" or ".join(messages.CHOICES["kind"]))
+    listing.add_argument("--state", help=", ".join(messages.CHOICES["state"]))
     listing.add_argument("--recipient", help="a recipient unit code")
     listing.add_argument("--sender", help="the sender's unit code")
-    listing.add_argument("--classification", help=", ".join(Classification))
+    listing.add_argument("--classification", help=", ".join(messages.CHOICES["classification"]))
     listing.add_argument(
         "--from", dest="from_", help="created at or after: ISO date (Vietnam day) or datetime"
     )

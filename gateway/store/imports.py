@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.domain.imports import ImportOutcome
 from gateway.store.tables import import_files, messages, recipients, status_events, units
 
 
@@ -41,7 +42,7 @@ async def record_file(
     *,
     sha256: str,
     name: str,
-    outcome: str,
+    outcome: ImportOutcome,
     reason: str | None,
     message_id: str | None,
     now: dt.datetime,

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
 from gateway.domain.lifecycle import CLAIMABLE, IllegalTransition, TransportState, check_transition
+from gateway.domain.retry import Outcome
 from gateway.store import current_certificate
 from gateway.store.audit_queries import audit_row, insert_audit_rows
 from gateway.store.direct import Statement
@@ -204,7 +205,7 @@ _START_ATTEMPT = Statement(attempts.insert().returning(attempts.c.id))
 class AttemptEnd:
     attempt_id: int
     at: dt.datetime
-    outcome: str
+    outcome: Outcome
     error_code: str | None
     detail: str | None
 
@@ -218,7 +219,7 @@ async def finish_attempts(conn: AsyncConnection, ends: Sequence[AttemptEnd]) -> 
             {
                 "attempt_id": end.attempt_id,
                 "finished_at": end.at,
-                "outcome": end.outcome,
+                "outcome": end.outcome.value,
                 "error_code": end.error_code,
                 "detail": end.detail,
             }

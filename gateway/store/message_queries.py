@@ -408,13 +408,13 @@ async def get_recipients(conn: AsyncConnection, message_id: str) -> list[Recipie
 
 @dataclass(frozen=True, kw_only=True)
 class MessageFilter:
-    direction: str | None = None
-    #: "document" or "status".
-    kind: str | None = None
-    state: str | None = None
+    direction: Direction | None = None
+    kind: PackageKind | None = None
+    #: Messages with a recipient in this state.
+    state: TransportState | None = None
     recipient: str | None = None
     sender: str | None = None
-    classification: str | None = None
+    classification: Classification | None = None
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
     text: str | None = None
@@ -436,7 +436,6 @@ def _conditions(f: MessageFilter) -> list[Any]:
         messages.c.kind: f.kind,
         messages.c.sender: f.sender,
         messages.c.classification: f.classification,
-        messages.c.kind: f.kind,
     }
     conditions: list[Any] = [column == value for column, value in equal.items() if value]
     if f.created_from:

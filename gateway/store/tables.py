@@ -10,8 +10,12 @@ import sqlalchemy as sa
 
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
+from gateway.domain.accounts import Language, Role
 from gateway.domain.direction import Direction
+from gateway.domain.directory import SyncMode
+from gateway.domain.imports import ImportOutcome
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.retry import Outcome
 
 metadata = sa.MetaData(
     naming_convention={
@@ -53,8 +57,8 @@ TS = UtcDateTime()
 
 def one_of(column: str, values: type[StrEnum]) -> sa.CheckConstraint:
     """CHECK that ``column`` holds one of the enum's values (NULL passes: nullability is the
-    column's own), named ``ck_<table>_<column>``. Migration 0011 wrote the same lists; a value
-    added to an enum needs a migration that replaces the constraint."""
+    column's own), named ``ck_<table>_<column>``. Migrations 0011 and 0019 wrote the same lists;
+    a value added to an enum needs a migration that replaces the constraint."""
     allowed = ", ".join(f"'{value.value}'" for value in values)
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
 
@@ -222,9 +226,11 @@ attempts = sa.Table(
     sa.Column("worker", sa.String(100), nullable=False),
     sa.Column("started_at", TS, nullable=False),
     sa.Column("finished_at", TS, nullable=True),
+    #: NULL while the attempt runs.
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
+    one_of("outcome", Outcome),
 )
 
 status_events = sa.Table(
@@ -293,6 +299,7 @@ tokens = sa.Table(
     sa.Column("revoked_at", TS, nullable=True),
     #: After this moment the token authenticates no more (NULL: it does not expire).
     sa.Column("expires_at", TS, nullable=True),
+    one_of("role", Role),
 )
 
 workers = sa.Table(
@@ -404,11 +411,11 @@ import_files = sa.Table(
     metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(1000), nullable=False),
-    #: "imported" | "skipped" | "refused"
     sa.Column("outcome", sa.String(10), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("message_id", sa.String(36), nullable=True),
     sa.Column("imported_at", TS, nullable=False),
+    one_of("outcome", ImportOutcome),
 )
 
 
@@ -436,7 +443,6 @@ directory_syncs = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("channel", sa.String(64), nullable=False),
-    #: full | incremental
     sa.Column("mode", sa.String(12), nullable=False),
     #: incremental: the moment the changes were asked from.
     sa.Column("since", TS, nullable=True),
@@ -447,6 +453,7 @@ directory_syncs = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("changes", sa.JSON, nullable=False),
     sa.Index("ix_directory_syncs_channel", "channel", "id"),
+    one_of("mode", SyncMode),
 )
 
 
@@ -569,7 +576,7 @@ users = sa.Table(
     sa.Column("role", sa.String(10), nullable=False),
     sa.Column("units", sa.JSON, nullable=True),
     sa.Column("password_hash", sa.String(200), nullable=False),
-    #: "vi" | "en": the console's language for this person.
+    #: The console's language for this person.
     sa.Column("language", sa.String(2), nullable=False),
     #: Login throttling: failures in a row, and the moment a locked account may try again.
     sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
@@ -578,6 +585,8 @@ users = sa.Table(
     sa.Column("must_change_password", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("disabled_at", TS, nullable=True),
+    one_of("role", Role),
+    one_of("language", Language),
 )
 
 #: Console sessions, server-side: the cookie carries a random id, only its SHA-256 is stored.

@@ -15,19 +15,25 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors import timestamping
 from envelopes import asic
 from envelopes.signing import Signer
-from gateway.bootstrap import Gateway
 from gateway.store import archive, audit_queries, blobs, message_queries
 from gateway.usecases.errors import NotFound
+from gateway.usecases.ports import Config, Http, Signing, Store
 
 log = logging.getLogger("docgw.archive")
 ACTOR = "archive"
 EDXML = "application/xml"
+
+
+class Archiving(Store, Config, Http, Signing, Protocol):
+    """What the archive uses: the store, the settings, the timestamp authority's HTTP client, a
+    local unit's key (the container's signature)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,7 +42,7 @@ class ArchiveRun:
     timestamped: int
 
 
-async def archive_due(gateway: Gateway) -> ArchiveRun:
+async def archive_due(gateway: Archiving) -> ArchiveRun:
     """Archive (or archive again) up to ``[archive] batch`` messages."""
     async with gateway.reader.connect() as conn:
         due = await archive.due(conn, gateway.settings.archive.batch)
@@ -48,7 +54,7 @@ async def archive_due(gateway: Gateway) -> ArchiveRun:
     return ArchiveRun(archived=tuple(done), timestamped=stamped)
 
 
-async def archive_message(gateway: Gateway, message_id: str, status_count: int) -> bool:
+async def archive_message(gateway: Archiving, message_id: str, status_count: int) -> bool:
     """Build and store one message's container; True when it carries a timestamp."""
     settings = gateway.settings.archive
     read_at = gateway.clock()  # a change after this makes the container out of date
@@ -93,7 +99,7 @@ async def archive_message(gateway: Gateway, message_id: str, status_count: int) 
     return token is not None
 
 
-def _signer(gateway: Gateway) -> Signer:
+def _signer(gateway: Archiving) -> Signer:
     unit = gateway.settings.archive.signer_unit
     if unit is None:
         units = gateway.settings.gateway.local_units
@@ -140,7 +146,7 @@ def _json(value: object) -> object:
     return str(value)
 
 
-async def export(gateway: Gateway, message_id: str) -> bytes:
+async def export(gateway: Archiving, message_id: str) -> bytes:
     async with gateway.reader.connect() as conn:
         item = await archive.get(conn, message_id)
         if item is None or item.container_sha256 is None:
@@ -148,7 +154,7 @@ async def export(gateway: Gateway, message_id: str) -> bytes:
         return await blobs.read_bytes(conn, item.container_sha256)
 
 
-async def set_hold(gateway: Gateway, message_id: str, *, hold: bool, reason: str) -> None:
+async def set_hold(gateway: Archiving, message_id: str, *, hold: bool, reason: str) -> None:
     """Put an archived message under legal hold (never purged) or release it."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
@@ -164,7 +170,7 @@ async def set_hold(gateway: Gateway, message_id: str, *, hold: bool, reason: str
         )
 
 
-async def purge_expired(gateway: Gateway) -> tuple[str, ...]:
+async def purge_expired(gateway: Archiving) -> tuple[str, ...]:
     """Purge the containers past retention; each purge logged and audited."""
     days = gateway.settings.archive.retention_days
     if days <= 0:
@@ -195,7 +201,7 @@ async def purge_expired(gateway: Gateway) -> tuple[str, ...]:
     return tuple(purged)
 
 
-async def run_job(gateway: Gateway) -> None:
+async def run_job(gateway: Archiving) -> None:
     """The scheduled job: archive what is due, then purge what retention allows."""
     await archive_due(gateway)
     await purge_expired(gateway)

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -44,10 +44,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from envelopes import sealing
 from envelopes.errors import GatewayError
-from gateway.bootstrap import Gateway
 from gateway.settings import Settings
 from gateway.store import snapshots
 from gateway.store.database import is_sqlite
+from gateway.usecases.ports import Clock, Config
 
 FORMAT = "docgw-backup/1"
 MANIFEST = "manifest.json"
@@ -433,7 +433,11 @@ def _is_backup(name: str) -> bool:
     return name.startswith(PREFIX) and not name.endswith(".partial")
 
 
-async def scheduled_backup(gateway: Gateway) -> None:
+class Scheduled(Config, Clock, Protocol):
+    """What the scheduled backup uses: the settings and the time."""
+
+
+async def scheduled_backup(gateway: Scheduled) -> None:
     """The scheduled job: one backup into ``backup.dir``, then keep ``backup.keep`` of them. The
     configuration file kept is ``docgw.toml`` in the configuration's folder, when there is one."""
     settings = gateway.settings

@@ -28,16 +28,16 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.bootstrap import Gateway
 from gateway.domain.retry import Outcome
 from gateway.store import alerts as store
 from gateway.store import audit_queries
 from gateway.store.alerts import BreakerRecord
 from gateway.usecases.errors import NotFound, ParameterInvalid
+from gateway.usecases.ports import Channels, Config, Store, Waker
 
 log = logging.getLogger("docgw.breakers")
 
@@ -51,6 +51,11 @@ TRANSPORT_FAILURES: Final = frozenset({Outcome.TRANSPORT_ERROR, Outcome.OUTCOME_
 
 #: (channel, unit code or "" for the whole channel)
 Scope = tuple[str, str]
+
+
+class Breakers(Store, Config, Channels, Waker, Protocol):
+    """What the breakers use: the store, the settings ([alerts] breaker_*), the channels, and
+    the workers' wake-up (a resumed channel's recipients are due at once)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,14 +76,14 @@ class Plan:
     known: frozenset[Scope] = frozenset()
 
 
-def scope_of(gateway: Gateway, channel: str | None, unit_code: str) -> Scope:
+def scope_of(gateway: Breakers, channel: str | None, unit_code: str) -> Scope:
     """The breaker a recipient's send counts against: its unit's on a channel that calls each
     unit at its own endpoint, else its channel's."""
     info = gateway.channels.get(channel or "")
     return (channel or "", unit_code if info is not None and info.is_secure else "")
 
 
-async def plan(gateway: Gateway, conn: AsyncConnection, *, now: dt.datetime) -> Plan:
+async def plan(gateway: Breakers, conn: AsyncConnection, *, now: dt.datetime) -> Plan:
     """What this round may claim, in the claim's transaction (taking probe and drain slots)."""
     rows = await store.breakers(conn)
     known = frozenset((b.channel, b.unit_code) for b in rows)
@@ -122,7 +127,7 @@ async def drained(conn: AsyncConnection, scope: Scope, *, now: dt.datetime) -> N
         )
 
 
-def _probe_wait(gateway: Gateway, opened_at: dt.datetime | None, now: dt.datetime) -> dt.timedelta:
+def _probe_wait(gateway: Breakers, opened_at: dt.datetime | None, now: dt.datetime) -> dt.timedelta:
     """How long an open breaker waits before its next probe: ``breaker_probe_seconds``, or as
     long as it has been open — so the wait doubles with each failed probe (up to 10 minutes),
     however many sends the round that opened it had."""
@@ -132,7 +137,7 @@ def _probe_wait(gateway: Gateway, opened_at: dt.datetime | None, now: dt.datetim
 
 
 async def record_outcomes(
-    gateway: Gateway,
+    gateway: Breakers,
     outcomes: Iterable[tuple[Scope, Outcome, str]],
     *,
     known: frozenset[Scope],
@@ -162,7 +167,7 @@ async def record_outcomes(
 
 
 def _counted(
-    gateway: Gateway,
+    gateway: Breakers,
     scope: Scope,
     breaker: BreakerRecord | None,
     seen: list[tuple[Outcome, str]],
@@ -210,7 +215,7 @@ def _fields(scope: Scope, why: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------- operator's actions
 
 
-def _check_channel(gateway: Gateway, channel: str, unit: str | None) -> None:
+def _check_channel(gateway: Breakers, channel: str, unit: str | None) -> None:
     info = gateway.channels.get(channel)
     if info is None:
         raise NotFound(f"no channel {channel!r} is configured", element="channel")
@@ -234,7 +239,7 @@ def _why(channel: str, unit: str | None, reason: str | None) -> str:
 
 
 async def pause(
-    gateway: Gateway, channel: str, *, unit: str | None, actor: str, reason: str | None = None
+    gateway: Breakers, channel: str, *, unit: str | None, actor: str, reason: str | None = None
 ) -> BreakerRecord:
     """Stop claiming for the channel (or one unit on it) until :func:`resume`; audited with
     ``actor`` and ``reason``."""
@@ -265,7 +270,7 @@ async def pause(
 
 
 async def resume(
-    gateway: Gateway, channel: str, *, unit: str | None, actor: str, reason: str | None = None
+    gateway: Breakers, channel: str, *, unit: str | None, actor: str, reason: str | None = None
 ) -> BreakerRecord:
     """Claim again for the channel (or unit), draining its backlog at the bounded rate; an open
     breaker resumed skips its wait for the next probe and drains at once. Audited."""
@@ -310,7 +315,7 @@ def _closed(channel: str, unit: str, now: dt.datetime) -> BreakerRecord:
     )
 
 
-async def listing(gateway: Gateway) -> list[BreakerRecord]:
+async def listing(gateway: Breakers) -> list[BreakerRecord]:
     """Every configured channel's breaker (closed when it has no row), then the units' ones."""
     async with gateway.engine.connect() as conn:
         rows = await store.breakers(conn)

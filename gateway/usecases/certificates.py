@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from envelopes.errors import GatewayError
-from gateway.bootstrap import Gateway
 from gateway.settings import Settings
 from gateway.store import certificates as store
 from gateway.store.records import CertificateRecord
 from gateway.usecases.errors import NotFound
 from gateway.usecases.packages import load_certificate, overlap
+from gateway.usecases.ports import StoreAndConfig
 
 log = logging.getLogger("docgw.certificates")
 
@@ -207,7 +207,7 @@ def revocation_reason(crl: x509.CertificateRevocationList, entry: x509.RevokedCe
 
 
 async def check_upload(
-    gateway: Gateway, conn: AsyncConnection, record: CertificateRecord, *, element: str
+    gateway: StoreAndConfig, conn: AsyncConnection, record: CertificateRecord, *, element: str
 ) -> None:
     """Every check an uploaded certificate must pass (the module's docstring), in that order."""
     cert = load_certificate(record.pem)
@@ -250,7 +250,7 @@ class CrlRefresh:
     revoked: tuple[tuple[str, str], ...] = ()
 
 
-async def refresh_crls(gateway: Gateway, *, actor: str = "crls") -> CrlRefresh:
+async def refresh_crls(gateway: StoreAndConfig, *, actor: str = "crls") -> CrlRefresh:
     """Read every configured CRL source, keep the valid ones (signed by a trust anchor where one
     is configured), and revoke the registered certificates they list."""
     settings = gateway.settings.certificates
@@ -381,7 +381,7 @@ class Expiring:
     days_left: int
 
 
-async def expiring(gateway: Gateway, *, days: int) -> list[Expiring]:
+async def expiring(gateway: StoreAndConfig, *, days: int) -> list[Expiring]:
     """The registered certificates that still count (unrevoked, unexpired, not retired by a
     rollover) and expire within ``days``, soonest first."""
     if days < 0:
@@ -404,6 +404,6 @@ async def expiring(gateway: Gateway, *, days: int) -> list[Expiring]:
     ]
 
 
-async def held_crls(gateway: Gateway) -> list[store.HeldCrl]:
+async def held_crls(gateway: StoreAndConfig) -> list[store.HeldCrl]:
     async with gateway.engine.connect() as conn:
         return await store.held_crls(conn)

@@ -16,12 +16,12 @@ import datetime as dt
 from collections import defaultdict
 
 from connectors.base import ConnectorError, SentStates
-from gateway.bootstrap import Gateway
 from gateway.store import job_queries
+from gateway.usecases.ports import Store
 
 
 async def refresh_sent_states(
-    gateway: Gateway,
+    gateway: Store,
     channel: str,
     connector: SentStates,
     *,

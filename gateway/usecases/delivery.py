@@ -52,7 +52,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,7 +65,6 @@ from connectors.base import (
     Receipt,
 )
 from envelopes.model import Classification
-from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import arrival_notice_deadline
 from gateway.domain.lifecycle import IllegalTransition, TransportState
 from gateway.domain.retry import Outcome, Verdict, decide, maybe_delivered
@@ -79,6 +78,7 @@ from gateway.usecases.packages import (
     registered_certificate,
     sealed_for,
 )
+from gateway.usecases.ports import Channels, Config, Connectors, Deadlines, Retries, Store, Waker
 from gateway.usecases.submit import recipient_entry
 
 log = logging.getLogger("docgw.delivery")
@@ -89,6 +89,11 @@ _VERDICT_STATE = {
     Verdict.UNCONFIRMED: TransportState.UNCONFIRMED,
     Verdict.FAIL: TransportState.FAILED,
 }
+
+
+class Delivering(Store, Config, Channels, Connectors, Deadlines, Retries, Waker, Protocol):
+    """What delivery uses: the store, the settings, the channels and their connectors, deadlines
+    and retry policies, the workers' wake-up."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +108,7 @@ class _Sent:
     ended_at: dt.datetime
 
 
-async def deliver_due(gateway: Gateway, worker: str) -> int:
+async def deliver_due(gateway: Delivering, worker: str) -> int:
     """One round: claim a batch, deliver it, record outcomes. Returns how many were claimed."""
     now = gateway.clock()
     settings = gateway.settings.delivery
@@ -145,7 +150,7 @@ async def deliver_due(gateway: Gateway, worker: str) -> int:
 
 
 async def _claim(
-    gateway: Gateway,
+    gateway: Delivering,
     conn: AsyncConnection,
     *,
     now: dt.datetime,
@@ -171,7 +176,7 @@ async def _claim(
 
 
 async def _hold_unroutable(
-    gateway: Gateway,
+    gateway: Delivering,
     conn: AsyncConnection,
     claimed: Sequence[Claimed],
     inline: dict[str, bytes],
@@ -237,7 +242,7 @@ def _inactive(unit_code: str) -> str:
 
 
 async def _why_not_sendable(
-    gateway: Gateway,
+    gateway: Delivering,
     conn: AsyncConnection,
     item: Claimed,
     inline: bytes | None,
@@ -275,7 +280,7 @@ async def _why_not_sendable(
     return None
 
 
-def _addresses_each_recipient(gateway: Gateway, channel: str | None) -> bool:
+def _addresses_each_recipient(gateway: Delivering, channel: str | None) -> bool:
     """Whether ``channel`` sends each recipient's copy to that recipient's own endpoint (a secure
     channel: the registered ``secure_endpoint``), so that recipients never share a call."""
     info = gateway.channels.get(channel or "")
@@ -286,7 +291,9 @@ def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=value)
 
 
-async def _deliver_group(gateway: Gateway, group: Sequence[Claimed], inline: bytes | None) -> _Sent:
+async def _deliver_group(
+    gateway: Delivering, group: Sequence[Claimed], inline: bytes | None
+) -> _Sent:
     first = group[0]
     started = time.perf_counter()
     outcome, detail, error_code, receipt = await _send(gateway, group, inline)
@@ -319,7 +326,7 @@ async def _deliver_group(gateway: Gateway, group: Sequence[Claimed], inline: byt
 
 
 async def _record(
-    gateway: Gateway, ended: Sequence[_Sent], attempt_ids: dict[int, int], worker: str
+    gateway: Delivering, ended: Sequence[_Sent], attempt_ids: dict[int, int], worker: str
 ) -> None:
     """Every outcome of the round as a durable decision, in one transaction."""
     moves: list[message_queries.Move] = []
@@ -362,7 +369,7 @@ async def _record(
                 job_queries.AttemptEnd(
                     attempt_id=attempt_ids[item.recipient_id],
                     at=now,
-                    outcome=sent.outcome.value,
+                    outcome=sent.outcome,
                     error_code=sent.error_code,
                     detail=sent.detail or None,
                 )
@@ -379,7 +386,7 @@ async def _record(
 
 
 async def _send(
-    gateway: Gateway, group: Sequence[Claimed], inline: bytes | None
+    gateway: Delivering, group: Sequence[Claimed], inline: bytes | None
 ) -> tuple[Outcome, str, str | None, Receipt | None]:
     first = group[0]
     connector = gateway.connectors.get(first.channel or "")
@@ -436,7 +443,7 @@ async def _send(
     return Outcome.SENT, "", None, receipt
 
 
-async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
+async def recover_expired(gateway: Delivering, actor: str = "recovery") -> int:
     """Claims whose lease expired (the worker died or hung): their outcome is unknown."""
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
@@ -460,7 +467,7 @@ async def recover_expired(gateway: Gateway, actor: str = "recovery") -> int:
     return len(expired)
 
 
-async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
+async def run_worker(gateway: Delivering, name: str, stop: asyncio.Event) -> None:
     """Deliver until ``stop`` is set; between rounds, wait for new work or the poll interval."""
     settings = gateway.settings.delivery
     while not stop.is_set():
@@ -478,7 +485,7 @@ async def run_worker(gateway: Gateway, name: str, stop: asyncio.Event) -> None:
         await _wait_for_work(gateway, settings.idle_poll_seconds, stop)
 
 
-async def _wait_for_work(gateway: Gateway, seconds: float, stop: asyncio.Event) -> None:
+async def _wait_for_work(gateway: Delivering, seconds: float, stop: asyncio.Event) -> None:
     """Until new work is announced, or ``seconds`` pass (retries come due without an
     announcement), or ``stop`` is set (the service announces once more when it stops, which wakes
     every waiting worker). The first worker to wake takes an announcement; the others keep waiting

@@ -38,6 +38,7 @@ from typing import Any
 from connectors.base import ChangeFeed, DirectoryEntry, DirectorySource, Qd20Source, UnitChange
 from envelopes.unit_codes import parse_lenient
 from gateway.bootstrap import Gateway
+from gateway.domain.directory import SyncMode
 from gateway.store import audit_queries
 from gateway.store import directory as store
 from gateway.store.directory import Closure, DirectoryUnit, RegisteredUnit
@@ -45,7 +46,7 @@ from gateway.usecases.errors import NoDirectory
 
 log = logging.getLogger("docgw.directory")
 
-FULL, INCREMENTAL = "full", "incremental"
+FULL, INCREMENTAL = SyncMode.FULL, SyncMode.INCREMENTAL
 #: An incremental sync asks for the changes since the last sync began, less this much.
 OVERLAP = dt.timedelta(minutes=10)
 #: How many changes of each kind a sync's record keeps (the counts are whole).

@@ -22,7 +22,6 @@ from envelopes import sealing
 from envelopes.errors import SealError
 from envelopes.model import AttachmentInfo, Classification
 from envelopes.reading import PackageKind, read_package
-from gateway.bootstrap import Gateway
 from gateway.store import blobs
 from gateway.store.records import MessageRecord
 from gateway.usecases.errors import ClassifiedReaderRefused, NotFound, PackageNotOpenable
@@ -32,6 +31,7 @@ from gateway.usecases.packages import (
     open_sealed_for_us,
     spool,
 )
+from gateway.usecases.ports import StoreAndKeys
 from gateway.usecases.tokens import Principal, Role
 
 #: Bytes handed to the response per write.
@@ -51,7 +51,7 @@ class Download:
     sealed: bool = False
 
 
-async def package(gateway: Gateway, message: MessageRecord, *, reader: Principal) -> Download:
+async def package(gateway: StoreAndKeys, message: MessageRecord, *, reader: Principal) -> Download:
     """The package as received or sent; a classified one as the module docstring says."""
     classified = Classification(message.classification).is_classified
     if classified:
@@ -76,7 +76,7 @@ async def package(gateway: Gateway, message: MessageRecord, *, reader: Principal
 
 
 async def attachment(
-    gateway: Gateway, message: MessageRecord, number: int, *, reader: Principal
+    gateway: StoreAndKeys, message: MessageRecord, number: int, *, reader: Principal
 ) -> Download:
     """Attachment ``number`` (1 = the first in the package), decoded by the streaming reader into
     a spool; named and typed as the signed manifest says."""
@@ -161,7 +161,7 @@ def _check_reader(message: MessageRecord, reader: Principal) -> None:
         )
 
 
-async def opened(gateway: Gateway, message: MessageRecord) -> IO[bytes]:
+async def opened(gateway: StoreAndKeys, message: MessageRecord) -> IO[bytes]:
     """The plaintext (a spool) of a classified message's sealed copy."""
     async with gateway.reader.connect() as conn:
         sealed = await load_to_spool(conn, message.package_sha256)
@@ -179,7 +179,7 @@ async def opened(gateway: Gateway, message: MessageRecord) -> IO[bytes]:
         sealed.close()
 
 
-def _open(gateway: Gateway, sealed: IO[bytes], message_id: str) -> IO[bytes]:
+def _open(gateway: StoreAndKeys, sealed: IO[bytes], message_id: str) -> IO[bytes]:
     try:
         return open_sealed_for_us(gateway, sealed)
     except SealError as exc:
@@ -189,7 +189,7 @@ def _open(gateway: Gateway, sealed: IO[bytes], message_id: str) -> IO[bytes]:
         ) from exc
 
 
-async def _blob_chunks(gateway: Gateway, sha256: str) -> AsyncIterator[bytes]:
+async def _blob_chunks(gateway: StoreAndKeys, sha256: str) -> AsyncIterator[bytes]:
     """The blob's bytes, a connection taken per stored chunk and given back before the chunk is
     sent: a slow client holds no connection (SQLite's engine has only one)."""
     seq = 0

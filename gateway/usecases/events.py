@@ -21,12 +21,12 @@ from envelopes.model import (
     StaffInfo,
     StatusCode,
 )
-from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, message_queries
 from gateway.store import events as store
 from gateway.store.events import EventRecord, Waiting
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
-from gateway.usecases.statuses import enqueue_status
+from gateway.usecases.ports import Store
+from gateway.usecases.statuses import StatusSender, enqueue_status
 
 #: A received document's event type by its Bussiness doc type (a revocation or an update of a
 #: document sent before travels as a document of its own).
@@ -139,7 +139,7 @@ class FeedPage:
     cursor: int
 
 
-async def read_feed(gateway: Gateway, *, after: int, limit: int, unit_code: str | None) -> FeedPage:
+async def read_feed(gateway: Store, *, after: int, limit: int, unit_code: str | None) -> FeedPage:
     """Events after the cursor ``after``, in order; a member's (``unit_code``) only."""
     async with gateway.engine.begin() as conn:
         await store.sequence(conn)
@@ -166,7 +166,7 @@ class Reply:
 
 
 async def acknowledge(
-    gateway: Gateway,
+    gateway: StatusSender,
     message_id: str,
     *,
     actor: str,
@@ -245,7 +245,7 @@ async def acknowledge(
 
 
 async def handed_over(
-    gateway: Gateway,
+    gateway: Store,
     *,
     waiting_only: bool,
     unit_code: str | None,

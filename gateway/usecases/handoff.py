@@ -36,7 +36,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from connectors.drop_folder import (
     FILES_SUFFIX,
@@ -52,14 +52,18 @@ from envelopes.errors import GatewayError
 from envelopes.metadata import parse_metadata
 from envelopes.model import AttachmentInfo, Classification
 from envelopes.reading import read_package
-from gateway.bootstrap import Gateway
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases.packages import hands_over_opened, load_to_spool, open_sealed_for_us, spool
 from gateway.usecases.statuses import VIETNAM
-from gateway.usecases.submit import submit_document, submit_package
+from gateway.usecases.submit import Submitting, submit_document, submit_package
 
 log = logging.getLogger("docgw.handoff")
+
+
+class Handoff(Submitting, Protocol):
+    """What the drop folder's handover uses: what a submission uses (picked-up documents are
+    submitted)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +72,7 @@ class PickUpReport:
     rejected: int = 0
 
 
-async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpReport:
+async def pick_up(gateway: Handoff, channel: str, folder: DropFolder) -> PickUpReport:
     submitted = rejected = 0
     for item in await folder.scan_outbox():
         try:
@@ -86,7 +90,7 @@ async def pick_up(gateway: Gateway, channel: str, folder: DropFolder) -> PickUpR
     return PickUpReport(submitted=submitted, rejected=rejected)
 
 
-async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
+async def _submit(gateway: Handoff, channel: str, item: OutboxItem) -> str:
     assert item.metadata is not None  # a document folder always has it
     request = parse_metadata(item.metadata, today=gateway.clock().astimezone(VIETNAM).date())
     # Held to the API's rules (a plain file name, at least one byte): a refusal sends the item to
@@ -106,7 +110,7 @@ async def _submit(gateway: Gateway, channel: str, item: OutboxItem) -> str:
 
 
 async def _submit_package(
-    gateway: Gateway, channel: str, item: OutboxItem, folder: DropFolder
+    gateway: Handoff, channel: str, item: OutboxItem, folder: DropFolder
 ) -> str:
     assert item.package_path is not None  # a ready package always has it
     with await asyncio.to_thread(_open_item_file, item.package_path) as package:
@@ -139,7 +143,7 @@ def _open_item_file(path: Path) -> IO[bytes]:
         raise DropItemGone(f"{path.name} cannot be opened: {exc.strerror or exc}") from exc
 
 
-async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) -> int:
+async def hand_over(gateway: Handoff, folder: DropFolder, *, limit: int = 50) -> int:
     """Write what was received and not yet handed over to the inbox, all of it, ``limit`` rows
     read at a time; returns how many were handed over."""
     handed = 0
@@ -167,7 +171,7 @@ async def hand_over(gateway: Gateway, folder: DropFolder, *, limit: int = 50) ->
         after = (pending[-1].created_at, pending[-1].id)
 
 
-async def _hand_over_one(gateway: Gateway, folder: DropFolder, message: MessageRecord) -> None:
+async def _hand_over_one(gateway: Handoff, folder: DropFolder, message: MessageRecord) -> None:
     sealed = Classification(message.classification).is_classified
     async with gateway.engine.connect() as conn:
         package = await load_to_spool(conn, message.package_sha256)

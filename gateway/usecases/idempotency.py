@@ -23,15 +23,15 @@ from envelopes.building import build_document
 from envelopes.metadata import DocumentRequest
 from envelopes.model import Classification
 from envelopes.reading import read_package
-from gateway.bootstrap import Gateway
 from gateway.store import message_queries
 from gateway.usecases.errors import IdempotencyKeyReused
 from gateway.usecases.naming import stored_classification
 from gateway.usecases.packages import load_to_spool, open_sealed_for_us, spool
+from gateway.usecases.ports import StoreAndKeys
 
 
 async def check_repeat(
-    gateway: Gateway,
+    gateway: StoreAndKeys,
     request: DocumentRequest,
     attachments: Sequence[AttachmentSource],
     *,

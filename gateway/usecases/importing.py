@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,7 +30,7 @@ from envelopes.errors import GatewayError
 from envelopes.model import DocumentPackage, StatusCode, StatusPackage
 from envelopes.reading import Notice, PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document, verify_status
-from gateway.bootstrap import Gateway
+from gateway.domain.imports import ImportOutcome
 from gateway.domain.lifecycle import TransportState
 from gateway.store import audit_queries, blobs, imports, message_queries, status_queries
 from gateway.usecases.errors import (
@@ -40,18 +40,22 @@ from gateway.usecases.errors import (
     ImportTooLarge,
 )
 from gateway.usecases.packages import trust_for
+from gateway.usecases.ports import Config, Store
 from gateway.usecases.statuses import VIETNAM, move_business_status
 
 ACTOR = "import"
 UNVERIFIED = "IMPORT_UNVERIFIED"
 
 
+class Importing(Store, Config, Protocol):
+    """What an import uses: the store and the settings (local units, trust, inline blobs)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class FileOutcome:
     name: str
     sha256: str
-    #: "imported" | "skipped" | "refused"
-    outcome: str
+    outcome: ImportOutcome
     reason: str | None = None
     message_id: str | None = None
     kind: str | None = None
@@ -64,11 +68,11 @@ class FileOutcome:
 class ImportReport:
     files: list[FileOutcome] = field(default_factory=list)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: ImportOutcome) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)
 
     def summary(self) -> dict[str, int]:
-        return {o: self.count(o) for o in ("imported", "skipped", "refused")}
+        return {o: self.count(o) for o in ImportOutcome}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,7 +111,7 @@ def source_files(source: Path, *, max_bytes: int) -> Iterator[tuple[str, bytes |
 
 
 async def import_source(
-    gateway: Gateway, source: Path, *, also_local: tuple[str, ...] = ()
+    gateway: Importing, source: Path, *, also_local: tuple[str, ...] = ()
 ) -> ImportReport:
     """``also_local``: units this run counts as local besides the configured and registered
     ones (an old system's units this gateway now answers for, without a key here)."""
@@ -121,13 +125,13 @@ async def import_source(
 
 
 async def import_file(
-    gateway: Gateway, name: str, data: bytes | None, *, local: set[str] | None = None
+    gateway: Importing, name: str, data: bytes | None, *, local: set[str] | None = None
 ) -> FileOutcome:
     """Import one file (``data`` None: too large to read). ``local``: the local units, when the
     caller looked them up already."""
     if data is None:
         reason = f"{ImportTooLarge.code}: over [api] max_upload_bytes"
-        return FileOutcome(name=name, sha256="", outcome="refused", reason=reason)
+        return FileOutcome(name=name, sha256="", outcome=ImportOutcome.REFUSED, reason=reason)
     sha256 = hashlib.sha256(data).hexdigest()
     async with gateway.reader.connect() as conn:
         done = await imports.file_outcome(conn, sha256)
@@ -135,7 +139,7 @@ async def import_file(
         return FileOutcome(
             name=name,
             sha256=sha256,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             reason=f"IMPORT_ALREADY_PROCESSED: an earlier run recorded it {done[0]}",
         )
     try:
@@ -160,15 +164,15 @@ async def import_file(
                 conn,
                 sha256=sha256,
                 name=name,
-                outcome="refused",
+                outcome=ImportOutcome.REFUSED,
                 reason=str(exc),
                 message_id=None,
                 now=gateway.clock(),
             )
-        return FileOutcome(name=name, sha256=sha256, outcome="refused", reason=str(exc))
+        return FileOutcome(name=name, sha256=sha256, outcome=ImportOutcome.REFUSED, reason=str(exc))
 
 
-async def _read(gateway: Gateway, data: bytes) -> _Read:
+async def _read(gateway: Importing, data: bytes) -> _Read:
     if sealing.is_sealed(data[: sealing.SNIFF_LENGTH]):
         raise ImportSealed("a sealed (classified) package: import it where it can be opened")
     parsed = read_package(data)
@@ -210,14 +214,14 @@ def _sender(parsed: ParsedPackage) -> str:
     return parsed.status().from_.organ_id
 
 
-async def local_units(gateway: Gateway, conn: AsyncConnection) -> set[str]:
+async def local_units(gateway: Importing, conn: AsyncConnection) -> set[str]:
     """The configured local units and those the registry marks local (an old system's units
     this gateway answers for without signing for them)."""
     return set(gateway.settings.gateway.local_units) | await imports.local_unit_codes(conn)
 
 
 async def _store(
-    gateway: Gateway,
+    gateway: Importing,
     conn: AsyncConnection,
     read: _Read,
     data: bytes,
@@ -243,7 +247,7 @@ def _outcome(name: str, sha256: str, read: _Read, **values: Any) -> FileOutcome:
 
 
 async def _message_row(
-    gateway: Gateway, conn: AsyncConnection, read: _Read, data: bytes
+    gateway: Importing, conn: AsyncConnection, read: _Read, data: bytes
 ) -> dict[str, Any]:
     now = gateway.clock()
     ref = await blobs.put_bytes(
@@ -262,7 +266,7 @@ async def _message_row(
 
 
 async def _store_document(
-    gateway: Gateway,
+    gateway: Importing,
     conn: AsyncConnection,
     read: _Read,
     document: DocumentPackage,
@@ -282,7 +286,7 @@ async def _store_document(
             name,
             sha256,
             read,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             direction=direction,
             message_id=existing,
             reason=f"IMPORT_DUPLICATE: already held as message {existing}",
@@ -327,12 +331,17 @@ async def _store_document(
     await audit_queries.insert_audit_rows(conn, audit_rows)
     await _attach_pending(conn, row["id"], header.document_id, {sender, *units}, now)
     return _outcome(
-        name, sha256, read, outcome="imported", direction=direction, message_id=row["id"]
+        name,
+        sha256,
+        read,
+        outcome=ImportOutcome.IMPORTED,
+        direction=direction,
+        message_id=row["id"],
     )
 
 
 async def _store_status(
-    gateway: Gateway,
+    gateway: Importing,
     conn: AsyncConnection,
     read: _Read,
     status: StatusPackage,
@@ -360,7 +369,7 @@ async def _store_status(
             name,
             sha256,
             read,
-            outcome="skipped",
+            outcome=ImportOutcome.SKIPPED,
             direction=direction,
             message_id=existing,
             reason=f"IMPORT_DUPLICATE: already held as message {existing}",
@@ -399,7 +408,12 @@ async def _store_status(
     if target is not None:
         await _attach_pending(conn, target, document_id, {reporter}, now)
     return _outcome(
-        name, sha256, read, outcome="imported", direction=direction, message_id=row["id"]
+        name,
+        sha256,
+        read,
+        outcome=ImportOutcome.IMPORTED,
+        direction=direction,
+        message_id=row["id"],
     )
 
 

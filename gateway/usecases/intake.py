@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,7 +29,6 @@ from envelopes.verification import (
     verify_status,
 )
 from envelopes.zipped import ZipOrPdfSpool, is_wrapped
-from gateway.bootstrap import Gateway
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.routing import strictest
@@ -39,12 +38,19 @@ from gateway.store.visibility import readable_text
 from gateway.usecases import document_signatures, events
 from gateway.usecases.errors import SenderMismatch, UnknownSender
 from gateway.usecases.packages import open_sealed_for_us, trust_for
+from gateway.usecases.ports import Channels, Keys, Signing, Store, Waker
 from gateway.usecases.statuses import (
     VIETNAM,
     apply_received_status,
     enqueue_status,
     find_status_target,
 )
+
+
+class Intake(Store, Keys, Channels, Signing, Waker, Protocol):
+    """What storing a received package uses: the store, the settings and the local units' keys
+    (opening a package sealed for us; an automatic reply's signature), the channels (the reply's
+    route), the workers' wake-up."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +65,7 @@ class Received:
 
 
 async def receive_package(
-    gateway: Gateway, source: IO[bytes], *, via: str, expected_sender: str | None = None
+    gateway: Intake, source: IO[bytes], *, via: str, expected_sender: str | None = None
 ) -> Received:
     """``source`` is the package as received (a seekable stream, possibly sealed).
 
@@ -75,7 +81,7 @@ async def receive_package(
 
 
 async def _receive(
-    gateway: Gateway,
+    gateway: Intake,
     plain: IO[bytes],
     sealed: IO[bytes] | None,
     via: str,
@@ -108,7 +114,7 @@ async def _receive(
 
 
 async def _read_and_verify(
-    gateway: Gateway, plain: IO[bytes], expected_sender: str | None
+    gateway: Intake, plain: IO[bytes], expected_sender: str | None
 ) -> tuple[VerifiedDocument | VerifiedStatus | _UnverifiedStatus, list[DocumentSignatureRow]]:
     """The package verified, and a document's PDFs' own signatures; a status from a unit with no
     registered certificate comes back unverified, to be kept and shown (a document from one is
@@ -158,7 +164,7 @@ class _AlreadyStored(Exception):
     """Raised inside the store transaction to roll it back: the package is a duplicate."""
 
 
-def _open_if_sealed(gateway: Gateway, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
+def _open_if_sealed(gateway: Intake, source: IO[bytes]) -> tuple[IO[bytes], IO[bytes] | None]:
     """(plaintext, the sealed original or None)."""
     source.seek(0)
     sealed = sealing.is_sealed(source.read(sealing.SNIFF_LENGTH))
@@ -216,7 +222,7 @@ def _received(
 
 
 async def _store(
-    gateway: Gateway,
+    gateway: Intake,
     verified: VerifiedDocument | VerifiedStatus,
     package: IO[bytes],
     via: str,
@@ -280,7 +286,7 @@ def _message_row(stored: _Stored, verified: VerifiedDocument | VerifiedStatus) -
 
 
 async def _store_document(
-    gateway: Gateway, conn: AsyncConnection, verified: VerifiedDocument, stored: _Stored
+    gateway: Intake, conn: AsyncConnection, verified: VerifiedDocument, stored: _Stored
 ) -> tuple[str, ...]:
     header = verified.package.header
     message_id, via, now = stored.message_id, stored.via, stored.now
@@ -302,7 +308,7 @@ async def _store_document(
 
 
 async def _register_local_units(
-    gateway: Gateway,
+    gateway: Intake,
     conn: AsyncConnection,
     verified: VerifiedDocument,
     local: list[str],
@@ -416,7 +422,7 @@ UNVERIFIED_SENDER = "UNVERIFIED_SENDER"
 
 
 async def _keep_unverified_status(
-    gateway: Gateway,
+    gateway: Intake,
     unverified: _UnverifiedStatus,
     package: IO[bytes],
     via: str,
@@ -502,7 +508,7 @@ async def _keep_unverified_status(
 
 
 async def _address_new_units(
-    gateway: Gateway,
+    gateway: Intake,
     message_id: str,
     verified: VerifiedDocument,
     via: str,

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 
 from envelopes.errors import GatewayError
 from gateway.bootstrap import Gateway
@@ -36,7 +36,14 @@ from gateway.usecases.directory import SyncReport, sync_channel
 from gateway.usecases.errors import Conflict, NotFound
 from gateway.usecases.handoff import PickUpReport, hand_over, pick_up
 from gateway.usecases.polling import PollReport, poll_channel
+from gateway.usecases.ports import Config, Instance, Store
 from gateway.usecases.report_files import produce_due_reports
+
+
+class Runs(Store, Config, Instance, Protocol):
+    """What running a job recorded uses: the store, the settings (its next tick) and this
+    process (the run's instance)."""
+
 
 log = logging.getLogger("docgw.jobs")
 
@@ -252,7 +259,7 @@ def _channel_jobs(gateway: Gateway) -> list[JobDefinition]:
     return jobs
 
 
-def next_run(gateway: Gateway, job: JobDefinition, after: dt.datetime) -> dt.datetime:
+def next_run(gateway: Config, job: JobDefinition, after: dt.datetime) -> dt.datetime:
     """When ``job`` next fires after ``after`` (its next wall-clock tick)."""
     return next_tick(
         after, job.seconds, phase_of(gateway.settings.gateway.local_units, job.seconds)
@@ -289,7 +296,7 @@ def error_of(exc: BaseException) -> tuple[str, str]:
 
 
 async def run_recorded(
-    gateway: Gateway, job: JobDefinition, *, trigger: str = "schedule"
+    gateway: Runs, job: JobDefinition, *, trigger: str = "schedule"
 ) -> RunResult:
     """Run ``job`` once, recording the run and logging it; a failure is recorded and logged,
     not raised (a cancellation is raised)."""
@@ -393,7 +400,7 @@ def _log_run(
     )
 
 
-async def consecutive_failures(gateway: Gateway) -> dict[str, int]:
+async def consecutive_failures(gateway: Store) -> dict[str, int]:
     """How many runs in a row of each job have failed (0: the last one succeeded), by job name,
     across every process of this gateway; a job that never finished a run is absent."""
     async with gateway.reader.connect() as conn:
@@ -436,7 +443,7 @@ def _view(
     )
 
 
-async def job_history(gateway: Gateway, name: str, *, limit: int = 20) -> list[JobRun]:
+async def job_history(gateway: Store, name: str, *, limit: int = 20) -> list[JobRun]:
     async with gateway.reader.connect() as conn:
         return await store.history(conn, name, limit=limit)
 
@@ -473,7 +480,7 @@ async def run_now(
 
 
 @contextlib.asynccontextmanager
-async def _job_lock(gateway: Gateway, name: str) -> AsyncIterator[None]:
+async def _job_lock(gateway: Store, name: str) -> AsyncIterator[None]:
     if is_sqlite(gateway.engine):  # one process: nothing to take
         yield
         return

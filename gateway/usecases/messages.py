@@ -8,19 +8,21 @@ list filters with it and one message is looked up through it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
-from gateway.bootstrap import Gateway
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
 from gateway.store import message_queries
 from gateway.store.records import MessageRecord
 from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound
-from gateway.usecases.parameters import choice, flag, moment
+from gateway.usecases.parameters import choice, flag, member, moment
+from gateway.usecases.ports import Store
 
 #: The message list's filters, as ``GET /api/v1/messages`` and ``docgw queue list`` name them.
 FILTERS = (
@@ -35,27 +37,46 @@ FILTERS = (
     "text",
     "breached",
 )
+#: The filters that take one of a closed set of values, and that set: :func:`message_filter`
+#: reads them with it, the API's parameters and the CLI's options list it.
+CHOICES: dict[str, type[StrEnum]] = {
+    "direction": Direction,
+    "kind": PackageKind,
+    "state": TransportState,
+    "classification": Classification,
+}
 KINDS = tuple(kind.value for kind in PackageKind)
 
 
+def choices_schema(name: str) -> dict[str, Any]:
+    """The JSON schema of a filter of :data:`CHOICES` (the API's parameter)."""
+    return {"type": "string", "enum": [value.value for value in CHOICES[name]]}
+
+
 def message_filter(
-    query: Mapping[str, str], *, now: dt.datetime, member_unit: str | None
+    query: Mapping[str, str],
+    *,
+    now: dt.datetime,
+    member_unit: str | None,
+    channels: Collection[str] = (),
 ) -> message_queries.MessageFilter:
     """The list's filters from their text (:data:`FILTERS`; a missing or empty one is no
-    filter): a value that is not one of the choices, a date that is not one, is refused with
-    BAD_REQUEST naming the filter — never an empty list."""
+    filter), typed: a value that is not one of the choices (:data:`CHOICES`), a date that is not
+    one, is refused with BAD_REQUEST naming the filter — never an empty list. ``channels``: the
+    channels a ``channel`` filter may name (the console's; none: it is not read)."""
     return message_queries.MessageFilter(
-        direction=choice(query, "direction", ("in", "out")),
-        kind=choice(query, "kind", KINDS),
-        state=choice(query, "state", tuple(TransportState)),
+        direction=member(query, "direction", Direction),
+        kind=member(query, "kind", PackageKind),
+        state=member(query, "state", TransportState),
         recipient=query.get("recipient") or None,
         sender=query.get("sender") or None,
-        classification=choice(query, "classification", tuple(Classification)),
+        classification=member(query, "classification", Classification),
         created_from=moment(query, "from", end_of_day=False),
         created_to=moment(query, "to", end_of_day=True),
         text=query.get("text") or None,
         breached_before=now if flag(query, "breached") else None,
         visible_to_unit=member_unit,
+        channel=choice(query, "channel", tuple(sorted(channels))) if channels else None,
     )
 
 
@@ -84,7 +105,7 @@ def transport_state(message: MessageRecord) -> str | None:
 
 
 async def list_page(
-    gateway: Gateway,
+    gateway: Store,
     selection: message_queries.MessageFilter,
     *,
     after: tuple[dt.datetime, str] | None,
@@ -96,7 +117,7 @@ async def list_page(
 
 
 async def visible_message(
-    gateway: Gateway, message_id: str, *, member_unit: str | None
+    gateway: Store, message_id: str, *, member_unit: str | None
 ) -> MessageRecord:
     """The message, or NOT_FOUND when it does not exist or the member may not see it (the same
     answer: a member does not learn that another unit's message exists)."""
@@ -107,7 +128,7 @@ async def visible_message(
     return message
 
 
-async def detail(gateway: Gateway, message_id: str, *, member_unit: str | None) -> Detail:
+async def detail(gateway: Store, message_id: str, *, member_unit: str | None) -> Detail:
     async with gateway.engine.connect() as conn:
         message = await message_queries.get_message(conn, message_id, visible_to_unit=member_unit)
         if message is None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from cryptography import x509
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,7 +38,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from connectors.offload import stream_size
 from envelopes import sealing
 from envelopes.model import Classification
-from gateway.bootstrap import Gateway
 from gateway.domain.lifecycle import CANCELLABLE, RESENDABLE, TransportState
 from gateway.domain.routing import RecipientEntry, Route, route_recipient, route_through
 from gateway.store import message_queries, unit_queries
@@ -52,7 +51,13 @@ from gateway.usecases.packages import (
     sealed_for,
     spool,
 )
+from gateway.usecases.ports import Channels, Config, Signing, Store, Waker
 from gateway.usecases.submit import recipient_entry
+
+
+class Operations(Store, Config, Channels, Signing, Waker, Protocol):
+    """What an operator's action uses: the store, the settings, the channels (a re-route), the
+    sender's key (a resealed copy), and the workers' wake-up."""
 
 
 class RerouteRefused(Conflict):
@@ -78,7 +83,7 @@ class _SendersCopy:
     same DocumentId, signed again by the sender — unless it names no other (then sealed as it is,
     byte for byte). A receiving gateway registers every local unit its To names."""
 
-    def __init__(self, gateway: Gateway, message: MessageRecord, stack: ExitStack) -> None:
+    def __init__(self, gateway: Operations, message: MessageRecord, stack: ExitStack) -> None:
         self._signer = gateway.signer(message.sender)
         self._message = message
         self._stack = stack
@@ -114,7 +119,7 @@ class _SendersCopy:
         return plaintext
 
 
-def _copies(gateway: Gateway, message: MessageRecord, stack: ExitStack) -> ClassifiedCopies[str]:
+def _copies(gateway: Operations, message: MessageRecord, stack: ExitStack) -> ClassifiedCopies[str]:
     """The copies of ``message`` for its recipients, by unit, sealed from the sender's copy."""
     return ClassifiedCopies(
         _SendersCopy(gateway, message, stack),
@@ -137,7 +142,7 @@ def require_reason(reason: str | None) -> str:
 
 
 async def resend(
-    gateway: Gateway,
+    gateway: Operations,
     message_id: str,
     *,
     reason: str | None,
@@ -155,7 +160,7 @@ async def resend(
 
 
 async def cancel(
-    gateway: Gateway,
+    gateway: Operations,
     message_id: str,
     *,
     reason: str | None,
@@ -175,7 +180,7 @@ async def cancel(
 
 
 async def reroute(
-    gateway: Gateway, message_id: str, *, channel: str, reason: str | None, actor: str
+    gateway: Operations, message_id: str, *, channel: str, reason: str | None, actor: str
 ) -> Changed:
     """Send held or failed recipients through another configured channel. A classified message
     takes it only where the routing policy allows (:func:`route_through`): never an axis or a
@@ -197,7 +202,7 @@ async def reroute(
 
 
 async def _move(
-    gateway: Gateway,
+    gateway: Operations,
     message_id: str,
     allowed_from: tuple[TransportState, ...],
     to: TransportState,
@@ -264,7 +269,7 @@ def _movable(
 
 
 async def _seal_ahead(
-    gateway: Gateway,
+    gateway: Operations,
     message_id: str,
     allowed_from: tuple[TransportState, ...],
     only: str | None,
@@ -297,7 +302,7 @@ async def _seal_ahead(
 
 
 async def _requeue_fields(
-    gateway: Gateway,
+    gateway: Operations,
     conn: AsyncConnection,
     message: MessageRecord,
     recipient: RecipientRecord,
@@ -349,7 +354,7 @@ async def _requeue_fields(
 
 
 def _route_again(
-    gateway: Gateway,
+    gateway: Operations,
     classification: Classification,
     entry: RecipientEntry,
     recipient: RecipientRecord,

@@ -21,10 +21,10 @@ from envelopes.errors import SealError
 from envelopes.model import DocumentPackage, MessageHeader
 from envelopes.reading import Notice, read_package
 from envelopes.signing import Signer, TrustPolicy
-from gateway.bootstrap import Gateway
 from gateway.store import blobs, unit_queries
 from gateway.store import current_certificate as store_current
 from gateway.usecases.errors import UnknownSender
+from gateway.usecases.ports import Config, Configured, Keys
 
 SPOOL_BYTES = 8 << 20
 
@@ -150,7 +150,7 @@ async def current_certificate(
     return None if pem is None else load_certificate(pem)
 
 
-async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> TrustPolicy:
+async def trust_for(gateway: Configured, conn: AsyncConnection, sender: str) -> TrustPolicy:
     """Only the sender's own registered certificates: a valid certificate of another unit does
     not make a package from this sender genuine."""
     found = await unit_queries.sender_certificates(
@@ -172,7 +172,7 @@ async def trust_for(gateway: Gateway, conn: AsyncConnection, sender: str) -> Tru
     return TrustPolicy(pinned=pinned, allow_sha1=sender in gateway.settings.keys.sha1_peers)
 
 
-def overlap(gateway: Gateway) -> dt.timedelta:
+def overlap(gateway: Config) -> dt.timedelta:
     """How long a unit's older certificate still verifies after a newer one is added."""
     return dt.timedelta(days=gateway.settings.certificates.overlap_days)
 
@@ -215,7 +215,7 @@ def opener(source: IO[bytes]) -> Callable[[], IO[bytes]]:
     return lambda: _Reopened(source)  # type: ignore[return-value]
 
 
-def hands_over_opened(gateway: Gateway) -> bool:
+def hands_over_opened(gateway: Config) -> bool:
     """Whether this gateway gives the local system a classified package's plaintext (drop folder,
     downloads): only on the classified side's own network (``profile = "secure"``). A standard
     gateway hands over the sealed copy as stored, so that the plaintext is never written on the
@@ -223,7 +223,7 @@ def hands_over_opened(gateway: Gateway) -> bool:
     return gateway.settings.gateway.profile == "secure"
 
 
-def open_sealed_for_us(gateway: Gateway, sealed: IO[bytes]) -> IO[bytes]:
+def open_sealed_for_us(gateway: Keys, sealed: IO[bytes]) -> IO[bytes]:
     """The plaintext (a new spool) of a package sealed for one of our units' certificates.
 
     The caller keeps ``sealed`` (rewound to its start). GCM authenticates only at the end, so on a

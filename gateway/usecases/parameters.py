@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from enum import StrEnum
+from typing import TypeVar
 
 from gateway.usecases.errors import ParameterInvalid
 from gateway.usecases.statuses import VIETNAM
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
@@ -15,6 +19,18 @@ def choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str
     if value is not None and value not in choices:
         raise ParameterInvalid(f"must be one of {', '.join(choices)}", element=name)
     return value
+
+
+def member(query: Mapping[str, str], name: str, enum: type[E]) -> E | None:
+    """One of the enum's values (as written: ``OUT`` is not ``out``), or None when missing or
+    empty."""
+    value = query.get(name) or None
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise ParameterInvalid(f"must be one of {', '.join(enum)}", element=name) from None
 
 
 def moment(query: Mapping[str, str], name: str, *, end_of_day: bool) -> dt.datetime | None:

@@ -15,13 +15,18 @@ import io
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from connectors.base import ConnectorError, Pollable, RemoteItem
 from envelopes.errors import GatewayError
-from gateway.bootstrap import Gateway
-from gateway.usecases.intake import receive_package
+from gateway.usecases.intake import Intake, receive_package
+from gateway.usecases.ports import IntakeSlots
 
 log = logging.getLogger("docgw.polling")
+
+
+class Polling(Intake, IntakeSlots, Protocol):
+    """What a poll uses: what storing a received package uses, and this process's intake slots."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +39,7 @@ class PollReport:
     left_for_later: int = 0
 
 
-async def poll_channel(gateway: Gateway, channel: str, connector: Pollable) -> PollReport:
+async def poll_channel(gateway: Polling, channel: str, connector: Pollable) -> PollReport:
     """Take what waits of both kinds. A kind whose listing failed is logged (``poll_failed``) and
     the other is still taken; then the poll raises that failure, so that its job run is recorded
     as failed (gateway/usecases/jobs.py) instead of passing for an empty channel."""
@@ -89,13 +94,13 @@ def _since(started: float) -> float:
 
 
 async def _take_bounded(
-    gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem
+    gateway: Polling, channel: str, connector: Pollable, item: RemoteItem
 ) -> str:
     async with gateway.intake_slots:
         return await _take(gateway, channel, connector, item)
 
 
-async def _take(gateway: Gateway, channel: str, connector: Pollable, item: RemoteItem) -> str:
+async def _take(gateway: Polling, channel: str, connector: Pollable, item: RemoteItem) -> str:
     started = time.perf_counter()
     try:
         data = await connector.fetch(item)

@@ -33,6 +33,7 @@ from gateway.store.records import UnitRecord
 from gateway.usecases import certificates as certificates_
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
 from gateway.usecases.operations import require_reason
+from gateway.usecases.ports import Store
 from gateway.usecases.registry import certificate_record, check_unit
 
 log = logging.getLogger("docgw.registry")
@@ -345,7 +346,7 @@ async def set_active(
 
 
 async def revoke_certificate(
-    gateway: Gateway, fingerprint_sha256: str, *, reason: str | None, actor: str
+    gateway: Store, fingerprint_sha256: str, *, reason: str | None, actor: str
 ) -> str:
     """Revoke a unit's certificate: it no longer verifies that unit's packages nor seals for it.
     Returns the unit's code."""

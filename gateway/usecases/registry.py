@@ -14,7 +14,7 @@ import dataclasses
 import io
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -23,7 +23,6 @@ from connectors.secure_endpoint import check_secure_endpoint
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
-from gateway.bootstrap import Gateway
 from gateway.store import audit_queries, unit_queries
 from gateway.store import registrations as versions
 from gateway.store.records import CertificateRecord, UnitRecord
@@ -31,6 +30,11 @@ from gateway.store.tables import units
 from gateway.usecases import certificates
 from gateway.usecases.errors import Conflict, Forbidden, NotFound
 from gateway.usecases.packages import overlap
+from gateway.usecases.ports import Channels, Keys, Store
+
+
+class Registry(Store, Keys, Channels, Protocol):
+    """What the unit registry uses: the store, the local units (their keys), the channels."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +122,7 @@ class UnknownChannel(GatewayError):
     code = "UNKNOWN_CHANNEL"
 
 
-def check_channel(gateway: Gateway, channel: str | None) -> None:
+def check_channel(gateway: Registry, channel: str | None) -> None:
     """A unit's channel must be one this gateway has (UNKNOWN_CHANNEL): its documents would
     otherwise wait for a channel that never comes. A gateway with no channel at all (set up,
     channels not yet configured) takes any name: there is nothing yet to check it against."""
@@ -155,7 +159,7 @@ def certificate_record(unit_code: str, pem: str) -> CertificateRecord:
 
 
 async def register_unit(
-    gateway: Gateway,
+    gateway: Registry,
     unit: UnitRecord,
     *,
     certificate_pem: str | None,
@@ -216,7 +220,7 @@ async def register_unit(
 
 
 async def register_from_request(
-    gateway: Gateway,
+    gateway: Registry,
     code: str,
     changes: Mapping[str, Any],
     *,
@@ -246,7 +250,7 @@ async def register_from_request(
     return created, await get_unit(gateway, code)
 
 
-async def _existing_unit(gateway: Gateway, code: str) -> UnitRecord | None:
+async def _existing_unit(gateway: Registry, code: str) -> UnitRecord | None:
     try:
         return (await get_unit(gateway, code)).unit
     except NotFound:
@@ -280,7 +284,7 @@ def check_member_change(member_unit: str, before: UnitRecord | None, after: Unit
             raise Forbidden(f"only an admin may set {field}", element=field)
 
 
-async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
+async def get_unit(gateway: Registry, code: str) -> UnitDetail:
     async with gateway.engine.connect() as conn:
         unit = await unit_queries.get_unit(conn, code)
         if unit is None:
@@ -292,7 +296,7 @@ async def get_unit(gateway: Gateway, code: str) -> UnitDetail:
 
 
 async def list_units(
-    gateway: Gateway,
+    gateway: Registry,
     *,
     text: str | None = None,
     parent: str | None = None,
@@ -307,7 +311,7 @@ async def list_units(
         )
 
 
-async def import_csv(gateway: Gateway, data: str, *, actor: str) -> tuple[int, int]:
+async def import_csv(gateway: Registry, data: str, *, actor: str) -> tuple[int, int]:
     """Import units from CSV with a header row (columns: see CSV_COLUMNS; code and name required).
 
     A column the header leaves out is left as it is on existing units (new units: its default);

@@ -22,14 +22,14 @@ import tempfile
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from gateway.bootstrap import Gateway
 from gateway.domain import periods
 from gateway.domain.periods import Period, PeriodKind
 from gateway.settings import ReportSettings
 from gateway.store import reports as store
-from gateway.usecases.reports import DeadlineFigures, Report, build_report
+from gateway.usecases.ports import Config, Instance
+from gateway.usecases.reports import DeadlineFigures, Report, Reporting, build_report
 
 log = logging.getLogger("docgw.reports")
 
@@ -73,6 +73,11 @@ SECTIONS = {
     "sent_signatures": "Chữ ký số văn bản gửi đi (PDF)",
     "received_signatures": "Chữ ký số văn bản nhận về (PDF)",
 }
+
+
+class ReportFiles(Reporting, Instance, Protocol):
+    """What the scheduled reports use: what a report is built from, and this process (the
+    record of a report made)."""
 
 
 def title(report: Report) -> str:
@@ -297,16 +302,16 @@ def send_mail(
 SCHEDULED_FORMATS = ("csv", "pdf")
 
 
-def report_units(gateway: Gateway) -> tuple[str, ...]:
+def report_units(gateway: Config) -> tuple[str, ...]:
     return gateway.settings.reports.units or gateway.settings.gateway.local_units
 
 
-def smtp_ca_file(gateway: Gateway) -> Path | None:
+def smtp_ca_file(gateway: Config) -> Path | None:
     ca_file = gateway.settings.reports.smtp_ca_file
     return gateway.settings.resolve(ca_file) if ca_file is not None else None
 
 
-async def deliver(gateway: Gateway, report: Report) -> dict[str, bytes]:
+async def deliver(gateway: ReportFiles, report: Report) -> dict[str, bytes]:
     """Render the report as CSV and PDF, write both to the reports folder and mail them (where
     e-mail is configured). Returns the files by name."""
     settings = gateway.settings.reports
@@ -323,7 +328,7 @@ async def deliver(gateway: Gateway, report: Report) -> dict[str, bytes]:
     return files
 
 
-async def produce_due_reports(gateway: Gateway) -> list[str]:
+async def produce_due_reports(gateway: ReportFiles) -> list[str]:
     """The scheduled job: for the last closed month (and week, where weekly reports are on),
     the gateway's report and each configured unit's, each made once. A report made is recorded
     (``job_ticks``, key ``report:<kind>:<period>:<unit or gateway>``) after it was written and
@@ -344,7 +349,7 @@ async def produce_due_reports(gateway: Gateway) -> list[str]:
     return produced
 
 
-async def _produce_once(gateway: Gateway, key: str, period: Period, unit: str | None) -> bool:
+async def _produce_once(gateway: ReportFiles, key: str, period: Period, unit: str | None) -> bool:
     async with gateway.engine.connect() as conn:
         if await store.was_produced(conn, key):
             return False

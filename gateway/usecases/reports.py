@@ -30,10 +30,10 @@ import datetime as dt
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Protocol
 
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
-from gateway.bootstrap import Gateway
 from gateway.domain import periods
 from gateway.domain.deadlines import (
     Breach,
@@ -47,6 +47,11 @@ from gateway.store import reports as counts
 from gateway.store import unit_queries
 from gateway.store.database import is_sqlite
 from gateway.usecases.errors import Forbidden, UnknownUnit
+from gateway.usecases.ports import Config, Deadlines, Store
+
+
+class Reporting(Store, Config, Deadlines, Protocol):
+    """What a report is built from: the store, the settings (the closing day), the deadlines."""
 
 
 class ReportPeriodInvalid(GatewayError):
@@ -126,7 +131,7 @@ class Report:
     received_signatures: SignatureFigures
 
 
-def period_of(gateway: Gateway, kind: PeriodKind, name: str) -> Period:
+def period_of(gateway: Reporting, kind: PeriodKind, name: str) -> Period:
     """The named period under the configured closing day, in the deadlines' local time."""
     try:
         return periods.parse(
@@ -148,7 +153,7 @@ def nearest_rank(values: list[float], fraction: float) -> float | None:
 
 
 async def report_for(
-    gateway: Gateway, kind: PeriodKind, name: str, unit: str | None, *, member_unit: str | None
+    gateway: Reporting, kind: PeriodKind, name: str, unit: str | None, *, member_unit: str | None
 ) -> Report:
     """A report asked for by name (``2026-11``, ``2026-W48``): a member token (``member_unit``)
     sees only its own unit's, which it must name; staff any unit's or the whole gateway's."""
@@ -159,7 +164,7 @@ async def report_for(
     return await build_report(gateway, period_of(gateway, kind, name), unit)
 
 
-async def build_report(gateway: Gateway, period: Period, unit: str | None) -> Report:
+async def build_report(gateway: Reporting, period: Period, unit: str | None) -> Report:
     now = gateway.clock()
     async with gateway.engine.connect() as conn:
         if not is_sqlite(gateway.engine):

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 import uuid
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +22,6 @@ from envelopes.model import (
     StatusPackage,
 )
 from envelopes.reading import PackageKind
-from gateway.bootstrap import Gateway
 from gateway.domain import business
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
@@ -34,13 +33,19 @@ from gateway.usecases.classified_copies import ClassifiedCopies, Spools, no_cert
 from gateway.usecases.errors import Conflict, NotFound, ReasonRequired, UnknownUnit
 from gateway.usecases.naming import named_classifications
 from gateway.usecases.packages import current_certificate
+from gateway.usecases.ports import Channels, Config, Signing, Store, Waker
 from gateway.usecases.submit import recipient_entry
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
+class StatusSender(Store, Config, Channels, Signing, Waker, Protocol):
+    """What sending a status uses: the store, the settings, the channels (its route), the
+    reporter's key, and the workers' wake-up."""
+
+
 async def enqueue_status(
-    gateway: Gateway,
+    gateway: StatusSender,
     conn: AsyncConnection,
     *,
     reporter: str,
@@ -161,7 +166,7 @@ def _status(
 
 
 async def reply(
-    gateway: Gateway,
+    gateway: StatusSender,
     message_id: str,
     *,
     code: StatusCode,

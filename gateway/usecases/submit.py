@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -41,7 +41,6 @@ from envelopes.model import (
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.verification import verify_document
 from envelopes.zipped import ZipOrPdfSpool
-from gateway.bootstrap import Gateway
 from gateway.domain.deadlines import VIETNAM, send_deadline
 from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState, summarize
@@ -61,6 +60,12 @@ from gateway.usecases.errors import (
 )
 from gateway.usecases.naming import is_new_document, stored_classification
 from gateway.usecases.packages import current_certificate, read_rebuildable, spool, trust_for
+from gateway.usecases.ports import Channels, Deadlines, Keys, Signing, Store, Waker
+
+
+class Submitting(Store, Keys, Channels, Deadlines, Signing, Waker, Protocol):
+    """What a submission uses: the store, the settings and the local units' keys (the sender's,
+    and opening a sealed repeat), the channels and deadlines, the workers' wake-up."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +77,7 @@ class Submitted:
     created: bool
 
 
-def recipient_entry(unit: UnitRecord, gateway: Gateway) -> RecipientEntry:
+def recipient_entry(unit: UnitRecord, gateway: Channels) -> RecipientEntry:
     """What the routing policy needs to know of a registered unit."""
     secure = next(
         (c.name for c in gateway.channels.values() if c.is_secure and not c.is_axis), None
@@ -99,7 +104,7 @@ def _total_size(attachments: Sequence[AttachmentSource]) -> int | None:
 
 
 async def explain_routes(
-    gateway: Gateway, request: DocumentRequest, *, member_unit: str | None = None
+    gateway: Submitting, request: DocumentRequest, *, member_unit: str | None = None
 ) -> tuple[Route, ...]:
     """Where each recipient's copy would go, and why (nothing is sent or stored). A member
     token (``member_unit``) may ask only about its own unit's sends."""
@@ -115,7 +120,7 @@ async def explain_routes(
 
 async def _routes(
     conn: AsyncConnection,
-    gateway: Gateway,
+    gateway: Submitting,
     header: MessageHeader,
     classification: Classification,
 ) -> tuple[Route, ...]:
@@ -154,7 +159,7 @@ def copy_groups(routes: Sequence[Route], classification: Classification) -> tupl
     return tuple(group or next(filled) for group in groups)
 
 
-async def _taken(gateway: Gateway, header: MessageHeader) -> bool:
+async def _taken(gateway: Submitting, header: MessageHeader) -> bool:
     async with gateway.engine.connect() as conn:
         return bool(await message_queries.classifications_of_document(conn, header.document_id))
 
@@ -198,7 +203,7 @@ async def _check_identity(
 
 
 async def submit_document(
-    gateway: Gateway,
+    gateway: Submitting,
     request: DocumentRequest,
     attachments: Sequence[AttachmentSource],
     *,
@@ -263,7 +268,7 @@ async def submit_document(
 
 
 async def submit_package(
-    gateway: Gateway,
+    gateway: Submitting,
     package: IO[bytes],
     *,
     client: str,
@@ -319,7 +324,7 @@ async def submit_package(
 
 
 async def _submit_parsed(
-    gateway: Gateway,
+    gateway: Submitting,
     package: IO[bytes],
     parsed: ParsedPackage,
     size: int | None,
@@ -382,7 +387,7 @@ async def _submit_parsed(
 
 
 async def _sign_and_store(
-    gateway: Gateway,
+    gateway: Submitting,
     package: IO[bytes],
     size: int | None,
     *,
@@ -418,7 +423,7 @@ async def _sign_and_store(
 
 
 def _rebuild_signed(
-    gateway: Gateway, package: IO[bytes], folder: Path, out: IO[bytes]
+    gateway: Submitting, package: IO[bytes], folder: Path, out: IO[bytes]
 ) -> DocumentPackage:
     """Read ``package`` with each attachment decoded into a file of ``folder``, and build it
     again, signed, into ``out``: header, trace entries, business block and every attachment with
@@ -465,7 +470,7 @@ _STORE_ATTEMPTS = 3
 
 
 async def _store_new(
-    gateway: Gateway,
+    gateway: Submitting,
     header: MessageHeader,
     classification: Classification,
     business: Business | None,
@@ -541,7 +546,7 @@ async def _store_new(
 
 
 async def _store_once(
-    gateway: Gateway,
+    gateway: Submitting,
     header: MessageHeader,
     requested: Classification,
     business: Business | None,
@@ -650,7 +655,7 @@ class _Certificates:
 
 
 async def _certificates(
-    gateway: Gateway,
+    gateway: Submitting,
     conn: AsyncConnection,
     header: MessageHeader,
     routes: Sequence[Route],
@@ -681,7 +686,7 @@ class _Stored:
 
 
 async def _store_packages(
-    gateway: Gateway,
+    gateway: Submitting,
     conn: AsyncConnection,
     header: MessageHeader,
     copies: dict[Group, IO[bytes]],
@@ -717,7 +722,7 @@ async def _store_packages(
     return _Stored(message_package=ref.sha256, per_recipient=per_recipient, unsealable={})
 
 
-async def _existing(gateway: Gateway, client: str, key: str) -> Submitted | None:
+async def _existing(gateway: Submitting, client: str, key: str) -> Submitted | None:
     async with gateway.engine.connect() as conn:
         message_id = await message_queries.message_id_for_idempotency_key(conn, client, key)
         if message_id is None:

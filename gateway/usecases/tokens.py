@@ -6,21 +6,15 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
-from gateway.bootstrap import Gateway
+from gateway.domain.accounts import Role as Role  # the roles are the domain's; read here too
 from gateway.store import audit_queries, token_queries, unit_queries
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    MEMBER = "member"  # a member organisation: bound to one unit code
+from gateway.usecases.ports import Store
 
 
 class MemberUnitInvalid(GatewayError):
@@ -57,7 +51,7 @@ def _hash(token: str) -> str:
 
 
 async def create_token(
-    gateway: Gateway,
+    gateway: Store,
     *,
     name: str,
     role: str,
@@ -115,7 +109,7 @@ async def _check_hosted(conn: Any, unit_code: str) -> None:
         )
 
 
-async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
+async def list_tokens(gateway: Store) -> list[TokenInfo]:
     """The API tokens (for machines), never their hashes: ``docgw tokens list`` and the console's
     admin page."""
     async with gateway.engine.connect() as conn:
@@ -123,7 +117,7 @@ async def list_tokens(gateway: Gateway) -> list[TokenInfo]:
     return [TokenInfo(**row._mapping) for row in rows]
 
 
-async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> None:
+async def revoke_token(gateway: Store, name: str, *, actor: str = "cli") -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         if not await token_queries.revoke_token(conn, name, now=now):
@@ -131,7 +125,7 @@ async def revoke_token(gateway: Gateway, name: str, *, actor: str = "cli") -> No
         await audit_queries.audit(conn, now=now, actor=actor, action="token_revoked", reason=name)
 
 
-async def authenticate(gateway: Gateway, token: str) -> Principal:
+async def authenticate(gateway: Store, token: str) -> Principal:
     async with gateway.reader.connect() as conn:
         row = await token_queries.token_by_hash(conn, _hash(token), now=gateway.clock())
     if row is None:

@@ -27,19 +27,20 @@ import sqlalchemy as sa
 from envelopes.errors import GatewayError
 from envelopes.unit_codes import parse_strict
 from envelopes.xmltext import check_text
-from gateway.bootstrap import Gateway
+from gateway.domain.accounts import Language
 from gateway.settings import ConsoleSettings
 from gateway.store import audit_queries
 from gateway.store import user_queries as store
 from gateway.store.user_queries import SessionRecord, UserRecord
 from gateway.usecases.errors import NotFound
+from gateway.usecases.ports import Store, StoreAndConfig
 from gateway.usecases.tokens import Principal, Role, Unauthorized
 
 #: seen_at is written at most this often (not on every request).
 SEEN_EVERY = dt.timedelta(minutes=1)
 PASSWORD_MIN = 12
 NAME_MAX = 64
-LANGUAGES = ("vi", "en")
+LANGUAGES = tuple(Language)
 
 #: argon2id with argon2-cffi's RFC 9106 low-memory profile defaults.
 _hasher = argon2.PasswordHasher()
@@ -181,7 +182,7 @@ def _check_account(name: str, role: str, units: Sequence[str], language: str) ->
 
 
 async def add_user(
-    gateway: Gateway,
+    gateway: Store,
     *,
     name: str,
     role: str,
@@ -212,12 +213,12 @@ async def add_user(
         raise GatewayError(f"a person named {name!r} exists already", element="name") from None
 
 
-async def list_users(gateway: Gateway) -> list[UserRecord]:
+async def list_users(gateway: Store) -> list[UserRecord]:
     async with gateway.reader.connect() as conn:
         return await store.list_users(conn)
 
 
-async def disable_user(gateway: Gateway, name: str, *, actor: str) -> None:
+async def disable_user(gateway: Store, name: str, *, actor: str) -> None:
     now = gateway.clock()
     async with gateway.engine.begin() as conn:
         if not await store.update_user(conn, name, disabled_at=now):
@@ -226,7 +227,7 @@ async def disable_user(gateway: Gateway, name: str, *, actor: str) -> None:
         await audit_queries.audit(conn, now=now, actor=actor, action="user_disabled", reason=name)
 
 
-async def reset_password(gateway: Gateway, name: str, password: str, *, actor: str) -> None:
+async def reset_password(gateway: Store, name: str, password: str, *, actor: str) -> None:
     """A new password set by an admin: to be changed at the next login; the lock is lifted."""
     hashed = _hasher.hash(check_password(password))
     now = gateway.clock()
@@ -246,7 +247,7 @@ async def reset_password(gateway: Gateway, name: str, password: str, *, actor: s
         await audit_queries.audit(conn, now=now, actor=actor, action="password_reset", reason=name)
 
 
-async def set_language(gateway: Gateway, name: str, language: str) -> None:
+async def set_language(gateway: Store, name: str, language: str) -> None:
     if language not in LANGUAGES:
         raise GatewayError(f"language must be one of {', '.join(LANGUAGES)}", element="language")
     async with gateway.engine.begin() as conn:
@@ -254,7 +255,7 @@ async def set_language(gateway: Gateway, name: str, language: str) -> None:
 
 
 async def log_in(
-    gateway: Gateway,
+    gateway: StoreAndConfig,
     name: str,
     password: str,
     *,
@@ -323,7 +324,7 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-async def session(gateway: Gateway, session_id: str) -> Session:
+async def session(gateway: StoreAndConfig, session_id: str) -> Session:
     """The signed-in person, or Unauthorized (unknown, expired or idle session, or disabled)."""
     now = gateway.clock()
     key = hash_id(session_id)
@@ -353,12 +354,12 @@ def _session(found: SessionRecord) -> Session:
     )
 
 
-async def log_out(gateway: Gateway, session_id: str) -> None:
+async def log_out(gateway: Store, session_id: str) -> None:
     async with gateway.engine.begin() as conn:
         await store.delete_session(conn, hash_id(session_id))
 
 
-async def switch_unit(gateway: Gateway, session_id: str, user: UserRecord, unit: str) -> None:
+async def switch_unit(gateway: Store, session_id: str, user: UserRecord, unit: str) -> None:
     """A member of several units acts for one of them at a time."""
     if unit not in user.units:
         raise NotFound(f"no unit {unit} of yours", element="unit")
@@ -367,7 +368,7 @@ async def switch_unit(gateway: Gateway, session_id: str, user: UserRecord, unit:
 
 
 async def change_password(
-    gateway: Gateway, name: str, *, current: str, new: str, keep_session: str
+    gateway: Store, name: str, *, current: str, new: str, keep_session: str
 ) -> None:
     """The person's own change: the current password is asked again; other sessions end."""
     check_password(new)
@@ -385,7 +386,7 @@ async def change_password(
         await audit_queries.audit(conn, now=now, actor=name, action="password_changed", reason=name)
 
 
-async def end_expired(gateway: Gateway) -> int:
+async def end_expired(gateway: Store) -> int:
     """Delete the sessions past their lifetime (a scheduled job; an idle one is refused at its
     next request and deleted then)."""
     async with gateway.engine.begin() as conn:

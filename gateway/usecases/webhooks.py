@@ -25,17 +25,17 @@ import logging
 import secrets
 import urllib.parse
 import uuid
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 
-from gateway.bootstrap import Gateway
 from gateway.store import events as store_events
 from gateway.store import webhooks as store
 from gateway.store.webhooks import Endpoint
 from gateway.usecases import document_signatures
 from gateway.usecases.errors import NotFound, UnknownUnit, WebhookUrlInvalid
 from gateway.usecases.events import DOCUMENT_EVENT, event_document
+from gateway.usecases.ports import Http, Keys, Store
 
 log = logging.getLogger("docgw.webhooks")
 
@@ -51,6 +51,11 @@ EVENTS_PER_RUN: Final = 200
 #: What a receiver should accept as a signature's age (documented; docgw signs at send time).
 SIGNATURE_TOLERANCE: Final = dt.timedelta(minutes=5)
 URL_MAX: Final = 500
+
+
+class Webhooks(Store, Keys, Http, Protocol):
+    """What webhooks use: the store, the settings, the local units (an endpoint's unit is one),
+    the HTTP client."""
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -80,7 +85,7 @@ def check_url(url: str) -> str:
 
 
 async def add(
-    gateway: Gateway, *, url: str, unit_code: str | None, actor: str
+    gateway: Webhooks, *, url: str, unit_code: str | None, actor: str
 ) -> tuple[Endpoint, str]:
     """Register an endpoint; (it, its secret — shown this once). It receives the events that
     happen from now on (replay for earlier ones)."""
@@ -115,20 +120,20 @@ async def add(
     return endpoint, secret
 
 
-async def listing(gateway: Gateway) -> list[Endpoint]:
+async def listing(gateway: Webhooks) -> list[Endpoint]:
     async with gateway.engine.begin() as conn:
         await store_events.sequence(conn)
         return await store.listing(conn)
 
 
-async def remove(gateway: Gateway, endpoint_id: str) -> None:
+async def remove(gateway: Webhooks, endpoint_id: str) -> None:
     async with gateway.engine.begin() as conn:
         if not await store.delete(conn, endpoint_id):
             raise NotFound(f"no webhook endpoint {endpoint_id}", element="id")
     log.info("webhook_removed", extra={"endpoint": endpoint_id})
 
 
-async def replay(gateway: Gateway, endpoint_id: str, *, after: int) -> None:
+async def replay(gateway: Webhooks, endpoint_id: str, *, after: int) -> None:
     """Deliver again, at the next run, every event after the feed cursor ``after``."""
     async with gateway.engine.begin() as conn:
         if not await store.rewind(conn, endpoint_id, after):
@@ -136,7 +141,7 @@ async def replay(gateway: Gateway, endpoint_id: str, *, after: int) -> None:
     log.info("webhook_replayed", extra={"endpoint": endpoint_id, "after": after})
 
 
-async def deliver_webhooks(gateway: Gateway) -> int:
+async def deliver_webhooks(gateway: Webhooks) -> int:
     """The job: each due endpoint gets its events in order until one fails; how many went."""
     async with gateway.engine.begin() as conn:
         await store_events.sequence(conn)
@@ -145,7 +150,7 @@ async def deliver_webhooks(gateway: Gateway) -> int:
     return sum(sent)
 
 
-async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
+async def _drain(gateway: Webhooks, endpoint: Endpoint) -> int:
     async with gateway.reader.connect() as conn:
         waiting = await store_events.feed(
             conn, after=endpoint.position, limit=EVENTS_PER_RUN, unit_code=endpoint.unit_code
@@ -185,7 +190,7 @@ async def _drain(gateway: Gateway, endpoint: Endpoint) -> int:
     return sent
 
 
-async def webhook_body(gateway: Gateway, event: store_events.EventRecord) -> dict[str, object]:
+async def webhook_body(gateway: Webhooks, event: store_events.EventRecord) -> dict[str, object]:
     """The event as the feed carries it; a received document's also carries its PDFs'
     signature verdicts ("documents", as in the message detail), so that a clerk's system knows
     before registering it whether each PDF is signed, by whom, and unchanged since."""
@@ -197,7 +202,7 @@ async def webhook_body(gateway: Gateway, event: store_events.EventRecord) -> dic
 
 
 async def _post(
-    gateway: Gateway, endpoint: Endpoint, event: store_events.EventRecord
+    gateway: Webhooks, endpoint: Endpoint, event: store_events.EventRecord
 ) -> str | None:
     """Send one event; None when the receiver took it (2xx), else why not."""
     assert gateway.http is not None

@@ -365,18 +365,14 @@ async def explain_route(request: web.Request) -> web.Response:
 
 
 LIST_QUERY = [
-    query_parameter("direction", "in or out", {"type": "string", "enum": ["in", "out"]}),
+    query_parameter("direction", "in or out", messages.choices_schema("direction")),
     query_parameter(
-        "state",
-        "a recipient in this transport state",
-        {"type": "string", "enum": [s.value for s in TransportState]},
+        "state", "a recipient in this transport state", messages.choices_schema("state")
     ),
-    query_parameter("kind", "document or status", {"type": "string", "enum": list(messages.KINDS)}),
+    query_parameter("kind", "document or status", messages.choices_schema("kind")),
     query_parameter("recipient", "a recipient unit code"),
     query_parameter("sender", "the sender's unit code"),
-    query_parameter(
-        "classification", "", {"type": "string", "enum": [c.value for c in Classification]}
-    ),
+    query_parameter("classification", "", messages.choices_schema("classification")),
     query_parameter("from", "created at or after: ISO date (Vietnam day) or datetime"),
     query_parameter("to", "created before: ISO datetime, or ISO date (that day included)"),
     query_parameter(

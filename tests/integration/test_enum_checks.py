@@ -1,23 +1,44 @@
-"""The enumerated columns (directions, kinds, classifications, transport states) hold only the
-code's enum values: the database itself refuses another (CHECK constraints, migration 0011), on
-SQLite and on PostgreSQL; migration 0011 goes down and up again over stored rows, keeping them
-and the tables' other constraints."""
+"""The enumerated columns (directions, kinds, classifications, transport states; roles, languages,
+attempt and import outcomes, directory sync modes) hold only the code's enum values: the database
+itself refuses another (CHECK constraints, migrations 0011 and 0019), on SQLite and on
+PostgreSQL; migrations 0011 and 0019 go down and up again over stored rows, keeping them and the
+tables' other constraints, and 0019 names the stored values it cannot constrain instead of
+failing half-way."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
 
 from envelopes.model import Classification
 from envelopes.reading import PackageKind
+from gateway.domain.accounts import Language, Role
 from gateway.domain.direction import Direction
+from gateway.domain.directory import SyncMode
+from gateway.domain.imports import ImportOutcome
 from gateway.domain.lifecycle import TransportState
+from gateway.domain.retry import Outcome
 from gateway.store.database import create_engine, downgrade, migrate
-from gateway.store.tables import audit_events, blobs, messages, recipients, status_events
+from gateway.store.tables import (
+    attempts,
+    audit_events,
+    blobs,
+    console_sessions,
+    directory_syncs,
+    import_files,
+    messages,
+    recipients,
+    status_events,
+    tokens,
+    users,
+)
 
 NOW = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
 
@@ -30,6 +51,12 @@ ENUMERATED: list[tuple[sa.Table, str, type[Any]]] = [
     (status_events, "direction", Direction),
     (audit_events, "from_state", TransportState),
     (audit_events, "to_state", TransportState),
+    (tokens, "role", Role),
+    (users, "role", Role),
+    (users, "language", Language),
+    (attempts, "outcome", Outcome),
+    (import_files, "outcome", ImportOutcome),
+    (directory_syncs, "mode", SyncMode),
 ]
 
 
@@ -74,6 +101,63 @@ async def seed(conn: Any) -> None:
     await conn.execute(
         audit_events.insert().values(
             at=NOW, actor="t", action="created", message_id="m1", to_state=TransportState.QUEUED
+        )
+    )
+    await seed_0019(conn)
+
+
+async def seed_0019(conn: Any, *, role: str = Role.MEMBER) -> None:
+    """A row in each table migration 0019 constrains (and a session of the user: a child row of
+    a table SQLite copies). Needs recipient 1."""
+    await conn.execute(
+        tokens.insert().values(
+            name="t1", role=role, unit_code="000.00.00.G01", token_sha256="b" * 64, created_at=NOW
+        )
+    )
+    await conn.execute(
+        users.insert().values(
+            name="u1",
+            role=Role.OPERATOR,
+            password_hash="x",
+            language=Language.VI,
+            failed_logins=0,
+            must_change_password=False,
+            created_at=NOW,
+        )
+    )
+    await conn.execute(
+        console_sessions.insert().values(
+            id_sha256="c" * 64,
+            user_name="u1",
+            csrf_token="d" * 64,
+            created_at=NOW,
+            seen_at=NOW,
+            expires_at=NOW,
+        )
+    )
+    await conn.execute(
+        attempts.insert().values(
+            recipient_id=1, number=1, worker="w", started_at=NOW, outcome=Outcome.SENT
+        )
+    )
+    # An attempt still running: no outcome yet (NULL passes the constraint).
+    await conn.execute(
+        attempts.insert().values(recipient_id=1, number=2, worker="w", started_at=NOW)
+    )
+    await conn.execute(
+        import_files.insert().values(
+            sha256="e" * 64, name="a.edxml", outcome=ImportOutcome.SKIPPED, imported_at=NOW
+        )
+    )
+    await conn.execute(
+        directory_syncs.insert().values(
+            channel="vxp",
+            mode=SyncMode.FULL,
+            started_at=NOW,
+            finished_at=NOW,
+            listed=0,
+            counts={},
+            changes={},
         )
     )
 
@@ -153,5 +237,106 @@ def test_migration_0011_goes_down_and_up_over_stored_rows(database_url: str) -> 
                         updated_at=NOW,
                     )
                 )
+
+    run(database_url, scenario)
+
+
+def migration_checks(name: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """A migration's own frozen lists (its CHECKS)."""
+    path = Path(migrate.__code__.co_filename).parent / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    checks: dict[str, dict[str, tuple[str, ...]]] = module.CHECKS
+    return checks
+
+
+def test_the_migrations_lists_are_the_enums_values() -> None:
+    """0011 and 0019 froze the values they constrain to; an enum that gained or lost one since
+    needs a migration that replaces its constraint (and this test names the column)."""
+    frozen = {**migration_checks("0011_enum_checks")}
+    for table, columns in migration_checks("0019_more_checks").items():
+        frozen[table] = {**frozen.get(table, {}), **columns}
+    for table, column, enum in ENUMERATED:
+        assert set(frozen[table.name][column]) == {m.value for m in enum}, (table.name, column)
+    assert {(t.name, c) for t, c, _ in ENUMERATED} == {
+        (t, c) for t, columns in frozen.items() for c in columns
+    }
+
+
+async def revision(engine: Any) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+def test_migration_0019_goes_down_and_up_over_stored_rows(database_url: str) -> None:
+    async def scenario(engine: Any) -> None:
+        await migrate(engine)
+        async with engine.begin() as conn:
+            await seed(conn)
+        await downgrade(engine, "0020_certificates")
+        assert not await refused(engine, tokens, "role", "zz")
+        async with engine.begin() as conn:
+            await conn.execute(tokens.update().values(role=Role.MEMBER))
+        applied = await migrate(engine)
+        assert applied[0] == "0019_more_checks" and len(set(applied)) == len(applied)
+        for table, column, _ in ENUMERATED[-6:]:
+            assert await refused(engine, table, column, "zz"), (table.name, column)
+        async with engine.connect() as conn:
+            for table, rows in ((attempts, 2), (users, 1), (console_sessions, 1), (tokens, 1)):
+                count = sa.select(sa.func.count()).select_from(table)
+                assert await conn.scalar(count) == rows, table.name
+            running = sa.select(attempts.c.outcome).where(attempts.c.number == 2)
+            assert await conn.scalar(running) is None
+            token_columns = await conn.run_sync(
+                lambda c: sa.inspect(c).get_unique_constraints("tokens")
+            )
+            token_indexes = await conn.run_sync(lambda c: sa.inspect(c).get_indexes("tokens"))
+        # The token hash is unique still after SQLite's copy of the table.
+        assert any(u["column_names"] == ["token_sha256"] for u in token_columns + token_indexes)
+        # The foreign keys still hold after SQLite's copy: an attempt of no recipient, a session
+        # of no user, are refused.
+        for table, values in (
+            (attempts, {"recipient_id": 99, "number": 1, "worker": "w", "started_at": NOW}),
+            (
+                console_sessions,
+                {
+                    "id_sha256": "f" * 64,
+                    "user_name": "nobody",
+                    "csrf_token": "x",
+                    "created_at": NOW,
+                    "seen_at": NOW,
+                    "expires_at": NOW,
+                },
+            ),
+        ):
+            with pytest.raises(sa.exc.IntegrityError):
+                async with engine.begin() as conn:
+                    await conn.execute(table.insert().values(values))
+
+    run(database_url, scenario)
+
+
+def test_migration_0019_names_a_stored_value_it_cannot_constrain(database_url: str) -> None:
+    """A row written before 0019 with a role the code does not know: the upgrade stops, names the
+    table, the column and the value, and leaves the schema and the rows as they were."""
+
+    async def scenario(engine: Any) -> None:
+        await migrate(engine)
+        async with engine.begin() as conn:
+            await seed(conn)
+        await downgrade(engine, "0020_certificates")
+        async with engine.begin() as conn:
+            await conn.execute(tokens.update().values(role="viewer"))
+        with pytest.raises(RuntimeError, match=r"tokens\.role: 'viewer'"):
+            await migrate(engine)
+        assert await revision(engine) == "0020_certificates"
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.select(tokens.c.role)) == "viewer"
+        async with engine.begin() as conn:  # corrected, the upgrade goes through
+            await conn.execute(tokens.update().values(role=Role.ADMIN))
+        assert "0019_more_checks" in await migrate(engine)
+        assert await refused(engine, tokens, "role", "viewer")
 
     run(database_url, scenario)

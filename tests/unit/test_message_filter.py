@@ -1,5 +1,6 @@
-"""The message list's filters, one function for ``GET /api/v1/messages`` and ``docgw queue
-list`` (usecases/messages.message_filter): what each reads, and each refusal naming its filter."""
+"""The message list's filters, one function for ``GET /api/v1/messages``, ``docgw queue list``
+and the console (usecases/messages.message_filter): what each reads, typed (the enums), and each
+refusal naming its filter."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import datetime as dt
 import pytest
 
 from envelopes.errors import GatewayError
-from gateway.usecases.messages import FILTERS, message_filter
+from envelopes.model import Classification
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
+from gateway.domain.lifecycle import TransportState
+from gateway.usecases.messages import CHOICES, FILTERS, choices_schema, message_filter
 
 NOW = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 
@@ -31,6 +36,9 @@ def test_every_filter_is_read() -> None:
         member_unit="000.00.00.G22",
     )
     assert (found.direction, found.kind, found.state) == ("out", "status", "failed")
+    assert found.direction is Direction.OUT and found.kind is PackageKind.STATUS
+    assert found.state is TransportState.FAILED and found.classification is Classification.MAT
+    assert found.channel is None  # read only where channels are given (the console)
     assert (found.classification, found.text, found.breached_before) == ("mat", "liên thông", NOW)
     # A Vietnam day: from its midnight (+07) to the next.
     assert found.created_from == dt.datetime(2026, 11, 22, 17, 0, tzinfo=dt.UTC)
@@ -50,9 +58,25 @@ def test_every_filter_is_read() -> None:
         ("from", "23/11/2026"),
         ("to", "tomorrow"),
         ("breached", "maybe"),
+        ("direction", "OUT"),
+        ("channel", "nowhere"),
     ],
 )
 def test_a_value_that_does_not_exist_is_refused_naming_its_filter(name: str, value: str) -> None:
     with pytest.raises(GatewayError) as refused:
-        message_filter({name: value}, now=NOW, member_unit=None)
+        message_filter({name: value}, now=NOW, member_unit=None, channels=("vxp", "lgsp"))
     assert (refused.value.code, refused.value.element) == ("BAD_REQUEST", name)
+
+
+def test_a_channel_is_one_of_those_given() -> None:
+    found = message_filter({"channel": "lgsp"}, now=NOW, member_unit=None, channels=("vxp", "lgsp"))
+    assert found.channel == "lgsp"
+
+
+def test_the_api_documents_the_choices_the_filter_takes() -> None:
+    """The API's parameters list exactly the values message_filter takes, every one of them."""
+    for name, enum in CHOICES.items():
+        values = choices_schema(name)["enum"]
+        assert values == [member.value for member in enum]
+        for value in values:
+            assert getattr(message_filter({name: value}, now=NOW, member_unit=None), name) == value

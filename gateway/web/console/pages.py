@@ -291,11 +291,12 @@ def _selection(request: web.Request, query: Mapping[str, str]) -> message_querie
     """The API's filter (usecases/messages.message_filter: same parameters, same errors, same
     unit rule), with the console's channel."""
     gateway = _gateway(request)
-    selection = message_filter(
-        query, now=gateway.clock(), member_unit=member_unit(_principal(request))
+    return message_filter(
+        query,
+        now=gateway.clock(),
+        member_unit=member_unit(_principal(request)),
+        channels=gateway.channels,
     )
-    channel = choice(query, "channel", tuple(sorted(gateway.channels)))
-    return dataclasses.replace(selection, channel=channel)
 
 
 FILTER_NAMES = (
