@@ -8,7 +8,7 @@ changes, naming the table, the column and the values, rather than failing on the
 constraint with the database's own message.
 
 Revision ID: 0019_more_checks
-Revises: 0015_users
+Revises: 0020_certificates
 """
 
 from __future__ import annotations
