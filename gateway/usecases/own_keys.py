@@ -11,13 +11,12 @@ from pathlib import Path
 
 from envelopes.errors import GatewayError
 from gateway import keystore
-from gateway.bootstrap import Gateway
 from gateway.usecases import registry
 from gateway.usecases.errors import NotFound
 
 
 async def install_certificate(
-    gateway: Gateway, unit_code: str, cert_pem: bytes, *, actor: str
+    gateway: registry.Registry, unit_code: str, cert_pem: bytes, *, actor: str
 ) -> Path:
     """Install the CA's certificate for the key ``rotate`` made; returns its path. The running
     ``docgw serve`` signs with the new key after its restart."""

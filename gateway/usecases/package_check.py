@@ -25,11 +25,11 @@ from envelopes.namespaces import ds
 from envelopes.reading import PackageKind, ParsedPackage, read_package
 from envelopes.signing import SignerIdentity
 from envelopes.verification import verify_document, verify_status
-from gateway.bootstrap import Gateway
 from gateway.store import unit_queries
 from gateway.store.records import CertificateRecord, MessageRecord
 from gateway.usecases import downloads
 from gateway.usecases.packages import hands_over_opened, load_to_spool, trust_for
+from gateway.usecases.ports import StoreAndKeys
 from gateway.usecases.tokens import Principal, Role
 
 #: The types a browser may show inline (no SVG, no HTML: they can carry script); the bytes must
@@ -83,14 +83,14 @@ def inline_type(media_type: str, head: bytes) -> str | None:
     return label
 
 
-def _readable(gateway: Gateway, message: MessageRecord, reader: Principal) -> bool:
+def _readable(gateway: StoreAndKeys, message: MessageRecord, reader: Principal) -> bool:
     if not Classification(message.classification).is_classified:
         return True
     return reader.role is Role.MEMBER and hands_over_opened(gateway)
 
 
 async def check_stored(
-    gateway: Gateway, message: MessageRecord, *, reader: Principal
+    gateway: StoreAndKeys, message: MessageRecord, *, reader: Principal
 ) -> PackageCheck:
     """The package's signature checked again at its receipt time, and its attachments."""
     if not _readable(gateway, message, reader):
@@ -132,7 +132,7 @@ async def check_stored(
     )
 
 
-async def _plaintext(gateway: Gateway, message: MessageRecord) -> IO[bytes]:
+async def _plaintext(gateway: StoreAndKeys, message: MessageRecord) -> IO[bytes]:
     if Classification(message.classification).is_classified:
         return await downloads.opened(gateway, message)
     async with gateway.reader.connect() as conn:
