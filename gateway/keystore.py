@@ -112,17 +112,7 @@ def issue_unit_certificate(
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _UNIT_KEY_USAGE,
             critical=True,
         )
         .add_extension(
@@ -140,6 +130,19 @@ def issue_unit_certificate(
     return Issued(key=key, certificate=cert)
 
 
+#: A unit's key: it signs packages (and, non-repudiation, their documents) and opens the copies
+#: sealed for it.
+_UNIT_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=True,
+    key_encipherment=True,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 _BOTH_TLS_ROLES = x509.ExtendedKeyUsage(
     [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
 )
@@ -261,17 +264,7 @@ def rotate(directory: Path, unit_code: str, *, key_size: int = 3072) -> tuple[Pa
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _UNIT_KEY_USAGE,
             critical=True,
         )
         .add_extension(_BOTH_TLS_ROLES, critical=False)
