@@ -41,7 +41,7 @@ class Histogram:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _seconds(conn: AsyncConnection, start: Any, end: Any) -> Any:
+def seconds_between(conn: AsyncConnection, start: Any, end: Any) -> Any:
     """``end - start`` in seconds, to the millisecond, in SQL (SQLite keeps timestamps as text;
     its julian days are floating point, so 60 s could come out a hair above a 60 s bound)."""
     if conn.dialect.name == "sqlite":
@@ -91,7 +91,7 @@ async def submit_to_sent(conn: AsyncConnection) -> list[Histogram]:
     durations = (
         sa.select(
             recipients.c.channel.label("label"),
-            _seconds(conn, messages.c.created_at, recipients.c.sent_at).label("seconds"),
+            seconds_between(conn, messages.c.created_at, recipients.c.sent_at).label("seconds"),
         )
         .select_from(recipients.join(messages, messages.c.id == recipients.c.message_id))
         .where(
@@ -120,7 +120,7 @@ async def submit_to_received(conn: AsyncConnection) -> list[Histogram]:
         .subquery()
     )
     durations = (
-        sa.select(_seconds(conn, messages.c.created_at, first.c.at).label("seconds"))
+        sa.select(seconds_between(conn, messages.c.created_at, first.c.at).label("seconds"))
         .select_from(first.join(messages, messages.c.id == first.c.message_id))
         .where(messages.c.direction == "out")
         .subquery()
@@ -130,7 +130,9 @@ async def submit_to_received(conn: AsyncConnection) -> list[Histogram]:
 
 async def receive_to_handover(conn: AsyncConnection) -> list[Histogram]:
     durations = (
-        sa.select(_seconds(conn, messages.c.created_at, messages.c.handed_off_at).label("seconds"))
+        sa.select(
+            seconds_between(conn, messages.c.created_at, messages.c.handed_off_at).label("seconds")
+        )
         .where(
             messages.c.direction == "in",
             messages.c.kind == "document",

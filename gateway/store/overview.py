@@ -11,8 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from envelopes.reading import PackageKind
+from gateway.domain.direction import Direction
 from gateway.domain.lifecycle import TransportState
 from gateway.domain.retry import Outcome
+from gateway.store.latency import seconds_between
 from gateway.store.message_queries import MessageFilter, message_conditions
 from gateway.store.tables import attempts, messages, recipients
 
@@ -104,15 +107,18 @@ async def stuck_recipients(
     return [StuckRecipient(**row._asdict()) for row in (await conn.execute(query)).all()]
 
 
+def _hour_of(conn: AsyncConnection, column: Any) -> Any:
+    """A timestamp's hour "YYYY-MM-DDTHH" in UTC (each dialect truncates time its own way)."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.strftime("%Y-%m-%dT%H", column)
+    return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24')
+
+
 async def attempts_per_hour(
     conn: AsyncConnection, *, since: dt.datetime, unit: str | None
 ) -> list[tuple[str, bool, int]]:
-    """(hour "YYYY-MM-DDTHH" in UTC, whether it succeeded, attempts) since ``since``, counted by
-    the database (each dialect truncates time its own way)."""
-    if conn.dialect.name == "sqlite":
-        hour: Any = sa.func.strftime("%Y-%m-%dT%H", a.c.started_at)
-    else:
-        hour = sa.func.to_char(sa.func.timezone("UTC", a.c.started_at), 'YYYY-MM-DD"T"HH24')
+    """(hour, whether it succeeded, attempts) since ``since``, counted by the database."""
+    hour = _hour_of(conn, a.c.started_at)
     succeeded = (a.c.outcome == Outcome.SENT.value).label("succeeded")
     query = (
         sa.select(hour.label("hour"), succeeded, sa.func.count())
@@ -122,3 +128,27 @@ async def attempts_per_hour(
         .group_by(hour, succeeded)
     )
     return [(r[0], bool(r[1]), int(r[2])) for r in (await conn.execute(query)).all()]
+
+
+async def send_latency_per_hour(
+    conn: AsyncConnection, *, since: dt.datetime, unit: str | None
+) -> list[tuple[str, float, float, int]]:
+    """(hour sent, mean and longest seconds from submission to sent, recipients) of the outgoing
+    documents' recipients sent since ``since``."""
+    hour = _hour_of(conn, r.c.sent_at)
+    seconds = seconds_between(conn, m.c.created_at, r.c.sent_at)
+    query = (
+        sa.select(hour.label("hour"), sa.func.avg(seconds), sa.func.max(seconds), sa.func.count())
+        .join(m, m.c.id == r.c.message_id)
+        .where(
+            r.c.sent_at >= since,
+            m.c.direction == Direction.OUT.value,
+            m.c.kind == PackageKind.DOCUMENT.value,
+            *_visible(unit),
+        )
+        .group_by(hour)
+    )
+    return [
+        (row[0], max(float(row[1] or 0), 0.0), max(float(row[2] or 0), 0.0), int(row[3]))
+        for row in (await conn.execute(query)).all()
+    ]

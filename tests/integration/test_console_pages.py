@@ -111,6 +111,9 @@ def test_sign_in_sessions_and_headers(make_gateway: Any) -> None:
             # The chart of attempts per hour: one sent (the document received later), one
             # refused (the failed one).
             assert "1 thành công · 1 không thành công" in await page.text()
+            # Submission → sent per hour: the one recipient sent, its mean and longest time.
+            latency = (await page.text()).split('id="latency"')[1]
+            assert "1 nơi nhận đã gửi · trung bình" in latency and "lâu nhất" in latency
 
             # Idle for longer than [console] session_idle_minutes: the session has ended.
             idle = users.session_idle(gateway.settings.console)

@@ -228,6 +228,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "throughput": ("Lần gửi mỗi giờ, 24 giờ qua", "Delivery attempts per hour, last 24 hours"),
     "sent_ok": ("thành công", "sent"),
     "not_ok": ("không thành công", "not sent"),
+    "send_latency": (
+        "Thời gian từ lúc nộp đến lúc gửi, trung bình mỗi giờ, 24 giờ qua",
+        "Submission to sending, mean per hour, last 24 hours",
+    ),
+    "recipients_sent": ("nơi nhận đã gửi", "recipients sent"),
+    "mean": ("trung bình", "mean"),
+    "longest": ("lâu nhất", "longest"),
 }
 
 

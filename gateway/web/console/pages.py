@@ -214,9 +214,9 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
             message_queries.MessageFilter(breached_before=moment, visible_to_unit=unit),
             limit=PAGE_SIZE,
         )
-        hourly = await overview.attempts_per_hour(
-            conn, since=_hour(moment) - dt.timedelta(hours=CHART_HOURS - 1), unit=unit
-        )
+        since = _hour(moment) - dt.timedelta(hours=CHART_HOURS - 1)
+        hourly = await overview.attempts_per_hour(conn, since=since, unit=unit)
+        latency = await overview.send_latency_per_hour(conn, since=since, unit=unit)
     staff = _principal(request).role in STAFF
     operations_now: dict[str, Any] = {"troubled": [], "failing_jobs": {}, "open_alerts": []}
     if staff:  # what the API shows staff only (channels, alerts); a member sees its units'
@@ -243,6 +243,7 @@ async def _now_context(request: web.Request) -> dict[str, Any]:
         "channels": per_channel,
         "now_at": moment,
         "chart": _chart(hourly, moment),
+        "latency": _latency_chart(latency, moment),
         "staff": staff,
         "admin": _principal(request).role is Role.ADMIN,
         **operations_now,
@@ -281,6 +282,40 @@ def _chart(rows: list[tuple[str, bool, int]], moment: dt.datetime) -> dict[str, 
         "bar": CHART_BAR - 2,
         "total_sent": sum(b["sent"] for b in bars),
         "total_failed": sum(b["failed"] for b in bars),
+    }
+
+
+def _latency_chart(
+    rows: list[tuple[str, float, float, int]], moment: dt.datetime
+) -> dict[str, Any]:
+    """Submission → sent per hour of the last CHART_HOURS hours: each hour's mean as a bar."""
+    found = {hour: (mean, longest, count) for hour, mean, longest, count in rows}
+    first = _hour(moment) - dt.timedelta(hours=CHART_HOURS - 1)
+    bars: list[dict[str, Any]] = []
+    for index in range(CHART_HOURS):
+        start = first + dt.timedelta(hours=index)
+        mean, longest, count = found.get(start.strftime("%Y-%m-%dT%H"), (0.0, 0.0, 0))
+        bars.append(
+            {
+                "x": index * CHART_BAR,
+                "label": start.astimezone(VIETNAM).strftime("%H:00"),
+                "mean": round(mean, 1),
+                "longest": round(longest, 1),
+                "count": count,
+            }
+        )
+    top = max([b["mean"] for b in bars] + [1.0])
+    for bar in bars:
+        bar["h"] = round(CHART_HEIGHT * bar["mean"] / top, 1)
+    count = sum(b["count"] for b in bars)
+    return {
+        "bars": bars,
+        "width": CHART_HOURS * CHART_BAR,
+        "height": CHART_HEIGHT,
+        "bar": CHART_BAR - 2,
+        "count": count,
+        "mean": round(sum(b["mean"] * b["count"] for b in bars) / count, 1) if count else 0.0,
+        "longest": max(b["longest"] for b in bars),
     }
 
 
