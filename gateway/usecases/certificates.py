@@ -103,8 +103,9 @@ def check_key(settings: Settings, cert: x509.Certificate, *, element: str) -> No
 
 
 def check_key_usage(cert: x509.Certificate, *, element: str) -> None:
-    """Signing needs digitalSignature or nonRepudiation (contentCommitment). A certificate
-    without the extension is refused too: a unit's signing certificate from a CA always has it."""
+    """Signing needs digitalSignature or nonRepudiation (contentCommitment), sealing
+    keyEncipherment or keyAgreement. A certificate without the extension is refused too: a unit's
+    certificate from a CA always has it."""
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -116,6 +117,13 @@ def check_key_usage(cert: x509.Certificate, *, element: str) -> None:
     if not (usage.digital_signature or usage.content_commitment):
         raise CertificateKeyUsage(
             "the key usage allows neither digitalSignature nor nonRepudiation: it cannot sign",
+            element=element,
+        )
+    # A unit's one certificate also receives its classified copies, sealed for its key.
+    if not (usage.key_encipherment or usage.key_agreement):
+        raise CertificateKeyUsage(
+            "the key usage allows neither keyEncipherment nor keyAgreement: a classified copy "
+            "cannot be sealed for it",
             element=element,
         )
 

@@ -56,13 +56,19 @@ def cert(
     return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
 
 
-def usage(*, digital_signature: bool = False, content_commitment: bool = False) -> x509.KeyUsage:
+def usage(
+    *,
+    digital_signature: bool = False,
+    content_commitment: bool = False,
+    key_encipherment: bool = True,
+    key_agreement: bool = False,
+) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=content_commitment,
-        key_encipherment=True,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
-        key_agreement=False,
+        key_agreement=key_agreement,
         key_cert_sign=False,
         crl_sign=False,
         encipher_only=False,
@@ -107,6 +113,9 @@ def test_the_rsa_minimum_is_a_setting() -> None:
         (usage(content_commitment=True), True),
         (usage(), False),
         (None, False),
+        # It also receives classified copies sealed for its key.
+        (usage(digital_signature=True, key_encipherment=False), False),
+        (usage(digital_signature=True, key_encipherment=False, key_agreement=True), True),
     ],
 )
 def test_the_key_usages_that_sign(given: x509.KeyUsage | None, signs: bool) -> None:
