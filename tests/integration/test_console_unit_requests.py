@@ -62,13 +62,16 @@ def test_a_member_asks_for_a_unit_and_an_admin_decides_with_a_reason(
             refused = await client.post(
                 "/console/requests", data=_form(token, **{**fields, "parent_code": SENDER})
             )
-            assert refused.status == 403 and "FORBIDDEN" in await refused.text()
+            assert refused.status == 403 and 'data-code="FORBIDDEN"' in await refused.text()
             # …a channel not configured here, named by its field.
             refused = await client.post(
                 "/console/requests", data=_form(token, **{**fields, "channel": "nowhere"})
             )
             text = await refused.text()
-            assert refused.status == 422 and "channel" in text
+            assert refused.status == 422 and 'data-code="GATEWAY_ERROR"' in text
+            # The refused form keeps what was typed, beside the code and message.
+            assert 'id="new-request"' in text and 'value="Phòng Tổng hợp"' in text
+            assert "[channel]" in text
             # Without the session's CSRF token nothing is asked.
             forged = await client.post("/console/requests", data=fields)
             assert forged.status == 403 and "CSRF_INVALID" in await forged.text()

@@ -951,6 +951,15 @@ async def unit_requests(request: web.Request) -> web.Response:
     """Unit requests, newest first (``docgw units requests``, ``GET /api/v1/unit-requests``):
     a member sees those made for the unit it acts for and asks for a new one; staff see every
     request, pending ones by default, and an admin approves or refuses each."""
+    return await _requests_page(request)
+
+
+async def _requests_page(
+    request: web.Request,
+    *,
+    asked: Mapping[str, str] | None = None,
+    refused: GatewayError | None = None,
+) -> web.Response:
     gateway = _gateway(request)
     principal = _principal(request)
     staff = principal.role in STAFF
@@ -961,37 +970,42 @@ async def unit_requests(request: web.Request) -> web.Response:
         member_unit=member_unit(principal),
         limit=PAGE_SIZE,
     )
+    own = member_unit(principal) or ""
     context = {
         "requests": found,
         "state": state,
         "states": REQUEST_STATES,
         "admin": principal.role is Role.ADMIN,
         "may_ask": principal.role in (Role.ADMIN, Role.MEMBER),
-        "own_unit": member_unit(principal) or "",
         "channels": sorted(gateway.channels),
+        # A refused request's form keeps what was typed (not the certificate) and says why.
+        "asked": {"parent_code": own, **(asked or {})},
+        "refused": refused,
     }
-    return render(request, "requests.html", context)
+    status = status_for(refused.code) if refused is not None else 200
+    return render(request, "requests.html", context, status=status)
 
 
 @page(ADMIN | {Role.MEMBER})
 async def unit_request_add(request: web.Request) -> web.StreamResponse:
     """Ask for a unit: the API's POST /api/v1/unit-requests (registrations.request_unit), a
-    member for the unit it acts for or a unit under it."""
+    member for the unit it acts for or a unit under it. A refusal is shown above the form, with
+    the API's code and status."""
     form = await request.post()
-    fields = {
-        name: _field(form, name, limit=registrations.CONTACT_MAX)
-        for name in registrations.REQUEST_FIELDS
-    }
+    fields = {name: _field(form, name) for name in registrations.REQUEST_FIELDS}
+    code = _field(form, "code", limit=100)
     pems = [p for p in (_field(form, "certificate_pem", limit=PEM_MAX), _pem_file(form)) if p]
-    principal = _principal(request)
-    made = await registrations.request_unit(
-        _gateway(request),
-        _field(form, "code", limit=100),
-        {k: v for k, v in fields.items() if v},
-        certificates=pems,
-        actor=_actor(request),
-        member_unit=member_unit(principal),
-    )
+    try:
+        made = await registrations.request_unit(
+            _gateway(request),
+            code,
+            {k: v for k, v in fields.items() if v},
+            certificates=pems,
+            actor=_actor(request),
+            member_unit=member_unit(_principal(request)),
+        )
+    except GatewayError as exc:
+        return await _requests_page(request, asked={"code": code, **fields}, refused=exc)
     raise web.HTTPSeeOther(_url(request, "console_request", id=str(made.id)))
 
 
