@@ -285,6 +285,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "days_left": ("Còn (ngày)", "Days left"),
     "local_unit": ("Đơn vị nội bộ", "Local unit"),
     "partner_unit": ("Đơn vị đối tác", "Partner unit"),
+    "sub_units": ("Đơn vị trực thuộc", "Units under it"),
+    "inactive": ("ngừng hoạt động", "inactive"),
 }
 
 
