@@ -183,18 +183,25 @@ def test_a_member_asks_for_a_unit_and_an_admin_decides_with_a_reason(
     asyncio.run(scenario())
 
 
-def test_an_admin_refuses_a_request_with_a_reason(make_gateway: Any) -> None:
+def test_an_admin_refuses_a_request_with_a_reason(make_gateway: Any, keys_dir: Path) -> None:
+    ca = load_issued(keys_dir / keystore.CA_KEY, keys_dir / keystore.CA_CERT)
+    pasted = issue_unit_certificate(ca, NEW_UNIT).cert_pem.decode()
+
     async def scenario() -> None:
         async with console(make_gateway) as (gateway, client, _):
             await log_in(client, "h14")
             token = await csrf_of(client)
             asked = await client.post(
                 "/console/requests",
-                data=_form(token, code=NEW_UNIT, name="Phòng Hành chính", parent_code=OTHER),
+                data=_form(token, code=NEW_UNIT, name="Phòng Hành chính", parent_code=OTHER,
+                           certificate_pem=pasted),
                 allow_redirects=False,
-            )
+            )  # fmt: skip
             assert asked.status == 303, await asked.text()
             request_id = _request_id(asked.headers["Location"])
+            # The certificate pasted in the text box went with the request.
+            shown = await (await client.get(f"/console/requests/{request_id}")).text()
+            assert f"CN={NEW_UNIT}" in shown
             client.session.cookie_jar.clear()
             await log_in(client, "quan-tri")
             token = await csrf_of(client)
