@@ -106,6 +106,7 @@ def test_an_operator_and_a_member_use_the_console_in_a_browser(make_gateway: Any
                 await operator_journey(browser, base, gateway, seeded)
                 await operations_journey(browser, base, seeded, many)
                 await member_limits(browser, base, seeded, many)
+                await unit_request_on_a_phone(browser, base)
                 await phone_and_accessibility(browser, base, seeded, many)
                 await address_throttled(browser, base)
             finally:
@@ -315,6 +316,46 @@ async def member_limits(browser: Any, base: str, seeded: Any, many: str) -> None
         assert "NOT_FOUND" in await page.inner_text("main")
     response = await page.goto(f"{base}/console/users")
     assert response is not None and response.status == 403
+    await context.close()
+
+
+async def unit_request_on_a_phone(browser: Any, base: str) -> None:
+    """A member asks for a unit under its own at 320 px; an admin approves it with a reason."""
+    code = "000.01.00.H14"
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    await log_in(page, base, "h14")
+    await page.click("nav.main >> text=Yêu cầu đăng ký")
+    await page.wait_for_url(f"{base}/console/requests")
+    assert await no_horizontal_scroll(page), "/console/requests scrolls sideways at 320 px"
+    assert await axe_violations(page) == [], "/console/requests"
+    assert await page.input_value("#req-parent") == OTHER  # its own unit, prefilled
+    await page.fill("#req-code", code)
+    await page.fill("#req-name", "Phòng Tổng hợp")
+    await page.click("#new-request button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/console/requests/[0-9]+$"))
+    assert await page.get_attribute("#request [data-state]", "data-state") == "pending"
+    assert await no_horizontal_scroll(page), "a request's page scrolls sideways at 320 px"
+    assert await axe_violations(page) == [], "a request's page"
+    url = page.url
+    await context.close()
+
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    await log_in(page, base, "quan-tri")
+    await page.goto(url)
+    await page.fill("#approve-reason", "Đúng đơn vị trực thuộc")
+    await page.check("#decide form[action$='/approve'] input[name=confirm]")
+    await page.click("#decide form[action$='/approve'] button[type=submit]")
+    await page.wait_for_selector("#decision")
+    assert await page.get_attribute("#request [data-state]", "data-state") == "approved"
+    assert "quan-tri" in await page.inner_text("#decision")
+    await page.goto(f"{base}/console/units/{code}")
+    assert "Duyệt yêu cầu" in await page.inner_text("#unit-history")
+    for path in (f"/console/units/{code}", "/console/certificates", "/console/requests"):
+        await page.goto(base + path)
+        assert await no_horizontal_scroll(page), f"{path} scrolls sideways at 320 px"
+        assert await axe_violations(page) == [], path
     await context.close()
 
 

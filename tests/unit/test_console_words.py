@@ -11,7 +11,7 @@ import pytest
 
 from gateway.domain.lifecycle import TransportState
 from gateway.store import document_signatures, job_runs
-from gateway.usecases import alerts, breakers, jobs
+from gateway.usecases import alerts, breakers, jobs, registrations
 from gateway.web.console import pages
 from gateway.web.console.i18n import WORDS
 
@@ -36,6 +36,9 @@ VALUES = {
     "verdict_": list(document_signatures.VERDICTS),
     "dir_": ["in", "out"],
     "kind_": ["document", "status"],
+    "req_": list(pages.REQUEST_STATES),
+    "field_": list(registrations.REQUEST_FIELDS),
+    "ver_": list(pages.VERSION_ACTIONS),
 }
 
 

@@ -15,6 +15,10 @@ live updates and actions without reloading. People sign in with named accounts
     GET  /console/messages/{id}/package, …/attachments/{n}[/view]  as the API's downloads
     GET  /console/units, /console/units/{code}   everyone (a member: its own units)
     POST /console/units/{code}                   admin, a member of that unit
+    GET  /console/requests[/{id}]                everyone (a member: its unit's requests)
+    POST /console/requests                       admin, member (for its unit or one under it)
+    POST /console/requests/{id}/{approve|refuse}   admin
+    GET  /console/certificates?days=N            admin, operator (expiring within N days)
     GET  /console/users, /console/tokens, POST … admin
     GET  /console/jobs, POST /console/jobs/{name}/run          admin (as /api/v1/jobs)
     GET  /console/alerts, POST …/alerts/{aid}/ack              admin, operator
@@ -91,6 +95,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
         "/messages/{id}/attachments/{n}/view", p.attachment_view, name="console_attachment_view"
     )
     router.add_get("/units", p.units, name="console_units")
+    router.add_get("/requests", p.unit_requests, name="console_requests")
+    router.add_post("/requests", p.unit_request_add)
+    router.add_get("/requests/{id}", p.unit_request, name="console_request")
+    router.add_post(
+        "/requests/{id}/{action:approve|refuse}",
+        p.unit_request_decide,
+        name="console_request_decide",
+    )
+    router.add_get("/certificates", p.expiring_certificates, name="console_certificates")
     router.add_get("/units/{code}", p.unit, name="console_unit")
     router.add_post("/units/{code}", p.unit_save)
     router.add_get("/users", p.people, name="console_users")

@@ -35,10 +35,12 @@ from gateway.store.records import MessageRecord, UnitRecord
 from gateway.usecases import (
     alerts,
     breakers,
+    certificates,
     downloads,
     jobs,
     operations,
     package_check,
+    registrations,
     registry,
     statuses,
     tokens,
@@ -51,6 +53,8 @@ from gateway.usecases.parameters import choice
 from gateway.usecases.statuses import VIETNAM
 from gateway.usecases.tokens import Principal, Role
 from gateway.web.auth import member_unit
+from gateway.web.certificates import DEFAULT_DAYS as EXPIRY_DAYS
+from gateway.web.certificates import MAX_DAYS as EXPIRY_MAX_DAYS
 from gateway.web.console.security import (
     ADMIN,
     CONSOLE_GATEWAY,
@@ -703,6 +707,7 @@ async def unit(request: web.Request) -> web.Response:
             "certificates": detail.certificates,
             "editable": principal.role in (Role.ADMIN, Role.MEMBER),
             "now_at": _gateway(request).clock(),
+            "history": await registrations.history(_gateway(request), code),
         },
     )
 
@@ -925,3 +930,145 @@ async def channel_change(request: web.Request) -> web.StreamResponse:
     change = breakers.pause if request.match_info["action"] == "pause" else breakers.resume
     await change(gateway, name, unit=unit_code, actor=_actor(request), reason=reason)
     raise web.HTTPSeeOther(_url(request, "console_channels"))
+
+
+# ---------------------------------------------------------------------- unit requests, expiry
+
+#: The request states a list shows ("all": every state).
+REQUEST_STATES = (*registrations.STATES, "all")
+#: What a unit's versions record (store/registrations.add_version's callers); another action
+#: is shown as written.
+VERSION_ACTIONS = (
+    "registered", "updated", "imported", "approved", "deactivated", "reactivated",
+    "certificate_revoked",
+)  # fmt: skip
+#: A certificate given with a request, pasted or uploaded (PEM).
+PEM_MAX = 20_000
+
+
+@page(EVERYONE)
+async def unit_requests(request: web.Request) -> web.Response:
+    """Unit requests, newest first (``docgw units requests``, ``GET /api/v1/unit-requests``):
+    a member sees those made for the unit it acts for and asks for a new one; staff see every
+    request, pending ones by default, and an admin approves or refuses each."""
+    return await _requests_page(request)
+
+
+async def _requests_page(
+    request: web.Request,
+    *,
+    asked: Mapping[str, str] | None = None,
+    refused: GatewayError | None = None,
+) -> web.Response:
+    gateway = _gateway(request)
+    principal = _principal(request)
+    staff = principal.role in STAFF
+    state = choice(request.query, "state", REQUEST_STATES) or ("pending" if staff else "all")
+    found = await registrations.list_requests(
+        gateway,
+        state=None if state == "all" else state,
+        member_unit=member_unit(principal),
+        limit=PAGE_SIZE,
+    )
+    own = member_unit(principal) or ""
+    context = {
+        "requests": found,
+        "state": state,
+        "states": REQUEST_STATES,
+        "admin": principal.role is Role.ADMIN,
+        "may_ask": principal.role in (Role.ADMIN, Role.MEMBER),
+        "channels": sorted(gateway.channels),
+        # A refused request's form keeps what was typed (not the certificate) and says why.
+        "asked": {"parent_code": own, **(asked or {})},
+        "refused": refused,
+    }
+    status = status_for(refused.code) if refused is not None else 200
+    return render(request, "requests.html", context, status=status)
+
+
+@page(ADMIN | {Role.MEMBER})
+async def unit_request_add(request: web.Request) -> web.StreamResponse:
+    """Ask for a unit: the API's POST /api/v1/unit-requests (registrations.request_unit), a
+    member for the unit it acts for or a unit under it. A refusal is shown above the form, with
+    the API's code and status."""
+    form = await request.post()
+    fields = {name: _field(form, name) for name in registrations.REQUEST_FIELDS}
+    code = _field(form, "code", limit=100)
+    pems = [p for p in (_field(form, "certificate_pem", limit=PEM_MAX), _pem_file(form)) if p]
+    try:
+        made = await registrations.request_unit(
+            _gateway(request),
+            code,
+            {k: v for k, v in fields.items() if v},
+            certificates=pems,
+            actor=_actor(request),
+            member_unit=member_unit(_principal(request)),
+        )
+    except GatewayError as exc:
+        return await _requests_page(request, asked={"code": code, **fields}, refused=exc)
+    raise web.HTTPSeeOther(_url(request, "console_request", id=str(made.id)))
+
+
+def _pem_file(form: MultiDictProxy[Any]) -> str:
+    """An uploaded certificate file (PEM text), or ""."""
+    upload = form.get("certificate_file")
+    if not isinstance(upload, web.FileField):
+        return ""
+    data = upload.file.read(PEM_MAX + 1)
+    if not data:
+        return ""
+    if len(data) > PEM_MAX:
+        raise BadRequest(f"larger than {PEM_MAX} bytes", element="certificate_file")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest("must be a PEM certificate", element="certificate_file") from None
+    return check_text(text, element="certificate_file").strip()
+
+
+def _request_id(request: web.Request) -> int:
+    value = request.match_info["id"]
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise BadRequest("a unit request's id is a number", element="id")
+    return int(value)
+
+
+@page(EVERYONE)
+async def unit_request(request: web.Request) -> web.Response:
+    """One request, as the API's GET /api/v1/unit-requests/{id}: another unit's member gets
+    the API's 404."""
+    principal = _principal(request)
+    found = await registrations.get_request(
+        _gateway(request), _request_id(request), member_unit=member_unit(principal)
+    )
+    context = {"r": found, "admin": principal.role is Role.ADMIN}
+    return render(request, "request.html", context)
+
+
+@page(ADMIN)
+async def unit_request_decide(request: web.Request) -> web.StreamResponse:
+    """Approve or refuse a pending request, with a reason and the confirmation (``docgw units
+    approve|refuse``, POST …/unit-requests/{id}/approve|refuse): audited with the person's name."""
+    request_id = _request_id(request)
+    form = await request.post()
+    reason = _confirmed_reason(form)
+    await registrations.decide(
+        _gateway(request),
+        request_id,
+        approve=request.match_info["action"] == "approve",
+        reason=reason,
+        actor=_actor(request),
+    )
+    raise web.HTTPSeeOther(_url(request, "console_request", id=str(request_id)))
+
+
+@page(STAFF)
+async def expiring_certificates(request: web.Request) -> web.Response:
+    """The certificates expiring within N days (``docgw units certificates --expiring-days``,
+    ``GET /api/v1/certificates/expiring``), soonest first."""
+    value = _field(request.query, "days", limit=10) or str(EXPIRY_DAYS)  # type: ignore[arg-type]
+    if not value.isascii() or not value.isdigit() or int(value) > EXPIRY_MAX_DAYS:
+        raise BadRequest(f"must be a whole number from 0 to {EXPIRY_MAX_DAYS}", element="days")
+    found = await certificates.expiring(_gateway(request), days=int(value))
+    context = {"certificates": found, "days": int(value), "max_days": EXPIRY_MAX_DAYS}
+    return render(request, "expiring.html", context)
