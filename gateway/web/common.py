@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import IO
 
 from aiohttp import hdrs, web
@@ -134,3 +134,25 @@ def limit_parameter() -> dict[str, object]:
         "description": f"items per page, 1 to {MAX_PAGE}",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
     }
+
+
+async def send_chunks(
+    request: web.Request,
+    response: web.StreamResponse,
+    chunks: AsyncIterator[bytes],
+    *,
+    first: bytes = b"",
+) -> web.StreamResponse:
+    """Headers first, then the chunks as they come (``first``: one already read from them):
+    memory holds one chunk at a time. Whatever holds the bytes (a connection, a spool) is
+    released when the chunks end or the client goes away."""
+    try:
+        await response.prepare(request)
+        if first:
+            await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    return response

@@ -55,6 +55,7 @@ from gateway.web.common import (
     limit,
     limit_parameter,
     reject_unknown_parameters,
+    send_chunks,
 )
 from gateway.web.messages import StaffInfoBody
 from gateway.web.problems import BadRequest
@@ -509,9 +510,7 @@ def _attachment_number(value: str) -> int:
 
 
 async def _stream(request: web.Request, found: downloads.Download) -> web.StreamResponse:
-    """Headers first, then the chunks as they come: memory holds one chunk at a time. Whatever
-    holds the bytes (a connection, a spool) is released when the chunks end or the client
-    goes away."""
+    """The download with its headers, streamed (:func:`~gateway.web.common.send_chunks`)."""
     response = web.StreamResponse(
         headers={
             hdrs.CONTENT_TYPE: found.media_type,
@@ -522,15 +521,7 @@ async def _stream(request: web.Request, found: downloads.Download) -> web.Stream
         }
     )
     response.content_length = found.size
-    chunks = found.chunks
-    try:
-        await response.prepare(request)
-        async for chunk in chunks:
-            await response.write(chunk)
-        await response.write_eof()
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
-    return response
+    return await send_chunks(request, response, found.chunks)
 
 
 def content_disposition(filename: str) -> str:

@@ -55,6 +55,7 @@ from gateway.usecases.tokens import Principal, Role
 from gateway.web.auth import member_unit
 from gateway.web.certificates import DEFAULT_DAYS as EXPIRY_DAYS
 from gateway.web.certificates import MAX_DAYS as EXPIRY_MAX_DAYS
+from gateway.web.common import send_chunks
 from gateway.web.console.security import (
     ADMIN,
     CONSOLE_GATEWAY,
@@ -607,15 +608,11 @@ async def attachment_view(request: web.Request) -> web.StreamResponse:
                 hdrs.CACHE_CONTROL: "no-store",
             }
         )
-        response.content_length = download.size
-        await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-        await response.write_eof()
-    finally:
+    except BaseException:  # send_chunks releases them from here on
         await chunks.aclose()  # type: ignore[attr-defined]
-    return response
+        raise
+    response.content_length = download.size
+    return await send_chunks(request, response, chunks, first=first)
 
 
 @page(STAFF)
